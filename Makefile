@@ -1,0 +1,72 @@
+# Percept — every verb a person or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON_SYS ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+PROTOS := $(shell find protos -name '*.proto' | sort)
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+REDIS_URL ?= redis://127.0.0.1:6379/0
+PYTEST_ARGS ?=
+
+export YOLO_OFFLINE := 1
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
+
+.PHONY: help setup proto proto-check lint test test-unit test-integration run run-face bench bench-face redis clean
+
+help: ## list the verbs
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv and install everything (fast when already done)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check 'setuptools<81' wheel
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[face,object,gateway,dev]'
+	# face_recognition's metadata wants dlib (a source build); dlib-bin gives it prebuilt.
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt --no-deps face_recognition==1.3.0
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$(SITE)/percept-paths.pth"
+	touch $(STAMP)
+
+$(BUF): package.json
+	npm install --no-audit --no-fund --silent
+	touch $(BUF)
+
+proto: $(STAMP) ## regenerate gen/ from protos/
+	rm -rf gen/percept
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen --pyi_out=gen $(PROTOS)
+
+proto-check: $(STAMP) ## fail when gen/ is stale against protos/
+	$(PY) -m pytest -q tests/unit/test_generated_code.py
+
+lint: $(STAMP) $(BUF) ## ruff + buf lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(BUF) lint
+
+redis: ## make sure a Redis answers on REDIS_URL (starts a local one if not)
+	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
+
+test: $(STAMP) ## run every test (unit + integration with real servers and Redis)
+	$(MAKE) --no-print-directory redis
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## fast tests only, no servers
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP) ## tests against real servers
+	$(MAKE) --no-print-directory redis
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
+	$(PY) -m face_service
+
+bench: bench-face ## run every benchmark (prints ratios)
+
+bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
+	$(PY) -m bench.face_bench
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

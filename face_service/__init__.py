@@ -1,0 +1,1 @@
+"""Percept's face service: face_recognition (dlib) over gRPC."""

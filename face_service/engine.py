@@ -1,0 +1,33 @@
+"""The face engine: face_recognition in a pool of worker processes, awaited
+from the event loop. One process per core, since face encodings hold the GIL."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from face_service import inference
+from face_service.inference import FaceOptions, ImageFaces
+from percept_runtime.workers import ProcessWorkers
+
+
+class FaceEngine:
+    """Loads the models in `workers` processes; each call runs in one of them."""
+
+    def __init__(self, workers: int, max_pixels: int) -> None:
+        self.workers = workers
+        self.max_pixels = max_pixels
+        self._pool = ProcessWorkers(workers, initializer=inference.warm_up)
+
+    async def start(self) -> None:
+        await self._pool.start()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def detect_image(self, data: bytes, opts: FaceOptions) -> ImageFaces:
+        """Decode and detect an encoded image (both in a worker)."""
+        return await self._pool.run(inference.detect_encoded_in_worker, data, opts, self.max_pixels)
+
+    async def detect_frame(self, rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:
+        """Detect in an already decoded RGB frame."""
+        return await self._pool.run(inference.detect_faces, rgb, opts)

@@ -1,0 +1,186 @@
+"""The face model: face_recognition (dlib) on numpy images, plain dataclasses out.
+
+Functions named *_in_worker run inside worker processes (see engine.py); the
+models load once per process, on import of face_recognition, in `warm_up`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from percept_runtime.errors import InvalidInput
+from percept_runtime.imaging import decode_image
+
+logger = logging.getLogger(__name__)
+
+DETECTORS = ("hog", "cnn")
+MAX_UPSAMPLE = 3
+MAX_JITTERS = 100
+ENCODING_SIZE = 128
+DEFAULT_TOLERANCE = 0.6
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    """How to detect, and what to compute for each face."""
+
+    detector: str = "hog"
+    upsample: int = 1
+    landmarks: bool = False
+    encodings: bool = False
+    detection_max_side: int = 0
+    num_jitters: int = 1
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise InvalidInput(
+                f"detector {self.detector!r} is unknown: use one of {', '.join(DETECTORS)}"
+            )
+        if not 0 <= self.upsample <= MAX_UPSAMPLE:
+            raise InvalidInput(f"upsample is {self.upsample}: it must be in [0, {MAX_UPSAMPLE}]")
+        if not 1 <= self.num_jitters <= MAX_JITTERS:
+            raise InvalidInput(
+                f"num_jitters is {self.num_jitters}: it must be in [1, {MAX_JITTERS}]"
+            )
+        if self.detection_max_side and self.detection_max_side < 32:
+            raise InvalidInput(
+                f"detection_max_side is {self.detection_max_side}: use 0 (full size) or at least 32 pixels"
+            )
+
+
+@dataclass(frozen=True)
+class Box:
+    """Face rectangle in source-image pixels."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+@dataclass
+class Face:
+    box: Box
+    landmarks: dict[str, list[tuple[int, int]]] | None = None
+    encoding: np.ndarray | None = None
+
+
+@dataclass
+class ImageFaces:
+    width: int
+    height: int
+    faces: list[Face] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    probe_index: int
+    reference_index: int
+    distance: float
+    match: bool
+
+
+def _fr():
+    # Imported lazily: importing face_recognition loads every dlib model.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import face_recognition
+    return face_recognition
+
+
+def _scaled_locations(rgb: np.ndarray, opts: FaceOptions) -> list[tuple[int, int, int, int]]:
+    """face_recognition's (top, right, bottom, left) boxes in source pixels."""
+    fr = _fr()
+    height, width = rgb.shape[:2]
+    longest = max(height, width)
+    if not opts.detection_max_side or longest <= opts.detection_max_side:
+        return fr.face_locations(
+            rgb, number_of_times_to_upsample=opts.upsample, model=opts.detector
+        )
+    import cv2
+
+    scale = opts.detection_max_side / longest
+    small = cv2.resize(
+        rgb,
+        (max(1, round(width * scale)), max(1, round(height * scale))),
+        interpolation=cv2.INTER_AREA,
+    )
+    boxes = []
+    for top, right, bottom, left in fr.face_locations(
+        small, number_of_times_to_upsample=opts.upsample, model=opts.detector
+    ):
+        boxes.append(
+            (
+                max(0, round(top / scale)),
+                min(width, round(right / scale)),
+                min(height, round(bottom / scale)),
+                max(0, round(left / scale)),
+            )
+        )
+    return boxes
+
+
+def detect_faces(rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:
+    """Find faces in an RGB uint8 image; add landmarks/encodings when asked."""
+    fr = _fr()
+    height, width = rgb.shape[:2]
+    locations = _scaled_locations(rgb, opts)
+    faces = [Face(Box(left, top, right, bottom)) for top, right, bottom, left in locations]
+    if locations and opts.landmarks:
+        for face, marks in zip(faces, fr.face_landmarks(rgb, locations), strict=True):
+            face.landmarks = marks
+    if locations and opts.encodings:
+        encodings = fr.face_encodings(rgb, locations, num_jitters=opts.num_jitters)
+        for face, encoding in zip(faces, encodings, strict=True):
+            face.encoding = encoding.astype(np.float32)
+    return ImageFaces(width, height, faces)
+
+
+def compare_encodings(
+    probe: list[np.ndarray], references: list[np.ndarray], tolerance: float
+) -> list[FaceMatch]:
+    """Every probe encoding against every reference, probe-major."""
+    if not 0 < tolerance <= 1:
+        raise InvalidInput(f"tolerance is {tolerance}: it must be in (0, 1]")
+    matches = []
+    refs = np.asarray(references, dtype=np.float64).reshape(len(references), ENCODING_SIZE)
+    for i, encoding in enumerate(probe):
+        distances = (
+            np.linalg.norm(refs - np.asarray(encoding, dtype=np.float64), axis=1)
+            if len(refs)
+            else []
+        )
+        for j, distance in enumerate(distances):
+            matches.append(FaceMatch(i, j, float(distance), bool(distance <= tolerance)))
+    return matches
+
+
+def check_encoding(values, where: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float32)
+    if array.shape != (ENCODING_SIZE,) or not np.all(np.isfinite(array)):
+        raise InvalidInput(
+            f"{where} has {array.size} values: a face encoding is {ENCODING_SIZE} finite floats"
+        )
+    return array
+
+
+# --- entry points for worker processes -------------------------------------
+
+
+def warm_up() -> None:
+    """Load every model and run each once, so the first real call is fast."""
+    fr = _fr()
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (160, 160, 3), dtype=np.uint8)
+    fr.face_locations(img)
+    fr.face_encodings(img, [(20, 140, 140, 20)])
+    fr.face_landmarks(img, [(20, 140, 140, 20)])
+
+
+def detect_encoded_in_worker(data: bytes, opts: FaceOptions, max_pixels: int) -> ImageFaces:
+    """Decode an encoded image and detect: both happen in the worker process."""
+    return detect_faces(decode_image(data, max_pixels), opts)

@@ -1,0 +1,196 @@
+"""FaceService: protobuf <-> domain translation only. The engine does the work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import numpy as np
+from percept.common.v1 import image_pb2
+from percept.face.v1 import face_service_pb2 as pb
+from percept.face.v1 import face_service_pb2_grpc
+
+from face_service.inference import (
+    DEFAULT_TOLERANCE,
+    Face,
+    FaceOptions,
+    ImageFaces,
+    check_encoding,
+    compare_encodings,
+)
+from percept_runtime.errors import InvalidInput, PerceptError
+from percept_runtime.metrics import FRAMES
+from percept_runtime.streaming import iterate_in_thread, ordered_map
+from percept_runtime.video import VideoPolicy, VideoReader
+
+_DETECTORS = {pb.DETECTOR_UNSPECIFIED: "hog", pb.DETECTOR_HOG: "hog", pb.DETECTOR_CNN: "cnn"}
+_LANDMARK_PARTS = (
+    "chin", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip",
+    "left_eye", "right_eye", "top_lip", "bottom_lip",
+)  # fmt: skip
+
+
+class Engine(Protocol):
+    async def detect_image(self, data: bytes, opts: FaceOptions) -> ImageFaces: ...
+
+    async def detect_frame(self, rgb: np.ndarray, opts: FaceOptions) -> ImageFaces: ...
+
+
+def options_from_proto(msg: pb.FaceOptions, *, encodings: bool | None = None) -> FaceOptions:
+    detector = _DETECTORS.get(msg.detector)
+    if detector is None:
+        raise InvalidInput(
+            f"options.detector {msg.detector} is unknown: use DETECTOR_HOG (default) or DETECTOR_CNN"
+        )
+    return FaceOptions(
+        detector=detector,
+        upsample=msg.upsample if msg.HasField("upsample") else 1,
+        landmarks=msg.return_landmarks,
+        encodings=msg.return_encodings if encodings is None else encodings,
+        detection_max_side=msg.detection_max_side,
+        num_jitters=msg.num_jitters or 1,
+    )
+
+
+def face_to_proto(face: Face) -> pb.Face:
+    box = face.box
+    out = pb.Face(
+        box=image_pb2.BoundingBox(left=box.left, top=box.top, right=box.right, bottom=box.bottom)
+    )
+    if face.landmarks is not None:
+        for part in _LANDMARK_PARTS:
+            getattr(out.landmarks, part).extend(
+                image_pb2.Point(x=x, y=y) for x, y in face.landmarks.get(part, ())
+            )
+    if face.encoding is not None:
+        out.encoding.extend(face.encoding.tolist())
+    return out
+
+
+def _faces(result: ImageFaces) -> list[pb.Face]:
+    return [face_to_proto(face) for face in result.faces]
+
+
+class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
+    def __init__(self, engine: Engine, video_policy: VideoPolicy, window: int) -> None:
+        self.engine = engine
+        self.video_policy = video_policy
+        self.window = window
+
+    async def DetectFaces(self, request: pb.DetectFacesRequest, context) -> pb.DetectFacesResponse:
+        opts = options_from_proto(request.options)
+        result = await self.engine.detect_image(request.image.content, opts)
+        return pb.DetectFacesResponse(
+            faces=_faces(result), image_width=result.width, image_height=result.height
+        )
+
+    async def CompareFaces(
+        self, request: pb.CompareFacesRequest, context
+    ) -> pb.CompareFacesResponse:
+        opts = options_from_proto(request.options, encodings=True)
+        tolerance = request.tolerance if request.HasField("tolerance") else DEFAULT_TOLERANCE
+        which = request.WhichOneof("reference")
+        if which is None:
+            raise InvalidInput("set a reference: reference_image or reference_encodings")
+        if which == "reference_encodings":
+            if not request.reference_encodings.encodings:
+                raise InvalidInput(
+                    "reference_encodings is empty: give at least one 128-float encoding"
+                )
+            references = [
+                check_encoding(e.values, f"reference_encodings[{i}]")
+                for i, e in enumerate(request.reference_encodings.encodings)
+            ]
+            probe = await self.engine.detect_image(request.probe.content, opts)
+            reference_faces: list[Face] = []
+        else:
+            probe, reference = await asyncio.gather(
+                self.engine.detect_image(request.probe.content, opts),
+                self.engine.detect_image(request.reference_image.content, opts),
+            )
+            reference_faces = reference.faces
+            references = [face.encoding for face in reference_faces]
+        matches = compare_encodings([face.encoding for face in probe.faces], references, tolerance)
+        return pb.CompareFacesResponse(
+            probe_faces=_faces(probe),
+            reference_faces=[face_to_proto(face) for face in reference_faces],
+            matches=[
+                pb.FaceMatch(
+                    probe_index=m.probe_index,
+                    reference_index=m.reference_index,
+                    distance=m.distance,
+                    match=m.match,
+                )
+                for m in matches
+            ],
+            tolerance=tolerance,
+        )
+
+    async def DetectFacesInVideo(
+        self, request: pb.DetectFacesInVideoRequest, context
+    ) -> AsyncIterator[pb.DetectFacesInVideoResponse]:
+        opts = options_from_proto(request.options)
+        source = request.video.WhichOneof("source")
+        reader = await asyncio.to_thread(
+            VideoReader,
+            content=request.video.content if source == "content" else None,
+            uri=request.video.uri if source == "uri" else None,
+            policy=self.video_policy,
+            frame_stride=request.frame_stride,
+            max_frames=request.max_frames,
+        )
+        expected = reader.expected_frames
+        frames_metric = FRAMES.labels("DetectFacesInVideo")
+
+        async def detect(frame):
+            result = await self.engine.detect_frame(frame.rgb, opts)
+            frames_metric.inc()
+            return frame, result
+
+        async for frame, result in ordered_map(
+            iterate_in_thread(reader, reader.close), detect, self.window
+        ):
+            yield pb.DetectFacesInVideoResponse(
+                frame_index=frame.index,
+                timestamp=frame.timestamp,
+                faces=_faces(result),
+                image_width=result.width,
+                image_height=result.height,
+                expected_frames=expected,
+            )
+
+    async def StreamFaces(
+        self, request_iterator: AsyncIterator[pb.StreamFacesRequest], context
+    ) -> AsyncIterator[pb.StreamFacesResponse]:
+        frames_metric = FRAMES.labels("StreamFaces")
+        first_options: list[FaceOptions] = []
+
+        async def numbered():
+            index = 0
+            async for request in request_iterator:
+                if request.HasField("options") or not first_options:
+                    opts = options_from_proto(request.options)
+                    if not first_options:
+                        first_options.append(opts)
+                else:
+                    opts = first_options[0]
+                yield index, request.image.content, opts
+                index += 1
+
+        async def detect(item):
+            index, content, opts = item
+            try:
+                result = await self.engine.detect_image(content, opts)
+            except PerceptError as exc:
+                raise type(exc)(f"frame {index}: {exc.message}") from None
+            frames_metric.inc()
+            return index, result
+
+        async for index, result in ordered_map(numbered(), detect, self.window):
+            yield pb.StreamFacesResponse(
+                frame_index=index,
+                faces=_faces(result),
+                image_width=result.width,
+                image_height=result.height,
+            )

@@ -1,0 +1,111 @@
+"""The server interceptor: request ids, logging, metrics and error mapping.
+
+Every call gets a request id (the client's `x-request-id` metadata, or a new
+one), returned in the trailing metadata and carried by every log line. Domain
+errors become their status code with their message; anything unexpected
+becomes INTERNAL with a generic message, and the traceback goes to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import grpc
+
+from percept_runtime.errors import PerceptError, status_for
+from percept_runtime.logs import REQUEST_ID
+from percept_runtime.metrics import IN_FLIGHT, LATENCY, REQUESTS
+
+logger = logging.getLogger(__name__)
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and value:
+            return str(value)[:128]
+    return uuid.uuid4().hex
+
+
+class _Call:
+    """Bookkeeping for one call: metrics, request id, and the error boundary."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        self.method = method
+        self.context = context
+        self.rid = _request_id(context)
+        self.code = grpc.StatusCode.OK
+
+    def __enter__(self) -> _Call:
+        self.token = REQUEST_ID.set(self.rid)
+        self.start = time.perf_counter()
+        IN_FLIGHT.labels(self.method).inc()
+        self.context.set_trailing_metadata((("x-request-id", self.rid),))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        IN_FLIGHT.labels(self.method).dec()
+        LATENCY.labels(self.method).observe(time.perf_counter() - self.start)
+        REQUESTS.labels(self.method, self.code.name).inc()
+        REQUEST_ID.reset(self.token)
+
+    async def fail(self, exc: BaseException) -> None:
+        """Turn an exception into the call's status; always raises."""
+        if isinstance(exc, asyncio.CancelledError):
+            self.code = grpc.StatusCode.CANCELLED
+            logger.info("%s cancelled by the client", self.method)
+            raise exc
+        if isinstance(exc, grpc.aio.AbortError):
+            self.code = self.context.code() or grpc.StatusCode.UNKNOWN
+            raise exc
+        self.code = status_for(exc)
+        if isinstance(exc, PerceptError):
+            logger.info("%s -> %s: %s", self.method, self.code.name, exc.message)
+            await self.context.abort(self.code, exc.message)
+        logger.error("%s failed", self.method, exc_info=exc)
+        await self.context.abort(self.code, f"internal error (request id {self.rid})")
+
+
+def _wrap_unary_response(method: str, behavior: Callable) -> Callable:
+    async def wrapper(request_or_iterator, context):
+        with _Call(method, context) as call:
+            try:
+                return await behavior(request_or_iterator, context)
+            except BaseException as exc:  # noqa: BLE001 - the error boundary
+                await call.fail(exc)
+
+    return wrapper
+
+
+def _wrap_stream_response(method: str, behavior: Callable) -> Callable:
+    async def wrapper(request_or_iterator, context):
+        with _Call(method, context) as call:
+            try:
+                async for response in behavior(request_or_iterator, context):
+                    yield response
+            except BaseException as exc:  # noqa: BLE001 - the error boundary
+                await call.fail(exc)
+
+    return wrapper
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every RPC handler with _Call; health and reflection pass through."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith("/grpc."):
+            return handler
+        if handler.response_streaming:
+            wrap = _wrap_stream_response
+            if handler.request_streaming:
+                return handler._replace(stream_stream=wrap(method, handler.stream_stream))
+            return handler._replace(unary_stream=wrap(method, handler.unary_stream))
+        wrap = _wrap_unary_response
+        if handler.request_streaming:
+            return handler._replace(stream_unary=wrap(method, handler.stream_unary))
+        return handler._replace(unary_unary=wrap(method, handler.unary_unary))

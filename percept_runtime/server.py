@@ -1,0 +1,117 @@
+"""The gRPC server bootstrap every Percept service runs.
+
+Order of events:
+1. listen, with health NOT_SERVING (so probes answer while the model loads);
+2. load and warm the model (`startup`), then health SERVING;
+3. on SIGTERM/SIGINT: health NOT_SERVING, wait `drain_delay_s` so load
+   balancers notice, stop taking calls and let in-flight ones finish within
+   `grace_period_s`, then `shutdown` (stop the workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from percept_runtime.interceptors import ObservabilityInterceptor
+from percept_runtime.metrics import serve_metrics
+from percept_runtime.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    """A servicer to mount: its full name and the generated add_*_to_server call."""
+
+    name: str
+    register: Callable[[grpc.aio.Server], None]
+
+
+def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    if settings.max_connection_age_s:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.grace_period_s * 1000)),
+        ]
+    return options
+
+
+async def serve(
+    settings: ServerSettings,
+    services: list[GrpcService],
+    startup: Callable[[], Awaitable[None]],
+    shutdown: Callable[[], Awaitable[None]],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a server until SIGTERM/SIGINT (or `stop` is set), then drain it."""
+    server = grpc.aio.server(
+        interceptors=[ObservabilityInterceptor()], options=server_options(settings)
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for service in services:
+        service.register(server)
+    names = [s.name for s in services]
+    reflection.enable_server_reflection(
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    for name in ("", *names):
+        await health_servicer.set(name, NOT_SERVING)
+    await server.start()
+    serve_metrics(settings.metrics_port)
+    logger.info(
+        "listening on %s:%d (metrics port %s); loading the model",
+        settings.host,
+        port,
+        settings.metrics_port or "off",
+    )
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    startup_task = asyncio.ensure_future(startup())
+    stop_task = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({startup_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        if startup_task.done():
+            startup_task.result()  # a failed load ends the process: never half-working
+            for name in ("", *names):
+                await health_servicer.set(name, SERVING)
+            logger.info("SERVING %s on port %d", ", ".join(names), port)
+            await stop_task
+        logger.info(
+            "draining: NOT_SERVING, %.1fs delay, %.1fs grace",
+            settings.drain_delay_s,
+            settings.grace_period_s,
+        )
+        await health_servicer.enter_graceful_shutdown()
+        await asyncio.sleep(settings.drain_delay_s)
+        await server.stop(settings.grace_period_s)
+    finally:
+        startup_task.cancel()
+        stop_task.cancel()
+        await server.stop(0)
+        await shutdown()
+        logger.info("stopped")

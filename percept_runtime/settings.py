@@ -1,0 +1,109 @@
+"""Settings every gRPC server shares; each service subclasses with its env prefix."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from percept_runtime.video import VideoPolicy
+
+MiB = 1024 * 1024
+
+
+class ServerSettings(BaseSettings):
+    """Common server settings. Env names carry the service prefix (FACE_PORT...)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Prometheus /metrics HTTP port; 0 turns it off."
+    )
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Inference worker processes (each loads the model once).",
+    )
+    max_message_bytes: int = Field(
+        64 * MiB, ge=1024, description="Largest request or response message, bytes."
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest image (width x height) decoded."
+    )
+    max_video_frames: int = Field(
+        100_000, ge=1, description="Most frames one video request processes."
+    )
+    video_allowed_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated directories whose files may be opened by uri.",
+    )
+    video_allowed_schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated URI schemes (rtsp, http, https) that may be opened.",
+    )
+    stream_window: int = Field(
+        0, ge=0, description="Frames in flight per stream; 0 means 2 x workers."
+    )
+    grace_period_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long in-flight calls may finish."
+    )
+    drain_delay_s: float = Field(
+        1.0,
+        ge=0,
+        description="On SIGTERM, NOT_SERVING is reported this long before the port closes.",
+    )
+    max_connection_age_s: float = Field(
+        300.0,
+        ge=0,
+        description="Clients reconnect after this long, so new replicas get traffic; 0 is forever.",
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("video_allowed_dirs", "video_allowed_schemes", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("video_allowed_schemes")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [scheme.lower().rstrip(":/") for scheme in value]
+
+    @property
+    def window(self) -> int:
+        return self.stream_window or 2 * self.workers
+
+    def video_policy(self) -> VideoPolicy:
+        return VideoPolicy(
+            allowed_dirs=tuple(self.video_allowed_dirs),
+            allowed_schemes=tuple(self.video_allowed_schemes),
+            max_frames=self.max_video_frames,
+            max_frame_pixels=self.max_image_pixels,
+        )
+
+
+def settings_from_argv(
+    cls: type[ServerSettings], argv: list[str] | None, prog: str, **extra_flags: str
+):
+    """Build settings from env, then command-line flags for the few things people
+    change by hand: --host, --port, --workers, --metrics-port and extra_flags
+    (name -> help)."""
+    parser = argparse.ArgumentParser(prog=prog, description=cls.__doc__)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--log-level")
+    for name, help_text in extra_flags.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=help_text)
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    return cls(**overrides)

@@ -10,7 +10,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from percept_runtime.errors import InvalidInput
 
@@ -51,6 +51,8 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             f"image is {width}x{height} = {width * height} pixels, over the limit of "
             f"{max_pixels} pixels; send a smaller image"
         )
+    # face_recognition turns this on globally at import; a truncated upload must fail.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         img = ImageOps.exif_transpose(img)
         rgb = img.convert("RGB")

@@ -9,6 +9,7 @@ becomes INTERNAL with a generic message, and the traceback goes to the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -38,25 +39,26 @@ class _Call:
         self.context = context
         self.rid = _request_id(context)
         self.code = grpc.StatusCode.OK
-
-    def __enter__(self) -> _Call:
-        self.token = REQUEST_ID.set(self.rid)
         self.start = time.perf_counter()
-        IN_FLIGHT.labels(self.method).inc()
-        self.context.set_trailing_metadata((("x-request-id", self.rid),))
-        return self
+        self.finished = False
+        REQUEST_ID.set(self.rid)  # the handler runs in its own task context
+        IN_FLIGHT.labels(method).inc()
+        context.set_trailing_metadata((("x-request-id", self.rid),))
 
-    def __exit__(self, *exc) -> None:
+    def finish(self) -> None:
+        """Record the call once, however it ended."""
+        if self.finished:
+            return
+        self.finished = True
         IN_FLIGHT.labels(self.method).dec()
         LATENCY.labels(self.method).observe(time.perf_counter() - self.start)
         REQUESTS.labels(self.method, self.code.name).inc()
-        REQUEST_ID.reset(self.token)
 
     async def fail(self, exc: BaseException) -> None:
         """Turn an exception into the call's status; always raises."""
-        if isinstance(exc, asyncio.CancelledError):
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             self.code = grpc.StatusCode.CANCELLED
-            logger.info("%s cancelled by the client", self.method)
+            logger.info("%s cancelled", self.method)
             raise exc
         if isinstance(exc, grpc.aio.AbortError):
             self.code = self.context.code() or grpc.StatusCode.UNKNOWN
@@ -69,25 +71,46 @@ class _Call:
         await self.context.abort(self.code, f"internal error (request id {self.rid})")
 
 
+async def _close(responses) -> None:
+    with contextlib.suppress(RuntimeError):  # already running: cancellation finishes it
+        await responses.aclose()
+
+
 def _wrap_unary_response(method: str, behavior: Callable) -> Callable:
     async def wrapper(request_or_iterator, context):
-        with _Call(method, context) as call:
-            try:
-                return await behavior(request_or_iterator, context)
-            except BaseException as exc:  # noqa: BLE001 - the error boundary
-                await call.fail(exc)
+        call = _Call(method, context)
+        try:
+            return await behavior(request_or_iterator, context)
+        except BaseException as exc:  # noqa: BLE001 - the error boundary
+            await call.fail(exc)
+        finally:
+            call.finish()
 
     return wrapper
 
 
 def _wrap_stream_response(method: str, behavior: Callable) -> Callable:
     async def wrapper(request_or_iterator, context):
-        with _Call(method, context) as call:
-            try:
-                async for response in behavior(request_or_iterator, context):
-                    yield response
-            except BaseException as exc:  # noqa: BLE001 - the error boundary
-                await call.fail(exc)
+        call = _Call(method, context)
+        responses = behavior(request_or_iterator, context)
+
+        def on_done(_context) -> None:
+            # A cancelled stream may leave this generator suspended at `yield`;
+            # close the handler now so its work (queued frames, the decoder)
+            # stops at once instead of whenever it is garbage-collected.
+            if not call.finished:
+                call.code = grpc.StatusCode.CANCELLED
+                call.finish()
+                asyncio.ensure_future(_close(responses))
+
+        context.add_done_callback(on_done)
+        try:
+            async for response in responses:
+                yield response
+        except BaseException as exc:  # noqa: BLE001 - the error boundary
+            await call.fail(exc)
+        finally:
+            call.finish()
 
     return wrapper
 

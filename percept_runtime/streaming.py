@@ -32,9 +32,9 @@ async def ordered_map(
         try:
             async for item in source:
                 await queue.put(asyncio.ensure_future(fn(item)))
-        except BaseException as exc:  # hand the failure to the consumer, in order
+        except Exception as exc:  # hand the failure to the consumer, in order
             fut = asyncio.get_running_loop().create_future()
-            fut.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            fut.set_exception(exc)
             await queue.put(fut)
             return
         await queue.put(_DONE)

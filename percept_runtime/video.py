@@ -8,6 +8,7 @@ default. Decoding is blocking: iterate a VideoReader from a thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -167,8 +168,6 @@ class VideoReader:
         if cap is not None:
             cap.release()
         if self._tmp is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
             self._tmp = None

@@ -113,4 +113,4 @@ class ProcessWorkers:
         pool, self._pool = self._pool, None
         WORKERS.set(0)
         if pool is not None:
-            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True, True)
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

@@ -1,0 +1,43 @@
+"""Shared fixtures: real test images from installed packages, and test videos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    import ultralytics
+
+    return Path(ultralytics.__file__).parent / "assets"
+
+
+@pytest.fixture(scope="session")
+def zidane_bytes(assets) -> bytes:
+    return (assets / "zidane.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def bus_bytes(assets) -> bytes:
+    return (assets / "bus.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def encode(rgb: np.ndarray, fmt: str = ".png") -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(fmt, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return buf.tobytes()

@@ -60,6 +60,8 @@ test-integration: $(STAMP) ## tests against real servers
 	$(MAKE) --no-print-directory redis
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+run: run-face ## start the system (so far: the face service)
+
 run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
 	$(PY) -m face_service
 

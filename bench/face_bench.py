@@ -1,0 +1,156 @@
+"""Face service benchmarks: ratios measured side by side in one run.
+
+1. detection throughput, in-process face_recognition on every core (threads:
+   HOG releases the GIL) vs the same images through the gRPC server at
+   saturation - target >= 0.97x;
+2. detection + encodings through the gRPC server on every core vs in-process
+   on one core - target >= 1.7x on 2 cores;
+3. video frames/s streamed by DetectFacesInVideo vs in-process decode+detect -
+   target >= 0.90x.
+
+python -m bench.face_bench [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import grpc
+import numpy as np
+from percept.common.v1 import image_pb2, video_pb2
+from percept.face.v1 import face_service_pb2 as pb
+from percept.face.v1 import face_service_pb2_grpc
+
+from face_service import inference
+from face_service.inference import FaceOptions
+from percept_runtime.imaging import decode_image
+from tests.conftest import encode
+from tests.support import ServerProcess
+from tests.videos import moving_patch_video
+
+MAX_PIXELS = 40_000_000
+
+
+def images() -> list[bytes]:
+    import ultralytics
+    from skimage import data
+
+    assets = Path(ultralytics.__file__).parent / "assets"
+    return [(assets / "zidane.jpg").read_bytes(), (assets / "bus.jpg").read_bytes(), encode(data.astronaut(), ".jpg")]
+
+
+_local = threading.local()
+
+
+def _thread_detector():
+    # dlib's detector keeps scratch state: sharing face_recognition's one
+    # global detector between threads corrupts memory, so each thread has its own.
+    if not hasattr(_local, "detector"):
+        import dlib
+
+        _local.detector = dlib.get_frontal_face_detector()
+    return _local.detector
+
+
+def in_process(work: list[bytes], opts: FaceOptions, threads: int) -> float:
+    """Images/s decoding + detecting in this process with `threads` threads."""
+
+    def one(content: bytes) -> int:
+        rgb = decode_image(content, MAX_PIXELS)
+        if threads == 1:
+            return len(inference.detect_faces(rgb, opts).faces)
+        assert not opts.encodings, "encodings hold the GIL: in-process threads are no baseline"
+        return len(_thread_detector()(rgb, opts.upsample))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, work[:threads]))  # warm
+        start = time.perf_counter()
+        list(pool.map(one, work))
+    return len(work) / (time.perf_counter() - start)
+
+
+def through_grpc(address: str, work: list[bytes], options: pb.FaceOptions, concurrency: int) -> float:
+    """Images/s through DetectFaces with `concurrency` calls in flight."""
+    with grpc.insecure_channel(address) as channel:
+        stub = face_service_pb2_grpc.FaceServiceStub(channel)
+
+        def one(content: bytes) -> int:
+            request = pb.DetectFacesRequest(image=image_pb2.Image(content=content), options=options)
+            return len(stub.DetectFaces(request, timeout=300).faces)
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, work[:concurrency]))  # warm
+            start = time.perf_counter()
+            list(pool.map(one, work))
+        return len(work) / (time.perf_counter() - start)
+
+
+def video_in_process(path: Path, opts: FaceOptions) -> float:
+    cap = cv2.VideoCapture(str(path))
+    start, n = time.perf_counter(), 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        inference.detect_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), opts)
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def video_streamed(address: str, path: Path) -> float:
+    with grpc.insecure_channel(address) as channel:
+        stub = face_service_pb2_grpc.FaceServiceStub(channel)
+        request = pb.DetectFacesInVideoRequest(video=video_pb2.VideoSource(uri=str(path)))
+        start = time.perf_counter()
+        n = sum(1 for _ in stub.DetectFacesInVideo(request, timeout=600))
+    return n / (time.perf_counter() - start)
+
+
+def report(name: str, ours: float, base: float, unit: str, target: float) -> None:
+    ratio = ours / base
+    verdict = "ok" if ratio >= target else "BELOW TARGET"
+    print(f"{name:<58} {ours:7.2f} vs {base:7.2f} {unit:<9} ratio {ratio:5.2f}x (target >= {target}x) {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=4, help="passes over the test images per measurement")
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    work = images() * args.rounds * cores
+    inference.warm_up()
+    tmp = Path(tempfile.mkdtemp(prefix="percept-bench-"))
+    from skimage import data
+
+    video = tmp / "bench.avi"
+    moving_patch_video(video, np.ascontiguousarray(data.astronaut()[40:210, 140:300]), n_frames=12 * cores * args.rounds // 2, size=(1280, 720), step=(20, 10))
+    server = ServerProcess("face_service", env={"FACE_WORKERS": str(cores), "FACE_VIDEO_ALLOWED_DIRS": str(tmp)}).start()
+    try:
+        print(f"face benchmarks: {cores} cores, {len(work)} images per run (zidane, bus, astronaut)")
+        detect_only = FaceOptions()
+        base = in_process(work, detect_only, threads=cores)
+        ours = through_grpc(server.address, work, pb.FaceOptions(), concurrency=2 * cores)
+        report(f"1. detection: gRPC ({cores} workers) vs in-process ({cores} threads)", ours, base, "images/s", 0.97)
+
+        with_enc = FaceOptions(encodings=True)
+        enc_work = work[: max(len(work) // 2, 2 * cores)]
+        base = in_process(enc_work, with_enc, threads=1)
+        ours = through_grpc(server.address, enc_work, pb.FaceOptions(return_encodings=True), concurrency=2 * cores)
+        report(f"2. detection+encodings: gRPC ({cores} cores) vs in-process (1 core)", ours, base, "images/s", 1.7)
+
+        base = video_in_process(video, detect_only)
+        ours = video_streamed(server.address, video)
+        report("3. video 1280x720: streamed vs in-process decode+detect", ours, base, "frames/s", 0.90)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

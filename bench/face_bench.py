@@ -43,7 +43,11 @@ def images() -> list[bytes]:
     from skimage import data
 
     assets = Path(ultralytics.__file__).parent / "assets"
-    return [(assets / "zidane.jpg").read_bytes(), (assets / "bus.jpg").read_bytes(), encode(data.astronaut(), ".jpg")]
+    return [
+        (assets / "zidane.jpg").read_bytes(),
+        (assets / "bus.jpg").read_bytes(),
+        encode(data.astronaut(), ".jpg"),
+    ]
 
 
 _local = threading.local()
@@ -76,7 +80,9 @@ def in_process(work: list[bytes], opts: FaceOptions, threads: int) -> float:
     return len(work) / (time.perf_counter() - start)
 
 
-def through_grpc(address: str, work: list[bytes], options: pb.FaceOptions, concurrency: int) -> float:
+def through_grpc(
+    address: str, work: list[bytes], options: pb.FaceOptions, concurrency: int
+) -> float:
     """Images/s through DetectFaces with `concurrency` calls in flight."""
     with grpc.insecure_channel(address) as channel:
         stub = face_service_pb2_grpc.FaceServiceStub(channel)
@@ -116,12 +122,16 @@ def video_streamed(address: str, path: Path) -> float:
 def report(name: str, ours: float, base: float, unit: str, target: float) -> None:
     ratio = ours / base
     verdict = "ok" if ratio >= target else "BELOW TARGET"
-    print(f"{name:<58} {ours:7.2f} vs {base:7.2f} {unit:<9} ratio {ratio:5.2f}x (target >= {target}x) {verdict}")
+    print(
+        f"{name:<58} {ours:7.2f} vs {base:7.2f} {unit:<9} ratio {ratio:5.2f}x (target >= {target}x) {verdict}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=4, help="passes over the test images per measurement")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="passes over the test images per measurement"
+    )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     work = images() * args.rounds * cores
@@ -130,24 +140,50 @@ def main() -> None:
     from skimage import data
 
     video = tmp / "bench.avi"
-    moving_patch_video(video, np.ascontiguousarray(data.astronaut()[40:210, 140:300]), n_frames=12 * cores * args.rounds // 2, size=(1280, 720), step=(20, 10))
-    server = ServerProcess("face_service", env={"FACE_WORKERS": str(cores), "FACE_VIDEO_ALLOWED_DIRS": str(tmp)}).start()
+    moving_patch_video(
+        video,
+        np.ascontiguousarray(data.astronaut()[40:210, 140:300]),
+        n_frames=12 * cores * args.rounds // 2,
+        size=(1280, 720),
+        step=(20, 10),
+    )
+    server = ServerProcess(
+        "face_service", env={"FACE_WORKERS": str(cores), "FACE_VIDEO_ALLOWED_DIRS": str(tmp)}
+    ).start()
     try:
-        print(f"face benchmarks: {cores} cores, {len(work)} images per run (zidane, bus, astronaut)")
+        print(
+            f"face benchmarks: {cores} cores, {len(work)} images per run (zidane, bus, astronaut)"
+        )
         detect_only = FaceOptions()
         base = in_process(work, detect_only, threads=cores)
         ours = through_grpc(server.address, work, pb.FaceOptions(), concurrency=2 * cores)
-        report(f"1. detection: gRPC ({cores} workers) vs in-process ({cores} threads)", ours, base, "images/s", 0.97)
+        report(
+            f"1. detection: gRPC ({cores} workers) vs in-process ({cores} threads)",
+            ours,
+            base,
+            "images/s",
+            0.97,
+        )
 
         with_enc = FaceOptions(encodings=True)
         enc_work = work[: max(len(work) // 2, 2 * cores)]
         base = in_process(enc_work, with_enc, threads=1)
-        ours = through_grpc(server.address, enc_work, pb.FaceOptions(return_encodings=True), concurrency=2 * cores)
-        report(f"2. detection+encodings: gRPC ({cores} cores) vs in-process (1 core)", ours, base, "images/s", 1.7)
+        ours = through_grpc(
+            server.address, enc_work, pb.FaceOptions(return_encodings=True), concurrency=2 * cores
+        )
+        report(
+            f"2. detection+encodings: gRPC ({cores} cores) vs in-process (1 core)",
+            ours,
+            base,
+            "images/s",
+            1.7,
+        )
 
         base = video_in_process(video, detect_only)
         ours = video_streamed(server.address, video)
-        report("3. video 1280x720: streamed vs in-process decode+detect", ours, base, "frames/s", 0.90)
+        report(
+            "3. video 1280x720: streamed vs in-process decode+detect", ours, base, "frames/s", 0.90
+        )
     finally:
         server.stop()
 

@@ -19,10 +19,9 @@ from face_service.inference import (
     check_encoding,
     compare_encodings,
 )
-from percept_runtime.errors import InvalidInput, PerceptError
-from percept_runtime.metrics import FRAMES
-from percept_runtime.streaming import iterate_in_thread, ordered_map
-from percept_runtime.video import VideoPolicy, VideoReader
+from percept_runtime.errors import InvalidInput
+from percept_runtime.streaming import live_results, open_video, video_results
+from percept_runtime.video import VideoPolicy
 
 _DETECTORS = {pb.DETECTOR_UNSPECIFIED: "hog", pb.DETECTOR_HOG: "hog", pb.DETECTOR_CNN: "cnn"}
 _LANDMARK_PARTS = (
@@ -131,25 +130,19 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
         self, request: pb.DetectFacesInVideoRequest, context
     ) -> AsyncIterator[pb.DetectFacesInVideoResponse]:
         opts = options_from_proto(request.options)
-        source = request.video.WhichOneof("source")
-        reader = await asyncio.to_thread(
-            VideoReader,
-            content=request.video.content if source == "content" else None,
-            uri=request.video.uri if source == "uri" else None,
+        reader = await open_video(
+            request.video,
             policy=self.video_policy,
             frame_stride=request.frame_stride,
             max_frames=request.max_frames,
         )
         expected = reader.expected_frames
-        frames_metric = FRAMES.labels("DetectFacesInVideo")
 
-        async def detect(frame):
-            result = await self.engine.detect_frame(frame.rgb, opts)
-            frames_metric.inc()
-            return frame, result
+        async def infer(frames: list[np.ndarray]) -> list[ImageFaces]:
+            return [await self.engine.detect_frame(frame, opts) for frame in frames]
 
-        async for frame, result in ordered_map(
-            iterate_in_thread(reader, reader.close), detect, self.window
+        async for frame, result in video_results(
+            reader, infer, window=self.window, method="DetectFacesInVideo"
         ):
             yield pb.DetectFacesInVideoResponse(
                 frame_index=frame.index,
@@ -163,31 +156,13 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
     async def StreamFaces(
         self, request_iterator: AsyncIterator[pb.StreamFacesRequest], context
     ) -> AsyncIterator[pb.StreamFacesResponse]:
-        frames_metric = FRAMES.labels("StreamFaces")
-        first_options: list[FaceOptions] = []
-
-        async def numbered():
-            index = 0
-            async for request in request_iterator:
-                if request.HasField("options") or not first_options:
-                    opts = options_from_proto(request.options)
-                    if not first_options:
-                        first_options.append(opts)
-                else:
-                    opts = first_options[0]
-                yield index, request.image.content, opts
-                index += 1
-
-        async def detect(item):
-            index, content, opts = item
-            try:
-                result = await self.engine.detect_image(content, opts)
-            except PerceptError as exc:
-                raise type(exc)(f"frame {index}: {exc.message}") from None
-            frames_metric.inc()
-            return index, result
-
-        async for index, result in ordered_map(numbered(), detect, self.window):
+        async for index, result in live_results(
+            request_iterator,
+            self.engine.detect_image,
+            options_from_proto,
+            window=self.window,
+            method="StreamFaces",
+        ):
             yield pb.StreamFacesResponse(
                 frame_index=index,
                 faces=_faces(result),

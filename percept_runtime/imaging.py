@@ -10,16 +10,59 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import (
+    BmpImagePlugin,
+    Image,
+    ImageFile,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    WebPImagePlugin,
+)
 
 from percept_runtime.errors import InvalidInput
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 ACCEPTED_TEXT = "JPEG, PNG, WebP or BMP"
 
 # We enforce our own limit before decoding; PIL's bomb guard would otherwise
 # raise its own error type at a different threshold.
 Image.MAX_IMAGE_PIXELS = None
+
+# Decoders are chosen from the first bytes, not through Image.open: only these
+# four parsers ever see untrusted bytes, and libraries that patch Image.open
+# (ultralytics adds a HEIF fallback that tries to pip-install a package) are
+# bypassed.
+_DECODERS = (
+    (b"\xff\xd8\xff", "JPEG", JpegImagePlugin.JpegImageFile),
+    (b"\x89PNG\r\n\x1a\n", "PNG", PngImagePlugin.PngImageFile),
+    (b"BM", "BMP", BmpImagePlugin.BmpImageFile),
+)
+_UNSUPPORTED = (
+    (b"GIF8", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+)
+
+
+def _sniff(data: bytes):
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP", WebPImagePlugin.WebPImageFile
+    for magic, name, cls in _DECODERS:
+        if data.startswith(magic):
+            return name, cls
+    for magic, name in _UNSUPPORTED:
+        if data.startswith(magic):
+            raise InvalidInput(
+                f"unsupported image format {name}: accepted formats are {ACCEPTED_TEXT}"
+            )
+    if data[4:8] == b"ftyp":
+        raise InvalidInput(
+            f"unsupported image format HEIF/AVIF: accepted formats are {ACCEPTED_TEXT}"
+        )
+    raise InvalidInput(
+        f"image bytes are not a recognised image ({len(data)} bytes): accepted formats are {ACCEPTED_TEXT}"
+    )
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
@@ -28,21 +71,19 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     EXIF orientation is applied, so boxes refer to the image as a viewer shows
     it. Raises InvalidInput with a message saying what is accepted.
     """
+    # face_recognition turns this on globally at import; a truncated upload must fail.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     if not data:
         raise InvalidInput(f"image is empty: send the bytes of a {ACCEPTED_TEXT} file")
+    name, decoder = _sniff(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
+            img = decoder(io.BytesIO(data))
+    except (OSError, SyntaxError, ValueError, IndexError, EOFError) as exc:
         raise InvalidInput(
-            f"image bytes are not a recognised image ({len(data)} bytes): "
-            f"accepted formats are {ACCEPTED_TEXT}"
+            f"image looks like {name} but its header is broken ({exc}): send a whole {ACCEPTED_TEXT} file"
         ) from None
-    if img.format not in ACCEPTED_FORMATS:
-        raise InvalidInput(
-            f"unsupported image format {img.format}: accepted formats are {ACCEPTED_TEXT}"
-        )
     width, height = img.size
     if width <= 0 or height <= 0:
         raise InvalidInput(f"image has no pixels ({width}x{height})")
@@ -51,8 +92,6 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             f"image is {width}x{height} = {width * height} pixels, over the limit of "
             f"{max_pixels} pixels; send a smaller image"
         )
-    # face_recognition turns this on globally at import; a truncated upload must fail.
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         img = ImageOps.exif_transpose(img)
         rgb = img.convert("RGB")

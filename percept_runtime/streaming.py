@@ -14,8 +14,15 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
+import numpy as np
+
+from percept_runtime.errors import PerceptError
+from percept_runtime.metrics import FRAMES
+from percept_runtime.video import Frame, VideoPolicy, VideoReader
+
 T = TypeVar("T")
 R = TypeVar("R")
+O = TypeVar("O")  # noqa: E741 - domain options type
 
 _DONE = object()
 
@@ -89,3 +96,95 @@ async def iterate_in_thread(
             yield item
     finally:
         loop.run_in_executor(None, finish)
+
+
+async def batched(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:
+    """Group an async stream into lists of up to `size` (the last may be shorter)."""
+    batch: list[T] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- the two streaming shapes every service has ---------------------------------
+
+
+async def open_video(
+    source, *, policy: VideoPolicy, frame_stride: int, max_frames: int
+) -> VideoReader:
+    """Open a percept.common.v1.VideoSource (inline bytes or uri) off the loop."""
+    which = source.WhichOneof("source")
+    return await asyncio.to_thread(
+        VideoReader,
+        content=source.content if which == "content" else None,
+        uri=source.uri if which == "uri" else None,
+        policy=policy,
+        frame_stride=frame_stride,
+        max_frames=max_frames,
+    )
+
+
+async def video_results(
+    reader: VideoReader,
+    infer: Callable[[list[np.ndarray]], Awaitable[list[R]]],
+    *,
+    window: int,
+    batch_size: int = 1,
+    method: str,
+) -> AsyncIterator[tuple[Frame, R]]:
+    """Decode frames in a thread and run `infer` on batches of them, `window`
+    batches in flight; yield (frame, result) in frame order as each is done."""
+    frames_metric = FRAMES.labels(method)
+
+    async def run(batch: list[Frame]) -> list[tuple[Frame, R]]:
+        results = await infer([frame.rgb for frame in batch])
+        frames_metric.inc(len(batch))
+        return list(zip(batch, results, strict=True))
+
+    frames = iterate_in_thread(reader, reader.close)
+    async for pairs in ordered_map(batched(frames, max(1, batch_size)), run, window):
+        for pair in pairs:
+            yield pair
+
+
+async def live_results(
+    requests: AsyncIterator,
+    infer: Callable[[bytes, O], Awaitable[R]],
+    options_of: Callable[[object], O],
+    *,
+    window: int,
+    method: str,
+) -> AsyncIterator[tuple[int, R]]:
+    """Run `infer` on each request's image as it arrives, `window` in flight;
+    yield (frame_index, result) in order. A request without options uses the
+    first request's. An error names the frame it came from."""
+    frames_metric = FRAMES.labels(method)
+    first: list[O] = []
+
+    async def numbered():
+        index = 0
+        async for request in requests:
+            if request.HasField("options") or not first:
+                opts = options_of(request.options)
+                if not first:
+                    first.append(opts)
+            else:
+                opts = first[0]
+            yield index, request.image.content, opts
+            index += 1
+
+    async def run(item):
+        index, content, opts = item
+        try:
+            result = await infer(content, opts)
+        except PerceptError as exc:
+            raise type(exc)(f"frame {index}: {exc.message}") from None
+        frames_metric.inc()
+        return index, result
+
+    async for pair in ordered_map(numbered(), run, window):
+        yield pair

@@ -24,10 +24,12 @@ from tests.videos import moving_patch_video
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims huge dimensions but carries almost no data."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+
     def chunk(kind, data):
         return (
             struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
         )  # noqa: E731
+
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", ihdr)
@@ -62,8 +64,10 @@ def test_pixel_limit_is_checked_before_decoding():
     ("data", "message"),
     [
         (b"", "empty"),
-        (b"GIF89a", "not a recognised image"),
-        (b"\x89PNG\r\n\x1a\n", "not a recognised image"),
+        (b"GIF89a", "unsupported image format GIF"),
+        (b"\x00\x00\x00\x18ftypheic", "unsupported image format HEIF"),
+        (b"\x89PNG\r\n\x1a\n", "looks like PNG but its header is broken"),
+        (b"<html>not an image</html>", "not a recognised image"),
     ],
 )
 def test_decode_image_errors_say_what_is_accepted(data, message):

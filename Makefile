@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export YOLO_OFFLINE := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: help setup proto proto-check lint test test-unit test-integration run run-face bench bench-face redis clean
+.PHONY: help setup proto proto-check lint test test-unit test-integration run run-face run-object bench bench-face bench-object test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -65,10 +65,19 @@ run: run-face ## start the system (so far: the face service)
 run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
 	$(PY) -m face_service
 
-bench: bench-face ## run every benchmark (prints ratios)
+run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) with OBJECT_MODEL
+	$(PY) -m object_service
+
+test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
+	$(PY) scripts/train_test_model.py
+
+bench: bench-face bench-object ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
+
+bench-object: $(STAMP) ## object benchmarks: in-process vs gRPC, ONNX vs PyTorch, video, batch size
+	$(PY) -m bench.object_bench
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

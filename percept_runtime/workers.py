@@ -65,8 +65,14 @@ class ProcessWorkers:
         self._lock = asyncio.Lock()
         self.pids: list[int] = []
 
-    async def start(self) -> None:
-        """Spawn every worker and wait until each has loaded and warmed its model."""
+    async def start(self, initargs: tuple | None = None) -> None:
+        """Spawn every worker and wait until each has loaded and warmed its model.
+
+        `initargs`, when given, replaces the initializer's arguments (for
+        settings only known at start, such as a prepared weights path).
+        """
+        if initargs is not None:
+            self._initargs = initargs
         async with self._lock:
             await self._start_locked()
 

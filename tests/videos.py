@@ -58,3 +58,29 @@ def read_frames(path: Path) -> list[np.ndarray]:
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     cap.release()
     return frames
+
+
+def moving_shapes_video(path: Path, n_frames: int, seed: int = 7, fps: float = 10.0) -> list[list]:
+    """Write an MJPG AVI of two synthetic shapes moving across a textured
+    background; return each frame's true shapes (object_service.synthetic.Shape)."""
+    from object_service import synthetic
+
+    rng = np.random.default_rng(seed)
+    width, height = 640, 480
+    base = synthetic.make_background(rng, width, height)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write MJPG"
+    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+    truth = []
+    for i in range(n_frames):
+        frame = base.copy()
+        shapes = [
+            synthetic.draw_shape(frame, synthetic.CIRCLE, 80 + 12 * i, 140, 90, (230, 40, 40)),
+            synthetic.draw_shape(
+                frame, synthetic.SQUARE, 460, 80 + 8 * i, 100, (20, 20, 220), angle=10
+            ),
+        ]
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        truth.append(shapes)
+    writer.release()
+    return truth

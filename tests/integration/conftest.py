@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import ServerProcess
+from tests.support import ROOT, ServerProcess
 
 FACE_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 FACE_MAX_IMAGE_PIXELS = 20_000_000
@@ -26,6 +26,45 @@ def face_server(video_dir):
             "FACE_VIDEO_ALLOWED_DIRS": str(video_dir),
             "FACE_STREAM_WINDOW": "4",
         },
+    ).start()
+    yield server
+    server.stop()
+
+
+DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="session")
+def object_server(video_dir, onnx_cache):
+    """The demo model on ONNX Runtime (the CPU default), two workers."""
+    server = ServerProcess(
+        "object_service",
+        env={
+            "OBJECT_MODEL": str(DEMO_MODEL),
+            "OBJECT_WORKERS": "2",
+            "OBJECT_CACHE_DIR": str(onnx_cache),
+            "OBJECT_MAX_MESSAGE_BYTES": str(FACE_MAX_MESSAGE_BYTES),
+            "OBJECT_MAX_IMAGE_PIXELS": str(FACE_MAX_IMAGE_PIXELS),
+            "OBJECT_VIDEO_ALLOWED_DIRS": str(video_dir),
+            "OBJECT_STREAM_WINDOW": "4",
+            "OBJECT_VIDEO_BATCH": "2",
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def object_server_pytorch(onnx_cache):
+    """The same model on the PyTorch backend, one worker."""
+    server = ServerProcess(
+        "object_service",
+        env={"OBJECT_MODEL": str(DEMO_MODEL), "OBJECT_WORKERS": "1", "OBJECT_BACKEND": "pytorch"},
     ).start()
     yield server
     server.stop()

@@ -1,0 +1,1 @@
+"""Percept's object service: ultralytics YOLO over gRPC."""

@@ -1,0 +1,54 @@
+"""The object engine: YOLO in a pool of worker processes, awaited from the
+event loop. Weights are located (and exported to ONNX once) in a throwaway
+process first, so the gRPC process never imports torch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+import numpy as np
+
+from object_service import inference
+from object_service.inference import DetectOptions, ImageDetections, ModelConfig, ModelInfo
+from percept_runtime.workers import ProcessWorkers
+
+logger = logging.getLogger(__name__)
+
+
+class ObjectEngine:
+    """Loads the model in `workers` processes; each call runs in one of them."""
+
+    def __init__(
+        self, config: ModelConfig, workers: int, max_pixels: int, video_batch: int
+    ) -> None:
+        self.config = config
+        self.workers = workers
+        self.max_pixels = max_pixels
+        self.video_batch = video_batch
+        self.info: ModelInfo | None = None
+        self._pool = ProcessWorkers(workers, initializer=inference.load_in_worker)
+
+    async def start(self) -> None:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as once:
+            prepared = await asyncio.get_running_loop().run_in_executor(
+                once, inference.prepare, self.config
+            )
+        logger.info("model %s: %s backend on %s", prepared.name, prepared.backend, prepared.device)
+        await self._pool.start(initargs=(prepared,))
+        self.info = await self._pool.run(inference.info_in_worker)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def detect_image(self, data: bytes, opts: DetectOptions) -> ImageDetections:
+        """Decode and detect an encoded image (both in a worker)."""
+        return await self._pool.run(inference.detect_encoded_in_worker, data, opts, self.max_pixels)
+
+    async def detect_frames(
+        self, frames: list[np.ndarray], opts: DetectOptions
+    ) -> list[ImageDetections]:
+        """Detect in decoded RGB frames, as one batch in one worker."""
+        return await self._pool.run(inference.detect_frames_in_worker, frames, opts)

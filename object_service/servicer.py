@@ -1,0 +1,141 @@
+"""ObjectService: protobuf <-> domain translation only. The engine does the work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import numpy as np
+from percept.common.v1 import image_pb2
+from percept.object.v1 import object_service_pb2 as pb
+from percept.object.v1 import object_service_pb2_grpc
+
+from object_service.inference import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_IOU,
+    DEFAULT_MAX_DETECTIONS,
+    DetectOptions,
+    ImageDetections,
+    ModelInfo,
+)
+from percept_runtime.errors import Unavailable
+from percept_runtime.streaming import live_results, open_video, video_results
+from percept_runtime.video import VideoPolicy
+
+_BACKENDS = {"pytorch": pb.BACKEND_PYTORCH, "onnxruntime": pb.BACKEND_ONNXRUNTIME}
+
+
+class Engine(Protocol):
+    info: ModelInfo | None
+    video_batch: int
+
+    async def detect_image(self, data: bytes, opts: DetectOptions) -> ImageDetections: ...
+
+    async def detect_frames(
+        self, frames: list[np.ndarray], opts: DetectOptions
+    ) -> list[ImageDetections]: ...
+
+
+def _detections(result: ImageDetections) -> list[pb.Detection]:
+    return [
+        pb.Detection(
+            label=d.label,
+            class_id=d.class_id,
+            confidence=d.confidence,
+            box=image_pb2.BoundingBox(left=d.left, top=d.top, right=d.right, bottom=d.bottom),
+        )
+        for d in result.detections
+    ]
+
+
+class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
+    def __init__(self, engine: Engine, video_policy: VideoPolicy, window: int) -> None:
+        self.engine = engine
+        self.video_policy = video_policy
+        self.window = window
+
+    def _info(self) -> ModelInfo:
+        if self.engine.info is None:
+            raise Unavailable("the model is still loading; retry shortly")
+        return self.engine.info
+
+    def options_from_proto(self, msg: pb.DetectionOptions) -> DetectOptions:
+        return DetectOptions(
+            confidence=msg.confidence_threshold
+            if msg.HasField("confidence_threshold")
+            else DEFAULT_CONFIDENCE,
+            iou=msg.iou_threshold if msg.HasField("iou_threshold") else DEFAULT_IOU,
+            classes=self._info().resolve_classes(list(msg.class_names), list(msg.class_ids)),
+            max_detections=msg.max_detections or DEFAULT_MAX_DETECTIONS,
+        )
+
+    async def DetectObjects(
+        self, request: pb.DetectObjectsRequest, context
+    ) -> pb.DetectObjectsResponse:
+        opts = self.options_from_proto(request.options)
+        result = await self.engine.detect_image(request.image.content, opts)
+        return pb.DetectObjectsResponse(
+            detections=_detections(result), image_width=result.width, image_height=result.height
+        )
+
+    async def DetectObjectsInVideo(
+        self, request: pb.DetectObjectsInVideoRequest, context
+    ) -> AsyncIterator[pb.DetectObjectsInVideoResponse]:
+        opts = self.options_from_proto(request.options)
+        reader = await open_video(
+            request.video,
+            policy=self.video_policy,
+            frame_stride=request.frame_stride,
+            max_frames=request.max_frames,
+        )
+        expected = reader.expected_frames
+
+        async def infer(frames: list[np.ndarray]) -> list[ImageDetections]:
+            return await self.engine.detect_frames(frames, opts)
+
+        async for frame, result in video_results(
+            reader,
+            infer,
+            window=self.window,
+            batch_size=self.engine.video_batch,
+            method="DetectObjectsInVideo",
+        ):
+            yield pb.DetectObjectsInVideoResponse(
+                frame_index=frame.index,
+                timestamp=frame.timestamp,
+                detections=_detections(result),
+                image_width=result.width,
+                image_height=result.height,
+                expected_frames=expected,
+            )
+
+    async def StreamObjects(
+        self, request_iterator: AsyncIterator[pb.StreamObjectsRequest], context
+    ) -> AsyncIterator[pb.StreamObjectsResponse]:
+        async for index, result in live_results(
+            request_iterator,
+            self.engine.detect_image,
+            self.options_from_proto,
+            window=self.window,
+            method="StreamObjects",
+        ):
+            yield pb.StreamObjectsResponse(
+                frame_index=index,
+                detections=_detections(result),
+                image_width=result.width,
+                image_height=result.height,
+            )
+
+    async def GetModelInfo(
+        self, request: pb.GetModelInfoRequest, context
+    ) -> pb.GetModelInfoResponse:
+        info = self._info()
+        return pb.GetModelInfoResponse(
+            model_name=info.name,
+            backend=_BACKENDS.get(info.backend, pb.BACKEND_UNSPECIFIED),
+            device=info.device,
+            input_size=info.input_size,
+            class_names=info.class_names,
+            weights=info.weights,
+            task=info.task,
+        )

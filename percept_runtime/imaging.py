@@ -65,11 +65,10 @@ def _sniff(data: bytes):
     )
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode encoded image bytes to an RGB uint8 array of shape (H, W, 3).
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Read an image's header (no pixels yet) and check format and pixel count.
 
-    EXIF orientation is applied, so boxes refer to the image as a viewer shows
-    it. Raises InvalidInput with a message saying what is accepted.
+    Raises InvalidInput with a message saying what is wrong and what is accepted.
     """
     # face_recognition turns this on globally at import; a truncated upload must fail.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -92,6 +91,17 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             f"image is {width}x{height} = {width * height} pixels, over the limit of "
             f"{max_pixels} pixels; send a smaller image"
         )
+    return img
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """Decode encoded image bytes to an RGB uint8 array of shape (H, W, 3).
+
+    EXIF orientation is applied, so boxes refer to the image as a viewer shows
+    it. Raises InvalidInput with a message saying what is accepted.
+    """
+    img = open_image(data, max_pixels)
+    width, height = img.size
     try:
         img = ImageOps.exif_transpose(img)
         rgb = img.convert("RGB")

@@ -45,8 +45,20 @@ class ServerProcess:
     args: list[str] = field(default_factory=list)
     log_path: Path | None = None
 
+    port: int = 0
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", self.module, "--port", str(self.port),
+            "--metrics-port", str(self.metrics_port), *self.args,
+        ]  # fmt: skip
+
+    def ready(self) -> bool:
+        return health_status(self.address) == health_pb2.HealthCheckResponse.SERVING
+
     def start(self, timeout: float = 180.0) -> ServerProcess:
-        self.port = free_port()
+        """Start (or restart, on the same port) and wait until ready."""
+        self.port = self.port or free_port()
         self.metrics_port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         env = {
@@ -55,20 +67,10 @@ class ServerProcess:
             "YOLO_OFFLINE": "1",
             **self.env,
         }
-        cmd = [
-            sys.executable,
-            "-m",
-            self.module,
-            "--port",
-            str(self.port),
-            "--metrics-port",
-            str(self.metrics_port),
-            *self.args,
-        ]
         self.log_path = self.log_path or Path(f"/tmp/percept-test-{self.module}-{self.port}.log")
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
+            self.command(), env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -76,11 +78,11 @@ class ServerProcess:
                 raise RuntimeError(
                     f"{self.module} exited with {self.proc.returncode}:\n{self.log()}"
                 )
-            if health_status(self.address) == health_pb2.HealthCheckResponse.SERVING:
+            if self.ready():
                 return self
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"{self.module} not SERVING after {timeout}s:\n{self.log()}")
+        raise RuntimeError(f"{self.module} not ready after {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -115,3 +117,24 @@ class ServerProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+class GatewayProcess(ServerProcess):
+    """`python -m gateway` (or `gateway.worker`), ready when /healthz answers."""
+
+    def command(self) -> list[str]:
+        if self.module == "gateway.worker":
+            return [sys.executable, "-m", self.module, *self.args]
+        return [sys.executable, "-m", self.module, "--port", str(self.port), *self.args]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        if self.module == "gateway.worker":
+            return "dispatcher" in self.log() and "started" in self.log()
+        try:
+            return urllib.request.urlopen(f"{self.url}/healthz", timeout=2).status == 200
+        except OSError:
+            return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import ROOT, ServerProcess
+from tests.support import ROOT, GatewayProcess, ServerProcess
 
 FACE_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 FACE_MAX_IMAGE_PIXELS = 20_000_000
@@ -65,6 +65,38 @@ def object_server_pytorch(onnx_cache):
     server = ServerProcess(
         "object_service",
         env={"OBJECT_MODEL": str(DEMO_MODEL), "OBJECT_WORKERS": "1", "OBJECT_BACKEND": "pytorch"},
+    ).start()
+    yield server
+    server.stop()
+
+
+GATEWAY_MAX_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis database of the tests' own (`make test` starts Redis when none answers)."""
+    import os
+
+    import redis
+
+    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+    url = f"{base}/9"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def gateway(face_server, object_server, redis_url):
+    server = GatewayProcess(
+        "gateway",
+        env={
+            "REDIS_URL": redis_url,
+            "GATEWAY_FACE_TARGETS": face_server.address,
+            "GATEWAY_OBJECT_TARGETS": object_server.address,
+            "GATEWAY_MAX_IMAGE_BYTES": str(GATEWAY_MAX_IMAGE_BYTES),
+            "GATEWAY_WAIT_TIMEOUT_S": "60",
+        },
     ).start()
     yield server
     server.stop()

@@ -1,0 +1,63 @@
+"""Gateway settings: env GATEWAY_* (and REDIS_URL), flags for the common few."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class GatewaySettings(BaseSettings):
+    """Percept REST gateway. Every setting is env GATEWAY_<NAME>, except REDIS_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    host: str = Field("0.0.0.0", description="Address the REST API listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="REST port.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "GATEWAY_REDIS_URL", "redis_url"),
+        description="Redis holding the job table and the queues.",
+    )
+    face_targets: str = Field(
+        "127.0.0.1:50051",
+        description="Face replicas: comma-separated host:port list, or one gRPC target such as dns:///face:50051.",
+    )
+    object_targets: str = Field("127.0.0.1:50052", description="Object replicas, as face_targets.")
+    dispatchers: bool = Field(True, description="Run dispatchers inside the API process.")
+    face_concurrency: int = Field(
+        4, ge=1, le=256, description="Face tasks in flight per dispatcher process."
+    )
+    object_concurrency: int = Field(
+        4, ge=1, le=256, description="Object tasks in flight per dispatcher process."
+    )
+    task_ttl_s: int = Field(
+        86_400, ge=1, description="How long a task record (and its result) is kept."
+    )
+    tombstone_ttl_s: int = Field(
+        7 * 86_400,
+        ge=0,
+        description="After a task expires, how long its id answers 410 instead of 404.",
+    )
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="A running task whose dispatcher is silent this long is claimed by another.",
+    )
+    max_attempts: int = Field(3, ge=1, le=20, description="Runs of one task before it fails.")
+    wait_timeout_s: float = Field(
+        30.0, ge=0, description="Longest ?wait=true holds the request before answering 202."
+    )
+    image_deadline_s: float = Field(60.0, gt=0, description="gRPC deadline of one image call.")
+    video_deadline_s: float = Field(3600.0, gt=0, description="gRPC deadline of one video call.")
+    max_image_bytes: int = Field(16 * MiB, ge=1, description="Largest image upload; larger is 413.")
+    max_video_bytes: int = Field(
+        60 * MiB,
+        ge=1,
+        description="Largest video upload; larger is 413 (keep under the services' max message size).",
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest image (width x height) accepted."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")

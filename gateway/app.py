@@ -21,6 +21,33 @@ from gateway.settings import GatewaySettings
 logger = logging.getLogger(__name__)
 
 
+class ObserveMiddleware:
+    """Request count and latency by route template (plain ASGI: Starlette's
+    BaseHTTPMiddleware adds a task and a stream per request)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_and_record(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_LATENCY.labels(path).observe(time.perf_counter() - start)
+            HTTP_REQUESTS.labels(path, scope["method"], str(status[0])).inc()
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
@@ -54,15 +81,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(ops.router)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_LATENCY.labels(path).observe(time.perf_counter() - start)
-        HTTP_REQUESTS.labels(path, request.method, str(response.status_code)).inc()
-        return response
+    app.add_middleware(ObserveMiddleware)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the app's single instances, built in create_app's lifespan."""
+"""FastAPI dependencies: the app's single instances, built in create_app's lifespan.
+
+They are async on purpose: FastAPI runs sync dependencies in a thread pool,
+which cost the submit path a thread hop per dependency.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,15 @@ from gateway.jobs import JobStore
 from gateway.settings import GatewaySettings
 
 
-def _store(request: Request) -> JobStore:
+async def _store(request: Request) -> JobStore:
     return request.app.state.store
 
 
-def _backends(request: Request) -> Backends:
+async def _backends(request: Request) -> Backends:
     return request.app.state.backends
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
 
 

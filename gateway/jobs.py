@@ -60,6 +60,22 @@ return false
 """
 
 
+# KEYS: task, input, tombstone, index, events, queue.
+# ARGV: ttl, tombstone ttl, id, kind, media, options, created_at, expires_at, input, queued event.
+_SUBMIT = """
+redis.call('HSET', KEYS[1], 'id', ARGV[3], 'kind', ARGV[4], 'media', ARGV[5], 'status', 'queued',
+           'options', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8], 'attempts', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[9], 'EX', ARGV[1])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3])
+redis.call('XADD', KEYS[5], '*', 'type', 'status', 'data', ARGV[10])
+redis.call('EXPIRE', KEYS[5], ARGV[1])
+redis.call('XADD', KEYS[6], '*', 'task_id', ARGV[3])
+return 1
+"""
+
+
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
 
@@ -166,6 +182,7 @@ class JobStore:
         self.ttl_s = ttl_s
         self.tombstone_ttl_s = tombstone_ttl_s
         self._transition = redis.register_script(_TRANSITION)
+        self._submit = redis.register_script(_SUBMIT)
 
     # --- keys ---------------------------------------------------------------------
     @staticmethod
@@ -213,27 +230,30 @@ class JobStore:
                 await self.redis.set(idem, task_id, ex=self.ttl_s)
         now = time.time()
         task = Task(task_id, kind, media, Status.QUEUED, now, now + self.ttl_s, options)
-        record = {
-            "id": task_id,
-            "kind": kind,
-            "media": media,
-            "status": Status.QUEUED.value,
-            "created_at": repr(now),
-            "expires_at": repr(task.expires_at),
-            "options": json.dumps(options),
-            "attempts": 0,
-        }
-        events = self.events_key(task_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.task_key(task_id), mapping=record)
-            pipe.expire(self.task_key(task_id), self.ttl_s)
-            pipe.set(f"{PREFIX}input:{task_id}", data, ex=self.ttl_s)
-            pipe.set(f"{PREFIX}gone:{task_id}", "1", ex=self.ttl_s + max(1, self.tombstone_ttl_s))
-            pipe.zadd(f"{PREFIX}tasks", {task_id: now})
-            pipe.xadd(events, {"type": "status", "data": json.dumps({"status": "queued"})})
-            pipe.expire(events, self.ttl_s)
-            pipe.xadd(self.queue_key(kind), {"task_id": task_id})
-            await pipe.execute()
+        # One script, one round trip: the record, the input, the tombstone, the
+        # index entry, the first event and the queue entry appear together.
+        await self._submit(
+            keys=[
+                self.task_key(task_id),
+                f"{PREFIX}input:{task_id}",
+                f"{PREFIX}gone:{task_id}",
+                f"{PREFIX}tasks",
+                self.events_key(task_id),
+                self.queue_key(kind),
+            ],
+            args=[
+                self.ttl_s,
+                self.ttl_s + max(1, self.tombstone_ttl_s),
+                task_id,
+                kind,
+                media,
+                json.dumps(options),
+                repr(now),
+                repr(task.expires_at),
+                data,
+                json.dumps({"status": "queued"}),
+            ],
+        )
         return task, True
 
     async def get(self, task_id: str) -> Task:

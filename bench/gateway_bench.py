@@ -1,0 +1,180 @@
+"""Gateway benchmarks: printed side by side in one run.
+
+1. submit latency (upload -> 202) p50/p99 under concurrent load - target
+   p99 <= 10 ms on loopback (dispatchers off, so only the API is measured);
+2. end-to-end face detection throughput through the gateway (submit with
+   ?wait=true) vs direct gRPC on the same backend, same concurrency - target
+   >= 0.90x.
+
+python -m bench.gateway_bench [--submits N] [--images N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import redis
+from percept.common.v1 import image_pb2
+from percept.face.v1 import face_service_pb2 as pb
+from percept.face.v1 import face_service_pb2_grpc
+
+from tests.support import GatewayProcess, ServerProcess
+
+
+def zidane() -> bytes:
+    import ultralytics
+
+    return (Path(ultralytics.__file__).parent / "assets" / "zidane.jpg").read_bytes()
+
+
+def multipart_request(host: str, port: int, content: bytes) -> bytes:
+    """One raw HTTP/1.1 upload request, built once: the load generator must
+    cost far less CPU than the server it measures (both share 2 cores)."""
+    boundary = "percept-bench-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    head = (
+        f"POST /api/detect/face/image HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+async def submit_latencies(
+    host: str, port: int, content: bytes, n: int, concurrency: int
+) -> list[float]:
+    """Upload latencies over `concurrency` keep-alive connections."""
+    request = multipart_request(host, port, content)
+    latencies: list[float] = []
+    remaining = [n]
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for warm in range(5 + n):
+                if warm >= 5:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                start = time.perf_counter()
+                writer.write(request)
+                status = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                if warm >= 5:
+                    latencies.append(time.perf_counter() - start)
+                assert b" 202 " in status, status
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return latencies
+
+
+async def through_gateway(url: str, content: bytes, n: int, concurrency: int) -> float:
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+
+        async def one() -> None:
+            async with sem:
+                response = await client.post(
+                    "/api/detect/face/image",
+                    params={"wait": "true"},
+                    files={"file": ("z.jpg", content, "image/jpeg")},
+                )
+                assert response.status_code == 200, response.text
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))  # warm
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        return n / (time.perf_counter() - start)
+
+
+async def direct(address: str, content: bytes, n: int, concurrency: int) -> float:
+    sem = asyncio.Semaphore(concurrency)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = face_service_pb2_grpc.FaceServiceStub(channel)
+
+        async def one() -> None:
+            async with sem:
+                await stub.DetectFaces(
+                    pb.DetectFacesRequest(image=image_pb2.Image(content=content)), timeout=300
+                )
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--submits", type=int, default=600)
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+    redis_url = f"{base}/12"
+    redis.Redis.from_url(redis_url).flushdb()
+    content = zidane()
+    cores = os.cpu_count() or 1
+    face = ServerProcess("face_service", env={"FACE_WORKERS": str(cores)}).start()
+    env = {
+        "REDIS_URL": redis_url,
+        "GATEWAY_FACE_TARGETS": face.address,
+        "GATEWAY_OBJECT_TARGETS": face.address,
+    }
+    try:
+        api = GatewayProcess("gateway", env={**env, "GATEWAY_DISPATCHERS": "false"}).start()
+        try:
+            latencies = asyncio.run(
+                submit_latencies(api.url, content, args.submits, args.concurrency)
+            )
+        finally:
+            api.stop()
+        redis.Redis.from_url(redis_url).flushdb()
+        q = statistics.quantiles(latencies, n=100)
+        p50, p99 = q[49] * 1000, q[98] * 1000
+        print(f"gateway benchmarks: {cores} cores, zidane.jpg ({len(content)} bytes)")
+        verdict = "ok" if p99 <= 10 else "ABOVE TARGET"
+        print(
+            f"1. submit latency, {args.concurrency} concurrent clients, {len(latencies)} uploads: "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms (target p99 <= 10 ms: {p99 / 10:.2f} of it) {verdict}"
+        )
+        gateway = GatewayProcess(
+            "gateway", env={**env, "GATEWAY_FACE_CONCURRENCY": str(2 * cores)}
+        ).start()
+        try:
+            concurrency = 2 * cores
+            base_rate = asyncio.run(direct(face.address, content, args.images, concurrency))
+            ours = asyncio.run(through_gateway(gateway.url, content, args.images, concurrency))
+        finally:
+            gateway.stop()
+        ratio = ours / base_rate
+        print(
+            f"2. face images end to end: gateway {ours:.2f} vs direct gRPC {base_rate:.2f} images/s "
+            f"ratio {ratio:.2f}x (target >= 0.9x) {'ok' if ratio >= 0.9 else 'BELOW TARGET'}"
+        )
+    finally:
+        face.stop()
+        redis.Redis.from_url(redis_url).flushdb()
+
+
+if __name__ == "__main__":
+    main()

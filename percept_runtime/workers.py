@@ -14,6 +14,8 @@ import asyncio
 import logging
 import multiprocessing as mp
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,9 +32,20 @@ _READY_TIMEOUT_S = 600
 _BARRIER = None  # set in each worker process by _worker_init
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A server killed with SIGKILL cannot stop its workers: they notice and exit."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def _worker_init(initializer: Callable[..., None] | None, initargs: tuple, barrier) -> None:
     global _BARRIER
     _BARRIER = barrier
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch"
+    ).start()
     # One core's worth of math per process: the pool is the parallelism.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")

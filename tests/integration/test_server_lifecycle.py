@@ -102,3 +102,28 @@ def test_server_refuses_to_start_half_working(tmp_path):
     with pytest.raises(RuntimeError) as info:
         server.start(timeout=60)
     assert "workers" in str(info.value)
+
+
+def test_workers_exit_when_their_server_is_killed():
+    import time
+
+    import psutil
+
+    server = ServerProcess("face_service", env={"FACE_WORKERS": "2"}).start()
+    workers = [
+        p
+        for p in psutil.Process(server.proc.pid).children()
+        if "spawn_main" in " ".join(p.cmdline())
+    ]
+    assert len(workers) >= 2
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(
+        w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers
+    ):
+        time.sleep(0.2)
+    assert not [w.pid for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE], (
+        "orphaned workers"
+    )
+    server.stop()

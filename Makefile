@@ -11,7 +11,6 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-export YOLO_OFFLINE := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
 .PHONY: help setup proto proto-check lint test test-unit test-integration run run-face run-object bench bench-face bench-object test-model redis clean
@@ -51,16 +50,21 @@ redis: ## make sure a Redis answers on REDIS_URL (starts a local one if not)
 
 test: $(STAMP) ## run every test (unit + integration with real servers and Redis)
 	$(MAKE) --no-print-directory redis
-	$(PY) -m pytest $(PYTEST_ARGS)
+	YOLO_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## fast tests only, no servers
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	YOLO_OFFLINE=1 $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP) ## tests against real servers
 	$(MAKE) --no-print-directory redis
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	YOLO_OFFLINE=1 $(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-run: run-face ## start the system (so far: the face service)
+FACE_REPLICAS ?=
+OBJECT_REPLICAS ?=
+
+run: $(STAMP) ## start everything: Redis if needed, face + object replicas, gateway (FACE_REPLICAS=N OBJECT_REPLICAS=M)
+	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
+	REDIS_URL="$(REDIS_URL)" FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
 
 run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
 	$(PY) -m face_service

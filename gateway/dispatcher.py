@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import uuid
+from pathlib import Path
 
 import grpc
 
@@ -28,6 +29,8 @@ from gateway.settings import GatewaySettings
 from percept_runtime.logs import REQUEST_ID
 
 logger = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
 
 
 class Dispatcher:
@@ -54,6 +57,7 @@ class Dispatcher:
             for i in range(self.concurrency[kind])
         ]
         self._tasks.append(asyncio.create_task(self._listen_for_cancels(), name="cancel-listener"))
+        self._tasks.append(asyncio.create_task(self._heartbeat_file(), name="heartbeat-file"))
         logger.info("dispatcher %s started: %s", self.consumer, self.concurrency)
 
     async def stop(self) -> None:
@@ -169,6 +173,16 @@ class Dispatcher:
         )
         TASKS_FINISHED.labels(kind, "failed").inc()
         await self.store.ack(kind, entry_id)
+
+    async def _heartbeat_file(self) -> None:
+        """Touch the heartbeat file while this process's loop runs and Redis answers:
+        what container liveness probes check (`python -m gateway.worker --check`)."""
+        path = Path(self.settings.heartbeat_file)
+        while True:
+            with contextlib.suppress(Exception):
+                if await self.store.redis.ping():
+                    await asyncio.to_thread(path.touch)
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def _listen_for_cancels(self) -> None:
         pubsub = self.store.redis.pubsub()

@@ -60,4 +60,8 @@ class GatewaySettings(BaseSettings):
     max_image_pixels: int = Field(
         40_000_000, ge=1, description="Largest image (width x height) accepted."
     )
+    heartbeat_file: str = Field(
+        "/tmp/percept-dispatcher.alive",
+        description="Touched every few seconds while dispatchers reach Redis; `python -m gateway.worker --check` reads it.",
+    )
     log_level: str = Field("INFO", description="Python logging level.")

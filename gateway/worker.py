@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import os
 import signal
+import sys
+import time
 
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
@@ -33,8 +37,29 @@ async def run(settings: GatewaySettings) -> None:
         await store.close()
 
 
-def main() -> None:
+def check(settings: GatewaySettings, max_age_s: float) -> int:
+    """Exit status for a liveness probe: 0 when the heartbeat file is fresh."""
+    try:
+        age = time.time() - os.stat(settings.heartbeat_file).st_mtime
+    except FileNotFoundError:
+        print(f"no heartbeat at {settings.heartbeat_file}")
+        return 1
+    print(f"heartbeat {age:.1f}s old")
+    return 0 if age <= max_age_s else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway.worker", description=__doc__)
+    parser.add_argument(
+        "--check", action="store_true", help="exit 0 if this container's dispatchers are alive"
+    )
+    parser.add_argument(
+        "--max-age", type=float, default=30.0, help="with --check: oldest acceptable heartbeat, s"
+    )
+    args = parser.parse_args(argv)
     settings = GatewaySettings()
+    if args.check:
+        sys.exit(check(settings, args.max_age))
     configure_logging(settings.log_level)
     asyncio.run(run(settings))
 

@@ -50,7 +50,7 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     if settings.max_connection_age_s:
         options += [
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(settings.grace_period_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
         ]
     return options
 

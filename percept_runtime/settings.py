@@ -63,6 +63,11 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Clients reconnect after this long, so new replicas get traffic; 0 is forever.",
     )
+    max_connection_age_grace_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Calls still running on a connection past its age may finish within this (long videos).",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @field_validator("video_allowed_dirs", "video_allowed_schemes", mode="before")

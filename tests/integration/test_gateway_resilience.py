@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
@@ -105,8 +108,19 @@ def test_a_killed_dispatcher_loses_no_task(api, env, tmp_path, astronaut):
         path, np.ascontiguousarray(astronaut[FACE_PATCH]), n_frames=n_frames, step=(8, 4)
     )
     http = httpx.Client(base_url=api.url, timeout=60)
-    first = GatewayProcess("gateway.worker", env=env).start()
+    heartbeat = tmp_path / "first.alive"
+    first = GatewayProcess(
+        "gateway.worker", env={**env, "GATEWAY_HEARTBEAT_FILE": str(heartbeat)}
+    ).start()
     second = None
+
+    def probe(max_age: str) -> int:  # what a container liveness probe runs
+        return subprocess.run(
+            [sys.executable, "-m", "gateway.worker", "--check", "--max-age", max_age],
+            env={**os.environ, "GATEWAY_HEARTBEAT_FILE": str(heartbeat)},
+            capture_output=True,
+        ).returncode
+
     try:
         task_id = submit(
             http, "/api/detect/face/video", path.read_bytes(), "v.avi", "video/x-msvideo"
@@ -117,6 +131,7 @@ def test_a_killed_dispatcher_loses_no_task(api, env, tmp_path, astronaut):
                 break
             time.sleep(0.05)
         assert task["status"] == "running" and task["progress"]["done"] < n_frames
+        assert probe("10") == 0
         first.proc.send_signal(signal.SIGKILL)  # mid-task, no goodbye
         first.proc.wait()
         second = GatewayProcess("gateway.worker", env=env).start()

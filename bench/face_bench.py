@@ -28,6 +28,7 @@ from percept.common.v1 import image_pb2, video_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
+from bench.common import report
 from face_service import inference
 from face_service.inference import FaceOptions
 from percept_runtime.imaging import decode_image
@@ -117,14 +118,6 @@ def video_streamed(address: str, path: Path) -> float:
         start = time.perf_counter()
         n = sum(1 for _ in stub.DetectFacesInVideo(request, timeout=600))
     return n / (time.perf_counter() - start)
-
-
-def report(name: str, ours: float, base: float, unit: str, target: float) -> None:
-    ratio = ours / base
-    verdict = "ok" if ratio >= target else "BELOW TARGET"
-    print(
-        f"{name:<58} {ours:7.2f} vs {base:7.2f} {unit:<9} ratio {ratio:5.2f}x (target >= {target}x) {verdict}"
-    )
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from percept.common.v1 import image_pb2, video_pb2
 from percept.object.v1 import object_service_pb2 as pb
 from percept.object.v1 import object_service_pb2_grpc
 
+from bench.common import report
 from object_service import synthetic
 from object_service.inference import DetectOptions, Detector, ModelConfig, prepare
 from object_service.settings import DEMO_MODEL
@@ -89,16 +90,6 @@ def streamed_video(address: str, path: Path) -> float:
         start = time.perf_counter()
         n = sum(1 for _ in stub.DetectObjectsInVideo(request, timeout=600))
     return n / (time.perf_counter() - start)
-
-
-def report(name: str, ours: float, base: float, unit: str, target: float | None) -> None:
-    ratio = ours / base
-    goal = (
-        f"(target >= {target}x) {'ok' if ratio >= target else 'BELOW TARGET'}"
-        if target
-        else "(reported)"
-    )
-    print(f"{name:<62} {ours:8.2f} vs {base:8.2f} {unit:<9} ratio {ratio:5.2f}x {goal}")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:
+    """The error a call raises; a streaming call is read to its end first."""
+    with pytest.raises(grpc.RpcError) as info:
+        result = fn(*args, **kwargs)
+        if isinstance(result, grpc.Call) and hasattr(result, "__next__"):
+            list(result)
+    return info.value
 
 
 def health_status(address: str, service: str = "", timeout: float = 2.0) -> int | None:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from tests.conftest import encode
 from tests.integration.conftest import FACE_MAX_MESSAGE_BYTES
+from tests.support import rpc_error
 from tests.videos import moving_patch_video, read_frames
 
 pytestmark = pytest.mark.slow
@@ -50,14 +51,6 @@ def css(response_faces) -> list[tuple[int, int, int, int]]:
 
 def load(content: bytes) -> np.ndarray:
     return face_recognition.load_image_file(io.BytesIO(content))
-
-
-def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as info:
-        result = fn(*args, **kwargs)
-        if hasattr(result, "__iter__") and not isinstance(result, pb.DetectFacesResponse):
-            list(result)
-    return info.value
 
 
 # --- single images: the service equals face_recognition called directly ----

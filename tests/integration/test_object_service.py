@@ -17,7 +17,7 @@ from ultralytics import YOLO
 from object_service import synthetic
 from tests.conftest import encode
 from tests.integration.conftest import DEMO_MODEL, FACE_MAX_MESSAGE_BYTES
-from tests.support import ServerProcess
+from tests.support import ServerProcess, rpc_error
 from tests.videos import moving_shapes_video, read_frames
 
 pytestmark = pytest.mark.slow
@@ -56,14 +56,6 @@ def detect(stub, content: bytes, **options) -> pb.DetectObjectsResponse:
         ),
         timeout=60,
     )
-
-
-def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as info:
-        result = fn(*args, **kwargs)
-        if isinstance(result, grpc.Call) and hasattr(result, "__next__"):
-            list(result)
-    return info.value
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 PROTOS := $(shell find protos -name '*.proto' | sort)
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
@@ -26,7 +25,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[face,object,gateway,dev]'
 	# face_recognition's metadata wants dlib (a source build); dlib-bin gives it prebuilt.
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt --no-deps face_recognition==1.3.0
-	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$(SITE)/percept-paths.pth"
+	# Code runs from the checkout: put the repo root and gen/ on the venv's path.
+	$(PY) -c 'import sys, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()["purelib"], "percept-paths.pth").write_text("\n".join(sys.argv[1:]) + "\n")' "$(CURDIR)" "$(CURDIR)/gen"
 	touch $(STAMP)
 
 $(BUF): package.json

@@ -32,7 +32,6 @@ def face_server(video_dir):
 
 
 DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
-DEMO_MODEL = __import__("pathlib").Path("/tmp/dev-p1.pt")  # TEMP
 
 
 @pytest.fixture(scope="session")

@@ -144,7 +144,7 @@ def main() -> None:
         api = GatewayProcess("gateway", env={**env, "GATEWAY_DISPATCHERS": "false"}).start()
         try:
             latencies = asyncio.run(
-                submit_latencies(api.url, content, args.submits, args.concurrency)
+                submit_latencies("127.0.0.1", api.port, content, args.submits, args.concurrency)
             )
         finally:
             api.stop()

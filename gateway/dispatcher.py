@@ -45,7 +45,6 @@ class Dispatcher:
             "object_detection": settings.object_concurrency,
         }
         self._running: dict[str, asyncio.Task] = {}
-        self._user_cancelled: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
 
@@ -125,7 +124,6 @@ class Dispatcher:
             raise
         finally:
             heartbeat.cancel()
-            self._user_cancelled.discard(task_id)
 
     async def _attempt(
         self, task_id: str, kind: str, media: str, options: dict, data: bytes
@@ -185,6 +183,16 @@ class Dispatcher:
             await asyncio.sleep(HEARTBEAT_S)
 
     async def _listen_for_cancels(self) -> None:
+        while True:  # a Redis restart must not end cancellation for good
+            try:
+                await self._cancel_messages()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                logger.warning("cancel listener lost Redis; resubscribing", exc_info=True)
+                await asyncio.sleep(1)
+
+    async def _cancel_messages(self) -> None:
         pubsub = self.store.redis.pubsub()
         await pubsub.subscribe(CANCEL_CHANNEL)
         try:
@@ -197,7 +205,6 @@ class Dispatcher:
                     logger.info(
                         "task %s cancelled by the client; cancelling its gRPC call", task_id
                     )
-                    self._user_cancelled.add(task_id)
                     running.cancel()
         finally:
             await pubsub.aclose()

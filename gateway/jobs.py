@@ -33,6 +33,8 @@ GROUP = "dispatchers"
 KINDS = ("face_detection", "object_detection")
 MEDIA = ("image", "video")
 CANCEL_CHANNEL = PREFIX + "cancel"
+SOCKET_TIMEOUT_S = 30.0
+MAX_BLOCK_MS = 10_000  # every blocking read stays well under the socket timeout
 
 
 class Status(StrEnum):
@@ -163,9 +165,16 @@ class JobStore:
 
     @classmethod
     def from_url(cls, url: str, ttl_s: int, tombstone_ttl_s: int) -> JobStore:
+        # redis-py's default 5 s socket timeout would cut blocking reads (XREAD
+        # BLOCK for SSE and ?wait=true): allow more than the longest block.
+        options = {
+            "socket_timeout": SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": 5,
+            "health_check_interval": 30,
+        }
         return cls(
-            aioredis.from_url(url, decode_responses=True),
-            aioredis.from_url(url),
+            aioredis.from_url(url, decode_responses=True, **options),
+            aioredis.from_url(url, **options),
             ttl_s,
             tombstone_ttl_s,
         )
@@ -312,7 +321,9 @@ class JobStore:
         return await self.get(task_id), bool(changed)
 
     async def events(self, task_id: str, after: str, block_ms: int) -> list[Event]:
-        reply = await self.redis.xread({self.events_key(task_id): after}, count=100, block=block_ms)
+        reply = await self.redis.xread(
+            {self.events_key(task_id): after}, count=100, block=min(block_ms, MAX_BLOCK_MS)
+        )
         out = []
         for _stream, entries in reply or ():
             for event_id, fields in entries:
@@ -358,7 +369,9 @@ class JobStore:
             await self.redis.xack(
                 queue, GROUP, entry_id
             )  # deleted entry: drop its stale pending record
-        reply = await self.redis.xreadgroup(GROUP, consumer, {queue: ">"}, count=1, block=block_ms)
+        reply = await self.redis.xreadgroup(
+            GROUP, consumer, {queue: ">"}, count=1, block=min(block_ms, MAX_BLOCK_MS)
+        )
         for _stream, entries in reply or ():
             for entry_id, fields in entries:
                 return entry_id, fields["task_id"]

@@ -63,7 +63,7 @@ async def task_events(
         after = last_event_id or "0"
         ended = False
         while not ended:
-            events = await store.events(task_id, after, block_ms=15_000)
+            events = await store.events(task_id, after, block_ms=10_000)
             if not events:
                 try:
                     current = await store.get(task_id)

@@ -11,3 +11,13 @@ def report(name: str, ours: float, base: float, unit: str, target: float | None 
         else "(reported)"
     )
     print(f"{name:<62} {ours:8.2f} vs {base:8.2f} {unit:<9} ratio {ratio:5.2f}x {goal}", flush=True)
+
+
+def alternate(ours, base, rounds: int = 3) -> tuple[float, float]:
+    """Measure two rates in alternating rounds and return their medians, so a
+    burst of noise on a shared machine lands on both sides, not on one."""
+    a, b = [], []
+    for _ in range(rounds):
+        b.append(base())
+        a.append(ours())
+    return sorted(a)[rounds // 2], sorted(b)[rounds // 2]

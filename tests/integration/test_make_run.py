@@ -16,8 +16,8 @@ import numpy as np
 import psutil
 import pytest
 
-from object_service import synthetic
 from tests.conftest import encode
+from tests.integration.test_object_service import scene_of_reliable_size
 from tests.support import ROOT, free_port
 
 pytestmark = pytest.mark.slow
@@ -79,7 +79,7 @@ def test_make_run_serves_restarts_and_stops_cleanly(redis_url, zidane_bytes):
                 files={"file": ("z.jpg", zidane_bytes, "image/jpeg")},
             )
             assert face.status_code == 200 and len(face.json()["result"]["faces"]) == 1
-            img, truth = synthetic.make_scene(np.random.default_rng(5))
+            img, truth = scene_of_reliable_size(np.random.default_rng(5))
             obj = http.post(
                 "/api/detect/object/image",
                 params={"wait": "true"},

@@ -14,7 +14,6 @@ class FaceEngine:
     """Loads the models in `workers` processes; each call runs in one of them."""
 
     def __init__(self, workers: int, max_pixels: int) -> None:
-        self.workers = workers
         self.max_pixels = max_pixels
         self._pool = ProcessWorkers(workers, initializer=inference.warm_up)
 

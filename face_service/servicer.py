@@ -20,7 +20,7 @@ from face_service.inference import (
     compare_encodings,
 )
 from percept_runtime.errors import InvalidInput
-from percept_runtime.streaming import live_results, open_video, video_results
+from percept_runtime.streaming import live_results, video_results
 from percept_runtime.video import VideoPolicy
 
 _DETECTORS = {pb.DETECTOR_UNSPECIFIED: "hog", pb.DETECTOR_HOG: "hog", pb.DETECTOR_CNN: "cnn"}
@@ -130,19 +130,12 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
         self, request: pb.DetectFacesInVideoRequest, context
     ) -> AsyncIterator[pb.DetectFacesInVideoResponse]:
         opts = options_from_proto(request.options)
-        reader = await open_video(
-            request.video,
-            policy=self.video_policy,
-            frame_stride=request.frame_stride,
-            max_frames=request.max_frames,
-        )
-        expected = reader.expected_frames
 
         async def infer(frames: list[np.ndarray]) -> list[ImageFaces]:
             return [await self.engine.detect_frame(frame, opts) for frame in frames]
 
-        async for frame, result in video_results(
-            reader, infer, window=self.window, method="DetectFacesInVideo"
+        async for frame, result, expected in video_results(
+            request, self.video_policy, infer, window=self.window, method="DetectFacesInVideo"
         ):
             yield pb.DetectFacesInVideoResponse(
                 frame_index=frame.index,

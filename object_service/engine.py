@@ -25,7 +25,6 @@ class ObjectEngine:
         self, config: ModelConfig, workers: int, max_pixels: int, video_batch: int
     ) -> None:
         self.config = config
-        self.workers = workers
         self.max_pixels = max_pixels
         self.video_batch = video_batch
         self.info: ModelInfo | None = None

@@ -19,7 +19,7 @@ from object_service.inference import (
     ModelInfo,
 )
 from percept_runtime.errors import Unavailable
-from percept_runtime.streaming import live_results, open_video, video_results
+from percept_runtime.streaming import live_results, video_results
 from percept_runtime.video import VideoPolicy
 
 _BACKENDS = {"pytorch": pb.BACKEND_PYTORCH, "onnxruntime": pb.BACKEND_ONNXRUNTIME}
@@ -82,19 +82,13 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
         self, request: pb.DetectObjectsInVideoRequest, context
     ) -> AsyncIterator[pb.DetectObjectsInVideoResponse]:
         opts = self.options_from_proto(request.options)
-        reader = await open_video(
-            request.video,
-            policy=self.video_policy,
-            frame_stride=request.frame_stride,
-            max_frames=request.max_frames,
-        )
-        expected = reader.expected_frames
 
         async def infer(frames: list[np.ndarray]) -> list[ImageDetections]:
             return await self.engine.detect_frames(frames, opts)
 
-        async for frame, result in video_results(
-            reader,
+        async for frame, result, expected in video_results(
+            request,
+            self.video_policy,
             infer,
             window=self.window,
             batch_size=self.engine.video_batch,

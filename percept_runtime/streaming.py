@@ -129,15 +129,25 @@ async def open_video(
 
 
 async def video_results(
-    reader: VideoReader,
+    request,
+    policy: VideoPolicy,
     infer: Callable[[list[np.ndarray]], Awaitable[list[R]]],
     *,
     window: int,
     batch_size: int = 1,
     method: str,
-) -> AsyncIterator[tuple[Frame, R]]:
-    """Decode frames in a thread and run `infer` on batches of them, `window`
-    batches in flight; yield (frame, result) in frame order as each is done."""
+) -> AsyncIterator[tuple[Frame, R, int]]:
+    """Open a video request's source (`video`, `frame_stride`, `max_frames`),
+    decode frames in a thread and run `infer` on batches of them, `window`
+    batches in flight; yield (frame, result, expected_frames) in frame order as
+    each is done."""
+    reader = await open_video(
+        request.video,
+        policy=policy,
+        frame_stride=request.frame_stride,
+        max_frames=request.max_frames,
+    )
+    expected = reader.expected_frames
     frames_metric = FRAMES.labels(method)
 
     async def run(batch: list[Frame]) -> list[tuple[Frame, R]]:
@@ -147,8 +157,8 @@ async def video_results(
 
     frames = iterate_in_thread(reader, reader.close)
     async for pairs in ordered_map(batched(frames, max(1, batch_size)), run, window):
-        for pair in pairs:
-            yield pair
+        for frame, result in pairs:
+            yield frame, result, expected
 
 
 async def live_results(

@@ -22,6 +22,10 @@ FRAMES = Counter(
     ["method"],
 )
 WORKERS = Gauge("percept_workers_ready", "Inference worker processes that are loaded and warm.")
+WORKER_RESTARTS = Counter(
+    "percept_worker_restarts_total",
+    "Worker processes started to replace one that died or was recycled for its memory.",
+)
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:

@@ -1,0 +1,150 @@
+"""The worker-process pool: real spawned processes, no model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from percept_runtime.errors import InvalidInput
+from percept_runtime.workers import ProcessWorkers, WorkerCrashed
+
+_HOARD: list[bytes] = []
+
+
+def pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def refuse(what: str) -> None:
+    raise InvalidInput(f"cannot use {what}")
+
+
+def die() -> None:
+    os._exit(3)
+
+
+def hoard(mib: int) -> int:
+    _HOARD.append(b"x" * (mib << 20))
+    return os.getpid()
+
+
+def slow_init(marker: str) -> None:
+    time.sleep(0.2)
+    os.environ["PERCEPT_TEST_MARKER"] = marker
+
+
+def marker() -> str:
+    return os.environ.get("PERCEPT_TEST_MARKER", "")
+
+
+def fail_init() -> None:
+    raise RuntimeError("weights not found")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_calls_run_in_every_worker_and_errors_come_back_as_they_are():
+    async def main():
+        pool = ProcessWorkers(2, slow_init, ("warm",))
+        await pool.start()
+        try:
+            assert len(pool.pids) == 2 and pool.ready_count == 2
+            pids = await asyncio.gather(*(pool.run(pid_after, 0.2) for _ in range(4)))
+            assert set(pids) == set(pool.pids)  # both processes took work
+            assert await pool.run(marker) == "warm"  # the initializer ran in the worker
+            with pytest.raises(InvalidInput, match="cannot use this"):
+                await pool.run(refuse, "this")
+        finally:
+            await pool.close()
+
+    run(main())
+
+
+def test_a_killed_worker_is_replaced_and_its_call_runs_elsewhere():
+    async def main():
+        pool = ProcessWorkers(2, slow_init, ("w",))
+        await pool.start()
+        try:
+            before = pool.pids
+            calls = [asyncio.ensure_future(pool.run(pid_after, 1.0)) for _ in range(2)]
+            await asyncio.sleep(0.3)
+            os.kill(before[0], signal.SIGKILL)
+            results = await asyncio.gather(*calls)
+            assert before[0] not in results  # the killed worker's call ran again elsewhere
+            for _ in range(100):
+                if pool.ready_count == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert pool.ready_count == 2 and before[0] not in pool.pids
+        finally:
+            await pool.close()
+
+    run(main())
+
+
+def test_a_call_that_kills_two_workers_fails_and_the_pool_recovers():
+    async def main():
+        pool = ProcessWorkers(2, slow_init, ("w",))
+        await pool.start()
+        try:
+            with pytest.raises(WorkerCrashed):
+                await pool.run(die)
+            for _ in range(100):
+                if pool.ready_count == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert await pool.run(marker) == "w"
+        finally:
+            await pool.close()
+
+    run(main())
+
+
+def test_a_worker_above_its_memory_limit_is_recycled_after_its_call():
+    async def main():
+        pool = ProcessWorkers(1, max_rss_bytes=200 << 20)
+        await pool.start()
+        try:
+            first = pool.pids[0]
+            assert await pool.run(hoard, 10) == first  # under the limit: kept
+            assert await pool.run(hoard, 300) == first  # the call still answers
+            for _ in range(100):
+                if pool.ready_count == 1 and pool.pids != [first]:
+                    break
+                await asyncio.sleep(0.1)
+            assert pool.pids != [first]
+            assert await pool.run(hoard, 1) != first
+        finally:
+            await pool.close()
+
+    run(main())
+
+
+def test_a_failing_initializer_fails_start():
+    async def main():
+        pool = ProcessWorkers(1, fail_init)
+        with pytest.raises(RuntimeError, match="weights not found"):
+            await pool.start()
+
+    run(main())
+
+
+def test_close_stops_every_worker():
+    import psutil
+
+    async def main():
+        pool = ProcessWorkers(2)
+        await pool.start()
+        pids = pool.pids
+        await pool.close()
+        return pids
+
+    pids = run(main())
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]

@@ -1,13 +1,9 @@
-"""Domain errors and the one table that maps them to gRPC status codes.
-
-Library code raises these; the server's interceptor turns them into a status
-with the error's message. Anything else becomes INTERNAL with a generic
-message, and the details go to the log only.
+"""Domain errors: what model and library code raises when a caller is at fault
+or the server cannot serve. Plain Python, no gRPC: `percept_runtime.status`
+holds the one table that maps them to gRPC status codes at the server's edge.
 """
 
 from __future__ import annotations
-
-import grpc
 
 
 class PerceptError(Exception):
@@ -37,23 +33,9 @@ class NotFound(PerceptError):
     """A named thing does not exist."""
 
 
+class AlreadyExists(PerceptError):
+    """Something the caller asked to create exists already."""
+
+
 class Unavailable(PerceptError):
     """The server cannot serve right now (draining, workers restarting)."""
-
-
-STATUS_BY_ERROR: dict[type[PerceptError], grpc.StatusCode] = {
-    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    InputTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    AccessDenied: grpc.StatusCode.PERMISSION_DENIED,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
-
-
-def status_for(error: BaseException) -> grpc.StatusCode:
-    """The gRPC status code for an exception (INTERNAL when it is not ours)."""
-    for cls in type(error).__mro__:
-        code = STATUS_BY_ERROR.get(cls)
-        if code is not None:
-            return code
-    return grpc.StatusCode.INTERNAL

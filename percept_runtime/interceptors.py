@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 import grpc
 
-from percept_runtime.errors import PerceptError, status_for
+from percept_runtime.errors import PerceptError
 from percept_runtime.logs import REQUEST_ID
 from percept_runtime.metrics import IN_FLIGHT, LATENCY, REQUESTS
+from percept_runtime.status import status_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
 class _Call:
     """Bookkeeping for one call: metrics, request id, and the error boundary."""
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, method: str, context: grpc.aio.ServicerContext, replica: str) -> None:
         self.method = method
         self.context = context
         self.rid = _request_id(context)
@@ -43,7 +44,7 @@ class _Call:
         self.finished = False
         REQUEST_ID.set(self.rid)  # the handler runs in its own task context
         IN_FLIGHT.labels(method).inc()
-        context.set_trailing_metadata((("x-request-id", self.rid),))
+        context.set_trailing_metadata((("x-request-id", self.rid), ("x-percept-replica", replica)))
 
     def finish(self) -> None:
         """Record the call once, however it ended."""
@@ -76,9 +77,9 @@ async def _close(responses) -> None:
         await responses.aclose()
 
 
-def _wrap_unary_response(method: str, behavior: Callable) -> Callable:
+def _wrap_unary_response(method: str, behavior: Callable, replica: Callable[[], str]) -> Callable:
     async def wrapper(request_or_iterator, context):
-        call = _Call(method, context)
+        call = _Call(method, context, replica())
         try:
             return await behavior(request_or_iterator, context)
         except BaseException as exc:  # noqa: BLE001 - the error boundary
@@ -89,9 +90,9 @@ def _wrap_unary_response(method: str, behavior: Callable) -> Callable:
     return wrapper
 
 
-def _wrap_stream_response(method: str, behavior: Callable) -> Callable:
+def _wrap_stream_response(method: str, behavior: Callable, replica: Callable[[], str]) -> Callable:
     async def wrapper(request_or_iterator, context):
-        call = _Call(method, context)
+        call = _Call(method, context, replica())
         responses = behavior(request_or_iterator, context)
 
         def on_done(_context) -> None:
@@ -116,7 +117,17 @@ def _wrap_stream_response(method: str, behavior: Callable) -> Callable:
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every RPC handler with _Call; health and reflection pass through."""
+    """Wraps every RPC handler with _Call; health and reflection pass through.
+
+    `replica` is how this server names itself to clients: every response's
+    trailing metadata carries it as `x-percept-replica`, so a caller behind a
+    load balancer knows which replica served it."""
+
+    def __init__(self, replica: str = "") -> None:
+        self.replica = replica
+
+    def _replica(self) -> str:
+        return self.replica
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -126,9 +137,11 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         if handler.response_streaming:
             wrap = _wrap_stream_response
             if handler.request_streaming:
-                return handler._replace(stream_stream=wrap(method, handler.stream_stream))
-            return handler._replace(unary_stream=wrap(method, handler.unary_stream))
+                return handler._replace(
+                    stream_stream=wrap(method, handler.stream_stream, self._replica)
+                )
+            return handler._replace(unary_stream=wrap(method, handler.unary_stream, self._replica))
         wrap = _wrap_unary_response
         if handler.request_streaming:
-            return handler._replace(stream_unary=wrap(method, handler.stream_unary))
-        return handler._replace(unary_unary=wrap(method, handler.unary_unary))
+            return handler._replace(stream_unary=wrap(method, handler.stream_unary, self._replica))
+        return handler._replace(unary_unary=wrap(method, handler.unary_unary, self._replica))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -63,9 +64,8 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run a server until SIGTERM/SIGINT (or `stop` is set), then drain it."""
-    server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor()], options=server_options(settings)
-    )
+    interceptor = ObservabilityInterceptor()
+    server = grpc.aio.server(interceptors=[interceptor], options=server_options(settings))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in services:
@@ -75,6 +75,7 @@ async def serve(
         [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    interceptor.replica = settings.replica_name or f"{socket.gethostname()}:{port}"
     for name in ("", *names):
         await health_servicer.set(name, NOT_SERVING)
     await server.start()

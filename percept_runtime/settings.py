@@ -68,6 +68,10 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Calls still running on a connection past its age may finish within this (long videos).",
     )
+    replica_name: str = Field(
+        "",
+        description="How this replica names itself to clients (x-percept-replica trailing metadata); empty means host:port.",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @field_validator("video_allowed_dirs", "video_allowed_schemes", mode="before")

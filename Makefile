@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[face,object,gateway,dev]'
 	# face_recognition's metadata wants dlib (a source build); dlib-bin gives it prebuilt.
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt --no-deps face_recognition==1.3.0
-	# Code runs from the checkout: put the repo root and gen/ on the venv's path.
-	$(PY) -c 'import sys, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()["purelib"], "percept-paths.pth").write_text("\n".join(sys.argv[1:]) + "\n")' "$(CURDIR)" "$(CURDIR)/gen"
+	# Code runs from the checkout: put the repo root and gen/ on the venv's path
+	# (not when .venv is a link to another checkout's venv: that one keeps its own).
+	test -L $(VENV) || $(PY) -c 'import sys, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()["purelib"], "percept-paths.pth").write_text("\n".join(sys.argv[1:]) + "\n")' "$(CURDIR)" "$(CURDIR)/gen"
 	touch $(STAMP)
 
 $(BUF): package.json
@@ -35,7 +36,8 @@ $(BUF): package.json
 
 proto: $(STAMP) ## regenerate gen/ from protos/
 	rm -rf gen/percept
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen --pyi_out=gen $(PROTOS)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen --pyi_out=gen \
+		--include_source_info --descriptor_set_out=gen/descriptors.binpb $(PROTOS)
 
 proto-check: $(STAMP) ## fail when gen/ is stale against protos/
 	$(PY) -m pytest -q tests/unit/test_generated_code.py

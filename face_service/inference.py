@@ -18,15 +18,14 @@ from percept_runtime.imaging import decode_image
 logger = logging.getLogger(__name__)
 
 DETECTORS = ("hog", "cnn")
-MAX_UPSAMPLE = 3
-MAX_JITTERS = 100
 ENCODING_SIZE = 128
-DEFAULT_TOLERANCE = 0.6
 
 
 @dataclass(frozen=True)
 class FaceOptions:
-    """How to detect, and what to compute for each face."""
+    """How to detect, and what to compute for each face. The defaults equal the
+    proto's (FaceOptions in face_service.proto, where the ranges are checked);
+    a unit test keeps them equal."""
 
     detector: str = "hog"
     upsample: int = 1
@@ -34,22 +33,6 @@ class FaceOptions:
     encodings: bool = False
     detection_max_side: int = 0
     num_jitters: int = 1
-
-    def __post_init__(self) -> None:
-        if self.detector not in DETECTORS:
-            raise InvalidInput(
-                f"detector {self.detector!r} is unknown: use one of {', '.join(DETECTORS)}"
-            )
-        if not 0 <= self.upsample <= MAX_UPSAMPLE:
-            raise InvalidInput(f"upsample is {self.upsample}: it must be in [0, {MAX_UPSAMPLE}]")
-        if not 1 <= self.num_jitters <= MAX_JITTERS:
-            raise InvalidInput(
-                f"num_jitters is {self.num_jitters}: it must be in [1, {MAX_JITTERS}]"
-            )
-        if self.detection_max_side and self.detection_max_side < 32:
-            raise InvalidInput(
-                f"detection_max_side is {self.detection_max_side}: use 0 (full size) or at least 32 pixels"
-            )
 
 
 @dataclass(frozen=True)
@@ -144,8 +127,6 @@ def compare_encodings(
     probe: list[np.ndarray], references: list[np.ndarray], tolerance: float
 ) -> list[FaceMatch]:
     """Every probe encoding against every reference, probe-major."""
-    if not 0 < tolerance <= 1:
-        raise InvalidInput(f"tolerance is {tolerance}: it must be in (0, 1]")
     matches = []
     refs = np.asarray(references, dtype=np.float64).reshape(len(references), ENCODING_SIZE)
     for i, encoding in enumerate(probe):

@@ -12,7 +12,6 @@ from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
 from face_service.inference import (
-    DEFAULT_TOLERANCE,
     Face,
     FaceOptions,
     ImageFaces,
@@ -20,6 +19,7 @@ from face_service.inference import (
     compare_encodings,
 )
 from percept_runtime.errors import InvalidInput
+from percept_runtime.fields import check, value
 from percept_runtime.streaming import live_results, video_results
 from percept_runtime.video import VideoPolicy
 
@@ -37,18 +37,16 @@ class Engine(Protocol):
 
 
 def options_from_proto(msg: pb.FaceOptions, *, encodings: bool | None = None) -> FaceOptions:
-    detector = _DETECTORS.get(msg.detector)
-    if detector is None:
-        raise InvalidInput(
-            f"options.detector {msg.detector} is unknown: use DETECTOR_HOG (default) or DETECTOR_CNN"
-        )
+    """Domain options from FaceOptions (checked against the proto's rules);
+    unset fields take the proto's defaults."""
+    check(msg, "options")
     return FaceOptions(
-        detector=detector,
-        upsample=msg.upsample if msg.HasField("upsample") else 1,
+        detector=_DETECTORS[msg.detector],
+        upsample=value(msg, "upsample"),
         landmarks=msg.return_landmarks,
         encodings=msg.return_encodings if encodings is None else encodings,
-        detection_max_side=msg.detection_max_side,
-        num_jitters=msg.num_jitters or 1,
+        detection_max_side=value(msg, "detection_max_side"),
+        num_jitters=value(msg, "num_jitters"),
     )
 
 
@@ -87,8 +85,9 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
     async def CompareFaces(
         self, request: pb.CompareFacesRequest, context
     ) -> pb.CompareFacesResponse:
+        check(request)
         opts = options_from_proto(request.options, encodings=True)
-        tolerance = request.tolerance if request.HasField("tolerance") else DEFAULT_TOLERANCE
+        tolerance = value(request, "tolerance")
         which = request.WhichOneof("reference")
         if which is None:
             raise InvalidInput("set a reference: reference_image or reference_encodings")
@@ -129,6 +128,7 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
     async def DetectFacesInVideo(
         self, request: pb.DetectFacesInVideoRequest, context
     ) -> AsyncIterator[pb.DetectFacesInVideoResponse]:
+        check(request)
         opts = options_from_proto(request.options)
 
         async def infer(frames: list[np.ndarray]) -> list[ImageFaces]:

@@ -23,10 +23,6 @@ from percept_runtime.errors import InvalidInput
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "pytorch", "onnx")
-DEFAULT_CONFIDENCE = 0.25
-DEFAULT_IOU = 0.7
-DEFAULT_MAX_DETECTIONS = 300
-MAX_DETECTIONS_LIMIT = 1000
 
 
 class WeightsUnavailable(RuntimeError):
@@ -35,22 +31,14 @@ class WeightsUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class DetectOptions:
-    """Thresholds and filters for one image (class ids already resolved)."""
+    """Thresholds and filters for one image (class ids already resolved). The
+    defaults equal the proto's (DetectionOptions, where the ranges are checked);
+    a unit test keeps them equal."""
 
-    confidence: float = DEFAULT_CONFIDENCE
-    iou: float = DEFAULT_IOU
+    confidence: float = 0.25
+    iou: float = 0.7
     classes: tuple[int, ...] | None = None
-    max_detections: int = DEFAULT_MAX_DETECTIONS
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.confidence <= 1.0:
-            raise InvalidInput(f"confidence_threshold is {self.confidence}: it must be in [0, 1]")
-        if not 0.0 < self.iou <= 1.0:
-            raise InvalidInput(f"iou_threshold is {self.iou}: it must be in (0, 1]")
-        if not 1 <= self.max_detections <= MAX_DETECTIONS_LIMIT:
-            raise InvalidInput(
-                f"max_detections is {self.max_detections}: it must be in [1, {MAX_DETECTIONS_LIMIT}]"
-            )
+    max_detections: int = 300
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,12 @@ from percept.object.v1 import object_service_pb2 as pb
 from percept.object.v1 import object_service_pb2_grpc
 
 from object_service.inference import (
-    DEFAULT_CONFIDENCE,
-    DEFAULT_IOU,
-    DEFAULT_MAX_DETECTIONS,
     DetectOptions,
     ImageDetections,
     ModelInfo,
 )
 from percept_runtime.errors import Unavailable
+from percept_runtime.fields import check, value
 from percept_runtime.streaming import live_results, video_results
 from percept_runtime.video import VideoPolicy
 
@@ -60,13 +58,14 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
         return self.engine.info
 
     def options_from_proto(self, msg: pb.DetectionOptions) -> DetectOptions:
+        """Domain options from DetectionOptions (checked against the proto's rules
+        and the model's classes); unset fields take the proto's defaults."""
+        check(msg, "options")
         return DetectOptions(
-            confidence=msg.confidence_threshold
-            if msg.HasField("confidence_threshold")
-            else DEFAULT_CONFIDENCE,
-            iou=msg.iou_threshold if msg.HasField("iou_threshold") else DEFAULT_IOU,
+            confidence=value(msg, "confidence_threshold"),
+            iou=value(msg, "iou_threshold"),
             classes=self._info().resolve_classes(list(msg.class_names), list(msg.class_ids)),
-            max_detections=msg.max_detections or DEFAULT_MAX_DETECTIONS,
+            max_detections=value(msg, "max_detections"),
         )
 
     async def DetectObjects(
@@ -81,6 +80,7 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
     async def DetectObjectsInVideo(
         self, request: pb.DetectObjectsInVideoRequest, context
     ) -> AsyncIterator[pb.DetectObjectsInVideoResponse]:
+        check(request)
         opts = self.options_from_proto(request.options)
 
         async def infer(frames: list[np.ndarray]) -> list[ImageDetections]:

@@ -156,7 +156,7 @@ def test_thresholds_and_max_detections(stub, scenes):
     ("options", "message"),
     [
         ({"confidence_threshold": 1.5}, "confidence_threshold is 1.5: it must be in [0, 1]"),
-        ({"iou_threshold": 0.0}, "iou_threshold is 0.0: it must be in (0, 1]"),
+        ({"iou_threshold": 0.0}, "options.iou_threshold is 0: it must be in (0, 1]"),
         ({"max_detections": 5000}, "max_detections is 5000: it must be in [1, 1000]"),
         (
             {"class_names": ["cat"]},

@@ -14,7 +14,8 @@ def test_gen_is_in_sync_with_protos(tmp_path):
     protos = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "protos").rglob("*.proto"))
     subprocess.run(
         [sys.executable, "-m", "grpc_tools.protoc", "-Iprotos", f"--python_out={tmp_path}",
-         f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}", *protos],
+         f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}", "--include_source_info",
+         f"--descriptor_set_out={tmp_path / 'descriptors.binpb'}", *protos],
         cwd=ROOT, check=True,
     )  # fmt: skip
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())

@@ -22,47 +22,60 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from percept.common.v1 import field_rules_pb2 as percept_dot_common_dot_v1_dot_field__rules__pb2
 from percept.common.v1 import image_pb2 as percept_dot_common_dot_v1_dot_image__pb2
 from percept.common.v1 import video_pb2 as percept_dot_common_dot_v1_dot_video__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"percept/face/v1/face_service.proto\x12\x0fpercept.face.v1\x1a\x1dpercept/common/v1/image.proto\x1a\x1dpercept/common/v1/video.proto\"\xc3\x01\n\x0b\x46\x61\x63\x65Options\x12+\n\x08\x64\x65tector\x18\x01 \x01(\x0e\x32\x19.percept.face.v1.Detector\x12\x15\n\x08upsample\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x10return_landmarks\x18\x03 \x01(\x08\x12\x18\n\x10return_encodings\x18\x04 \x01(\x08\x12\x1a\n\x12\x64\x65tection_max_side\x18\x05 \x01(\r\x12\x13\n\x0bnum_jitters\x18\x06 \x01(\rB\x0b\n\t_upsample\"\xa5\x03\n\rFaceLandmarks\x12&\n\x04\x63hin\x18\x01 \x03(\x0b\x32\x18.percept.common.v1.Point\x12.\n\x0cleft_eyebrow\x18\x02 \x03(\x0b\x32\x18.percept.common.v1.Point\x12/\n\rright_eyebrow\x18\x03 \x03(\x0b\x32\x18.percept.common.v1.Point\x12-\n\x0bnose_bridge\x18\x04 \x03(\x0b\x32\x18.percept.common.v1.Point\x12*\n\x08nose_tip\x18\x05 \x03(\x0b\x32\x18.percept.common.v1.Point\x12*\n\x08left_eye\x18\x06 \x03(\x0b\x32\x18.percept.common.v1.Point\x12+\n\tright_eye\x18\x07 \x03(\x0b\x32\x18.percept.common.v1.Point\x12)\n\x07top_lip\x18\x08 \x03(\x0b\x32\x18.percept.common.v1.Point\x12,\n\nbottom_lip\x18\t \x03(\x0b\x32\x18.percept.common.v1.Point\"\x1e\n\x0c\x46\x61\x63\x65\x45ncoding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"x\n\x04\x46\x61\x63\x65\x12+\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1e.percept.common.v1.BoundingBox\x12\x31\n\tlandmarks\x18\x02 \x01(\x0b\x32\x1e.percept.face.v1.FaceLandmarks\x12\x10\n\x08\x65ncoding\x18\x03 \x03(\x02\"l\n\x12\x44\x65tectFacesRequest\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12-\n\x07options\x18\x02 \x01(\x0b\x32\x1c.percept.face.v1.FaceOptions\"f\n\x13\x44\x65tectFacesResponse\x12$\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x15.percept.face.v1.Face\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\"D\n\x10\x46\x61\x63\x65\x45ncodingList\x12\x30\n\tencodings\x18\x01 \x03(\x0b\x32\x1d.percept.face.v1.FaceEncoding\"\x97\x02\n\x13\x43ompareFacesRequest\x12\'\n\x05probe\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12\x33\n\x0freference_image\x18\x02 \x01(\x0b\x32\x18.percept.common.v1.ImageH\x00\x12@\n\x13reference_encodings\x18\x03 \x01(\x0b\x32!.percept.face.v1.FaceEncodingListH\x00\x12\x16\n\ttolerance\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12-\n\x07options\x18\x05 \x01(\x0b\x32\x1c.percept.face.v1.FaceOptionsB\x0b\n\treferenceB\x0c\n\n_tolerance\"Z\n\tFaceMatch\x12\x13\n\x0bprobe_index\x18\x01 \x01(\r\x12\x17\n\x0freference_index\x18\x02 \x01(\r\x12\x10\n\x08\x64istance\x18\x03 \x01(\x02\x12\r\n\x05match\x18\x04 \x01(\x08\"\xb2\x01\n\x14\x43ompareFacesResponse\x12*\n\x0bprobe_faces\x18\x01 \x03(\x0b\x32\x15.percept.face.v1.Face\x12.\n\x0freference_faces\x18\x02 \x03(\x0b\x32\x15.percept.face.v1.Face\x12+\n\x07matches\x18\x03 \x03(\x0b\x32\x1a.percept.face.v1.FaceMatch\x12\x11\n\ttolerance\x18\x04 \x01(\x02\"\xa3\x01\n\x19\x44\x65tectFacesInVideoRequest\x12-\n\x05video\x18\x01 \x01(\x0b\x32\x1e.percept.common.v1.VideoSource\x12\x14\n\x0c\x66rame_stride\x18\x02 \x01(\r\x12\x12\n\nmax_frames\x18\x03 \x01(\r\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.percept.face.v1.FaceOptions\"\xae\x01\n\x1a\x44\x65tectFacesInVideoResponse\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12$\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x15.percept.face.v1.Face\x12\x13\n\x0bimage_width\x18\x04 \x01(\x05\x12\x14\n\x0cimage_height\x18\x05 \x01(\x05\x12\x17\n\x0f\x65xpected_frames\x18\x06 \x01(\x04\"l\n\x12StreamFacesRequest\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12-\n\x07options\x18\x02 \x01(\x0b\x32\x1c.percept.face.v1.FaceOptions\"{\n\x13StreamFacesResponse\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12$\n\x05\x66\x61\x63\x65s\x18\x02 \x03(\x0b\x32\x15.percept.face.v1.Face\x12\x13\n\x0bimage_width\x18\x03 \x01(\x05\x12\x14\n\x0cimage_height\x18\x04 \x01(\x05*H\n\x08\x44\x65tector\x12\x18\n\x14\x44\x45TECTOR_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x44\x45TECTOR_HOG\x10\x01\x12\x10\n\x0c\x44\x45TECTOR_CNN\x10\x02\x32\x93\x03\n\x0b\x46\x61\x63\x65Service\x12X\n\x0b\x44\x65tectFaces\x12#.percept.face.v1.DetectFacesRequest\x1a$.percept.face.v1.DetectFacesResponse\x12[\n\x0c\x43ompareFaces\x12$.percept.face.v1.CompareFacesRequest\x1a%.percept.face.v1.CompareFacesResponse\x12o\n\x12\x44\x65tectFacesInVideo\x12*.percept.face.v1.DetectFacesInVideoRequest\x1a+.percept.face.v1.DetectFacesInVideoResponse0\x01\x12\\\n\x0bStreamFaces\x12#.percept.face.v1.StreamFacesRequest\x1a$.percept.face.v1.StreamFacesResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"percept/face/v1/face_service.proto\x12\x0fpercept.face.v1\x1a#percept/common/v1/field_rules.proto\x1a\x1dpercept/common/v1/image.proto\x1a\x1dpercept/common/v1/video.proto\"\xa1\x02\n\x0b\x46\x61\x63\x65Options\x12+\n\x08\x64\x65tector\x18\x01 \x01(\x0e\x32\x19.percept.face.v1.Detector\x12\x36\n\x08upsample\x18\x02 \x01(\rB\x1f\xa2\xbb\x18\x1b\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\x08@!\x00\x00\x00\x00\x00\x00\xf0?H\x00\x88\x01\x01\x12\x18\n\x10return_landmarks\x18\x03 \x01(\x08\x12\x18\n\x10return_encodings\x18\x04 \x01(\x08\x12\x34\n\x12\x64\x65tection_max_side\x18\x05 \x01(\rB\x18\xa2\xbb\x18\x14\t\x00\x00\x00\x00\x00\x00@@\x11\x00\x00\x00\x00\x00\x00\xd0@(\x01\x12\x36\n\x0bnum_jitters\x18\x06 \x01(\rB!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x00\x00Y@!\x00\x00\x00\x00\x00\x00\xf0?(\x01\x42\x0b\n\t_upsample\"\xa5\x03\n\rFaceLandmarks\x12&\n\x04\x63hin\x18\x01 \x03(\x0b\x32\x18.percept.common.v1.Point\x12.\n\x0cleft_eyebrow\x18\x02 \x03(\x0b\x32\x18.percept.common.v1.Point\x12/\n\rright_eyebrow\x18\x03 \x03(\x0b\x32\x18.percept.common.v1.Point\x12-\n\x0bnose_bridge\x18\x04 \x03(\x0b\x32\x18.percept.common.v1.Point\x12*\n\x08nose_tip\x18\x05 \x03(\x0b\x32\x18.percept.common.v1.Point\x12*\n\x08left_eye\x18\x06 \x03(\x0b\x32\x18.percept.common.v1.Point\x12+\n\tright_eye\x18\x07 \x03(\x0b\x32\x18.percept.common.v1.Point\x12)\n\x07top_lip\x18\x08 \x03(\x0b\x32\x18.percept.common.v1.Point\x12,\n\nbottom_lip\x18\t \x03(\x0b\x32\x18.percept.common.v1.Point\"\x1e\n\x0c\x46\x61\x63\x65\x45ncoding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"x\n\x04\x46\x61\x63\x65\x12+\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1e.percept.common.v1.BoundingBox\x12\x31\n\tlandmarks\x18\x02 \x01(\x0b\x32\x1e.percept.face.v1.FaceLandmarks\x12\x10\n\x08\x65ncoding\x18\x03 \x03(\x02\"l\n\x12\x44\x65tectFacesRequest\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12-\n\x07options\x18\x02 \x01(\x0b\x32\x1c.percept.face.v1.FaceOptions\"f\n\x13\x44\x65tectFacesResponse\x12$\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x15.percept.face.v1.Face\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\"D\n\x10\x46\x61\x63\x65\x45ncodingList\x12\x30\n\tencodings\x18\x01 \x03(\x0b\x32\x1d.percept.face.v1.FaceEncoding\"\xba\x02\n\x13\x43ompareFacesRequest\x12\'\n\x05probe\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12\x33\n\x0freference_image\x18\x02 \x01(\x0b\x32\x18.percept.common.v1.ImageH\x00\x12@\n\x13reference_encodings\x18\x03 \x01(\x0b\x32!.percept.face.v1.FaceEncodingListH\x00\x12\x39\n\ttolerance\x18\x04 \x01(\x02\x42!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?\x18\x01!333333\xe3?H\x01\x88\x01\x01\x12-\n\x07options\x18\x05 \x01(\x0b\x32\x1c.percept.face.v1.FaceOptionsB\x0b\n\treferenceB\x0c\n\n_tolerance\"Z\n\tFaceMatch\x12\x13\n\x0bprobe_index\x18\x01 \x01(\r\x12\x17\n\x0freference_index\x18\x02 \x01(\r\x12\x10\n\x08\x64istance\x18\x03 \x01(\x02\x12\r\n\x05match\x18\x04 \x01(\x08\"\xb2\x01\n\x14\x43ompareFacesResponse\x12*\n\x0bprobe_faces\x18\x01 \x03(\x0b\x32\x15.percept.face.v1.Face\x12.\n\x0freference_faces\x18\x02 \x03(\x0b\x32\x15.percept.face.v1.Face\x12+\n\x07matches\x18\x03 \x03(\x0b\x32\x1a.percept.face.v1.FaceMatch\x12\x11\n\ttolerance\x18\x04 \x01(\x02\"\xe0\x01\n\x19\x44\x65tectFacesInVideoRequest\x12-\n\x05video\x18\x01 \x01(\x0b\x32\x1e.percept.common.v1.VideoSource\x12\x37\n\x0c\x66rame_stride\x18\x02 \x01(\rB!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x00j\xf8@!\x00\x00\x00\x00\x00\x00\xf0?(\x01\x12,\n\nmax_frames\x18\x03 \x01(\rB\x18\xa2\xbb\x18\x14\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x80\x84.A(\x01\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.percept.face.v1.FaceOptions\"\xae\x01\n\x1a\x44\x65tectFacesInVideoResponse\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12$\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x15.percept.face.v1.Face\x12\x13\n\x0bimage_width\x18\x04 \x01(\x05\x12\x14\n\x0cimage_height\x18\x05 \x01(\x05\x12\x17\n\x0f\x65xpected_frames\x18\x06 \x01(\x04\"l\n\x12StreamFacesRequest\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12-\n\x07options\x18\x02 \x01(\x0b\x32\x1c.percept.face.v1.FaceOptions\"{\n\x13StreamFacesResponse\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12$\n\x05\x66\x61\x63\x65s\x18\x02 \x03(\x0b\x32\x15.percept.face.v1.Face\x12\x13\n\x0bimage_width\x18\x03 \x01(\x05\x12\x14\n\x0cimage_height\x18\x04 \x01(\x05*H\n\x08\x44\x65tector\x12\x18\n\x14\x44\x45TECTOR_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x44\x45TECTOR_HOG\x10\x01\x12\x10\n\x0c\x44\x45TECTOR_CNN\x10\x02\x32\x93\x03\n\x0b\x46\x61\x63\x65Service\x12X\n\x0b\x44\x65tectFaces\x12#.percept.face.v1.DetectFacesRequest\x1a$.percept.face.v1.DetectFacesResponse\x12[\n\x0c\x43ompareFaces\x12$.percept.face.v1.CompareFacesRequest\x1a%.percept.face.v1.CompareFacesResponse\x12o\n\x12\x44\x65tectFacesInVideo\x12*.percept.face.v1.DetectFacesInVideoRequest\x1a+.percept.face.v1.DetectFacesInVideoResponse0\x01\x12\\\n\x0bStreamFaces\x12#.percept.face.v1.StreamFacesRequest\x1a$.percept.face.v1.StreamFacesResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'percept.face.v1.face_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DETECTOR']._serialized_start=2310
-  _globals['_DETECTOR']._serialized_end=2382
-  _globals['_FACEOPTIONS']._serialized_start=118
-  _globals['_FACEOPTIONS']._serialized_end=313
-  _globals['_FACELANDMARKS']._serialized_start=316
-  _globals['_FACELANDMARKS']._serialized_end=737
-  _globals['_FACEENCODING']._serialized_start=739
-  _globals['_FACEENCODING']._serialized_end=769
-  _globals['_FACE']._serialized_start=771
-  _globals['_FACE']._serialized_end=891
-  _globals['_DETECTFACESREQUEST']._serialized_start=893
-  _globals['_DETECTFACESREQUEST']._serialized_end=1001
-  _globals['_DETECTFACESRESPONSE']._serialized_start=1003
-  _globals['_DETECTFACESRESPONSE']._serialized_end=1105
-  _globals['_FACEENCODINGLIST']._serialized_start=1107
-  _globals['_FACEENCODINGLIST']._serialized_end=1175
-  _globals['_COMPAREFACESREQUEST']._serialized_start=1178
-  _globals['_COMPAREFACESREQUEST']._serialized_end=1457
-  _globals['_FACEMATCH']._serialized_start=1459
-  _globals['_FACEMATCH']._serialized_end=1549
-  _globals['_COMPAREFACESRESPONSE']._serialized_start=1552
-  _globals['_COMPAREFACESRESPONSE']._serialized_end=1730
-  _globals['_DETECTFACESINVIDEOREQUEST']._serialized_start=1733
-  _globals['_DETECTFACESINVIDEOREQUEST']._serialized_end=1896
-  _globals['_DETECTFACESINVIDEORESPONSE']._serialized_start=1899
-  _globals['_DETECTFACESINVIDEORESPONSE']._serialized_end=2073
-  _globals['_STREAMFACESREQUEST']._serialized_start=2075
-  _globals['_STREAMFACESREQUEST']._serialized_end=2183
-  _globals['_STREAMFACESRESPONSE']._serialized_start=2185
-  _globals['_STREAMFACESRESPONSE']._serialized_end=2308
-  _globals['_FACESERVICE']._serialized_start=2385
-  _globals['_FACESERVICE']._serialized_end=2788
+  _globals['_FACEOPTIONS'].fields_by_name['upsample']._loaded_options = None
+  _globals['_FACEOPTIONS'].fields_by_name['upsample']._serialized_options = b'\242\273\030\033\t\000\000\000\000\000\000\000\000\021\000\000\000\000\000\000\010@!\000\000\000\000\000\000\360?'
+  _globals['_FACEOPTIONS'].fields_by_name['detection_max_side']._loaded_options = None
+  _globals['_FACEOPTIONS'].fields_by_name['detection_max_side']._serialized_options = b'\242\273\030\024\t\000\000\000\000\000\000@@\021\000\000\000\000\000\000\320@(\001'
+  _globals['_FACEOPTIONS'].fields_by_name['num_jitters']._loaded_options = None
+  _globals['_FACEOPTIONS'].fields_by_name['num_jitters']._serialized_options = b'\242\273\030\035\t\000\000\000\000\000\000\360?\021\000\000\000\000\000\000Y@!\000\000\000\000\000\000\360?(\001'
+  _globals['_COMPAREFACESREQUEST'].fields_by_name['tolerance']._loaded_options = None
+  _globals['_COMPAREFACESREQUEST'].fields_by_name['tolerance']._serialized_options = b'\242\273\030\035\t\000\000\000\000\000\000\000\000\021\000\000\000\000\000\000\360?\030\001!333333\343?'
+  _globals['_DETECTFACESINVIDEOREQUEST'].fields_by_name['frame_stride']._loaded_options = None
+  _globals['_DETECTFACESINVIDEOREQUEST'].fields_by_name['frame_stride']._serialized_options = b'\242\273\030\035\t\000\000\000\000\000\000\360?\021\000\000\000\000\000j\370@!\000\000\000\000\000\000\360?(\001'
+  _globals['_DETECTFACESINVIDEOREQUEST'].fields_by_name['max_frames']._loaded_options = None
+  _globals['_DETECTFACESINVIDEOREQUEST'].fields_by_name['max_frames']._serialized_options = b'\242\273\030\024\t\000\000\000\000\000\000\360?\021\000\000\000\000\200\204.A(\001'
+  _globals['_DETECTOR']._serialized_start=2537
+  _globals['_DETECTOR']._serialized_end=2609
+  _globals['_FACEOPTIONS']._serialized_start=155
+  _globals['_FACEOPTIONS']._serialized_end=444
+  _globals['_FACELANDMARKS']._serialized_start=447
+  _globals['_FACELANDMARKS']._serialized_end=868
+  _globals['_FACEENCODING']._serialized_start=870
+  _globals['_FACEENCODING']._serialized_end=900
+  _globals['_FACE']._serialized_start=902
+  _globals['_FACE']._serialized_end=1022
+  _globals['_DETECTFACESREQUEST']._serialized_start=1024
+  _globals['_DETECTFACESREQUEST']._serialized_end=1132
+  _globals['_DETECTFACESRESPONSE']._serialized_start=1134
+  _globals['_DETECTFACESRESPONSE']._serialized_end=1236
+  _globals['_FACEENCODINGLIST']._serialized_start=1238
+  _globals['_FACEENCODINGLIST']._serialized_end=1306
+  _globals['_COMPAREFACESREQUEST']._serialized_start=1309
+  _globals['_COMPAREFACESREQUEST']._serialized_end=1623
+  _globals['_FACEMATCH']._serialized_start=1625
+  _globals['_FACEMATCH']._serialized_end=1715
+  _globals['_COMPAREFACESRESPONSE']._serialized_start=1718
+  _globals['_COMPAREFACESRESPONSE']._serialized_end=1896
+  _globals['_DETECTFACESINVIDEOREQUEST']._serialized_start=1899
+  _globals['_DETECTFACESINVIDEOREQUEST']._serialized_end=2123
+  _globals['_DETECTFACESINVIDEORESPONSE']._serialized_start=2126
+  _globals['_DETECTFACESINVIDEORESPONSE']._serialized_end=2300
+  _globals['_STREAMFACESREQUEST']._serialized_start=2302
+  _globals['_STREAMFACESREQUEST']._serialized_end=2410
+  _globals['_STREAMFACESRESPONSE']._serialized_start=2412
+  _globals['_STREAMFACESRESPONSE']._serialized_end=2535
+  _globals['_FACESERVICE']._serialized_start=2612
+  _globals['_FACESERVICE']._serialized_end=3015
 # @@protoc_insertion_point(module_scope)

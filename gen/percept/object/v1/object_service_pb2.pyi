@@ -1,3 +1,4 @@
+from percept.common.v1 import field_rules_pb2 as _field_rules_pb2
 from percept.common.v1 import image_pb2 as _image_pb2
 from percept.common.v1 import video_pb2 as _video_pb2
 from google.protobuf.internal import containers as _containers

@@ -2,23 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Union
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import Field, create_model
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway import models
+from gateway.auth import Auth
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
-from gateway.errors import error_response
+from gateway.errors import (
+    HTTP_ERRORS,
+    ApiError,
+    api_error_response,
+    error_response,
+    mapped_error,
+)
 from gateway.jobs import JobStore
+from gateway.kinds import KINDS, TaskKind
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from gateway.routes import detect, ops, tasks
+from gateway.routes import ops, submit, tasks
+from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
+from gateway.submit import Submitter
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    """Everything a route needs, built once in the lifespan."""
+
+    settings: GatewaySettings
+    kinds: tuple[TaskKind, ...]
+    store: JobStore
+    backends: Backends
+    runner: TaskRunner
+    submitter: Submitter
+    auth: Auth
+    dispatcher: Dispatcher | None = None
 
 
 class ObserveMiddleware:
@@ -48,26 +80,63 @@ class ObserveMiddleware:
             HTTP_REQUESTS.labels(path, scope["method"], str(status[0])).inc()
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def task_model(kinds: tuple[TaskKind, ...]) -> type[models.Task]:
+    """The Task body with `result` typed as any of the kinds' results."""
+    results: list[Any] = []
+    for kind in kinds:
+        if kind.result_model not in results:
+            results.append(kind.result_model)
+    return create_model(
+        "Task",
+        __base__=models.Task,
+        result=(
+            Union[tuple(results)] | None,  # noqa: UP007 - a Union built from a list
+            Field(None, description="When succeeded: the kind's result."),
+        ),
+    )
+
+
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+
+def create_app(
+    settings: GatewaySettings | None = None, kinds: tuple[TaskKind, ...] | None = None
+) -> FastAPI:
     settings = settings or GatewaySettings()
+    kinds = tuple(kinds or KINDS)
+    model = task_model(kinds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = JobStore.from_url(settings.redis_url, settings.task_ttl_s, settings.tombstone_ttl_s)
-        await store.ensure_groups()
+        store = JobStore.from_url(
+            settings.redis_url, settings.task_ttl_s, settings.tombstone_ttl_s, (k.id for k in kinds)
+        )
         backends = Backends(settings)
-        app.state.settings, app.state.store, app.state.backends = settings, store, backends
-        dispatcher = Dispatcher(store, backends, settings) if settings.dispatchers else None
-        if dispatcher:
-            await dispatcher.start()
+        runner = TaskRunner(store, backends)
+        gw = Gateway(
+            settings, kinds, store, backends, runner, Submitter(store, backends, runner, settings),
+            Auth(),
+        )  # fmt: skip
+        app.state.gateway = gw
+        listener = asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener")
+        if settings.dispatchers:
+            gw.dispatcher = Dispatcher(store, backends, settings, kinds, runner)
+            await gw.dispatcher.start()
         logger.info(
-            "gateway ready: face %s, object %s", settings.face_targets, settings.object_targets
+            "gateway ready: %d task kinds; face %s, object %s",
+            len(kinds),
+            settings.face_targets,
+            settings.object_targets,
         )
         try:
             yield
         finally:
-            if dispatcher:
-                await dispatcher.stop()
+            if gw.dispatcher:
+                await gw.dispatcher.stop()
+            await gw.submitter.close()
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             await backends.close()
             await store.close()
 
@@ -77,11 +146,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version="1.0",
         lifespan=lifespan,
     )
-    app.include_router(detect.router)
-    app.include_router(tasks.router)
+    app.include_router(submit.router_for(kinds, model))
+    app.include_router(tasks.router_for(kinds, model))
     app.include_router(ops.router)
-
     app.add_middleware(ObserveMiddleware)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
@@ -95,6 +167,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         return error_response(exc.status_code, "http_error", str(exc.detail))
+
+    async def domain_error(request: Request, exc: Exception):
+        return api_error_response(mapped_error(exc))
+
+    for cls in HTTP_ERRORS:
+        app.add_exception_handler(cls, domain_error)
+
+    async def store_down(request: Request, exc: Exception):
+        logger.warning("job store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "store_unavailable",
+            "the job store (Redis) is unavailable; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+
+    for cls in _REDIS_DOWN:
+        app.add_exception_handler(cls, store_down)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -14,25 +14,18 @@ import ipaddress
 import json
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from percept.common.v1 import image_pb2, video_pb2
-from percept.face.v1 import face_service_pb2 as face_pb
-from percept.face.v1 import face_service_pb2_grpc as face_grpc
-from percept.object.v1 import object_service_pb2 as object_pb
-from percept.object.v1 import object_service_pb2_grpc as object_grpc
 
-from gateway import results
+from gateway.kinds import BACKENDS, Backend, TaskKind
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
-
-FACE_SERVICE = "percept.face.v1.FaceService"
-OBJECT_SERVICE = "percept.object.v1.ObjectService"
-_DETECTORS = {"hog": face_pb.DETECTOR_HOG, "cnn": face_pb.DETECTOR_CNN}
 
 
 def channel_target(spec: str) -> str:
@@ -109,100 +102,67 @@ def make_channel(spec: str, service: str, max_message_bytes: int) -> grpc.aio.Ch
     )
 
 
-def face_options(o: dict[str, Any]) -> face_pb.FaceOptions:
-    return face_pb.FaceOptions(
-        detector=_DETECTORS[o.get("detector", "hog")],
-        upsample=o.get("upsample", 1),
-        return_landmarks=o.get("landmarks", False),
-        return_encodings=o.get("encodings", False),
-        detection_max_side=o.get("detection_max_side", 0),
-        num_jitters=o.get("num_jitters", 1),
-    )
-
-
-def object_options(o: dict[str, Any]) -> object_pb.DetectionOptions:
-    return object_pb.DetectionOptions(
-        confidence_threshold=o.get("confidence_threshold", 0.25),
-        iou_threshold=o.get("iou_threshold", 0.7),
-        class_names=o.get("class_names", []),
-        class_ids=o.get("class_ids", []),
-        max_detections=o.get("max_detections", 300),
-    )
-
-
 OnFrame = Callable[[dict[str, Any], int, int], Awaitable[None]]
+REPLICA_KEY = "x-percept-replica"
+MODEL_INFO_TTL_S = 30.0
 
 
 class Backends:
-    """The gRPC side of the gateway: runs one task's call against its backend."""
+    """The gRPC side of the gateway: one channel per backend, and one call per
+    task run. Requests travel as the bytes the job table stored (serialized
+    once, at submit); responses become the task's JSON once, here."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, backends: tuple[Backend, ...] = BACKENDS) -> None:
         limit = max(settings.max_video_bytes, settings.max_image_bytes) + 1024 * 1024
-        self.face_channel = make_channel(settings.face_targets, FACE_SERVICE, limit)
-        self.object_channel = make_channel(settings.object_targets, OBJECT_SERVICE, limit)
-        self.face = face_grpc.FaceServiceStub(self.face_channel)
-        self.object = object_grpc.ObjectServiceStub(self.object_channel)
+        self.backends = {b.name: b for b in backends}
+        self.channels = {
+            b.name: make_channel(getattr(settings, f"{b.name}_targets"), b.service_name, limit)
+            for b in backends
+        }
         self.image_deadline = settings.image_deadline_s
         self.video_deadline = settings.video_deadline_s
-        self._classes: list[str] | None = None
+        self._methods: dict[str, Any] = {}
+        self._info: dict[str, tuple[float, Any]] = {}
 
     async def close(self) -> None:
-        await self.face_channel.close()
-        await self.object_channel.close()
+        for channel in self.channels.values():
+            await channel.close()
+
+    def _method(self, kind: TaskKind):
+        method = self._methods.get(kind.id)
+        if method is None:
+            channel = self.channels[kind.backend.name]
+            make = channel.unary_stream if kind.streaming else channel.unary_unary
+            # request_serializer=None: the request is already serialized bytes.
+            method = make(kind.rpc_path, None, kind.response_class.FromString)
+            self._methods[kind.id] = method
+        return method
 
     async def run(
-        self, kind: str, media: str, options: dict[str, Any], data: bytes, on_frame: OnFrame
-    ) -> dict:
-        """Run a task's call; video frames are handed to on_frame as they come."""
-        image = image_pb2.Image(content=data)
-        video = video_pb2.VideoSource(content=data)
-        stride, max_frames = options.get("frame_stride", 1), options.get("max_frames", 0)
-        if kind == "face_detection" and media == "image":
-            request = face_pb.DetectFacesRequest(image=image, options=face_options(options))
-            return results.image_result(
-                await self.face.DetectFaces(request, timeout=self.image_deadline)
-            )
-        if kind == "object_detection" and media == "image":
-            request = object_pb.DetectObjectsRequest(image=image, options=object_options(options))
-            return results.image_result(
-                await self.object.DetectObjects(request, timeout=self.image_deadline)
-            )
-        if kind == "face_detection":
-            call = self.face.DetectFacesInVideo(
-                face_pb.DetectFacesInVideoRequest(
-                    video=video,
-                    frame_stride=stride,
-                    max_frames=max_frames,
-                    options=face_options(options),
-                ),
-                timeout=self.video_deadline,
-            )
-        else:
-            call = self.object.DetectObjectsInVideo(
-                object_pb.DetectObjectsInVideoRequest(
-                    video=video,
-                    frame_stride=stride,
-                    max_frames=max_frames,
-                    options=object_options(options),
-                ),
-                timeout=self.video_deadline,
-            )
+        self, kind: TaskKind, request: bytes, on_frame: OnFrame | None = None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Run one task's call. Returns (result JSON, replica that served it);
+        a video's frames go to on_frame as they come (its result is None)."""
+        method = self._method(kind)
+        if not kind.streaming:
+            call = method(request, timeout=self.image_deadline)
+            response = await call
+            return kind.result(response), await _replica(call)
+        call = method(request, timeout=self.video_deadline)
         done = 0
         async for response in call:
             done += 1
-            await on_frame(results.frame_result(response), done, response.expected_frames)
-        return {"frames": []}  # the dispatcher fills in the frames it collected
+            if on_frame is not None:
+                await on_frame(kind.result(response), done, response.expected_frames)
+        return None, await _replica(call)
 
     async def ready(self) -> dict[str, bool]:
         """Whether each backend has at least one SERVING replica."""
         out = {}
-        for name, channel, service in (
-            ("face", self.face_channel, FACE_SERVICE),
-            ("object", self.object_channel, OBJECT_SERVICE),
-        ):
+        for name, channel in self.channels.items():
             try:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=service),
+                    health_pb2.HealthCheckRequest(service=self.backends[name].service_name),
                     timeout=1.0,
                     wait_for_ready=False,
                 )
@@ -211,14 +171,36 @@ class Backends:
                 out[name] = False
         return out
 
-    async def object_classes(self) -> list[str] | None:
-        """The object model's class names (cached), or None when unreachable."""
-        if self._classes is None:
-            try:
-                info = await self.object.GetModelInfo(
-                    object_pb.GetModelInfoRequest(), timeout=2.0, wait_for_ready=False
-                )
-                self._classes = list(info.class_names)
-            except grpc.aio.AioRpcError:
-                return None
-        return self._classes
+    async def model_info(self, backend: Backend):
+        """The backend's GetModelInfo answer, cached for a while; None when it
+        has no such method or is unreachable."""
+        method = backend.service.methods_by_name.get("GetModelInfo")
+        if method is None:
+            return None
+        cached = self._info.get(backend.name)
+        if cached is not None and time.monotonic() - cached[0] < MODEL_INFO_TTL_S:
+            return cached[1]
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        call = self.channels[backend.name].unary_unary(
+            f"/{backend.service_name}/GetModelInfo",
+            request_class.SerializeToString,
+            response_class.FromString,
+        )
+        try:
+            info = await call(request_class(), timeout=2.0, wait_for_ready=False)
+        except grpc.aio.AioRpcError:
+            return cached[1] if cached else None
+        self._info[backend.name] = (time.monotonic(), info)
+        return info
+
+
+async def _replica(call) -> str | None:
+    try:
+        metadata = await call.trailing_metadata()
+    except Exception:  # noqa: BLE001 - the replica's name is a nicety
+        return None
+    for key, value in metadata or ():
+        if key == REPLICA_KEY:
+            return value
+    return None

@@ -1,12 +1,11 @@
-"""Dispatchers: read the per-kind queues and run each task on the gRPC backends.
+"""Dispatchers: read the task-kind queues and run each task on its backend.
 
-Each kind gets `concurrency` loops. A loop claims a queue entry (one whose
-lease ran out first, else a new one), marks the task running, renews the lease
-while it works, writes progress and per-frame results as they stream in, and
-acknowledges the entry only when the task has ended. A dispatcher that dies
-leaves its entry pending; another claims it after the lease and runs the task
-again (up to max_attempts). Cancels arrive over pub/sub and cancel the
-in-flight gRPC call.
+Per backend, one loop reads new entries from all of that backend's kinds at
+once (up to its free slots) and runs each as its own asyncio task. Leases are
+renewed for every entry held in one command per queue; every few seconds
+entries whose dispatcher went silent for a lease are claimed and run again (up
+to max_attempts); inline tasks whose API process died are failed. A Redis
+restart that lost the consumer groups is noticed and the groups recreated.
 """
 
 from __future__ import annotations
@@ -16,161 +15,231 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
+from collections import defaultdict
 from pathlib import Path
 
-import grpc
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.backends import Backends
-from gateway.errors import RETRYABLE, task_error
-from gateway.jobs import CANCEL_CHANNEL, KINDS, JobStore, Status
-from gateway.metrics import TASKS_FINISHED
+from gateway.jobs import Claimed, JobStore, Status
+from gateway.kinds import TaskKind
+from gateway.runner import RETRY, TaskRunner, record_end
 from gateway.settings import GatewaySettings
 from percept_runtime.logs import REQUEST_ID
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
+SWEEP_S = 2.0
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class Dispatcher:
-    def __init__(self, store: JobStore, backends: Backends, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        backends: Backends,
+        settings: GatewaySettings,
+        kinds: tuple[TaskKind, ...],
+        runner: TaskRunner,
+    ) -> None:
         self.store = store
         self.backends = backends
         self.settings = settings
+        self.runner = runner
+        self.kinds = {k.id: k for k in kinds}
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lease_ms = int(settings.lease_s * 1000)
-        self.concurrency = {
-            "face_detection": settings.face_concurrency,
-            "object_detection": settings.object_concurrency,
-        }
-        self._running: dict[str, asyncio.Task] = {}
+        self.by_backend: dict[str, list[str]] = defaultdict(list)
+        for kind in kinds:
+            self.by_backend[kind.backend.name].append(kind.id)
+        self.limit = {name: getattr(settings, f"{name}_concurrency") for name in self.by_backend}
+        self.active: dict[str, int] = dict.fromkeys(self.by_backend, 0)
+        self._freed = {name: asyncio.Event() for name in self.by_backend}
+        self._held: dict[str, set[str]] = defaultdict(set)  # kind id -> entry ids running here
         self._tasks: list[asyncio.Task] = []
+        self._work: set[asyncio.Task] = set()
         self._stopping = False
 
     async def start(self) -> None:
-        await self.store.ensure_groups()
+        with contextlib.suppress(*_REDIS_DOWN):
+            await self.store.ensure_groups()
         self._tasks = [
-            asyncio.create_task(self._loop(kind, i), name=f"dispatch-{kind}-{i}")
-            for kind in KINDS
-            for i in range(self.concurrency[kind])
+            asyncio.create_task(self._read_loop(name), name=f"dispatch-{name}")
+            for name in self.by_backend
         ]
-        self._tasks.append(asyncio.create_task(self._listen_for_cancels(), name="cancel-listener"))
+        self._tasks.append(asyncio.create_task(self._renew_loop(), name="lease-renewal"))
+        self._tasks.append(asyncio.create_task(self._sweep_loop(), name="sweep"))
         self._tasks.append(asyncio.create_task(self._heartbeat_file(), name="heartbeat-file"))
-        logger.info("dispatcher %s started: %s", self.consumer, self.concurrency)
+        logger.info("dispatcher %s started: %s", self.consumer, self.limit)
 
     async def stop(self) -> None:
         """Stop taking work; hand running tasks back to the queue for others."""
         self._stopping = True
-        for task in self._tasks:
+        for task in [*self._tasks, *self._work]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._work]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _loop(self, kind: str, slot: int) -> None:
+    # --- taking work ------------------------------------------------------------------
+
+    def free(self, backend: str) -> int:
+        return self.limit[backend] - self.active[backend]
+
+    async def _read_loop(self, backend: str) -> None:
+        kind_ids = self.by_backend[backend]
         while not self._stopping:
             try:
-                claimed = await self.store.claim(kind, self.consumer, self.lease_ms, block_ms=1000)
-                if claimed:
-                    await self._run(kind, *claimed)
+                free = self.free(backend)
+                if free <= 0:
+                    self._freed[backend].clear()
+                    await self._freed[backend].wait()
+                    continue
+                for claimed in await self.store.read_new(kind_ids, self.consumer, free, 1000):
+                    self._spawn(claimed)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep dispatching whatever one task did
-                logger.exception("dispatcher loop %s/%d failed; continuing", kind, slot)
+            except ResponseError as exc:
+                await self._redis_trouble(exc)
+            except _REDIS_DOWN as exc:
+                await self._redis_trouble(exc)
+            except Exception:  # noqa: BLE001 - keep dispatching whatever one read did
+                logger.exception("dispatcher loop for %s failed; continuing", backend)
                 await asyncio.sleep(1)
 
-    async def _heartbeat(self, kind: str, entry_id: str) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease_s / 3)
-            await self.store.heartbeat(kind, self.consumer, entry_id)
+    async def _redis_trouble(self, exc: Exception) -> None:
+        if "NOGROUP" in str(exc):
+            logger.warning("the queues' consumer groups are gone (Redis restarted?); recreating")
+            with contextlib.suppress(*_REDIS_DOWN, ResponseError):
+                await self.store.ensure_groups()
+            return
+        logger.warning("Redis unavailable to the dispatcher (%s); retrying", exc)
+        await asyncio.sleep(1)
 
-    async def _run(self, kind: str, entry_id: str, task_id: str) -> None:
+    def _spawn(self, claimed: Claimed) -> None:
+        kind = self.kinds[claimed.kind_id]
+        backend = kind.backend.name
+        self.active[backend] += 1
+        self._held[claimed.kind_id].add(claimed.entry_id)
+        task = asyncio.create_task(self._execute(kind, claimed))
+        self._work.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._work.discard(t)
+            self.active[backend] -= 1
+            self._held[claimed.kind_id].discard(claimed.entry_id)
+            self._freed[backend].set()
+
+        task.add_done_callback(done)
+
+    async def _execute(self, kind: TaskKind, claimed: Claimed) -> None:
+        task_id = claimed.task_id
         REQUEST_ID.set(task_id)
-        task = await self.store.start(task_id)
-        if task is None:  # cancelled, expired or already done
-            await self.store.ack(kind, entry_id)
-            return
-        if task.attempts > self.settings.max_attempts:
-            await self._give_up(kind, entry_id, task_id, task.attempts - 1)
-            return
-        data = await self.store.input(task_id)
-        if data is None:
-            await self.store.fail_unstarted(
-                task_id, {"code": "input_lost", "message": "the uploaded input expired"}
-            )
-            await self.store.ack(kind, entry_id)
-            return
-        heartbeat = asyncio.create_task(self._heartbeat(kind, entry_id))
-        attempt = task.attempts
+        max_attempts = self.settings.max_attempts
         try:
             while True:
-                outcome = await self._attempt(task_id, kind, task.media, task.options, data)
-                if outcome != "retry":
-                    break
-                if attempt >= self.settings.max_attempts:
-                    await self._give_up(kind, entry_id, task_id, attempt)
+                started = await self.store.start(task_id, max_attempts)
+                if started.code == 0:  # cancelled, expired or already done
+                    await self.store.ack(claimed)
                     return
-                await asyncio.sleep(min(2.0, 0.25 * 2**attempt))
-                task = await self.store.start(task_id)
-                if task is None:
-                    break
-                attempt = task.attempts
-            await self.store.ack(kind, entry_id)
+                if started.code == -1:
+                    await self._give_up(kind, claimed, started.attempts)
+                    return
+                if started.code == -2:
+                    await self._fail(
+                        kind, claimed, "input_lost", "the uploaded input expired before it ran"
+                    )
+                    return
+                outcome = await self.runner.attempt(
+                    kind, task_id, started.request, created_at=started.created_at, claimed=claimed
+                )
+                if outcome.status != RETRY:
+                    return
+                if started.attempts >= max_attempts:
+                    await self._give_up(kind, claimed, started.attempts)
+                    return
+                await asyncio.sleep(min(2.0, 0.25 * 2**started.attempts))
         except asyncio.CancelledError:
-            # Shutting down: leave the entry pending and hand the task back; a
-            # live dispatcher claims it once the lease runs out.
-            await asyncio.shield(self.store.requeue(task_id))
+            if self._stopping:
+                # Shutting down: hand the task back; a live dispatcher claims its
+                # entry once the lease runs out.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.store.requeue(task_id))
             raise
-        finally:
-            heartbeat.cancel()
+        except Exception:  # noqa: BLE001 - leave the entry pending: it is retried after the lease
+            logger.exception("task %s: dispatching failed; it is retried after the lease", task_id)
 
-    async def _attempt(
-        self, task_id: str, kind: str, media: str, options: dict, data: bytes
-    ) -> str:
-        """One run of the task; 'retry' when another replica should try."""
-
-        async def on_frame(frame: dict, done: int, total: int) -> None:
-            await self.store.add_frame(task_id, frame, done, total)
-
-        call = asyncio.create_task(self.backends.run(kind, media, options, data, on_frame))
-        self._running[task_id] = call
-        try:
-            try:
-                result = await call
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
-                    raise  # we are being stopped, not the task cancelled
-                return "cancelled"  # DELETE /api/task/{id}: the status is already set
-            if media == "video":
-                result = {"frames": await self.store.collected_frames(task_id)}
-            if await self.store.finish(task_id, Status.SUCCEEDED, result=result):
-                TASKS_FINISHED.labels(kind, "succeeded").inc()
-            return "done"
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            if code in RETRYABLE:
-                logger.warning("backend %s for task %s; retrying", code.name, task_id)
-                return "retry"
-            error = task_error(code, exc.details())
-            if code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED):
-                logger.error("task %s failed: %s %s", task_id, code.name, exc.details())
-            if await self.store.finish(task_id, Status.FAILED, error=error):
-                TASKS_FINISHED.labels(kind, "failed").inc()
-            return "done"
-        finally:
-            self._running.pop(task_id, None)
-
-    async def _give_up(self, kind: str, entry_id: str, task_id: str, attempts: int) -> None:
-        await self.store.fail_unstarted(
-            task_id,
-            {
-                "code": "attempts_exhausted",
-                "message": f"gave up after {attempts} attempts: no backend replica could finish it",
-            },
+    async def _give_up(self, kind: TaskKind, claimed: Claimed, attempts: int) -> None:
+        await self._fail(
+            kind,
+            claimed,
+            "attempts_exhausted",
+            f"gave up after {attempts} attempts: no backend replica could finish it",
         )
-        TASKS_FINISHED.labels(kind, "failed").inc()
-        await self.store.ack(kind, entry_id)
+
+    async def _fail(self, kind: TaskKind, claimed: Claimed, code: str, message: str) -> None:
+        now = time.time()
+        if await self.store.finish(
+            claimed.task_id,
+            Status.FAILED,
+            error={"code": code, "message": message},
+            claimed=claimed,
+            allowed=(Status.QUEUED, Status.RUNNING),
+        ):
+            record_end(kind, Status.FAILED, now, now)
+
+    # --- leases, reclaiming, housekeeping -------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_s / 3)
+            for kind_id, entries in list(self._held.items()):
+                if entries:
+                    with contextlib.suppress(*_REDIS_DOWN, ResponseError):
+                        await self.store.renew(kind_id, self.consumer, list(entries))
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(SWEEP_S, self.settings.lease_s / 2))
+            try:
+                await self._reclaim()
+                await self._fail_lost_inline()
+            except asyncio.CancelledError:
+                raise
+            except ResponseError as exc:
+                await self._redis_trouble(exc)
+            except _REDIS_DOWN as exc:
+                await self._redis_trouble(exc)
+            except Exception:  # noqa: BLE001
+                logger.exception("sweep failed; continuing")
+
+    async def _reclaim(self) -> None:
+        for kind_id, kind in self.kinds.items():
+            free = self.free(kind.backend.name)
+            if free <= 0:
+                continue
+            for claimed in await self.store.reclaim(kind_id, self.consumer, self.lease_ms, free):
+                logger.info("task %s: its dispatcher went silent; running it here", claimed.task_id)
+                self._spawn(claimed)
+
+    async def _fail_lost_inline(self) -> None:
+        grace = 5.0
+        for task_id in await self.store.overdue_inline(time.time() - grace):
+            if task_id in self.runner.running:
+                continue
+            await self.store.finish(
+                task_id,
+                Status.FAILED,
+                error={
+                    "code": "gateway_lost",
+                    "message": "the gateway process running this simple-mode task stopped; submit it again",
+                },
+            )
 
     async def _heartbeat_file(self) -> None:
         """Touch the heartbeat file while this process's loop runs and Redis answers:
@@ -181,30 +250,3 @@ class Dispatcher:
                 if await self.store.redis.ping():
                     await asyncio.to_thread(path.touch)
             await asyncio.sleep(HEARTBEAT_S)
-
-    async def _listen_for_cancels(self) -> None:
-        while True:  # a Redis restart must not end cancellation for good
-            try:
-                await self._cancel_messages()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                logger.warning("cancel listener lost Redis; resubscribing", exc_info=True)
-                await asyncio.sleep(1)
-
-    async def _cancel_messages(self) -> None:
-        pubsub = self.store.redis.pubsub()
-        await pubsub.subscribe(CANCEL_CHANNEL)
-        try:
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                task_id = message["data"]
-                running = self._running.get(task_id)
-                if running is not None:
-                    logger.info(
-                        "task %s cancelled by the client; cancelling its gRPC call", task_id
-                    )
-                    running.cancel()
-        finally:
-            await pubsub.aclose()

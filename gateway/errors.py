@@ -1,18 +1,77 @@
-"""The two error tables of the gateway: gRPC status -> task error and HTTP code,
-and the JSON shape of every HTTP error."""
+"""The gateway's error tables, used by every route:
+
+- `HTTP_ERRORS`: exception -> (HTTP status, error code); routes raise, one
+  handler answers `{"error": {"code", "message", ...}}`;
+- `GRPC_TO_HTTP`: a backend's gRPC status -> HTTP status (simple mode) and the
+  `error` a failed task records.
+
+A caller's mistake says what was wrong and what is accepted; anything
+unexpected is 500 with a generic message, the details in the log only.
+"""
 
 from __future__ import annotations
 
 import grpc
 from fastapi.responses import JSONResponse
 
-# gRPC status -> (HTTP status in simple mode, whether the caller's input was at fault)
+from percept_runtime.errors import (
+    AccessDenied,
+    AlreadyExists,
+    InputTooLarge,
+    InvalidInput,
+    NotFound,
+    PerceptError,
+    Unavailable,
+)
+
+
+class ApiError(Exception):
+    """An HTTP error with its code and message, raised by routes."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fields: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.fields, self.headers, self.extra = fields, headers, extra
+
+
+class TaskGone(Exception):
+    """The id existed but its record expired."""
+
+
+class TaskNotFound(Exception):
+    """No task ever had this id (or its tombstone expired too)."""
+
+
+# Domain exceptions -> (HTTP status, error code). Subclasses match their base.
+HTTP_ERRORS: dict[type[BaseException], tuple[int, str]] = {
+    InvalidInput: (422, "invalid_input"),
+    InputTooLarge: (413, "too_large"),
+    AccessDenied: (403, "forbidden"),
+    NotFound: (404, "not_found"),
+    AlreadyExists: (409, "already_exists"),
+    Unavailable: (503, "unavailable"),
+    TaskNotFound: (404, "not_found"),
+    TaskGone: (410, "expired"),
+}
+
+# gRPC status -> HTTP status (simple mode answers and the API's error codes).
 GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
     grpc.StatusCode.OUT_OF_RANGE: 422,
     grpc.StatusCode.FAILED_PRECONDITION: 422,
     grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
@@ -25,12 +84,17 @@ _CALLER_FACING = {
     grpc.StatusCode.OUT_OF_RANGE,
     grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
-# Worth another attempt on another replica.
-RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# Worth another attempt on another replica: the replica was lost, not the
+# request at fault. A deadline is not retried: the same work would time out again.
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE}
+
+# Error codes a task can end with that are not gRPC statuses.
+TASK_ERROR_HTTP = {"attempts_exhausted": 503, "input_lost": 500, "gateway_lost": 503}
 
 
 def task_error(code: grpc.StatusCode, details: str | None) -> dict[str, str]:
@@ -47,12 +111,42 @@ def task_error(code: grpc.StatusCode, details: str | None) -> dict[str, str]:
 
 
 def http_status_for_task_error(error: dict[str, str]) -> int:
+    code = error.get("code", "")
+    if code in TASK_ERROR_HTTP:
+        return TASK_ERROR_HTTP[code]
     try:
-        code = grpc.StatusCode[error["code"].upper()]
+        return GRPC_TO_HTTP.get(grpc.StatusCode[code.upper()], 500)
     except KeyError:
         return 500
-    return GRPC_TO_HTTP.get(code, 500)
 
 
-def error_response(status: int, code: str, message: str, **extra) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra
+) -> JSONResponse:
+    body = {"code": code, "message": message}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def api_error_response(exc: ApiError) -> JSONResponse:
+    return error_response(
+        exc.status, exc.code, exc.message, exc.headers, fields=exc.fields, **exc.extra
+    )
+
+
+def mapped_error(exc: BaseException) -> ApiError | None:
+    """The ApiError for a domain exception in HTTP_ERRORS, else None."""
+    for cls in type(exc).__mro__:
+        hit = HTTP_ERRORS.get(cls)
+        if hit is not None:
+            message = exc.message if isinstance(exc, PerceptError) else _default_message(exc)
+            return ApiError(hit[0], hit[1], message)
+    return None
+
+
+def _default_message(exc: BaseException) -> str:
+    if isinstance(exc, TaskGone):
+        return f"task {exc.args[0]} existed but its record expired"
+    if isinstance(exc, TaskNotFound):
+        return f"no task {exc.args[0]}"
+    return str(exc)

@@ -1,18 +1,23 @@
 """The Redis job table: task records, their inputs, events, queues and leases.
 
 Layout (prefix `percept:`):
-- `task:{id}`    hash: the task record (expires after the task TTL);
-- `input:{id}`   the uploaded bytes, deleted when the task ends;
-- `events:{id}`  stream of status / progress / frame events (SSE reads it);
-- `frames:{id}`  hash frame_index -> frame result while a video runs;
-- `gone:{id}`    tombstone outliving the record, so an expired id is 410;
-- `idem:{key}`   Idempotency-Key -> task id;
-- `tasks`        sorted set of ids by creation time, for listing;
-- `queue:{kind}` stream per kind, read by dispatchers through one consumer
-  group; an entry is acknowledged (and deleted) only when its task ended, and
-  one idle past the lease is claimed by another dispatcher.
-Status changes go through one Lua script, so cancel, finish and retry cannot
-overwrite each other.
+- `task:{id}`     hash: the task record (expires after the task TTL);
+- `input:{id}`    the serialized gRPC request (upload included), deleted when
+                  the task ends: stored once, handed to gRPC as it is;
+- `events:{id}`   stream of status / progress / frame events (SSE reads it);
+- `frames:{id}`   hash frame_index -> frame result while a video runs;
+- `gone:{id}`     tombstone outliving the record, so an expired id is 410;
+- `idem:{tenant}:{key}`  Idempotency-Key -> "task id|request hash";
+- `tasks`         sorted set of ids by creation time, for listing;
+- `inline`        sorted set of tasks run by an API process in simple mode,
+                  scored by when they must have ended (a crashed process's
+                  tasks are then failed, not left running);
+- `queue:{kind}:{media}`  stream per task kind, read by dispatchers through
+  one consumer group; an entry is acknowledged (and deleted) when its task
+  ends, and one idle past the lease is claimed by another dispatcher.
+
+Every state change is one Lua script, so a submit, a start and a finish are
+one round trip each, and cancel, finish and retry cannot overwrite each other.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,13 +34,14 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from gateway.errors import ApiError, TaskGone, TaskNotFound
+
 PREFIX = "percept:"
 GROUP = "dispatchers"
-KINDS = ("face_detection", "object_detection")
-MEDIA = ("image", "video")
 CANCEL_CHANNEL = PREFIX + "cancel"
 SOCKET_TIMEOUT_S = 30.0
 MAX_BLOCK_MS = 10_000  # every blocking read stays well under the socket timeout
+DEFAULT_TENANT = "default"
 
 
 class Status(StrEnum):
@@ -47,39 +54,102 @@ class Status(StrEnum):
 
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
-# KEYS: task, events. ARGV: allowed statuses (csv), new status, event json, then field/value pairs.
-_TRANSITION = """
+# KEYS: task, input, tombstone, index, events, queue, idem (or ""), inline index.
+# ARGV: ttl, tombstone ttl, id, kind, media, options, now, expires_at, input,
+#       tenant, request hash, mode ("queued" | "inline"), inline deadline.
+# Returns {1, id} created, {0, id} the same request under this key, {-1, id} a
+# different request under this key.
+_SUBMIT = """
+if KEYS[7] ~= '' then
+  local existing = redis.call('GET', KEYS[7])
+  if existing then
+    local sep = string.find(existing, '|', 1, true)
+    local id = string.sub(existing, 1, sep - 1)
+    if string.sub(existing, sep + 1) ~= ARGV[11] then return {-1, id} end
+    if redis.call('EXISTS', 'percept:task:' .. id) == 1 then return {0, id} end
+  end
+end
+local inline = ARGV[12] == 'inline'
+redis.call('HSET', KEYS[1], 'id', ARGV[3], 'kind', ARGV[4], 'media', ARGV[5],
+           'options', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8],
+           'tenant', ARGV[10], 'mode', ARGV[12], 'input_bytes', string.len(ARGV[9]),
+           'status', inline and 'running' or 'queued', 'attempts', inline and 1 or 0)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3])
+if inline then
+  redis.call('HSET', KEYS[1], 'started_at', ARGV[7])
+  redis.call('XADD', KEYS[5], '*', 'type', 'status', 'data', '{"status": "running"}')
+  redis.call('ZADD', KEYS[8], ARGV[13], ARGV[3])
+else
+  redis.call('SET', KEYS[2], ARGV[9], 'EX', ARGV[1])
+  redis.call('XADD', KEYS[5], '*', 'type', 'status', 'data', '{"status": "queued"}')
+  redis.call('XADD', KEYS[6], '*', 'task_id', ARGV[3])
+end
+redis.call('EXPIRE', KEYS[5], ARGV[1])
+if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[3] .. '|' .. ARGV[11], 'EX', ARGV[1]) end
+return {1, ARGV[3]}
+"""
+
+# KEYS: task, events, input. ARGV: now, max attempts.
+# Returns {1, attempts, input, created_at} to run, {0} when the task is no longer runnable,
+# {-1, attempts} when its attempts are spent, {-2} when its input is gone.
+_START = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'queued' and status ~= 'running' then return {0} end
+local data = redis.call('GET', KEYS[3])
+if not data then return {-2} end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if attempts > tonumber(ARGV[2]) then return {-1, attempts - 1} end
+redis.call('HSET', KEYS[1], 'status', 'running')
+redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', '{"status": "running"}')
+return {1, attempts, data, redis.call('HGET', KEYS[1], 'created_at')}
+"""
+
+# KEYS: task, events, input, frames, queue (or ""), inline index.
+# ARGV: allowed statuses (csv), new status, event json, queue entry id (or ""),
+#       group, task id, then field/value pairs. Returns the previous status, or
+#       false when the task was not in an allowed status (the entry is
+#       acknowledged either way).
+_FINISH = """
+if KEYS[5] ~= '' then
+  redis.call('XACK', KEYS[5], ARGV[5], ARGV[4])
+  redis.call('XDEL', KEYS[5], ARGV[4])
+end
 local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return nil end
+if not current then return false end
 for allowed in string.gmatch(ARGV[1], '[^,]+') do
   if current == allowed then
-    redis.call('HSET', KEYS[1], 'status', ARGV[2], unpack(ARGV, 4))
+    redis.call('HSET', KEYS[1], 'status', ARGV[2], unpack(ARGV, 7))
     redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
+    redis.call('DEL', KEYS[3], KEYS[4])
+    redis.call('ZREM', KEYS[6], ARGV[6])
     return current
   end
 end
 return false
 """
 
-
-# KEYS: task, input, tombstone, index, events, queue.
-# ARGV: ttl, tombstone ttl, id, kind, media, options, created_at, expires_at, input, queued event.
-_SUBMIT = """
-redis.call('HSET', KEYS[1], 'id', ARGV[3], 'kind', ARGV[4], 'media', ARGV[5], 'status', 'queued',
-           'options', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8], 'attempts', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[9], 'EX', ARGV[1])
-redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3])
-redis.call('XADD', KEYS[5], '*', 'type', 'status', 'data', ARGV[10])
-redis.call('EXPIRE', KEYS[5], ARGV[1])
-redis.call('XADD', KEYS[6], '*', 'task_id', ARGV[3])
-return 1
+# KEYS: frames, task, events. ARGV: frame index, frame json, done, total, ttl.
+_FRAME = """
+local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('HSET', KEYS[2], 'progress_done', ARGV[3], 'progress_total', ARGV[4])
+if new == 1 then redis.call('XADD', KEYS[3], '*', 'type', 'frame', 'data', ARGV[2]) end
+local total = ARGV[4] == '0' and 'null' or ARGV[4]
+redis.call('XADD', KEYS[3], '*', 'type', 'progress',
+           'data', '{"done": ' .. ARGV[3] .. ', "total": ' .. total .. '}')
+return new
 """
 
 
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass
@@ -98,6 +168,13 @@ class Task:
     attempts: int = 0
     result: dict | None = None
     error: dict | None = None
+    tenant: str = DEFAULT_TENANT
+    replica: str | None = None
+    mode: str = "queued"
+
+    @property
+    def kind_id(self) -> str:
+        return f"{self.kind}:{self.media}"
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Task:
@@ -120,6 +197,9 @@ class Task:
             attempts=int(raw.get("attempts") or 0),
             result=json.loads(raw["result"]) if raw.get("result") else None,
             error=json.loads(raw["error"]) if raw.get("error") else None,
+            tenant=raw.get("tenant") or DEFAULT_TENANT,
+            replica=raw.get("replica") or None,
+            mode=raw.get("mode") or "queued",
         )
 
     def to_json(self, status_url: str | None = None) -> dict[str, Any]:
@@ -138,6 +218,8 @@ class Task:
         }
         if status_url:
             body["status_url"] = status_url
+        if self.replica:
+            body["replica"] = self.replica
         if self.result is not None:
             body["result"] = self.result
         if self.error is not None:
@@ -152,19 +234,34 @@ class Event:
     data: dict[str, Any]
 
 
-class TaskGone(Exception):
-    """The id existed but its record expired."""
+@dataclass(frozen=True)
+class Claimed:
+    """A queue entry a dispatcher took: which kind, which entry, which task."""
+
+    kind_id: str
+    entry_id: str
+    task_id: str
 
 
-class TaskNotFound(Exception):
-    """No task ever had this id (or its tombstone expired too)."""
+@dataclass(frozen=True)
+class Started:
+    """What starting an attempt found: code 1 run `request` (attempt number
+    `attempts`); 0 the task is gone, cancelled or ended; -1 its attempts are
+    spent; -2 its stored request is gone."""
+
+    code: int
+    attempts: int
+    request: bytes | None = None
+    created_at: float = 0.0
 
 
 class JobStore:
     """The job table: one class, used by the routes and the dispatchers."""
 
     @classmethod
-    def from_url(cls, url: str, ttl_s: int, tombstone_ttl_s: int) -> JobStore:
+    def from_url(
+        cls, url: str, ttl_s: int, tombstone_ttl_s: int, kind_ids: Iterable[str]
+    ) -> JobStore:
         # redis-py's default 5 s socket timeout would cut blocking reads (XREAD
         # BLOCK for SSE and ?wait=true): allow more than the longest block.
         options = {
@@ -177,21 +274,30 @@ class JobStore:
             aioredis.from_url(url, **options),
             ttl_s,
             tombstone_ttl_s,
+            kind_ids,
         )
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        raw: aioredis.Redis,
+        ttl_s: int,
+        tombstone_ttl_s: int,
+        kind_ids: Iterable[str],
+    ) -> None:
+        self.redis = redis  # decode_responses=True: records, events, queues
+        self.raw = raw  # bytes in, bytes out: the stored requests
+        self.ttl_s = ttl_s
+        self.tombstone_ttl_s = tombstone_ttl_s
+        self.kind_ids = tuple(kind_ids)
+        self._submit = raw.register_script(_SUBMIT)
+        self._start = raw.register_script(_START)
+        self._finish = redis.register_script(_FINISH)
+        self._frame = redis.register_script(_FRAME)
 
     async def close(self) -> None:
         await self.redis.aclose()
         await self.raw.aclose()
-
-    def __init__(
-        self, redis: aioredis.Redis, raw: aioredis.Redis, ttl_s: int, tombstone_ttl_s: int
-    ) -> None:
-        self.redis = redis  # decode_responses=True: records, events, queues
-        self.raw = raw  # bytes in, bytes out: the uploaded inputs
-        self.ttl_s = ttl_s
-        self.tombstone_ttl_s = tombstone_ttl_s
-        self._transition = redis.register_script(_TRANSITION)
-        self._submit = redis.register_script(_SUBMIT)
 
     # --- keys ---------------------------------------------------------------------
     @staticmethod
@@ -199,18 +305,32 @@ class JobStore:
         return f"{PREFIX}task:{task_id}"
 
     @staticmethod
-    def queue_key(kind: str) -> str:
-        return f"{PREFIX}queue:{kind}"
+    def queue_key(kind_id: str) -> str:
+        return f"{PREFIX}queue:{kind_id}"
 
     @staticmethod
     def events_key(task_id: str) -> str:
         return f"{PREFIX}events:{task_id}"
 
+    @staticmethod
+    def input_key(task_id: str) -> str:
+        return f"{PREFIX}input:{task_id}"
+
+    @staticmethod
+    def frames_key(task_id: str) -> str:
+        return f"{PREFIX}frames:{task_id}"
+
+    INLINE = PREFIX + "inline"
+    INDEX = PREFIX + "tasks"
+
     # --- set-up ---------------------------------------------------------------------
     async def ensure_groups(self) -> None:
-        for kind in KINDS:
+        """Create each queue's consumer group (again, after a Redis restart)."""
+        for kind_id in self.kind_ids:
             try:
-                await self.redis.xgroup_create(self.queue_key(kind), GROUP, id="0", mkstream=True)
+                await self.redis.xgroup_create(
+                    self.queue_key(kind_id), GROUP, id="0", mkstream=True
+                )
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -221,34 +341,32 @@ class JobStore:
         kind: str,
         media: str,
         options: dict[str, Any],
-        data: bytes,
+        request: bytes,
+        *,
+        tenant: str = DEFAULT_TENANT,
         idempotency_key: str | None = None,
-    ) -> tuple[Task, bool]:
-        """Store a task and its input and queue it. Returns (task, created);
-        with an Idempotency-Key already used, the existing task and False."""
+        request_hash: str = "",
+        inline_deadline: float | None = None,
+    ) -> tuple[str, bool]:
+        """Record a task and, unless it runs inline (simple mode, run by this
+        API process: `inline_deadline` is when it must have ended), store its
+        request and queue it. One round trip. Returns (task id, created); with an
+        Idempotency-Key already used for the same request, (its task, False).
+        Raises ApiError 422 when the key was used for a different request."""
         task_id = uuid.uuid4().hex
-        if idempotency_key:
-            idem = f"{PREFIX}idem:{idempotency_key}"
-            if not await self.redis.set(idem, task_id, nx=True, ex=self.ttl_s):
-                existing = await self.redis.get(idem)
-                if existing:
-                    try:
-                        return await self.get(existing), False
-                    except (TaskGone, TaskNotFound):
-                        pass
-                await self.redis.set(idem, task_id, ex=self.ttl_s)
         now = time.time()
-        task = Task(task_id, kind, media, Status.QUEUED, now, now + self.ttl_s, options)
-        # One script, one round trip: the record, the input, the tombstone, the
-        # index entry, the first event and the queue entry appear together.
-        await self._submit(
+        idem = f"{PREFIX}idem:{tenant}:{idempotency_key}" if idempotency_key else ""
+        inline = inline_deadline is not None
+        code, found = await self._submit(
             keys=[
                 self.task_key(task_id),
-                f"{PREFIX}input:{task_id}",
+                self.input_key(task_id),
                 f"{PREFIX}gone:{task_id}",
-                f"{PREFIX}tasks",
+                self.INDEX,
                 self.events_key(task_id),
-                self.queue_key(kind),
+                self.queue_key(f"{kind}:{media}"),
+                idem,
+                self.INLINE,
             ],
             args=[
                 self.ttl_s,
@@ -258,26 +376,44 @@ class JobStore:
                 media,
                 json.dumps(options),
                 repr(now),
-                repr(task.expires_at),
-                data,
-                json.dumps({"status": "queued"}),
+                repr(now + self.ttl_s),
+                b"" if inline else request,
+                tenant,
+                request_hash,
+                "inline" if inline else "queued",
+                repr(inline_deadline or 0),
             ],
         )
-        return task, True
+        found = _text(found)
+        if code == -1:
+            raise ApiError(
+                422,
+                "idempotency_conflict",
+                f"Idempotency-Key {idempotency_key!r} was used for a different request "
+                f"(task {found}); use a new key for a new request",
+                task_id=found,
+            )
+        return found, code == 1
 
-    async def get(self, task_id: str) -> Task:
+    async def get(self, task_id: str, tenant: str | None = None) -> Task:
+        """A task; another tenant's is NotFound (None: any tenant, for admins)."""
         raw = await self.redis.hgetall(self.task_key(task_id))
-        if raw:
+        if raw and (tenant is None or raw.get("tenant", DEFAULT_TENANT) == tenant):
             return Task.from_hash(raw)
-        if await self.redis.exists(f"{PREFIX}gone:{task_id}"):
+        if not raw and await self.redis.exists(f"{PREFIX}gone:{task_id}"):
             raise TaskGone(task_id)
         raise TaskNotFound(task_id)
 
     async def list(
-        self, status: str | None, kind: str | None, limit: int, cursor: str | None
+        self,
+        status: str | None,
+        kind: str | None,
+        limit: int,
+        cursor: str | None,
+        tenant: str | None = None,
     ) -> tuple[list[Task], str | None]:
         """Newest first; `cursor` is the creation time of the last task seen."""
-        index = f"{PREFIX}tasks"
+        index = self.INDEX
         await self.redis.zremrangebyscore(index, "-inf", time.time() - self.ttl_s)
         upper = f"({cursor}" if cursor else "+inf"
         found: list[Task] = []
@@ -299,7 +435,11 @@ class JobStore:
                     await self.redis.zrem(index, task_id)
                     continue
                 task = Task.from_hash(raw)
-                if (status and task.status != status) or (kind and task.kind != kind):
+                if (
+                    (status and task.status != status)
+                    or (kind and task.kind != kind)
+                    or (tenant is not None and task.tenant != tenant)
+                ):
                     continue
                 found.append(task)
                 next_cursor = repr(score)
@@ -310,15 +450,15 @@ class JobStore:
                 break
         return found, next_cursor
 
-    async def cancel(self, task_id: str) -> tuple[Task, bool]:
+    async def cancel(self, task_id: str, tenant: str | None = None) -> tuple[Task, bool]:
         """Cancel a queued or running task. Returns (task, changed)."""
-        changed = await self.transition(
-            task_id, (Status.QUEUED, Status.RUNNING), Status.CANCELLED, finished_at=time.time()
+        await self.get(task_id, tenant)  # NotFound for another tenant's task
+        changed = await self.finish(
+            task_id, Status.CANCELLED, allowed=(Status.QUEUED, Status.RUNNING)
         )
         if changed:
-            await self.redis.delete(f"{PREFIX}input:{task_id}")
             await self.redis.publish(CANCEL_CHANNEL, task_id)
-        return await self.get(task_id), bool(changed)
+        return await self.get(task_id, tenant), changed
 
     async def events(self, task_id: str, after: str, block_ms: int) -> list[Event]:
         reply = await self.redis.xread(
@@ -331,135 +471,132 @@ class JobStore:
         return out
 
     # --- the dispatcher side ----------------------------------------------------------
-    async def transition(
-        self, task_id: str, allowed, new: Status, event: dict | None = None, **fields
-    ) -> str | None:
-        """Compare-and-set the status; returns the previous status, or None
-        when the task is gone or not in an allowed status."""
-        args: list[Any] = [
-            ",".join(allowed),
-            new.value,
-            json.dumps({"status": new.value, **(event or {})}),
-        ]
-        for key, value in fields.items():
-            args += [
-                key,
-                value
-                if isinstance(value, str)
-                else json.dumps(value)
-                if isinstance(value, dict)
-                else repr(value),
-            ]
-        previous = await self._transition(
-            keys=[self.task_key(task_id), self.events_key(task_id)], args=args
+    async def read_new(
+        self, kind_ids: Iterable[str], consumer: str, count: int, block_ms: int
+    ) -> list[Claimed]:
+        """New entries for this consumer from several kinds' queues at once."""
+        streams = {self.queue_key(k): ">" for k in kind_ids}
+        reply = await self.redis.xreadgroup(
+            GROUP, consumer, streams, count=count, block=min(block_ms, MAX_BLOCK_MS)
         )
-        return previous or None
+        out = []
+        for stream, entries in reply or ():
+            kind_id = stream[len(PREFIX) + len("queue:") :]
+            for entry_id, fields in entries:
+                out.append(Claimed(kind_id, entry_id, fields["task_id"]))
+        return out
 
-    async def claim(
-        self, kind: str, consumer: str, lease_ms: int, block_ms: int
-    ) -> tuple[str, str] | None:
-        """Next queue entry for this consumer: one whose lease ran out, else a new one."""
-        queue = self.queue_key(kind)
+    async def reclaim(
+        self, kind_id: str, consumer: str, lease_ms: int, count: int
+    ) -> list[Claimed]:
+        """Entries whose dispatcher went silent for a lease, now this consumer's."""
+        queue = self.queue_key(kind_id)
         _next, claimed, *_ = await self.redis.xautoclaim(
-            queue, GROUP, consumer, lease_ms, start_id="0-0", count=1
+            queue, GROUP, consumer, lease_ms, start_id="0-0", count=count
         )
+        out = []
         for entry_id, fields in claimed:
             if fields:
-                return entry_id, fields["task_id"]
-            await self.redis.xack(
-                queue, GROUP, entry_id
-            )  # deleted entry: drop its stale pending record
-        reply = await self.redis.xreadgroup(
-            GROUP, consumer, {queue: ">"}, count=1, block=min(block_ms, MAX_BLOCK_MS)
-        )
-        for _stream, entries in reply or ():
-            for entry_id, fields in entries:
-                return entry_id, fields["task_id"]
-        return None
+                out.append(Claimed(kind_id, entry_id, fields["task_id"]))
+            else:  # a deleted entry: drop its stale pending record
+                await self.redis.xack(queue, GROUP, entry_id)
+        return out
 
-    async def heartbeat(self, kind: str, consumer: str, entry_id: str) -> None:
-        """Renew the lease: claiming the entry for ourselves resets its idle time."""
-        await self.redis.xclaim(self.queue_key(kind), GROUP, consumer, 0, [entry_id], justid=True)
+    async def renew(self, kind_id: str, consumer: str, entry_ids: list[str]) -> None:
+        """Renew leases: claiming entries for ourselves resets their idle time."""
+        if entry_ids:
+            await self.redis.xclaim(
+                self.queue_key(kind_id), GROUP, consumer, 0, entry_ids, justid=True
+            )
 
-    async def ack(self, kind: str, entry_id: str) -> None:
-        queue = self.queue_key(kind)
+    async def ack(self, claimed: Claimed) -> None:
+        queue = self.queue_key(claimed.kind_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(queue, GROUP, entry_id)
-            pipe.xdel(queue, entry_id)
+            pipe.xack(queue, GROUP, claimed.entry_id)
+            pipe.xdel(queue, claimed.entry_id)
             await pipe.execute()
 
-    async def start(self, task_id: str) -> Task | None:
-        """Mark a task running for one more attempt; None when it is gone or ended."""
-        if not await self.transition(
-            task_id, (Status.QUEUED, Status.RUNNING), Status.RUNNING, started_at=time.time()
-        ):
-            return None
-        await self.redis.hincrby(self.task_key(task_id), "attempts", 1)
-        return await self.get(task_id)
+    async def start(self, task_id: str, max_attempts: int) -> Started:
+        """Mark a task running for one more attempt and fetch its request (one
+        round trip); see Started for what comes back."""
+        reply = await self._start(
+            keys=[self.task_key(task_id), self.events_key(task_id), self.input_key(task_id)],
+            args=[repr(time.time()), max_attempts],
+        )
+        code = int(reply[0])
+        if code != 1:
+            return Started(code, int(reply[1]) if len(reply) > 1 else 0)
+        return Started(code, int(reply[1]), reply[2], float(reply[3]))
 
     async def requeue(self, task_id: str) -> None:
         """A dispatcher shutting down hands its task back (claimed after the lease)."""
-        await self.transition(task_id, (Status.RUNNING,), Status.QUEUED)
-
-    async def input(self, task_id: str) -> bytes | None:
-        return await self.raw.get(f"{PREFIX}input:{task_id}")
+        await self.redis.hset(self.task_key(task_id), "status", Status.QUEUED.value)
 
     async def add_frame(self, task_id: str, frame: dict[str, Any], done: int, total: int) -> None:
         """Record one video frame's result and progress; a frame already
         recorded by an earlier attempt is not announced twice."""
-        frames = f"{PREFIX}frames:{task_id}"
-        events = self.events_key(task_id)
-        is_new = await self.redis.hsetnx(frames, str(frame["frame_index"]), json.dumps(frame))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.expire(frames, self.ttl_s)
-            pipe.hset(
-                self.task_key(task_id), mapping={"progress_done": done, "progress_total": total}
-            )
-            if is_new:
-                pipe.xadd(events, {"type": "frame", "data": json.dumps(frame)})
-            pipe.xadd(
-                events,
-                {"type": "progress", "data": json.dumps({"done": done, "total": total or None})},
-            )
-            await pipe.execute()
+        await self._frame(
+            keys=[self.frames_key(task_id), self.task_key(task_id), self.events_key(task_id)],
+            args=[frame["frame_index"], json.dumps(frame), done, total, self.ttl_s],
+        )
 
     async def collected_frames(self, task_id: str) -> list[dict[str, Any]]:
-        raw = await self.redis.hgetall(f"{PREFIX}frames:{task_id}")
+        raw = await self.redis.hgetall(self.frames_key(task_id))
         return [json.loads(raw[k]) for k in sorted(raw, key=int)]
 
     async def finish(
-        self, task_id: str, status: Status, *, result: dict | None = None, error: dict | None = None
+        self,
+        task_id: str,
+        status: Status,
+        *,
+        result: dict | str | None = None,
+        error: dict | None = None,
+        replica: str | None = None,
+        claimed: Claimed | None = None,
+        allowed: tuple[Status, ...] = (Status.RUNNING,),
     ) -> bool:
-        """End a running task (only if still running: a cancel wins)."""
-        fields: dict[str, Any] = {"finished_at": time.time()}
-        event: dict[str, Any] = {}
-        if result is not None:
-            fields["result"] = json.dumps(result)
-        if error is not None:
-            fields["error"] = json.dumps(error)
-            event["error"] = error
-        changed = await self.transition(task_id, (Status.RUNNING,), status, event, **fields)
-        await self.redis.delete(f"{PREFIX}input:{task_id}", f"{PREFIX}frames:{task_id}")
-        return bool(changed)
-
-    async def fail_unstarted(self, task_id: str, error: dict) -> None:
-        """Fail a task that cannot be run (its input is gone, attempts are spent)."""
-        await self.transition(
+        """End a task (only from an allowed status: a cancel wins over a late
+        finish), delete its stored request and frames, acknowledge its queue
+        entry and drop it from the inline index. One round trip."""
+        args: list[Any] = [
+            ",".join(allowed),
+            status.value,
+            json.dumps({"status": status.value, **({"error": error} if error else {})}),
+            claimed.entry_id if claimed else "",
+            GROUP,
             task_id,
-            (Status.QUEUED, Status.RUNNING),
-            Status.FAILED,
-            {"error": error},
-            finished_at=time.time(),
-            error=error,
+            "finished_at",
+            repr(time.time()),
+        ]
+        if result is not None:
+            args += ["result", result if isinstance(result, str) else json.dumps(result)]
+        if error is not None:
+            args += ["error", json.dumps(error)]
+        if replica:
+            args += ["replica", replica]
+        previous = await self._finish(
+            keys=[
+                self.task_key(task_id),
+                self.events_key(task_id),
+                self.input_key(task_id),
+                self.frames_key(task_id),
+                self.queue_key(claimed.kind_id) if claimed else "",
+                self.INLINE,
+            ],
+            args=args,
         )
-        await self.redis.delete(f"{PREFIX}input:{task_id}", f"{PREFIX}frames:{task_id}")
+        return bool(previous)
+
+    async def overdue_inline(self, now: float, count: int = 100) -> list[str]:
+        """Inline tasks that should have ended by now (their API process died)."""
+        return await self.redis.zrangebyscore(self.INLINE, "-inf", now, start=0, num=count)
 
     async def queue_stats(self) -> dict[str, dict[str, float]]:
         """Per kind: entries waiting for a dispatcher, entries being run, and the
         age in seconds of the oldest waiting one."""
         stats = {}
-        for kind in KINDS:
-            queue = self.queue_key(kind)
+        for kind_id in self.kind_ids:
+            queue = self.queue_key(kind_id)
             waiting = running = 0
             oldest = 0.0
             try:
@@ -476,5 +613,5 @@ class JobStore:
                             oldest = max(0.0, time.time() - int(first[0][0].split("-")[0]) / 1000)
             except ResponseError:
                 pass
-            stats[kind] = {"waiting": waiting, "running": running, "oldest_waiting_s": oldest}
+            stats[kind_id] = {"waiting": waiting, "running": running, "oldest_waiting_s": oldest}
         return stats

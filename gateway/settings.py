@@ -25,7 +25,19 @@ class GatewaySettings(BaseSettings):
         description="Face replicas: comma-separated host:port list, or one gRPC target such as dns:///face:50051.",
     )
     object_targets: str = Field("127.0.0.1:50052", description="Object replicas, as face_targets.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="API processes serving the port (each with its own dispatchers); one per core on a big machine.",
+    )
     dispatchers: bool = Field(True, description="Run dispatchers inside the API process.")
+    inline_concurrency: int = Field(
+        64,
+        ge=0,
+        le=10_000,
+        description="Simple-mode (?wait=true) image tasks one API process runs itself at once; beyond, they queue.",
+    )
     face_concurrency: int = Field(
         4, ge=1, le=256, description="Face tasks in flight per dispatcher process."
     )

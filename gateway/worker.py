@@ -13,6 +13,8 @@ import time
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
 from gateway.jobs import JobStore
+from gateway.kinds import KINDS
+from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from percept_runtime.logs import configure_logging
 
@@ -20,9 +22,13 @@ logger = logging.getLogger(__name__)
 
 
 async def run(settings: GatewaySettings) -> None:
-    store = JobStore.from_url(settings.redis_url, settings.task_ttl_s, settings.tombstone_ttl_s)
+    store = JobStore.from_url(
+        settings.redis_url, settings.task_ttl_s, settings.tombstone_ttl_s, (k.id for k in KINDS)
+    )
     backends = Backends(settings)
-    dispatcher = Dispatcher(store, backends, settings)
+    runner = TaskRunner(store, backends)
+    dispatcher = Dispatcher(store, backends, settings, KINDS, runner)
+    listener = asyncio.create_task(runner.listen_for_cancels())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -33,6 +39,7 @@ async def run(settings: GatewaySettings) -> None:
     finally:
         logger.info("stopping: running tasks go back to the queue")
         await dispatcher.stop()
+        listener.cancel()
         await backends.close()
         await store.close()
 

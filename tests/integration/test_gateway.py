@@ -316,6 +316,11 @@ def test_bad_uploads_are_rejected_by_the_gateway(http, face_server, zidane_bytes
         ),
         (submit(http, "/api/detect/face/image", b""), 422, "empty"),
         (
+            submit(http, "/api/detect/face/image", zidane_bytes[: len(zidane_bytes) // 3]),
+            422,
+            "truncated",
+        ),
+        (
             submit(http, "/api/detect/face/image", b"hello", "a.txt", "text/plain"),
             415,
             "text/plain",
@@ -366,28 +371,39 @@ def test_bad_uploads_are_rejected_by_the_gateway(http, face_server, zidane_bytes
         assert response.status_code == status, (response.status_code, response.text)
         error = response.json()["error"]
         assert message in error["message"], error
-    assert cases[8][0].json()["error"]["fields"] == ["upsample"]
+    assert cases[9][0].json()["error"]["fields"] == ["upsample"]
     assert (
         face_server.metric("percept_grpc_requests_total") == calls_before
     )  # nothing reached the backend
 
 
-def test_backend_rejection_fails_the_task_with_its_message(http, zidane_bytes):
-    truncated = zidane_bytes[: len(zidane_bytes) // 3]  # a valid header: only the backend can tell
-    queued = submit(http, "/api/detect/face/image", truncated)
+def corrupt_png(rgb: np.ndarray) -> bytes:
+    """A PNG whose header and end are intact but whose pixel data is garbage:
+    only decoding it (the backend) can tell."""
+    data = bytearray(encode(rgb, ".png"))
+    start = data.find(b"IDAT") + 4 + 5000
+    data[start : start + 200] = bytes(200)
+    return bytes(data)
+
+
+def test_backend_rejection_fails_the_task_with_its_message(http, astronaut):
+    corrupt = corrupt_png(astronaut)
+    queued = submit(http, "/api/detect/face/image", corrupt, "a.png", "image/png")
     assert queued.status_code == 202
     task = wait_done(http, queued.json()["task_id"])
     assert task["status"] == "failed" and task["error"]["code"] == "invalid_argument"
-    assert "truncated" in task["error"]["message"]
-    simple = submit(http, "/api/detect/face/image", truncated, wait="true")
-    assert simple.status_code == 422 and "truncated" in simple.json()["error"]["message"]
+    assert "corrupt" in task["error"]["message"]
+    simple = submit(http, "/api/detect/face/image", corrupt, "a.png", "image/png", wait="true")
+    assert simple.status_code == 422 and "corrupt" in simple.json()["error"]["message"]
+    assert simple.json()["error"]["task_id"]  # the failed task is recorded
 
 
 # --- operations ------------------------------------------------------------------------------
 
 
-def test_health_readiness_metrics_and_docs(http):
+def test_health_readiness_metrics_and_docs(http, zidane_bytes):
     assert http.get("/healthz").json() == {"status": "ok"}
+    wait_done(http, submit(http, "/api/detect/face/image", zidane_bytes).json()["task_id"])
     ready = http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {
         "redis": True,
@@ -395,16 +411,55 @@ def test_health_readiness_metrics_and_docs(http):
         "object": True,
     }
     metrics = http.get("/metrics").text
-    assert 'percept_gateway_tasks_submitted_total{kind="face_detection",media="image"}' in metrics
-    assert 'percept_gateway_queue_waiting{kind="face_detection"}' in metrics
+    assert (
+        'percept_gateway_tasks_submitted_total{kind="face_detection",media="image",mode="queued"}'
+        in metrics
+    )
+    assert 'percept_gateway_queue_waiting{kind="face_detection",media="image"}' in metrics
     assert "percept_gateway_queue_oldest_waiting_seconds" in metrics
     assert (
         'percept_gateway_http_request_seconds_bucket{le="0.005",route="/api/detect/face/image"}'
         in metrics
     )
     spec = http.get("/openapi.json").json()
+    error_ref = "#/components/schemas/ErrorBody"
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            statuses = op["responses"]
+            ok = [s for s in statuses if s.startswith("2")]
+            assert ok and all(statuses[s].get("content") for s in ok), (method, path)
+            for status, response in statuses.items():
+                if status.startswith(("4", "5")) and path.startswith("/api/"):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": error_ref}, (method, path, status)
+            if path.startswith("/api/"):
+                assert any(s.startswith(("4", "5")) for s in statuses), (method, path)
+    submit_op = spec["paths"]["/api/detect/face/image"]["post"]["responses"]
+    assert {"200", "202", "413", "415", "422"} <= set(submit_op)
     assert {"/api/detect/face/image", "/api/detect/face/video", "/api/detect/object/image", "/api/detect/object/video",
             "/api/task/{task_id}", "/api/task/{task_id}/events", "/api/tasks"} <= set(spec["paths"])  # fmt: skip
+
+
+def test_simple_mode_tasks_are_listed_and_measured(http, zidane_bytes):
+    def finished() -> float:
+        line = 'percept_gateway_tasks_finished_total{kind="face_detection",media="image",status="succeeded"} '
+        text = http.get("/metrics").text
+        return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(line))
+
+    before = finished()
+    simple = submit(http, "/api/detect/face/image", zidane_bytes, wait="true")
+    assert simple.status_code == 200
+    task = simple.json()
+    assert task["status"] == "succeeded" and task["attempts"] == 1
+    listed = http.get("/api/tasks", params={"kind": "face_detection", "limit": 5}).json()["tasks"]
+    assert task["task_id"] in [t["task_id"] for t in listed]
+    assert http.get(f"/api/task/{task['task_id']}").json()["result"] == task["result"]
+    metrics = http.get("/metrics").text
+    assert (
+        'percept_gateway_tasks_submitted_total{kind="face_detection",media="image",mode="inline"}'
+        in metrics
+    )
+    assert finished() == before + 1
 
 
 def test_readyz_fails_without_backends(redis_url):

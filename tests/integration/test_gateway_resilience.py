@@ -15,7 +15,7 @@ import redis
 
 from tests.integration.test_face_service import FACE_PATCH
 from tests.integration.test_gateway import submit, wait_done
-from tests.support import GatewayProcess, ServerProcess
+from tests.support import ROOT, GatewayProcess, ServerProcess
 from tests.videos import moving_patch_video
 
 pytestmark = pytest.mark.slow
@@ -117,9 +117,10 @@ def test_a_killed_dispatcher_loses_no_task(api, env, tmp_path, astronaut):
     def probe(max_age: str) -> int:  # what a container liveness probe runs
         return subprocess.run(
             [sys.executable, "-m", "gateway.worker", "--check", "--max-age", max_age],
-            env={**os.environ, "GATEWAY_HEARTBEAT_FILE": str(heartbeat)},
+            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
+                 "GATEWAY_HEARTBEAT_FILE": str(heartbeat)},
             capture_output=True,
-        ).returncode
+        ).returncode  # fmt: skip
 
     try:
         task_id = submit(

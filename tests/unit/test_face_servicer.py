@@ -45,6 +45,7 @@ def test_option_defaults():
     assert opts == FaceOptions(
         detector="hog", upsample=1, landmarks=False, encodings=False, num_jitters=1
     )
+    assert opts == FaceOptions()  # the domain's defaults are the proto's
     assert options_from_proto(pb.FaceOptions(upsample=0)).upsample == 0
     assert options_from_proto(pb.FaceOptions(detector=pb.DETECTOR_CNN)).detector == "cnn"
 

@@ -6,58 +6,94 @@ import json
 
 import grpc
 import pytest
-from pydantic import ValidationError
 
-from gateway.backends import channel_target, face_options, object_options, service_config
-from gateway.errors import http_status_for_task_error, task_error
+from gateway import protoform
+from gateway.backends import channel_target, service_config
+from gateway.errors import ApiError, http_status_for_task_error, task_error
 from gateway.jobs import Status, Task
-from gateway.options import (
-    FaceOptions,
-    FaceVideoOptions,
-    ObjectOptions,
-    ObjectVideoOptions,
-    task_options,
-)
+from gateway.kinds import KINDS
+
+BY_ID = {k.id: k for k in KINDS}
+FACE_IMAGE = BY_ID["face_detection:image"]
+FACE_VIDEO = BY_ID["face_detection:video"]
+OBJECT_IMAGE = BY_ID["object_detection:image"]
+OBJECT_VIDEO = BY_ID["object_detection:video"]
+
+
+def test_every_kind_maps_its_route_to_its_rpc():
+    assert {k.path: k.rpc_path for k in KINDS} == {
+        "/api/detect/face/image": "/percept.face.v1.FaceService/DetectFaces",
+        "/api/detect/face/video": "/percept.face.v1.FaceService/DetectFacesInVideo",
+        "/api/detect/object/image": "/percept.object.v1.ObjectService/DetectObjects",
+        "/api/detect/object/video": "/percept.object.v1.ObjectService/DetectObjectsInVideo",
+    }
+    assert [k.streaming for k in KINDS] == [False, True, False, True]
+    assert {k.input_field for k in KINDS} == {"image", "video"}
+
+
+def test_rest_options_parse_into_the_proto_request():
+    request = FACE_IMAGE.build(b"img", {"detector": "cnn", "upsample": "0", "encodings": "true"})
+    assert request.image.content == b"img"
+    assert request.options.detector == 2 and request.options.upsample == 0
+    assert request.options.HasField("upsample")  # 0 was given: it is set, not defaulted
+    assert request.options.return_encodings and not request.options.return_landmarks
+    assert FACE_IMAGE.options(request) == {
+        "detector": "cnn",
+        "upsample": 0,
+        "return_encodings": True,
+    }
+
+
+def test_unset_options_stay_unset_so_the_service_default_applies():
+    request = OBJECT_IMAGE.build(b"img", {})
+    assert not request.options.HasField("confidence_threshold")
+    assert not request.options.HasField("iou_threshold")
+    assert request.options.max_detections == 0
+    assert OBJECT_IMAGE.options(request) == {}
 
 
 def test_object_classes_split_into_names_and_ids():
-    opts = task_options(ObjectOptions(classes="person, 2,car,,0"))
+    request = OBJECT_IMAGE.build(b"img", {"classes": "person, 2,car,,0"})
+    assert list(request.options.class_names) == ["person", "car"]
+    assert list(request.options.class_ids) == [2, 0]
+    opts = OBJECT_IMAGE.options(request)
     assert opts["class_names"] == ["person", "car"] and opts["class_ids"] == [2, 0]
-    proto = object_options(opts)
-    assert list(proto.class_names) == ["person", "car"] and list(proto.class_ids) == [2, 0]
 
 
 def test_video_options_carry_sampling():
-    opts = task_options(ObjectVideoOptions(frame_stride="3", max_frames="10"))
-    assert (opts["frame_stride"], opts["max_frames"]) == (3, 10)
-    assert task_options(FaceVideoOptions(frame_stride=2))["frame_stride"] == 2
+    request = OBJECT_VIDEO.build(b"vid", {"frame_stride": "3", "max_frames": "10"})
+    assert (request.frame_stride, request.max_frames) == (3, 10)
+    assert request.video.content == b"vid"
 
 
 @pytest.mark.parametrize(
-    ("model", "raw", "field"),
+    ("kind", "raw", "field", "says"),
     [
-        (FaceOptions, {"upsample": "4"}, "upsample"),
-        (FaceOptions, {"detector": "haar"}, "detector"),
-        (FaceOptions, {"detection_max_side": "10"}, "detection_max_side"),
-        (FaceOptions, {"shoe_size": "9"}, "shoe_size"),
-        (ObjectOptions, {"iou_threshold": "0"}, "iou_threshold"),
-        (FaceVideoOptions, {"frame_stride": "0"}, "frame_stride"),
+        (FACE_IMAGE, {"upsample": "4"}, "upsample", "[0, 3]"),
+        (FACE_IMAGE, {"detector": "haar"}, "detector", "hog, cnn"),
+        (FACE_IMAGE, {"detection_max_side": "10"}, "detection_max_side", "[32, 16384]"),
+        (FACE_IMAGE, {"shoe_size": "9"}, "shoe_size", "accepts"),
+        (FACE_IMAGE, {"landmarks": "maybe"}, "landmarks", "true or false"),
+        (OBJECT_IMAGE, {"iou_threshold": "0"}, "iou_threshold", "(0, 1]"),
+        (OBJECT_IMAGE, {"confidence_threshold": "nan"}, "confidence_threshold", "finite"),
+        (FACE_VIDEO, {"frame_stride": "0"}, "frame_stride", "[1, 100000]"),
+        (FACE_VIDEO, {"max_frames": "-1"}, "max_frames", "integer"),
     ],
 )
-def test_bad_options_name_their_field(model, raw, field):
-    with pytest.raises(ValidationError) as info:
-        model(**raw)
-    assert info.value.errors()[0]["loc"] == (field,)
+def test_bad_options_name_their_field_and_what_is_accepted(kind, raw, field, says):
+    with pytest.raises(ApiError) as info:
+        kind.build(b"x", raw)
+    assert info.value.status == 422 and info.value.fields == [field]
+    assert says in info.value.message
 
 
-def test_face_options_to_proto():
-    proto = face_options(task_options(FaceOptions(detector="cnn", upsample=0, encodings=True)))
-    assert (
-        proto.detector == 2
-        and proto.upsample == 0
-        and proto.return_encodings
-        and not proto.return_landmarks
-    )
+def test_openapi_schema_comes_from_the_proto():
+    schema = protoform.openapi_schema(FACE_IMAGE.params["upsample"])
+    assert schema["minimum"] == 0 and schema["maximum"] == 3 and schema["default"] == 1
+    assert "upsample" in schema["description"].lower()
+    iou = protoform.openapi_schema(OBJECT_IMAGE.params["iou_threshold"])
+    assert iou["exclusiveMinimum"] == 0 and iou["maximum"] == 1
+    assert protoform.openapi_schema(FACE_IMAGE.params["detector"])["enum"] == ["hog", "cnn"]
 
 
 def test_channel_targets():
@@ -83,7 +119,8 @@ def test_error_tables():
     assert http_status_for_task_error(error) == 422
     internal = task_error(grpc.StatusCode.INTERNAL, "Traceback: secret details")
     assert "secret" not in internal["message"] and http_status_for_task_error(internal) == 500
-    assert http_status_for_task_error({"code": "attempts_exhausted", "message": "x"}) == 500
+    assert http_status_for_task_error({"code": "attempts_exhausted", "message": "x"}) == 503
+    assert http_status_for_task_error({"code": "no_such_code", "message": "x"}) == 500
     assert http_status_for_task_error(task_error(grpc.StatusCode.UNAVAILABLE, None)) == 503
 
 

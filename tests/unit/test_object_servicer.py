@@ -62,6 +62,7 @@ def test_defaults_and_translation():
     assert engine.seen == [
         DetectOptions(confidence=0.25, iou=0.7, classes=None, max_detections=300)
     ]
+    assert engine.seen == [DetectOptions()]  # the domain's defaults are the proto's
     (d,) = response.detections
     assert (d.label, d.class_id, round(d.confidence, 3)) == ("square", 1, 0.9)
     assert (d.box.left, d.box.top, d.box.right, d.box.bottom) == (1.5, 2.5, 10.0, 20.0)

@@ -207,3 +207,15 @@ def test_settings_from_env(monkeypatch):
     assert settings.video_allowed_dirs == [Path("/data/a"), Path("/data/b")]
     assert settings.video_allowed_schemes == ["rtsp", "https"]
     assert settings.window == 6
+
+
+def test_model_code_imports_no_grpc():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, face_service.inference, object_service.inference, percept_runtime.workers;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'grpc'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

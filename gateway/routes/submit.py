@@ -1,0 +1,159 @@
+"""The submit routes, one per declared task kind (gateway/kinds.py): upload,
+get a task id at once (202), or the result with ?wait=true (simple mode).
+
+The handler is lean on purpose (it is the hot path): it reads the upload once,
+checks it, parses the options straight into the gRPC request message and hands
+that to the Submitter; its answer is prebuilt JSON. The documentation (body,
+every option with its proto range and comment, every status) comes from the
+same declaration.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from gateway import protoform
+from gateway.errors import ApiError, error_response, http_status_for_task_error
+from gateway.inputs import check_image, check_video
+from gateway.kinds import TaskKind
+from gateway.models import Accepted, error_responses
+from gateway.upload import read_upload
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_TRUE = {"true", "1", "yes", "on"}
+
+
+def _wait(request: Request) -> bool:
+    value = request.query_params.get("wait")
+    return value is not None and value.lower() in _TRUE
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-128 characters of letters, digits, '.', '_', ':' or '-'",
+        )
+    return key
+
+
+def make_handler(kind: TaskKind):
+    async def submit(request: Request) -> JSONResponse:
+        gw = request.app.state.gateway
+        settings = gw.settings
+        wait = _wait(request)
+        idempotency_key = _idempotency_key(request)
+        principal = gw.auth.principal(request)
+        if kind.media == "image":
+            upload = await read_upload(request, "image", settings.max_image_bytes)
+            check_image(upload.data, upload.content_type, settings.max_image_pixels)
+        else:
+            upload = await read_upload(request, "video", settings.max_video_bytes)
+            await check_video(upload.data, upload.content_type, settings.max_image_pixels)
+        raw = {k: v for k, v in request.query_params.items() if k != "wait"}
+        raw.update(upload.fields)
+        message = kind.build(upload.data, raw)
+        if kind.check is not None:
+            await kind.check(message, gw.backends)
+        task_id, task = await gw.submitter.submit(
+            kind,
+            message.SerializeToString(),
+            kind.options(message),
+            tenant=principal.tenant,
+            idempotency_key=idempotency_key,
+            wait=wait,
+        )
+        status_url = str(request.url_for("get_task", task_id=task_id))
+        if task is not None:
+            if task.error:
+                return error_response(
+                    http_status_for_task_error(task.error),
+                    task.error["code"],
+                    task.error["message"],
+                    task_id=task.id,
+                )
+            return JSONResponse(task.to_json(status_url), status_code=200)
+        return JSONResponse(
+            {"task_id": task_id, "status": "queued", "status_url": status_url},
+            status_code=202,
+            headers={"Location": status_url},
+        )
+
+    return submit
+
+
+def _openapi(kind: TaskKind) -> dict[str, Any]:
+    """The route's request documentation, from the kind's proto request."""
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": f"The {kind.media}."}
+    }
+    for name, param in kind.params.items():
+        if name in kind.preset:
+            continue
+        properties[name] = protoform.openapi_schema(param)
+    for alias, target in kind.aliases.items():
+        if isinstance(target, str):
+            properties[alias] = {
+                **protoform.openapi_schema(kind.params[target]),
+                "description": f"Same as {target}.",
+            }
+        else:
+            properties[alias] = {"type": "string", "description": (target.__doc__ or "").strip()}
+    return {
+        "parameters": [
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean", "default": False},
+                "description": "Simple mode: answer 200 with the finished task when it ends in time.",
+            },
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
+                "description": "Same key and same request, same task: a retry never submits twice.",
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": properties}
+                }
+            },
+        },
+    }
+
+
+def router_for(kinds: tuple[TaskKind, ...], task_model) -> APIRouter:
+    router = APIRouter(tags=["submit"])
+    for kind in kinds:
+        router.add_api_route(
+            kind.path,
+            make_handler(kind),
+            methods=["POST"],
+            name=f"submit_{kind.kind}_{kind.media}",
+            summary=kind.summary,
+            description=(
+                f"Task kind `{kind.kind}` on one {kind.media}, run by "
+                f"`{kind.backend.service_name}/{kind.method}`. Options are form fields "
+                "(or query parameters); unset ones take the service's defaults."
+            ),
+            status_code=202,
+            response_model=Accepted,
+            responses={
+                200: {"model": task_model, "description": "Simple mode: the finished task."},
+                **error_responses(400, 401, 413, 415, 422, 429, 500, 503, 504),
+            },
+            openapi_extra=_openapi(kind),
+            response_class=JSONResponse,
+        )
+    return router

@@ -1,0 +1,128 @@
+"""Accepting a task: the one path every submit route takes, HTTP aside.
+
+The request is serialized once. Queued (the default): one Redis script stores
+the record, the serialized request and the queue entry; a dispatcher runs it.
+Simple mode (`?wait=true`) on an image: the record is written (one script, no
+input stored) and this process calls the backend itself, answering as soon as
+the call returns - no queue hop, no polling. The task is recorded all the same
+(listed, in the metrics, on the console); if this process dies mid-call, the
+sweep fails it with `gateway_lost` instead of leaving it running. A call still
+running when the wait ends goes on in the background (the caller gets 202).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+from gateway.backends import Backends
+from gateway.jobs import DEFAULT_TENANT, TERMINAL, JobStore, Status, Task
+from gateway.kinds import TaskKind
+from gateway.metrics import TASKS_SUBMITTED
+from gateway.runner import TaskRunner
+from gateway.settings import GatewaySettings
+
+INLINE_GRACE_S = 5.0
+
+
+class Submitter:
+    def __init__(
+        self, store: JobStore, backends: Backends, runner: TaskRunner, settings: GatewaySettings
+    ) -> None:
+        self.store = store
+        self.backends = backends
+        self.runner = runner
+        self.settings = settings
+        self.inline_active = 0
+        self._background: set[asyncio.Task] = set()
+
+    async def submit(
+        self,
+        kind: TaskKind,
+        request: bytes,
+        options: dict,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        idempotency_key: str | None = None,
+        wait: bool = False,
+    ) -> tuple[str, Task | None]:
+        """Accept a task (`request` is its serialized gRPC request). Returns its
+        id, and with `wait` the finished task when it ended in time (else None)."""
+        request_hash = (
+            hashlib.sha256(kind.id.encode() + b"\0" + request).hexdigest()
+            if idempotency_key
+            else ""
+        )
+        common = dict(tenant=tenant, idempotency_key=idempotency_key, request_hash=request_hash)
+        if wait and not kind.streaming and self.inline_active < self.settings.inline_concurrency:
+            now = time.time()
+            task_id, created = await self.store.submit(
+                kind.kind, kind.media, options, request,
+                inline_deadline=now + self.settings.image_deadline_s + INLINE_GRACE_S, **common,
+            )  # fmt: skip
+            if created:
+                TASKS_SUBMITTED.labels(kind.kind, kind.media, "inline").inc()
+                return task_id, await self._inline(kind, task_id, request, options, tenant, now)
+        else:
+            task_id, created = await self.store.submit(
+                kind.kind, kind.media, options, request, **common
+            )
+            if created:
+                TASKS_SUBMITTED.labels(kind.kind, kind.media, "queued").inc()
+        if not wait:
+            return task_id, None
+        return task_id, await self.wait(task_id, tenant, self.settings.wait_timeout_s)
+
+    async def _inline(
+        self, kind: TaskKind, task_id: str, request: bytes, options: dict, tenant: str, now: float
+    ) -> Task | None:
+        async def run():
+            self.inline_active += 1
+            try:
+                return await self.runner.attempt(kind, task_id, request, created_at=now)
+            finally:
+                self.inline_active -= 1
+
+        job = asyncio.ensure_future(run())
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+        done, _ = await asyncio.wait({job}, timeout=self.settings.wait_timeout_s)
+        if not done:
+            return None  # still running: the caller polls, as in the queued mode
+        outcome = job.result()
+        return Task(
+            task_id,
+            kind.kind,
+            kind.media,
+            Status(outcome.status),
+            now,
+            now + self.store.ttl_s,
+            options,
+            started_at=now,
+            finished_at=outcome.finished_at or time.time(),
+            attempts=1,
+            result=outcome.result,
+            error=outcome.error,
+            tenant=tenant,
+            replica=outcome.replica,
+            mode="inline",
+        )
+
+    async def wait(self, task_id: str, tenant: str, wait_s: float) -> Task | None:
+        """The task once it ended, following its events for up to wait_s."""
+        deadline = time.monotonic() + wait_s
+        after = "0"
+        while (left := deadline - time.monotonic()) > 0:
+            for event in await self.store.events(
+                task_id, after, block_ms=max(1, int(min(left, 5) * 1000))
+            ):
+                after = event.id
+                if event.type == "status" and event.data.get("status") in TERMINAL:
+                    return await self.store.get(task_id, tenant)
+        return None
+
+    async def close(self) -> None:
+        """Let inline calls still running finish (their callers may be polling)."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.settings.image_deadline_s)

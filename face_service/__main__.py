@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from face_service.server import run_server
 from face_service.settings import FaceSettings
 from percept_runtime.logs import configure_logging
+from percept_runtime.server import run
 from percept_runtime.settings import settings_from_argv
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from_argv(FaceSettings, argv, prog="python -m face_service")
     configure_logging(settings.log_level)
-    asyncio.run(run_server(settings))
+    run(run_server(settings))
 
 
 if __name__ == "__main__":

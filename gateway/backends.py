@@ -139,16 +139,18 @@ class Backends:
         return method
 
     async def run(
-        self, kind: TaskKind, request: bytes, on_frame: OnFrame | None = None
+        self, kind: TaskKind, request: bytes, task_id: str, on_frame: OnFrame | None = None
     ) -> tuple[dict[str, Any] | None, str | None]:
-        """Run one task's call. Returns (result JSON, replica that served it);
-        a video's frames go to on_frame as they come (its result is None)."""
+        """Run one task's call (the replica logs it under the task's id). Returns
+        (result JSON, replica that served it); a video's frames go to on_frame
+        as they come (its result is None)."""
         method = self._method(kind)
+        metadata = (("x-request-id", task_id),)
         if not kind.streaming:
-            call = method(request, timeout=self.image_deadline)
+            call = method(request, timeout=self.image_deadline, metadata=metadata)
             response = await call
             return kind.result(response), await _replica(call)
-        call = method(request, timeout=self.video_deadline)
+        call = method(request, timeout=self.video_deadline, metadata=metadata)
         done = 0
         async for response in call:
             done += 1

@@ -11,8 +11,12 @@ unexpected is 500 with a generic message, the details in the log only.
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from percept_runtime.errors import (
     AccessDenied,
@@ -23,6 +27,10 @@ from percept_runtime.errors import (
     PerceptError,
     Unavailable,
 )
+
+logger = logging.getLogger(__name__)
+
+STORE_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 class ApiError(Exception):
@@ -150,3 +158,22 @@ def _default_message(exc: BaseException) -> str:
     if isinstance(exc, TaskNotFound):
         return f"no task {exc.args[0]}"
     return str(exc)
+
+
+def response_for(exc: BaseException, where: str = "") -> JSONResponse:
+    """The answer to any exception a route raised: the one place that decides."""
+    if isinstance(exc, ApiError):
+        return api_error_response(exc)
+    mapped = mapped_error(exc)
+    if mapped is not None:
+        return api_error_response(mapped)
+    if isinstance(exc, STORE_DOWN):
+        logger.warning("job store unavailable on %s: %s", where, exc)
+        return error_response(
+            503,
+            "store_unavailable",
+            "the job store (Redis) is unavailable; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+    logger.error("unhandled error on %s", where, exc_info=exc)
+    return error_response(500, "internal", "internal error; see the gateway log")

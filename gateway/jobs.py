@@ -60,6 +60,7 @@ TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 # Returns {1, id} created, {0, id} the same request under this key, {-1, id} a
 # different request under this key.
 _SUBMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[3]} end
 if KEYS[7] ~= '' then
   local existing = redis.call('GET', KEYS[7])
   if existing then
@@ -107,21 +108,37 @@ redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', '{"status": "running"
 return {1, attempts, data, redis.call('HGET', KEYS[1], 'created_at')}
 """
 
-# KEYS: task, events, input, frames, queue (or ""), inline index.
+# KEYS: task, events, input, frames, queue (or ""), inline index, tombstone, index.
 # ARGV: allowed statuses (csv), new status, event json, queue entry id (or ""),
-#       group, task id, then field/value pairs. Returns the previous status, or
-#       false when the task was not in an allowed status (the entry is
-#       acknowledged either way).
+#       group, task id, ttl, tombstone ttl, created_at, n, then n create
+#       field/value pairs, then the final field/value pairs.
+# Ends a task in an allowed status; a task with no record yet (simple mode
+# records a task once, when it ends) is created whole when create pairs are
+# given. Returns the previous status ('' when created), or false when the task
+# was in no allowed status (the queue entry is acknowledged either way).
 _FINISH = """
 if KEYS[5] ~= '' then
   redis.call('XACK', KEYS[5], ARGV[5], ARGV[4])
   redis.call('XDEL', KEYS[5], ARGV[4])
 end
+local n = tonumber(ARGV[10])
+local final = 11 + n
 local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return false end
+if not current then
+  if n == 0 then return false end
+  redis.call('HSET', KEYS[1], 'status', ARGV[2], unpack(ARGV, 11, 10 + n))
+  if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
+  redis.call('EXPIRE', KEYS[1], ARGV[7])
+  redis.call('SET', KEYS[7], '1', 'EX', ARGV[8])
+  redis.call('ZADD', KEYS[8], ARGV[9], ARGV[6])
+  redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[7])
+  return ''
+end
 for allowed in string.gmatch(ARGV[1], '[^,]+') do
   if current == allowed then
-    redis.call('HSET', KEYS[1], 'status', ARGV[2], unpack(ARGV, 7))
+    redis.call('HSET', KEYS[1], 'status', ARGV[2])
+    if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
     redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
     redis.call('DEL', KEYS[3], KEYS[4])
     redis.call('ZREM', KEYS[6], ARGV[6])
@@ -347,14 +364,17 @@ class JobStore:
         idempotency_key: str | None = None,
         request_hash: str = "",
         inline_deadline: float | None = None,
+        task_id: str | None = None,
+        created_at: float | None = None,
     ) -> tuple[str, bool]:
         """Record a task and, unless it runs inline (simple mode, run by this
         API process: `inline_deadline` is when it must have ended), store its
         request and queue it. One round trip. Returns (task id, created); with an
         Idempotency-Key already used for the same request, (its task, False).
-        Raises ApiError 422 when the key was used for a different request."""
-        task_id = uuid.uuid4().hex
-        now = time.time()
+        Raises ApiError 422 when the key was used for a different request.
+        A given `task_id` whose record exists already is left as it is."""
+        task_id = task_id or uuid.uuid4().hex
+        now = created_at or time.time()
         idem = f"{PREFIX}idem:{tenant}:{idempotency_key}" if idempotency_key else ""
         inline = inline_deadline is not None
         code, found = await self._submit(
@@ -554,10 +574,23 @@ class JobStore:
         replica: str | None = None,
         claimed: Claimed | None = None,
         allowed: tuple[Status, ...] = (Status.RUNNING,),
+        create: Task | None = None,
     ) -> bool:
         """End a task (only from an allowed status: a cancel wins over a late
         finish), delete its stored request and frames, acknowledge its queue
-        entry and drop it from the inline index. One round trip."""
+        entry and drop it from the inline index. One round trip. `create`: the
+        record to write whole if the task has none yet (simple mode)."""
+        fields: list[Any] = []
+        created_at = 0.0
+        if create is not None:
+            created_at = create.created_at
+            fields = [
+                "id", task_id, "kind", create.kind, "media", create.media,
+                "options", json.dumps(create.options), "created_at", repr(create.created_at),
+                "expires_at", repr(create.expires_at), "tenant", create.tenant,
+                "mode", create.mode, "attempts", create.attempts,
+                "started_at", repr(create.started_at or create.created_at),
+            ]  # fmt: skip
         args: list[Any] = [
             ",".join(allowed),
             status.value,
@@ -565,6 +598,11 @@ class JobStore:
             claimed.entry_id if claimed else "",
             GROUP,
             task_id,
+            self.ttl_s,
+            self.ttl_s + max(1, self.tombstone_ttl_s),
+            repr(created_at),
+            len(fields),
+            *fields,
             "finished_at",
             repr(time.time()),
         ]
@@ -582,10 +620,12 @@ class JobStore:
                 self.frames_key(task_id),
                 self.queue_key(claimed.kind_id) if claimed else "",
                 self.INLINE,
+                f"{PREFIX}gone:{task_id}",
+                self.INDEX,
             ],
             args=args,
         )
-        return bool(previous)
+        return previous is not None
 
     async def overdue_inline(self, now: float, count: int = 100) -> list[str]:
         """Inline tasks that should have ended by now (their API process died)."""

@@ -166,3 +166,8 @@ class KindInfo(BaseModel):
 
 class KindList(BaseModel):
     kinds: list[KindInfo]
+
+
+def task_url(request, task_id: str) -> str:
+    """The task's absolute URL (under the app's root path), without a route lookup."""
+    return f"{request.base_url}api/task/{task_id}"

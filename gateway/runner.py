@@ -19,7 +19,7 @@ import grpc
 
 from gateway.backends import Backends
 from gateway.errors import RETRYABLE, task_error
-from gateway.jobs import CANCEL_CHANNEL, Claimed, JobStore, Status
+from gateway.jobs import CANCEL_CHANNEL, Claimed, JobStore, Status, Task
 from gateway.kinds import TaskKind
 from gateway.metrics import TASK_SECONDS, TASKS_FINISHED
 
@@ -53,16 +53,18 @@ class TaskRunner:
         *,
         created_at: float,
         claimed: Claimed | None = None,
+        record: Task | None = None,
     ) -> Outcome:
         """Run the task once. Records its end (succeeded, failed, or acknowledges
-        a cancelled one) unless the outcome is RETRY (the replica was lost)."""
+        a cancelled one) unless the outcome is RETRY (the replica was lost).
+        `record`: the whole record to write at the end if the task has none yet."""
         started = time.time()
 
         async def on_frame(frame: dict, done: int, total: int) -> None:
             await self.store.add_frame(task_id, frame, done, total)
 
         call = asyncio.ensure_future(
-            self.backends.run(kind, request, on_frame if kind.streaming else None)
+            self.backends.run(kind, request, task_id, on_frame if kind.streaming else None)
         )
         self.running[task_id] = call
         try:
@@ -89,11 +91,11 @@ class TaskRunner:
                 ):
                     logger.error("task %s failed: %s %s", task_id, code.name, exc.details())
                 return await self._end(kind, task_id, Status.FAILED, claimed, created_at, started,
-                                       error=error)  # fmt: skip
+                                       record, error=error)  # fmt: skip
             if kind.streaming:
                 result = {"frames": await self.store.collected_frames(task_id)}
             return await self._end(
-                kind, task_id, Status.SUCCEEDED, claimed, created_at, started,
+                kind, task_id, Status.SUCCEEDED, claimed, created_at, started, record,
                 result=result, replica=replica,
             )  # fmt: skip
         finally:
@@ -107,14 +109,16 @@ class TaskRunner:
         claimed: Claimed | None,
         created_at: float,
         started: float,
+        record: Task | None,
         *,
         result: dict | None = None,
         error: dict | None = None,
         replica: str | None = None,
     ) -> Outcome:
         if await self.store.finish(
-            task_id, status, result=result, error=error, replica=replica, claimed=claimed
-        ):
+            task_id, status, result=result, error=error, replica=replica, claimed=claimed,
+            create=record,
+        ):  # fmt: skip
             record_end(kind, status, created_at, started)
         return Outcome(status, result, error, replica, time.time())
 

@@ -2,12 +2,14 @@
 
 The request is serialized once. Queued (the default): one Redis script stores
 the record, the serialized request and the queue entry; a dispatcher runs it.
-Simple mode (`?wait=true`) on an image: the record is written (one script, no
-input stored) and this process calls the backend itself, answering as soon as
-the call returns - no queue hop, no polling. The task is recorded all the same
-(listed, in the metrics, on the console); if this process dies mid-call, the
-sweep fails it with `gateway_lost` instead of leaving it running. A call still
-running when the wait ends goes on in the background (the caller gets 202).
+Simple mode (`?wait=true`) on an image: this process calls the backend itself
+and answers as soon as the call returns - no queue hop, no polling - and the
+task is recorded whole, once, as it ends (one script: listed, measured, on the
+console like any other). A call still running when the wait ends is recorded
+as running then and goes on in the background (the caller gets 202 and polls);
+if this process dies before it ends, the sweep fails it with `gateway_lost`.
+With an Idempotency-Key the record is written first (the key must be checked
+before running).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import uuid
 
 from gateway.backends import Backends
 from gateway.jobs import DEFAULT_TENANT, TERMINAL, JobStore, Status, Task
@@ -57,30 +60,41 @@ class Submitter:
         common = dict(tenant=tenant, idempotency_key=idempotency_key, request_hash=request_hash)
         if wait and not kind.streaming and self.inline_active < self.settings.inline_concurrency:
             now = time.time()
-            task_id, created = await self.store.submit(
-                kind.kind, kind.media, options, request,
-                inline_deadline=now + self.settings.image_deadline_s + INLINE_GRACE_S, **common,
+            task = Task(
+                uuid.uuid4().hex, kind.kind, kind.media, Status.RUNNING, now,
+                now + self.store.ttl_s, options, started_at=now, attempts=1, tenant=tenant,
+                mode="inline",
             )  # fmt: skip
-            if created:
-                TASKS_SUBMITTED.labels(kind.kind, kind.media, "inline").inc()
-                return task_id, await self._inline(kind, task_id, request, options, tenant, now)
-        else:
-            task_id, created = await self.store.submit(
-                kind.kind, kind.media, options, request, **common
-            )
-            if created:
-                TASKS_SUBMITTED.labels(kind.kind, kind.media, "queued").inc()
+            if idempotency_key:
+                task.id, created = await self.store.submit(
+                    kind.kind, kind.media, options, request, task_id=task.id, created_at=now,
+                    inline_deadline=self._inline_deadline(now), **common,
+                )  # fmt: skip
+                if not created:
+                    return task.id, await self.wait(task.id, tenant, self.settings.wait_timeout_s)
+            TASKS_SUBMITTED.labels(kind.kind, kind.media, "inline").inc()
+            return task.id, await self._inline(kind, task, request, recorded=bool(idempotency_key))
+        task_id, created = await self.store.submit(
+            kind.kind, kind.media, options, request, **common
+        )
+        if created:
+            TASKS_SUBMITTED.labels(kind.kind, kind.media, "queued").inc()
         if not wait:
             return task_id, None
         return task_id, await self.wait(task_id, tenant, self.settings.wait_timeout_s)
 
+    def _inline_deadline(self, now: float) -> float:
+        return now + self.settings.image_deadline_s + INLINE_GRACE_S
+
     async def _inline(
-        self, kind: TaskKind, task_id: str, request: bytes, options: dict, tenant: str, now: float
+        self, kind: TaskKind, task: Task, request: bytes, recorded: bool
     ) -> Task | None:
         async def run():
             self.inline_active += 1
             try:
-                return await self.runner.attempt(kind, task_id, request, created_at=now)
+                return await self.runner.attempt(
+                    kind, task.id, request, created_at=task.created_at, record=task
+                )
             finally:
                 self.inline_active -= 1
 
@@ -89,25 +103,18 @@ class Submitter:
         job.add_done_callback(self._background.discard)
         done, _ = await asyncio.wait({job}, timeout=self.settings.wait_timeout_s)
         if not done:
-            return None  # still running: the caller polls, as in the queued mode
+            if not recorded:  # still running: record it now; the caller polls
+                await self.store.submit(
+                    kind.kind, kind.media, task.options, request, tenant=task.tenant,
+                    task_id=task.id, created_at=task.created_at,
+                    inline_deadline=self._inline_deadline(task.created_at),
+                )  # fmt: skip
+            return None
         outcome = job.result()
-        return Task(
-            task_id,
-            kind.kind,
-            kind.media,
-            Status(outcome.status),
-            now,
-            now + self.store.ttl_s,
-            options,
-            started_at=now,
-            finished_at=outcome.finished_at or time.time(),
-            attempts=1,
-            result=outcome.result,
-            error=outcome.error,
-            tenant=tenant,
-            replica=outcome.replica,
-            mode="inline",
-        )
+        task.status = Status(outcome.status)
+        task.finished_at = outcome.finished_at or time.time()
+        task.result, task.error, task.replica = outcome.result, outcome.error, outcome.replica
+        return task
 
     async def wait(self, task_id: str, tenant: str, wait_s: float) -> Task | None:
         """The task once it ended, following its events for up to wait_s."""

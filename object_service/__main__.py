@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from object_service.inference import WeightsUnavailable
 from object_service.server import run_server
 from object_service.settings import ObjectSettings
 from percept_runtime.logs import configure_logging
+from percept_runtime.server import run
 from percept_runtime.settings import settings_from_argv
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     configure_logging(settings.log_level)
     try:
-        asyncio.run(run_server(settings))
+        run(run_server(settings))
     except WeightsUnavailable as exc:
         sys.exit(f"object_service: cannot start: {exc}")
 

@@ -39,6 +39,17 @@ class GrpcService:
     register: Callable[[grpc.aio.Server], None]
 
 
+def run(main: Awaitable[None]) -> None:
+    """Run a server's main coroutine on uvloop when it is installed (less CPU
+    per call than the default loop), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -2,8 +2,12 @@
 M object replicas, and the gateway with its dispatchers. `make run` runs this
 after making sure Redis answers.
 
-- Cores are split evenly between replicas (workers / threads per replica), so
-  replicas do not fight over them.
+- No static core partitioning: every replica starts one worker process per
+  core (one inference thread each), so a burst of face work uses every core
+  while object idles, and the other way round; when both are busy the OS
+  shares the cores. (Idle workers cost memory, not CPU: see the README.)
+- The gateway runs GATEWAY_WORKERS API processes (default: one per 4 cores,
+  at least one), each with its own dispatchers.
 - Replicas take free ports; their addresses reach the gateway through
   GATEWAY_FACE_TARGETS / GATEWAY_OBJECT_TARGETS.
 - "ready" is printed once every replica is SERVING and /readyz says so.
@@ -160,7 +164,8 @@ def main() -> int:
     if args.face_replicas < 1 or args.object_replicas < 1:
         parser.error("each backend needs at least one replica")
     LOGS.mkdir(parents=True, exist_ok=True)
-    share = max(1, cores // (args.face_replicas + args.object_replicas))
+    workers = os.environ.get("PERCEPT_WORKERS") or str(cores)
+    gateway_workers = os.environ.get("GATEWAY_WORKERS") or str(max(1, cores // 4))
     model = choose_model()
     python = sys.executable
 
@@ -173,7 +178,7 @@ def main() -> int:
                 [python, "-m", "face_service"],
                 {
                     "FACE_PORT": str(port),
-                    "FACE_WORKERS": str(share),
+                    "FACE_WORKERS": os.environ.get("FACE_WORKERS") or workers,
                     "FACE_METRICS_PORT": str(free_port()),
                 },
                 port,
@@ -188,8 +193,8 @@ def main() -> int:
                 {
                     "OBJECT_PORT": str(port),
                     "OBJECT_MODEL": model,
-                    "OBJECT_WORKERS": "1",
-                    "OBJECT_THREADS": str(share),
+                    "OBJECT_WORKERS": os.environ.get("OBJECT_WORKERS") or workers,
+                    "OBJECT_THREADS": os.environ.get("OBJECT_THREADS") or "1",
                     "OBJECT_METRICS_PORT": str(free_port()),
                 },
                 port,
@@ -207,6 +212,7 @@ def main() -> int:
             "GATEWAY_PORT": str(gateway_port),
             "GATEWAY_FACE_TARGETS": face_targets,
             "GATEWAY_OBJECT_TARGETS": object_targets,
+            "GATEWAY_WORKERS": gateway_workers,
         },
         gateway_port,
         http_ready=f"http://127.0.0.1:{gateway_port}/readyz",
@@ -223,7 +229,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     say(
-        f"starting {args.face_replicas} face and {args.object_replicas} object replica(s), {share} core(s) each; logs in {LOGS}"
+        f"starting {args.face_replicas} face and {args.object_replicas} object replica(s), "
+        f"{workers} worker process(es) each (cores: {cores}); gateway: {gateway_workers} "
+        f"process(es); logs in {LOGS}"
     )
     for child in replicas:
         child.start()

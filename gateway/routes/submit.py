@@ -20,7 +20,7 @@ from gateway import protoform
 from gateway.errors import ApiError, error_response, http_status_for_task_error
 from gateway.inputs import check_image, check_video
 from gateway.kinds import TaskKind
-from gateway.models import Accepted, error_responses
+from gateway.models import Accepted, error_responses, task_url
 from gateway.upload import read_upload
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -69,7 +69,7 @@ def make_handler(kind: TaskKind):
             idempotency_key=idempotency_key,
             wait=wait,
         )
-        status_url = str(request.url_for("get_task", task_id=task_id))
+        status_url = task_url(request, task_id)
         if task is not None:
             if task.error:
                 return error_response(

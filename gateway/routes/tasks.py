@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
 from gateway.jobs import TERMINAL, Status
-from gateway.models import TaskPage, error_responses
+from gateway.models import TaskPage, error_responses, task_url
 
 EVENT_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 
@@ -30,7 +30,7 @@ def router_for(kinds, task_model) -> APIRouter:
     async def get_task(task_id: str, request: Request) -> JSONResponse:
         gw = request.app.state.gateway
         task = await gw.store.get(task_id, gw.auth.principal(request).scope)
-        return JSONResponse(task.to_json(str(request.url_for("get_task", task_id=task_id))))
+        return JSONResponse(task.to_json(task_url(request, task_id)))
 
     @router.delete(
         "/api/task/{task_id}",
@@ -45,7 +45,7 @@ def router_for(kinds, task_model) -> APIRouter:
             raise ApiError(
                 409, "already_finished", f"task {task_id} already ended as {task.status.value}"
             )
-        return JSONResponse(task.to_json(str(request.url_for("get_task", task_id=task_id))))
+        return JSONResponse(task.to_json(task_url(request, task_id)))
 
     @router.get(
         "/api/task/{task_id}/events",

@@ -72,6 +72,15 @@ def test_make_run_serves_restarts_and_stops_cleanly(redis_url, zidane_bytes):
         assert f"http://127.0.0.1:{port}/docs" in output
         face_port = int(re.search(r"face-1\s+grpc 127\.0\.0\.1:(\d+)", output).group(1))
 
+        # No static core split: each replica's workers together can use every core.
+        cores = os.cpu_count()
+        for module in ("face_service", "object_service"):
+            server = next(
+                p for p in session_processes(sid) if f"-m {module}" in " ".join(p.cmdline())
+            )
+            workers = [c for c in server.children() if "spawn_main" in " ".join(c.cmdline())]
+            assert len(workers) == cores, (module, [w.cmdline() for w in workers])
+
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
             face = http.post(
                 "/api/detect/face/image",

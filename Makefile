@@ -6,13 +6,15 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
+TS := clients/typescript
+TS_MODULES := $(TS)/node_modules/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: help setup proto proto-check lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale test-model redis clean
+.PHONY: help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,6 +43,23 @@ proto: $(STAMP) ## regenerate gen/ from protos/
 
 proto-check: $(STAMP) ## fail when gen/ is stale against protos/
 	$(PY) -m pytest -q tests/unit/test_generated_code.py
+
+$(TS_MODULES): $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+ts-client: $(TS_MODULES) ## regenerate clients/typescript/src/gen from protos/, type-check, build dist/
+	cd $(TS) && rm -rf src/gen dist && node_modules/.bin/buf generate && \
+	node_modules/.bin/tsc --noEmit && node_modules/.bin/tsc -p tsconfig.build.json
+
+ts-check: $(TS_MODULES) ## fail when clients/typescript/src/gen is stale against protos/
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd $(TS) && \
+	node_modules/.bin/buf generate -o "$$tmp" && \
+	diff -r "$$tmp/src/gen" src/gen >&2 || \
+	{ echo "clients/typescript/src/gen is stale against protos/: run \`make ts-client\`" >&2; exit 1; }
+
+test-ts: $(STAMP) $(TS_MODULES) ## TypeScript client: tsc, then node --test against real face and object servers
+	cd $(TS) && rm -rf build && node_modules/.bin/tsc && node --test build/test/*.test.js
 
 lint: $(STAMP) $(BUF) ## ruff + buf lint
 	$(VENV)/bin/ruff check .
@@ -94,4 +113,4 @@ bench-scale: $(STAMP) ## 1 vs 2 replicas through the gateway, one core each
 	YOLO_OFFLINE=1 $(PY) -m bench.scale_bench
 
 clean: ## remove the venv and caches
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/build

@@ -69,9 +69,11 @@ lint: $(STAMP) $(BUF) ## ruff + buf lint
 redis: ## make sure a Redis answers on REDIS_URL (starts a local one if not)
 	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
 
-test: $(STAMP) ## run every test (unit + integration with real servers and Redis)
+test: $(STAMP) ## run every test (unit + integration with real servers and Redis, the TypeScript client's)
 	$(MAKE) --no-print-directory redis
+	$(MAKE) --no-print-directory ts-check
 	YOLO_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-ts
 
 test-unit: $(STAMP) ## fast tests only, no servers
 	YOLO_OFFLINE=1 $(PY) -m pytest tests/unit $(PYTEST_ARGS)

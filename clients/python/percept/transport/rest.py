@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -220,6 +221,12 @@ class _Base:
         self._headers = {"User-Agent": "percept-python/0.1", **(headers or {})}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
+
+    def _with_url(self, task: Task) -> Task:
+        """The events' copy of a task has no status_url; give it the one GET answers with."""
+        if task.status_url:
+            return task
+        return dataclasses.replace(task, status_url=f"{self.url}/api/task/{task.task_id}")
 
     def _submit_timeout(self, timeout: float | None, wait: bool) -> float | None:
         if timeout is not None:
@@ -459,7 +466,7 @@ class Client(_Base):
             return task
         for event in self.events(task, timeout=timeout):
             if isinstance(event, StatusEvent) and event.status.ended:
-                return event.task or self.task(task)
+                return self._with_url(event.task or self.task(task))
         return self.task(task)  # pragma: no cover - events() always ends with a status
 
     def as_completed(
@@ -784,7 +791,7 @@ class AsyncClient(_Base):
             return task
         async for event in self.events(task, timeout=timeout):
             if isinstance(event, StatusEvent) and event.status.ended:
-                return event.task or await self.task(task)
+                return self._with_url(event.task or await self.task(task))
         return await self.task(task)  # pragma: no cover
 
     async def as_completed(

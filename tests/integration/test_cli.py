@@ -68,7 +68,7 @@ def files(tmp_path_factory, zidane_bytes, astronaut):
     (d / "zidane.jpg").write_bytes(zidane_bytes)
     (d / "truncated.jpg").write_bytes(zidane_bytes[: len(zidane_bytes) // 3])
     (d / "notes.txt").write_text("not an image, not a video\n")
-    image, truth = synthetic.make_scene(np.random.default_rng(11))
+    image, _ = synthetic.make_scene(np.random.default_rng(11), n_objects=(3, 3))
     (d / "scene.png").write_bytes(encode(image, ".png"))
     moving_patch_video(d / "face.avi", np.ascontiguousarray(astronaut[FACE_PATCH]), n_frames=FRAMES)
     return d
@@ -94,7 +94,8 @@ def test_detect_an_image_as_a_table_and_as_json(percept_cli, files, http):
     assert "1 faces (1280×720)" in table.stdout
     b = face["box"]
     row = [f"{b[k]:.1f}" for k in ("left", "top", "right", "bottom")]
-    assert re.search(r"\s+".join(map(re.escape, row)), table.stdout), table.stdout
+    assert re.search(r"[\s│]+".join(map(re.escape, row)), table.stdout), table.stdout
+    assert not table.stderr  # no progress bar when nobody watches (not a terminal)
 
 
 def test_several_images_in_one_command(percept_cli, files):
@@ -146,7 +147,8 @@ def test_a_video_shows_progress_to_100_percent(gateway, files):
 
 
 def test_draw_puts_the_boxes_where_the_json_says(percept_cli, files, tmp_path):
-    from percept.draw import color_for
+    from percept.draw import color_for, pixel_box
+    from percept.types import Detection
 
     out = tmp_path / "drawn.png"
     result = percept_cli("detect", "object", str(files / "scene.png"), "--json", "--draw", str(out))
@@ -157,22 +159,35 @@ def test_draw_puts_the_boxes_where_the_json_says(percept_cli, files, tmp_path):
     original = np.asarray(Image.open(files / "scene.png").convert("RGB"))
     drawn = np.asarray(Image.open(out).convert("RGB"))
     assert drawn.shape == original.shape
-    from percept.types import Detection
+    size = (drawn.shape[1], drawn.shape[0])
+    dets = [Detection.from_json(d) for d in detections]
 
-    for d in detections:
-        det = Detection.from_json(d)
-        left, top, right, bottom = (round(v) for v in det.box.as_tuple())
+    def zone(det):  # the box, and its label above it
+        left, top, right, bottom = pixel_box(det.box, size)
+        return left - 4, top - 40, max(right, left + 200) + 4, bottom + 4
+
+    def overlaps(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    # Boxes that share no pixels with another (the model may see one shape twice):
+    # each of their edges is drawn in the detection's colour, exactly where the JSON says.
+    alone = [d for d in dets if not any(overlaps(zone(d), zone(o)) for o in dets if o is not d)]
+    assert alone, detections
+    for det in alone:
+        left, top, right, bottom = pixel_box(det.box, size)
         middle_x, middle_y = (left + right) // 2, (top + bottom) // 2
         for x, y in ((left, middle_y), (right, middle_y), (middle_x, bottom)):
-            assert tuple(drawn[y, x]) == color_for(det), (d, x, y)
+            assert tuple(drawn[y, x]) == color_for(det), (det, x, y)
+        assert tuple(drawn[middle_y, middle_x]) == tuple(original[middle_y, middle_x])
     # Away from every box, the picture is untouched.
     mask = np.ones(original.shape[:2], bool)
-    for d in detections:
+    for d in detections:  # each box, and its label above it (or inside, at the top edge)
         b = d["box"]
         mask[
             max(0, int(b["top"]) - 40) : int(b["bottom"]) + 4,
-            max(0, int(b["left"]) - 4) : int(b["right"]) + 4,
+            max(0, int(b["left"]) - 4) : max(int(b["right"]), int(b["left"]) + 200) + 4,
         ] = False
+    assert mask.mean() > 0.3  # most of the picture is checked
     assert np.array_equal(drawn[mask], original[mask])
 
 

@@ -284,6 +284,7 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=False,
+        disable=not err.is_terminal,  # scripts get no bar on stderr; a person does
     )
 
 

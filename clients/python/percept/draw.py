@@ -37,6 +37,18 @@ def color_for(detection: Detection) -> tuple[int, int, int]:
     return PALETTE[detection.class_id % len(PALETTE)]
 
 
+def pixel_box(box: Box, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The pixels a box's edges are drawn on: rounded, and inside the image (a box
+    that reaches the image's edge is drawn on its last row or column)."""
+    w, h = size
+    return (
+        min(max(round(box.left), 0), w - 1),
+        min(max(round(box.top), 0), h - 1),
+        min(max(round(box.right), 0), w - 1),
+        min(max(round(box.bottom), 0), h - 1),
+    )
+
+
 def line_width(width: int, height: int) -> int:
     return max(2, round(max(width, height) / 400))
 
@@ -59,7 +71,7 @@ def draw(
     font = ImageFont.load_default(size=max(12, width * 6))
 
     def rectangle(box: Box, rgb: tuple[int, int, int]) -> tuple[int, int, int, int]:
-        xy = (round(box.left), round(box.top), round(box.right), round(box.bottom))
+        xy = pixel_box(box, canvas.size)
         pen.rectangle(xy, outline=rgb, width=width)
         return xy
 

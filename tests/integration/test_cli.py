@@ -91,7 +91,7 @@ def test_detect_an_image_as_a_table_and_as_json(percept_cli, files, http):
     [face] = item["result"]["faces"]
     assert len(face["landmarks"]["chin"]) == 17
     # The table shows the same face, its box in source pixels.
-    assert "1 faces (1280×720)" in table.stdout
+    assert "zidane.jpg: 1 face (1280×720)" in table.stdout
     b = face["box"]
     row = [f"{b[k]:.1f}" for k in ("left", "top", "right", "bottom")]
     assert re.search(r"[\s│]+".join(map(re.escape, row)), table.stdout), table.stdout
@@ -215,7 +215,7 @@ def test_task_commands_and_health(percept_cli, files, http):
     got = percept_cli("task", "get", task_id, "--json")
     assert got.returncode == 0 and json.loads(got.stdout) == http.get(f"/api/task/{task_id}").json()
     shown = percept_cli("task", "get", task_id)
-    assert task_id in shown.stdout and "succeeded" in shown.stdout and "1 faces" in shown.stdout
+    assert task_id in shown.stdout and "succeeded" in shown.stdout and "1 face (1280×720)" in shown.stdout
     listed = percept_cli("task", "list", "--kind", "face", "--status", "succeeded", "--json")
     assert task_id in [t["task_id"] for t in json.loads(listed.stdout)["tasks"]]
     table = percept_cli("task", "list", "--limit", "3")

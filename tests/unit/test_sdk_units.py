@@ -374,3 +374,64 @@ def test_the_generated_code_and_the_sdk_share_the_percept_name():
     assert face_service_pb2.DetectFacesRequest.DESCRIPTOR.full_name.startswith("percept.face.v1")
     assert percept.Client.__module__ == "percept.transport.rest"
     assert json.dumps(percept.Task.from_json(TASK_JSON).to_json())
+
+
+# --- event streams -------------------------------------------------------------------------
+
+
+def _sse(event_id: str, kind: str, data: dict) -> bytes:
+    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class Dropping(httpx.SyncByteStream):
+    """An event stream that sends its chunks, then (optionally) breaks like a lost connection."""
+
+    def __init__(self, chunks: list[bytes], drop: bool) -> None:
+        self.chunks, self.drop = chunks, drop
+
+    def __iter__(self):
+        yield from self.chunks
+        if self.drop:
+            raise httpx.ReadError("connection lost (simulated)")
+
+
+FRAME = {"frame_index": 0, "timestamp": 0.0, "faces": [], "image_width": 8, "image_height": 8}
+
+
+def _stream(chunks, drop=False):
+    return httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=Dropping(chunks, drop)
+    )
+
+
+def test_a_dropped_event_stream_resumes_after_the_last_event():
+    final = dict(TASK_JSON, status="succeeded")
+    recorder = Recorder(
+        _stream([_sse("1-0", "status", {"status": "running"}), _sse("2-0", "frame", FRAME)], True),
+        _stream([_sse("3-0", "status", {"status": "succeeded", "task": final})]),
+    )
+    with percept.Client("http://gw", transport=httpx.MockTransport(recorder), retry=FAST) as c:
+        events = list(c.events("9f1c"))
+    assert [e.id for e in events] == ["1-0", "2-0", "3-0"]
+    assert "last-event-id" not in recorder.requests[0].headers
+    assert recorder.requests[1].headers["last-event-id"] == "2-0"
+    assert events[1].frame.frame_index == 0 and events[2].task.succeeded
+
+
+def test_stopping_a_video_iteration_early_cancels_its_task(tmp_path):
+    video = tmp_path / "clip.avi"
+    video.write_bytes(b"\0" * 1000)
+    recorder = Recorder(
+        _accepted("v1"),
+        _stream([_sse("1-0", "frame", FRAME), _sse("2-0", "frame", dict(FRAME, frame_index=1))]),
+        httpx.Response(200, json=dict(TASK_JSON, task_id="v1", status="cancelled")),
+    )
+    with percept.Client("http://gw", transport=httpx.MockTransport(recorder)) as c:
+        frames = c.detect_faces_in_video(video)
+        assert next(frames).frame_index == 0
+        frames.close()
+    assert [(r.method, r.url.path) for r in recorder.requests] == [
+        ("POST", "/api/detect/face/video"),
+        ("GET", "/api/task/v1/events"),
+        ("DELETE", "/api/task/v1"),
+    ]

@@ -89,14 +89,14 @@ app.add_typer(task_app, name="task")
 
 Server = Annotated[
     str,
-    typer.Option("--server", "-s", envvar="PERCEPT_URL", help="Gateway URL (env PERCEPT_URL)."),
+    typer.Option("--server", "-s", envvar="PERCEPT_URL", help="Gateway URL."),
 ]
 ApiKey = Annotated[
     str | None,
     typer.Option(
         "--api-key",
         envvar="PERCEPT_API_KEY",
-        help="API key, sent as 'Authorization: Bearer' (env PERCEPT_API_KEY).",
+        help="API key, sent as 'Authorization: Bearer <key>'.",
         show_default=False,
     ),
 ]
@@ -111,6 +111,7 @@ Inputs = Annotated[
     list[Path],
     typer.Argument(
         help="Image (JPEG, PNG, WebP, BMP) or video files.",
+        metavar="IMAGE_OR_VIDEO",
         exists=True,
         dir_okay=False,
         readable=True,
@@ -246,8 +247,8 @@ def show_task(task: Task, title: str | None = None) -> None:
     title = title or task.task_id
     if isinstance(task.result, ImageResult):
         r = task.result
-        noun = "faces" if r.kind is Kind.FACE else "objects"
         count = len(r.faces) + len(r.detections)
+        noun = ("face" if r.kind is Kind.FACE else "object") + ("" if count == 1 else "s")
         out.print(result_table(f"{title}: {count} {noun} ({r.image_width}×{r.image_height})", r))
     elif isinstance(task.result, VideoResult):
         out.print(video_table(f"{title}: {len(task.result.frames)} frames", task.result))
@@ -416,6 +417,11 @@ def _run_detect(kind, inputs, options, server, api_key, timeout, concurrency, as
     _report(outcomes, as_json, draw)
 
 
+class DetectorChoice(enum.StrEnum):
+    hog = "hog"
+    cnn = "cnn"
+
+
 @detect_app.command("face")
 def detect_face(
     inputs: Inputs,
@@ -426,7 +432,7 @@ def detect_face(
         bool, typer.Option("--encodings", help="Return the 128-d encodings.")
     ] = False,
     detector: Annotated[
-        str | None,
+        DetectorChoice | None,
         typer.Option(
             help="hog (fast, the default) or cnn (accurate, slow on CPU).", show_default=False
         ),
@@ -457,10 +463,8 @@ def detect_face(
     concurrency: Concurrency = 4,
 ) -> None:
     """Find faces in images and videos."""
-    if detector not in (None, "hog", "cnn"):
-        raise typer.BadParameter("use hog or cnn", param_hint="--detector")
     options = FaceOptions(
-        detector=detector,  # type: ignore[arg-type]
+        detector=detector.value if detector else None,  # type: ignore[arg-type]
         upsample=upsample,
         landmarks=landmarks or None,
         encodings=encodings or None,

@@ -215,7 +215,11 @@ def test_task_commands_and_health(percept_cli, files, http):
     got = percept_cli("task", "get", task_id, "--json")
     assert got.returncode == 0 and json.loads(got.stdout) == http.get(f"/api/task/{task_id}").json()
     shown = percept_cli("task", "get", task_id)
-    assert task_id in shown.stdout and "succeeded" in shown.stdout and "1 face (1280×720)" in shown.stdout
+    assert (
+        task_id in shown.stdout
+        and "succeeded" in shown.stdout
+        and "1 face (1280×720)" in shown.stdout
+    )
     listed = percept_cli("task", "list", "--kind", "face", "--status", "succeeded", "--json")
     assert task_id in [t["task_id"] for t in json.loads(listed.stdout)["tasks"]]
     table = percept_cli("task", "list", "--limit", "3")

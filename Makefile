@@ -14,17 +14,20 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale test-model redis clean
+.PHONY: sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv and install everything (fast when already done)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml clients/python/setup.py
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check 'setuptools<81' wheel
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[face,object,gateway,dev]'
+	# The Python SDK and its `percept` command, editable; its dependencies come from
+	# clients/python/pyproject.toml, their exact versions from constraints.txt.
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e clients/python
 	# face_recognition's metadata wants dlib (a source build); dlib-bin gives it prebuilt.
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt --no-deps face_recognition==1.3.0
 	# Code runs from the checkout: put the repo root and gen/ on the venv's path
@@ -114,5 +117,8 @@ bench-scale: $(STAMP) ## 1 vs 2 replicas through the gateway, one core each
 	$(MAKE) --no-print-directory redis
 	YOLO_OFFLINE=1 $(PY) -m bench.scale_bench
 
+sdk-wheel: $(STAMP) ## build the SDK's wheel (generated gRPC code included) into dist/
+	$(PIP) wheel -q --disable-pip-version-check --no-deps -w dist clients/python
+
 clean: ## remove the venv and caches
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/build
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/build dist clients/python/build clients/python/*.egg-info

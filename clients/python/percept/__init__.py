@@ -1,0 +1,138 @@
+"""Percept's Python SDK: REST through the gateway, gRPC straight to the services.
+
+    import percept
+    with percept.Client("http://localhost:8000") as client:
+        result = client.detect_faces("photo.jpg")
+
+`percept.Client` / `percept.AsyncClient` speak REST to the gateway (tasks,
+waiting, events, cancel, list); `percept.GrpcClient` / `percept.AsyncGrpcClient`
+call the face and object services directly (unary, video streams, live
+frames). All four return the types in `percept.types` and raise the
+exceptions in `percept.errors`.
+"""
+
+# `percept` is also the namespace of the generated gRPC code (gen/percept/...,
+# imported as percept.face.v1): extend this package over every `percept`
+# directory on sys.path so both keep importing side by side.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from percept.errors import (  # noqa: E402
+    Conflict,
+    DeadlineExceeded,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    PerceptError,
+    RateLimited,
+    ServerError,
+    TaskCancelled,
+    TaskFailed,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
+from percept.options import FaceOptions, ObjectOptions  # noqa: E402
+from percept.retry import RetryPolicy  # noqa: E402
+from percept.types import (  # noqa: E402
+    Box,
+    Comparison,
+    Detection,
+    Face,
+    FaceMatch,
+    FrameEvent,
+    FrameResult,
+    Health,
+    ImageResult,
+    Kind,
+    Landmarks,
+    ModelInfo,
+    Point,
+    Progress,
+    ProgressEvent,
+    StatusEvent,
+    Task,
+    TaskError,
+    TaskEvent,
+    TaskPage,
+    TaskStatus,
+    VideoResult,
+    VideoURI,
+)
+
+if TYPE_CHECKING:
+    from percept.draw import draw
+    from percept.transport.grpc import AsyncGrpcClient, GrpcClient
+    from percept.transport.rest import AsyncClient, Client
+
+__version__ = "0.1.0"
+
+# Imported on first use: a REST user never loads grpc, a gRPC user never loads httpx.
+_LAZY = {
+    "Client": "percept.transport.rest",
+    "AsyncClient": "percept.transport.rest",
+    "GrpcClient": "percept.transport.grpc",
+    "AsyncGrpcClient": "percept.transport.grpc",
+    "draw": "percept.draw",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'percept' has no attribute {name!r}")
+
+
+__all__ = [
+    "AsyncClient",
+    "AsyncGrpcClient",
+    "Box",
+    "Client",
+    "Comparison",
+    "Conflict",
+    "DeadlineExceeded",
+    "Detection",
+    "Face",
+    "FaceMatch",
+    "FaceOptions",
+    "Forbidden",
+    "FrameEvent",
+    "FrameResult",
+    "Gone",
+    "GrpcClient",
+    "Health",
+    "ImageResult",
+    "InvalidInput",
+    "Kind",
+    "Landmarks",
+    "ModelInfo",
+    "NotFound",
+    "ObjectOptions",
+    "PerceptError",
+    "Point",
+    "Progress",
+    "ProgressEvent",
+    "RateLimited",
+    "RetryPolicy",
+    "ServerError",
+    "StatusEvent",
+    "Task",
+    "TaskCancelled",
+    "TaskError",
+    "TaskEvent",
+    "TaskFailed",
+    "TaskPage",
+    "TaskStatus",
+    "TooLarge",
+    "Unauthorized",
+    "Unavailable",
+    "VideoResult",
+    "VideoURI",
+    "draw",
+]

@@ -1,0 +1,5 @@
+"""`python -m percept`: the same as the `percept` command."""
+
+from percept.cli import main
+
+main()

@@ -1,0 +1,689 @@
+"""`percept`: the SDK's command line (Typer for the commands, Rich for tables and progress).
+
+    percept detect face photo.jpg --landmarks
+    percept detect object clip.mp4 --classes circle,star --json
+    percept task list --status running
+    percept health
+
+Exit codes: 0 ok; 1 the work failed (a task failed or was cancelled, the server
+failed); 2 usage (bad arguments, a file that cannot be read, a request the
+server refused as invalid, an unknown task, a refused API key); 3 the server
+cannot be reached (or has no replica to serve).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from percept import errors
+from percept.inputs import guess_media
+from percept.options import FaceOptions, ObjectOptions
+from percept.types import (
+    FrameResult,
+    Health,
+    ImageResult,
+    Kind,
+    ProgressEvent,
+    StatusEvent,
+    Task,
+    VideoResult,
+)
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    UNREACHABLE = 3
+
+
+USAGE_ERRORS = (
+    errors.InvalidInput,
+    errors.TooLarge,
+    errors.NotFound,
+    errors.Unauthorized,
+    errors.Forbidden,
+)
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    name="percept",
+    help="Face and object detection through a Percept gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 ok, 1 the work failed, 2 usage error, 3 server unreachable.",
+)
+detect_app = typer.Typer(help="Detect faces or objects in images and videos.", no_args_is_help=True)
+task_app = typer.Typer(help="Show, follow, cancel and list tasks.", no_args_is_help=True)
+app.add_typer(detect_app, name="detect")
+app.add_typer(task_app, name="task")
+# `percept collections ...` (face collections, /api/collections) goes here as its own
+# Typer once the gateway serves it, with the API key options below.
+
+# --- options shared by the commands ------------------------------------------------------------
+
+Server = Annotated[
+    str,
+    typer.Option("--server", "-s", envvar="PERCEPT_URL", help="Gateway URL."),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="PERCEPT_API_KEY",
+        help="API key, sent as 'Authorization: Bearer <key>'.",
+        show_default=False,
+    ),
+]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print JSON (the API's task objects) instead of tables.")
+]
+Timeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds the whole command may wait for the work.")
+]
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+Inputs = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Image (JPEG, PNG, WebP, BMP) or video files.",
+        metavar="IMAGE_OR_VIDEO",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        show_default=False,
+    ),
+]
+FrameStride = Annotated[
+    int | None, typer.Option(min=1, help="Videos: process every Nth frame.", show_default=False)
+]
+MaxFrames = Annotated[
+    int | None,
+    typer.Option(min=0, help="Videos: stop after this many processed frames.", show_default=False),
+]
+Draw = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write the image with its boxes drawn to this file (or, for several images, "
+        "into this directory).",
+        show_default=False,
+    ),
+]
+Concurrency = Annotated[int, typer.Option(min=1, help="Uploads in flight at once.")]
+
+
+# --- errors -> exit codes --------------------------------------------------------------------
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    if isinstance(error, errors.Unavailable):
+        return ExitCode.UNREACHABLE
+    if isinstance(error, (*USAGE_ERRORS, ValueError, TypeError, OSError)):
+        return ExitCode.USAGE
+    return ExitCode.FAILED
+
+
+def fail(error: BaseException) -> NoReturn:
+    err.print(f"[red]error:[/red] {Text(str(error) or type(error).__name__).plain}")
+    raise typer.Exit(exit_code_for(error))
+
+
+def _client(server: str, api_key: str | None, timeout: float):
+    from percept.transport.rest import AsyncClient
+
+    return AsyncClient(server, api_key=api_key, timeout=min(30.0, timeout), wait_timeout=timeout)
+
+
+def _run(coro) -> Any:
+    try:
+        return asyncio.run(coro)
+    except (errors.PerceptError, ValueError, TypeError, OSError) as error:
+        fail(error)
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def result_table(title: str, result: ImageResult | FrameResult) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    if result.kind is Kind.FACE:
+        for name in ("left", "top", "right", "bottom", "width", "height"):
+            table.add_column(name, justify="right")
+        table.add_column("landmarks")
+        table.add_column("encoding")
+        for i, face in enumerate(result.faces):
+            b = face.box
+            table.add_row(
+                str(i),
+                *map(_fmt, (b.left, b.top, b.right, b.bottom, b.width, b.height)),
+                "68 points" if face.landmarks else "",
+                f"{len(face.encoding)} values" if face.encoding else "",
+            )
+    else:
+        table.add_column("label")
+        table.add_column("confidence", justify="right")
+        for name in ("left", "top", "right", "bottom"):
+            table.add_column(name, justify="right")
+        for i, d in enumerate(result.detections):
+            b = d.box
+            table.add_row(str(i), d.label, f"{d.confidence:.3f}", *map(_fmt, b.as_tuple()))
+    return table
+
+
+def video_table(title: str, result: VideoResult) -> Table:
+    noun = "faces" if result.kind is Kind.FACE else "objects"
+    table = Table(title=title, title_justify="left")
+    for name, justify in (("frame", "right"), ("time (s)", "right"), (noun, "right")):
+        table.add_column(name, justify=justify)
+    table.add_column("boxes (left, top, right, bottom)" if result.kind is Kind.FACE else "labels")
+    for frame in result.frames:
+        if result.kind is Kind.FACE:
+            detail = "  ".join(
+                "(" + ", ".join(map(_fmt, f.box.as_tuple())) + ")" for f in frame.faces
+            )
+        else:
+            detail = ", ".join(f"{d.label} {d.confidence:.2f}" for d in frame.detections)
+        count = len(frame.faces) + len(frame.detections)
+        stamp = "" if frame.timestamp is None else f"{frame.timestamp:.2f}"
+        table.add_row(str(frame.frame_index), stamp, str(count), detail)
+    return table
+
+
+def task_summary(task: Task) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    status_style = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(
+        task.status.value, ""
+    )
+    progress = f"{task.progress.done}/{task.progress.total or '?'}" if task.media == "video" else ""
+    rows = [
+        ("task", task.task_id),
+        ("kind", f"{task.kind.route} {task.media}"),
+        ("status", Text(task.status.value, style=status_style)),
+        ("progress", progress),
+        ("attempts", str(task.attempts)),
+        ("created", str(task.created_at or "")),
+        ("finished", str(task.finished_at or "")),
+    ]
+    if task.error:
+        rows.append(("error", f"{task.error.code}: {task.error.message}"))
+    for key, value in rows:
+        if value:
+            table.add_row(key, value)
+    return table
+
+
+def show_task(task: Task, title: str | None = None) -> None:
+    title = title or task.task_id
+    if isinstance(task.result, ImageResult):
+        r = task.result
+        count = len(r.faces) + len(r.detections)
+        noun = ("face" if r.kind is Kind.FACE else "object") + ("" if count == 1 else "s")
+        out.print(result_table(f"{title}: {count} {noun} ({r.image_width}×{r.image_height})", r))
+    elif isinstance(task.result, VideoResult):
+        out.print(video_table(f"{title}: {len(task.result.frames)} frames", task.result))
+    else:
+        out.print(task_summary(task))
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+class RateColumn(ProgressColumn):
+    """Items per second (Rich's own speed columns are for bytes)."""
+
+    def __init__(self, unit: str = "/s") -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f}{self.unit}", style="progress.data.speed")
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,  # scripts get no bar on stderr; a person does
+    )
+
+
+# --- detect ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    path: Path
+    task: Task | None = None
+    error: BaseException | None = None
+
+
+async def _follow(client, task: Task, progress: Progress, bar, unit_total: bool) -> Task:
+    """Follow a task's events to its end, moving `bar` with its frames."""
+    final = task
+    async for event in client.events(task):
+        if isinstance(event, ProgressEvent) and unit_total:
+            progress.update(bar, completed=event.progress.done, total=event.progress.total)
+        elif isinstance(event, StatusEvent) and event.status.ended:
+            final = event.task or await client.task(task)
+    if unit_total and final.succeeded:
+        done = final.progress.done or progress.tasks[bar].completed
+        progress.update(bar, completed=done, total=progress.tasks[bar].total or done)
+    return final
+
+
+async def _detect(
+    kind: Kind,
+    paths: Sequence[Path],
+    options: FaceOptions | ObjectOptions,
+    server: str,
+    api_key: str | None,
+    timeout: float,
+    concurrency: int,
+) -> list[Outcome]:
+    media = {p: guess_media(p) for p in paths}
+    images = [p for p in paths if media[p] == "image"]
+    image_options = dataclasses.replace(options, frame_stride=None, max_frames=None)
+    limit = asyncio.Semaphore(concurrency)
+    async with _client(server, api_key, timeout) as client:
+        with progress_bar() as progress:
+            batch = (
+                progress.add_task(f"{len(images)} images", total=len(images))
+                if len(images) > 1
+                else None
+            )
+
+            async def one(path: Path) -> Outcome:
+                try:
+                    async with limit:
+                        task = await client.submit(
+                            kind,
+                            path,
+                            options if media[path] == "video" else image_options,
+                            media=media[path],
+                        )
+                    if media[path] == "video":
+                        bar = progress.add_task(path.name, total=None)
+                        return Outcome(path, await _follow(client, task, progress, bar, True))
+                    if batch is None:
+                        bar = progress.add_task(path.name, total=1)
+                        final = await client.wait(task)
+                        progress.update(bar, completed=1)
+                    else:
+                        final = await client.wait(task)
+                        progress.advance(batch)
+                    return Outcome(path, final)
+                except (errors.PerceptError, ValueError, OSError) as error:
+                    return Outcome(path, error=error)
+
+            return list(await asyncio.gather(*(one(p) for p in paths)))
+
+
+def _draw(outcomes: list[Outcome], target: Path) -> None:
+    from percept.draw import draw
+
+    drawable = [
+        o for o in outcomes if o.task is not None and isinstance(o.task.result, ImageResult)
+    ]
+    if not drawable:
+        return
+    many = len(drawable) > 1 or target.is_dir()
+    if many:
+        target.mkdir(parents=True, exist_ok=True)
+    for o in drawable:
+        destination = target / o.path.name if many else target
+        draw(o.path, o.task.result).save(destination)  # type: ignore[union-attr, arg-type]
+        err.print(f"drew {o.path} -> {destination}")
+
+
+def _report(outcomes: list[Outcome], as_json: bool, draw_to: Path | None) -> NoReturn:
+    if as_json:
+        items = []
+        for o in outcomes:
+            if o.task is not None:
+                items.append({"input": str(o.path), **o.task.to_json()})
+            else:
+                code = getattr(o.error, "code", None) or type(o.error).__name__
+                items.append(
+                    {"input": str(o.path), "error": {"code": code, "message": str(o.error)}}
+                )
+        print_json(items)
+    else:
+        for o in outcomes:
+            if o.task is not None and o.task.succeeded:
+                show_task(o.task, title=str(o.path))
+    if draw_to is not None:
+        _draw(outcomes, draw_to)
+    codes = set()
+    for o in outcomes:
+        if o.error is not None:
+            err.print(f"[red]{o.path}:[/red] {o.error}")
+            codes.add(exit_code_for(o.error))
+        elif o.task is not None and not o.task.succeeded:
+            reason = f"{o.task.error.code}: {o.task.error.message}" if o.task.error else ""
+            err.print(f"[red]{o.path}: task {o.task.task_id} {o.task.status.value}[/red] {reason}")
+            codes.add(ExitCode.FAILED)
+    for code in (ExitCode.UNREACHABLE, ExitCode.USAGE, ExitCode.FAILED):
+        if code in codes:
+            raise typer.Exit(code)
+    raise typer.Exit(ExitCode.OK)
+
+
+def _run_detect(kind, inputs, options, server, api_key, timeout, concurrency, as_json, draw):
+    for path in inputs:
+        guess_media(path)  # unreadable files fail here, before anything is sent
+    outcomes = _run(_detect(kind, inputs, options, server, api_key, timeout, concurrency))
+    _report(outcomes, as_json, draw)
+
+
+class DetectorChoice(enum.StrEnum):
+    hog = "hog"
+    cnn = "cnn"
+
+
+@detect_app.command("face")
+def detect_face(
+    inputs: Inputs,
+    landmarks: Annotated[
+        bool, typer.Option("--landmarks", help="Return the 68 landmarks.")
+    ] = False,
+    encodings: Annotated[
+        bool, typer.Option("--encodings", help="Return the 128-d encodings.")
+    ] = False,
+    detector: Annotated[
+        DetectorChoice | None,
+        typer.Option(
+            help="hog (fast, the default) or cnn (accurate, slow on CPU).", show_default=False
+        ),
+    ] = None,
+    upsample: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=3, help="Upsample N times to find smaller faces.", show_default=False
+        ),
+    ] = None,
+    detection_max_side: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Detect on a copy at most this long (pixels).", show_default=False
+        ),
+    ] = None,
+    num_jitters: Annotated[
+        int | None,
+        typer.Option(min=1, max=100, help="Re-samples per face when encoding.", show_default=False),
+    ] = None,
+    frame_stride: FrameStride = None,
+    max_frames: MaxFrames = None,
+    as_json: AsJson = False,
+    draw: Draw = None,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+    timeout: Timeout = 3600.0,
+    concurrency: Concurrency = 4,
+) -> None:
+    """Find faces in images and videos."""
+    options = FaceOptions(
+        detector=detector.value if detector else None,  # type: ignore[arg-type]
+        upsample=upsample,
+        landmarks=landmarks or None,
+        encodings=encodings or None,
+        detection_max_side=detection_max_side,
+        num_jitters=num_jitters,
+        frame_stride=frame_stride,
+        max_frames=max_frames,
+    )
+    _run_detect(Kind.FACE, inputs, options, server, api_key, timeout, concurrency, as_json, draw)
+
+
+@detect_app.command("object")
+def detect_object(
+    inputs: Inputs,
+    confidence: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Smallest confidence kept.", show_default=False),
+    ] = None,
+    iou: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="NMS IoU threshold.", show_default=False)
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated class names or ids to keep.", show_default=False),
+    ] = None,
+    max_detections: Annotated[
+        int | None,
+        typer.Option(min=1, max=1000, help="Most detections per image.", show_default=False),
+    ] = None,
+    frame_stride: FrameStride = None,
+    max_frames: MaxFrames = None,
+    as_json: AsJson = False,
+    draw: Draw = None,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+    timeout: Timeout = 3600.0,
+    concurrency: Concurrency = 4,
+) -> None:
+    """Find objects in images and videos."""
+    options = ObjectOptions(
+        confidence_threshold=confidence,
+        iou_threshold=iou,
+        classes=classes,
+        max_detections=max_detections,
+        frame_stride=frame_stride,
+        max_frames=max_frames,
+    )
+    _run_detect(Kind.OBJECT, inputs, options, server, api_key, timeout, concurrency, as_json, draw)
+
+
+# --- task --------------------------------------------------------------------------------------
+
+TaskId = Annotated[str, typer.Argument(help="The task's id.", show_default=False)]
+
+
+@task_app.command("get")
+def task_get(
+    task_id: TaskId,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Show a task: its status, progress and result."""
+
+    async def run() -> Task:
+        async with _client(server, api_key, 30.0) as client:
+            return await client.task(task_id)
+
+    task = _run(run())
+    if as_json:
+        print_json(task.to_json())
+    else:
+        out.print(task_summary(task))
+        if task.result is not None:
+            show_task(task)
+    raise typer.Exit(ExitCode.OK)
+
+
+@task_app.command("watch")
+def task_watch(
+    task_id: TaskId,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+    timeout: Timeout = 3600.0,
+) -> None:
+    """Follow a task until it ends, with a progress bar; exit 1 unless it succeeds."""
+
+    async def run() -> Task:
+        async with _client(server, api_key, timeout) as client:
+            task = await client.task(task_id)
+            with progress_bar() as progress:
+                bar = progress.add_task(task_id[:12], total=None)
+                return await _follow(client, task, progress, bar, True)
+
+    task = _run(run())
+    if as_json:
+        print_json(task.to_json())
+    else:
+        out.print(task_summary(task))
+        if task.result is not None:
+            show_task(task)
+    raise typer.Exit(ExitCode.OK if task.succeeded else ExitCode.FAILED)
+
+
+@task_app.command("cancel")
+def task_cancel(
+    task_id: TaskId,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Cancel a queued or running task (exit 1 when it had already ended)."""
+
+    async def run() -> Task:
+        async with _client(server, api_key, 30.0) as client:
+            return await client.cancel(task_id)
+
+    task = _run(run())
+    if as_json:
+        print_json(task.to_json())
+    else:
+        out.print(task_summary(task))
+    raise typer.Exit(ExitCode.OK)
+
+
+class StatusChoice(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class KindChoice(enum.StrEnum):
+    face = "face"
+    object = "object"
+
+
+@task_app.command("list")
+def task_list(
+    status: Annotated[
+        StatusChoice | None, typer.Option(help="Only tasks in this status.", show_default=False)
+    ] = None,
+    kind: Annotated[
+        KindChoice | None, typer.Option(help="Only tasks of this kind.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 20,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """List tasks, newest first."""
+
+    async def run():
+        async with _client(server, api_key, 30.0) as client:
+            return await client.tasks(
+                status=status.value if status else None,
+                kind=kind.value if kind else None,
+                limit=limit,
+            )
+
+    page = _run(run())
+    if as_json:
+        print_json({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
+        raise typer.Exit(ExitCode.OK)
+    table = Table(title=f"{len(page.tasks)} tasks", title_justify="left")
+    for name in ("task", "kind", "status", "progress", "created", "finished"):
+        table.add_column(name)
+    for t in page.tasks:
+        table.add_row(
+            t.task_id,
+            f"{t.kind.route} {t.media}",
+            t.status.value,
+            f"{t.progress.done}/{t.progress.total or '?'}" if t.media == "video" else "",
+            t.created_at.strftime("%Y-%m-%d %H:%M:%S") if t.created_at else "",
+            t.finished_at.strftime("%H:%M:%S") if t.finished_at else "",
+        )
+    out.print(table)
+    raise typer.Exit(ExitCode.OK)
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+@app.command("health")
+def health(
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
+) -> None:
+    """Is the gateway up and ready? Exit 0 ready, 1 up but not ready, 3 unreachable."""
+
+    async def run() -> Health:
+        async with _client(server, api_key, timeout) as client:
+            return await client.health(timeout=timeout)
+
+    result = _run(run())
+    if as_json:
+        print_json(
+            {
+                "server": server,
+                "alive": result.alive,
+                "ready": result.ready,
+                "checks": dict(result.checks),
+            }
+        )
+    else:
+        table = Table(
+            title=f"{server}: {'ready' if result.ready else 'NOT ready'}", title_justify="left"
+        )
+        table.add_column("check")
+        table.add_column("ok")
+        for name, ok in result.checks.items():
+            table.add_row(name, Text("yes", style="green") if ok else Text("no", style="red"))
+        out.print(table)
+    raise typer.Exit(ExitCode.OK if result.ready else ExitCode.FAILED)
+
+
+def main() -> None:
+    app()

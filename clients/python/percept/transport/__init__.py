@@ -1,0 +1,5 @@
+"""The two ways to reach Percept: `rest` (the gateway) and `grpc` (the services).
+
+Import the one you use (`percept.transport.rest`, `percept.transport.grpc`);
+nothing is imported here, so a REST user never loads grpc and the other way round.
+"""

@@ -1,0 +1,531 @@
+"""The result types every client returns, whichever transport it uses.
+
+Frozen dataclasses, built from the REST API's JSON (`from_json`) or from the
+gRPC responses (in `percept.transport._proto`); `to_json()` gives back the
+API's JSON shape, so `--json` output and the API's answers are the same thing.
+Coordinates are pixels in the source image (EXIF orientation applied), origin
+top-left.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Media = Literal["image", "video"]
+
+
+class Kind(enum.StrEnum):
+    """What a task detects. Values are the API's `kind`; `route` is the URL segment."""
+
+    FACE = "face_detection"
+    OBJECT = "object_detection"
+
+    @property
+    def route(self) -> str:
+        return "face" if self is Kind.FACE else "object"
+
+    @classmethod
+    def parse(cls, value: Kind | str) -> Kind:
+        """`Kind.FACE`, "face" or "face_detection" (and the same for objects)."""
+        if isinstance(value, Kind):
+            return value
+        for kind in cls:
+            if value in (kind.value, kind.route):
+                return kind
+        raise ValueError(f"unknown kind {value!r}: use 'face' or 'object'")
+
+
+class TaskStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A point in source-image pixels."""
+
+    x: float
+    y: float
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned box in source-image pixels: width = right - left."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    @property
+    def center(self) -> Point:
+        return Point((self.left + self.right) / 2, (self.top + self.bottom) / 2)
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        """(left, top, right, bottom)."""
+        return (self.left, self.top, self.right, self.bottom)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Box:
+        return cls(data["left"], data["top"], data["right"], data["bottom"])
+
+    def to_json(self) -> dict[str, float]:
+        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
+
+
+LANDMARK_PARTS = (
+    "chin",
+    "left_eyebrow",
+    "right_eyebrow",
+    "nose_bridge",
+    "nose_tip",
+    "left_eye",
+    "right_eye",
+    "top_lip",
+    "bottom_lip",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Landmarks:
+    """dlib's 68 facial landmarks in 9 named parts, each a polyline."""
+
+    chin: tuple[Point, ...]
+    left_eyebrow: tuple[Point, ...]
+    right_eyebrow: tuple[Point, ...]
+    nose_bridge: tuple[Point, ...]
+    nose_tip: tuple[Point, ...]
+    left_eye: tuple[Point, ...]
+    right_eye: tuple[Point, ...]
+    top_lip: tuple[Point, ...]
+    bottom_lip: tuple[Point, ...]
+
+    def parts(self) -> dict[str, tuple[Point, ...]]:
+        return {name: getattr(self, name) for name in LANDMARK_PARTS}
+
+    def points(self) -> Iterator[Point]:
+        for name in LANDMARK_PARTS:
+            yield from getattr(self, name)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Landmarks:
+        return cls(
+            **{name: tuple(Point(x, y) for x, y in data.get(name, ())) for name in LANDMARK_PARTS}
+        )
+
+    def to_json(self) -> dict[str, list[list[float]]]:
+        return {name: [[p.x, p.y] for p in getattr(self, name)] for name in LANDMARK_PARTS}
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """One face: its box, and landmarks / the 128-d encoding when asked for."""
+
+    box: Box
+    landmarks: Landmarks | None = None
+    encoding: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Face:
+        landmarks = data.get("landmarks")
+        encoding = data.get("encoding")
+        return cls(
+            Box.from_json(data["box"]),
+            Landmarks.from_json(landmarks) if landmarks else None,
+            tuple(encoding) if encoding else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"box": self.box.to_json()}
+        if self.landmarks is not None:
+            out["landmarks"] = self.landmarks.to_json()
+        if self.encoding is not None:
+            out["encoding"] = list(self.encoding)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One detected object."""
+
+    label: str
+    class_id: int
+    confidence: float  # [0, 1]
+    box: Box
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Detection:
+        return cls(data["label"], data["class_id"], data["confidence"], Box.from_json(data["box"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "class_id": self.class_id,
+            "confidence": self.confidence,
+            "box": self.box.to_json(),
+        }
+
+
+def _items_from_json(
+    data: Mapping[str, Any],
+) -> tuple[Kind, tuple[Face, ...], tuple[Detection, ...]]:
+    if "faces" in data:
+        return Kind.FACE, tuple(Face.from_json(f) for f in data["faces"]), ()
+    return Kind.OBJECT, (), tuple(Detection.from_json(d) for d in data.get("detections", ()))
+
+
+def _items_to_json(kind: Kind, faces, detections) -> dict[str, Any]:
+    if kind is Kind.FACE:
+        return {"faces": [f.to_json() for f in faces]}
+    return {"detections": [d.to_json() for d in detections]}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """What one image holds: `faces` for face detection, `detections` for objects."""
+
+    kind: Kind
+    image_width: int
+    image_height: int
+    faces: tuple[Face, ...] = ()
+    detections: tuple[Detection, ...] = ()
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        return tuple(item.box for item in (*self.faces, *self.detections))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImageResult:
+        kind, faces, detections = _items_from_json(data)
+        return cls(kind, data["image_width"], data["image_height"], faces, detections)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **_items_to_json(self.kind, self.faces, self.detections),
+            "image_width": self.image_width,
+            "image_height": self.image_height,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """One processed video (or live) frame.
+
+    `timestamp` is seconds from the start of the video (None for live frames);
+    `expected_frames` is how many frames the whole request will process, when
+    the server knows (gRPC video streams only).
+    """
+
+    kind: Kind
+    frame_index: int
+    timestamp: float | None
+    image_width: int
+    image_height: int
+    faces: tuple[Face, ...] = ()
+    detections: tuple[Detection, ...] = ()
+    expected_frames: int | None = None
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        return tuple(item.box for item in (*self.faces, *self.detections))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FrameResult:
+        kind, faces, detections = _items_from_json(data)
+        return cls(
+            kind,
+            data["frame_index"],
+            data.get("timestamp"),
+            data["image_width"],
+            data["image_height"],
+            faces,
+            detections,
+            data.get("expected_frames") or None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frame_index": self.frame_index,
+            "timestamp": self.timestamp,
+            **_items_to_json(self.kind, self.faces, self.detections),
+            "image_width": self.image_width,
+            "image_height": self.image_height,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VideoResult:
+    """Every processed frame of a video, in frame order."""
+
+    kind: Kind
+    frames: tuple[FrameResult, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], kind: Kind) -> VideoResult:
+        return cls(kind, tuple(FrameResult.from_json(f) for f in data.get("frames", ())))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"frames": [f.to_json() for f in self.frames]}
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Frames done of `total` (None until the server knows; images count 0 of None)."""
+
+    done: int
+    total: int | None
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.done / self.total) if self.total else None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Progress:
+        data = data or {}
+        return cls(int(data.get("done") or 0), data.get("total") or None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"done": self.done, "total": self.total}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    """Why a task failed: `code` is the API's error code (e.g. invalid_argument)."""
+
+    code: str
+    message: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskError:
+        return cls(str(data.get("code", "unknown")), str(data.get("message", "")))
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task of the REST gateway: its status, progress and, once ended, result or error.
+
+    A task just submitted (202) knows only its id, kind, media and status;
+    `Client.task()` / `Client.wait()` return the full record.
+    """
+
+    task_id: str
+    kind: Kind
+    media: Media
+    status: TaskStatus
+    progress: Progress = Progress(0, None)
+    attempts: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    expires_at: datetime | None = None
+    status_url: str | None = None
+    result: ImageResult | VideoResult | None = None
+    error: TaskError | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status.ended
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is TaskStatus.SUCCEEDED
+
+    def raise_for_status(self) -> Task:
+        """Raise TaskFailed (or TaskCancelled) unless the task succeeded or is still going."""
+        from percept.errors import TaskCancelled, TaskFailed
+
+        if self.status is TaskStatus.FAILED:
+            raise TaskFailed(self)
+        if self.status is TaskStatus.CANCELLED:
+            raise TaskCancelled(self)
+        return self
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Task:
+        kind = Kind.parse(data["kind"])
+        raw = data.get("result")
+        result: ImageResult | VideoResult | None = None
+        if raw is not None:
+            result = (
+                VideoResult.from_json(raw, kind)
+                if data["media"] == "video"
+                else ImageResult.from_json(raw)
+            )
+        error = data.get("error")
+        return cls(
+            task_id=data["task_id"],
+            kind=kind,
+            media=data["media"],
+            status=TaskStatus(data["status"]),
+            progress=Progress.from_json(data.get("progress")),
+            attempts=int(data.get("attempts") or 0),
+            options=dict(data.get("options") or {}),
+            created_at=_time(data.get("created_at")),
+            started_at=_time(data.get("started_at")),
+            finished_at=_time(data.get("finished_at")),
+            expires_at=_time(data.get("expires_at")),
+            status_url=data.get("status_url"),
+            result=result,
+            error=TaskError.from_json(error) if error else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The task as the API's JSON (GET /api/task/{id})."""
+        body: dict[str, Any] = {
+            "task_id": self.task_id,
+            "kind": self.kind.value,
+            "media": self.media,
+            "status": self.status.value,
+            "progress": self.progress.to_json(),
+            "attempts": self.attempts,
+            "options": dict(self.options),
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "expires_at": _iso(self.expires_at),
+        }
+        if self.status_url:
+            body["status_url"] = self.status_url
+        if self.result is not None:
+            body["result"] = self.result.to_json()
+        if self.error is not None:
+            body["error"] = self.error.to_json()
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """The task changed status; the last one (an ended status) carries the whole task."""
+
+    id: str
+    status: TaskStatus
+    error: TaskError | None = None
+    task: Task | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    id: str
+    progress: Progress
+
+
+@dataclass(frozen=True, slots=True)
+class FrameEvent:
+    """One video frame's result, as soon as it is done."""
+
+    id: str
+    frame: FrameResult
+
+
+TaskEvent = StatusEvent | ProgressEvent | FrameEvent
+
+
+def event_from_sse(event_id: str, event_type: str, data: Mapping[str, Any]) -> TaskEvent | None:
+    """A typed event from one Server-Sent Event; None for a type this SDK does not know."""
+    if event_type == "status":
+        error = data.get("error")
+        task = data.get("task")
+        return StatusEvent(
+            event_id,
+            TaskStatus(data["status"]),
+            TaskError.from_json(error) if error else None,
+            Task.from_json(task) if task else None,
+        )
+    if event_type == "progress":
+        return ProgressEvent(event_id, Progress.from_json(data))
+    if event_type == "frame":
+        return FrameEvent(event_id, FrameResult.from_json(data))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of GET /api/tasks, newest first; pass `next_cursor` for the next."""
+
+    tasks: tuple[Task, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """`alive`: the server answers; `ready`: every check passes (e.g. redis, face, object)."""
+
+    alive: bool
+    ready: bool
+    checks: Mapping[str, bool]
+
+
+# --- gRPC only -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FaceMatch:
+    """One probe face against one reference face: `match` is distance <= tolerance."""
+
+    probe_index: int
+    reference_index: int
+    distance: float
+    match: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """CompareFaces: the probe's faces, the reference's (empty when encodings were given),
+    and every pair's distance, probe-major."""
+
+    probe_faces: tuple[Face, ...]
+    reference_faces: tuple[Face, ...]
+    matches: tuple[FaceMatch, ...]
+    tolerance: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """The object service's loaded model: `class_names[class_id]` is a detection's label."""
+
+    model_name: str
+    backend: str
+    device: str
+    input_size: int
+    class_names: tuple[str, ...]
+    weights: str
+    task: str
+
+
+@dataclass(frozen=True, slots=True)
+class VideoURI:
+    """A video the gRPC service opens itself (a path under its allowed directories,
+    or a URL whose scheme it allows) instead of bytes sent with the request."""
+
+    uri: str

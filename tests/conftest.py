@@ -41,3 +41,12 @@ def encode(rgb: np.ndarray, fmt: str = ".png") -> bytes:
     ok, buf = cv2.imencode(fmt, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     assert ok
     return buf.tobytes()
+
+
+def corrupt_png(rgb: np.ndarray) -> bytes:
+    """A PNG whose header and end are intact but whose pixel data is garbage:
+    only decoding it (the backend) can tell."""
+    data = bytearray(encode(rgb, ".png"))
+    start = data.find(b"IDAT") + 4 + 5000
+    data[start : start + 200] = bytes(200)
+    return bytes(data)

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from object_service import synthetic
-from tests.conftest import encode
+from tests.conftest import corrupt_png, encode
 from tests.integration.test_face_service import FACE_PATCH
 from tests.support import ROOT, free_port
 from tests.videos import moving_patch_video
@@ -67,6 +67,7 @@ def files(tmp_path_factory, zidane_bytes, astronaut):
     d = tmp_path_factory.mktemp("cli")
     (d / "zidane.jpg").write_bytes(zidane_bytes)
     (d / "truncated.jpg").write_bytes(zidane_bytes[: len(zidane_bytes) // 3])
+    (d / "corrupt.png").write_bytes(corrupt_png(astronaut))
     (d / "notes.txt").write_text("not an image, not a video\n")
     image, _ = synthetic.make_scene(np.random.default_rng(11), n_objects=(3, 3))
     (d / "scene.png").write_bytes(encode(image, ".png"))
@@ -199,9 +200,11 @@ def test_exit_codes(percept_cli, files):
     assert "notes.txt" in bad_file.stderr and "video" in bad_file.stderr
     bad_option = percept_cli("detect", "face", str(files / "zidane.jpg"), "--upsample", "9")
     assert bad_option.returncode == 2
-    failed = percept_cli("detect", "face", str(files / "truncated.jpg"))
+    refused = percept_cli("detect", "face", str(files / "truncated.jpg"))
+    assert refused.returncode == 2 and "truncated" in refused.stderr  # refused before it ran
+    failed = percept_cli("detect", "face", str(files / "corrupt.png"))
     assert failed.returncode == 1
-    assert "failed" in failed.stderr and "truncated" in failed.stderr
+    assert "failed" in failed.stderr and "corrupt" in failed.stderr
     down = percept_cli(
         "detect", "face", str(files / "zidane.jpg"), "--server", f"http://127.0.0.1:{free_port()}"
     )

@@ -18,7 +18,7 @@ from percept.object.v1 import object_service_pb2 as object_pb
 from percept.object.v1 import object_service_pb2_grpc as object_grpc
 
 from object_service import synthetic
-from tests.conftest import encode
+from tests.conftest import corrupt_png, encode
 from tests.integration.conftest import GATEWAY_MAX_IMAGE_BYTES
 from tests.integration.test_face_service import FACE_PATCH
 from tests.support import GatewayProcess
@@ -375,15 +375,6 @@ def test_bad_uploads_are_rejected_by_the_gateway(http, face_server, zidane_bytes
     assert (
         face_server.metric("percept_grpc_requests_total") == calls_before
     )  # nothing reached the backend
-
-
-def corrupt_png(rgb: np.ndarray) -> bytes:
-    """A PNG whose header and end are intact but whose pixel data is garbage:
-    only decoding it (the backend) can tell."""
-    data = bytearray(encode(rgb, ".png"))
-    start = data.find(b"IDAT") + 4 + 5000
-    data[start : start + 200] = bytes(200)
-    return bytes(data)
 
 
 def test_backend_rejection_fails_the_task_with_its_message(http, astronaut):

@@ -21,7 +21,7 @@ from percept import Kind, TaskStatus
 from percept.types import FrameEvent, ProgressEvent, StatusEvent
 
 from object_service import synthetic
-from tests.conftest import encode
+from tests.conftest import corrupt_png, encode
 from tests.integration.test_face_service import FACE_PATCH
 from tests.support import ServerProcess, free_port
 from tests.videos import moving_patch_video, moving_shapes_video
@@ -165,7 +165,7 @@ def test_rest_cancel_list_and_wait_for_many(client, face_video, zidane_bytes, as
     assert {t.task_id for t in tasks} <= {t.task_id for t in newest}
 
 
-def test_rest_errors_are_typed(client, zidane_bytes, tmp_path):
+def test_rest_errors_are_typed(client, zidane_bytes, astronaut, tmp_path):
     with pytest.raises(percept.InvalidInput) as info:
         client.submit("face", b"not an image at all", media="image")
     assert info.value.code == "invalid_image" and info.value.fields == ("file",)
@@ -174,12 +174,14 @@ def test_rest_errors_are_typed(client, zidane_bytes, tmp_path):
     assert info.value.code == "invalid_option" and "confidence_threshold" in info.value.fields
     with pytest.raises(percept.NotFound):
         client.task("0" * 32)
-    truncated = zidane_bytes[: len(zidane_bytes) // 3]
-    with pytest.raises(percept.TaskFailed) as failed:
-        client.detect_faces(truncated)
+    with pytest.raises(percept.InvalidInput, match="truncated") as info:  # the gateway can tell
+        client.detect_faces(zidane_bytes[: len(zidane_bytes) // 3])
+    assert info.value.code == "invalid_image"
+    with pytest.raises(percept.TaskFailed) as failed:  # only the model's decoder can tell
+        client.detect_faces(corrupt_png(astronaut))
     task = failed.value.task
     assert task.status is TaskStatus.FAILED and task.error.code == "invalid_argument"
-    assert "truncated" in task.error.message and failed.value.code == "invalid_argument"
+    assert "corrupt" in task.error.message and failed.value.code == "invalid_argument"
 
 
 class DropFirstResponse(httpx.BaseTransport):

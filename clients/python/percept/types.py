@@ -350,6 +350,7 @@ class Task:
     finished_at: datetime | None = None
     expires_at: datetime | None = None
     status_url: str | None = None
+    replica: str | None = None
     result: ImageResult | VideoResult | None = None
     error: TaskError | None = None
 
@@ -396,6 +397,7 @@ class Task:
             finished_at=_time(data.get("finished_at")),
             expires_at=_time(data.get("expires_at")),
             status_url=data.get("status_url"),
+            replica=data.get("replica"),
             result=result,
             error=TaskError.from_json(error) if error else None,
         )
@@ -417,6 +419,8 @@ class Task:
         }
         if self.status_url:
             body["status_url"] = self.status_url
+        if self.replica:
+            body["replica"] = self.replica
         if self.result is not None:
             body["result"] = self.result.to_json()
         if self.error is not None:

@@ -793,8 +793,17 @@ def main() -> int:
         default=QUIET["max_wait_s"],
         help="before each window, wait up to this long for the rest of the machine to go idle",
     )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness for the benchmark and both stacks (negative needs root): on a shared "
+        "machine, -10 makes other sessions' processes yield the cores while it measures",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks that it runs")
     args = parser.parse_args()
+    if args.nice:
+        os.nice(args.nice)  # inherited by every process started from here
     QUIET["max_wait_s"] = args.quiet_wait
     if args.quick:
         args.seconds, args.warmup, args.rounds = 3.0, 1.0, 1
@@ -821,7 +830,10 @@ def main() -> int:
         f"{v}={os.environ.get(v) or 'default'}" for v in ("FACE_REPLICAS", "OBJECT_REPLICAS")
     )
     say(f"Percept: scripts/run_stack.py as `make run` starts it ({replicas})")
-    say("The machine is shared: figures are noisy (see 'other load' per window).")
+    say(
+        f"The machine is shared: figures are noisy (see 'other load' per window); "
+        f"niceness {os.nice(0)} for everything measured here."
+    )
     say("model call costs, in-process ...")
     costs = model_costs(loads, args.quick)
     runs: dict[str, list[Figures]] = {"seed": [], "percept": []}

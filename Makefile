@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale test-model redis clean
+.PHONY: sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -101,7 +101,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -119,6 +119,14 @@ bench-scale: $(STAMP) ## 1 vs 2 replicas through the gateway, one core each
 
 sdk-wheel: $(STAMP) ## build the SDK's wheel (generated gRPC code included) into dist/
 	$(PIP) wheel -q --disable-pip-version-check --no-deps -w dist clients/python
+
+BENCH_ARGS ?=
+
+bench-vs-seed: $(STAMP) ## default `make run` vs the seed's Flask + Celery + Redis design, same cores (BENCH_ARGS=--quick)
+	@# The seed's packages are a bench-only extra: `make setup` never installs them.
+	@$(PY) -c 'import celery, flask, gunicorn, psutil' 2>/dev/null || $(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[bench]'
+	@command -v redis-server >/dev/null || $(PY) -c 'import sys; sys.path.insert(0, "scripts"); import ensure_redis; ensure_redis.install_redis()'
+	YOLO_OFFLINE=1 FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) -m bench.vs_seed $(BENCH_ARGS)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/build dist clients/python/build clients/python/*.egg-info

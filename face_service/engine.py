@@ -7,6 +7,7 @@ import numpy as np
 
 from face_service import inference
 from face_service.inference import FaceOptions, ImageFaces
+from percept_runtime.replica import Description
 from percept_runtime.workers import ProcessWorkers
 
 
@@ -19,6 +20,16 @@ class FaceEngine:
 
     async def start(self) -> None:
         await self._pool.start()
+
+    def describe(self) -> Description:
+        return Description(
+            model="face_recognition (dlib HOG/CNN, 128-d encoder)",
+            backend="dlib",
+            device="cpu",
+            workers=self._pool.size,
+            workers_ready=self._pool.ready_count,
+            worker_restarts=self._pool.restarts,
+        )
 
     async def close(self) -> None:
         await self._pool.close()

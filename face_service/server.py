@@ -21,4 +21,11 @@ async def run_server(settings: FaceSettings, stop: asyncio.Event | None = None) 
         SERVICE_NAME,
         lambda server: face_service_pb2_grpc.add_FaceServiceServicer_to_server(servicer, server),
     )
-    await serve(settings, [service], startup=engine.start, shutdown=engine.close, stop=stop)
+    await serve(
+        settings,
+        [service],
+        startup=engine.start,
+        shutdown=engine.close,
+        describe=engine.describe,
+        stop=stop,
+    )

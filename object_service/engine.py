@@ -13,6 +13,7 @@ import numpy as np
 
 from object_service import inference
 from object_service.inference import DetectOptions, ImageDetections, ModelConfig, ModelInfo
+from percept_runtime.replica import Description
 from percept_runtime.workers import ProcessWorkers
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,17 @@ class ObjectEngine:
         logger.info("model %s: %s backend on %s", prepared.name, prepared.backend, prepared.device)
         await self._pool.start(initargs=(prepared,))
         self.info = await self._pool.run(inference.info_in_worker)
+
+    def describe(self) -> Description:
+        info = self.info
+        return Description(
+            model=info.name if info else self.config.model,
+            backend=info.backend if info else self.config.backend,
+            device=info.device if info else self.config.device,
+            workers=self._pool.size,
+            workers_ready=self._pool.ready_count,
+            worker_restarts=self._pool.restarts,
+        )
 
     async def close(self) -> None:
         await self._pool.close()

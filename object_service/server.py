@@ -25,4 +25,11 @@ async def run_server(settings: ObjectSettings, stop: asyncio.Event | None = None
             servicer, server
         ),
     )
-    await serve(settings, [service], startup=engine.start, shutdown=engine.close, stop=stop)
+    await serve(
+        settings,
+        [service],
+        startup=engine.start,
+        shutdown=engine.close,
+        describe=engine.describe,
+        stop=stop,
+    )

@@ -32,6 +32,25 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
     return uuid.uuid4().hex
 
 
+class CallStats:
+    """Totals over the model services' calls since start (for GetReplicaInfo)."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.served = 0
+        self.failed = 0
+        self.seconds = 0.0
+
+    @property
+    def mean_seconds(self) -> float:
+        ended = self.served + self.failed
+        return self.seconds / ended if ended else 0.0
+
+
+STATS = CallStats()
+UNOBSERVED_PREFIXES = ("/grpc.", "/percept.common.v1.ReplicaService/")
+
+
 class _Call:
     """Bookkeeping for one call: metrics, request id, and the error boundary."""
 
@@ -44,6 +63,7 @@ class _Call:
         self.finished = False
         REQUEST_ID.set(self.rid)  # the handler runs in its own task context
         IN_FLIGHT.labels(method).inc()
+        STATS.in_flight += 1
         context.set_trailing_metadata((("x-request-id", self.rid), ("x-percept-replica", replica)))
 
     def finish(self) -> None:
@@ -51,9 +71,16 @@ class _Call:
         if self.finished:
             return
         self.finished = True
+        seconds = time.perf_counter() - self.start
         IN_FLIGHT.labels(self.method).dec()
-        LATENCY.labels(self.method).observe(time.perf_counter() - self.start)
+        LATENCY.labels(self.method).observe(seconds)
         REQUESTS.labels(self.method, self.code.name).inc()
+        STATS.in_flight -= 1
+        STATS.seconds += seconds
+        if self.code == grpc.StatusCode.OK:
+            STATS.served += 1
+        else:
+            STATS.failed += 1
 
     async def fail(self, exc: BaseException) -> None:
         """Turn an exception into the call's status; always raises."""
@@ -132,7 +159,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith("/grpc."):
+        if handler is None or method.startswith(UNOBSERVED_PREFIXES):
             return handler
         if handler.response_streaming:
             wrap = _wrap_stream_response

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from percept.common.v1 import replica_service_pb2_grpc
 
 from percept_runtime.interceptors import ObservabilityInterceptor
 from percept_runtime.metrics import serve_metrics
+from percept_runtime.replica import SERVICE_NAME as REPLICA_SERVICE
+from percept_runtime.replica import Description, ReplicaServicer
 from percept_runtime.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -72,9 +75,11 @@ async def serve(
     services: list[GrpcService],
     startup: Callable[[], Awaitable[None]],
     shutdown: Callable[[], Awaitable[None]],
+    describe: Callable[[], Description],
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run a server until SIGTERM/SIGINT (or `stop` is set), then drain it."""
+    """Run a server until SIGTERM/SIGINT (or `stop` is set), then drain it.
+    `describe` tells monitors what the replica runs (ReplicaService)."""
     interceptor = ObservabilityInterceptor()
     server = grpc.aio.server(interceptors=[interceptor], options=server_options(settings))
     health_servicer = health.aio.HealthServicer()
@@ -82,8 +87,12 @@ async def serve(
     for service in services:
         service.register(server)
     names = [s.name for s in services]
+    serving = [False]
+    replica_service_pb2_grpc.add_ReplicaServiceServicer_to_server(
+        ReplicaServicer(lambda: interceptor.replica, names, describe, lambda: serving[0]), server
+    )
     reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [*names, REPLICA_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     interceptor.replica = settings.replica_name or f"{socket.gethostname()}:{port}"
@@ -111,6 +120,7 @@ async def serve(
             startup_task.result()  # a failed load ends the process: never half-working
             for name in ("", *names):
                 await health_servicer.set(name, SERVING)
+            serving[0] = True
             logger.info("SERVING %s on port %d", ", ".join(names), port)
             await stop_task
         logger.info(
@@ -118,6 +128,7 @@ async def serve(
             settings.drain_delay_s,
             settings.grace_period_s,
         )
+        serving[0] = False
         await health_servicer.enter_graceful_shutdown()
         await asyncio.sleep(settings.drain_delay_s)
         await server.stop(settings.grace_period_s)

@@ -201,6 +201,7 @@ class ProcessWorkers:
         self._started = False
         self._closing = False
         self._replacing: set[asyncio.Task] = set()
+        self.restarts = 0
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -453,6 +454,7 @@ class ProcessWorkers:
         if self._closing:
             return
         WORKER_RESTARTS.inc()
+        self.restarts += 1
         worker = self._spawn()
 
         async def wait_ready() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 import grpc
 import pytest
@@ -127,3 +128,27 @@ def test_workers_exit_when_their_server_is_killed():
         "orphaned workers"
     )
     server.stop()
+
+
+def test_replicas_describe_themselves(face_server):
+    """GetReplicaInfo: what the console lists for each replica."""
+    import socket
+
+    from percept.common.v1 import image_pb2, replica_service_pb2, replica_service_pb2_grpc
+
+    with grpc.insecure_channel(face_server.address) as channel:
+        info = replica_service_pb2_grpc.ReplicaServiceStub(channel).GetReplicaInfo
+        before = info(replica_service_pb2.GetReplicaInfoRequest(), timeout=5)
+        face = face_service_pb2_grpc.FaceServiceStub(channel)
+        with pytest.raises(grpc.RpcError):
+            face.DetectFaces(
+                pb.DetectFacesRequest(image=image_pb2.Image(content=b"junk")), timeout=30
+            )
+        after = info(replica_service_pb2.GetReplicaInfoRequest(), timeout=5)
+    assert before.replica == after.replica == f"{socket.gethostname()}:{face_server.port}"
+    assert list(after.services) == ["percept.face.v1.FaceService"]
+    assert after.backend == "dlib" and after.device == "cpu" and after.serving
+    assert after.workers == after.workers_ready == 2
+    assert after.calls_failed == before.calls_failed + 1  # the junk image
+    assert after.calls_served == before.calls_served  # monitoring calls are not counted
+    assert after.started_at <= time.time()

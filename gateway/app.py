@@ -133,7 +133,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = JobStore.from_url(
-            settings.redis_url, settings.task_ttl_s, settings.tombstone_ttl_s, (k.id for k in kinds)
+            settings.redis_url,
+            settings.task_ttl_s,
+            settings.tombstone_ttl_s,
+            (k.id for k in kinds),
+            settings.keep_input_s,
+            settings.keep_input_max,
         )
         backends = Backends(settings)
         runner = TaskRunner(store, backends)

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 SWEEP_S = 2.0
+PRUNE_S = 60.0
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -204,11 +205,15 @@ class Dispatcher:
                         await self.store.renew(kind_id, self.consumer, list(entries))
 
     async def _sweep_loop(self) -> None:
+        last_prune = 0.0
         while True:
             await asyncio.sleep(min(SWEEP_S, self.settings.lease_s / 2))
             try:
                 await self._reclaim()
                 await self._fail_lost_inline()
+                if time.monotonic() - last_prune > PRUNE_S:
+                    last_prune = time.monotonic()
+                    await self.store.prune_indexes()
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:

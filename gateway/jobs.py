@@ -8,7 +8,14 @@ Layout (prefix `percept:`):
 - `frames:{id}`   hash frame_index -> frame result while a video runs;
 - `gone:{id}`     tombstone outliving the record, so an expired id is 410;
 - `idem:{tenant}:{key}`  Idempotency-Key -> "task id|request hash";
-- `tasks`         sorted set of ids by creation time, for listing;
+- `tasks`, `tasks:status:{s}`, `tasks:kind:{k}`, `tasks:tenant:{t}`  sorted
+                  sets of ids by creation time: listing reads the most
+                  selective one, however many tasks there are;
+- `stats:{kind}:{media}:{minute}`  per-minute counts and run/wait histograms
+                  (kept 26 h): the console's charts survive gateway restarts;
+- `preview:{id}`  a finished image task's request (its upload inside), kept a
+                  while (GATEWAY_KEEP_INPUT_S) for the console to draw on;
+                  `previews` lists them, so at most GATEWAY_KEEP_INPUT_MAX;
 - `inline`        sorted set of tasks run by an API process in simple mode,
                   scored by when they must have ended (a crashed process's
                   tasks are then failed, not left running);
@@ -54,12 +61,42 @@ class Status(StrEnum):
 
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
-# KEYS: task, input, tombstone, index, events, queue, idem (or ""), inline index.
+# Shared Lua: the list indexes (all tasks, and by status, kind and tenant,
+# scored by creation time) and the per-minute statistics the console charts
+# (counts by outcome; run and wait times as histogram buckets, milliseconds).
+_LIB = """
+local P = 'percept:'
+local BOUNDS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
+local function index(id, created, kind, tenant, status)
+  redis.call('ZADD', P .. 'tasks', created, id)
+  redis.call('ZADD', P .. 'tasks:kind:' .. kind, created, id)
+  redis.call('ZADD', P .. 'tasks:tenant:' .. tenant, created, id)
+  redis.call('ZADD', P .. 'tasks:status:' .. status, created, id)
+end
+local function move(id, created, from, to)
+  if from and from ~= '' then redis.call('ZREM', P .. 'tasks:status:' .. from, id) end
+  redis.call('ZADD', P .. 'tasks:status:' .. to, created, id)
+end
+local function bucket(ms)
+  for i, b in ipairs(BOUNDS) do if ms <= b then return i end end
+  return #BOUNDS + 1
+end
+local function stat(kind, media, now, field, n)
+  local key = P .. 'stats:' .. kind .. ':' .. media .. ':' .. math.floor(now / 60)
+  redis.call('HINCRBY', key, field, n or 1)
+  redis.call('EXPIRE', key, 93600)
+  return key
+end
+"""
+
+# KEYS: task, input, tombstone, unused, events, queue, idem (or ""), inline index.
 # ARGV: ttl, tombstone ttl, id, kind, media, options, now, expires_at, input,
 #       tenant, request hash, mode ("queued" | "inline"), inline deadline.
-# Returns {1, id} created, {0, id} the same request under this key, {-1, id} a
-# different request under this key.
-_SUBMIT = """
+# Returns {1, id} created, {0, id} the same request under this key (or a given
+# id whose record exists), {-1, id} a different request under this key.
+_SUBMIT = (
+    _LIB
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[3]} end
 if KEYS[7] ~= '' then
   local existing = redis.call('GET', KEYS[7])
@@ -67,17 +104,19 @@ if KEYS[7] ~= '' then
     local sep = string.find(existing, '|', 1, true)
     local id = string.sub(existing, 1, sep - 1)
     if string.sub(existing, sep + 1) ~= ARGV[11] then return {-1, id} end
-    if redis.call('EXISTS', 'percept:task:' .. id) == 1 then return {0, id} end
+    if redis.call('EXISTS', P .. 'task:' .. id) == 1 then return {0, id} end
   end
 end
 local inline = ARGV[12] == 'inline'
+local status = inline and 'running' or 'queued'
 redis.call('HSET', KEYS[1], 'id', ARGV[3], 'kind', ARGV[4], 'media', ARGV[5],
            'options', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8],
            'tenant', ARGV[10], 'mode', ARGV[12], 'input_bytes', string.len(ARGV[9]),
-           'status', inline and 'running' or 'queued', 'attempts', inline and 1 or 0)
+           'status', status, 'attempts', inline and 1 or 0)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3])
+index(ARGV[3], ARGV[7], ARGV[4], ARGV[10], status)
+stat(ARGV[4], ARGV[5], tonumber(ARGV[7]), 'submitted')
 if inline then
   redis.call('HSET', KEYS[1], 'started_at', ARGV[7])
   redis.call('XADD', KEYS[5], '*', 'type', 'status', 'data', '{"status": "running"}')
@@ -91,62 +130,121 @@ redis.call('EXPIRE', KEYS[5], ARGV[1])
 if KEYS[7] ~= '' then redis.call('SET', KEYS[7], ARGV[3] .. '|' .. ARGV[11], 'EX', ARGV[1]) end
 return {1, ARGV[3]}
 """
+)
 
 # KEYS: task, events, input. ARGV: now, max attempts.
-# Returns {1, attempts, input, created_at} to run, {0} when the task is no longer runnable,
-# {-1, attempts} when its attempts are spent, {-2} when its input is gone.
-_START = """
+# Returns {1, attempts, input, created_at} to run, {0} when the task is no
+# longer runnable, {-1, attempts} when its attempts are spent, {-2} when its
+# input is gone.
+_START = (
+    _LIB
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'queued' and status ~= 'running' then return {0} end
 local data = redis.call('GET', KEYS[3])
 if not data then return {-2} end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempts > tonumber(ARGV[2]) then return {-1, attempts - 1} end
-redis.call('HSET', KEYS[1], 'status', 'running')
+local id = redis.call('HGET', KEYS[1], 'id')
+local created = redis.call('HGET', KEYS[1], 'created_at')
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'running')
+  move(id, created, 'queued', 'running')
+end
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
 redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', '{"status": "running"}')
-return {1, attempts, data, redis.call('HGET', KEYS[1], 'created_at')}
+return {1, attempts, data, created}
 """
+)
 
-# KEYS: task, events, input, frames, queue (or ""), inline index, tombstone, index.
+# KEYS: task. ARGV: none. A dispatcher shutting down hands a running task back.
+_REQUEUE = (
+    _LIB
+    + """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued')
+move(redis.call('HGET', KEYS[1], 'id'), redis.call('HGET', KEYS[1], 'created_at'),
+     'running', 'queued')
+return 1
+"""
+)
+
+# KEYS: task, events, input, frames, queue (or ""), inline index, tombstone,
+#       preview, previews list.
 # ARGV: allowed statuses (csv), new status, event json, queue entry id (or ""),
-#       group, task id, ttl, tombstone ttl, created_at, n, then n create
-#       field/value pairs, then the final field/value pairs.
+#       group, task id, ttl, tombstone ttl, now, preview ttl (0: keep none),
+#       most previews kept, preview bytes (simple mode: the request; else ""),
+#       n, then n create field/value pairs, then the final field/value pairs.
 # Ends a task in an allowed status; a task with no record yet (simple mode
 # records a task once, when it ends) is created whole when create pairs are
-# given. Returns the previous status ('' when created), or false when the task
-# was in no allowed status (the queue entry is acknowledged either way).
-_FINISH = """
+# given. Keeps the request as the console's preview for a while (images).
+# Returns the previous status ('' when created), or false when the task was in
+# no allowed status (the queue entry is acknowledged either way).
+_FINISH = (
+    _LIB
+    + """
 if KEYS[5] ~= '' then
   redis.call('XACK', KEYS[5], ARGV[5], ARGV[4])
   redis.call('XDEL', KEYS[5], ARGV[4])
 end
-local n = tonumber(ARGV[10])
-local final = 11 + n
+local id, now = ARGV[6], tonumber(ARGV[9])
+local n = tonumber(ARGV[13])
+local final = 14 + n
 local current = redis.call('HGET', KEYS[1], 'status')
+local kind, media, created, started, tenant
 if not current then
   if n == 0 then return false end
-  redis.call('HSET', KEYS[1], 'status', ARGV[2], unpack(ARGV, 11, 10 + n))
-  if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
+  local t = {}
+  for i = 14, 13 + n, 2 do t[ARGV[i]] = ARGV[i + 1] end
+  kind, media, created, started, tenant = t.kind, t.media, t.created_at, t.started_at, t.tenant
+  redis.call('HSET', KEYS[1], 'status', ARGV[2], unpack(ARGV, 14, 13 + n))
   redis.call('EXPIRE', KEYS[1], ARGV[7])
   redis.call('SET', KEYS[7], '1', 'EX', ARGV[8])
-  redis.call('ZADD', KEYS[8], ARGV[9], ARGV[6])
-  redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
   redis.call('EXPIRE', KEYS[2], ARGV[7])
-  return ''
+  index(id, created, kind, tenant, ARGV[2])
+  stat(kind, media, tonumber(created), 'submitted')
+else
+  local allowed = false
+  for s in string.gmatch(ARGV[1], '[^,]+') do
+    if current == s then allowed = true end
+  end
+  if not allowed then return false end
+  local f = redis.call('HMGET', KEYS[1], 'kind', 'media', 'created_at', 'started_at')
+  kind, media, created, started = f[1], f[2], f[3], f[4]
+  redis.call('HSET', KEYS[1], 'status', ARGV[2])
+  move(id, created, current, ARGV[2])
 end
-for allowed in string.gmatch(ARGV[1], '[^,]+') do
-  if current == allowed then
-    redis.call('HSET', KEYS[1], 'status', ARGV[2])
-    if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
-    redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
-    redis.call('DEL', KEYS[3], KEYS[4])
-    redis.call('ZREM', KEYS[6], ARGV[6])
-    return current
+if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
+redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
+redis.call('ZREM', KEYS[6], id)
+local key = stat(kind, media, now, ARGV[2])
+if started then
+  local run = (now - tonumber(started)) * 1000
+  redis.call('HINCRBY', key, 'r' .. bucket(run), 1)
+  redis.call('HINCRBY', key, 'run_ms', math.floor(run))
+  redis.call('HINCRBY', key, 'w' .. bucket((tonumber(started) - tonumber(created)) * 1000), 1)
+end
+local keep = tonumber(ARGV[10])
+if keep > 0 and media == 'image' then
+  if ARGV[12] ~= '' then
+    redis.call('SET', KEYS[8], ARGV[12], 'EX', keep)
+  elseif redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('RENAME', KEYS[3], KEYS[8])
+    redis.call('EXPIRE', KEYS[8], keep)
+  end
+  redis.call('LPUSH', KEYS[9], id)
+  local most = tonumber(ARGV[11])
+  if redis.call('LLEN', KEYS[9]) > most then
+    for _, old in ipairs(redis.call('LRANGE', KEYS[9], most, -1)) do
+      redis.call('DEL', P .. 'preview:' .. old)
+    end
+    redis.call('LTRIM', KEYS[9], 0, most - 1)
   end
 end
-return false
+redis.call('DEL', KEYS[3], KEYS[4])
+return current or ''
 """
+)
 
 # KEYS: frames, task, events. ARGV: frame index, frame json, done, total, ttl.
 _FRAME = """
@@ -277,7 +375,13 @@ class JobStore:
 
     @classmethod
     def from_url(
-        cls, url: str, ttl_s: int, tombstone_ttl_s: int, kind_ids: Iterable[str]
+        cls,
+        url: str,
+        ttl_s: int,
+        tombstone_ttl_s: int,
+        kind_ids: Iterable[str],
+        keep_input_s: int = 0,
+        keep_input_max: int = 1000,
     ) -> JobStore:
         # redis-py's default 5 s socket timeout would cut blocking reads (XREAD
         # BLOCK for SSE and ?wait=true): allow more than the longest block.
@@ -292,6 +396,8 @@ class JobStore:
             ttl_s,
             tombstone_ttl_s,
             kind_ids,
+            keep_input_s,
+            keep_input_max,
         )
 
     def __init__(
@@ -301,15 +407,20 @@ class JobStore:
         ttl_s: int,
         tombstone_ttl_s: int,
         kind_ids: Iterable[str],
+        keep_input_s: int = 0,
+        keep_input_max: int = 1000,
     ) -> None:
         self.redis = redis  # decode_responses=True: records, events, queues
         self.raw = raw  # bytes in, bytes out: the stored requests
         self.ttl_s = ttl_s
         self.tombstone_ttl_s = tombstone_ttl_s
         self.kind_ids = tuple(kind_ids)
+        self.keep_input_s = keep_input_s
+        self.keep_input_max = keep_input_max
         self._submit = raw.register_script(_SUBMIT)
         self._start = raw.register_script(_START)
         self._finish = redis.register_script(_FINISH)
+        self._requeue = redis.register_script(_REQUEUE)
         self._frame = redis.register_script(_FRAME)
 
     async def close(self) -> None:
@@ -337,8 +448,13 @@ class JobStore:
     def frames_key(task_id: str) -> str:
         return f"{PREFIX}frames:{task_id}"
 
+    @staticmethod
+    def preview_key(task_id: str) -> str:
+        return f"{PREFIX}preview:{task_id}"
+
     INLINE = PREFIX + "inline"
     INDEX = PREFIX + "tasks"
+    PREVIEWS = PREFIX + "previews"
 
     # --- set-up ---------------------------------------------------------------------
     async def ensure_groups(self) -> None:
@@ -382,7 +498,7 @@ class JobStore:
                 self.task_key(task_id),
                 self.input_key(task_id),
                 f"{PREFIX}gone:{task_id}",
-                self.INDEX,
+                "",
                 self.events_key(task_id),
                 self.queue_key(f"{kind}:{media}"),
                 idem,
@@ -431,44 +547,126 @@ class JobStore:
         limit: int,
         cursor: str | None,
         tenant: str | None = None,
+        *,
+        media: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> tuple[list[Task], str | None]:
-        """Newest first; `cursor` is the creation time of the last task seen."""
-        index = self.INDEX
-        await self.redis.zremrangebyscore(index, "-inf", time.time() - self.ttl_s)
-        upper = f"({cursor}" if cursor else "+inf"
+        """Newest first, from the most selective index among the filters (by
+        status, kind or tenant), so a filtered page reads few records however
+        many tasks there are. `cursor` is the creation time of the last task
+        seen; since/until bound the creation time (Unix seconds)."""
+        indexes = [self.INDEX]
+        if status:
+            indexes.append(f"{self.INDEX}:status:{status}")
+        if kind:
+            indexes.append(f"{self.INDEX}:kind:{kind}")
+        if tenant is not None:
+            indexes.append(f"{self.INDEX}:tenant:{tenant}")
+        if len(indexes) > 1:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in indexes:
+                    pipe.zcard(key)
+                sizes = await pipe.execute()
+            index = min(zip(sizes, indexes, strict=True))[1]
+        else:
+            index = self.INDEX
+        lower = repr(max(since or 0.0, time.time() - self.ttl_s))
+        upper = f"({cursor}" if cursor else (repr(until) if until else "+inf")
+        batch = min(500, max(2 * limit, 50))
         found: list[Task] = []
-        next_cursor = None
         while len(found) < limit:
             rows = await self.redis.zrevrangebyscore(
-                index, upper, "-inf", start=0, num=100, withscores=True
+                index, upper, lower, start=0, num=batch, withscores=True
             )
             if not rows:
-                next_cursor = None
-                break
+                return found, None
             async with self.redis.pipeline(transaction=False) as pipe:
                 for task_id, _ in rows:
                     pipe.hgetall(self.task_key(task_id))
                 records = await pipe.execute()
-            for (task_id, score), raw in zip(rows, records, strict=True):
+            for (_task_id, score), raw in zip(rows, records, strict=True):
                 upper = f"({score!r}"
                 if not raw:
-                    await self.redis.zrem(index, task_id)
                     continue
                 task = Task.from_hash(raw)
                 if (
                     (status and task.status != status)
                     or (kind and task.kind != kind)
+                    or (media and task.media != media)
                     or (tenant is not None and task.tenant != tenant)
                 ):
                     continue
                 found.append(task)
-                next_cursor = repr(score)
                 if len(found) == limit:
-                    break
-            if len(rows) < 100 and len(found) < limit:
-                next_cursor = None
+                    return found, repr(score)
+            if len(rows) < batch:
+                return found, None
+        return found, None
+
+    async def find(self, prefix: str, limit: int, tenant: str | None = None) -> list[Task]:
+        """Tasks whose id starts with `prefix` (the console's search box), newest first."""
+        if len(prefix) == 32:
+            try:
+                return [await self.get(prefix, tenant)]
+            except (TaskGone, TaskNotFound):
+                return []
+        ids: list[str] = []
+        async for task_id, _score in self.redis.zscan_iter(
+            self.INDEX, match=f"{prefix}*", count=1000
+        ):
+            ids.append(task_id)
+            if len(ids) >= 10 * limit:
                 break
-        return found, next_cursor
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hgetall(self.task_key(task_id))
+            records = await pipe.execute()
+        tasks = [Task.from_hash(r) for r in records if r]
+        tasks = [t for t in tasks if tenant is None or t.tenant == tenant]
+        return sorted(tasks, key=lambda t: t.created_at, reverse=True)[:limit]
+
+    async def prune_indexes(self) -> None:
+        """Drop index entries of tasks whose records expired (a periodic chore)."""
+        horizon = time.time() - self.ttl_s
+        keys = [self.INDEX]
+        async for key in self.redis.scan_iter(match=f"{self.INDEX}:*", count=1000):
+            keys.append(key)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zremrangebyscore(key, "-inf", horizon)
+            await pipe.execute()
+
+    async def counts(self) -> dict[str, int]:
+        """Tasks by status, from the indexes (records not yet expired)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for status in Status:
+                pipe.zcount(f"{self.INDEX}:status:{status.value}", time.time() - self.ttl_s, "+inf")
+            values = await pipe.execute()
+        return {status.value: int(v) for status, v in zip(Status, values, strict=True)}
+
+    async def stats(self, minutes: int) -> dict[str, list[dict[str, Any]]]:
+        """Per kind, the last `minutes` one-minute buckets (oldest first): counts
+        by outcome and run/wait histograms (see gateway/stats.py)."""
+        now = int(time.time() // 60)
+        window = range(now - minutes + 1, now + 1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind_id in self.kind_ids:
+                for minute in window:
+                    pipe.hgetall(f"{PREFIX}stats:{kind_id}:{minute}")
+            replies = await pipe.execute()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for i, kind_id in enumerate(self.kind_ids):
+            rows = replies[i * len(window) : (i + 1) * len(window)]
+            out[kind_id] = [
+                {"minute": minute * 60, **{k: int(v) for k, v in row.items()}}
+                for minute, row in zip(window, rows, strict=True)
+            ]
+        return out
+
+    async def preview(self, task_id: str) -> bytes | None:
+        """The request a finished image task ran (its upload inside), while kept."""
+        return await self.raw.get(self.preview_key(task_id))
 
     async def cancel(self, task_id: str, tenant: str | None = None) -> tuple[Task, bool]:
         """Cancel a queued or running task. Returns (task, changed)."""
@@ -550,7 +748,7 @@ class JobStore:
 
     async def requeue(self, task_id: str) -> None:
         """A dispatcher shutting down hands its task back (claimed after the lease)."""
-        await self.redis.hset(self.task_key(task_id), "status", Status.QUEUED.value)
+        await self._requeue(keys=[self.task_key(task_id)])
 
     async def add_frame(self, task_id: str, frame: dict[str, Any], done: int, total: int) -> None:
         """Record one video frame's result and progress; a frame already
@@ -575,15 +773,14 @@ class JobStore:
         claimed: Claimed | None = None,
         allowed: tuple[Status, ...] = (Status.RUNNING,),
         create: Task | None = None,
+        preview: bytes | None = None,
     ) -> bool:
         """End a task (only from an allowed status: a cancel wins over a late
         finish), delete its stored request and frames, acknowledge its queue
         entry and drop it from the inline index. One round trip. `create`: the
         record to write whole if the task has none yet (simple mode)."""
         fields: list[Any] = []
-        created_at = 0.0
         if create is not None:
-            created_at = create.created_at
             fields = [
                 "id", task_id, "kind", create.kind, "media", create.media,
                 "options", json.dumps(create.options), "created_at", repr(create.created_at),
@@ -591,6 +788,7 @@ class JobStore:
                 "mode", create.mode, "attempts", create.attempts,
                 "started_at", repr(create.started_at or create.created_at),
             ]  # fmt: skip
+        now = time.time()
         args: list[Any] = [
             ",".join(allowed),
             status.value,
@@ -600,11 +798,14 @@ class JobStore:
             task_id,
             self.ttl_s,
             self.ttl_s + max(1, self.tombstone_ttl_s),
-            repr(created_at),
+            repr(now),
+            self.keep_input_s,
+            self.keep_input_max,
+            preview or b"",
             len(fields),
             *fields,
             "finished_at",
-            repr(time.time()),
+            repr(now),
         ]
         if result is not None:
             args += ["result", result if isinstance(result, str) else json.dumps(result)]
@@ -621,7 +822,8 @@ class JobStore:
                 self.queue_key(claimed.kind_id) if claimed else "",
                 self.INLINE,
                 f"{PREFIX}gone:{task_id}",
-                self.INDEX,
+                self.preview_key(task_id),
+                self.PREVIEWS,
             ],
             args=args,
         )

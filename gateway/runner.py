@@ -91,11 +91,11 @@ class TaskRunner:
                 ):
                     logger.error("task %s failed: %s %s", task_id, code.name, exc.details())
                 return await self._end(kind, task_id, Status.FAILED, claimed, created_at, started,
-                                       record, error=error)  # fmt: skip
+                                       record, request, error=error)  # fmt: skip
             if kind.streaming:
                 result = {"frames": await self.store.collected_frames(task_id)}
             return await self._end(
-                kind, task_id, Status.SUCCEEDED, claimed, created_at, started, record,
+                kind, task_id, Status.SUCCEEDED, claimed, created_at, started, record, request,
                 result=result, replica=replica,
             )  # fmt: skip
         finally:
@@ -110,6 +110,7 @@ class TaskRunner:
         created_at: float,
         started: float,
         record: Task | None,
+        request: bytes,
         *,
         result: dict | None = None,
         error: dict | None = None,
@@ -117,7 +118,7 @@ class TaskRunner:
     ) -> Outcome:
         if await self.store.finish(
             task_id, status, result=result, error=error, replica=replica, claimed=claimed,
-            create=record,
+            create=record, preview=request if record is not None else None,
         ):  # fmt: skip
             record_end(kind, status, created_at, started)
         return Outcome(status, result, error, replica, time.time())

@@ -52,6 +52,14 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="After a task expires, how long its id answers 410 instead of 404.",
     )
+    keep_input_s: int = Field(
+        900,
+        ge=0,
+        description="How long a finished image task's upload is kept for the console to draw on (0 keeps none).",
+    )
+    keep_input_max: int = Field(
+        1000, ge=1, description="Most uploads kept for the console at once (oldest dropped first)."
+    )
     lease_s: float = Field(
         30.0,
         gt=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -121,18 +122,37 @@ def router_for(kinds, task_model) -> APIRouter:
             pattern="^(" + "|".join(kind_names) + ")$",
             description="Only tasks of this kind.",
         ),
+        media: Literal["image", "video"] | None = Query(None, description="Only this media."),
+        since: float | None = Query(
+            None, ge=0, description="Only tasks created at or after this time (Unix seconds)."
+        ),
+        until: float | None = Query(
+            None, ge=0, description="Only tasks created at or before this time (Unix seconds)."
+        ),
+        q: str | None = Query(
+            None,
+            pattern="^[0-9a-f]{4,32}$",
+            description="Only tasks whose id starts with this (4-32 hex digits).",
+        ),
         limit: int = Query(50, ge=1, le=500),
         cursor: str | None = Query(
             None, pattern=r"^\d+(\.\d+)?$", description="next_cursor of the previous page."
         ),
     ) -> JSONResponse:
         gw = request.app.state.gateway
+        scope = gw.auth.principal(request).scope
+        if q:
+            found = await gw.store.find(q, limit, scope)
+            return JSONResponse({"tasks": [t.to_json() for t in found], "next_cursor": None})
         tasks, next_cursor = await gw.store.list(
             status.value if status else None,
             kind,
             limit,
             cursor,
-            gw.auth.principal(request).scope,
+            scope,
+            media=media,
+            since=since,
+            until=until,
         )
         return JSONResponse({"tasks": [t.to_json() for t in tasks], "next_cursor": next_cursor})
 

@@ -477,3 +477,40 @@ def test_redis_is_really_used(redis_url, http, zidane_bytes):
     assert r.hget(f"percept:task:{task_id}", "status") == "succeeded"
     assert 0 < r.ttl(f"percept:task:{task_id}") <= 86_400
     assert not r.exists(f"percept:input:{task_id}")  # the upload is deleted once the task ends
+
+
+def test_list_filters_search_and_the_console_statistics(http, redis_url, zidane_bytes, scene):
+    import asyncio
+
+    from gateway.jobs import JobStore
+    from gateway.kinds import KINDS
+    from gateway.stats import summarize
+
+    start = time.time()
+    face = submit(http, "/api/detect/face/image", zidane_bytes, wait="true").json()
+    obj = submit(http, "/api/detect/object/image", scene[0], "s.png", "image/png").json()
+    wait_done(http, obj["task_id"])
+    recent = http.get("/api/tasks", params={"since": start, "limit": 10}).json()["tasks"]
+    assert {t["task_id"] for t in recent} == {face["task_id"], obj["task_id"]}
+    images = http.get("/api/tasks", params={"media": "video", "since": start}).json()["tasks"]
+    assert images == []
+    before = http.get("/api/tasks", params={"until": start, "limit": 500}).json()["tasks"]
+    assert face["task_id"] not in {t["task_id"] for t in before}
+    found = http.get("/api/tasks", params={"q": face["task_id"][:8]}).json()["tasks"]
+    assert [t["task_id"] for t in found] == [face["task_id"]]
+    assert http.get("/api/tasks", params={"q": "xyz"}).status_code == 422
+
+    async def read():
+        store = JobStore.from_url(redis_url, 60, 60, [k.id for k in KINDS])
+        try:
+            return await store.stats(5), await store.preview(face["task_id"])
+        finally:
+            await store.close()
+
+    stats, preview = asyncio.run(read())
+    now = summarize(stats["face_detection:image"][-2:])
+    assert now["succeeded"] >= 1 and now["success_rate"] > 0 and now["run_p50_ms"] > 0
+    # the upload is kept a while for the console to draw on
+    from percept.face.v1 import face_service_pb2
+
+    assert face_service_pb2.DetectFacesRequest.FromString(preview).image.content == zidane_bytes

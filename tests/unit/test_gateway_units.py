@@ -133,3 +133,16 @@ def test_task_json_shape():
     assert body["status"] == "running" and body["progress"] == {"done": 3, "total": 10}
     assert body["created_at"] == "2023-11-14T22:13:20Z" and body["started_at"] is None
     assert "result" not in body and body["status_url"] == "http://h/api/task/abc"
+
+
+def test_run_time_percentiles_from_the_minute_buckets():
+    from gateway.stats import BOUNDS_MS, quantile, summarize
+
+    counts = [0] * (len(BOUNDS_MS) + 1)
+    counts[BOUNDS_MS.index(100)] = 10  # ten runs in (50, 100] ms
+    assert quantile(counts, 0.5) == 75.0 and quantile(counts, 1.0) == 100.0
+    assert quantile([0] * len(counts), 0.5) is None
+    rows = [{"minute": 0, "succeeded": "3", "failed": "1", "r6": "4"}, {"minute": 60}]
+    summary = summarize(rows)
+    assert summary["ended"] == 4 and summary["per_minute"] == 2.0
+    assert summary["failure_rate"] == 0.25 and 100 < summary["run_p50_ms"] <= 250

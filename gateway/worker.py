@@ -29,6 +29,7 @@ async def run(settings: GatewaySettings) -> None:
         (k.id for k in KINDS),
         settings.keep_input_s,
         settings.keep_input_max,
+        settings.max_queued_bytes,
     )
     backends = Backends(settings)
     runner = TaskRunner(store, backends)

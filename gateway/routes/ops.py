@@ -43,6 +43,8 @@ async def readyz(request: Request) -> JSONResponse:
 )
 async def metrics(request: Request) -> Response:
     gw = request.app.state.gateway
+    if not gw.auth.metrics_public:
+        gw.auth.require_admin(request)
     try:
         for kind_id, stats in (await gw.store.queue_stats()).items():
             kind, media = kind_id.split(":")

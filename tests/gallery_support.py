@@ -162,6 +162,10 @@ class TcpProxy:
 
     def stop(self) -> None:
         if self._server is not None:
+            # shutdown() wakes the accept() blocked in the other thread; close()
+            # alone would leave the port listening until the next connection.
+            with suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
             self._server = None
         with self._lock:

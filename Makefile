@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: help setup proto proto-check lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale test-model redis clean
+.PHONY: help setup proto proto-check lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-gallery test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -75,7 +75,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-gallery ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -90,6 +90,9 @@ bench-gateway: $(STAMP) ## gateway benchmarks: submit latency, throughput vs dir
 bench-scale: $(STAMP) ## 1 vs 2 replicas through the gateway, one core each
 	$(MAKE) --no-print-directory redis
 	YOLO_OFFLINE=1 $(PY) -m bench.scale_bench
+
+bench-gallery: $(STAMP) ## face gallery: identify latency 10k/100k/1M, recall, memory, load time, enroll rate (PostgreSQL)
+	$(PY) -m bench.gallery_bench
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -578,10 +578,8 @@ class CollectionIndex:
         # (einsum), memory-bound like BLAS gemv but steady when the cores are busy
         # (multi-threaded gemv measured 1.7-10 ms at 100k on a loaded 2-core
         # machine, einsum 2-3 ms). Several probes: one BLAS gemm.
-        if len(probes) == 1:
-            d2 = np.einsum("ij,j->i", enc, probes[0])[:, None]
-        else:
-            d2 = enc @ probes.T
+        one = len(probes) == 1
+        d2 = np.einsum("ij,j->i", enc, probes[0])[:, None] if one else enc @ probes.T
         d2 *= -2.0
         d2 += sq[:, None]
         d2 += qq[None, :]

@@ -108,6 +108,19 @@ def store_url(request, tmp_path) -> str:
     return request.getfixturevalue("pg_url")
 
 
+def terminate_backends(url: str) -> int:
+    """pg_terminate_backend every other connection to the database of `url`."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return len(
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        )
+
+
 # ------------------------------------------------------------------ TCP proxy
 
 

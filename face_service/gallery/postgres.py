@@ -602,20 +602,6 @@ class PostgresStore:
             )
         return deleted
 
-    # tests and the benchmark use these
-    def terminate_other_backends(self) -> int:
-        """pg_terminate_backend every other connection to this database (tests)."""
-        conn = self._connect(autocommit=True)
-        try:
-            return len(
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                ).fetchall()
-            )
-        finally:
-            conn.close()
-
 
 class _NotifyListener:
     """LISTEN on its own autocommit connection: wait() returns as soon as a

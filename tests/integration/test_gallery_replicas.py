@@ -136,3 +136,34 @@ def test_a_replica_sees_its_own_writes_at_once(store_url, people):  # noqa: F811
         gallery.delete_collection("t", "c")
         with pytest.raises(CollectionNotFound):
             gallery.identify("t", "c", probe)
+
+
+def test_concurrent_writers_on_two_replicas(replicas, people):
+    """Two replicas enrolling at the same time: every face is stored once, counted
+    once, and both replicas end up holding all of them."""
+    import threading
+
+    a, b = replicas(), replicas()
+    a.call("create")
+    errors = []
+
+    def enroll(replica, subject, encodings):
+        try:
+            for e in encodings:
+                replica.call("add", subject=subject, encodings=[e])
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    faces = SyntheticFaces(seed=8)
+    batches = [faces.photos(faces.identities(1, seed=s), 60, seed=s).tolist() for s in (1, 2)]
+    threads = [
+        threading.Thread(target=enroll, args=(a, "x", batches[0])),
+        threading.Thread(target=enroll, args=(b, "y", batches[1])),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    within(PROPAGATION_S, lambda: a.call("faces") == 120 and b.call("faces") == 120)
+    assert who(a, batches[1][0]) == "y" and who(b, batches[0][0]) == "x"

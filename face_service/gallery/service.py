@@ -138,7 +138,7 @@ class Gallery:
             available=self.sync.available,
         )
 
-    def _write(self, call, *args):
+    def _call(self, call, *args):
         try:
             return call(*args)
         except StoreUnavailable as exc:
@@ -150,7 +150,7 @@ class Gallery:
     def create_collection(
         self, tenant: str, collection_id: str, description: str = ""
     ) -> Collection:
-        collection, seq = self._write(
+        collection, seq = self._call(
             self.store.create_collection, tenant, collection_id, description
         )
         self.sync.wait_applied(seq)
@@ -159,16 +159,16 @@ class Gallery:
     def list_collections(
         self, tenant: str, page_size: int = 0, page_token: str = ""
     ) -> Page[Collection]:
-        return self._write(self.store.list_collections, tenant, page_size, page_token)
+        return self._call(self.store.list_collections, tenant, page_size, page_token)
 
     def get_collection(self, tenant: str, collection_id: str) -> Collection:
         """The collection with its face and subject counts."""
-        return self._write(self.store.get_collection, tenant, collection_id)
+        return self._call(self.store.get_collection, tenant, collection_id)
 
     def delete_collection(self, tenant: str, collection_id: str) -> None:
         """Delete the collection and every face in it, from the store and from
         every replica's memory."""
-        seq = self._write(self.store.delete_collection, tenant, collection_id)
+        seq = self._call(self.store.delete_collection, tenant, collection_id)
         self.sync.wait_applied(seq)
 
     # ----------------------------------------------------------------- faces
@@ -177,7 +177,7 @@ class Gallery:
         self, tenant: str, collection_id: str, faces: Sequence[NewFace]
     ) -> list[StoredFace]:
         """Enroll faces (at most 1000 per call); -> them with their new face ids, in order."""
-        stored, seq = self._write(self.store.add_faces, tenant, collection_id, faces)
+        stored, seq = self._call(self.store.add_faces, tenant, collection_id, faces)
         self.sync.wait_applied(seq)
         return stored
 
@@ -207,17 +207,17 @@ class Gallery:
     def get_face(
         self, tenant: str, collection_id: str, face_id: str, include_encoding: bool = False
     ) -> StoredFace:
-        return self._write(self.store.get_face, tenant, collection_id, face_id, include_encoding)
+        return self._call(self.store.get_face, tenant, collection_id, face_id, include_encoding)
 
     def delete_faces(self, tenant: str, collection_id: str, face_ids: Sequence[str]) -> list[str]:
         """Delete faces by id; -> the ids that existed (and are now gone everywhere)."""
-        deleted, seq = self._write(self.store.delete_faces, tenant, collection_id, face_ids)
+        deleted, seq = self._call(self.store.delete_faces, tenant, collection_id, face_ids)
         self.sync.wait_applied(seq)
         return deleted
 
     def delete_subject(self, tenant: str, collection_id: str, subject: str) -> int:
         """Delete every face of a subject; -> how many. SubjectNotFound when none."""
-        count, seq = self._write(self.store.delete_subject, tenant, collection_id, subject)
+        count, seq = self._call(self.store.delete_subject, tenant, collection_id, subject)
         self.sync.wait_applied(seq)
         return count
 

@@ -227,7 +227,9 @@ def bench_propagation(label: str, url: str, faces: SyntheticFaces, samples: int 
         a.create_collection("bench", "propagation")
         enc = faces.photos(faces.identities(samples, seed=777), 1, seed=778)
         waits = []
+        jitter = np.random.default_rng(0).uniform(0, 0.2, size=samples)
         for i, e in enumerate(enc):
+            time.sleep(jitter[i])  # not in step with the other replica's polling
             a.add_faces("bench", "propagation", [NewFace(f"p{i}", e)])
             t0 = time.perf_counter()
             while b.identify("bench", "propagation", e)[0].unknown:

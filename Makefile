@@ -88,9 +88,13 @@ test-integration: $(STAMP) ## tests against real servers
 FACE_REPLICAS ?=
 OBJECT_REPLICAS ?=
 
-run: $(STAMP) ## start everything: Redis if needed, face + object replicas, gateway (FACE_REPLICAS=N OBJECT_REPLICAS=M)
+run: $(STAMP) ## start everything: its own Redis (or REDIS_URL), face + object replicas, gateway (FACE_REPLICAS=N OBJECT_REPLICAS=M)
+ifneq ($(origin REDIS_URL),file)
 	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
 	REDIS_URL="$(REDIS_URL)" FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
+else
+	FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
+endif
 
 run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
 	$(PY) -m face_service

@@ -247,9 +247,10 @@ if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
 local q = redis.call('HMGET', KEYS[1], 'q_key', 'q_video', 'input_bytes')
 local size = tonumber(q[3]) or 0
 if q[1] then
+  -- (never a negated zero: Redis reads -0 as "not an integer")
   redis.call('HINCRBY', P .. 'usage:' .. q[1], 'tasks', -1)
-  redis.call('HINCRBY', P .. 'usage:' .. q[1], 'bytes', -size)
-  redis.call('HINCRBY', P .. 'usage:' .. q[1], 'videos', -(tonumber(q[2]) or 0))
+  if size > 0 then redis.call('HINCRBY', P .. 'usage:' .. q[1], 'bytes', -size) end
+  if q[2] == '1' then redis.call('HINCRBY', P .. 'usage:' .. q[1], 'videos', -1) end
   redis.call('HDEL', KEYS[1], 'q_key', 'q_video')
 end
 if size > 0 then
@@ -260,10 +261,10 @@ redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
 redis.call('ZREM', KEYS[6], id)
 local key = stat(kind, media, now, ARGV[2])
 if started then
-  local run = (now - tonumber(started)) * 1000
+  local run = math.max(0, (now - tonumber(started)) * 1000)
   redis.call('HINCRBY', key, 'r' .. bucket(run), 1)
   redis.call('HINCRBY', key, 'run_ms', math.floor(run))
-  redis.call('HINCRBY', key, 'w' .. bucket((tonumber(started) - tonumber(created)) * 1000), 1)
+  redis.call('HINCRBY', key, 'w' .. bucket(math.max(0, (tonumber(started) - tonumber(created)) * 1000)), 1)
 end
 local keep = tonumber(ARGV[10])
 if keep > 0 and media == 'image' then

@@ -159,6 +159,8 @@ def create_app(
             settings.keep_input_max,
             settings.max_queued_bytes,
         )
+        with contextlib.suppress(*STORE_DOWN):
+            await store.ensure_groups()  # API-only processes are ready without a dispatcher
         backends = Backends(settings)
         runner = TaskRunner(store, backends)
         keys = KeyStore(store.redis) if settings.auth == "enabled" else None

@@ -79,7 +79,6 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
@@ -102,11 +101,22 @@ _CALLER_FACING = {
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE}
 
 # Error codes a task can end with that are not gRPC statuses.
-TASK_ERROR_HTTP = {"attempts_exhausted": 503, "input_lost": 500, "gateway_lost": 503}
+TASK_ERROR_HTTP = {
+    "attempts_exhausted": 503,
+    "input_lost": 500,
+    "gateway_lost": 503,
+    "backend_auth": 502,
+}
 
 
 def task_error(code: grpc.StatusCode, details: str | None) -> dict[str, str]:
     """The `error` of a failed task, from the backend's status."""
+    if code == grpc.StatusCode.UNAUTHENTICATED:  # our credentials, not the caller's
+        return {
+            "code": "backend_auth",
+            "message": "the replicas refused this gateway's credentials "
+            "(check GATEWAY_GRPC_TOKEN and the TLS settings)",
+        }
     if code in _CALLER_FACING:
         message = details or code.name.lower()
     elif code == grpc.StatusCode.UNAVAILABLE:

@@ -39,6 +39,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
@@ -442,6 +445,10 @@ class JobStore:
             "socket_timeout": SOCKET_TIMEOUT_S,
             "socket_connect_timeout": 5,
             "health_check_interval": 30,
+            # A pooled connection that died with a restarted Redis is replaced
+            # and the command retried, instead of failing the request.
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            "retry_on_error": [RedisConnectionError],
         }
         return cls(
             aioredis.from_url(url, decode_responses=True, **options),
@@ -523,6 +530,17 @@ class JobStore:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+
+    async def groups_ready(self) -> bool:
+        """Whether every queue has its consumer group (dispatch can proceed)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind_id in self.kind_ids:
+                pipe.xinfo_groups(self.queue_key(kind_id))
+            replies = await pipe.execute(raise_on_error=False)
+        return all(
+            not isinstance(reply, Exception) and any(g["name"] == GROUP for g in reply)
+            for reply in replies
+        )
 
     # --- the API side ---------------------------------------------------------------
     async def submit(

@@ -403,6 +403,7 @@ def test_health_readiness_metrics_and_docs(http, zidane_bytes):
     ready = http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {
         "redis": True,
+        "queues": True,
         "face": True,
         "object": True,
     }
@@ -468,6 +469,7 @@ def test_readyz_fails_without_backends(redis_url):
         ready = httpx.get(f"{lonely.url}/readyz", timeout=10)
         assert ready.status_code == 503 and ready.json()["checks"] == {
             "redis": True,
+            "queues": True,
             "face": False,
             "object": False,
         }

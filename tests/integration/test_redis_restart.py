@@ -102,7 +102,9 @@ def test_without_persistence_the_gateway_recovers_by_itself(
             stop.set()
             thread.join(30)
             during = [o for o in outcomes if down_at < o[0] < up_at]
-            assert during and all(code == 503 for _, code, _ in during), [o for o in during if o[1] != 503]
+            assert during and all(code == 503 for _, code, _ in during), [
+                o for o in during if o[1] != 503
+            ]
             assert all(retry is not None for _, _, retry in during)  # Retry-After
             assert all(code in (202, 503, 401) for _, code, _ in outcomes), outcomes
             after = [task for t, code, task in outcomes if code == 202 and t > back_at + 0.5]

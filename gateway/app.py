@@ -13,6 +13,7 @@ from typing import Any, Union
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, create_model
+from redis.exceptions import ResponseError as RedisResponseError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -216,7 +217,7 @@ def create_app(
     async def handled(request: Request, exc: Exception):
         return response_for(exc, f"{request.method} {request.url.path}")
 
-    for cls in (ApiError, *HTTP_ERRORS, *STORE_DOWN, Exception):
+    for cls in (ApiError, *HTTP_ERRORS, *STORE_DOWN, RedisResponseError, Exception):
         app.add_exception_handler(cls, handled)
 
     @app.exception_handler(RequestValidationError)

@@ -16,6 +16,7 @@ import logging
 import grpc
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from percept_runtime.errors import (
@@ -177,6 +178,14 @@ def response_for(exc: BaseException, where: str = "") -> JSONResponse:
     mapped = mapped_error(exc)
     if mapped is not None:
         return api_error_response(mapped)
+    if isinstance(exc, RedisResponseError) and str(exc).startswith("OOM"):
+        logger.error("job store full on %s: %s", where, exc)
+        return error_response(
+            503,
+            "store_full",
+            "the job store (Redis) is full: nothing new is accepted until tasks end; retry later",
+            headers={"Retry-After": "10"},
+        )
     if isinstance(exc, STORE_DOWN):
         logger.warning("job store unavailable on %s: %s", where, exc)
         return error_response(

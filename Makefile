@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery test-model redis clean
+.PHONY: certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -134,6 +134,9 @@ bench-vs-seed: $(STAMP) ## default `make run` vs the seed's Flask + Celery + Red
 
 bench-gallery: $(STAMP) ## face gallery: identify latency 10k/100k/1M, recall, memory, load time, enroll rate (PostgreSQL)
 	$(PY) -m bench.gallery_bench
+
+certs: $(STAMP) ## make the gRPC CA, certificates and token compose and Kubernetes mount (deploy/k8s/secrets/)
+	$(PY) scripts/make_certs.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/build dist clients/python/build clients/python/*.egg-info

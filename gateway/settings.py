@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -59,6 +59,9 @@ class GatewaySettings(BaseSettings):
     )
     grpc_token: str = Field(
         "", description="Shared token sent to the replicas (their AUTH_TOKEN setting)."
+    )
+    grpc_token_file: Path | None = Field(
+        None, description="Read grpc_token from this file (a mounted secret) instead."
     )
     dispatchers: bool = Field(True, description="Run dispatchers inside the API process.")
     inline_concurrency: int = Field(
@@ -124,3 +127,9 @@ class GatewaySettings(BaseSettings):
         description="Touched every few seconds while dispatchers reach Redis; `python -m gateway.worker --check` reads it.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @model_validator(mode="after")
+    def _token_file(self) -> GatewaySettings:
+        if self.grpc_token_file and not self.grpc_token:
+            self.grpc_token = self.grpc_token_file.read_text().strip()
+        return self

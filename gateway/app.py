@@ -151,15 +151,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = JobStore.from_url(
-            settings.redis_url,
-            settings.task_ttl_s,
-            settings.tombstone_ttl_s,
-            (k.id for k in kinds),
-            settings.keep_input_s,
-            settings.keep_input_max,
-            settings.max_queued_bytes,
-        )
+        store = JobStore.from_settings(settings, (k.id for k in kinds))
         with contextlib.suppress(*STORE_DOWN):
             await store.ensure_groups()  # API-only processes are ready without a dispatcher
         backends = Backends(settings)

@@ -486,9 +486,30 @@ class JobStore:
         self._requeue = redis.register_script(_REQUEUE)
         self._frame = redis.register_script(_FRAME)
 
+    @classmethod
+    def from_settings(cls, settings, kind_ids: Iterable[str]) -> JobStore:
+        """The store as a gateway's settings (GatewaySettings) describe it."""
+        return cls.from_url(
+            settings.redis_url,
+            settings.task_ttl_s,
+            settings.tombstone_ttl_s,
+            kind_ids,
+            settings.keep_input_s,
+            settings.keep_input_max,
+            settings.max_queued_bytes,
+        )
+
     async def close(self) -> None:
         await self.redis.aclose()
         await self.raw.aclose()
+
+    async def _records(self, task_ids) -> list[Task]:
+        """The records of these ids (one pipelined round trip), missing ones skipped."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(self.task_key(task_id))
+            raws = await pipe.execute()
+        return [Task.from_hash(raw) for raw in raws if raw]
 
     # --- keys ---------------------------------------------------------------------
     @staticmethod
@@ -716,12 +737,7 @@ class JobStore:
             ids.append(task_id)
             if len(ids) >= 10 * limit:
                 break
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for task_id in ids:
-                pipe.hgetall(self.task_key(task_id))
-            records = await pipe.execute()
-        tasks = [Task.from_hash(r) for r in records if r]
-        tasks = [t for t in tasks if tenant is None or t.tenant == tenant]
+        tasks = [t for t in await self._records(ids) if tenant is None or t.tenant == tenant]
         return sorted(tasks, key=lambda t: t.created_at, reverse=True)[:limit]
 
     async def prune_indexes(self) -> None:

@@ -156,3 +156,40 @@ def test_no_error_message_names_a_server_path(http, object_server):
         )
     assert "/" not in info.weights and info.weights.endswith(".onnx")
     assert httpx.codes.is_success(http.get("/api/kinds").status_code)
+
+
+def test_a_deadline_is_not_retried_and_frees_the_worker(redis_url, object_server, zidane_bytes):
+    """A task past its deadline fails once with deadline_exceeded (retries are
+    for lost replicas), and the worker stuck on it is replaced, not waited for."""
+    import redis
+
+    from tests.support import GatewayProcess
+
+    url = redis_url.rsplit("/", 1)[0] + "/15"
+    redis.Redis.from_url(url).flushdb()
+    face = ServerProcess("face_service", env={"FACE_WORKERS": "1"}).start()
+    gateway = GatewayProcess(
+        "gateway",
+        env={"REDIS_URL": url, "GATEWAY_FACE_TARGETS": face.address,
+             "GATEWAY_OBJECT_TARGETS": object_server.address, "GATEWAY_IMAGE_DEADLINE_S": "1"},
+    ).start()  # fmt: skip
+    try:
+        with gateway.client(timeout=120) as http:
+            # the CNN detector on a 1280x720 photo: seconds of work, over the 1 s deadline
+            slow = submit(
+                http, "/api/detect/face/image", zidane_bytes, detector="cnn", upsample="0"
+            )
+            task = wait_done(http, slow.json()["task_id"])
+            assert task["status"] == "failed" and task["error"]["code"] == "deadline_exceeded"
+            assert task["attempts"] == 1  # not retried as if a replica had been lost
+            for _ in range(200):  # the worker stuck on it is replaced, not waited for
+                info = _info(face)
+                if info.worker_restarts >= 1 and info.workers_ready == 1:
+                    break
+                time.sleep(0.1)
+            assert info.worker_restarts >= 1 and info.workers_ready == 1
+            quick = submit(http, "/api/detect/face/image", zidane_bytes, wait="true")
+            assert quick.status_code == 200 and len(quick.json()["result"]["faces"]) == 1
+    finally:
+        gateway.stop()
+        face.stop()

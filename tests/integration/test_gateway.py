@@ -359,6 +359,7 @@ def test_bad_uploads_are_rejected_by_the_gateway(http, face_server, zidane_bytes
             "confidence_threshold",
         ),
         (submit(http, "/api/detect/object/image", zidane_bytes, classes="unicorn"), 422, "unicorn"),
+        (submit(http, "/api/detect/object/image", zidane_bytes, classes="2,99"), 422, "0..3"),
         (
             submit(
                 http,

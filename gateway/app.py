@@ -16,7 +16,7 @@ from pydantic import Field, create_model
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import models
+from gateway import console, models
 from gateway.auth import Auth
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
@@ -24,6 +24,7 @@ from gateway.errors import HTTP_ERRORS, STORE_DOWN, ApiError, error_response, re
 from gateway.jobs import JobStore
 from gateway.kinds import KINDS, TaskKind
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway.replicas import ReplicaMonitor
 from gateway.routes import ops, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
@@ -44,6 +45,7 @@ class Gateway:
     submitter: Submitter
     auth: Auth
     dispatcher: Dispatcher | None = None
+    replicas: ReplicaMonitor | None = None
 
 
 class ObserveMiddleware:
@@ -151,6 +153,10 @@ def create_app(
         if settings.dispatchers:
             gw.dispatcher = Dispatcher(store, backends, settings, kinds, runner)
             await gw.dispatcher.start()
+        if settings.replica_monitor:
+            backends_used = {k.backend.name: k.backend for k in kinds}.values()
+            gw.replicas = ReplicaMonitor(store.redis, settings, backends_used)
+            await gw.replicas.start()
         logger.info(
             "gateway ready: %d task kinds; face %s, object %s",
             len(kinds),
@@ -160,6 +166,8 @@ def create_app(
         try:
             yield
         finally:
+            if gw.replicas:
+                await gw.replicas.stop()
             if gw.dispatcher:
                 await gw.dispatcher.stop()
             await gw.submitter.close()
@@ -179,6 +187,7 @@ def create_app(
     app.fast = {k.path: fast_route(k.path, submit.make_handler(k)) for k in kinds}
     app.include_router(tasks.router_for(kinds, model))
     app.include_router(ops.router)
+    console.install(app)
     app.add_middleware(ObserveMiddleware)
 
     async def handled(request: Request, exc: Exception):

@@ -611,6 +611,11 @@ def test_a_killed_replica_turns_red_within_5_s_and_a_new_one_appears_by_itself(
         expect(row(first)).to_have_class(re.compile(r"\bdown\b"))
         screenshot(page, "replica-down")
         expect(row(second)).to_have_attribute("data-state", "serving")
+        # the overview after a few minutes of this module's load (the README's picture)
+        page.goto(console_url(gateway.url, "#/"))
+        expect(page.locator("#totals [data-stat='replicas'] .sub")).to_have_text("1 unreachable")
+        screenshot(page, "overview")
+        page.goto(console_url(gateway.url, "#/replicas"))
     # gone from DNS (scaled away) for longer than GATEWAY_REPLICA_FORGET_S: dropped
     dns.addresses = [second.host]
     expect(row(first)).to_have_attribute("data-state", "gone", timeout=10_000)
@@ -723,14 +728,19 @@ def test_task_list_with_100000_tasks_and_the_overview_after_a_gateway_restart(
         page.goto(console_url(server.url, "#/"))
         totals = page.locator("#totals")
         expect(totals.locator("[data-stat='succeeded'] .value")).not_to_have_text("–")
-        before = totals.inner_text()
+        counts = ("queued", "running", "succeeded", "failed", "cancelled")
+
+        def numbers() -> dict[str, str]:
+            return {k: totals.locator(f"[data-stat='{k}'] .value").inner_text() for k in counts}
+
+        before = numbers()
         chart_bars = page.locator("[data-chart='throughput'] rect").count()
         page.goto("about:blank")  # (a page left open would see the gateway go away)
         server.stop()
         server.start()  # the same port: the operator's console URL is unchanged
         page.goto(console_url(server.url, "#/"))
         expect(totals.locator("[data-stat='succeeded'] .value")).not_to_have_text("–")
-        assert totals.inner_text() == before
+        assert numbers() == before
         assert page.locator("[data-chart='throughput'] rect").count() == chart_bars > 0
         counted = int(
             totals.locator("[data-stat='succeeded'] .value").inner_text().replace(",", "")

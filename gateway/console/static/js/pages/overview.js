@@ -73,7 +73,7 @@ export function mount(view, { params }, ctx) {
         el("a", { href: `#/tasks?kind=${k.id}`, text: "tasks →" })),
       el("div", { class: "kind-body" }, tiles, throughput, runtime));
     kinds.append(root);
-    s = { root, throughput, runtime };
+    s = { root, tiles, throughput, runtime };
     sections.set(k.id, s);
     return s;
   }
@@ -85,7 +85,9 @@ export function mount(view, { params }, ctx) {
       set(totals, "queued", int(stats.kinds.reduce((a, k) => a + k.queued, 0)));
       set(totals, "running", int(stats.kinds.reduce((a, k) => a + k.running, 0)));
       for (const k of stats.kinds) {
-        const { root, throughput, runtime } = section(k);
+        const { root, tiles, throughput, runtime } = section(k);
+        // the charts as tall as the numbers beside them (less their legend)
+        const height = Math.max(150, tiles.clientHeight - 40);
         const s5 = k.last_5m;
         const s60 = k.last_60m;
         set(root, "queued", int(k.queued));
@@ -102,14 +104,14 @@ export function mount(view, { params }, ctx) {
         const step = Math.max(1, Math.round(k.series.length / 60)); // at most ~60 bars
         const pick = (f) => bucket(k.series, step, f);
         drawChart(throughput, {
-          title: "Tasks ended", unit: step === 1 ? "tasks / min" : `tasks / ${step} min`, least: 4, format: (v) => num(v, 1),
+          height, title: "Tasks ended", unit: step === 1 ? "tasks / min" : `tasks / ${step} min`, least: 4, format: (v) => num(v, 1),
           times: times.filter((_, i) => i % step === 0),
           series: ["succeeded", "failed", "cancelled"].map((name) => ({
             name, type: "bar", color: COLORS[name], values: pick((rows) => rows.reduce((a, p) => a + p[name], 0)),
           })),
         });
         drawChart(runtime, {
-          title: "Run time, each minute", unit: "", least: 100, format: (v) => (v === 0 ? "0" : ms(v)),
+          height, title: "Run time, each minute", unit: "", least: 100, format: (v) => (v === 0 ? "0" : ms(v)),
           times: times.filter((_, i) => i % step === 0),
           series: [
             { name: "p50", type: "line", color: COLORS.p50, values: pick((rows) => worst(rows, "run_p50_ms")) },

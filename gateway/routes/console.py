@@ -121,7 +121,7 @@ def _backends(gw):
             },
             "description": "The uploaded image, as it was sent.",
         },
-        **error_responses(401, 404, 410, 503),
+        **error_responses(401, 404, 410, 422, 503),
     },
 )
 async def task_input(task_id: str, request: Request) -> Response:

@@ -466,6 +466,34 @@ def test_video_progress_advances_frame_by_frame_and_cancel_cancels_it(
     assert 0 < task["progress"]["done"] < 120
 
 
+def test_console_apis_answer_what_their_models_document(http, face_png, tmp_path, astronaut):
+    from gateway.console.models import ReplicaList, Stats
+
+    task = wait_task(http, submit(http, "/api/detect/face/image", face_png)["task_id"])
+    stats = Stats.model_validate(http.get("/api/stats", params={"minutes": 5}).json())
+    face = next(k for k in stats.kinds if k.id == "face_detection:image")
+    assert len(face.series) == 5 and face.last_60m.succeeded >= 1
+    assert face.last_60m.run_p50_ms is not None and face.last_60m.success_rate is not None
+    assert {k.id for k in stats.kinds} == {
+        "face_detection:image", "face_detection:video", "object_detection:image", "object_detection:video",
+    }  # fmt: skip
+    assert http.get("/api/stats", params={"minutes": 2}).status_code == 422
+    replicas = ReplicaList.model_validate(http.get("/api/replicas").json())
+    assert task["replica"] in {r.replica for r in replicas.replicas if r.state == "serving"}
+    # the upload, byte for byte, for the task page to draw on
+    image = http.get(f"/api/task/{task['task_id']}/input")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content == face_png
+    video = tmp_path / "short.avi"
+    moving_patch_video(video, np.ascontiguousarray(astronaut[FACE_PATCH]), n_frames=3)
+    response = http.post(
+        "/api/detect/face/video", files={"file": ("short.avi", video.read_bytes())}
+    )
+    missing = http.get(f"/api/task/{response.json()['task_id']}/input")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "input_not_kept"
+    assert http.get(f"/api/task/{'0' * 32}/input").status_code == 404
+
+
 # --- a path prefix --------------------------------------------------------------------
 
 
@@ -754,3 +782,86 @@ def test_task_list_with_100000_tasks_and_the_overview_after_a_gateway_restart(
         context.close()
         server.stop()
     watched.check()
+
+
+# --- signing in -----------------------------------------------------------------------
+
+
+def test_a_401_shows_the_sign_in_screen_and_a_key_becomes_the_session(
+    redis_port, browser, monkeypatch
+):
+    """Against the session contract the console is built for (gateway/auth.py:
+    POST /api/session {api_key} sets the HttpOnly `percept_session` cookie or
+    answers 401; DELETE /api/session ends it). The auth here is a stand-in for
+    API keys: one admin key, checked in the cookie."""
+    import uvicorn
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response
+
+    import gateway.app
+    from gateway.auth import COOKIE, Auth, Principal
+    from gateway.errors import ApiError
+    from gateway.settings import GatewaySettings
+
+    key = "admin-key-123"
+
+    class CookieAuth(Auth):
+        def principal(self, request: Request) -> Principal:
+            if request.cookies.get(COOKIE) != key:
+                raise ApiError(401, "unauthorized", "sign in with an API key")
+            return Principal("default", True, "admin")
+
+    monkeypatch.setattr(gateway.app, "Auth", CookieAuth)
+    settings = GatewaySettings(
+        redis_url=f"redis://127.0.0.1:{redis_port}/2", dispatchers=False, replica_monitor=False
+    )
+    app = gateway.app.create_app(settings)
+
+    async def open_session(request: Request) -> Response:
+        if (await request.json()).get("api_key") != key:
+            raise ApiError(401, "unauthorized", "unknown API key")
+        response = JSONResponse({"ok": True})
+        response.set_cookie(COOKIE, key, httponly=True, samesite="strict")
+        return response
+
+    async def close_session(request: Request) -> Response:
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE)
+        return response
+
+    app.router.add_route("/api/session", open_session, methods=["POST"])
+    app.router.add_route("/api/session", close_session, methods=["DELETE"])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    context = browser.new_context()
+    watched = Watched(context.new_page())
+    page = watched.page
+    try:
+        page.goto(f"http://127.0.0.1:{port}/console/#/")
+        login = page.locator("#login")
+        expect(login).to_be_visible()
+        expect(page.locator("#live")).to_contain_text("signed out")
+        page.fill("#login-key", "wrong")
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#login-error")).to_have_text("That key was not accepted.")
+        page.fill("#login-key", key)
+        page.click("#login-form button[type=submit]")
+        expect(login).to_be_hidden()
+        expect(page.locator("#totals [data-stat='succeeded'] .value")).not_to_have_text("–")
+        cookie = next(c for c in context.cookies() if c["name"] == COOKIE)
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == ""  # the page itself never holds the key
+        page.click("#signout")
+        expect(login).to_be_visible()
+    finally:
+        context.close()
+        server.should_exit = True
+        thread.join(timeout=20)
+    # only the expected refusals: 401s (and Chromium's console line for each)
+    unexpected = [p for p in watched.problems if "401" not in p]
+    assert not unexpected, unexpected

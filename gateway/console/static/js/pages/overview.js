@@ -95,7 +95,7 @@ export function mount(view, { params }, ctx) {
         const [age, ageUnit] = msParts(k.oldest_waiting_s * 1000);
         set(root, "oldest", k.queued ? age : "–", k.queued ? ageUnit : "", null, k.oldest_waiting_s > 60 ? "bad" : k.oldest_waiting_s > 10 ? "warn" : "");
         set(root, "rate", num(s5.per_minute, s5.per_minute < 10 ? 1 : 0), "/min", `last 5 min · ${int(s5.ended)} ended`);
-        set(root, "success", pct(s5.success_rate), "", null, s5.success_rate === null ? "" : s5.success_rate >= 0.99 ? "ok" : "warn");
+        set(root, "success", pct(s5.success_rate), "", `last 5 min · ${int(s5.cancelled)} cancelled`);
         set(root, "failure", pct(s5.failure_rate), "", `last 5 min · ${int(s5.failed)} failed`, s5.failure_rate > 0.01 ? "bad" : "");
         setMs(root, "p50", s5.run_p50_ms, `last 5 min · wait p50 ${ms(s5.wait_p50_ms)}`);
         setMs(root, "p95", s5.run_p95_ms, `last 5 min · wait p95 ${ms(s5.wait_p95_ms)}`);

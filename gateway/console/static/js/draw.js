@@ -29,7 +29,9 @@ export function drawResult(overlay, result) {
   overlay.replaceChildren();
   if (!result) return;
   overlay.setAttribute("viewBox", `0 0 ${result.image_width} ${result.image_height}`);
-  const scale = Math.max(result.image_width, result.image_height) / 800; // label size in image pixels
+  // labels about 12 screen pixels tall, whatever the image's scale on screen
+  const shown = overlay.getBoundingClientRect().width;
+  const perPixel = shown > 0 ? result.image_width / shown : Math.max(1, Math.max(result.image_width, result.image_height) / 800);
   const items = result.faces || result.detections || [];
   items.forEach((item, index) => {
     const b = item.box;
@@ -39,7 +41,7 @@ export function drawResult(overlay, result) {
       "data-left": b.left, "data-top": b.top, "data-right": b.right, "data-bottom": b.bottom,
     }));
     const text = item.label !== undefined ? `${item.label} ${(item.confidence * 100).toFixed(0)}%` : `face ${index + 1}`;
-    const size = 12 * Math.max(1, scale);
+    const size = 12 * perPixel;
     const tagWidth = text.length * size * 0.62 + size * 0.6;
     const tagY = b.top - size * 1.35 >= 0 ? b.top - size * 1.35 : b.top;
     group.append(svg("rect", { class: "tag", x: b.left, y: tagY, width: tagWidth, height: size * 1.35 }));

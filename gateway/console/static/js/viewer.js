@@ -46,6 +46,10 @@ export function createViewer(media, source) {
   }
   let lastResult = null;
   const holder = el("div");
+  if (picture && picture.tagName === "IMG") {
+    // drawn again once the picture has its size on screen (labels are sized to it)
+    picture.addEventListener("load", () => { if (lastResult) place(lastResult); });
+  }
   if (picture && media === "image") {
     view = stage(picture, 1, 1);
     holder.append(view.root);

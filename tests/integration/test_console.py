@@ -329,6 +329,11 @@ def test_every_page_loads_with_no_error_and_no_failed_request(gateway, http, wat
         expect(page.locator("#live")).to_contain_text("updated")
     # every request stayed under the console's own origin and prefix
     assert not [u for u in watched.requests if not u.startswith(gateway.url + "/")]
+    # the console's files are counted under one route in the HTTP metrics
+    metrics = http.get("/metrics").text
+    assert (
+        'percept_gateway_http_requests_total{method="GET",route="/console",status="200"}' in metrics
+    )
 
 
 def test_overview_counts_and_replica_rows_change_while_tasks_run(

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: tools console-screenshots sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed test-model redis clean
+.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -98,9 +98,13 @@ console-screenshots: $(STAMP) ## redo docs/console-*.png: the console's browser 
 FACE_REPLICAS ?=
 OBJECT_REPLICAS ?=
 
-run: $(STAMP) ## start everything: Redis if needed, face + object replicas, gateway (FACE_REPLICAS=N OBJECT_REPLICAS=M)
+run: $(STAMP) ## start everything: its own Redis (or REDIS_URL), face + object replicas, gateway (FACE_REPLICAS=N OBJECT_REPLICAS=M)
+ifneq ($(origin REDIS_URL),file)
 	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
 	REDIS_URL="$(REDIS_URL)" FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
+else
+	FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
+endif
 
 run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
 	$(PY) -m face_service
@@ -111,7 +115,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -137,6 +141,12 @@ bench-vs-seed: $(STAMP) ## default `make run` vs the seed's Flask + Celery + Red
 	@$(PY) -c 'import celery, flask, gunicorn, psutil' 2>/dev/null || $(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	@command -v redis-server >/dev/null || $(PY) -c 'import sys; sys.path.insert(0, "scripts"); import ensure_redis; ensure_redis.install_redis()'
 	YOLO_OFFLINE=1 FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) -m bench.vs_seed $(BENCH_ARGS)
+
+bench-gallery: $(STAMP) ## face gallery: identify latency 10k/100k/1M, recall, memory, load time, enroll rate (PostgreSQL)
+	$(PY) -m bench.gallery_bench
+
+certs: $(STAMP) ## make the gRPC CA, certificates and token compose and Kubernetes mount (deploy/k8s/secrets/)
+	$(PY) scripts/make_certs.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/build dist clients/python/build clients/python/*.egg-info

@@ -7,6 +7,8 @@ import numpy as np
 
 from face_service import inference
 from face_service.inference import FaceOptions, ImageFaces
+from percept_runtime.cost import check_face_cost
+from percept_runtime.imaging import open_image
 from percept_runtime.replica import Description
 from percept_runtime.workers import ProcessWorkers
 
@@ -14,9 +16,21 @@ from percept_runtime.workers import ProcessWorkers
 class FaceEngine:
     """Loads the models in `workers` processes; each call runs in one of them."""
 
-    def __init__(self, workers: int, max_pixels: int) -> None:
+    def __init__(
+        self,
+        workers: int,
+        max_pixels: int,
+        *,
+        max_detection_pixels: int = 0,
+        max_cnn_pixels: int = 0,
+        max_worker_rss_bytes: int = 0,
+    ) -> None:
         self.max_pixels = max_pixels
-        self._pool = ProcessWorkers(workers, initializer=inference.warm_up)
+        self.max_detection_pixels = max_detection_pixels
+        self.max_cnn_pixels = max_cnn_pixels
+        self._pool = ProcessWorkers(
+            workers, initializer=inference.warm_up, max_rss_bytes=max_worker_rss_bytes
+        )
 
     async def start(self) -> None:
         await self._pool.start()
@@ -34,10 +48,26 @@ class FaceEngine:
     async def close(self) -> None:
         await self._pool.close()
 
+    def check_cost(self, width: int, height: int, opts: FaceOptions) -> None:
+        """Refuse a detection over this server's limits before any work is done."""
+        check_face_cost(
+            width,
+            height,
+            detector=opts.detector,
+            upsample=opts.upsample,
+            max_side=opts.detection_max_side,
+            max_pixels=self.max_detection_pixels,
+            max_cnn_pixels=self.max_cnn_pixels,
+        )
+
     async def detect_image(self, data: bytes, opts: FaceOptions) -> ImageFaces:
-        """Decode and detect an encoded image (both in a worker)."""
+        """Decode and detect an encoded image (both in a worker), once its
+        header shows the detection is within the limits."""
+        width, height = open_image(data, self.max_pixels).size
+        self.check_cost(width, height, opts)
         return await self._pool.run(inference.detect_encoded_in_worker, data, opts, self.max_pixels)
 
     async def detect_frame(self, rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:
         """Detect in an already decoded RGB frame."""
+        self.check_cost(rgb.shape[1], rgb.shape[0], opts)
         return await self._pool.run(inference.detect_faces, rgb, opts)

@@ -15,7 +15,13 @@ SERVICE_NAME = face_service_pb2.DESCRIPTOR.services_by_name["FaceService"].full_
 
 
 async def run_server(settings: FaceSettings, stop: asyncio.Event | None = None) -> None:
-    engine = FaceEngine(settings.workers, settings.max_image_pixels)
+    engine = FaceEngine(
+        settings.workers,
+        settings.max_image_pixels,
+        max_detection_pixels=settings.max_detection_pixels,
+        max_cnn_pixels=settings.max_cnn_pixels,
+        max_worker_rss_bytes=settings.max_worker_rss_mb * 1024 * 1024,
+    )
     servicer = FaceServicer(engine, settings.video_policy(), settings.window)
     service = GrpcService(
         SERVICE_NAME,

@@ -13,6 +13,7 @@ from typing import Any, Union
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, create_model
+from redis.exceptions import ResponseError as RedisResponseError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,10 +23,11 @@ from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
 from gateway.errors import HTTP_ERRORS, STORE_DOWN, ApiError, error_response, response_for
 from gateway.jobs import JobStore
+from gateway.keys import KeyStore
 from gateway.kinds import KINDS, TaskKind
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.replicas import ReplicaMonitor
-from gateway.routes import ops, submit, tasks
+from gateway.routes import admin, ops, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.submit import Submitter
@@ -44,6 +46,7 @@ class Gateway:
     runner: TaskRunner
     submitter: Submitter
     auth: Auth
+    keys: KeyStore | None = None
     dispatcher: Dispatcher | None = None
     replicas: ReplicaMonitor | None = None
 
@@ -76,19 +79,35 @@ class ObserveMiddleware:
 
 
 class GatewayApp(FastAPI):
-    """FastAPI, with the submit routes served straight from the ASGI entry: the
-    hot path skips the middleware stack and routing (the FastAPI routes stay
-    registered for the documentation and answer identically)."""
+    """FastAPI, with authentication and the submit routes at the ASGI entry:
+    every request but the open paths is authenticated first (401/429 answered
+    here), and the hot path (submits) skips the middleware stack and routing
+    (the FastAPI routes stay registered for the documentation and answer
+    identically)."""
 
     fast: dict[str, Any]
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            handler = self.fast.get(get_route_path(scope))
-            if handler is not None:
-                scope["app"] = self
-                await handler(scope, receive, send)
-                return
+        if scope["type"] == "http":
+            path = get_route_path(scope)
+            gw = getattr(self.state, "gateway", None)
+            if gw is not None and not gw.auth.is_open(path):
+                try:
+                    principal = await gw.auth.authenticate(Request(scope, receive))
+                except Exception as exc:  # noqa: BLE001 - 401/429/503, answered here
+                    response = response_for(exc, f"{scope['method']} {path}")
+                    await response(scope, receive, send)
+                    HTTP_REQUESTS.labels(
+                        "unauthenticated", scope["method"], str(response.status_code)
+                    ).inc()
+                    return
+                scope.setdefault("state", {})["principal"] = principal
+            if scope["method"] == "POST":
+                handler = self.fast.get(path)
+                if handler is not None:
+                    scope["app"] = self
+                    await handler(scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
 
 
@@ -134,22 +153,26 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = JobStore.from_url(
-            settings.redis_url,
-            settings.task_ttl_s,
-            settings.tombstone_ttl_s,
-            (k.id for k in kinds),
-            settings.keep_input_s,
-            settings.keep_input_max,
-        )
+        store = JobStore.from_settings(settings, (k.id for k in kinds))
+        with contextlib.suppress(*STORE_DOWN):
+            await store.ensure_groups()  # API-only processes are ready without a dispatcher
         backends = Backends(settings)
         runner = TaskRunner(store, backends)
+        keys = KeyStore(store.redis) if settings.auth == "enabled" else None
+        auth = Auth(keys, docs_public=settings.docs_public, metrics_public=settings.metrics_public)
+        if keys is None:
+            logger.warning(
+                "GATEWAY_AUTH=disabled: every caller is an admin of every tenant; "
+                "never expose this gateway beyond a trusted network"
+            )
         gw = Gateway(
             settings, kinds, store, backends, runner, Submitter(store, backends, runner, settings),
-            Auth(),
+            auth, keys,
         )  # fmt: skip
         app.state.gateway = gw
-        listener = asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener")
+        listeners = [asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener")]
+        if keys is not None:
+            listeners.append(asyncio.create_task(keys.listen_for_changes(), name="key-changes"))
         if settings.dispatchers:
             gw.dispatcher = Dispatcher(store, backends, settings, kinds, runner)
             await gw.dispatcher.start()
@@ -171,9 +194,10 @@ def create_app(
             if gw.dispatcher:
                 await gw.dispatcher.stop()
             await gw.submitter.close()
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for listener in listeners:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             await backends.close()
             await store.close()
 
@@ -187,13 +211,14 @@ def create_app(
     app.fast = {k.path: fast_route(k.path, submit.make_handler(k)) for k in kinds}
     app.include_router(tasks.router_for(kinds, model))
     app.include_router(ops.router)
+    app.include_router(admin.router)
     console.install(app)
     app.add_middleware(ObserveMiddleware)
 
     async def handled(request: Request, exc: Exception):
         return response_for(exc, f"{request.method} {request.url.path}")
 
-    for cls in (ApiError, *HTTP_ERRORS, *STORE_DOWN, Exception):
+    for cls in (ApiError, *HTTP_ERRORS, *STORE_DOWN, RedisResponseError, Exception):
         app.add_exception_handler(cls, handled)
 
     @app.exception_handler(RequestValidationError)

@@ -88,18 +88,39 @@ def service_config(service: str) -> str:
     )
 
 
-def make_channel(spec: str, service: str, max_message_bytes: int) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(
-        channel_target(spec),
-        options=[
-            ("grpc.service_config", service_config(service)),
-            ("grpc.enable_retries", 1),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.dns_min_time_between_resolutions_ms", 2_000),
-        ],
+def channel_credentials(settings: GatewaySettings) -> grpc.ChannelCredentials | None:
+    """TLS to the replicas (with a client certificate for mutual TLS), or None."""
+    if not settings.grpc_tls_ca:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=settings.grpc_tls_ca.read_bytes(),
+        private_key=settings.grpc_tls_key.read_bytes() if settings.grpc_tls_key else None,
+        certificate_chain=settings.grpc_tls_cert.read_bytes() if settings.grpc_tls_cert else None,
     )
+
+
+def call_metadata(settings: GatewaySettings) -> tuple[tuple[str, str], ...]:
+    """Metadata every call to a replica carries: the shared token, if any."""
+    return (("authorization", f"Bearer {settings.grpc_token}"),) if settings.grpc_token else ()
+
+
+def make_channel(
+    spec: str, service: str, max_message_bytes: int, settings: GatewaySettings
+) -> grpc.aio.Channel:
+    options = [
+        ("grpc.service_config", service_config(service)),
+        ("grpc.enable_retries", 1),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.dns_min_time_between_resolutions_ms", 2_000),
+    ]
+    if settings.grpc_tls_server_name:
+        options.append(("grpc.ssl_target_name_override", settings.grpc_tls_server_name))
+    credentials = channel_credentials(settings)
+    if credentials is None:
+        return grpc.aio.insecure_channel(channel_target(spec), options=options)
+    return grpc.aio.secure_channel(channel_target(spec), credentials, options=options)
 
 
 OnFrame = Callable[[dict[str, Any], int, int], Awaitable[None]]
@@ -116,9 +137,12 @@ class Backends:
         limit = max(settings.max_video_bytes, settings.max_image_bytes) + 1024 * 1024
         self.backends = {b.name: b for b in backends}
         self.channels = {
-            b.name: make_channel(getattr(settings, f"{b.name}_targets"), b.service_name, limit)
+            b.name: make_channel(
+                getattr(settings, f"{b.name}_targets"), b.service_name, limit, settings
+            )
             for b in backends
         }
+        self.metadata = call_metadata(settings)
         self.image_deadline = settings.image_deadline_s
         self.video_deadline = settings.video_deadline_s
         self._methods: dict[str, Any] = {}
@@ -145,18 +169,23 @@ class Backends:
         (result JSON, replica that served it); a video's frames go to on_frame
         as they come (its result is None)."""
         method = self._method(kind)
-        metadata = (("x-request-id", task_id),)
-        if not kind.streaming:
-            call = method(request, timeout=self.image_deadline, metadata=metadata)
-            response = await call
-            return kind.result(response), await _replica(call)
-        call = method(request, timeout=self.video_deadline, metadata=metadata)
-        done = 0
-        async for response in call:
-            done += 1
-            if on_frame is not None:
-                await on_frame(kind.result(response), done, response.expected_frames)
-        return None, await _replica(call)
+        metadata = (("x-request-id", task_id), *self.metadata)
+        streaming = kind.streaming
+        deadline = self.video_deadline if streaming else self.image_deadline
+        call = method(request, timeout=deadline, metadata=metadata)
+        try:
+            if not streaming:
+                response = await call
+                return kind.result(response), await _replica(call)
+            done = 0
+            async for response in call:
+                done += 1
+                if on_frame is not None:
+                    await on_frame(kind.result(response), done, response.expected_frames)
+            return None, await _replica(call)
+        finally:
+            if not call.done():
+                call.cancel()  # we stopped reading (a cancel, an error): stop the replica too
 
     async def ready(self) -> dict[str, bool]:
         """Whether each backend has at least one SERVING replica."""
@@ -167,6 +196,7 @@ class Backends:
                     health_pb2.HealthCheckRequest(service=self.backends[name].service_name),
                     timeout=1.0,
                     wait_for_ready=False,
+                    metadata=self.metadata,
                 )
                 out[name] = reply.status == health_pb2.HealthCheckResponse.SERVING
             except grpc.aio.AioRpcError:
@@ -190,7 +220,9 @@ class Backends:
             response_class.FromString,
         )
         try:
-            info = await call(request_class(), timeout=2.0, wait_for_ready=False)
+            info = await call(
+                request_class(), timeout=2.0, wait_for_ready=False, metadata=self.metadata
+            )
         except grpc.aio.AioRpcError:
             return cached[1] if cached else None
         self._info[backend.name] = (time.monotonic(), info)

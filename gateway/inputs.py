@@ -73,19 +73,21 @@ def _video_type_ok(content_type: str) -> bool:
     )
 
 
-def _probe_video(data: bytes, max_pixels: int) -> None:
+def _probe_video(data: bytes, max_pixels: int) -> tuple[int, int]:
     reader = VideoReader(
         content=data, policy=VideoPolicy(max_frames=1, max_frame_pixels=max_pixels)
     )
     try:
         if next(iter(reader), None) is None:
             raise InvalidInput("video has no decodable frames")
+        return reader.width, reader.height
     finally:
         reader.close()
 
 
-async def check_video(data: bytes, content_type: str, max_pixels: int) -> None:
-    """Check an uploaded video opens and its first frame decodes."""
+async def check_video(data: bytes, content_type: str, max_pixels: int) -> tuple[int, int]:
+    """Check an uploaded video opens and its first frame decodes; returns its
+    frames' (width, height)."""
     if not _video_type_ok(content_type):
         raise ApiError(
             415,
@@ -93,6 +95,6 @@ async def check_video(data: bytes, content_type: str, max_pixels: int) -> None:
             f"file has content type {content_type}: send a video (video/*)",
         )
     try:
-        await asyncio.to_thread(_probe_video, data, max_pixels)
+        return await asyncio.to_thread(_probe_video, data, max_pixels)
     except InvalidInput as exc:
         raise ApiError(422, "invalid_video", exc.message, fields=["file"]) from None

@@ -36,12 +36,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
+
+if TYPE_CHECKING:
+    from gateway.keys import Limits
 
 PREFIX = "percept:"
 GROUP = "dispatchers"
@@ -91,9 +97,14 @@ end
 
 # KEYS: task, input, tombstone, unused, events, queue, idem (or ""), inline index.
 # ARGV: ttl, tombstone ttl, id, kind, media, options, now, expires_at, input,
-#       tenant, request hash, mode ("queued" | "inline"), inline deadline.
+#       tenant, request hash, mode ("queued" | "inline"), inline deadline,
+#       counted key id (or ""), its limits on tasks, bytes and videos in flight
+#       (0: none), the cap on upload bytes queued in all (0: none), the key id.
 # Returns {1, id} created, {0, id} the same request under this key (or a given
-# id whose record exists), {-1, id} a different request under this key.
+# id whose record exists), {-1, id} a different request under this key, {-2,
+# limit, in use} a key's limit reached, {-3, 'queued_bytes', in use} the
+# global cap on queued upload bytes reached. What a task counts against the
+# limits (q_key, q_video, input_bytes) is released when it ends (_FINISH).
 _SUBMIT = (
     _LIB
     + """
@@ -109,9 +120,30 @@ if KEYS[7] ~= '' then
 end
 local inline = ARGV[12] == 'inline'
 local status = inline and 'running' or 'queued'
+local size = inline and 0 or string.len(ARGV[9])
+local video = ARGV[5] == 'video' and 1 or 0
+if tonumber(ARGV[18]) > 0 and size > 0 then
+  local all = tonumber(redis.call('HGET', P .. 'usage:all', 'bytes') or '0')
+  if all + size > tonumber(ARGV[18]) then return {-3, 'queued_bytes', all} end
+end
+local key = ARGV[14]
+if key ~= '' then
+  local u = redis.call('HMGET', P .. 'usage:' .. key, 'tasks', 'bytes', 'videos')
+  local tasks, bytes, videos = tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0
+  if tonumber(ARGV[15]) > 0 and tasks + 1 > tonumber(ARGV[15]) then return {-2, 'tasks', tasks} end
+  if tonumber(ARGV[16]) > 0 and bytes + size > tonumber(ARGV[16]) then return {-2, 'bytes', bytes} end
+  if tonumber(ARGV[17]) > 0 and video == 1 and videos + 1 > tonumber(ARGV[17]) then
+    return {-2, 'videos', videos}
+  end
+  redis.call('HINCRBY', P .. 'usage:' .. key, 'tasks', 1)
+  redis.call('HINCRBY', P .. 'usage:' .. key, 'bytes', size)
+  redis.call('HINCRBY', P .. 'usage:' .. key, 'videos', video)
+  redis.call('HSET', KEYS[1], 'q_key', key, 'q_video', video)
+end
+if size > 0 then redis.call('HINCRBY', P .. 'usage:all', 'bytes', size) end
 redis.call('HSET', KEYS[1], 'id', ARGV[3], 'kind', ARGV[4], 'media', ARGV[5],
            'options', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8],
-           'tenant', ARGV[10], 'mode', ARGV[12], 'input_bytes', string.len(ARGV[9]),
+           'tenant', ARGV[10], 'mode', ARGV[12], 'input_bytes', size, 'key_id', ARGV[19],
            'status', status, 'attempts', inline and 1 or 0)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
@@ -215,14 +247,27 @@ else
   move(id, created, current, ARGV[2])
 end
 if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
+local q = redis.call('HMGET', KEYS[1], 'q_key', 'q_video', 'input_bytes')
+local size = tonumber(q[3]) or 0
+if q[1] then
+  -- (never a negated zero: Redis reads -0 as "not an integer")
+  redis.call('HINCRBY', P .. 'usage:' .. q[1], 'tasks', -1)
+  if size > 0 then redis.call('HINCRBY', P .. 'usage:' .. q[1], 'bytes', -size) end
+  if q[2] == '1' then redis.call('HINCRBY', P .. 'usage:' .. q[1], 'videos', -1) end
+  redis.call('HDEL', KEYS[1], 'q_key', 'q_video')
+end
+if size > 0 then
+  redis.call('HINCRBY', P .. 'usage:all', 'bytes', -size)
+  redis.call('HSET', KEYS[1], 'input_bytes', 0)
+end
 redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
 redis.call('ZREM', KEYS[6], id)
 local key = stat(kind, media, now, ARGV[2])
 if started then
-  local run = (now - tonumber(started)) * 1000
+  local run = math.max(0, (now - tonumber(started)) * 1000)
   redis.call('HINCRBY', key, 'r' .. bucket(run), 1)
   redis.call('HINCRBY', key, 'run_ms', math.floor(run))
-  redis.call('HINCRBY', key, 'w' .. bucket((tonumber(started) - tonumber(created)) * 1000), 1)
+  redis.call('HINCRBY', key, 'w' .. bucket(math.max(0, (tonumber(started) - tonumber(created)) * 1000)), 1)
 end
 local keep = tonumber(ARGV[10])
 if keep > 0 and media == 'image' then
@@ -358,6 +403,16 @@ class Claimed:
     task_id: str
 
 
+_QUOTA_MESSAGES = {
+    "tasks": "API key {key} has {used:.0f} tasks in flight, its limit ({limits.tasks}): "
+    "retry when some have ended",
+    "bytes": "API key {key} has {used:.0f} upload bytes queued; this one would pass its limit "
+    "({limits.bytes} bytes): retry when some tasks have ended",
+    "videos": "API key {key} has {used:.0f} video tasks in flight, its limit ({limits.videos}): "
+    "retry when one has ended",
+}
+
+
 @dataclass(frozen=True)
 class Started:
     """What starting an attempt found: code 1 run `request` (attempt number
@@ -382,6 +437,7 @@ class JobStore:
         kind_ids: Iterable[str],
         keep_input_s: int = 0,
         keep_input_max: int = 1000,
+        max_queued_bytes: int = 0,
     ) -> JobStore:
         # redis-py's default 5 s socket timeout would cut blocking reads (XREAD
         # BLOCK for SSE and ?wait=true): allow more than the longest block.
@@ -389,6 +445,10 @@ class JobStore:
             "socket_timeout": SOCKET_TIMEOUT_S,
             "socket_connect_timeout": 5,
             "health_check_interval": 30,
+            # A pooled connection that died with a restarted Redis is replaced
+            # and the command retried, instead of failing the request.
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            "retry_on_error": [RedisConnectionError],
         }
         return cls(
             aioredis.from_url(url, decode_responses=True, **options),
@@ -398,6 +458,7 @@ class JobStore:
             kind_ids,
             keep_input_s,
             keep_input_max,
+            max_queued_bytes,
         )
 
     def __init__(
@@ -409,6 +470,7 @@ class JobStore:
         kind_ids: Iterable[str],
         keep_input_s: int = 0,
         keep_input_max: int = 1000,
+        max_queued_bytes: int = 0,
     ) -> None:
         self.redis = redis  # decode_responses=True: records, events, queues
         self.raw = raw  # bytes in, bytes out: the stored requests
@@ -417,15 +479,37 @@ class JobStore:
         self.kind_ids = tuple(kind_ids)
         self.keep_input_s = keep_input_s
         self.keep_input_max = keep_input_max
+        self.max_queued_bytes = max_queued_bytes
         self._submit = raw.register_script(_SUBMIT)
         self._start = raw.register_script(_START)
         self._finish = redis.register_script(_FINISH)
         self._requeue = redis.register_script(_REQUEUE)
         self._frame = redis.register_script(_FRAME)
 
+    @classmethod
+    def from_settings(cls, settings, kind_ids: Iterable[str]) -> JobStore:
+        """The store as a gateway's settings (GatewaySettings) describe it."""
+        return cls.from_url(
+            settings.redis_url,
+            settings.task_ttl_s,
+            settings.tombstone_ttl_s,
+            kind_ids,
+            settings.keep_input_s,
+            settings.keep_input_max,
+            settings.max_queued_bytes,
+        )
+
     async def close(self) -> None:
         await self.redis.aclose()
         await self.raw.aclose()
+
+    async def _records(self, task_ids) -> list[Task]:
+        """The records of these ids (one pipelined round trip), missing ones skipped."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(self.task_key(task_id))
+            raws = await pipe.execute()
+        return [Task.from_hash(raw) for raw in raws if raw]
 
     # --- keys ---------------------------------------------------------------------
     @staticmethod
@@ -468,6 +552,17 @@ class JobStore:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
+    async def groups_ready(self) -> bool:
+        """Whether every queue has its consumer group (dispatch can proceed)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind_id in self.kind_ids:
+                pipe.xinfo_groups(self.queue_key(kind_id))
+            replies = await pipe.execute(raise_on_error=False)
+        return all(
+            not isinstance(reply, Exception) and any(g["name"] == GROUP for g in reply)
+            for reply in replies
+        )
+
     # --- the API side ---------------------------------------------------------------
     async def submit(
         self,
@@ -482,6 +577,8 @@ class JobStore:
         inline_deadline: float | None = None,
         task_id: str | None = None,
         created_at: float | None = None,
+        key_id: str = "",
+        limits: Limits | None = None,
     ) -> tuple[str, bool]:
         """Record a task and, unless it runs inline (simple mode, run by this
         API process: `inline_deadline` is when it must have ended), store its
@@ -493,7 +590,7 @@ class JobStore:
         now = created_at or time.time()
         idem = f"{PREFIX}idem:{tenant}:{idempotency_key}" if idempotency_key else ""
         inline = inline_deadline is not None
-        code, found = await self._submit(
+        code, found, *rest = await self._submit(
             keys=[
                 self.task_key(task_id),
                 self.input_key(task_id),
@@ -518,9 +615,31 @@ class JobStore:
                 request_hash,
                 "inline" if inline else "queued",
                 repr(inline_deadline or 0),
+                key_id if limits is not None and limits.counted else "",
+                limits.tasks if limits else 0,
+                limits.bytes if limits else 0,
+                limits.videos if limits else 0,
+                self.max_queued_bytes,
+                key_id,
             ],
         )
         found = _text(found)
+        _in_use = float(rest[0]) if rest else 0.0
+        if code == -2:
+            raise ApiError(
+                429,
+                "quota_exceeded",
+                _QUOTA_MESSAGES[found].format(key=key_id, limits=limits, used=_in_use),
+                headers={"Retry-After": "2"},
+            )
+        if code == -3:
+            raise ApiError(
+                503,
+                "queue_full",
+                f"the queue already holds {int(_in_use)} bytes of uploads, the gateway's cap "
+                f"(GATEWAY_MAX_QUEUED_BYTES={self.max_queued_bytes}); retry later",
+                headers={"Retry-After": "5"},
+            )
         if code == -1:
             raise ApiError(
                 422,
@@ -618,12 +737,7 @@ class JobStore:
             ids.append(task_id)
             if len(ids) >= 10 * limit:
                 break
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for task_id in ids:
-                pipe.hgetall(self.task_key(task_id))
-            records = await pipe.execute()
-        tasks = [Task.from_hash(r) for r in records if r]
-        tasks = [t for t in tasks if tenant is None or t.tenant == tenant]
+        tasks = [t for t in await self._records(ids) if tenant is None or t.tenant == tenant]
         return sorted(tasks, key=lambda t: t.created_at, reverse=True)[:limit]
 
     async def prune_indexes(self) -> None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from gateway import models, protoform, results
 from gateway.errors import ApiError
 from percept_runtime import fields
+from percept_runtime.cost import check_face_cost
 from percept_runtime.errors import InvalidInput
 
 Media = Literal["image", "video"]
@@ -49,6 +50,19 @@ class ModelInfoSource(Protocol):
 
 
 @dataclass(frozen=True)
+class CheckContext:
+    """What a kind's checks may consult: the backends' model info, the
+    gateway's settings, and the upload's size in pixels (width, height)."""
+
+    models: ModelInfoSource
+    settings: Any
+    size: tuple[int, int] | None = None
+
+
+Check = Callable[[Message, CheckContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class TaskKind:
     """One kind of task, declared once."""
 
@@ -62,7 +76,7 @@ class TaskKind:
     result_model: type[BaseModel]  # the task's `result`, for OpenAPI
     aliases: Mapping[str, str | protoform.Setter] = field(default_factory=dict)
     preset: Mapping[str, str] = field(default_factory=dict)  # options this kind always sets
-    check: Callable[[Message, ModelInfoSource], Awaitable[None]] | None = None
+    checks: tuple[Check, ...] = ()  # what needs the model or the upload's size
 
     @property
     def id(self) -> str:
@@ -143,11 +157,11 @@ def _classes(request: Message, raw: str) -> None:
             options.class_names.append(item)
 
 
-async def _check_classes(request: Message, source: ModelInfoSource) -> None:
+async def _check_classes(request: Message, ctx: CheckContext) -> None:
     options = request.options
     if not options.class_names and not options.class_ids:
         return
-    info = await source.model_info(OBJECT)
+    info = await ctx.models.model_info(OBJECT)
     if info is None:
         return  # unreachable now: the service checks them itself
     known = list(info.class_names)
@@ -169,6 +183,27 @@ async def _check_classes(request: Message, source: ModelInfoSource) -> None:
         )
 
 
+_DETECTORS = {face_pb.DETECTOR_CNN: "cnn"}
+
+
+async def _check_face_cost(request: Message, ctx: CheckContext) -> None:
+    """The face service's cost guard, at the gateway: refused before queueing."""
+    if ctx.size is None:
+        return
+    options = request.options
+    try:
+        check_face_cost(
+            *ctx.size,
+            detector=_DETECTORS.get(options.detector, "hog"),
+            upsample=fields.value(options, "upsample"),
+            max_side=options.detection_max_side,
+            max_pixels=ctx.settings.face_max_detection_pixels,
+            max_cnn_pixels=ctx.settings.face_max_cnn_pixels,
+        )
+    except InvalidInput as exc:
+        raise ApiError(422, "over_limit", exc.message, fields=["upsample"]) from None
+
+
 _FACE_ALIASES = {"landmarks": "return_landmarks", "encodings": "return_encodings"}
 _OBJECT_ALIASES = {"classes": _classes}
 
@@ -183,6 +218,7 @@ KINDS: tuple[TaskKind, ...] = (
         results.image_result,
         models.FaceImageResult,
         aliases=_FACE_ALIASES,
+        checks=(_check_face_cost,),
     ),
     TaskKind(
         "face_detection",
@@ -194,6 +230,7 @@ KINDS: tuple[TaskKind, ...] = (
         results.frame_result,
         models.FaceVideoResult,
         aliases=_FACE_ALIASES,
+        checks=(_check_face_cost,),
     ),
     TaskKind(
         "object_detection",
@@ -205,7 +242,7 @@ KINDS: tuple[TaskKind, ...] = (
         results.image_result,
         models.ObjectImageResult,
         aliases=_OBJECT_ALIASES,
-        check=_check_classes,
+        checks=(_check_classes,),
     ),
     TaskKind(
         "object_detection",
@@ -217,6 +254,6 @@ KINDS: tuple[TaskKind, ...] = (
         results.frame_result,
         models.ObjectVideoResult,
         aliases=_OBJECT_ALIASES,
-        check=_check_classes,
+        checks=(_check_classes,),
     ),
 )

@@ -40,6 +40,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from percept.common.v1 import replica_service_pb2 as replica_pb
 from percept.common.v1 import replica_service_pb2_grpc as replica_grpc
 
+from gateway.backends import call_metadata, channel_credentials
 from gateway.kinds import BACKENDS, Backend
 from gateway.settings import GatewaySettings
 
@@ -223,14 +224,26 @@ _INFO_FIELDS = (
 )  # fmt: skip
 
 
-async def probe(channel: grpc.aio.Channel, service: str, deadline_s: float) -> dict[str, Any]:
-    """One look at a replica: its health for `service` and its own description.
+async def probe(
+    channel: grpc.aio.Channel,
+    service: str,
+    deadline_s: float,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
+    """One look at a replica: its health for `service` and its own description
+    (`metadata`: the replicas' shared token, when they want one).
     Returns {"state", "error"?, and the GetReplicaInfo fields when it answered}."""
     health = health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service=service), timeout=deadline_s, wait_for_ready=False
+        health_pb2.HealthCheckRequest(service=service),
+        timeout=deadline_s,
+        wait_for_ready=False,
+        metadata=metadata,
     )
     info = replica_grpc.ReplicaServiceStub(channel).GetReplicaInfo(
-        replica_pb.GetReplicaInfoRequest(), timeout=deadline_s, wait_for_ready=False
+        replica_pb.GetReplicaInfoRequest(),
+        timeout=deadline_s,
+        wait_for_ready=False,
+        metadata=metadata,
     )
     health_reply, info_reply = await asyncio.gather(health, info, return_exceptions=True)
     out: dict[str, Any] = {}
@@ -278,6 +291,10 @@ class ReplicaMonitor:
             b.name: parse_target(getattr(settings, f"{b.name}_targets")) for b in backends
         }
         self.services = {b.name: b.service_name for b in backends}
+        # The gateway's own way to the replicas: TLS (mutual) and the shared token.
+        self._credentials = channel_credentials(settings)
+        self._server_name = settings.grpc_tls_server_name
+        self._metadata = call_metadata(settings)
         self.holder = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.lease_ms = int(max(3.0, 3 * self.interval) * 1000)
         self._lease = redis.register_script(_LEASE)
@@ -327,10 +344,18 @@ class ReplicaMonitor:
                 self._resolved.setdefault(name, [])
         self._resolved_at = time.monotonic()
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
+    def _channel(self, backend: str, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            else:
+                # An address is dialled, so the certificate is checked against the
+                # configured name, else the name the target resolves.
+                hosts = self.targets[backend].hosts
+                name = self._server_name or (hosts[0][0] if hosts else "localhost")
+                options = [*_CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", name)]
+                channel = grpc.aio.secure_channel(address, self._credentials, options=options)
             self._channels[address] = channel
         return channel
 
@@ -382,7 +407,8 @@ class ReplicaMonitor:
             await self._channels.pop(address).close()
 
     async def _probe_one(self, backend: str, address: str) -> dict[str, Any]:
-        return await probe(self._channel(address), self.services[backend], self.timeout)
+        channel = self._channel(backend, address)
+        return await probe(channel, self.services[backend], self.timeout, self._metadata)
 
     def _merge(
         self,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -30,6 +33,35 @@ class GatewaySettings(BaseSettings):
         ge=1,
         le=256,
         description="API processes serving the port (each with its own dispatchers); one per core on a big machine.",
+    )
+    auth: Literal["enabled", "disabled"] = Field(
+        "enabled",
+        description="API keys required (enabled) or not (disabled: every caller is an admin; a warning is logged at every start).",
+    )
+    docs_public: bool = Field(False, description="Serve /docs and /openapi.json without a key.")
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without a key (else an admin key is needed)."
+    )
+    max_queued_bytes: int = Field(
+        2 * 1024 * MiB,
+        ge=0,
+        description="Upload bytes queued in Redis at once, all tenants together; beyond, submits get 503 with Retry-After (0: no cap).",
+    )
+    grpc_tls_ca: Path | None = Field(
+        None, description="PEM CA bundle: talk TLS to the replicas, verifying them against it."
+    )
+    grpc_tls_cert: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS (with grpc_tls_key)."
+    )
+    grpc_tls_key: Path | None = Field(None, description="PEM private key of grpc_tls_cert.")
+    grpc_tls_server_name: str = Field(
+        "", description="Name to verify in the replicas' certificates, when not the target's host."
+    )
+    grpc_token: str = Field(
+        "", description="Shared token sent to the replicas (their AUTH_TOKEN setting)."
+    )
+    grpc_token_file: Path | None = Field(
+        None, description="Read grpc_token from this file (a mounted secret) instead."
     )
     dispatchers: bool = Field(True, description="Run dispatchers inside the API process.")
     inline_concurrency: int = Field(
@@ -80,6 +112,16 @@ class GatewaySettings(BaseSettings):
     max_image_pixels: int = Field(
         40_000_000, ge=1, description="Largest image (width x height) accepted."
     )
+    face_max_detection_pixels: int = Field(
+        40_000_000,
+        ge=0,
+        description="Refuse face tasks whose HOG detection would scan more pixels (width x height x 4^upsample); keep equal to the face service's FACE_MAX_DETECTION_PIXELS.",
+    )
+    face_max_cnn_pixels: int = Field(
+        4_000_000,
+        ge=0,
+        description="The same for the CNN detector; keep equal to FACE_MAX_CNN_PIXELS.",
+    )
     heartbeat_file: str = Field(
         "/tmp/percept-dispatcher.alive",
         description="Touched every few seconds while dispatchers reach Redis; `python -m gateway.worker --check` reads it.",
@@ -109,3 +151,9 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="A replica neither answering nor resolved for this long drops off the console's list.",
     )
+
+    @model_validator(mode="after")
+    def _token_file(self) -> GatewaySettings:
+        if self.grpc_token_file and not self.grpc_token:
+            self.grpc_token = self.grpc_token_file.read_text().strip()
+        return self

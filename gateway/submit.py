@@ -19,8 +19,9 @@ import hashlib
 import time
 import uuid
 
+from gateway.auth import ANONYMOUS_ADMIN, Principal
 from gateway.backends import Backends
-from gateway.jobs import DEFAULT_TENANT, TERMINAL, JobStore, Status, Task
+from gateway.jobs import TERMINAL, JobStore, Status, Task
 from gateway.kinds import TaskKind
 from gateway.metrics import TASKS_SUBMITTED
 from gateway.runner import TaskRunner
@@ -46,18 +47,29 @@ class Submitter:
         request: bytes,
         options: dict,
         *,
-        tenant: str = DEFAULT_TENANT,
+        principal: Principal = ANONYMOUS_ADMIN,
         idempotency_key: str | None = None,
         wait: bool = False,
     ) -> tuple[str, Task | None]:
-        """Accept a task (`request` is its serialized gRPC request). Returns its
-        id, and with `wait` the finished task when it ended in time (else None)."""
+        """Accept a task (`request` is its serialized gRPC request) for a
+        principal (its tenant owns it; its limits apply). Returns its id, and
+        with `wait` the finished task when it ended in time (else None)."""
+        tenant = principal.tenant
         request_hash = (
             hashlib.sha256(kind.id.encode() + b"\0" + request).hexdigest()
             if idempotency_key
             else ""
         )
-        common = dict(tenant=tenant, idempotency_key=idempotency_key, request_hash=request_hash)
+        common = dict(
+            tenant=tenant,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            key_id=principal.key_id,
+            limits=principal.limits,
+        )
+        # Recorded before it runs: what must be checked first (the key's
+        # in-flight limits, an Idempotency-Key) is checked in the same script.
+        record_first = bool(idempotency_key) or principal.limits.counted
         if wait and not kind.streaming and self.inline_active < self.settings.inline_concurrency:
             now = time.time()
             task = Task(
@@ -65,7 +77,7 @@ class Submitter:
                 now + self.store.ttl_s, options, started_at=now, attempts=1, tenant=tenant,
                 mode="inline",
             )  # fmt: skip
-            if idempotency_key:
+            if record_first:
                 task.id, created = await self.store.submit(
                     kind.kind, kind.media, options, request, task_id=task.id, created_at=now,
                     inline_deadline=self._inline_deadline(now), **common,
@@ -73,7 +85,7 @@ class Submitter:
                 if not created:
                     return task.id, await self.wait(task.id, tenant, self.settings.wait_timeout_s)
             TASKS_SUBMITTED.labels(kind.kind, kind.media, "inline").inc()
-            return task.id, await self._inline(kind, task, request, recorded=bool(idempotency_key))
+            return task.id, await self._inline(kind, task, request, recorded=record_first)
         task_id, created = await self.store.submit(
             kind.kind, kind.media, options, request, **common
         )

@@ -22,14 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 async def run(settings: GatewaySettings) -> None:
-    store = JobStore.from_url(
-        settings.redis_url,
-        settings.task_ttl_s,
-        settings.tombstone_ttl_s,
-        (k.id for k in KINDS),
-        settings.keep_input_s,
-        settings.keep_input_max,
-    )
+    store = JobStore.from_settings(settings, (k.id for k in KINDS))
     backends = Backends(settings)
     runner = TaskRunner(store, backends)
     dispatcher = Dispatcher(store, backends, settings, KINDS, runner)

@@ -23,13 +23,21 @@ class ObjectEngine:
     """Loads the model in `workers` processes; each call runs in one of them."""
 
     def __init__(
-        self, config: ModelConfig, workers: int, max_pixels: int, video_batch: int
+        self,
+        config: ModelConfig,
+        workers: int,
+        max_pixels: int,
+        video_batch: int,
+        *,
+        max_worker_rss_bytes: int = 0,
     ) -> None:
         self.config = config
         self.max_pixels = max_pixels
         self.video_batch = video_batch
         self.info: ModelInfo | None = None
-        self._pool = ProcessWorkers(workers, initializer=inference.load_in_worker)
+        self._pool = ProcessWorkers(
+            workers, initializer=inference.load_in_worker, max_rss_bytes=max_worker_rss_bytes
+        )
 
     async def start(self) -> None:
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as once:

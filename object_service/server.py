@@ -16,7 +16,11 @@ SERVICE_NAME = object_service_pb2.DESCRIPTOR.services_by_name["ObjectService"].f
 
 async def run_server(settings: ObjectSettings, stop: asyncio.Event | None = None) -> None:
     engine = ObjectEngine(
-        settings.engine_config(), settings.workers, settings.max_image_pixels, settings.video_batch
+        settings.engine_config(),
+        settings.workers,
+        settings.max_image_pixels,
+        settings.video_batch,
+        max_worker_rss_bytes=settings.max_worker_rss_mb * 1024 * 1024,
     )
     servicer = ObjectServicer(engine, settings.video_policy(), settings.window)
     service = GrpcService(

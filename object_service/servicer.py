@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -130,6 +131,6 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
             device=info.device,
             input_size=info.input_size,
             class_names=info.class_names,
-            weights=info.weights,
+            weights=Path(info.weights).name,
             task=info.task,
         )

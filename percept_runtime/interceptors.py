@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 import uuid
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 import grpc
 
-from percept_runtime.errors import PerceptError
+from percept_runtime.errors import InvalidInput, PerceptError
 from percept_runtime.logs import REQUEST_ID
 from percept_runtime.metrics import IN_FLIGHT, LATENCY, REQUESTS
 from percept_runtime.status import status_for
@@ -49,6 +50,8 @@ class CallStats:
 
 STATS = CallStats()
 UNOBSERVED_PREFIXES = ("/grpc.", "/percept.common.v1.ReplicaService/")
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+TOKEN_MESSAGE = "missing or wrong token: send the metadata `authorization: Bearer <token>`"
 
 
 class _Call:
@@ -104,11 +107,41 @@ async def _close(responses) -> None:
         await responses.aclose()
 
 
-def _wrap_unary_response(method: str, behavior: Callable, replica: Callable[[], str]) -> Callable:
+def _decoder(deserialize: Callable | None) -> Callable:
+    """Request bytes -> message; bytes that do not parse are the caller's
+    mistake (INVALID_ARGUMENT), not the server's (UNKNOWN)."""
+    if deserialize is None:
+        return lambda raw: raw
+    message = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
+    name = message.full_name if message is not None else "request"
+
+    def decode(raw):
+        try:
+            return deserialize(raw)
+        except Exception:  # noqa: BLE001 - any parse failure means the same to the caller
+            raise InvalidInput(
+                f"the request is not a valid {name} message ({len(raw)} bytes that do not "
+                "parse as protobuf): send the serialized message the .proto describes"
+            ) from None
+
+    return decode
+
+
+async def _decoded(requests, decode: Callable):
+    async for raw in requests:
+        yield decode(raw)
+
+
+def _wrap_unary_response(
+    method: str, behavior: Callable, replica: Callable[[], str], decode: Callable, streaming: bool
+) -> Callable:
     async def wrapper(request_or_iterator, context):
         call = _Call(method, context, replica())
         try:
-            return await behavior(request_or_iterator, context)
+            request = (
+                _decoded(request_or_iterator, decode) if streaming else decode(request_or_iterator)
+            )
+            return await behavior(request, context)
         except BaseException as exc:  # noqa: BLE001 - the error boundary
             await call.fail(exc)
         finally:
@@ -117,10 +150,21 @@ def _wrap_unary_response(method: str, behavior: Callable, replica: Callable[[], 
     return wrapper
 
 
-def _wrap_stream_response(method: str, behavior: Callable, replica: Callable[[], str]) -> Callable:
+def _wrap_stream_response(
+    method: str, behavior: Callable, replica: Callable[[], str], decode: Callable, streaming: bool
+) -> Callable:
     async def wrapper(request_or_iterator, context):
         call = _Call(method, context, replica())
-        responses = behavior(request_or_iterator, context)
+        try:
+            request = (
+                _decoded(request_or_iterator, decode) if streaming else decode(request_or_iterator)
+            )
+        except BaseException as exc:  # noqa: BLE001 - the error boundary
+            try:
+                await call.fail(exc)
+            finally:
+                call.finish()
+        responses = behavior(request, context)
 
         def on_done(_context) -> None:
             # A cancelled stream may leave this generator suspended at `yield`;
@@ -143,32 +187,67 @@ def _wrap_stream_response(method: str, behavior: Callable, replica: Callable[[],
     return wrapper
 
 
+def _refuse(streaming_response: bool, message: str) -> Callable:
+    """A handler body that answers UNAUTHENTICATED, of either shape."""
+    if streaming_response:
+
+        async def refuse_stream(request, context):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+            yield  # pragma: no cover - makes this an async generator
+
+        return refuse_stream
+
+    async def refuse(request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    return refuse
+
+
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every RPC handler with _Call; health and reflection pass through.
 
     `replica` is how this server names itself to clients: every response's
     trailing metadata carries it as `x-percept-replica`, so a caller behind a
-    load balancer knows which replica served it."""
+    load balancer knows which replica served it. With a `token`, every call
+    but health checks must carry `authorization: Bearer <token>`
+    (UNAUTHENTICATED otherwise). Requests are decoded inside the error
+    boundary, so garbage bytes are INVALID_ARGUMENT."""
 
-    def __init__(self, replica: str = "") -> None:
+    def __init__(self, replica: str = "", token: str = "") -> None:
         self.replica = replica
+        self._expected = f"Bearer {token}".encode() if token else None
 
     def _replica(self) -> str:
         return self.replica
 
+    def _authorized(self, handler_call_details) -> bool:
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                given = value.encode() if isinstance(value, str) else value
+                return hmac.compare_digest(given, self._expected)
+        return False
+
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(UNOBSERVED_PREFIXES):
+        if handler is None or method.startswith(HEALTH_PREFIX):
             return handler
-        if handler.response_streaming:
-            wrap = _wrap_stream_response
-            if handler.request_streaming:
-                return handler._replace(
-                    stream_stream=wrap(method, handler.stream_stream, self._replica)
-                )
-            return handler._replace(unary_stream=wrap(method, handler.unary_stream, self._replica))
-        wrap = _wrap_unary_response
-        if handler.request_streaming:
-            return handler._replace(stream_unary=wrap(method, handler.stream_unary, self._replica))
-        return handler._replace(unary_unary=wrap(method, handler.unary_unary, self._replica))
+        if self._expected is not None and not self._authorized(handler_call_details):
+            logger.info("%s refused: no valid token", method)
+            refuse = _refuse(handler.response_streaming, TOKEN_MESSAGE)
+            kind = ("stream" if handler.request_streaming else "unary") + (
+                "_stream" if handler.response_streaming else "_unary"
+            )
+            return handler._replace(**{kind: refuse})
+        if method.startswith(UNOBSERVED_PREFIXES):
+            return handler
+        decode = _decoder(handler.request_deserializer)
+        wrap = _wrap_stream_response if handler.response_streaming else _wrap_unary_response
+        kind = ("stream" if handler.request_streaming else "unary") + (
+            "_stream" if handler.response_streaming else "_unary"
+        )
+        body = getattr(handler, kind)
+        return handler._replace(
+            request_deserializer=None,
+            **{kind: wrap(method, body, self._replica, decode, handler.request_streaming)},
+        )

@@ -53,6 +53,18 @@ def run(main: Awaitable[None]) -> None:
         uvloop.run(main)
 
 
+def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    """TLS from the settings' PEM files (mutual when a client CA is set), or None."""
+    if not settings.tls_cert:
+        return None
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -80,7 +92,7 @@ async def serve(
 ) -> None:
     """Run a server until SIGTERM/SIGINT (or `stop` is set), then drain it.
     `describe` tells monitors what the replica runs (ReplicaService)."""
-    interceptor = ObservabilityInterceptor()
+    interceptor = ObservabilityInterceptor(token=settings.auth_token)
     server = grpc.aio.server(interceptors=[interceptor], options=server_options(settings))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -94,16 +106,32 @@ async def serve(
     reflection.enable_server_reflection(
         [*names, REPLICA_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    credentials = server_credentials(settings)
+    port = (
+        server.add_secure_port(address, credentials)
+        if credentials
+        else server.add_insecure_port(address)
+    )
     interceptor.replica = settings.replica_name or f"{socket.gethostname()}:{port}"
     for name in ("", *names):
         await health_servicer.set(name, NOT_SERVING)
     await server.start()
+    health_only = None
+    if settings.health_port:
+        # Probes that cannot speak TLS (Kubernetes' gRPC probes) ask this port:
+        # plaintext, health only, the same status.
+        health_only = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
+        health_only.add_insecure_port(f"{settings.host}:{settings.health_port}")
+        await health_only.start()
     serve_metrics(settings.metrics_port)
     logger.info(
-        "listening on %s:%d (metrics port %s); loading the model",
+        "listening on %s:%d (%s%s; metrics port %s); loading the model",
         settings.host,
         port,
+        "mutual TLS" if settings.tls_client_ca else "TLS" if credentials else "plaintext",
+        ", token required" if settings.auth_token else "",
         settings.metrics_port or "off",
     )
 
@@ -136,5 +164,7 @@ async def serve(
         startup_task.cancel()
         stop_task.cancel()
         await server.stop(0)
+        if health_only is not None:
+            await health_only.stop(0)
         await shutdown()
         logger.info("stopped")

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from percept_runtime.video import VideoPolicy
@@ -68,6 +68,32 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Calls still running on a connection past its age may finish within this (long videos).",
     )
+    max_worker_rss_mb: int = Field(
+        3072,
+        ge=0,
+        description="A worker whose memory stays above this after a call is replaced (MiB; 0: never).",
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate chain: serve TLS (with tls_key) instead of plaintext."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA bundle: require client certificates signed by it (mutual TLS).",
+    )
+    auth_token: str = Field(
+        "",
+        description="Shared token: every call but health checks must carry `authorization: Bearer <token>`.",
+    )
+    auth_token_file: Path | None = Field(
+        None, description="Read auth_token from this file (a mounted secret) instead."
+    )
+    health_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="A plaintext port serving only grpc.health.v1, for probes that cannot speak TLS (0: off).",
+    )
     replica_name: str = Field(
         "",
         description="How this replica names itself to clients (x-percept-replica trailing metadata); empty means host:port.",
@@ -85,6 +111,20 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
         return [scheme.lower().rstrip(":/") for scheme in value]
+
+    @model_validator(mode="after")
+    def _token_file(self) -> ServerSettings:
+        if self.auth_token_file and not self.auth_token:
+            self.auth_token = self.auth_token_file.read_text().strip()
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        return self
 
     @property
     def window(self) -> int:

@@ -67,8 +67,8 @@ def resolve_uri(uri: str, policy: VideoPolicy) -> str:
             if real == base or base in real.parents:
                 return str(real)
         raise AccessDenied(
-            f"video path {uri!r} is outside the allowed directories; the server allows "
-            f"{[str(d) for d in policy.allowed_dirs] or 'no local paths'} (setting VIDEO_ALLOWED_DIRS)"
+            f"video path {uri!r} is not in a directory this server is allowed to open "
+            "(its setting VIDEO_ALLOWED_DIRS); send the video's bytes instead"
         )
     scheme = urlparse(uri).scheme.lower()
     if not scheme:

@@ -130,8 +130,57 @@ class ServerProcess:
         return self.proc.returncode
 
 
+def create_key(
+    redis_url: str, role: str = "admin", tenant: str = "default", name: str = "tests", **limits
+) -> str:
+    """A new API key in the gateway's Redis (what `python -m gateway keys create` does)."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from gateway.keys import KeyStore, Limits
+
+    async def create() -> str:
+        client = aioredis.from_url(redis_url, decode_responses=True)
+        try:
+            secret, _ = await KeyStore(client).create(name, tenant, role, Limits(**limits))
+            return secret
+        finally:
+            await client.aclose()
+
+    return asyncio.run(create())
+
+
 class GatewayProcess(ServerProcess):
-    """`python -m gateway` (or `gateway.worker`), ready when /healthz answers."""
+    """`python -m gateway` (or `gateway.worker`), ready when /healthz answers.
+
+    Unless GATEWAY_AUTH=disabled, an admin key is created for it first:
+    `api_key`, and `headers` to send it."""
+
+    api_key: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def start(self, timeout: float = 180.0) -> GatewayProcess:
+        if (
+            self.api_key is None
+            and self.module == "gateway"
+            and self.env.get("GATEWAY_AUTH", "enabled") != "disabled"
+        ):
+            url = self.env.get("REDIS_URL") or os.environ.get(
+                "REDIS_URL", "redis://127.0.0.1:6379/0"
+            )
+            self.api_key = create_key(url)
+        super().start(timeout)
+        return self
+
+    def client(self, **kwargs):
+        """An httpx client for this gateway, with its admin key."""
+        import httpx
+
+        return httpx.Client(base_url=self.url, headers=self.headers, **kwargs)
 
     def command(self) -> list[str]:
         if self.module == "gateway.worker":

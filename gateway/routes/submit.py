@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from gateway import protoform
 from gateway.errors import ApiError, error_response, http_status_for_task_error
 from gateway.inputs import check_image, check_video
-from gateway.kinds import TaskKind
+from gateway.kinds import CheckContext, TaskKind
 from gateway.models import Accepted, error_responses, task_url
 from gateway.upload import read_upload
 
@@ -52,20 +52,22 @@ def make_handler(kind: TaskKind):
         principal = gw.auth.principal(request)
         if kind.media == "image":
             upload = await read_upload(request, "image", settings.max_image_bytes)
-            check_image(upload.data, upload.content_type, settings.max_image_pixels)
+            size = check_image(upload.data, upload.content_type, settings.max_image_pixels)
         else:
             upload = await read_upload(request, "video", settings.max_video_bytes)
-            await check_video(upload.data, upload.content_type, settings.max_image_pixels)
+            size = await check_video(upload.data, upload.content_type, settings.max_image_pixels)
         raw = {k: v for k, v in request.query_params.items() if k != "wait"}
         raw.update(upload.fields)
         message = kind.build(upload.data, raw)
-        if kind.check is not None:
-            await kind.check(message, gw.backends)
+        if kind.checks:
+            context = CheckContext(gw.backends, settings, size)
+            for check in kind.checks:
+                await check(message, context)
         task_id, task = await gw.submitter.submit(
             kind,
             message.SerializeToString(),
             kind.options(message),
-            tenant=principal.tenant,
+            principal=principal,
             idempotency_key=idempotency_key,
             wait=wait,
         )

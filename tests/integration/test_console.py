@@ -138,7 +138,7 @@ def gateway(face, objects, dns, redis_port):
 
 @pytest.fixture(scope="module")
 def http(gateway):
-    with httpx.Client(base_url=gateway.url, timeout=60) as client:
+    with gateway.client(timeout=60) as client:  # with its admin key
         yield client
 
 
@@ -192,9 +192,16 @@ class Watched:
         assert not self.problems, "\n".join(self.problems)
 
 
+def signed_in(context, url: str, key: str | None) -> None:
+    """The session cookie the console's sign-in sets (POST /api/session)."""
+    if key:
+        context.add_cookies([{"name": "percept_session", "value": key, "url": url}])
+
+
 @pytest.fixture
-def watched(browser):
+def watched(browser, gateway):
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    signed_in(context, gateway.url, gateway.api_key)
     page = context.new_page()
     w = Watched(page)
     yield w
@@ -219,16 +226,16 @@ class Load:
     """Tasks submitted in the background (simple mode), bounded in count and time."""
 
     def __init__(
-        self, url: str, uploads: list[tuple[str, bytes]], most: int = 400, seconds: float = 120
+        self, gateway, uploads: list[tuple[str, bytes]], most: int = 400, seconds: float = 120
     ):
-        self.url, self.uploads, self.most, self.seconds = url, uploads, most, seconds
+        self.gateway, self.uploads, self.most, self.seconds = gateway, uploads, most, seconds
         self.done = 0
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.seconds
-        with httpx.Client(base_url=self.url, timeout=60) as client:
+        with self.gateway.client(timeout=60) as client:
             while not self.stop.is_set() and time.monotonic() < deadline and self.done < self.most:
                 path, data = random.choice(self.uploads)
                 try:
@@ -346,7 +353,7 @@ def test_overview_counts_and_replica_rows_change_while_tasks_run(
     expect(succeeded).not_to_have_text("–")
     before_total, before_rate = succeeded.inner_text(), face_rate.inner_text()
     uploads = [("/api/detect/face/image", face_png), ("/api/detect/object/image", shapes_png)]
-    with Load(gateway.url, uploads):
+    with Load(gateway, uploads):
         expect(succeeded).not_to_have_text(before_total, timeout=30_000)
         expect(face_rate).not_to_have_text(before_rate, timeout=30_000)
         screenshot(page, "overview")
@@ -584,6 +591,7 @@ def test_the_console_works_the_same_under_a_path_prefix(
     page = watched.page
     try:
         with PrefixProxy(prefixed.url) as proxy:
+            signed_in(context, proxy.url + "/", prefixed.api_key)
             page.goto(proxy.url + "/")
             expect(page).to_have_url(proxy.url + "/console/")
             scene = tmp_path / "shapes.png"
@@ -605,7 +613,7 @@ def test_the_console_works_the_same_under_a_path_prefix(
             ]:
                 page.goto(f"{proxy.url}/console/{fragment}")
                 expect(page.locator(ready).first).to_be_visible()
-            with httpx.Client() as client:
+            with httpx.Client(headers=prefixed.headers) as client:
                 task = client.get(f"{proxy.url}/api/task/{task_id}").json()
             assert task["status_url"] == f"{proxy.url}/api/task/{task_id}"
             outside = [u for u in watched.requests if not u.startswith(proxy.url + "/")]
@@ -633,7 +641,7 @@ def test_a_killed_replica_turns_red_within_5_s_and_a_new_one_appears_by_itself(
     dns.addresses = [first.host, second.host]
     expect(row(second)).to_have_attribute("data-state", "serving", timeout=15_000)
     expect(row(second).locator("td").nth(2)).to_have_text(f"object-{second.host}")
-    with Load(gateway.url, [("/api/detect/object/image", shapes_png)]):
+    with Load(gateway, [("/api/detect/object/image", shapes_png)]):
         expect(row(first).locator("td[data-field='served']")).not_to_have_text("0", timeout=30_000)
         # killed under load: red within 5 s
         killed_at = time.monotonic()
@@ -721,6 +729,7 @@ def test_task_list_with_100000_tasks_and_the_overview_after_a_gateway_restart(
     }
     server = GatewayProcess("gateway", env=env).start()
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    signed_in(context, server.url, server.api_key)
     watched = Watched(context.new_page())
     page = watched.page
     figures = {}
@@ -792,81 +801,33 @@ def test_task_list_with_100000_tasks_and_the_overview_after_a_gateway_restart(
 # --- signing in -----------------------------------------------------------------------
 
 
-def test_a_401_shows_the_sign_in_screen_and_a_key_becomes_the_session(
-    redis_port, browser, monkeypatch
-):
-    """Against the session contract the console is built for (gateway/auth.py:
-    POST /api/session {api_key} sets the HttpOnly `percept_session` cookie or
-    answers 401; DELETE /api/session ends it). The auth here is a stand-in for
-    API keys: one admin key, checked in the cookie."""
-    import uvicorn
-    from fastapi import Request
-    from fastapi.responses import JSONResponse, Response
-
-    import gateway.app
-    from gateway.auth import COOKIE, Auth, Principal
-    from gateway.errors import ApiError
-    from gateway.settings import GatewaySettings
-
-    key = "admin-key-123"
-
-    class CookieAuth(Auth):
-        def principal(self, request: Request) -> Principal:
-            if request.cookies.get(COOKIE) != key:
-                raise ApiError(401, "unauthorized", "sign in with an API key")
-            return Principal("default", True, "admin")
-
-    monkeypatch.setattr(gateway.app, "Auth", CookieAuth)
-    settings = GatewaySettings(
-        redis_url=f"redis://127.0.0.1:{redis_port}/2", dispatchers=False, replica_monitor=False
-    )
-    app = gateway.app.create_app(settings)
-
-    async def open_session(request: Request) -> Response:
-        if (await request.json()).get("api_key") != key:
-            raise ApiError(401, "unauthorized", "unknown API key")
-        response = JSONResponse({"ok": True})
-        response.set_cookie(COOKIE, key, httponly=True, samesite="strict")
-        return response
-
-    async def close_session(request: Request) -> Response:
-        response = Response(status_code=204)
-        response.delete_cookie(COOKIE)
-        return response
-
-    app.router.add_route("/api/session", open_session, methods=["POST"])
-    app.router.add_route("/api/session", close_session, methods=["DELETE"])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+def test_a_401_shows_the_sign_in_screen_and_a_key_becomes_the_session(gateway, browser):
+    """No session: the console asks for a key (POST /api/session), which becomes
+    its HttpOnly, SameSite=Strict cookie; the page never holds the key."""
     context = browser.new_context()
     watched = Watched(context.new_page())
     page = watched.page
     try:
-        page.goto(f"http://127.0.0.1:{port}/console/#/")
+        page.goto(console_url(gateway.url, "#/"))
         login = page.locator("#login")
         expect(login).to_be_visible()
         expect(page.locator("#live")).to_contain_text("signed out")
-        page.fill("#login-key", "wrong")
+        page.fill("#login-key", "not-a-key")
         page.click("#login-form button[type=submit]")
         expect(page.locator("#login-error")).to_have_text("That key was not accepted.")
-        page.fill("#login-key", key)
+        page.fill("#login-key", gateway.api_key)
         page.click("#login-form button[type=submit]")
         expect(login).to_be_hidden()
         expect(page.locator("#totals [data-stat='succeeded'] .value")).not_to_have_text("–")
-        cookie = next(c for c in context.cookies() if c["name"] == COOKIE)
+        expect(page.locator("#signout")).to_have_text("Sign out tests")
+        cookie = next(c for c in context.cookies() if c["name"] == "percept_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert page.evaluate("document.cookie") == ""  # the page itself never holds the key
         page.click("#signout")
         expect(login).to_be_visible()
+        assert not [c for c in context.cookies() if c["name"] == "percept_session"]
     finally:
         context.close()
-        server.should_exit = True
-        thread.join(timeout=20)
     # only the expected refusals: 401s (and Chromium's console line for each)
     unexpected = [p for p in watched.problems if "401" not in p]
     assert not unexpected, unexpected

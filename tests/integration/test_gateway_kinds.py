@@ -22,7 +22,7 @@ from gateway.kinds import FACE, KINDS, TaskKind
 from gateway.results import image_result
 from gateway.settings import GatewaySettings
 from tests.integration.test_gateway import submit, wait_done
-from tests.support import free_port
+from tests.support import create_key, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +68,10 @@ def settings(redis_url: str, face: str, obj: str, **extra) -> GatewaySettings:
     return GatewaySettings(redis_url=redis_url, face_targets=face, object_targets=obj, **extra)
 
 
+def admin(redis_url: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_key(redis_url)}"}
+
+
 @pytest.fixture(scope="module")
 def kinds_redis(redis_url):
     import redis
@@ -85,7 +89,7 @@ def test_a_kind_declared_once_works_end_to_end(
             settings(kinds_redis, face_server.address, object_server.address),
             (*KINDS, LANDMARKS),
         ) as gw,
-        httpx.Client(base_url=gw.url, timeout=120) as http,
+        httpx.Client(base_url=gw.url, timeout=120, headers=admin(kinds_redis)) as http,
     ):
         # queued: a dispatcher takes it from the kind's own queue
         queued = submit(http, "/api/test/landmarks", zidane_bytes)
@@ -151,7 +155,7 @@ def test_options_left_unset_over_rest_reach_the_service_unset(kinds_redis, zidan
             InProcessGateway(
                 settings(kinds_redis, f"127.0.0.1:{port}", f"127.0.0.1:{port}"), KINDS
             ) as gw,
-            httpx.Client(base_url=gw.url, timeout=60) as http,
+            httpx.Client(base_url=gw.url, timeout=60, headers=admin(kinds_redis)) as http,
         ):
             first = submit(http, "/api/detect/face/image", zidane_bytes, wait="true")
             second = submit(

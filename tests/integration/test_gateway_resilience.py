@@ -67,7 +67,7 @@ def test_work_spreads_over_replicas_and_survives_a_killed_one(
     api, env, replicas, zidane_bytes, bus_bytes
 ):
     worker = GatewayProcess("gateway.worker", env=env).start()
-    http = httpx.Client(base_url=api.url, timeout=60)
+    http = api.client(timeout=60)
     try:
         before = [calls(r) for r in replicas]
         ids = [
@@ -107,7 +107,7 @@ def test_a_killed_dispatcher_loses_no_task(api, env, tmp_path, astronaut):
     moving_patch_video(
         path, np.ascontiguousarray(astronaut[FACE_PATCH]), n_frames=n_frames, step=(8, 4)
     )
-    http = httpx.Client(base_url=api.url, timeout=60)
+    http = api.client(timeout=60)
     heartbeat = tmp_path / "first.alive"
     first = GatewayProcess(
         "gateway.worker", env={**env, "GATEWAY_HEARTBEAT_FILE": str(heartbeat)}
@@ -141,7 +141,9 @@ def test_a_killed_dispatcher_loses_no_task(api, env, tmp_path, astronaut):
         assert done["attempts"] == 2  # claimed again after the lease ran out
         assert [f["frame_index"] for f in done["result"]["frames"]] == list(range(n_frames))
         assert all(len(f["faces"]) == 1 for f in done["result"]["frames"])
-        events = httpx.get(f"{api.url}/api/task/{task_id}/events", timeout=30).text
+        events = httpx.get(
+            f"{api.url}/api/task/{task_id}/events", headers=api.headers, timeout=30
+        ).text
         assert (
             events.count("event: frame") == n_frames
         )  # frames of the first attempt are not announced twice

@@ -10,7 +10,6 @@ import signal
 import time
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from tests.integration.test_gateway import submit, wait_done
@@ -76,7 +75,7 @@ def test_replicas_on_separate_hosts_behind_one_target(redis_url, zidane_bytes):
                 "GRPC_DNS_RESOLVER": "ares",  # the resolver that honours a DNS server in the target
             },
         ).start()
-        http = httpx.Client(base_url=gateway.url, timeout=60)
+        http = gateway.client(timeout=60)
 
         # Work spreads over every host behind the one name.
         before = [served(s) for s in servers]

@@ -78,9 +78,9 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
       return;
     }
     login.hidden = true;
-    signout.hidden = false;
     document.getElementById("login-key").value = "";
     render();
+    who();
   } catch (err) {
     loginError.textContent = `Cannot reach the gateway: ${err.message}`;
     loginError.hidden = false;
@@ -92,5 +92,15 @@ signout.addEventListener("click", async () => {
   render();
 });
 
+/** Who the session is: with API keys on, their name and a way to sign out. */
+function who() {
+  api("session").then((me) => {
+    signout.hidden = me.auth !== "enabled";
+    signout.textContent = `Sign out ${me.name || ""}`.trim();
+    signout.title = `${me.role} of tenant ${me.tenant}`;
+  }, () => {});
+}
+
 window.addEventListener("hashchange", render);
 render();
+who();

@@ -401,7 +401,8 @@ export type GetModelInfoResponse = Message<"percept.object.v1.GetModelInfoRespon
   classNames: string[];
 
   /**
-   * The weights file actually loaded (the cached ONNX export, for example).
+   * The name of the weights file actually loaded (the cached ONNX export, for
+   * example); no directory: a server's paths are not disclosed.
    *
    * @generated from field: string weights = 6;
    */

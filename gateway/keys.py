@@ -1,0 +1,198 @@
+"""API keys: stored hashed in Redis, each with a name, a tenant, a role and
+limits; shared by every gateway process.
+
+- `percept:key:{sha256(key)}`  hash: the key's record (never the key itself);
+- `percept:keys`               hash: key id -> sha256, for listing and revoking;
+- `percept:keys:changed`       pub/sub channel: a revoked (or changed) key is
+                               dropped from every process's cache at once.
+
+A key looks like `pk_<id>_<secret>`; only its SHA-256 is stored, and its id
+(`<id>`) names it in lists, logs and the task records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.jobs import DEFAULT_TENANT, PREFIX
+
+logger = logging.getLogger(__name__)
+
+KEYS_INDEX = PREFIX + "keys"
+CHANGED_CHANNEL = PREFIX + "keys:changed"
+ROLES = ("admin", "client")
+CACHE_S = 30.0  # a cached key is re-read at least this often, changes or not
+TENANT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-key limits; 0 means unlimited."""
+
+    rps: float = 0.0  # requests per second (token bucket)
+    burst: int = 0  # bucket size; 0 means 2 x rps
+    tasks: int = 0  # tasks accepted and not ended, at once
+    bytes: int = 0  # bytes of uploads queued at once
+    videos: int = 0  # video tasks accepted and not ended, at once
+
+    @property
+    def counted(self) -> bool:
+        """Whether submits must be counted against in-flight limits."""
+        return bool(self.tasks or self.bytes or self.videos)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    tenant: str
+    role: str
+    limits: Limits = field(default_factory=Limits)
+    created_at: float = 0.0
+    revoked_at: float = 0.0
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "tenant": self.tenant,
+            "role": self.role,
+            "limits": asdict(self.limits),
+            "created_at": self.created_at,
+            "revoked": bool(self.revoked_at),
+        }
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _record(key: ApiKey) -> dict[str, str]:
+    limits = key.limits
+    return {
+        "id": key.id,
+        "name": key.name,
+        "tenant": key.tenant,
+        "role": key.role,
+        "rps": repr(limits.rps),
+        "burst": str(limits.burst),
+        "tasks": str(limits.tasks),
+        "bytes": str(limits.bytes),
+        "videos": str(limits.videos),
+        "created_at": repr(key.created_at),
+        "revoked_at": repr(key.revoked_at),
+    }
+
+
+def _from_record(raw: dict[str, str]) -> ApiKey:
+    return ApiKey(
+        raw["id"],
+        raw.get("name", ""),
+        raw.get("tenant", DEFAULT_TENANT),
+        raw.get("role", "client"),
+        Limits(
+            float(raw.get("rps") or 0),
+            int(raw.get("burst") or 0),
+            int(raw.get("tasks") or 0),
+            int(raw.get("bytes") or 0),
+            int(raw.get("videos") or 0),
+        ),
+        float(raw.get("created_at") or 0),
+        float(raw.get("revoked_at") or 0),
+    )
+
+
+class KeyStore:
+    """Create, list, revoke and look up API keys (cached per process)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis  # decode_responses=True
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def create(
+        self, name: str, tenant: str, role: str = "client", limits: Limits | None = None
+    ) -> tuple[str, ApiKey]:
+        """A new key: returns (the key, its record). The key is shown once."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        key_id = secrets.token_hex(4)
+        secret = f"pk_{key_id}_{secrets.token_urlsafe(24)}"
+        record = ApiKey(key_id, name, tenant, role, limits or Limits(), time.time())
+        sha = digest(secret)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(f"{PREFIX}key:{sha}", mapping=_record(record))
+            pipe.hset(KEYS_INDEX, key_id, sha)
+            await pipe.execute()
+        return secret, record
+
+    async def list(self) -> list[ApiKey]:
+        index = await self.redis.hgetall(KEYS_INDEX)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sha in index.values():
+                pipe.hgetall(f"{PREFIX}key:{sha}")
+            records = await pipe.execute()
+        keys = [_from_record(r) for r in records if r]
+        return sorted(keys, key=lambda k: k.created_at)
+
+    async def revoke(self, key_id: str) -> ApiKey | None:
+        """Revoke a key at once on every gateway process; None if unknown."""
+        sha = await self.redis.hget(KEYS_INDEX, key_id)
+        if sha is None:
+            return None
+        now = repr(time.time())
+        await self.redis.hset(f"{PREFIX}key:{sha}", "revoked_at", now)
+        await self.redis.publish(CHANGED_CHANNEL, sha)
+        raw = await self.redis.hgetall(f"{PREFIX}key:{sha}")
+        return _from_record(raw) if raw else None
+
+    async def lookup(self, key: str) -> ApiKey | None:
+        """The live (not revoked) record of a key, or None."""
+        sha = digest(key)
+        cached = self._cache.get(sha)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_S:
+            return cached[1]
+        raw = await self.redis.hgetall(f"{PREFIX}key:{sha}")
+        found = _from_record(raw) if raw else None
+        if found is not None and found.revoked_at:
+            found = None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[sha] = (time.monotonic(), found)
+        return found
+
+    def forget(self, sha: str) -> None:
+        self._cache.pop(sha, None)
+
+    async def listen_for_changes(self) -> None:
+        """Drop changed keys from this process's cache as they change."""
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(CHANGED_CHANNEL)
+                self._cache.clear()  # anything may have changed while unsubscribed
+                try:
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.forget(message["data"])
+                finally:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis went away: resubscribe
+                self._cache.clear()
+                logger.warning("key change listener lost Redis; resubscribing")
+                await asyncio.sleep(1)

@@ -1,0 +1,203 @@
+"""Sessions (the console's login) and API keys (admins manage them)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from gateway.auth import COOKIE
+from gateway.errors import ApiError
+from gateway.keys import TENANT_PATTERN, Limits
+from gateway.models import error_responses
+
+router = APIRouter(tags=["access"])
+
+
+class Who(BaseModel):
+    auth: Literal["enabled", "disabled"]
+    name: str
+    tenant: str
+    role: Literal["admin", "client"]
+    key_id: str = ""
+
+
+class LimitsBody(BaseModel):
+    rps: float = Field(0, ge=0, description="Requests per second (token bucket); 0: unlimited.")
+    burst: int = Field(0, ge=0, description="Bucket size; 0 means 2 x rps.")
+    tasks: int = Field(0, ge=0, description="Tasks accepted and not ended at once; 0: unlimited.")
+    bytes: int = Field(0, ge=0, description="Upload bytes queued at once; 0: unlimited.")
+    videos: int = Field(0, ge=0, description="Video tasks accepted and not ended at once.")
+
+
+class KeyInfo(BaseModel):
+    id: str
+    name: str
+    tenant: str
+    role: Literal["admin", "client"]
+    limits: LimitsBody
+    created_at: float
+    revoked: bool
+
+
+class NewKey(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    tenant: str = Field(pattern=TENANT_PATTERN)
+    role: Literal["admin", "client"] = "client"
+    limits: LimitsBody = LimitsBody()
+
+
+class CreatedKey(BaseModel):
+    key: str = Field(description="The API key itself: shown this once, stored only hashed.")
+    info: KeyInfo
+
+
+class KeyList(BaseModel):
+    keys: list[KeyInfo]
+
+
+def _who(principal, enabled: bool) -> dict:
+    return {
+        "auth": "enabled" if enabled else "disabled",
+        "name": principal.name,
+        "tenant": principal.tenant,
+        "role": "admin" if principal.admin else "client",
+        "key_id": principal.key_id,
+    }
+
+
+@router.get(
+    "/api/session",
+    summary="Who the presented key (or session) is",
+    response_model=Who,
+    responses=error_responses(401, 503),
+)
+async def whoami(request: Request) -> JSONResponse:
+    gw = request.app.state.gateway
+    principal = await gw.auth.authenticate(request)
+    return JSONResponse(_who(principal, gw.auth.enabled))
+
+
+@router.post(
+    "/api/session",
+    summary="Log in with an API key: sets the console's session cookie",
+    response_model=Who,
+    responses=error_responses(401, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["api_key"],
+                        "properties": {"api_key": {"type": "string"}},
+                    }
+                },
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["api_key"],
+                        "properties": {"api_key": {"type": "string"}},
+                    }
+                },
+            }
+        }
+    },
+)
+async def login(request: Request) -> JSONResponse:
+    gw = request.app.state.gateway
+    body = await request.body()
+    key = None
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            data = None
+        key = data.get("api_key") if isinstance(data, dict) else None
+    else:
+        form = await request.form()
+        key = form.get("api_key")
+    if not isinstance(key, str) or not key:
+        raise ApiError(422, "invalid_request", "send the field api_key", fields=["api_key"])
+    if not gw.auth.enabled:
+        return JSONResponse(_who(gw.auth.principal(request), False))
+    record = await gw.keys.lookup(key)
+    if record is None:
+        raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
+    response = JSONResponse(
+        {"auth": "enabled", "name": record.name, "tenant": record.tenant,
+         "role": record.role, "key_id": record.id}
+    )  # fmt: skip
+    response.set_cookie(
+        COOKIE,
+        key,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=request.scope.get("root_path") or "/",
+    )
+    return response
+
+
+@router.delete(
+    "/api/session",
+    summary="Log out: clears the session cookie",
+    status_code=204,
+    responses=error_responses(500),
+)
+async def logout(request: Request) -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path=request.scope.get("root_path") or "/")
+    return response
+
+
+def _keys(request: Request):
+    gw = request.app.state.gateway
+    gw.auth.require_admin(request)
+    if gw.keys is None:
+        raise ApiError(409, "auth_disabled", "API keys are off (GATEWAY_AUTH=disabled)")
+    return gw.keys
+
+
+@router.get(
+    "/api/keys",
+    summary="List API keys (admin)",
+    response_model=KeyList,
+    responses=error_responses(401, 403, 409, 503),
+)
+async def list_keys(request: Request) -> JSONResponse:
+    keys = await _keys(request).list()
+    return JSONResponse({"keys": [k.to_json() for k in keys]})
+
+
+@router.post(
+    "/api/keys",
+    summary="Create an API key (admin); the key is shown once",
+    status_code=201,
+    response_model=CreatedKey,
+    responses=error_responses(401, 403, 409, 422, 503),
+)
+async def create_key(body: NewKey, request: Request) -> JSONResponse:
+    secret, record = await _keys(request).create(
+        body.name, body.tenant, body.role, Limits(**body.limits.model_dump())
+    )
+    return JSONResponse({"key": secret, "info": record.to_json()}, status_code=201)
+
+
+@router.delete(
+    "/api/keys/{key_id}",
+    summary="Revoke an API key at once, on every gateway process (admin)",
+    response_model=KeyInfo,
+    responses=error_responses(401, 403, 404, 409, 422, 503),
+)
+async def revoke_key(key_id: str, request: Request) -> JSONResponse:
+    if not re.fullmatch(r"[0-9a-f]{8}", key_id):
+        raise ApiError(404, "not_found", f"no API key {key_id}")
+    record = await _keys(request).revoke(key_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no API key {key_id}")
+    return JSONResponse(record.to_json())

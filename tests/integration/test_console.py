@@ -34,7 +34,7 @@ import pytest
 
 from tests.conftest import encode
 from tests.netlab import TinyDNS
-from tests.support import ROOT, GatewayProcess, ServerProcess, free_port
+from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, free_port
 from tests.videos import moving_patch_video
 
 pytestmark = pytest.mark.slow
@@ -219,6 +219,14 @@ def console_url(base: str, fragment: str = "") -> str:
     return f"{base}/console/{fragment}"
 
 
+def started(server: GatewayProcess) -> GatewayProcess:
+    """Start a gateway while the browser runs: its admin key is made in a thread
+    of its own (Playwright's sync API holds this thread's event loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        server.api_key = pool.submit(create_key, server.env["REDIS_URL"]).result()
+    return server.start()
+
+
 # --- load -----------------------------------------------------------------------------
 
 
@@ -393,7 +401,7 @@ def test_try_it_draws_the_boxes_at_the_pixels_the_api_returned(
             assert task["options"] == {"return_landmarks": True}
             expect(page.locator("#try-result .landmarks polyline")).to_have_count(9 * len(items))
         page.wait_for_function(
-            "document.querySelector('#try-result .stage img').complete"
+            "document.querySelector('#try-result .stage img')?.complete"
         )  # the picture's own size is known before measuring
         assert_boxes_drawn_at(
             page, "#try-result .stage", items,
@@ -415,7 +423,7 @@ def test_task_page_shows_timings_replica_and_the_uploaded_image_with_boxes(
     page.goto(console_url(gateway.url, f"#/task/{task['task_id']}"))
     stage = page.locator(".viewer .stage")
     expect(stage.locator("img")).to_have_attribute("src", f"../api/task/{task['task_id']}/input")
-    page.wait_for_function("document.querySelector('.viewer .stage img').naturalWidth > 0")
+    page.wait_for_function("document.querySelector('.viewer .stage img')?.naturalWidth > 0")
     natural = page.evaluate("document.querySelector('.viewer .stage img').naturalWidth")
     assert natural == task["result"]["image_width"]
     assert_boxes_drawn_at(
@@ -463,11 +471,12 @@ def test_video_progress_advances_frame_by_frame_and_cancel_cancels_it(
     task_id = page.locator("#try-result").get_attribute("data-task")
     # the task page follows the same video live, and cancels it
     page.click("#try-task-link")
+    expect(page.locator("#task-facts")).to_be_visible()  # the task page, not the try page
     progress = page.locator(".viewer .progress")
     expect(progress).to_have_attribute("data-total", "120")
     first = int(progress.get_attribute("data-done") or 0)
     page.wait_for_function(
-        f"Number(document.querySelector('.viewer .progress').dataset.done) > {first}"
+        f"Number(document.querySelector('.viewer .progress')?.dataset.done) > {first}"
     )
     screenshot(page, "video", full_page=False)
     page.click("#cancel")
@@ -585,7 +594,8 @@ def test_the_console_works_the_same_under_a_path_prefix(
             "GATEWAY_OBJECT_TARGETS": f"dns://127.0.0.1:{dns.port}/{OBJECTS_NAME}:{objects[0].port}",
             "GATEWAY_ROOT_PATH": "/percept",
         },
-    ).start()
+    )
+    started(prefixed)
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     watched = Watched(context.new_page())
     page = watched.page
@@ -603,8 +613,10 @@ def test_the_console_works_the_same_under_a_path_prefix(
             expect(page.locator("#try-status")).to_have_text("succeeded", timeout=60_000)
             expect(page.locator("#try-result .stage rect.box").first).to_be_visible()
             page.click("#try-task-link")
+            expect(page.locator("#task-facts")).to_be_visible()  # the task page, not the try page
             expect(page.locator(".viewer .stage rect.box").first).to_be_visible()
-            page.wait_for_function("document.querySelector('.viewer .stage img').naturalWidth > 0")
+            expect(page.locator(".viewer .stage img"), str(watched.problems)).to_be_visible()
+            page.wait_for_function("document.querySelector('.viewer .stage img')?.naturalWidth > 0")
             task_id = page.url.rsplit("/", 1)[1]
             for fragment, ready in [
                 ("#/", "[data-kind='object_detection:image'] [data-stat='rate'] .value"),
@@ -715,11 +727,11 @@ def test_task_list_with_100000_tasks_and_the_overview_after_a_gateway_restart(
     redis_port, face, objects, browser
 ):
     url = f"redis://127.0.0.1:{redis_port}/1"
-    started = time.monotonic()
+    t0 = time.monotonic()
     # in a thread of its own: Playwright's sync API holds this thread's event loop
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, _fill(url, MANY)).result()
-    print(f"\n{MANY:,} tasks written in {time.monotonic() - started:.1f} s")
+    print(f"\n{MANY:,} tasks written in {time.monotonic() - t0:.1f} s")
     env = {
         "REDIS_URL": url,
         "GATEWAY_FACE_TARGETS": face.address,
@@ -727,7 +739,7 @@ def test_task_list_with_100000_tasks_and_the_overview_after_a_gateway_restart(
         "GATEWAY_DISPATCHERS": "false",
         "GATEWAY_REPLICA_MONITOR": "false",
     }
-    server = GatewayProcess("gateway", env=env).start()
+    server = started(GatewayProcess("gateway", env=env))
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     signed_in(context, server.url, server.api_key)
     watched = Watched(context.new_page())

@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError as RedisResponseError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import models
+from gateway import console, models
 from gateway.auth import Auth
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
@@ -26,6 +26,7 @@ from gateway.jobs import JobStore
 from gateway.keys import KeyStore
 from gateway.kinds import KINDS, TaskKind
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway.replicas import ReplicaMonitor
 from gateway.routes import admin, ops, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
@@ -47,6 +48,7 @@ class Gateway:
     auth: Auth
     keys: KeyStore | None = None
     dispatcher: Dispatcher | None = None
+    replicas: ReplicaMonitor | None = None
 
 
 class ObserveMiddleware:
@@ -174,6 +176,10 @@ def create_app(
         if settings.dispatchers:
             gw.dispatcher = Dispatcher(store, backends, settings, kinds, runner)
             await gw.dispatcher.start()
+        if settings.replica_monitor:
+            backends_used = {k.backend.name: k.backend for k in kinds}.values()
+            gw.replicas = ReplicaMonitor(store.redis, settings, backends_used)
+            await gw.replicas.start()
         logger.info(
             "gateway ready: %d task kinds; face %s, object %s",
             len(kinds),
@@ -183,6 +189,8 @@ def create_app(
         try:
             yield
         finally:
+            if gw.replicas:
+                await gw.replicas.stop()
             if gw.dispatcher:
                 await gw.dispatcher.stop()
             await gw.submitter.close()
@@ -204,6 +212,7 @@ def create_app(
     app.include_router(tasks.router_for(kinds, model))
     app.include_router(ops.router)
     app.include_router(admin.router)
+    console.install(app)
     app.add_middleware(ObserveMiddleware)
 
     async def handled(request: Request, exc: Exception):

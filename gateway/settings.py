@@ -127,6 +127,30 @@ class GatewaySettings(BaseSettings):
         description="Touched every few seconds while dispatchers reach Redis; `python -m gateway.worker --check` reads it.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    root_path: str = Field(
+        "",
+        description="Path prefix a reverse proxy serves the gateway under (e.g. /percept), for the URLs it builds.",
+    )
+    replica_monitor: bool = Field(
+        True, description="Probe the replicas for the console (one gateway process at a time)."
+    )
+    replica_probe_s: float = Field(
+        1.0, gt=0, le=60, description="How often every replica is probed (health + GetReplicaInfo)."
+    )
+    replica_probe_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="Deadline of one probe; a replica slower than this is unreachable.",
+    )
+    replica_resolve_s: float = Field(
+        2.0, gt=0, description="How often the targets are resolved again (new replicas appear)."
+    )
+    replica_forget_s: float = Field(
+        120.0,
+        ge=0,
+        description="A replica neither answering nor resolved for this long drops off the console's list.",
+    )
 
     @model_validator(mode="after")
     def _token_file(self) -> GatewaySettings:

@@ -122,6 +122,12 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="The same for the CNN detector; keep equal to FACE_MAX_CNN_PIXELS.",
     )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="python -m gateway.worker only: serve its Prometheus /metrics on this port (0: off); API processes serve /metrics on the API port.",
+    )
     heartbeat_file: str = Field(
         "/tmp/percept-dispatcher.alive",
         description="Touched every few seconds while dispatchers reach Redis; `python -m gateway.worker --check` reads it.",

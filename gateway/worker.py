@@ -10,6 +10,8 @@ import signal
 import sys
 import time
 
+from prometheus_client import start_http_server
+
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
 from gateway.jobs import JobStore
@@ -32,6 +34,8 @@ async def run(settings: GatewaySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await dispatcher.start()
+    if settings.metrics_port:  # the tasks it ends are counted here, not by the API
+        start_http_server(settings.metrics_port)
     try:
         await stop.wait()
     finally:

@@ -59,13 +59,24 @@ class WorkerCrashed(RuntimeError):
 # --- the worker process -----------------------------------------------------------
 
 
-def _rss_bytes() -> int:
-    """Resident set size of this process (Linux /proc; 0 where unknown)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
+class _Rss:
+    """This process's resident set size, read from /proc/self/statm kept open
+    (a pread per call, not an open/read/close); 0 where unknown."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._fd = -1
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def __call__(self) -> int:
+        if self._fd < 0:
+            return 0
+        try:
+            return int(os.pread(self._fd, 128, 0).split()[1]) * self._page
+        except (OSError, ValueError, IndexError):
+            return 0
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -129,6 +140,7 @@ def _worker_main(
         _send_frame(sock, pickle.dumps((_READY, False, _picklable(exc), False), protocol=5))
         return
     _send_frame(sock, pickle.dumps((_READY, True, os.getpid(), False), protocol=5))
+    rss = _Rss() if max_rss_bytes else None
     while True:
         header = _recv_exact(sock, _HEADER.size)
         if header is None:
@@ -141,7 +153,7 @@ def _worker_main(
             reply = (call_id, True, fn(*args))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             reply = (call_id, False, _picklable(exc))
-        recycle = bool(max_rss_bytes) and _rss_bytes() > max_rss_bytes
+        recycle = rss is not None and rss() > max_rss_bytes
         try:
             out = pickle.dumps((*reply, recycle), protocol=5)
         except Exception as exc:  # noqa: BLE001 - an unpicklable result is the call's error

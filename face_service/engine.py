@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from face_service import inference
-from face_service.inference import FaceOptions, ImageFaces
+from face_service.inference import ChosenFaces, FaceOptions, ImageFaces
 from percept_runtime.cost import check_face_cost
 from percept_runtime.imaging import open_image
 from percept_runtime.replica import Description
@@ -66,6 +66,23 @@ class FaceEngine:
         width, height = open_image(data, self.max_pixels).size
         self.check_cost(width, height, opts)
         return await self._pool.run(inference.detect_encoded_in_worker, data, opts, self.max_pixels)
+
+    async def largest_faces(
+        self, data: bytes, opts: FaceOptions, max_faces: int, min_side: int, purpose: str
+    ) -> ChosenFaces:
+        """Decode an image and encode its largest faces, in a worker (enrollment,
+        verification): InvalidInput when it has none of at least min_side pixels."""
+        width, height = open_image(data, self.max_pixels).size
+        self.check_cost(width, height, opts)
+        return await self._pool.run(
+            inference.largest_faces_in_worker,
+            data,
+            opts,
+            self.max_pixels,
+            max_faces,
+            min_side,
+            purpose,
+        )
 
     async def detect_frame(self, rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:
         """Detect in an already decoded RGB frame."""

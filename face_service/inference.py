@@ -59,6 +59,17 @@ class ImageFaces:
     faces: list[Face] = field(default_factory=list)
 
 
+@dataclass
+class ChosenFaces:
+    """The largest usable faces of an image, with their encodings (enrollment,
+    verification): `found` counts every face the detector saw."""
+
+    width: int
+    height: int
+    faces: list[Face]
+    found: int
+
+
 @dataclass(frozen=True)
 class FaceMatch:
     probe_index: int
@@ -123,6 +134,52 @@ def detect_faces(rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:
     return ImageFaces(width, height, faces)
 
 
+def _side(box: Box) -> int:
+    return min(box.right - box.left, box.bottom - box.top)
+
+
+def largest_faces(
+    rgb: np.ndarray, opts: FaceOptions, max_faces: int, min_side: int, purpose: str
+) -> ChosenFaces:
+    """Up to `max_faces` faces, largest first, each at least `min_side` pixels on
+    its shorter side, with encodings (only theirs are computed). An image with no
+    face, or whose largest face is too small, is InvalidInput saying so;
+    `purpose` ("enrollment", "verification") names what needed it."""
+    fr = _fr()
+    height, width = rgb.shape[:2]
+    locations = _scaled_locations(rgb, opts)
+    if not locations:
+        raise InvalidInput(
+            f"no face found in the {width}x{height} image: {purpose} needs a photo with a "
+            "clearly visible face (for small faces, try upsample=2)"
+        )
+    boxes = sorted(
+        (Box(left, top, right, bottom) for top, right, bottom, left in locations),
+        key=lambda b: (b.right - b.left) * (b.bottom - b.top),
+        reverse=True,
+    )
+    if _side(boxes[0]) < min_side:
+        b = boxes[0]
+        raise InvalidInput(
+            f"the largest face found is {b.right - b.left}x{b.bottom - b.top} pixels, smaller "
+            f"than the {min_side} pixels a side {purpose} needs: send a photo in which the "
+            "face is larger"
+        )
+    chosen = [b for b in boxes if _side(b) >= min_side][:max_faces]
+    encodings = fr.face_encodings(
+        rgb, [(b.top, b.right, b.bottom, b.left) for b in chosen], num_jitters=opts.num_jitters
+    )
+    faces = [
+        Face(box, encoding=encoding.astype(np.float32))
+        for box, encoding in zip(chosen, encodings, strict=True)
+    ]
+    if opts.landmarks:
+        marks = fr.face_landmarks(rgb, [(b.top, b.right, b.bottom, b.left) for b in chosen])
+        for face, m in zip(faces, marks, strict=True):
+            face.landmarks = m
+    return ChosenFaces(width, height, faces, len(boxes))
+
+
 def compare_encodings(
     probe: list[np.ndarray], references: list[np.ndarray], tolerance: float
 ) -> list[FaceMatch]:
@@ -165,3 +222,10 @@ def warm_up() -> None:
 def detect_encoded_in_worker(data: bytes, opts: FaceOptions, max_pixels: int) -> ImageFaces:
     """Decode an encoded image and detect: both happen in the worker process."""
     return detect_faces(decode_image(data, max_pixels), opts)
+
+
+def largest_faces_in_worker(
+    data: bytes, opts: FaceOptions, max_pixels: int, max_faces: int, min_side: int, purpose: str
+) -> ChosenFaces:
+    """Decode an encoded image and pick its largest faces (see largest_faces)."""
+    return largest_faces(decode_image(data, max_pixels), opts, max_faces, min_side, purpose)

@@ -25,7 +25,7 @@ from gateway.jobs import JobStore
 from gateway.keys import KeyStore
 from gateway.kinds import KINDS, TaskKind
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from gateway.routes import admin, ops, submit, tasks
+from gateway.routes import admin, collections, ops, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.submit import Submitter
@@ -209,6 +209,7 @@ def create_app(
     app.include_router(tasks.router_for(kinds, model))
     app.include_router(ops.router)
     app.include_router(admin.router)
+    app.include_router(collections.router)
     app.add_middleware(ObserveMiddleware)
 
     async def handled(request: Request, exc: Exception):

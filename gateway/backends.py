@@ -23,7 +23,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, grpc_api_error
 from gateway.kinds import BACKENDS, FACE, Backend, TaskKind
 from gateway.settings import GatewaySettings
 
@@ -255,6 +255,12 @@ class Backends:
                 raise ApiError(
                     422, "invalid_option", exc.details() or "", fields=["collection_id"]
                 ) from None
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                # Identification needs the collections' store: no replica can reach
+                # it (or none is up), so the task could only wait; say so now.
+                raise grpc_api_error(
+                    exc.code(), exc.details(), from_service=answered_by_replica(exc)
+                ) from None
             return None
         return True
 
@@ -298,6 +304,12 @@ class Backends:
             return cached[1] if cached else None
         self._info[backend.name] = (time.monotonic(), info)
         return info
+
+
+def answered_by_replica(error: grpc.aio.AioRpcError) -> bool:
+    """Whether a failed call's status came from a replica (it names itself in the
+    trailing metadata), not from the channel (no replica reached)."""
+    return any(key == REPLICA_KEY for key, _ in error.trailing_metadata() or ())
 
 
 async def _replica(call) -> str | None:

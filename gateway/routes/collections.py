@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from percept.face.v1 import face_service_pb2 as pb
 
 from gateway import models, protoform, results
+from gateway.backends import answered_by_replica
 from gateway.errors import ApiError, grpc_api_error
 from gateway.inputs import check_image
 from gateway.kinds import FACE
@@ -77,7 +78,9 @@ async def _call(request: Request, method: str, message: Message):
     try:
         return await gw.backends.call(FACE, method, message, tenant=tenant)
     except grpc.aio.AioRpcError as exc:
-        raise grpc_api_error(exc.code(), exc.details()) from None
+        raise grpc_api_error(
+            exc.code(), exc.details(), from_service=answered_by_replica(exc)
+        ) from None
 
 
 async def _upload_request(

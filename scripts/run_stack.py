@@ -10,6 +10,8 @@ after making sure Redis answers.
   at least one), each with its own dispatchers.
 - Replicas take free ports; their addresses reach the gateway through
   GATEWAY_FACE_TARGETS / GATEWAY_OBJECT_TARGETS.
+- Face collections live in .run/face-gallery.sqlite3 (FACE_GALLERY_URL, when
+  set, wins), shared by every face replica and kept across restarts.
 - "ready" is printed once every replica is SERVING and /readyz says so.
 - A child that exits on its own is reported and restarted on the same port.
 - Ctrl-C / SIGTERM stops the gateway, then the replicas, gracefully; nothing is
@@ -37,6 +39,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
 LOGS = ROOT / ".run" / "logs"
+GALLERY = ROOT / ".run" / "face-gallery.sqlite3"
 
 
 def say(message: str) -> None:
@@ -168,6 +171,7 @@ def main() -> int:
     gateway_workers = os.environ.get("GATEWAY_WORKERS") or str(max(1, cores // 4))
     model = choose_model()
     python = sys.executable
+    gallery_url = os.environ.get("FACE_GALLERY_URL") or f"sqlite:///{GALLERY}"
 
     replicas: list[Child] = []
     for i in range(args.face_replicas):
@@ -180,6 +184,7 @@ def main() -> int:
                     "FACE_PORT": str(port),
                     "FACE_WORKERS": os.environ.get("FACE_WORKERS") or workers,
                     "FACE_METRICS_PORT": str(free_port()),
+                    "FACE_GALLERY_URL": gallery_url,
                 },
                 port,
             )  # fmt: skip
@@ -248,6 +253,8 @@ def main() -> int:
         say(
             f"{child.name:<10} grpc 127.0.0.1:{child.port}   metrics http://127.0.0.1:{child.env.get('FACE_METRICS_PORT') or child.env.get('OBJECT_METRICS_PORT')}/metrics"
         )
+    store = gallery_url if gallery_url.startswith("sqlite") else "PostgreSQL (FACE_GALLERY_URL)"
+    say(f"face collections in {store}")
     say("ready")
 
     while not stopping:

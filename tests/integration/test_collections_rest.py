@@ -438,6 +438,14 @@ def test_each_tenant_sees_only_its_own_collections(gateway, redis_db, http, enro
             data={"collection_id": "staff"},
         ).json()
         assert [f["subject"] for f in ours["result"]["faces"]] == ["zizou"]
+        # Queued, a dispatcher runs it: the tenant travels with the task.
+        queued = acme.post(
+            "/api/identify/face/image", files=upload(rgb), data={"collection_id": "staff"}
+        )
+        assert queued.status_code == 202
+        task = wait_done(acme, queued.json()["task_id"])
+        assert [f["subject"] for f in task["result"]["faces"]] == ["zizou"]
+        assert error(globex.get(f"/api/task/{task['task_id']}"), 404)["code"] == "not_found"
         # The default tenant (the admin key here) has neither.
         assert "staff" not in [
             c["collection_id"] for c in http.get("/api/collections").json()["collections"]

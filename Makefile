@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll test-model redis clean
+.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -72,25 +72,39 @@ lint: $(STAMP) $(BUF) ## ruff + buf lint
 redis: ## make sure a Redis answers on REDIS_URL (starts a local one if not)
 	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
 
+tools: $(STAMP) ## chromium (the console's browser tests) and promtool (alert rules), from Debian packages, when missing
+	@$(PY) scripts/ensure_tools.py chromium promtool
+
 test: $(STAMP) ## run every test (unit + integration with real servers and Redis, the TypeScript client's)
 	$(MAKE) --no-print-directory redis
+	$(MAKE) --no-print-directory tools
 	$(MAKE) --no-print-directory ts-check
 	YOLO_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-ts
 
 test-unit: $(STAMP) ## fast tests only, no servers
+	$(MAKE) --no-print-directory tools
 	YOLO_OFFLINE=1 $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP) ## tests against real servers
 	$(MAKE) --no-print-directory redis
+	$(MAKE) --no-print-directory tools
 	YOLO_OFFLINE=1 $(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+console-screenshots: $(STAMP) ## redo docs/console-*.png: the console's browser tests against a real stack
+	$(MAKE) --no-print-directory tools
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs YOLO_OFFLINE=1 $(PY) -m pytest -q tests/integration/test_console.py $(PYTEST_ARGS)
 
 FACE_REPLICAS ?=
 OBJECT_REPLICAS ?=
 
-run: $(STAMP) ## start everything: Redis if needed, face + object replicas, gateway (FACE_REPLICAS=N OBJECT_REPLICAS=M)
+run: $(STAMP) ## start everything: its own Redis (or REDIS_URL), face + object replicas, gateway (FACE_REPLICAS=N OBJECT_REPLICAS=M)
+ifneq ($(origin REDIS_URL),file)
 	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
 	REDIS_URL="$(REDIS_URL)" FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
+else
+	FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
+endif
 
 run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
 	$(PY) -m face_service
@@ -134,6 +148,9 @@ bench-gallery: $(STAMP) ## face gallery: identify latency 10k/100k/1M, recall, m
 bench-enroll: $(STAMP) ## face enrollment end to end: gRPC and REST vs detection alone, SQLite and PostgreSQL
 	$(MAKE) --no-print-directory redis
 	$(PY) -m bench.enroll_bench
+
+certs: $(STAMP) ## make the gRPC CA, certificates and token compose and Kubernetes mount (deploy/k8s/secrets/)
+	$(PY) scripts/make_certs.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/build dist clients/python/build clients/python/*.egg-info

@@ -26,6 +26,7 @@ from percept.common.v1 import image_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
+from bench.http_load import upload_request
 from tests.support import GatewayProcess, ServerProcess
 
 
@@ -35,30 +36,12 @@ def zidane() -> bytes:
     return (Path(ultralytics.__file__).parent / "assets" / "zidane.jpg").read_bytes()
 
 
-def multipart_request(host: str, port: int, content: bytes) -> bytes:
-    """One raw HTTP/1.1 upload request, built once: the load generator must
-    cost far less CPU than the server it measures (both share 2 cores)."""
-    boundary = "percept-bench-boundary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.jpg"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + content
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    head = (
-        f"POST /api/detect/face/image HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    return head + body
-
-
 async def submit_latencies(
-    host: str, port: int, content: bytes, n: int, concurrency: int
+    host: str, port: int, content: bytes, n: int, concurrency: int, headers: dict[str, str]
 ) -> list[float]:
-    """Upload latencies over `concurrency` keep-alive connections."""
-    request = multipart_request(host, port, content)
+    """Upload latencies over `concurrency` keep-alive connections (requests built
+    once, raw: the load generator must cost far less CPU than the server)."""
+    request = upload_request(host, port, "/api/detect/face/image", content, headers=headers)
     latencies: list[float] = []
     remaining = [n]
 
@@ -88,9 +71,11 @@ async def submit_latencies(
     return latencies
 
 
-async def through_gateway(url: str, content: bytes, n: int, concurrency: int) -> float:
+async def through_gateway(
+    url: str, content: bytes, n: int, concurrency: int, headers: dict[str, str]
+) -> float:
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=300, headers=headers) as client:
 
         async def one() -> None:
             async with sem:
@@ -147,7 +132,9 @@ def main() -> None:
         try:
             for clients in (1, 4, args.concurrency):
                 latencies = asyncio.run(
-                    submit_latencies("127.0.0.1", api.port, content, args.submits, clients)
+                    submit_latencies(
+                        "127.0.0.1", api.port, content, args.submits, clients, api.headers
+                    )
                 )
                 q = statistics.quantiles(latencies, n=100)
                 p50, p99 = q[49] * 1000, q[98] * 1000
@@ -166,7 +153,9 @@ def main() -> None:
         try:
             concurrency = 2 * cores
             base_rate = asyncio.run(direct(face.address, content, args.images, concurrency))
-            ours = asyncio.run(through_gateway(gateway.url, content, args.images, concurrency))
+            ours = asyncio.run(
+                through_gateway(gateway.url, content, args.images, concurrency, gateway.headers)
+            )
         finally:
             gateway.stop()
         ratio = ours / base_rate

@@ -26,7 +26,18 @@ BOUNDARY = "bench-boundary-7d1f0c"
 TERMINAL = (b'"succeeded"', b'"failed"', b'"cancelled"')
 
 
-def upload_request(host: str, port: int, path: str, content: bytes, query: str = "") -> bytes:
+def _header_lines(headers: dict[str, str] | None) -> str:
+    return "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+
+
+def upload_request(
+    host: str,
+    port: int,
+    path: str,
+    content: bytes,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+) -> bytes:
     """One raw multipart POST with the image in the field `file`."""
     body = (
         (
@@ -38,15 +49,15 @@ def upload_request(host: str, port: int, path: str, content: bytes, query: str =
     )
     target = f"{path}?{query}" if query else path
     head = (
-        f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{_header_lines(headers)}"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     return head + body
 
 
-def get_request(host: str, port: int, path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+def get_request(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{_header_lines(headers)}\r\n".encode()
 
 
 class Connection:
@@ -175,7 +186,7 @@ def simple_mode(request: bytes) -> Callable[[Connection], Awaitable[tuple[bool, 
 
 
 def async_mode(
-    host: str, port: int, request: bytes, poll_s: float
+    host: str, port: int, request: bytes, poll_s: float, headers: dict[str, str] | None = None
 ) -> Callable[[Connection], Awaitable[tuple[bool, int, str]]]:
     """One upload answered 202, then GET /api/task/<id> every `poll_s` until it ends."""
 
@@ -184,7 +195,7 @@ def async_mode(
         if status != 202:
             return False, 1, f"submit answered HTTP {status}: {body[:200]!r}"
         task_id = json.loads(body)["task_id"]
-        poll = get_request(host, port, f"/api/task/{task_id}")
+        poll = get_request(host, port, f"/api/task/{task_id}", headers)
         requests = 1
         while True:
             await asyncio.sleep(poll_s)

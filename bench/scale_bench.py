@@ -24,10 +24,16 @@ from tests.support import GatewayProcess, ServerProcess
 
 
 async def rate(
-    url: str, path: str, content: bytes, n: int, concurrency: int, **params: str
+    url: str,
+    path: str,
+    content: bytes,
+    n: int,
+    concurrency: int,
+    headers: dict[str, str],
+    **params: str,
 ) -> float:
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=600, headers=headers) as client:
 
         async def one() -> None:
             async with sem:
@@ -66,7 +72,9 @@ def measure(
         ).start()
         try:
             rates.append(
-                asyncio.run(rate(gateway.url, path, content, n, concurrency=4 * count, **params))
+                asyncio.run(
+                    rate(gateway.url, path, content, n, 4 * count, gateway.headers, **params)
+                )
             )
         finally:
             gateway.stop()

@@ -352,13 +352,13 @@ def http_ok(url: str) -> bool:
     return urllib.request.urlopen(url, timeout=2).status == 200
 
 
-def one_answer(port: int, path: str, content: bytes) -> bool:
+def one_answer(port: int, path: str, content: bytes, headers: dict | None = None) -> bool:
     """A simple-mode upload came back finished."""
 
     async def ask() -> bool:
         conn = http_load.Connection(HOST, port)
         try:
-            request = http_load.upload_request(HOST, port, path, content, "wait=true")
+            request = http_load.upload_request(HOST, port, path, content, "wait=true", headers)
             return http_load.finished(*await conn.exchange(request))
         finally:
             conn.close()
@@ -429,6 +429,7 @@ class SeedStack:
         self.logs, self.cores, self.probe = logs, cores, probe
         self.redis: Redis | None = None
         self.api = self.worker = None
+        self.headers: dict[str, str] = {}  # the seed had no authentication
 
     def start(self) -> None:
         self.redis = Redis(self.logs)
@@ -482,12 +483,17 @@ class PerceptStack:
         self.redis: Redis | None = None
         self.proc = None
         self.lines: list[str] = []
+        self.headers: dict[str, str] = {}  # the admin key make run creates
 
     def start(self) -> None:
         self.redis = Redis(self.logs)
         self.port = free_port()
+        run_dir = self.logs / "run"
         env = child_env(
-            REDIS_URL=self.redis.url, GATEWAY_PORT=str(self.port), OBJECT_MODEL=str(DEMO_MODEL)
+            REDIS_URL=self.redis.url,
+            GATEWAY_PORT=str(self.port),
+            OBJECT_MODEL=str(DEMO_MODEL),
+            PERCEPT_RUN_DIR=str(run_dir),
         )
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "run_stack.py")],
@@ -507,6 +513,9 @@ class PerceptStack:
 
         threading.Thread(target=drain, daemon=True).start()
         wait_until(ready.is_set, 600, "scripts/run_stack.py (its ready line)", self.proc)
+        key = run_dir / "admin.key"
+        if key.is_file():  # auth on, as make run has it
+            self.headers = {"Authorization": f"Bearer {key.read_text().strip()}"}
 
     def roots(self) -> list[Root]:
         return [
@@ -538,7 +547,9 @@ class Figures:
     answers: dict[str, str] = field(default_factory=dict)
 
 
-def check_answers(port: int, loads: dict[str, Workload]) -> dict[str, str]:
+def check_answers(
+    port: int, loads: dict[str, Workload], headers: dict[str, str] | None = None
+) -> dict[str, str]:
     """One simple-mode request of each kind; what came back, in short."""
     import json
 
@@ -548,7 +559,7 @@ def check_answers(port: int, loads: dict[str, Workload]) -> dict[str, str]:
         try:
             for key, load in loads.items():
                 request = http_load.upload_request(
-                    HOST, port, PATHS[load.backend], load.content, "wait=true"
+                    HOST, port, PATHS[load.backend], load.content, "wait=true", headers
                 )
                 status, body = await conn.exchange(request)
                 if not http_load.finished(status, body):
@@ -583,10 +594,10 @@ def run_window(stack, one, concurrency: int, warmup: float, seconds: float):
 
 def measure(stack, loads: dict[str, Workload], args) -> Figures:
     fig = Figures()
-    fig.answers = check_answers(stack.port, loads)
+    fig.answers = check_answers(stack.port, loads, stack.headers)
     for key, load in loads.items():
         request = http_load.upload_request(
-            HOST, stack.port, PATHS[load.backend], load.content, "wait=true"
+            HOST, stack.port, PATHS[load.backend], load.content, "wait=true", stack.headers
         )
         window, meter = run_window(
             stack, http_load.simple_mode(request), args.concurrency, args.warmup, args.seconds
@@ -602,7 +613,7 @@ def measure(stack, loads: dict[str, Workload], args) -> Figures:
             f"other load on the machine {fig.other_cores[key]:.2f} cores"
         )
     request = http_load.upload_request(
-        HOST, stack.port, PATHS["face"], loads["tiny"].content, "wait=true"
+        HOST, stack.port, PATHS["face"], loads["tiny"].content, "wait=true", stack.headers
     )
     wait_for_quiet(stack.roots())
     latencies = asyncio.run(http_load.round_trips(HOST, stack.port, request, args.round_trips))
@@ -611,10 +622,12 @@ def measure(stack, loads: dict[str, Workload], args) -> Figures:
     say(f"    tiny round trip, one client: p50 {fig.p50:.2f} ms, p99 {fig.p99:.2f} ms")
     for key in ("face", "tiny"):
         load = loads[key]
-        request = http_load.upload_request(HOST, stack.port, PATHS[load.backend], load.content)
+        request = http_load.upload_request(
+            HOST, stack.port, PATHS[load.backend], load.content, headers=stack.headers
+        )
         window, _ = run_window(
             stack,
-            http_load.async_mode(HOST, stack.port, request, args.poll_ms / 1000),
+            http_load.async_mode(HOST, stack.port, request, args.poll_ms / 1000, stack.headers),
             args.concurrency,
             args.warmup,
             args.seconds,

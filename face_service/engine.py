@@ -7,8 +7,6 @@ import numpy as np
 
 from face_service import inference
 from face_service.inference import ChosenFaces, FaceOptions, ImageFaces
-from percept_runtime.cost import check_face_cost
-from percept_runtime.imaging import open_image
 from percept_runtime.replica import Description
 from percept_runtime.workers import ProcessWorkers
 
@@ -26,8 +24,7 @@ class FaceEngine:
         max_worker_rss_bytes: int = 0,
     ) -> None:
         self.max_pixels = max_pixels
-        self.max_detection_pixels = max_detection_pixels
-        self.max_cnn_pixels = max_cnn_pixels
+        self.limits = inference.CostLimits(max_detection_pixels, max_cnn_pixels)
         self._pool = ProcessWorkers(
             workers, initializer=inference.warm_up, max_rss_bytes=max_worker_rss_bytes
         )
@@ -48,43 +45,30 @@ class FaceEngine:
     async def close(self) -> None:
         await self._pool.close()
 
-    def check_cost(self, width: int, height: int, opts: FaceOptions) -> None:
-        """Refuse a detection over this server's limits before any work is done."""
-        check_face_cost(
-            width,
-            height,
-            detector=opts.detector,
-            upsample=opts.upsample,
-            max_side=opts.detection_max_side,
-            max_pixels=self.max_detection_pixels,
-            max_cnn_pixels=self.max_cnn_pixels,
-        )
-
     async def detect_image(self, data: bytes, opts: FaceOptions) -> ImageFaces:
-        """Decode and detect an encoded image (both in a worker), once its
-        header shows the detection is within the limits."""
-        width, height = open_image(data, self.max_pixels).size
-        self.check_cost(width, height, opts)
-        return await self._pool.run(inference.detect_encoded_in_worker, data, opts, self.max_pixels)
+        """Decode and detect an encoded image (both in a worker; the cost guard
+        refuses it from the header, before decoding)."""
+        return await self._pool.run(
+            inference.detect_encoded_in_worker, data, opts, self.max_pixels, self.limits
+        )
 
     async def largest_faces(
         self, data: bytes, opts: FaceOptions, max_faces: int, min_side: int, purpose: str
     ) -> ChosenFaces:
         """Decode an image and encode its largest faces, in a worker (enrollment,
         verification): InvalidInput when it has none of at least min_side pixels."""
-        width, height = open_image(data, self.max_pixels).size
-        self.check_cost(width, height, opts)
         return await self._pool.run(
             inference.largest_faces_in_worker,
             data,
             opts,
             self.max_pixels,
+            self.limits,
             max_faces,
             min_side,
             purpose,
         )
 
     async def detect_frame(self, rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:
-        """Detect in an already decoded RGB frame."""
-        self.check_cost(rgb.shape[1], rgb.shape[0], opts)
+        """Detect in an already decoded RGB frame (within the cost limits)."""
+        self.limits.check(rgb.shape[1], rgb.shape[0], opts)
         return await self._pool.run(inference.detect_faces, rgb, opts)

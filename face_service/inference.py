@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from percept_runtime.cost import check_face_cost
 from percept_runtime.errors import InvalidInput
 from percept_runtime.imaging import decode_image
 
@@ -219,13 +220,44 @@ def warm_up() -> None:
     fr.face_landmarks(img, [(20, 140, 140, 20)])
 
 
-def detect_encoded_in_worker(data: bytes, opts: FaceOptions, max_pixels: int) -> ImageFaces:
-    """Decode an encoded image and detect: both happen in the worker process."""
-    return detect_faces(decode_image(data, max_pixels), opts)
+@dataclass(frozen=True)
+class CostLimits:
+    """Most pixels a detection may scan (0: no limit); see percept_runtime.cost."""
+
+    max_pixels: int = 0
+    max_cnn_pixels: int = 0
+
+    def check(self, width: int, height: int, opts: FaceOptions) -> None:
+        check_face_cost(
+            width,
+            height,
+            detector=opts.detector,
+            upsample=opts.upsample,
+            max_side=opts.detection_max_side,
+            max_pixels=self.max_pixels,
+            max_cnn_pixels=self.max_cnn_pixels,
+        )
+
+
+def detect_encoded_in_worker(
+    data: bytes, opts: FaceOptions, max_pixels: int, limits: CostLimits = CostLimits()
+) -> ImageFaces:
+    """Decode an encoded image and detect: both happen in the worker process,
+    the cost guard on the header before any pixel is decoded."""
+    rgb = decode_image(data, max_pixels, lambda w, h: limits.check(w, h, opts))
+    return detect_faces(rgb, opts)
 
 
 def largest_faces_in_worker(
-    data: bytes, opts: FaceOptions, max_pixels: int, max_faces: int, min_side: int, purpose: str
+    data: bytes,
+    opts: FaceOptions,
+    max_pixels: int,
+    limits: CostLimits,
+    max_faces: int,
+    min_side: int,
+    purpose: str,
 ) -> ChosenFaces:
-    """Decode an encoded image and pick its largest faces (see largest_faces)."""
-    return largest_faces(decode_image(data, max_pixels), opts, max_faces, min_side, purpose)
+    """Decode an encoded image (the cost guard on its header first) and pick its
+    largest faces (see largest_faces)."""
+    rgb = decode_image(data, max_pixels, lambda w, h: limits.check(w, h, opts))
+    return largest_faces(rgb, opts, max_faces, min_side, purpose)

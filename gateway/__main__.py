@@ -43,6 +43,7 @@ def serve(args: argparse.Namespace) -> None:
         log_config=None,
         timeout_graceful_shutdown=10,
         access_log=False,
+        root_path=settings.root_path,
     )
     if settings.workers > 1:
         uvicorn.run("gateway.app:create_app", factory=True, workers=settings.workers, **common)

@@ -13,10 +13,11 @@ from typing import Any, Union
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, create_model
+from redis.exceptions import ResponseError as RedisResponseError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import models
+from gateway import console, models
 from gateway.auth import Auth
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
@@ -25,6 +26,7 @@ from gateway.jobs import JobStore
 from gateway.keys import KeyStore
 from gateway.kinds import KINDS, TaskKind
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway.replicas import ReplicaMonitor
 from gateway.routes import admin, collections, ops, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
@@ -46,6 +48,7 @@ class Gateway:
     auth: Auth
     keys: KeyStore | None = None
     dispatcher: Dispatcher | None = None
+    replicas: ReplicaMonitor | None = None
 
 
 class ObserveMiddleware:
@@ -150,15 +153,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = JobStore.from_url(
-            settings.redis_url,
-            settings.task_ttl_s,
-            settings.tombstone_ttl_s,
-            (k.id for k in kinds),
-            settings.keep_input_s,
-            settings.keep_input_max,
-            settings.max_queued_bytes,
-        )
+        store = JobStore.from_settings(settings, (k.id for k in kinds))
+        with contextlib.suppress(*STORE_DOWN):
+            await store.ensure_groups()  # API-only processes are ready without a dispatcher
         backends = Backends(settings)
         runner = TaskRunner(store, backends)
         keys = KeyStore(store.redis) if settings.auth == "enabled" else None
@@ -179,6 +176,10 @@ def create_app(
         if settings.dispatchers:
             gw.dispatcher = Dispatcher(store, backends, settings, kinds, runner)
             await gw.dispatcher.start()
+        if settings.replica_monitor:
+            backends_used = {k.backend.name: k.backend for k in kinds}.values()
+            gw.replicas = ReplicaMonitor(store.redis, settings, backends_used)
+            await gw.replicas.start()
         logger.info(
             "gateway ready: %d task kinds; face %s, object %s",
             len(kinds),
@@ -188,6 +189,8 @@ def create_app(
         try:
             yield
         finally:
+            if gw.replicas:
+                await gw.replicas.stop()
             if gw.dispatcher:
                 await gw.dispatcher.stop()
             await gw.submitter.close()
@@ -210,12 +213,13 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(admin.router)
     app.include_router(collections.router)
+    console.install(app)
     app.add_middleware(ObserveMiddleware)
 
     async def handled(request: Request, exc: Exception):
         return response_for(exc, f"{request.method} {request.url.path}")
 
-    for cls in (ApiError, *HTTP_ERRORS, *STORE_DOWN, Exception):
+    for cls in (ApiError, *HTTP_ERRORS, *STORE_DOWN, RedisResponseError, Exception):
         app.add_exception_handler(cls, handled)
 
     @app.exception_handler(RequestValidationError)

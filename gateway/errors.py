@@ -16,6 +16,7 @@ import logging
 import grpc
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from percept_runtime.errors import (
@@ -79,7 +80,6 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
@@ -102,11 +102,22 @@ _CALLER_FACING = {
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE}
 
 # Error codes a task can end with that are not gRPC statuses.
-TASK_ERROR_HTTP = {"attempts_exhausted": 503, "input_lost": 500, "gateway_lost": 503}
+TASK_ERROR_HTTP = {
+    "attempts_exhausted": 503,
+    "input_lost": 500,
+    "gateway_lost": 503,
+    "backend_auth": 502,
+}
 
 
 def task_error(code: grpc.StatusCode, details: str | None) -> dict[str, str]:
     """The `error` of a failed task, from the backend's status."""
+    if code == grpc.StatusCode.UNAUTHENTICATED:  # our credentials, not the caller's
+        return {
+            "code": "backend_auth",
+            "message": "the replicas refused this gateway's credentials "
+            "(check GATEWAY_GRPC_TOKEN and the TLS settings)",
+        }
     if code in _CALLER_FACING:
         message = details or code.name.lower()
     elif code == grpc.StatusCode.UNAVAILABLE:
@@ -182,6 +193,14 @@ def response_for(exc: BaseException, where: str = "") -> JSONResponse:
     mapped = mapped_error(exc)
     if mapped is not None:
         return api_error_response(mapped)
+    if isinstance(exc, RedisResponseError) and str(exc).startswith("OOM"):
+        logger.error("job store full on %s: %s", where, exc)
+        return error_response(
+            503,
+            "store_full",
+            "the job store (Redis) is full: nothing new is accepted until tasks end; retry later",
+            headers={"Retry-After": "10"},
+        )
     if isinstance(exc, STORE_DOWN):
         logger.warning("job store unavailable on %s: %s", where, exc)
         return error_response(

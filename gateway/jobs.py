@@ -39,6 +39,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
@@ -247,9 +250,10 @@ if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
 local q = redis.call('HMGET', KEYS[1], 'q_key', 'q_video', 'input_bytes')
 local size = tonumber(q[3]) or 0
 if q[1] then
+  -- (never a negated zero: Redis reads -0 as "not an integer")
   redis.call('HINCRBY', P .. 'usage:' .. q[1], 'tasks', -1)
-  redis.call('HINCRBY', P .. 'usage:' .. q[1], 'bytes', -size)
-  redis.call('HINCRBY', P .. 'usage:' .. q[1], 'videos', -(tonumber(q[2]) or 0))
+  if size > 0 then redis.call('HINCRBY', P .. 'usage:' .. q[1], 'bytes', -size) end
+  if q[2] == '1' then redis.call('HINCRBY', P .. 'usage:' .. q[1], 'videos', -1) end
   redis.call('HDEL', KEYS[1], 'q_key', 'q_video')
 end
 if size > 0 then
@@ -260,10 +264,10 @@ redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', ARGV[3])
 redis.call('ZREM', KEYS[6], id)
 local key = stat(kind, media, now, ARGV[2])
 if started then
-  local run = (now - tonumber(started)) * 1000
+  local run = math.max(0, (now - tonumber(started)) * 1000)
   redis.call('HINCRBY', key, 'r' .. bucket(run), 1)
   redis.call('HINCRBY', key, 'run_ms', math.floor(run))
-  redis.call('HINCRBY', key, 'w' .. bucket((tonumber(started) - tonumber(created)) * 1000), 1)
+  redis.call('HINCRBY', key, 'w' .. bucket(math.max(0, (tonumber(started) - tonumber(created)) * 1000)), 1)
 end
 local keep = tonumber(ARGV[10])
 if keep > 0 and media == 'image' then
@@ -442,6 +446,10 @@ class JobStore:
             "socket_timeout": SOCKET_TIMEOUT_S,
             "socket_connect_timeout": 5,
             "health_check_interval": 30,
+            # A pooled connection that died with a restarted Redis is replaced
+            # and the command retried, instead of failing the request.
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            "retry_on_error": [RedisConnectionError],
         }
         return cls(
             aioredis.from_url(url, decode_responses=True, **options),
@@ -479,9 +487,30 @@ class JobStore:
         self._requeue = redis.register_script(_REQUEUE)
         self._frame = redis.register_script(_FRAME)
 
+    @classmethod
+    def from_settings(cls, settings, kind_ids: Iterable[str]) -> JobStore:
+        """The store as a gateway's settings (GatewaySettings) describe it."""
+        return cls.from_url(
+            settings.redis_url,
+            settings.task_ttl_s,
+            settings.tombstone_ttl_s,
+            kind_ids,
+            settings.keep_input_s,
+            settings.keep_input_max,
+            settings.max_queued_bytes,
+        )
+
     async def close(self) -> None:
         await self.redis.aclose()
         await self.raw.aclose()
+
+    async def _records(self, task_ids) -> list[Task]:
+        """The records of these ids (one pipelined round trip), missing ones skipped."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(self.task_key(task_id))
+            raws = await pipe.execute()
+        return [Task.from_hash(raw) for raw in raws if raw]
 
     # --- keys ---------------------------------------------------------------------
     @staticmethod
@@ -523,6 +552,17 @@ class JobStore:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+
+    async def groups_ready(self) -> bool:
+        """Whether every queue has its consumer group (dispatch can proceed)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind_id in self.kind_ids:
+                pipe.xinfo_groups(self.queue_key(kind_id))
+            replies = await pipe.execute(raise_on_error=False)
+        return all(
+            not isinstance(reply, Exception) and any(g["name"] == GROUP for g in reply)
+            for reply in replies
+        )
 
     # --- the API side ---------------------------------------------------------------
     async def submit(
@@ -698,12 +738,7 @@ class JobStore:
             ids.append(task_id)
             if len(ids) >= 10 * limit:
                 break
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for task_id in ids:
-                pipe.hgetall(self.task_key(task_id))
-            records = await pipe.execute()
-        tasks = [Task.from_hash(r) for r in records if r]
-        tasks = [t for t in tasks if tenant is None or t.tenant == tenant]
+        tasks = [t for t in await self._records(ids) if tenant is None or t.tenant == tenant]
         return sorted(tasks, key=lambda t: t.created_at, reverse=True)[:limit]
 
     async def prune_indexes(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -59,6 +59,9 @@ class GatewaySettings(BaseSettings):
     )
     grpc_token: str = Field(
         "", description="Shared token sent to the replicas (their AUTH_TOKEN setting)."
+    )
+    grpc_token_file: Path | None = Field(
+        None, description="Read grpc_token from this file (a mounted secret) instead."
     )
     dispatchers: bool = Field(True, description="Run dispatchers inside the API process.")
     inline_concurrency: int = Field(
@@ -119,8 +122,44 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="The same for the CNN detector; keep equal to FACE_MAX_CNN_PIXELS.",
     )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="python -m gateway.worker only: serve its Prometheus /metrics on this port (0: off); API processes serve /metrics on the API port.",
+    )
     heartbeat_file: str = Field(
         "/tmp/percept-dispatcher.alive",
         description="Touched every few seconds while dispatchers reach Redis; `python -m gateway.worker --check` reads it.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    root_path: str = Field(
+        "",
+        description="Path prefix a reverse proxy serves the gateway under (e.g. /percept), for the URLs it builds.",
+    )
+    replica_monitor: bool = Field(
+        True, description="Probe the replicas for the console (one gateway process at a time)."
+    )
+    replica_probe_s: float = Field(
+        1.0, gt=0, le=60, description="How often every replica is probed (health + GetReplicaInfo)."
+    )
+    replica_probe_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="Deadline of one probe; a replica slower than this is unreachable.",
+    )
+    replica_resolve_s: float = Field(
+        2.0, gt=0, description="How often the targets are resolved again (new replicas appear)."
+    )
+    replica_forget_s: float = Field(
+        120.0,
+        ge=0,
+        description="A replica neither answering nor resolved for this long drops off the console's list.",
+    )
+
+    @model_validator(mode="after")
+    def _token_file(self) -> GatewaySettings:
+        if self.grpc_token_file and not self.grpc_token:
+            self.grpc_token = self.grpc_token_file.read_text().strip()
+        return self

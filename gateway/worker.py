@@ -10,6 +10,8 @@ import signal
 import sys
 import time
 
+from prometheus_client import start_http_server
+
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
 from gateway.jobs import JobStore
@@ -22,15 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 async def run(settings: GatewaySettings) -> None:
-    store = JobStore.from_url(
-        settings.redis_url,
-        settings.task_ttl_s,
-        settings.tombstone_ttl_s,
-        (k.id for k in KINDS),
-        settings.keep_input_s,
-        settings.keep_input_max,
-        settings.max_queued_bytes,
-    )
+    store = JobStore.from_settings(settings, (k.id for k in KINDS))
     backends = Backends(settings)
     runner = TaskRunner(store, backends)
     dispatcher = Dispatcher(store, backends, settings, KINDS, runner)
@@ -40,6 +34,8 @@ async def run(settings: GatewaySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await dispatcher.start()
+    if settings.metrics_port:  # the tasks it ends are counted here, not by the API
+        start_http_server(settings.metrics_port)
     try:
         await stop.wait()
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import (
@@ -94,14 +95,19 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+def decode_image(
+    data: bytes, max_pixels: int, check: Callable[[int, int], None] | None = None
+) -> np.ndarray:
     """Decode encoded image bytes to an RGB uint8 array of shape (H, W, 3).
 
     EXIF orientation is applied, so boxes refer to the image as a viewer shows
-    it. Raises InvalidInput with a message saying what is accepted.
+    it. `check(width, height)` runs on the header, before any pixel is decoded
+    (a cost guard). Raises InvalidInput with a message saying what is accepted.
     """
     img = open_image(data, max_pixels)
     width, height = img.size
+    if check is not None:
+        check(width, height)
     try:
         img = ImageOps.exif_transpose(img)
         rgb = img.convert("RGB")

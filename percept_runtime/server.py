@@ -174,6 +174,14 @@ async def serve(
     for name in ("", *names):
         await health_servicer.set(name, NOT_SERVING)
     await server.start()
+    health_only = None
+    if settings.health_port:
+        # Probes that cannot speak TLS (Kubernetes' gRPC probes) ask this port:
+        # plaintext, health only, the same status.
+        health_only = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
+        health_only.add_insecure_port(f"{settings.host}:{settings.health_port}")
+        await health_only.start()
     serve_metrics(settings.metrics_port)
     logger.info(
         "listening on %s:%d (%s%s; metrics port %s); loading the model",
@@ -238,5 +246,7 @@ async def serve(
         startup_task.cancel()
         stop_task.cancel()
         await server.stop(0)
+        if health_only is not None:
+            await health_only.stop(0)
         await shutdown()
         logger.info("stopped")

@@ -85,6 +85,15 @@ class ServerSettings(BaseSettings):
         "",
         description="Shared token: every call but health checks must carry `authorization: Bearer <token>`.",
     )
+    auth_token_file: Path | None = Field(
+        None, description="Read auth_token from this file (a mounted secret) instead."
+    )
+    health_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="A plaintext port serving only grpc.health.v1, for probes that cannot speak TLS (0: off).",
+    )
     replica_name: str = Field(
         "",
         description="How this replica names itself to clients (x-percept-replica trailing metadata); empty means host:port.",
@@ -102,6 +111,12 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
         return [scheme.lower().rstrip(":/") for scheme in value]
+
+    @model_validator(mode="after")
+    def _token_file(self) -> ServerSettings:
+        if self.auth_token_file and not self.auth_token:
+            self.auth_token = self.auth_token_file.read_text().strip()
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:

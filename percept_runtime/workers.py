@@ -17,6 +17,9 @@ executor threads, queues or locks in between.
   that kills a second worker fails with WorkerCrashed.
 - A worker whose memory stays above `max_rss_bytes` after a call finishes that
   call, then exits and is replaced (memory-hungry inputs don't leave it bloated).
+- A call abandoned by its caller (cancelled, or its deadline passed) while a
+  worker computes it is given `abandon_after_s`; a worker still busy with it
+  then is killed and replaced, so nobody waits behind work nobody wants.
 - Workers exit on their own when their server goes away (their socket closes).
 """
 
@@ -172,6 +175,7 @@ class _Worker:
     alive: bool = True
     loaded: bool = False
     retiring: bool = False
+    abandoned: bool = False
 
 
 class ProcessWorkers:
@@ -185,12 +189,14 @@ class ProcessWorkers:
         *,
         depth: int = 2,
         max_rss_bytes: int = 0,
+        abandon_after_s: float = 2.0,
     ) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one process")
         self.size = size
         self.depth = max(1, depth)
         self.max_rss_bytes = max_rss_bytes
+        self.abandon_after_s = abandon_after_s
         self._initializer = initializer
         self._initargs = initargs
         self._ctx = mp.get_context("spawn")
@@ -304,7 +310,32 @@ class ProcessWorkers:
         call = _Call(fn, args, self._loop.create_future(), self._ids)
         self._queue.append(call)
         self._pump()
-        return await call.future
+        try:
+            return await call.future
+        except asyncio.CancelledError:
+            self._abandon(call)
+            raise
+
+    def _abandon(self, call: _Call) -> None:
+        """The caller gave up on a call: a worker still on it after the grace
+        period is killed (and replaced) rather than left computing for nobody."""
+        for worker in self._workers:
+            if call.id in worker.pending:
+                worker.pending.pop(call.id)
+                worker.pending[-call.id] = call  # still running there, no one waits
+
+                def reap(worker: _Worker = worker, key: int = -call.id) -> None:
+                    if worker.alive and key in worker.pending:
+                        logger.warning(
+                            "worker %d is still on an abandoned call after %.1fs; replacing it",
+                            worker.pid,
+                            self.abandon_after_s,
+                        )
+                        worker.abandoned = True
+                        worker.proc.kill()
+
+                self._loop.call_later(self.abandon_after_s, reap)
+                return
 
     def _pick(self) -> _Worker | None:
         best = None
@@ -399,7 +430,7 @@ class ProcessWorkers:
             else:
                 worker.ready.set_exception(value)
             return
-        call = worker.pending.pop(call_id, None)
+        call = worker.pending.pop(call_id, None) or worker.pending.pop(-call_id, None)
         if call is not None and not call.future.done():
             if ok:
                 call.future.set_result(value)
@@ -427,7 +458,9 @@ class ProcessWorkers:
         for call in worker.pending.values():
             if call.future.done():
                 continue
-            if call.retried:
+            if worker.abandoned:  # killed for another call: these were not at fault
+                retry.append(call)
+            elif call.retried:
                 call.future.set_exception(
                     WorkerCrashed(
                         "two worker processes died while running this call; it is not retried again"
@@ -437,7 +470,9 @@ class ProcessWorkers:
                 call.retried = True
                 retry.append(call)
         self._queue.extendleft(reversed(retry))
-        if not worker.retiring:
+        if worker.abandoned:
+            self._replace()
+        elif not worker.retiring:
             logger.error(
                 "worker %d died (exit code %s); %d call(s) go to another worker",
                 worker.pid,

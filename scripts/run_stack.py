@@ -8,10 +8,17 @@ after making sure Redis answers.
   shares the cores. (Idle workers cost memory, not CPU: see the README.)
 - The gateway runs GATEWAY_WORKERS API processes (default: one per 4 cores,
   at least one), each with its own dispatchers.
+- Redis: REDIS_URL when set; otherwise a Redis of its own, supervised like the
+  rest, persisting to an append-only file under the run directory (fsync every
+  second, no eviction), so queued tasks survive a restart of the stack.
+- Auth is on: an admin API key is created on first start, printed once and
+  kept in the run directory (mode 0600); the replicas listen on 127.0.0.1 and
+  take calls only with a token made at each start (in the run directory too).
 - Replicas take free ports; their addresses reach the gateway through
   GATEWAY_FACE_TARGETS / GATEWAY_OBJECT_TARGETS.
-- Face collections live in .run/face-gallery.sqlite3 (FACE_GALLERY_URL, when
-  set, wins), shared by every face replica and kept across restarts.
+- Face collections live in face-gallery.sqlite3 in the run directory
+  (FACE_GALLERY_URL, when set, wins), shared by every face replica and kept
+  across restarts.
 - "ready" is printed once every replica is SERVING and /readyz says so.
 - A child that exits on its own is reported and restarted on the same port.
 - Ctrl-C / SIGTERM stops the gateway, then the replicas, gracefully; nothing is
@@ -24,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,8 +47,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
-LOGS = ROOT / ".run" / "logs"
-GALLERY = ROOT / ".run" / "face-gallery.sqlite3"
+RUN = Path(os.environ.get("PERCEPT_RUN_DIR") or ROOT / ".run")
+LOGS = RUN / "logs"
+GALLERY = RUN / "face-gallery.sqlite3"
+REDIS_PORT = 6380
 
 
 def say(message: str) -> None:
@@ -59,6 +70,7 @@ class Child:
     env: dict[str, str]
     port: int
     http_ready: str | None = None  # URL answering 200 when ready; else gRPC health
+    redis_ping: bool = False  # ready when it answers PING
     proc: subprocess.Popen | None = None
     restarts: int = 0
     log: Path = field(init=False)
@@ -74,13 +86,20 @@ class Child:
             )
 
     def ready(self) -> bool:
+        if self.redis_ping:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
         if self.http_ready:
             try:
                 return urllib.request.urlopen(self.http_ready, timeout=2).status == 200
             except OSError:
                 return False
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:  # health: no token
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(), timeout=2
                 )
@@ -117,6 +136,58 @@ def choose_model() -> str:
         "For real objects: OBJECT_MODEL=/path/to/weights.pt make run (any ultralytics .pt or .onnx)."
     )
     return str(DEMO_MODEL)
+
+
+def redis_child(python: str) -> tuple[Child, str]:
+    """A Redis of the stack's own: AOF under the run directory, no eviction."""
+    data = RUN / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    port = REDIS_PORT
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            port = free_port()  # 6380 is taken (another stack?): any free port
+    server = shutil.which("redis-server")
+    if server is None:
+        subprocess.run(
+            [python, "-c", "import sys; sys.path.insert(0, 'scripts'); import ensure_redis; ensure_redis.install_redis()"],
+            cwd=ROOT, check=True,
+        )  # fmt: skip
+        server = shutil.which("redis-server") or "redis-server"
+    argv = [
+        server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+        "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
+    ]  # fmt: skip
+    return Child("redis", argv, {}, port, redis_ping=True), f"redis://127.0.0.1:{port}/0"
+
+
+def ensure_admin_key(python: str, redis_url: str) -> tuple[str, bool]:
+    """The stack's admin key: the one in the run directory while Redis still
+    knows it, else a new one written there (mode 0600). Returns (key, new)."""
+    path = RUN / "admin.key"
+    code = (
+        "import asyncio, sys, redis.asyncio as r\n"
+        "from gateway.keys import KeyStore\n"
+        "async def main():\n"
+        "    client = r.from_url(sys.argv[1], decode_responses=True)\n"
+        "    store = KeyStore(client)\n"
+        "    old = sys.argv[2]\n"
+        "    if old and await store.lookup(old): print(old); return\n"
+        "    key, _ = await store.create('make run admin', 'default', 'admin')\n"
+        "    print(key)\n"
+        "asyncio.run(main())\n"
+    )
+    old = path.read_text().strip() if path.is_file() else ""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}"}
+    key = subprocess.run(
+        [python, "-c", code, redis_url, old], cwd=ROOT, env=env, capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()  # fmt: skip
+    if key != old:
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(key + "\n")
+    return key, key != old
 
 
 def wait_ready(children: list[Child], timeout: float) -> bool:
@@ -167,10 +238,33 @@ def main() -> int:
     if args.face_replicas < 1 or args.object_replicas < 1:
         parser.error("each backend needs at least one replica")
     LOGS.mkdir(parents=True, exist_ok=True)
+    python = sys.executable
+    redis_url = os.environ.get("REDIS_URL")
+    services: list[Child] = []
+    if not redis_url:
+        redis, redis_url = redis_child(python)
+        services.append(redis)
+        say(f"redis: the stack's own on {redis_url} (append-only file in {RUN / 'redis'})")
+        redis.start()
+        if not wait_ready([redis], 30):
+            stop([redis])
+            return 1
+    auth = os.environ.get("GATEWAY_AUTH", "enabled") != "disabled"
+    if auth:
+        key, new = ensure_admin_key(python, redis_url)
+        if new:
+            say(f"admin API key (shown once; kept in {RUN / 'admin.key'}, mode 0600):")
+            say(f"  {key}")
+        else:
+            say(f"admin API key: in {RUN / 'admin.key'}")
+    token = secrets.token_urlsafe(24)
+    token_file = RUN / "grpc.token"
+    token_file.touch(mode=0o600)
+    token_file.chmod(0o600)
+    token_file.write_text(token + "\n")
     workers = os.environ.get("PERCEPT_WORKERS") or str(cores)
     gateway_workers = os.environ.get("GATEWAY_WORKERS") or str(max(1, cores // 4))
     model = choose_model()
-    python = sys.executable
     gallery_url = os.environ.get("FACE_GALLERY_URL") or f"sqlite:///{GALLERY}"
 
     replicas: list[Child] = []
@@ -181,6 +275,8 @@ def main() -> int:
                 f"face-{i + 1}",
                 [python, "-m", "face_service"],
                 {
+                    "FACE_HOST": "127.0.0.1",
+                    "FACE_AUTH_TOKEN": token,
                     "FACE_PORT": str(port),
                     "FACE_WORKERS": os.environ.get("FACE_WORKERS") or workers,
                     "FACE_METRICS_PORT": str(free_port()),
@@ -196,6 +292,8 @@ def main() -> int:
                 f"object-{i + 1}",
                 [python, "-m", "object_service"],
                 {
+                    "OBJECT_HOST": "127.0.0.1",
+                    "OBJECT_AUTH_TOKEN": token,
                     "OBJECT_PORT": str(port),
                     "OBJECT_MODEL": model,
                     "OBJECT_WORKERS": os.environ.get("OBJECT_WORKERS") or workers,
@@ -218,11 +316,14 @@ def main() -> int:
             "GATEWAY_FACE_TARGETS": face_targets,
             "GATEWAY_OBJECT_TARGETS": object_targets,
             "GATEWAY_WORKERS": gateway_workers,
+            "GATEWAY_HOST": os.environ.get("GATEWAY_HOST") or "127.0.0.1",
+            "GATEWAY_GRPC_TOKEN": token,
+            "REDIS_URL": redis_url,
         },
         gateway_port,
         http_ready=f"http://127.0.0.1:{gateway_port}/readyz",
     )
-    children = [*replicas, gateway]
+    children = [*services, *replicas, gateway]
 
     stopping = False
 
@@ -241,14 +342,19 @@ def main() -> int:
     for child in replicas:
         child.start()
     if not wait_ready(replicas, args.ready_timeout) or stopping:
-        stop(children)
+        stop(replicas)
+        stop(services)
         return 1
     gateway.start()
     if not wait_ready([gateway], 120) or stopping:
         stop([gateway, *replicas])
+        stop(services)
         return 1
     base = f"http://127.0.0.1:{gateway_port}"
     say(f"REST API   {base}   (docs {base}/docs, metrics {base}/metrics)")
+    if auth:
+        say(f"           send the admin key: Authorization: Bearer $(cat {RUN / 'admin.key'})")
+    say(f"gRPC token (replicas take calls only with it): in {token_file}")
     for child in replicas:
         say(
             f"{child.name:<10} grpc 127.0.0.1:{child.port}   metrics http://127.0.0.1:{child.env.get('FACE_METRICS_PORT') or child.env.get('OBJECT_METRICS_PORT')}/metrics"
@@ -272,9 +378,10 @@ def main() -> int:
             if wait_ready([child], args.ready_timeout):
                 say(f"{child.name} restarted on port {child.port}")
 
-    say("stopping: gateway first, then the replicas")
+    say("stopping: gateway first, then the replicas" + (", then Redis" if services else ""))
     stop([gateway])
     stop(replicas)
+    stop(services)
     say("stopped")
     return 0
 

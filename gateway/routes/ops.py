@@ -20,7 +20,7 @@ async def healthz() -> dict:
 
 @router.get(
     "/readyz",
-    summary="Redis answers and every backend has a SERVING replica",
+    summary="Redis answers, its queues can be dispatched, and every backend has a SERVING replica",
     response_model=Ready,
     responses={503: {"model": Ready, "description": "Not ready: the failing checks are false."}},
 )
@@ -28,9 +28,10 @@ async def readyz(request: Request) -> JSONResponse:
     gw = request.app.state.gateway
     try:
         redis_ok = bool(await gw.store.redis.ping())
+        queues_ok = await gw.store.groups_ready()
     except Exception:  # noqa: BLE001 - any failure means not ready
-        redis_ok = False
-    checks = {"redis": redis_ok, **(await gw.backends.ready())}
+        redis_ok = queues_ok = False
+    checks = {"redis": redis_ok, "queues": queues_ok, **(await gw.backends.ready())}
     ready = all(checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

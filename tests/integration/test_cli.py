@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -37,6 +36,7 @@ def cli_env(gateway, **extra) -> dict[str, str]:
             str(p) for p in (ROOT / "clients" / "python", ROOT, ROOT / "gen")
         ),
         "PERCEPT_URL": gateway.url,
+        "PERCEPT_API_KEY": gateway.api_key,
         "COLUMNS": "160",
         **extra,
     }
@@ -77,7 +77,7 @@ def files(tmp_path_factory, zidane_bytes, astronaut):
 
 @pytest.fixture(scope="module")
 def http(gateway):
-    with httpx.Client(base_url=gateway.url, timeout=60) as c:
+    with gateway.client(timeout=60) as c:
         yield c
 
 
@@ -246,6 +246,7 @@ def test_task_commands_and_health(percept_cli, files, http):
     assert health.returncode == 0 and "ready" in health.stdout
     assert json.loads(percept_cli("health", "--json").stdout)["checks"] == {
         "redis": True,
+        "queues": True,
         "face": True,
         "object": True,
     }

@@ -359,6 +359,7 @@ def test_bad_uploads_are_rejected_by_the_gateway(http, face_server, zidane_bytes
             "confidence_threshold",
         ),
         (submit(http, "/api/detect/object/image", zidane_bytes, classes="unicorn"), 422, "unicorn"),
+        (submit(http, "/api/detect/object/image", zidane_bytes, classes="2,99"), 422, "0..3"),
         (
             submit(
                 http,
@@ -403,6 +404,7 @@ def test_health_readiness_metrics_and_docs(http, zidane_bytes):
     ready = http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {
         "redis": True,
+        "queues": True,
         "face": True,
         "object": True,
     }
@@ -468,6 +470,7 @@ def test_readyz_fails_without_backends(redis_url):
         ready = httpx.get(f"{lonely.url}/readyz", timeout=10)
         assert ready.status_code == 503 and ready.json()["checks"] == {
             "redis": True,
+            "queues": True,
             "face": False,
             "object": False,
         }

@@ -34,15 +34,17 @@ def session_processes(sid: int) -> list[psutil.Process]:
     return out
 
 
-def test_make_run_serves_restarts_and_stops_cleanly(redis_url, zidane_bytes):
+def test_make_run_serves_restarts_and_stops_cleanly(tmp_path, zidane_bytes):
     port = free_port()
+    run_dir = tmp_path / "run"
     env = {
         **os.environ,
         "GATEWAY_PORT": str(port),
-        "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/11",
+        "PERCEPT_RUN_DIR": str(run_dir),
         "YOLO_OFFLINE": "1",
     }
-    env.pop("OBJECT_MODEL", None)
+    for name in ("OBJECT_MODEL", "REDIS_URL", "GATEWAY_AUTH"):
+        env.pop(name, None)  # as a person runs it: its own Redis, auth on
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "run", "FACE_REPLICAS=1", "OBJECT_REPLICAS=1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -70,6 +72,13 @@ def test_make_run_serves_restarts_and_stops_cleanly(redis_url, zidane_bytes):
         output = "".join(seen)
         assert "DEMO model" in output and "OBJECT_MODEL=" in output  # says how to use real weights
         assert f"http://127.0.0.1:{port}/docs" in output
+        # its own Redis, persisting to an append-only file in the run directory
+        assert "the stack's own" in output and (run_dir / "redis" / "appendonlydir").is_dir()
+        # an admin key, printed once and kept readable by its owner only
+        key_file = run_dir / "admin.key"
+        key = key_file.read_text().strip()
+        assert key in output and oct(key_file.stat().st_mode & 0o777) == "0o600"
+        headers = {"Authorization": f"Bearer {key}"}
         face_port = int(re.search(r"face-1\s+grpc 127\.0\.0\.1:(\d+)", output).group(1))
 
         # No static core split: each replica's workers together can use every core.
@@ -81,7 +90,11 @@ def test_make_run_serves_restarts_and_stops_cleanly(redis_url, zidane_bytes):
             workers = [c for c in server.children() if "spawn_main" in " ".join(c.cmdline())]
             assert len(workers) == cores, (module, [w.cmdline() for w in workers])
 
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/api/tasks", timeout=10)
+        assert anonymous.status_code == 401
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=120, headers=headers
+        ) as http:
             face = http.post(
                 "/api/detect/face/image",
                 params={"wait": "true"},
@@ -113,7 +126,8 @@ def test_make_run_serves_restarts_and_stops_cleanly(redis_url, zidane_bytes):
                 files={"file": ("z.jpg", zidane_bytes, "image/jpeg")},
             )
             assert again.status_code == 200
-        assert len(session_processes(sid)) >= 4  # make, launcher, replicas, gateway (and workers)
+        # make, launcher, redis, replicas, gateway (and workers)
+        assert len(session_processes(sid)) >= 5
     finally:
         os.killpg(sid, signal.SIGINT)  # what Ctrl-C in a terminal does
         try:

@@ -33,7 +33,7 @@ FRAMES = 12
 
 @pytest.fixture(scope="module")
 def client(gateway):
-    with percept.Client(gateway.url, wait_timeout=300) as c:
+    with percept.Client(gateway.url, api_key=gateway.api_key, wait_timeout=300) as c:
         yield c
 
 
@@ -45,7 +45,7 @@ def grpc_client(face_server, object_server):
 
 @pytest.fixture(scope="module")
 def http(gateway):
-    with httpx.Client(base_url=gateway.url, timeout=60) as c:
+    with gateway.client(timeout=60) as c:
         yield c
 
 
@@ -209,7 +209,7 @@ class DropFirstResponse(httpx.BaseTransport):
 def test_a_retried_submit_makes_one_task(gateway, http, zidane_bytes):
     before = task_ids(http)
     transport = DropFirstResponse()
-    with percept.Client(gateway.url, transport=transport) as c:
+    with percept.Client(gateway.url, api_key=gateway.api_key, transport=transport) as c:
         task = c.submit("face", zidane_bytes)
         assert transport.posts == 2  # the submit was sent twice...
         assert c.wait(task).succeeded
@@ -227,7 +227,7 @@ def test_an_unreachable_gateway_raises_unavailable():
 
 def test_health(client, grpc_client):
     assert client.health() == percept.Health(
-        True, True, {"redis": True, "face": True, "object": True}
+        True, True, {"redis": True, "queues": True, "face": True, "object": True}
     )
     assert grpc_client.health() == percept.Health(True, True, {"face": True, "object": True})
 
@@ -237,7 +237,7 @@ def test_health(client, grpc_client):
 
 def test_async_rest_client(gateway, grpc_client, assets, face_video, zidane_bytes):
     async def main():
-        async with percept.AsyncClient(gateway.url) as c:
+        async with percept.AsyncClient(gateway.url, api_key=gateway.api_key) as c:
             image = await c.detect_faces(assets / "zidane.jpg")
             frames = [f async for f in c.detect_faces_in_video(face_video, max_frames=4)]
             tasks = await asyncio.gather(

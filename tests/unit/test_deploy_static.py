@@ -37,6 +37,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
+TMP_PKI = __import__("tempfile").TemporaryDirectory()
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 K8S_DIR = ROOT / "deploy" / "k8s"
 DOCKERFILES = {
@@ -276,7 +277,7 @@ def test_gpu_variant_is_a_profile_with_an_nvidia_device(services, dockerfiles):
     gpu = services["object-gpu"]
     assert gpu["profiles"] == ["gpu"]
     for name, service in services.items():
-        if name != "object-gpu":
+        if name not in ("object-gpu", "prometheus", "grafana"):
             assert "profiles" not in service, f"{name} must start by default"
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
@@ -506,7 +507,7 @@ def test_grpc_health_checks_pass_only_when_serving(health_server, services, dock
     port, servicer = health_server
     commands: list[tuple[list[str], dict[str, str]]] = []
     for name in ("face", "object"):
-        env = {**_base_env(), f"{name.upper()}_PORT": str(port)}
+        env = {**_base_env(), f"{name.upper()}_PORT": "9", f"{name.upper()}_HEALTH_PORT": str(port)}
         compose_argv = services[name]["healthcheck"]["test"][1:]
         final = stages(dockerfiles[name])[-1]
         image_argv = healthcheck_argv(instructions(final, "HEALTHCHECK")[-1])
@@ -633,14 +634,51 @@ def test_face_and_object_services_are_headless_and_select_their_pods(k8s_docs):
     assert gateway["spec"]["ports"][0]["targetPort"] == "http"
 
 
-def test_face_and_object_probes_are_native_grpc(k8s_docs):
+def test_face_and_object_probes_are_native_grpc_on_the_health_port(k8s_docs):
+    config = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
     for name, port in GRPC_PORT.items():
         container = pod_spec(k8s(k8s_docs, "Deployment", name))["containers"][0]
+        health = int(config[f"percept-{name}"][f"{name.upper()}_HEALTH_PORT"])
+        assert health != port and {"name": "health", "containerPort": health} in container["ports"]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"]["port"] == port, f"{name} {probe}"
+            assert container[probe]["grpc"]["port"] == health, f"{name} {probe}"
         # The startup probe covers model loading before liveness starts.
         startup = container["startupProbe"]
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 180
+
+
+def test_the_grpc_hop_is_mutual_tls_with_a_token_from_secrets(k8s_docs, services):
+    """The replicas serve TLS requiring the gateway's client certificate and a
+    token; the gateway and worker present them; all from `make certs` files."""
+    config = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    generated = {
+        g["name"]: {Path(f).name for f in g["files"]} for g in kustomization["secretGenerator"]
+    }
+    from scripts.make_certs import write_pki
+
+    made = {p.name for p in write_pki(Path(TMP_PKI.name)).iterdir()}
+    assert generated["percept-grpc-server"] <= made and generated["percept-grpc-client"] <= made
+    assert "server.key" not in generated["percept-grpc-client"]  # the gateway never holds it
+    for name, secret in (("face", "percept-grpc-server"), ("object", "percept-grpc-server"),
+                         ("gateway", "percept-grpc-client"), ("worker", "percept-grpc-client")):  # fmt: skip
+        spec = pod_spec(k8s(k8s_docs, "Deployment", name))
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["grpc-secrets"]["secret"]["secretName"] == secret
+        mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        assert mounts["grpc-secrets"] == "/etc/percept/grpc"
+    for name in ("face", "object"):
+        env = config[f"percept-{name}"]
+        prefix = name.upper()
+        for key, file in (("TLS_CERT", "server.pem"), ("TLS_KEY", "server.key"),
+                          ("TLS_CLIENT_CA", "ca.pem"), ("AUTH_TOKEN_FILE", "grpc-token")):  # fmt: skip
+            assert env[f"{prefix}_{key}"] == f"/etc/percept/grpc/{file}"
+            assert services[name]["environment"][f"{prefix}_{key}"].startswith("/run/secrets/")
+    gateway = config["percept-gateway"]
+    for key, file in (("GRPC_TLS_CA", "ca.pem"), ("GRPC_TLS_CERT", "client.pem"),
+                      ("GRPC_TLS_KEY", "client.key"), ("GRPC_TOKEN_FILE", "grpc-token")):  # fmt: skip
+        assert gateway[f"GATEWAY_{key}"] == f"/etc/percept/grpc/{file}"
+        assert services["gateway"]["environment"][f"GATEWAY_{key}"].startswith("/run/secrets/")
 
 
 def test_gateway_probes_are_http(k8s_docs):

@@ -169,3 +169,18 @@ def test_run_time_percentiles_from_the_minute_buckets():
     summary = summarize(rows)
     assert summary["ended"] == 4 and summary["per_minute"] == 2.0
     assert summary["failure_rate"] == 0.25 and 100 < summary["run_p50_ms"] <= 250
+
+
+def test_a_full_or_unreachable_store_is_503_with_retry_after():
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+
+    from gateway.errors import response_for
+
+    full = response_for(ResponseError("OOM command not allowed when used memory > 'maxmemory'."))
+    assert full.status_code == 503 and full.headers["retry-after"] == "10"
+    assert json.loads(full.body)["error"]["code"] == "store_full"
+    down = response_for(RedisConnectionError("Connection refused"))
+    assert down.status_code == 503 and down.headers["retry-after"]
+    hidden = response_for(KeyError("/home/app/secret.py"))
+    assert hidden.status_code == 500 and b"secret" not in hidden.body

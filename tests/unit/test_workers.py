@@ -148,3 +148,19 @@ def test_close_stops_every_worker():
 
     pids = run(main())
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+
+
+def test_a_worker_stuck_on_an_abandoned_call_is_replaced():
+    async def main():
+        pool = ProcessWorkers(1, slow_init, ("w",), abandon_after_s=0.5)
+        await pool.start()
+        try:
+            first = pool.pids[0]
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.run(pid_after, 60), timeout=0.3)  # caller gives up
+            assert await pool.run(marker) == "w"  # served: not stuck behind the 60 s call
+            assert pool.pids != [first]  # by a new worker
+        finally:
+            await pool.close()
+
+    run(main())

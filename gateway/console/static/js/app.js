@@ -1,0 +1,106 @@
+// The console: a hash router over five pages, the sign-in screen, and the
+// "last updated" clock. Each page's mount() returns a function that stops it.
+
+import { api, whenUnauthorized } from "./api.js";
+import { clock } from "./format.js";
+import * as overview from "./pages/overview.js";
+import * as replicas from "./pages/replicas.js";
+import * as tasks from "./pages/tasks.js";
+import * as task from "./pages/task.js";
+import * as tryIt from "./pages/try.js";
+
+const routes = [
+  [/^\/?$/, "overview", overview],
+  [/^\/replicas$/, "replicas", replicas],
+  [/^\/tasks$/, "tasks", tasks],
+  [/^\/task\/([0-9a-f]{32})$/, "tasks", task],
+  [/^\/try$/, "try", tryIt],
+];
+
+const view = document.getElementById("view");
+const live = document.getElementById("live");
+let stop = () => {};
+
+const ctx = {
+  /** Pages call this after every refresh: ok, or what went wrong. */
+  live(ok, why = "") {
+    live.textContent = ok ? `updated ${clock(new Date())}` : `not updating: ${why}`;
+    live.classList.toggle("down", !ok);
+  },
+  navigate(hash) {
+    if (location.hash === hash) render();
+    else location.hash = hash;
+  },
+};
+
+function render() {
+  stop();
+  const [path, search] = location.hash.replace(/^#/, "").split("?");
+  const params = new URLSearchParams(search || "");
+  for (const [pattern, name, page] of routes) {
+    const match = pattern.exec(path);
+    if (!match) continue;
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.route === name);
+    view.replaceChildren();
+    document.title = `Percept · ${name === "try" ? "try it" : name}`;
+    stop = page.mount(view, { match, params }, ctx) || (() => {});
+    return;
+  }
+  location.hash = "#/";
+}
+
+// --- signing in (an admin API key becomes the HttpOnly session cookie) ------------
+const login = document.getElementById("login");
+const loginError = document.getElementById("login-error");
+const signout = document.getElementById("signout");
+whenUnauthorized(() => {
+  if (!login.hidden) return;
+  stop();
+  stop = () => {};
+  login.hidden = false;
+  document.getElementById("login-key").focus();
+  ctx.live(false, "signed out");
+});
+document.getElementById("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  loginError.hidden = true;
+  const key = document.getElementById("login-key").value;
+  try {
+    const response = await fetch("../api/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ api_key: key }),
+      credentials: "same-origin",
+    });
+    if (!response.ok) {
+      loginError.textContent = response.status === 401 ? "That key was not accepted." : `Sign-in failed (${response.status}).`;
+      loginError.hidden = false;
+      return;
+    }
+    login.hidden = true;
+    document.getElementById("login-key").value = "";
+    render();
+    who();
+  } catch (err) {
+    loginError.textContent = `Cannot reach the gateway: ${err.message}`;
+    loginError.hidden = false;
+  }
+});
+signout.addEventListener("click", async () => {
+  await fetch("../api/session", { method: "DELETE", credentials: "same-origin" }).catch(() => {});
+  signout.hidden = true;
+  render();
+});
+
+/** Who the session is: with API keys on, their name and a way to sign out. */
+function who() {
+  api("session").then((me) => {
+    signout.hidden = me.auth !== "enabled";
+    signout.textContent = `Sign out ${me.name || ""}`.trim();
+    signout.title = `${me.role} of tenant ${me.tenant}`;
+  }, () => {});
+}
+
+window.addEventListener("hashchange", render);
+render();
+who();

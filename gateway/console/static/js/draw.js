@@ -1,0 +1,71 @@
+// Detections drawn over an image: an SVG overlay whose viewBox is the image's
+// own pixel grid, so every box is drawn at exactly the pixels the API returned.
+
+import { el } from "./format.js";
+
+const NS = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
+const CLOSED = new Set(["left_eye", "right_eye", "top_lip", "bottom_lip"]);
+
+/** A stage: the picture (an <img>, a <video> or a blank of the image's size) with an overlay. */
+export function stage(picture, width, height) {
+  const overlay = svg("svg", { class: "overlay", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" });
+  const root = el("div", { class: "stage" }, picture, overlay);
+  return { root, overlay, picture };
+}
+
+export function blank(width, height) {
+  return el("div", { class: "blank", style: `width:${Math.min(width, 960)}px;aspect-ratio:${width}/${height}` });
+}
+
+/** Replace what the overlay shows with one result (faces or detections). */
+export function drawResult(overlay, result) {
+  overlay.replaceChildren();
+  if (!result) return;
+  overlay.setAttribute("viewBox", `0 0 ${result.image_width} ${result.image_height}`);
+  // labels about 12 screen pixels tall, whatever the image's scale on screen
+  const shown = overlay.getBoundingClientRect().width;
+  const perPixel = shown > 0 ? result.image_width / shown : Math.max(1, Math.max(result.image_width, result.image_height) / 800);
+  const items = result.faces || result.detections || [];
+  items.forEach((item, index) => {
+    const b = item.box;
+    const group = svg("g", { class: result.faces ? "face" : "detection", "data-index": index });
+    group.append(svg("rect", {
+      class: "box", x: b.left, y: b.top, width: b.right - b.left, height: b.bottom - b.top,
+      "data-left": b.left, "data-top": b.top, "data-right": b.right, "data-bottom": b.bottom,
+    }));
+    const text = item.label !== undefined ? `${item.label} ${(item.confidence * 100).toFixed(0)}%` : `face ${index + 1}`;
+    const size = 12 * perPixel;
+    const tagWidth = text.length * size * 0.62 + size * 0.6;
+    const tagY = b.top - size * 1.35 >= 0 ? b.top - size * 1.35 : b.top;
+    group.append(svg("rect", { class: "tag", x: b.left, y: tagY, width: tagWidth, height: size * 1.35 }));
+    const label = svg("text", { x: b.left + size * 0.3, y: tagY + size * 1.05, "font-size": size });
+    label.style.fontSize = `${size}px`;
+    label.textContent = text;
+    group.append(label);
+    if (item.landmarks) {
+      const marks = svg("g", { class: "landmarks" });
+      for (const [part, points] of Object.entries(item.landmarks)) {
+        const list = CLOSED.has(part) ? [...points, points[0]] : points;
+        marks.append(svg("polyline", { points: list.map(([x, y]) => `${x},${y}`).join(" "), "data-part": part }));
+      }
+      group.append(marks);
+    }
+    overlay.append(group);
+  });
+}
+
+/** How many things a result found, in words. */
+export function found(result) {
+  if (!result) return "";
+  if (result.frames) return `${result.frames.length} frames`;
+  const items = result.faces || result.detections || [];
+  const noun = result.faces ? "face" : "object";
+  return `${items.length} ${noun}${items.length === 1 ? "" : "s"}`;
+}

@@ -1,0 +1,150 @@
+"""The console's APIs: the overview's numbers (/api/stats), the replicas the
+monitor sees (/api/replicas) and a task's uploaded image (/api/task/{id}/input).
+The console's page itself is static (gateway/console/static), served at /console/."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from gateway import stats
+from gateway.console.models import ReplicaList, Stats
+from gateway.errors import ApiError
+from gateway.models import error_responses
+from gateway.replicas import lease_holder, read_replicas
+
+router = APIRouter(tags=["console"])
+
+STATS_CACHE_S = 1.0  # many open consoles cost Redis one read a second
+_cache: dict[tuple[int, int], tuple[float, dict]] = {}
+_IMAGE_TYPES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"RIFF", "image/webp"),
+    (b"BM", "image/bmp"),
+)
+
+
+@router.get("/", include_in_schema=False)
+async def home() -> RedirectResponse:
+    # Relative, so it stays under a reverse proxy's path prefix.
+    return RedirectResponse("console/", status_code=307)
+
+
+@router.get(
+    "/api/stats",
+    summary="The console's overview: live counts and per-minute statistics of every task kind",
+    response_model=Stats,
+    responses=error_responses(401, 403, 422, 503),
+)
+async def get_stats(
+    request: Request,
+    minutes: int = Query(60, ge=5, le=1440, description="Minutes of per-minute series."),
+) -> JSONResponse:
+    gw = request.app.state.gateway
+    gw.auth.require_admin(request)
+    hit = _cache.get((id(gw), minutes))
+    if hit is not None and time.monotonic() - hit[0] < STATS_CACHE_S:
+        return JSONResponse(hit[1])
+    body = await overview(gw, minutes)
+    _cache[(id(gw), minutes)] = (time.monotonic(), body)
+    return JSONResponse(body)
+
+
+async def overview(gw, minutes: int) -> dict[str, Any]:
+    """Every declared kind: queue now, and the last 5 and 60 minutes."""
+    buckets = await gw.store.stats(max(minutes, 60))
+    queues = await gw.store.queue_stats()
+    counts = await gw.store.counts()
+    kinds = []
+    for kind in gw.kinds:
+        rows = buckets.get(kind.id, [])
+        queue = queues.get(kind.id, {})
+        kinds.append(
+            {
+                "id": kind.id,
+                "kind": kind.kind,
+                "media": kind.media,
+                "backend": kind.backend.name,
+                "queued": int(queue.get("waiting", 0)),
+                "running": int(queue.get("running", 0)),
+                "oldest_waiting_s": float(queue.get("oldest_waiting_s", 0.0)),
+                "last_5m": stats.summarize(rows[-5:]),
+                "last_60m": stats.summarize(rows[-60:]),
+                "series": stats.series(rows[-minutes:]),
+            }
+        )
+    return {"time": time.time(), "minutes": minutes, "counts": counts, "kinds": kinds}
+
+
+@router.get(
+    "/api/replicas",
+    summary="Every face and object replica the gateway can reach, with health and load",
+    response_model=ReplicaList,
+    responses=error_responses(401, 403, 503),
+)
+async def get_replicas(request: Request) -> JSONResponse:
+    gw = request.app.state.gateway
+    gw.auth.require_admin(request)
+    settings = gw.settings
+    stale_after = max(5.0, 3 * settings.replica_probe_s + settings.replica_probe_timeout_s)
+    redis = gw.store.redis
+    return JSONResponse(
+        {
+            "replicas": await read_replicas(redis, stale_after),
+            "probe_interval_s": settings.replica_probe_s,
+            "forget_after_s": settings.replica_forget_s,
+            "targets": {b.name: getattr(settings, f"{b.name}_targets") for b in _backends(gw)},
+            "monitor": await lease_holder(redis),
+        }
+    )
+
+
+def _backends(gw):
+    seen = {}
+    for kind in gw.kinds:
+        seen.setdefault(kind.backend.name, kind.backend)
+    return seen.values()
+
+
+@router.get(
+    "/api/task/{task_id}/input",
+    summary="The image a task was given (kept a while after it ends, for the console)",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for _, t in _IMAGE_TYPES
+            },
+            "description": "The uploaded image, as it was sent.",
+        },
+        **error_responses(401, 404, 410, 422, 503),
+    },
+)
+async def task_input(task_id: str, request: Request) -> Response:
+    gw = request.app.state.gateway
+    task = await gw.store.get(task_id, gw.auth.principal(request).scope)
+    kind = next((k for k in gw.kinds if k.id == task.kind_id), None)
+    if kind is None or task.media != "image":
+        raise ApiError(
+            404, "input_not_kept", f"task {task_id} is a {task.media} task: only images are kept"
+        )
+    store = gw.store
+    data = await store.preview(task_id) or await store.raw.get(store.input_key(task_id))
+    if not data:
+        raise ApiError(
+            404,
+            "input_not_kept",
+            f"the image of task {task_id} is no longer kept: uploads are kept "
+            f"{gw.settings.keep_input_s} s after a task ends (GATEWAY_KEEP_INPUT_S)",
+        )
+    image = getattr(kind.request_class.FromString(data), kind.input_field).content
+    media_type = next((t for magic, t in _IMAGE_TYPES if image.startswith(magic)), None)
+    return Response(
+        image,
+        media_type=media_type or "application/octet-stream",
+        headers={"Cache-Control": "private, max-age=600"},
+    )

@@ -1,0 +1,845 @@
+"""The console in a real browser (Debian's chromium driven by Playwright)
+against a real stack: a face replica, object replicas found through a DNS name
+whose answers the test changes, a gateway, and a Redis of the test's own.
+
+Every page must load with no console error and no failed request; the
+numbers must move while tasks run; a killed replica must turn red within 5 s
+and a new one appear by itself; boxes must be drawn at the pixels the API
+returned; a video's progress must advance frame by frame and its cancel
+button cancel it; the console must work the same under a path prefix; and the
+task list is timed with 100,000 tasks in Redis (printed, never asserted).
+
+CONSOLE_SCREENSHOTS=dir saves the pages' screenshots there (`make
+console-screenshots` writes docs/)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import encode
+from tests.netlab import TinyDNS
+from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, free_port
+from tests.videos import moving_patch_video
+
+pytestmark = pytest.mark.slow
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
+FACE_PATCH = (slice(40, 210), slice(140, 300))  # the astronaut's head
+OBJECTS_NAME = "objects.percept.test"
+FORGET_S = 8
+SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
+
+
+# --- the stack ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_port():
+    """A redis-server of this module's own (no persistence), stopped at the end."""
+    port = free_port()
+    subprocess.run(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--daemonize", "yes", "--pidfile", f"/tmp/percept-console-redis-{port}.pid"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    yield port
+    with contextlib.suppress(redis.ConnectionError):
+        client.shutdown(nosave=True)
+
+
+@pytest.fixture(scope="module")
+def dns():
+    server = TinyDNS(OBJECTS_NAME)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx")
+
+
+def object_replica(ip: str, port: int, onnx_cache) -> ServerProcess:
+    server = ServerProcess(
+        "object_service",
+        env={"OBJECT_MODEL": str(DEMO_MODEL), "OBJECT_WORKERS": "1", "OBJECT_THREADS": "1",
+             "OBJECT_CACHE_DIR": str(onnx_cache), "OBJECT_REPLICA_NAME": f"object-{ip}"},
+        args=["--host", ip],
+    )  # fmt: skip
+    server.host, server.port = ip, port
+    return server
+
+
+@pytest.fixture(scope="module")
+def face():
+    server = ServerProcess("face_service", env={"FACE_WORKERS": "1"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def objects(dns, onnx_cache):
+    """Object replicas on 127.0.0.2 and 127.0.0.3, one port, one DNS name;
+    only the first runs (and is in DNS) at the start."""
+    port = free_port()
+    replicas = [object_replica(f"127.0.0.{i}", port, onnx_cache) for i in (2, 3)]
+    replicas[0].start()
+    dns.addresses = [replicas[0].host]
+    yield replicas
+    for replica in replicas:
+        if getattr(replica, "proc", None) is not None:
+            replica.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(face, objects, dns, redis_port):
+    server = GatewayProcess(
+        "gateway",
+        env={
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "GATEWAY_FACE_TARGETS": face.address,
+            "GATEWAY_OBJECT_TARGETS": f"dns://127.0.0.1:{dns.port}/{OBJECTS_NAME}:{objects[0].port}",
+            "GATEWAY_REPLICA_FORGET_S": str(FORGET_S),
+            "GATEWAY_WAIT_TIMEOUT_S": "60",
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def http(gateway):
+    with gateway.client(timeout=60) as client:  # with its admin key
+        yield client
+
+
+# --- the browser ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import ensure_tools
+    finally:
+        sys.path.pop(0)
+    executable = ensure_tools.chromium()
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=args)
+        yield browser
+        browser.close()
+
+
+class Watched:
+    """A page whose console errors and failed requests are collected."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.problems: list[str] = []
+        self.requests: list[str] = []
+        page.on(
+            "console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}")
+        )
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        # (data: and blob: URLs are the page's own: the favicon, a local upload's preview)
+        page.on(
+            "request",
+            lambda r: r.url.startswith(("data:", "blob:")) or self.requests.append(r.url),
+        )
+        page.on("requestfailed", self._failed)
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status} {r.url}"),
+        )
+
+    def _failed(self, request) -> None:
+        # The console aborts its own fetches (polls, event streams) when it
+        # leaves a page: those are not failures.
+        if "ERR_ABORTED" not in (request.failure or ""):
+            self.problems.append(f"request failed: {request.url} {request.failure}")
+
+    def check(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+def signed_in(context, url: str, key: str | None) -> None:
+    """The session cookie the console's sign-in sets (POST /api/session)."""
+    if key:
+        context.add_cookies([{"name": "percept_session", "value": key, "url": url}])
+
+
+@pytest.fixture
+def watched(browser, gateway):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    signed_in(context, gateway.url, gateway.api_key)
+    page = context.new_page()
+    w = Watched(page)
+    yield w
+    context.close()
+    w.check()
+
+
+def screenshot(page, name: str, full_page: bool = True) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"console-{name}.png"), full_page=full_page)
+
+
+def console_url(base: str, fragment: str = "") -> str:
+    return f"{base}/console/{fragment}"
+
+
+def started(server: GatewayProcess) -> GatewayProcess:
+    """Start a gateway while the browser runs: its admin key is made in a thread
+    of its own (Playwright's sync API holds this thread's event loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        server.api_key = pool.submit(create_key, server.env["REDIS_URL"]).result()
+    return server.start()
+
+
+# --- load -----------------------------------------------------------------------------
+
+
+class Load:
+    """Tasks submitted in the background (simple mode), bounded in count and time."""
+
+    def __init__(
+        self, gateway, uploads: list[tuple[str, bytes]], most: int = 400, seconds: float = 120
+    ):
+        self.gateway, self.uploads, self.most, self.seconds = gateway, uploads, most, seconds
+        self.done = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        with self.gateway.client(timeout=60) as client:
+            while not self.stop.is_set() and time.monotonic() < deadline and self.done < self.most:
+                path, data = random.choice(self.uploads)
+                try:
+                    client.post(path, params={"wait": "true"}, files={"file": ("x.png", data)})
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+                self.done += 1
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=90)
+
+
+@pytest.fixture(scope="module")
+def face_png(astronaut) -> bytes:
+    return encode(np.ascontiguousarray(astronaut[0:260, 100:360]))
+
+
+@pytest.fixture(scope="module")
+def shapes_png() -> bytes:
+    from object_service import synthetic
+
+    image, _shapes = synthetic.make_scene(np.random.default_rng(3), 640, 480, (3, 4))
+    return encode(image)
+
+
+def submit(http, path: str, data: bytes, **fields) -> dict:
+    response = http.post(path, files={"file": ("upload.png", data)}, data=fields)
+    assert response.status_code in (200, 202), response.text
+    return response.json()
+
+
+def wait_task(http, task_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = http.get(f"/api/task/{task_id}").json()
+        if task["status"] in ("succeeded", "failed", "cancelled"):
+            return task
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} did not end")
+
+
+# --- drawing checks -------------------------------------------------------------------
+
+
+def assert_boxes_drawn_at(page, stage_selector: str, items: list[dict], width: int, height: int):
+    """Each item's box is an SVG rect with the API's pixel coordinates, and it
+    lands on those pixels of the picture as displayed (scaled to its size)."""
+    stage = page.locator(stage_selector)
+    rects = stage.locator("rect.box")
+    expect(rects).to_have_count(len(items))
+    picture = stage.locator("img, video, .blank").first.bounding_box()
+    sx, sy = picture["width"] / width, picture["height"] / height
+    for i, item in enumerate(items):
+        box = item["box"]
+        rect = rects.nth(i)
+        assert float(rect.get_attribute("x")) == pytest.approx(box["left"], abs=0.01)
+        assert float(rect.get_attribute("y")) == pytest.approx(box["top"], abs=0.01)
+        assert float(rect.get_attribute("width")) == pytest.approx(
+            box["right"] - box["left"], abs=0.01
+        )
+        assert float(rect.get_attribute("height")) == pytest.approx(
+            box["bottom"] - box["top"], abs=0.01
+        )
+        drawn = rect.bounding_box()
+        # on screen: where the box's pixels are in the displayed picture (the
+        # stroke adds a pixel or two around it)
+        assert drawn["x"] == pytest.approx(picture["x"] + box["left"] * sx, abs=2.5)
+        assert drawn["y"] == pytest.approx(picture["y"] + box["top"] * sy, abs=2.5)
+        assert drawn["width"] == pytest.approx((box["right"] - box["left"]) * sx, abs=3)
+        assert drawn["height"] == pytest.approx((box["bottom"] - box["top"]) * sy, abs=3)
+
+
+# --- tests ----------------------------------------------------------------------------
+
+
+def test_every_page_loads_with_no_error_and_no_failed_request(gateway, http, watched, face_png):
+    task = submit(http, "/api/detect/face/image", face_png, landmarks="true")
+    task = wait_task(http, task["task_id"])
+    page = watched.page
+    page.goto(gateway.url + "/")  # the gateway's root leads to the console
+    expect(page).to_have_url(console_url(gateway.url))
+    for fragment, ready in [
+        ("#/", "[data-kind='face_detection:image'] [data-stat='rate'] .value"),
+        ("#/replicas", "tr[data-state='serving']"),
+        ("#/tasks", f"tr[data-task='{task['task_id']}']"),
+        (f"#/task/{task['task_id']}", ".stage rect.box"),
+        ("#/try", "#try-options label"),
+    ]:
+        page.goto(console_url(gateway.url, fragment))
+        expect(page.locator(ready).first).to_be_visible()
+        expect(page.locator("#live")).to_contain_text("updated")
+    # every request stayed under the console's own origin and prefix
+    assert not [u for u in watched.requests if not u.startswith(gateway.url + "/")]
+    # the console's files are counted under one route in the HTTP metrics
+    metrics = http.get("/metrics").text
+    assert (
+        'percept_gateway_http_requests_total{method="GET",route="/console",status="200"}' in metrics
+    )
+
+
+def test_overview_counts_and_replica_rows_change_while_tasks_run(
+    gateway, watched, face_png, shapes_png
+):
+    page = watched.page
+    page.goto(console_url(gateway.url, "#/"))
+    succeeded = page.locator("#totals [data-stat='succeeded'] .value")
+    face_rate = page.locator("[data-kind='face_detection:image'] [data-stat='rate'] .sub")
+    expect(succeeded).not_to_have_text("–")
+    before_total, before_rate = succeeded.inner_text(), face_rate.inner_text()
+    uploads = [("/api/detect/face/image", face_png), ("/api/detect/object/image", shapes_png)]
+    with Load(gateway, uploads):
+        expect(succeeded).not_to_have_text(before_total, timeout=30_000)
+        expect(face_rate).not_to_have_text(before_rate, timeout=30_000)
+        screenshot(page, "overview")
+        page.goto(console_url(gateway.url, "#/replicas"))
+        served = page.locator("tr[data-state='serving'] td[data-field='served']")
+        expect(served.first).to_be_visible()
+        first = [served.nth(i).inner_text() for i in range(served.count())]
+        expect(served.first).not_to_have_text(first[0], timeout=30_000)
+        expect(served.last).not_to_have_text(first[-1], timeout=30_000)
+        screenshot(page, "replicas")
+
+
+def test_try_it_draws_the_boxes_at_the_pixels_the_api_returned(
+    gateway, http, watched, tmp_path, astronaut, shapes_png
+):
+    page = watched.page
+    photo = tmp_path / "astronaut.png"
+    photo.write_bytes(encode(astronaut))
+    scene = tmp_path / "shapes.png"
+    scene.write_bytes(shapes_png)
+    for backend, path, options in [
+        ("face", photo, {"return_landmarks": True}),
+        ("object", scene, {}),
+    ]:
+        page.goto(console_url(gateway.url, "#/try"))
+        page.select_option("select[name=backend]", backend)
+        page.set_input_files("input[name=file]", str(path))
+        for name in options:
+            page.check(f"#try-options input[name={name}]")
+        page.click("#try-form button[type=submit]")
+        expect(page.locator("#try-status")).to_have_text("succeeded", timeout=60_000)
+        task_id = page.locator("#try-result").get_attribute("data-task")
+        task = http.get(f"/api/task/{task_id}").json()
+        items = task["result"]["faces" if backend == "face" else "detections"]
+        assert items, f"the {backend} model found nothing in the test image"
+        if backend == "face":
+            assert task["options"] == {"return_landmarks": True}
+            expect(page.locator("#try-result .landmarks polyline")).to_have_count(9 * len(items))
+        page.wait_for_function(
+            "document.querySelector('#try-result .stage img')?.complete"
+        )  # the picture's own size is known before measuring
+        assert_boxes_drawn_at(
+            page, "#try-result .stage", items,
+            task["result"]["image_width"], task["result"]["image_height"],
+        )  # fmt: skip
+        if backend == "object":
+            labels = page.locator("#try-result .stage text").all_text_contents()
+            assert labels[0] == f"{items[0]['label']} {round(items[0]['confidence'] * 100)}%"
+            screenshot(page, "try")
+
+
+def test_task_page_shows_timings_replica_and_the_uploaded_image_with_boxes(
+    gateway, http, watched, face_png
+):
+    task = wait_task(
+        http, submit(http, "/api/detect/face/image", face_png, landmarks="true")["task_id"]
+    )
+    page = watched.page
+    page.goto(console_url(gateway.url, f"#/task/{task['task_id']}"))
+    stage = page.locator(".viewer .stage")
+    expect(stage.locator("img")).to_have_attribute("src", f"../api/task/{task['task_id']}/input")
+    page.wait_for_function("document.querySelector('.viewer .stage img')?.naturalWidth > 0")
+    natural = page.evaluate("document.querySelector('.viewer .stage img').naturalWidth")
+    assert natural == task["result"]["image_width"]
+    assert_boxes_drawn_at(
+        page, ".viewer .stage", task["result"]["faces"],
+        task["result"]["image_width"], task["result"]["image_height"],
+    )  # fmt: skip
+    facts = page.locator("#task-facts")
+    expect(facts.locator("[data-fact=replica]")).to_have_text(task["replica"])
+    expect(facts.locator("[data-fact=attempts]")).to_have_text("1")
+    expect(facts.locator("[data-fact=ran]")).not_to_have_text("–")
+    expect(page.locator("#cancel")).to_be_hidden()
+    screenshot(page, "task")
+    # the replica links to its row on the replicas page
+    facts.locator("[data-fact=replica] a").click()
+    expect(page.locator(f"tr[data-replica='{task['replica']}']")).to_be_visible()
+
+
+def test_video_progress_advances_frame_by_frame_and_cancel_cancels_it(
+    gateway, http, watched, tmp_path, astronaut
+):
+    video = tmp_path / "face.avi"
+    moving_patch_video(
+        video, np.ascontiguousarray(astronaut[FACE_PATCH]), n_frames=120, step=(3, 1)
+    )
+    page = watched.page
+    page.goto(console_url(gateway.url, "#/try"))
+    page.select_option("select[name=backend]", "face")
+    page.set_input_files("input[name=file]", str(video))
+    expect(page.locator("#try-options input[name=frame_stride]")).to_be_visible()
+    page.click("#try-form button[type=submit]")
+    expect(page.locator("#try-status")).to_have_text("running", timeout=60_000)
+    bar = page.locator("#try-result .progress")
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(set(seen)) < 4 and time.monotonic() < deadline:
+        done = bar.get_attribute("data-done")
+        if done:
+            seen.append(int(done))
+        time.sleep(0.05)
+    steps = sorted(set(seen))
+    assert len(steps) >= 4 and seen == sorted(seen), f"progress seen: {steps}"
+    # each frame arrives as a row, the latest drawn (one face box)
+    expect(page.locator("#try-result .frames tr[data-frame]").first).to_be_visible()
+    assert page.locator("#try-result .frames tr[data-frame]").count() >= steps[-1] - 1
+    task_id = page.locator("#try-result").get_attribute("data-task")
+    # the task page follows the same video live, and cancels it
+    page.click("#try-task-link")
+    expect(page.locator("#task-facts")).to_be_visible()  # the task page, not the try page
+    progress = page.locator(".viewer .progress")
+    expect(progress).to_have_attribute("data-total", "120")
+    first = int(progress.get_attribute("data-done") or 0)
+    page.wait_for_function(
+        f"Number(document.querySelector('.viewer .progress')?.dataset.done) > {first}"
+    )
+    screenshot(page, "video", full_page=False)
+    page.click("#cancel")
+    expect(page.locator("h1 .state")).to_have_text("cancelled", timeout=15_000)
+    expect(page.locator("#cancel")).to_be_hidden()
+    task = http.get(f"/api/task/{task_id}").json()
+    assert task["status"] == "cancelled"
+    assert 0 < task["progress"]["done"] < 120
+
+
+def test_console_apis_answer_what_their_models_document(http, face_png, tmp_path, astronaut):
+    from gateway.console.models import ReplicaList, Stats
+
+    task = wait_task(http, submit(http, "/api/detect/face/image", face_png)["task_id"])
+    stats = Stats.model_validate(http.get("/api/stats", params={"minutes": 5}).json())
+    face = next(k for k in stats.kinds if k.id == "face_detection:image")
+    assert len(face.series) == 5 and face.last_60m.succeeded >= 1
+    assert face.last_60m.run_p50_ms is not None and face.last_60m.success_rate is not None
+    assert {k.id for k in stats.kinds} == {
+        "face_detection:image", "face_detection:video", "object_detection:image", "object_detection:video",
+    }  # fmt: skip
+    assert http.get("/api/stats", params={"minutes": 2}).status_code == 422
+    replicas = ReplicaList.model_validate(http.get("/api/replicas").json())
+    assert task["replica"] in {r.replica for r in replicas.replicas if r.state == "serving"}
+    # the upload, byte for byte, for the task page to draw on
+    image = http.get(f"/api/task/{task['task_id']}/input")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content == face_png
+    video = tmp_path / "short.avi"
+    moving_patch_video(video, np.ascontiguousarray(astronaut[FACE_PATCH]), n_frames=3)
+    response = http.post(
+        "/api/detect/face/video", files={"file": ("short.avi", video.read_bytes())}
+    )
+    missing = http.get(f"/api/task/{response.json()['task_id']}/input")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "input_not_kept"
+    assert http.get(f"/api/task/{'0' * 32}/input").status_code == 404
+
+
+# --- a path prefix --------------------------------------------------------------------
+
+
+class PrefixProxy:
+    """A reverse proxy serving the gateway under /percept (it strips the prefix,
+    like nginx's `location /percept/ { proxy_pass http://gateway/; }`); any
+    request outside the prefix is a 404."""
+
+    def __init__(self, upstream: str, prefix: str = "/percept") -> None:
+        import uvicorn
+
+        self.upstream, self.prefix = upstream, prefix
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            interface="asgi3",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    async def app(self, scope, receive, send) -> None:
+        path = scope["path"]
+        if not path.startswith(self.prefix + "/"):
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b"outside the prefix"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        target = self.upstream + path[len(self.prefix) :]
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode()
+        # the Host header goes through: the gateway builds its URLs (status_url) from it
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        async with httpx.AsyncClient(timeout=None) as client:
+            request = client.build_request(scope["method"], target, headers=headers, content=body)
+            response = await client.send(request, stream=True)
+            skip = {"content-length", "transfer-encoding", "connection"}
+            await send({
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": [(k.encode(), v.encode()) for k, v in response.headers.multi_items() if k.lower() not in skip],
+            })  # fmt: skip
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            await response.aclose()
+
+    def __enter__(self) -> PrefixProxy:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def test_the_console_works_the_same_under_a_path_prefix(
+    face, objects, dns, redis_port, browser, tmp_path, shapes_png
+):
+    prefixed = GatewayProcess(
+        "gateway",
+        env={
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "GATEWAY_FACE_TARGETS": face.address,
+            "GATEWAY_OBJECT_TARGETS": f"dns://127.0.0.1:{dns.port}/{OBJECTS_NAME}:{objects[0].port}",
+            "GATEWAY_ROOT_PATH": "/percept",
+        },
+    )
+    started(prefixed)
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    watched = Watched(context.new_page())
+    page = watched.page
+    try:
+        with PrefixProxy(prefixed.url) as proxy:
+            signed_in(context, proxy.url + "/", prefixed.api_key)
+            page.goto(proxy.url + "/")
+            expect(page).to_have_url(proxy.url + "/console/")
+            scene = tmp_path / "shapes.png"
+            scene.write_bytes(shapes_png)
+            page.goto(f"{proxy.url}/console/#/try")
+            page.select_option("select[name=backend]", "object")
+            page.set_input_files("input[name=file]", str(scene))
+            page.click("#try-form button[type=submit]")
+            expect(page.locator("#try-status")).to_have_text("succeeded", timeout=60_000)
+            expect(page.locator("#try-result .stage rect.box").first).to_be_visible()
+            page.click("#try-task-link")
+            expect(page.locator("#task-facts")).to_be_visible()  # the task page, not the try page
+            expect(page.locator(".viewer .stage rect.box").first).to_be_visible()
+            expect(page.locator(".viewer .stage img"), str(watched.problems)).to_be_visible()
+            page.wait_for_function("document.querySelector('.viewer .stage img')?.naturalWidth > 0")
+            task_id = page.url.rsplit("/", 1)[1]
+            for fragment, ready in [
+                ("#/", "[data-kind='object_detection:image'] [data-stat='rate'] .value"),
+                ("#/replicas", "tr[data-state='serving']"),
+                ("#/tasks", "tr[data-task]"),
+            ]:
+                page.goto(f"{proxy.url}/console/{fragment}")
+                expect(page.locator(ready).first).to_be_visible()
+            with httpx.Client(headers=prefixed.headers) as client:
+                task = client.get(f"{proxy.url}/api/task/{task_id}").json()
+            assert task["status_url"] == f"{proxy.url}/api/task/{task_id}"
+            outside = [u for u in watched.requests if not u.startswith(proxy.url + "/")]
+            assert watched.requests and not outside
+    finally:
+        context.close()
+        prefixed.stop()
+    watched.check()
+
+
+# --- replicas coming and going --------------------------------------------------------
+
+
+def test_a_killed_replica_turns_red_within_5_s_and_a_new_one_appears_by_itself(
+    gateway, objects, dns, watched, shapes_png
+):
+    page = watched.page
+    page.goto(console_url(gateway.url, "#/replicas"))
+    first, second = objects
+    row = lambda r: page.locator(f"tr[data-address='{r.host}:{r.port}']")  # noqa: E731
+    expect(row(first)).to_have_attribute("data-state", "serving")
+    expect(row(second)).to_have_count(0)
+    # a replica started later appears by itself once DNS names it
+    second.start()
+    dns.addresses = [first.host, second.host]
+    expect(row(second)).to_have_attribute("data-state", "serving", timeout=15_000)
+    expect(row(second).locator("td").nth(2)).to_have_text(f"object-{second.host}")
+    with Load(gateway, [("/api/detect/object/image", shapes_png)]):
+        expect(row(first).locator("td[data-field='served']")).not_to_have_text("0", timeout=30_000)
+        # killed under load: red within 5 s
+        killed_at = time.monotonic()
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        expect(row(first)).to_have_attribute("data-state", "unreachable", timeout=5_000)
+        print(f"\nkilled replica shown unreachable after {time.monotonic() - killed_at:.2f} s")
+        expect(row(first)).to_have_class(re.compile(r"\bdown\b"))
+        screenshot(page, "replica-down")
+        expect(row(second)).to_have_attribute("data-state", "serving")
+        # the overview after a few minutes of this module's load (the README's picture)
+        page.goto(console_url(gateway.url, "#/"))
+        expect(page.locator("#totals [data-stat='replicas'] .sub")).to_have_text("1 unreachable")
+        screenshot(page, "overview")
+        page.goto(console_url(gateway.url, "#/replicas"))
+    # gone from DNS (scaled away) for longer than GATEWAY_REPLICA_FORGET_S: dropped
+    dns.addresses = [second.host]
+    expect(row(first)).to_have_attribute("data-state", "gone", timeout=10_000)
+    expect(row(first)).to_have_count(0, timeout=(FORGET_S + 10) * 1000)
+    expect(row(second)).to_have_attribute("data-state", "serving")
+
+
+# --- 100,000 tasks --------------------------------------------------------------------
+
+MANY = 100_000
+
+
+async def _fill(url: str, n: int) -> None:
+    """n finished tasks written through the job table itself, spread over a day."""
+    from gateway.jobs import JobStore, Status, Task
+    from gateway.kinds import KINDS
+
+    store = JobStore.from_url(url, 86_400, 604_800, [k.id for k in KINDS])
+    rng = random.Random(7)
+    now = time.time()
+
+    async def one(i: int) -> None:
+        kind = KINDS[i % len(KINDS)]
+        created = now - 23 * 3600 * (1 - i / n)
+        roll = rng.random()
+        status = (
+            Status.SUCCEEDED if roll < 0.9 else Status.FAILED if roll < 0.96 else Status.CANCELLED
+        )
+        box = {"left": 10.0, "top": 20.0, "right": 110.0, "bottom": 140.0}
+        items = [{"box": box}] if kind.kind == "face_detection" else [
+            {"label": "circle", "class_id": 0, "confidence": 0.9, "box": box}
+        ]  # fmt: skip
+        key = "faces" if kind.kind == "face_detection" else "detections"
+        result = (
+            {key: items, "image_width": 640, "image_height": 480}
+            if kind.media == "image"
+            else {"frames": [{"frame_index": 0, "timestamp": 0.0, key: items, "image_width": 640, "image_height": 480}]}
+        )  # fmt: skip
+        task = Task(
+            uuid.uuid4().hex, kind.kind, kind.media, Status.RUNNING, created, created + 86_400,
+            {}, started_at=created + 0.01, attempts=1, replica=f"replica-{i % 3}:50051",
+        )  # fmt: skip
+        await store.finish(
+            task.id, status, create=task,
+            result=result if status == Status.SUCCEEDED else None,
+            error={"code": "invalid_argument", "message": "not an image"} if status == Status.FAILED else None,
+            replica=task.replica,
+        )  # fmt: skip
+
+    for start in range(0, n, 50):  # 50 in flight: within the client's connection pool
+        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 50))))
+    await store.close()
+
+
+def test_task_list_with_100000_tasks_and_the_overview_after_a_gateway_restart(
+    redis_port, face, objects, browser
+):
+    url = f"redis://127.0.0.1:{redis_port}/1"
+    t0 = time.monotonic()
+    # in a thread of its own: Playwright's sync API holds this thread's event loop
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _fill(url, MANY)).result()
+    print(f"\n{MANY:,} tasks written in {time.monotonic() - t0:.1f} s")
+    env = {
+        "REDIS_URL": url,
+        "GATEWAY_FACE_TARGETS": face.address,
+        "GATEWAY_OBJECT_TARGETS": "127.0.0.1:9",
+        "GATEWAY_DISPATCHERS": "false",
+        "GATEWAY_REPLICA_MONITOR": "false",
+    }
+    server = started(GatewayProcess("gateway", env=env))
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    signed_in(context, server.url, server.api_key)
+    watched = Watched(context.new_page())
+    page = watched.page
+    figures = {}
+    try:
+
+        def measured(action, label: str) -> None:
+            page.evaluate("document.getElementById('view')?.removeAttribute('data-render-ms')")
+            action()
+            page.wait_for_function(
+                "document.getElementById('view')?.dataset.renderMs !== undefined"
+            )
+            figures[label] = float(page.locator("#view").get_attribute("data-render-ms"))
+
+        measured(lambda: page.goto(console_url(server.url, "#/tasks")), "first page, no filter")
+        expect(page.locator("#task-rows tr[data-task]")).to_have_count(50)
+        newest = page.locator("#task-rows tr[data-task]").first.get_attribute("data-task")
+        measured(lambda: page.click("text=Older →"), "second page")
+        expect(page.locator("#task-info")).to_have_text("page 2 · 50 tasks")
+        assert page.locator("#task-rows tr[data-task]").first.get_attribute("data-task") != newest
+        measured(lambda: page.select_option("select[name=status]", "failed"), "status = failed")
+        statuses = page.locator("#task-rows td .state").all_inner_texts()
+        assert len(statuses) == 50 and set(statuses) == {"failed"}
+        measured(
+            lambda: page.select_option("select[name=kind]", "object_detection:video"),
+            "failed object videos",
+        )
+        kinds = page.locator("#task-rows tr[data-task] td:nth-child(3)").all_inner_texts()
+        assert set(kinds) == {"Object · video"}
+        measured(
+            lambda: page.select_option("select[name=range]", "3600"), "… created in the last hour"
+        )
+        rows = page.locator("#task-rows tr[data-task]").count()
+        assert 0 < rows <= 50
+        print("task list with 100,000 tasks in Redis, fetched and drawn in the browser:")
+        for label, ms in figures.items():
+            print(f"  {label:<28} {ms:7.1f} ms")
+        # the overview reads Redis: a restarted gateway shows the same numbers
+        page.goto(console_url(server.url, "#/"))
+        totals = page.locator("#totals")
+        expect(totals.locator("[data-stat='succeeded'] .value")).not_to_have_text("–")
+        counts = ("queued", "running", "succeeded", "failed", "cancelled")
+
+        def numbers() -> dict[str, str]:
+            return {k: totals.locator(f"[data-stat='{k}'] .value").inner_text() for k in counts}
+
+        before = numbers()
+        chart_bars = page.locator("[data-chart='throughput'] rect").count()
+        page.goto("about:blank")  # (a page left open would see the gateway go away)
+        server.stop()
+        server.start()  # the same port: the operator's console URL is unchanged
+        page.goto(console_url(server.url, "#/"))
+        expect(totals.locator("[data-stat='succeeded'] .value")).not_to_have_text("–")
+        assert numbers() == before
+        assert page.locator("[data-chart='throughput'] rect").count() == chart_bars > 0
+        counted = int(
+            totals.locator("[data-stat='succeeded'] .value").inner_text().replace(",", "")
+        )
+        failed = int(totals.locator("[data-stat='failed'] .value").inner_text().replace(",", ""))
+        cancelled = int(
+            totals.locator("[data-stat='cancelled'] .value").inner_text().replace(",", "")
+        )
+        assert counted + failed + cancelled == MANY
+    finally:
+        context.close()
+        server.stop()
+    watched.check()
+
+
+# --- signing in -----------------------------------------------------------------------
+
+
+def test_a_401_shows_the_sign_in_screen_and_a_key_becomes_the_session(gateway, browser):
+    """No session: the console asks for a key (POST /api/session), which becomes
+    its HttpOnly, SameSite=Strict cookie; the page never holds the key."""
+    context = browser.new_context()
+    watched = Watched(context.new_page())
+    page = watched.page
+    try:
+        page.goto(console_url(gateway.url, "#/"))
+        login = page.locator("#login")
+        expect(login).to_be_visible()
+        expect(page.locator("#live")).to_contain_text("signed out")
+        page.fill("#login-key", "not-a-key")
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#login-error")).to_have_text("That key was not accepted.")
+        page.fill("#login-key", gateway.api_key)
+        page.click("#login-form button[type=submit]")
+        expect(login).to_be_hidden()
+        expect(page.locator("#totals [data-stat='succeeded'] .value")).not_to_have_text("–")
+        expect(page.locator("#signout")).to_have_text("Sign out tests")
+        cookie = next(c for c in context.cookies() if c["name"] == "percept_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == ""  # the page itself never holds the key
+        page.click("#signout")
+        expect(login).to_be_visible()
+        assert not [c for c in context.cookies() if c["name"] == "percept_session"]
+    finally:
+        context.close()
+    # only the expected refusals: 401s (and Chromium's console line for each)
+    unexpected = [p for p in watched.problems if "401" not in p]
+    assert not unexpected, unexpected

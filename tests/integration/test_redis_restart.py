@@ -1,0 +1,144 @@
+"""A Redis restart loses nothing it was told to keep: without persistence the
+gateway recovers by itself and every task accepted after the restart
+succeeds; with an append-only file every task accepted before it does too.
+While Redis is down, submits answer 503 with Retry-After."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+
+import httpx
+import pytest
+import redis
+
+from tests.integration.test_gateway import submit, wait_done
+from tests.support import GatewayProcess, create_key, free_port
+
+pytestmark = pytest.mark.slow
+
+
+class RedisServer:
+    """A redis-server of the test's own, restartable on the same port."""
+
+    def __init__(self, data_dir, aof: bool) -> None:
+        self.port = free_port()
+        self.dir = data_dir
+        self.aof = aof
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        argv = [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+                "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
+                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always"]  # fmt: skip
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # a clean shutdown: with AOF, fsynced
+            self.proc.wait(30)
+
+
+def test_without_persistence_the_gateway_recovers_by_itself(
+    tmp_path, face_server, object_server, zidane_bytes
+):
+    store = RedisServer(tmp_path, aof=False).start()
+    env = {"REDIS_URL": store.url, "GATEWAY_FACE_TARGETS": face_server.address,
+           "GATEWAY_OBJECT_TARGETS": object_server.address}  # fmt: skip
+    gateway = GatewayProcess("gateway", env=env).start()
+    outcomes: list[tuple[float, int, str | None]] = []
+    stop = threading.Event()
+    key = [gateway.api_key]
+
+    def load() -> None:  # one client submitting all along
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            while not stop.is_set():
+                client.headers["Authorization"] = f"Bearer {key[0]}"
+                try:
+                    r = submit(client, "/api/detect/face/image", zidane_bytes)
+                except httpx.TransportError as exc:  # a reset would land here
+                    outcomes.append((time.monotonic(), -1, repr(exc)))
+                    continue
+                task = r.json().get("task_id") if r.status_code == 202 else None
+                outcomes.append(
+                    (time.monotonic(), r.status_code, task or r.headers.get("retry-after"))
+                )
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=load, daemon=True)
+    try:
+        thread.start()
+        time.sleep(2)
+        store.stop()
+        down_at = time.monotonic()
+        time.sleep(2)
+        with gateway.client(timeout=10) as http:
+            assert http.get("/readyz").status_code == 503  # not ready while Redis is down
+        up_at = time.monotonic()
+        store.start()  # empty: no persistence
+        back_at = time.monotonic()
+        key[0] = create_key(store.url)  # the keys went with the data
+        recovered = None
+        with httpx.Client(base_url=gateway.url, timeout=60) as http:
+            http.headers["Authorization"] = f"Bearer {key[0]}"
+            while time.monotonic() - back_at < 30:
+                if http.get("/readyz").status_code == 200:
+                    recovered = time.monotonic() - back_at
+                    break
+                time.sleep(0.1)
+            assert recovered is not None, http.get("/readyz").json()
+            time.sleep(3)
+            stop.set()
+            thread.join(30)
+            during = [o for o in outcomes if down_at < o[0] < up_at]
+            assert during and all(code == 503 for _, code, _ in during), [
+                o for o in during if o[1] != 503
+            ]
+            assert all(retry is not None for _, _, retry in during)  # Retry-After
+            assert all(code in (202, 503, 401) for _, code, _ in outcomes), outcomes
+            after = [task for t, code, task in outcomes if code == 202 and t > back_at + 0.5]
+            assert len(after) >= 5
+            assert [wait_done(http, task)["status"] for task in after] == ["succeeded"] * len(after)
+        print(f"ready again {recovered:.2f} s after Redis came back; {len(during)} submits refused "
+              f"with 503 while it was down; {len(after)} accepted after, all succeeded")  # fmt: skip
+    finally:
+        stop.set()
+        gateway.stop()
+        store.stop()
+
+
+def test_with_an_append_only_file_queued_tasks_survive_the_restart(
+    tmp_path, face_server, object_server, zidane_bytes
+):
+    store = RedisServer(tmp_path, aof=True).start()
+    env = {"REDIS_URL": store.url, "GATEWAY_FACE_TARGETS": face_server.address,
+           "GATEWAY_OBJECT_TARGETS": object_server.address}  # fmt: skip
+    api = GatewayProcess("gateway", env={**env, "GATEWAY_DISPATCHERS": "false"}).start()
+    try:
+        with api.client(timeout=60) as http:
+            ids = [submit(http, "/api/detect/face/image", zidane_bytes).json()["task_id"]
+                   for _ in range(5)]  # fmt: skip
+            assert {http.get(f"/api/task/{i}").json()["status"] for i in ids} == {"queued"}
+            store.stop()
+            store.start()  # the same data, from the append-only file
+            worker = GatewayProcess("gateway.worker", env=env).start()
+            try:
+                done = [wait_done(http, task_id) for task_id in ids]
+            finally:
+                worker.stop()
+        assert [t["status"] for t in done] == ["succeeded"] * 5
+        assert all(len(t["result"]["faces"]) == 1 for t in done)
+    finally:
+        api.stop()
+        store.stop()

@@ -1,0 +1,210 @@
+"""Tenants, keys and limits against a real gateway, real Redis and real models:
+nobody sees another's tasks, a revoked key stops at once everywhere, limits
+answer 429 with Retry-After."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+import redis
+
+from tests.integration.test_face_service import FACE_PATCH
+from tests.integration.test_gateway import submit, wait_done
+from tests.support import ROOT, GatewayProcess, create_key
+from tests.videos import moving_patch_video
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sec_redis(redis_url):
+    url = redis_url.rsplit("/", 1)[0] + "/13"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="module")
+def env(sec_redis, face_server, object_server):
+    return {
+        "REDIS_URL": sec_redis,
+        "GATEWAY_FACE_TARGETS": face_server.address,
+        "GATEWAY_OBJECT_TARGETS": object_server.address,
+    }
+
+
+@pytest.fixture(scope="module")
+def gw(env):
+    server = GatewayProcess("gateway", env=env).start()
+    yield server
+    server.stop()
+
+
+def client(gateway: GatewayProcess, key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=gateway.url, headers=headers, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory, astronaut):
+    path = tmp_path_factory.mktemp("sec") / "long.avi"
+    moving_patch_video(path, np.ascontiguousarray(astronaut[FACE_PATCH]), n_frames=150)
+    return path.read_bytes()
+
+
+def test_no_key_is_401_and_only_the_open_paths_answer(gw, zidane_bytes):
+    anonymous = client(gw, None)
+    for method, path in (("GET", "/api/tasks"), ("GET", "/api/kinds"), ("GET", "/metrics"),
+                         ("GET", "/openapi.json"), ("GET", "/api/task/0123")):  # fmt: skip
+        response = anonymous.request(method, path)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert "Authorization: Bearer" in response.json()["error"]["message"]
+    refused = submit(anonymous, "/api/detect/face/image", zidane_bytes)
+    assert refused.status_code == 401
+    bad = submit(client(gw, "pk_00000000_nope"), "/api/detect/face/image", zidane_bytes)
+    assert bad.status_code == 401 and "unknown or revoked" in bad.json()["error"]["message"]
+    assert anonymous.get("/healthz").status_code == 200
+    assert anonymous.get("/readyz").status_code == 200
+
+
+def test_tenants_never_see_each_other(gw, sec_redis, zidane_bytes, long_video):
+    alice = client(gw, create_key(sec_redis, "client", "alice"))
+    bob = client(gw, create_key(sec_redis, "client", "bob"))
+    admin = client(gw, gw.api_key)
+    done = submit(alice, "/api/detect/face/image", zidane_bytes, data={"encodings": "true"})
+    running = submit(alice, "/api/detect/face/video", long_video, "v.avi", "video/x-msvideo")
+    task_id, video_id = done.json()["task_id"], running.json()["task_id"]
+    assert wait_done(alice, task_id)["result"]["faces"][0]["encoding"]  # alice reads her own
+    for path in (f"/api/task/{task_id}", f"/api/task/{task_id}/events"):
+        response = bob.get(path)
+        assert response.status_code == 404 and "no task" in response.json()["error"]["message"]
+    assert bob.delete(f"/api/task/{video_id}").status_code == 404  # cannot cancel it either
+    assert alice.get(f"/api/task/{video_id}").json()["status"] in ("queued", "running")
+    assert bob.get("/api/tasks").json()["tasks"] == []
+    assert bob.get("/api/tasks", params={"q": task_id[:8]}).json()["tasks"] == []
+    listed = {t["task_id"] for t in alice.get("/api/tasks").json()["tasks"]}
+    assert listed == {task_id, video_id}
+    everyone = {t["task_id"] for t in admin.get("/api/tasks").json()["tasks"]}
+    assert {task_id, video_id} <= everyone  # an admin sees every tenant
+    assert admin.get(f"/api/task/{task_id}").status_code == 200
+    assert admin.delete(f"/api/task/{video_id}").json()["status"] == "cancelled"
+
+    # Idempotency keys are per tenant: the same key names different tasks.
+    key = {"Idempotency-Key": "order-42"}
+    files = {"file": ("z.jpg", zidane_bytes, "image/jpeg")}
+    a = alice.post("/api/detect/face/image", files=files, headers=key).json()["task_id"]
+    b = bob.post("/api/detect/face/image", files=files, headers=key).json()["task_id"]
+    again = alice.post("/api/detect/face/image", files=files, headers=key).json()["task_id"]
+    assert a != b and again == a
+    conflict = alice.post(
+        "/api/detect/face/image", files=files, data={"upsample": "0"}, headers=key
+    )
+    assert conflict.status_code == 422
+    assert conflict.json()["error"]["code"] == "idempotency_conflict"
+    assert a in conflict.json()["error"]["message"]
+
+
+def test_a_revoked_key_is_refused_at_once_on_every_gateway_process(gw, env, sec_redis):
+    second = GatewayProcess("gateway", env={**env, "GATEWAY_DISPATCHERS": "false"}).start()
+    try:
+        key = create_key(sec_redis, "client", "carol")
+        on_first, on_second = client(gw, key), client(second, key)
+        assert on_first.get("/api/tasks").status_code == 200  # cached in both processes
+        assert on_second.get("/api/tasks").status_code == 200
+        key_id = key.split("_")[1]
+        revoked = client(gw, gw.api_key).delete(f"/api/keys/{key_id}")
+        assert revoked.status_code == 200 and revoked.json()["revoked"]
+        statuses = []
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            statuses.append(on_second.get("/api/tasks").status_code)
+            if statuses[-1] == 401:
+                break
+        assert statuses[-1] == 401 and statuses.count(200) <= 2, statuses
+        assert on_first.get("/api/tasks").status_code == 401
+    finally:
+        second.stop()
+
+
+def test_limits_answer_429_with_retry_after(gw, sec_redis, zidane_bytes, long_video):
+    limited = client(gw, create_key(sec_redis, "client", "dave", rps=2, burst=2))
+    codes = [limited.get("/api/tasks").status_code for _ in range(4)]
+    assert codes[:2] == [200, 200] and 429 in codes
+    refused = limited.get("/api/tasks")
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert "request rate of 2/s" in refused.json()["error"]["message"]
+
+    one = client(gw, create_key(sec_redis, "client", "erin", tasks=1, videos=1))
+    video = submit(one, "/api/detect/face/video", long_video, "v.avi", "video/x-msvideo")
+    assert video.status_code == 202
+    busy = submit(one, "/api/detect/face/image", zidane_bytes, wait="true")
+    assert busy.status_code == 429 and busy.headers["retry-after"]
+    assert "1 tasks in flight, its limit (1)" in busy.json()["error"]["message"]
+    one.delete(f"/api/task/{video.json()['task_id']}")  # ending it frees the slot
+    again = submit(one, "/api/detect/face/image", zidane_bytes, wait="true")
+    assert again.status_code == 200 and again.json()["status"] == "succeeded"
+
+
+def test_metrics_need_an_admin_and_docs_a_key(gw, sec_redis):
+    guest = client(gw, create_key(sec_redis, "client", "frank"))
+    assert guest.get("/metrics").status_code == 403
+    assert client(gw, gw.api_key).get("/metrics").status_code == 200
+    assert guest.get("/openapi.json").status_code == 200
+    assert guest.get("/api/keys").status_code == 403  # managing keys is for admins
+
+
+def test_the_console_logs_in_with_a_session_cookie(gw, sec_redis):
+    key = create_key(sec_redis, "client", "grace")
+    browser = httpx.Client(base_url=gw.url, timeout=30)
+    assert browser.post("/api/session", json={"api_key": "pk_0_wrong"}).status_code == 401
+    login = browser.post("/api/session", json={"api_key": key})
+    assert login.status_code == 200 and login.json()["tenant"] == "grace"
+    cookie = login.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert browser.get("/api/tasks").status_code == 200  # the cookie alone
+    assert browser.get("/api/session").json()["role"] == "client"
+    assert browser.delete("/api/session").status_code == 204
+    browser.cookies.clear()
+    assert browser.get("/api/tasks").status_code == 401
+
+
+def test_keys_are_managed_from_the_command_line(gw, sec_redis):
+    def keys(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", "keys", *args],
+            env={**os.environ, "REDIS_URL": sec_redis,
+                 "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}"},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    made = keys("create", "--name", "ci", "--tenant", "heidi", "--rps", "5", "--json")
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["info"]["limits"]["rps"] == 5 and created["info"]["role"] == "client"
+    assert client(gw, created["key"]).get("/api/tasks").status_code == 200
+    listed = json.loads(keys("list", "--json").stdout)
+    assert created["info"]["id"] in {k["id"] for k in listed}
+    assert all("key" not in k for k in listed)  # only hashes are stored: never shown again
+    stored = redis.Redis.from_url(sec_redis).keys("percept:key:*")
+    assert created["key"].encode() not in b"".join(stored)
+    assert keys("revoke", created["info"]["id"]).returncode == 0
+    assert client(gw, created["key"]).get("/api/tasks").status_code == 401
+    assert keys("revoke", "ffffffff").returncode == 1
+
+
+def test_auth_can_be_turned_off_and_says_so(env, zidane_bytes):
+    open_gateway = GatewayProcess("gateway", env={**env, "GATEWAY_AUTH": "disabled"}).start()
+    try:
+        assert open_gateway.api_key is None
+        response = submit(client(open_gateway, None), "/api/detect/face/image", zidane_bytes)
+        assert response.status_code == 202
+        assert "GATEWAY_AUTH=disabled" in open_gateway.log()
+    finally:
+        open_gateway.stop()

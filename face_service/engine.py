@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from face_service import inference
-from face_service.inference import FaceOptions, ImageFaces
+from face_service.inference import ChosenFaces, FaceOptions, ImageFaces
 from percept_runtime.replica import Description
 from percept_runtime.workers import ProcessWorkers
 
@@ -50,6 +50,22 @@ class FaceEngine:
         refuses it from the header, before decoding)."""
         return await self._pool.run(
             inference.detect_encoded_in_worker, data, opts, self.max_pixels, self.limits
+        )
+
+    async def largest_faces(
+        self, data: bytes, opts: FaceOptions, max_faces: int, min_side: int, purpose: str
+    ) -> ChosenFaces:
+        """Decode an image and encode its largest faces, in a worker (enrollment,
+        verification): InvalidInput when it has none of at least min_side pixels."""
+        return await self._pool.run(
+            inference.largest_faces_in_worker,
+            data,
+            opts,
+            self.max_pixels,
+            self.limits,
+            max_faces,
+            min_side,
+            purpose,
         )
 
     async def detect_frame(self, rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:

@@ -60,6 +60,17 @@ class ImageFaces:
     faces: list[Face] = field(default_factory=list)
 
 
+@dataclass
+class ChosenFaces:
+    """The largest usable faces of an image, with their encodings (enrollment,
+    verification): `found` counts every face the detector saw."""
+
+    width: int
+    height: int
+    faces: list[Face]
+    found: int
+
+
 @dataclass(frozen=True)
 class FaceMatch:
     probe_index: int
@@ -122,6 +133,52 @@ def detect_faces(rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:
         for face, encoding in zip(faces, encodings, strict=True):
             face.encoding = encoding.astype(np.float32)
     return ImageFaces(width, height, faces)
+
+
+def _side(box: Box) -> int:
+    return min(box.right - box.left, box.bottom - box.top)
+
+
+def largest_faces(
+    rgb: np.ndarray, opts: FaceOptions, max_faces: int, min_side: int, purpose: str
+) -> ChosenFaces:
+    """Up to `max_faces` faces, largest first, each at least `min_side` pixels on
+    its shorter side, with encodings (only theirs are computed). An image with no
+    face, or whose largest face is too small, is InvalidInput saying so;
+    `purpose` ("enrollment", "verification") names what needed it."""
+    fr = _fr()
+    height, width = rgb.shape[:2]
+    locations = _scaled_locations(rgb, opts)
+    if not locations:
+        raise InvalidInput(
+            f"no face found in the {width}x{height} image: {purpose} needs a photo with a "
+            "clearly visible face (for small faces, try upsample=2)"
+        )
+    boxes = sorted(
+        (Box(left, top, right, bottom) for top, right, bottom, left in locations),
+        key=lambda b: (b.right - b.left) * (b.bottom - b.top),
+        reverse=True,
+    )
+    if _side(boxes[0]) < min_side:
+        b = boxes[0]
+        raise InvalidInput(
+            f"the largest face found is {b.right - b.left}x{b.bottom - b.top} pixels, smaller "
+            f"than the {min_side} pixels a side {purpose} needs: send a photo in which the "
+            "face is larger"
+        )
+    chosen = [b for b in boxes if _side(b) >= min_side][:max_faces]
+    encodings = fr.face_encodings(
+        rgb, [(b.top, b.right, b.bottom, b.left) for b in chosen], num_jitters=opts.num_jitters
+    )
+    faces = [
+        Face(box, encoding=encoding.astype(np.float32))
+        for box, encoding in zip(chosen, encodings, strict=True)
+    ]
+    if opts.landmarks:
+        marks = fr.face_landmarks(rgb, [(b.top, b.right, b.bottom, b.left) for b in chosen])
+        for face, m in zip(faces, marks, strict=True):
+            face.landmarks = m
+    return ChosenFaces(width, height, faces, len(boxes))
 
 
 def compare_encodings(
@@ -189,3 +246,18 @@ def detect_encoded_in_worker(
     the cost guard on the header before any pixel is decoded."""
     rgb = decode_image(data, max_pixels, lambda w, h: limits.check(w, h, opts))
     return detect_faces(rgb, opts)
+
+
+def largest_faces_in_worker(
+    data: bytes,
+    opts: FaceOptions,
+    max_pixels: int,
+    limits: CostLimits,
+    max_faces: int,
+    min_side: int,
+    purpose: str,
+) -> ChosenFaces:
+    """Decode an encoded image (the cost guard on its header first) and pick its
+    largest faces (see largest_faces)."""
+    rgb = decode_image(data, max_pixels, lambda w, h: limits.check(w, h, opts))
+    return largest_faces(rgb, opts, max_faces, min_side, purpose)

@@ -1,4 +1,9 @@
-"""FaceService: protobuf <-> domain translation only. The engine does the work."""
+"""FaceService: protobuf <-> domain translation only. The engine does the work;
+face collections (face_service/collections.py) store and search faces.
+
+Collections belong to the tenant named by the call's `x-percept-tenant`
+metadata ("default" without it): the replicas trust it, since only the
+gateway (with the shared token or a client certificate) can reach them."""
 
 from __future__ import annotations
 
@@ -7,10 +12,14 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import numpy as np
+from google.protobuf import timestamp_pb2
 from percept.common.v1 import image_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
+from face_service.collections import FaceCollections, IdentifiedFaces, Search
+from face_service.gallery import Collection, Identification, StoredFace
+from face_service.gallery.store import check_tenant
 from face_service.inference import (
     Face,
     FaceOptions,
@@ -18,12 +27,14 @@ from face_service.inference import (
     check_encoding,
     compare_encodings,
 )
-from percept_runtime.errors import InvalidInput
+from percept_runtime.errors import InvalidInput, Unavailable
 from percept_runtime.fields import check, value
 from percept_runtime.streaming import live_results, video_results
 from percept_runtime.video import VideoPolicy
 
 _DETECTORS = {pb.DETECTOR_UNSPECIFIED: "hog", pb.DETECTOR_HOG: "hog", pb.DETECTOR_CNN: "cnn"}
+TENANT_KEY = "x-percept-tenant"
+DEFAULT_TENANT = "default"
 _LANDMARK_PARTS = (
     "chin", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip",
     "left_eye", "right_eye", "top_lip", "bottom_lip",
@@ -50,7 +61,70 @@ def options_from_proto(msg: pb.FaceOptions, *, encodings: bool | None = None) ->
     )
 
 
-def face_to_proto(face: Face) -> pb.Face:
+def tenant_of(context) -> str:
+    """The call's tenant (`x-percept-tenant` metadata), "default" without one."""
+    for key, val in context.invocation_metadata() or ():
+        if key == TENANT_KEY:
+            return check_tenant(val if isinstance(val, str) else val.decode("utf-8", "replace"))
+    return DEFAULT_TENANT
+
+
+def _timestamp(when) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(when)
+    return out
+
+
+def collection_to_proto(c: Collection) -> pb.Collection:
+    return pb.Collection(
+        collection_id=c.collection_id,
+        description=c.description,
+        created_at=_timestamp(c.created_at),
+        face_count=c.face_count,
+        subject_count=c.subject_count,
+    )
+
+
+def stored_face_to_proto(f: StoredFace) -> pb.EnrolledFace:
+    out = pb.EnrolledFace(
+        face_id=f.face_id,
+        subject=f.subject,
+        external_id=f.external_id or "",
+        created_at=_timestamp(f.created_at),
+    )
+    if f.box is not None:
+        out.box.CopyFrom(
+            image_pb2.BoundingBox(
+                left=f.box.left, top=f.box.top, right=f.box.right, bottom=f.box.bottom
+            )
+        )
+    return out
+
+
+def matches_to_proto(identification: Identification) -> list[pb.IdentityMatch]:
+    return [
+        pb.IdentityMatch(face_id=m.face_id, subject=m.subject, distance=m.distance)
+        for m in identification.matches
+    ]
+
+
+def search_from_proto(request) -> Search:
+    """The identification fields of a request (collection_id, top_k, threshold)."""
+    return Search(
+        request.collection_id,
+        value(request, "top_k"),
+        request.threshold if request.HasField("threshold") else None,
+    )
+
+
+def _identified(result: IdentifiedFaces) -> list[pb.Face]:
+    return [
+        face_to_proto(face, identity)
+        for face, identity in zip(result.image.faces, result.identities, strict=True)
+    ]
+
+
+def face_to_proto(face: Face, identification: Identification | None = None) -> pb.Face:
     box = face.box
     out = pb.Face(
         box=image_pb2.BoundingBox(left=box.left, top=box.top, right=box.right, bottom=box.bottom)
@@ -62,6 +136,8 @@ def face_to_proto(face: Face) -> pb.Face:
             )
     if face.encoding is not None:
         out.encoding.extend(face.encoding.tolist())
+    if identification is not None:
+        out.matches.extend(matches_to_proto(identification))
     return out
 
 
@@ -70,10 +146,23 @@ def _faces(result: ImageFaces) -> list[pb.Face]:
 
 
 class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
-    def __init__(self, engine: Engine, video_policy: VideoPolicy, window: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        video_policy: VideoPolicy,
+        window: int,
+        collections: FaceCollections | None = None,
+    ) -> None:
         self.engine = engine
         self.video_policy = video_policy
         self.window = window
+        self._collections = collections
+
+    @property
+    def collections(self) -> FaceCollections:
+        if self._collections is None:
+            raise Unavailable("this server keeps no face collections")
+        return self._collections
 
     async def DetectFaces(self, request: pb.DetectFacesRequest, context) -> pb.DetectFacesResponse:
         opts = options_from_proto(request.options)
@@ -130,6 +219,29 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
     ) -> AsyncIterator[pb.DetectFacesInVideoResponse]:
         check(request)
         opts = options_from_proto(request.options)
+        if request.collection_id:
+            tenant, search = tenant_of(context), search_from_proto(request)
+            await self.collections.require(tenant, search.collection_id)
+
+            async def identify(frames: list[np.ndarray]) -> list[IdentifiedFaces]:
+                return [
+                    await self.collections.identify_frame(tenant, search, frame, opts)
+                    for frame in frames
+                ]
+
+            async for frame, result, expected in video_results(
+                request, self.video_policy, identify, window=self.window,
+                method="DetectFacesInVideo",
+            ):  # fmt: skip
+                yield pb.DetectFacesInVideoResponse(
+                    frame_index=frame.index,
+                    timestamp=frame.timestamp,
+                    faces=_identified(result),
+                    image_width=result.image.width,
+                    image_height=result.image.height,
+                    expected_frames=expected,
+                )
+            return
 
         async def infer(frames: list[np.ndarray]) -> list[ImageFaces]:
             return [await self.engine.detect_frame(frame, opts) for frame in frames]
@@ -149,16 +261,161 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
     async def StreamFaces(
         self, request_iterator: AsyncIterator[pb.StreamFacesRequest], context
     ) -> AsyncIterator[pb.StreamFacesResponse]:
+        search: list[tuple[str, Search] | None] = []  # from the first message
+
+        async def requests():
+            async for request in request_iterator:
+                if not search:
+                    check(request)
+                    wanted = None
+                    if request.collection_id:
+                        wanted = (tenant_of(context), search_from_proto(request))
+                        await self.collections.require(wanted[0], wanted[1].collection_id)
+                    search.append(wanted)
+                yield request
+
+        async def infer(content: bytes, opts: FaceOptions):
+            if search[0] is None:
+                return await self.engine.detect_image(content, opts)
+            tenant, wanted = search[0]
+            return await self.collections.identify_encoded_frame(tenant, wanted, content, opts)
+
         async for index, result in live_results(
-            request_iterator,
-            self.engine.detect_image,
-            options_from_proto,
-            window=self.window,
-            method="StreamFaces",
+            requests(), infer, options_from_proto, window=self.window, method="StreamFaces"
         ):
+            if isinstance(result, IdentifiedFaces):
+                faces, image = _identified(result), result.image
+            else:
+                faces, image = _faces(result), result
             yield pb.StreamFacesResponse(
                 frame_index=index,
-                faces=_faces(result),
-                image_width=result.width,
-                image_height=result.height,
+                faces=faces,
+                image_width=image.width,
+                image_height=image.height,
             )
+
+    # --- collections ------------------------------------------------------------------
+
+    async def CreateCollection(
+        self, request: pb.CreateCollectionRequest, context
+    ) -> pb.CreateCollectionResponse:
+        collection = await self.collections.create(
+            tenant_of(context), request.collection_id, request.description
+        )
+        return pb.CreateCollectionResponse(collection=collection_to_proto(collection))
+
+    async def ListCollections(
+        self, request: pb.ListCollectionsRequest, context
+    ) -> pb.ListCollectionsResponse:
+        check(request)
+        page = await self.collections.list(
+            tenant_of(context), value(request, "page_size"), request.page_token
+        )
+        return pb.ListCollectionsResponse(
+            collections=[collection_to_proto(c) for c in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def DescribeCollection(
+        self, request: pb.DescribeCollectionRequest, context
+    ) -> pb.DescribeCollectionResponse:
+        collection = await self.collections.describe(tenant_of(context), request.collection_id)
+        return pb.DescribeCollectionResponse(collection=collection_to_proto(collection))
+
+    async def DeleteCollection(
+        self, request: pb.DeleteCollectionRequest, context
+    ) -> pb.DeleteCollectionResponse:
+        await self.collections.delete(tenant_of(context), request.collection_id)
+        return pb.DeleteCollectionResponse()
+
+    async def EnrollFaces(self, request: pb.EnrollFacesRequest, context) -> pb.EnrollFacesResponse:
+        check(request)
+        enrolled = await self.collections.enroll(
+            tenant_of(context),
+            request.collection_id,
+            request.image.content,
+            request.subject,
+            request.external_id,
+            value(request, "max_faces"),
+            options_from_proto(request.options),
+        )
+        return pb.EnrollFacesResponse(
+            faces=[stored_face_to_proto(f) for f in enrolled.faces],
+            faces_found=enrolled.found,
+            image_width=enrolled.width,
+            image_height=enrolled.height,
+        )
+
+    async def ListFaces(self, request: pb.ListFacesRequest, context) -> pb.ListFacesResponse:
+        check(request)
+        page = await self.collections.list_faces(
+            tenant_of(context),
+            request.collection_id,
+            request.subject or None,
+            value(request, "page_size"),
+            request.page_token,
+        )
+        return pb.ListFacesResponse(
+            faces=[stored_face_to_proto(f) for f in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def DeleteFaces(self, request: pb.DeleteFacesRequest, context) -> pb.DeleteFacesResponse:
+        check(request)
+        deleted = await self.collections.delete_faces(
+            tenant_of(context), request.collection_id, list(request.face_ids)
+        )
+        return pb.DeleteFacesResponse(deleted_face_ids=deleted)
+
+    async def DeleteSubject(
+        self, request: pb.DeleteSubjectRequest, context
+    ) -> pb.DeleteSubjectResponse:
+        count = await self.collections.delete_subject(
+            tenant_of(context), request.collection_id, request.subject
+        )
+        return pb.DeleteSubjectResponse(deleted_faces=count)
+
+    async def IdentifyFaces(
+        self, request: pb.IdentifyFacesRequest, context
+    ) -> pb.IdentifyFacesResponse:
+        check(request)
+        result = await self.collections.identify_image(
+            tenant_of(context),
+            search_from_proto(request),
+            request.image.content,
+            options_from_proto(request.options),
+        )
+        return pb.IdentifyFacesResponse(
+            faces=_identified(result),
+            image_width=result.image.width,
+            image_height=result.image.height,
+            threshold=result.threshold,
+        )
+
+    async def SearchFaces(self, request: pb.SearchFacesRequest, context) -> pb.SearchFacesResponse:
+        check(request)
+        identification, threshold = await self.collections.search(
+            tenant_of(context), search_from_proto(request), request.face_id
+        )
+        return pb.SearchFacesResponse(matches=matches_to_proto(identification), threshold=threshold)
+
+    async def VerifyFace(self, request: pb.VerifyFaceRequest, context) -> pb.VerifyFaceResponse:
+        check(request)
+        verified = await self.collections.verify(
+            tenant_of(context),
+            request.collection_id,
+            request.subject,
+            request.image.content,
+            request.threshold if request.HasField("threshold") else None,
+            options_from_proto(request.options),
+        )
+        v = verified.verification
+        return pb.VerifyFaceResponse(
+            match=v.match,
+            distance=v.distance,
+            face_id=v.face_id,
+            face=face_to_proto(verified.face),
+            threshold=verified.threshold,
+            image_width=verified.width,
+            image_height=verified.height,
+        )

@@ -1,4 +1,5 @@
-"""Face service settings: env FACE_*, flags for the common few."""
+"""Face service settings: env FACE_*, flags for the common few. The face
+gallery (collections) has its own: env FACE_GALLERY_* (face_service/gallery/settings.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ class FaceSettings(ServerSettings):
         40_000_000,
         ge=0,
         description="Most pixels one HOG detection may scan (width x height x 4^upsample, after detection_max_side); 0: no limit.",
+    )
+    min_enroll_face_px: int = Field(
+        48,
+        ge=0,
+        le=4096,
+        description="Enrollment refuses faces smaller than this many pixels on their shorter side (too little detail for a reliable encoding); 0: any size.",
     )
     max_cnn_pixels: int = Field(
         4_000_000,

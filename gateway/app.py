@@ -27,7 +27,7 @@ from gateway.keys import KeyStore
 from gateway.kinds import KINDS, TaskKind
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.replicas import ReplicaMonitor
-from gateway.routes import admin, ops, submit, tasks
+from gateway.routes import admin, collections, ops, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.submit import Submitter
@@ -212,6 +212,7 @@ def create_app(
     app.include_router(tasks.router_for(kinds, model))
     app.include_router(ops.router)
     app.include_router(admin.router)
+    app.include_router(collections.router)
     console.install(app)
     app.add_middleware(ObserveMiddleware)
 

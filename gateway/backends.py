@@ -20,9 +20,11 @@ from typing import Any
 
 import grpc
 from google.protobuf import message_factory
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.kinds import BACKENDS, Backend, TaskKind
+from gateway.errors import ApiError, grpc_api_error
+from gateway.kinds import BACKENDS, FACE, Backend, TaskKind
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -125,6 +127,10 @@ def make_channel(
 
 OnFrame = Callable[[dict[str, Any], int, int], Awaitable[None]]
 REPLICA_KEY = "x-percept-replica"
+# Whose data a call may use (face collections): the caller's tenant. The
+# replicas trust it, as only the gateway can reach them (token / mTLS).
+TENANT_KEY = "x-percept-tenant"
+DEFAULT_TENANT = "default"
 MODEL_INFO_TTL_S = 30.0
 
 
@@ -146,6 +152,7 @@ class Backends:
         self.image_deadline = settings.image_deadline_s
         self.video_deadline = settings.video_deadline_s
         self._methods: dict[str, Any] = {}
+        self._unary: dict[str, Any] = {}
         self._info: dict[str, tuple[float, Any]] = {}
 
     async def close(self) -> None:
@@ -163,13 +170,18 @@ class Backends:
         return method
 
     async def run(
-        self, kind: TaskKind, request: bytes, task_id: str, on_frame: OnFrame | None = None
+        self,
+        kind: TaskKind,
+        request: bytes,
+        task_id: str,
+        on_frame: OnFrame | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> tuple[dict[str, Any] | None, str | None]:
-        """Run one task's call (the replica logs it under the task's id). Returns
-        (result JSON, replica that served it); a video's frames go to on_frame
-        as they come (its result is None)."""
+        """Run one task's call for a tenant (the replica logs it under the task's
+        id). Returns (result JSON, replica that served it); a video's frames go
+        to on_frame as they come (its result is None)."""
         method = self._method(kind)
-        metadata = (("x-request-id", task_id), *self.metadata)
+        metadata = (("x-request-id", task_id), (TENANT_KEY, tenant), *self.metadata)
         streaming = kind.streaming
         deadline = self.video_deadline if streaming else self.image_deadline
         call = method(request, timeout=deadline, metadata=metadata)
@@ -186,6 +198,71 @@ class Backends:
         finally:
             if not call.done():
                 call.cancel()  # we stopped reading (a cancel, an error): stop the replica too
+
+    async def call(
+        self,
+        backend: Backend,
+        method: str,
+        request: Message,
+        *,
+        tenant: str,
+        request_id: str | None = None,
+        deadline_s: float | None = None,
+    ) -> Message:
+        """One unary call answered synchronously (the collection routes), for a
+        tenant. It fails fast when no replica is SERVING (UNAVAILABLE, retried by
+        the channel a few times) instead of waiting out its deadline. Raises
+        grpc.aio.AioRpcError."""
+        key = f"{backend.name}/{method}"
+        stub = self._unary.get(key)
+        if stub is None:
+            rpc = backend.service.methods_by_name[method]
+            response_class = message_factory.GetMessageClass(rpc.output_type)
+            stub = self.channels[backend.name].unary_unary(
+                f"/{backend.service_name}/{method}",
+                lambda message: message.SerializeToString(),
+                response_class.FromString,
+            )
+            self._unary[key] = stub
+        metadata = ((TENANT_KEY, tenant), *self.metadata)
+        if request_id:
+            metadata = (("x-request-id", request_id), *metadata)
+        return await stub(
+            request,
+            timeout=deadline_s or self.image_deadline,
+            metadata=metadata,
+            wait_for_ready=False,
+        )
+
+    async def collection_exists(self, tenant: str, collection_id: str) -> bool | None:
+        """Whether the tenant has this face collection; None when no face replica
+        can say now (the task's own call will tell)."""
+        request_class = message_factory.GetMessageClass(
+            FACE.service.methods_by_name["DescribeCollection"].input_type
+        )
+        try:
+            await self.call(
+                self.backends["face"],
+                "DescribeCollection",
+                request_class(collection_id=collection_id),
+                tenant=tenant,
+                deadline_s=5.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise ApiError(
+                    422, "invalid_option", exc.details() or "", fields=["collection_id"]
+                ) from None
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                # Identification needs the collections' store: no replica can reach
+                # it (or none is up), so the task could only wait; say so now.
+                raise grpc_api_error(
+                    exc.code(), exc.details(), from_service=answered_by_replica(exc)
+                ) from None
+            return None
+        return True
 
     async def ready(self) -> dict[str, bool]:
         """Whether each backend has at least one SERVING replica."""
@@ -227,6 +304,12 @@ class Backends:
             return cached[1] if cached else None
         self._info[backend.name] = (time.monotonic(), info)
         return info
+
+
+def answered_by_replica(error: grpc.aio.AioRpcError) -> bool:
+    """Whether a failed call's status came from a replica (it names itself in the
+    trailing metadata), not from the channel (no replica reached)."""
+    return any(key == REPLICA_KEY for key, _ in error.trailing_metadata() or ())
 
 
 async def _replica(call) -> str | None:

@@ -157,8 +157,9 @@ class Dispatcher:
                     )
                     return
                 outcome = await self.runner.attempt(
-                    kind, task_id, started.request, created_at=started.created_at, claimed=claimed
-                )
+                    kind, task_id, started.request, created_at=started.created_at,
+                    claimed=claimed, tenant=started.tenant,
+                )  # fmt: skip
                 if outcome.status != RETRY:
                     return
                 if started.attempts >= max_attempts:

@@ -129,6 +129,21 @@ def task_error(code: grpc.StatusCode, details: str | None) -> dict[str, str]:
     return {"code": code.name.lower(), "message": message}
 
 
+def grpc_api_error(
+    code: grpc.StatusCode, details: str | None, *, from_service: bool = False
+) -> ApiError:
+    """The ApiError for a backend's failed call answered synchronously (the
+    collection routes): the status from GRPC_TO_HTTP, the message as a task's.
+    `from_service`: a replica itself answered (not the channel), so an
+    UNAVAILABLE's message is ours and says why (its store is unreachable)."""
+    error = task_error(code, details)
+    if from_service and code == grpc.StatusCode.UNAVAILABLE and details:
+        error["message"] = details
+    status = GRPC_TO_HTTP.get(code, 500)
+    headers = {"Retry-After": "2"} if status == 503 else None
+    return ApiError(status, error["code"], error["message"], headers=headers)
+
+
 def http_status_for_task_error(error: dict[str, str]) -> int:
     code = error.get("code", "")
     if code in TASK_ERROR_HTTP:

@@ -165,7 +165,7 @@ return {1, ARGV[3]}
 )
 
 # KEYS: task, events, input. ARGV: now, max attempts.
-# Returns {1, attempts, input, created_at} to run, {0} when the task is no
+# Returns {1, attempts, input, created_at, tenant} to run, {0} when the task is no
 # longer runnable, {-1, attempts} when its attempts are spent, {-2} when its
 # input is gone.
 _START = (
@@ -185,7 +185,7 @@ if status == 'queued' then
 end
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
 redis.call('XADD', KEYS[2], '*', 'type', 'status', 'data', '{"status": "running"}')
-return {1, attempts, data, created}
+return {1, attempts, data, created, redis.call('HGET', KEYS[1], 'tenant') or ''}
 """
 )
 
@@ -423,6 +423,7 @@ class Started:
     attempts: int
     request: bytes | None = None
     created_at: float = 0.0
+    tenant: str = DEFAULT_TENANT  # whose task: the backends see it (x-percept-tenant)
 
 
 class JobStore:
@@ -858,7 +859,8 @@ class JobStore:
         code = int(reply[0])
         if code != 1:
             return Started(code, int(reply[1]) if len(reply) > 1 else 0)
-        return Started(code, int(reply[1]), reply[2], float(reply[3]))
+        tenant = _text(reply[4]) if len(reply) > 4 and reply[4] else DEFAULT_TENANT
+        return Started(code, int(reply[1]), reply[2], float(reply[3]), tenant)
 
     async def requeue(self, task_id: str) -> None:
         """A dispatcher shutting down hands its task back (claimed after the lease)."""

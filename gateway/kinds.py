@@ -49,14 +49,21 @@ class ModelInfoSource(Protocol):
     async def model_info(self, backend: Backend) -> Message | None: ...
 
 
+class CollectionSource(Protocol):
+    async def collection_exists(self, tenant: str, collection_id: str) -> bool | None: ...
+
+
 @dataclass(frozen=True)
 class CheckContext:
     """What a kind's checks may consult: the backends' model info, the
-    gateway's settings, and the upload's size in pixels (width, height)."""
+    gateway's settings, the upload's size in pixels (width, height), the
+    caller's tenant and whether a face collection exists."""
 
     models: ModelInfoSource
     settings: Any
     size: tuple[int, int] | None = None
+    tenant: str = "default"
+    collections: CollectionSource | None = None
 
 
 Check = Callable[[Message, CheckContext], Awaitable[None]]
@@ -77,6 +84,8 @@ class TaskKind:
     aliases: Mapping[str, str | protoform.Setter] = field(default_factory=dict)
     preset: Mapping[str, str] = field(default_factory=dict)  # options this kind always sets
     checks: tuple[Check, ...] = ()  # what needs the model or the upload's size
+    required: tuple[str, ...] = ()  # options a caller must give
+    exclude: tuple[str, ...] = ()  # request fields this kind does not take over REST
 
     @property
     def id(self) -> str:
@@ -109,7 +118,8 @@ class TaskKind:
 
     @functools.cached_property
     def params(self) -> dict[str, protoform.Param]:
-        return protoform.params_of(self.rpc.input_type, skip=(self.input_field,))
+        params = protoform.params_of(self.rpc.input_type, skip=(self.input_field,))
+        return {name: p for name, p in params.items() if name not in self.exclude}
 
     def build(self, data: bytes, raw: Mapping[str, str]) -> Message:
         """The gRPC request for an upload and its raw REST options, checked
@@ -117,6 +127,15 @@ class TaskKind:
         request = self.request_class()
         getattr(request, self.input_field).content = data
         protoform.parse(request, self.params, {**self.preset, **raw}, self.aliases)
+        for name in self.required:
+            param = self.params[name]
+            if not fields.is_set(param.container(request), param.field):
+                raise ApiError(
+                    422,
+                    "invalid_option",
+                    f"{name} is required: {param.doc or 'give it as a form field or query parameter'}",
+                    fields=[name],
+                )
         try:
             fields.check(request)
         except InvalidInput as exc:
@@ -204,7 +223,23 @@ async def _check_face_cost(request: Message, ctx: CheckContext) -> None:
         raise ApiError(422, "over_limit", exc.message, fields=["upsample"]) from None
 
 
+async def _check_collection(request: Message, ctx: CheckContext) -> None:
+    """An unknown collection is 404 at submit, before anything is queued."""
+    if ctx.collections is None:
+        return
+    exists = await ctx.collections.collection_exists(ctx.tenant, request.collection_id)
+    if exists is False:
+        raise ApiError(
+            404,
+            "not_found",
+            f"collection {request.collection_id!r} does not exist",
+            fields=["collection_id"],
+        )
+
+
 _FACE_ALIASES = {"landmarks": "return_landmarks", "encodings": "return_encodings"}
+# Identification fields of the face video request: only the identification kind takes them.
+_IDENTIFY_FIELDS = ("collection_id", "top_k", "threshold")
 _OBJECT_ALIASES = {"classes": _classes}
 
 KINDS: tuple[TaskKind, ...] = (
@@ -231,6 +266,33 @@ KINDS: tuple[TaskKind, ...] = (
         models.FaceVideoResult,
         aliases=_FACE_ALIASES,
         checks=(_check_face_cost,),
+        exclude=_IDENTIFY_FIELDS,
+    ),
+    TaskKind(
+        "face_identification",
+        "image",
+        FACE,
+        "IdentifyFaces",
+        "/api/identify/face/image",
+        "Identify every face of an uploaded image against a face collection",
+        results.identification_result,
+        models.FaceIdentificationResult,
+        aliases=_FACE_ALIASES,
+        checks=(_check_face_cost, _check_collection),
+        required=("collection_id",),
+    ),
+    TaskKind(
+        "face_identification",
+        "video",
+        FACE,
+        "DetectFacesInVideo",
+        "/api/identify/face/video",
+        "Identify every face of every sampled frame of an uploaded video against a face collection",
+        results.identification_frame,
+        models.FaceIdentificationVideoResult,
+        aliases=_FACE_ALIASES,
+        checks=(_check_face_cost, _check_collection),
+        required=("collection_id",),
     ),
     TaskKind(
         "object_detection",

@@ -66,6 +66,39 @@ class ObjectVideoResult(BaseModel):
     frames: list[ObjectFrame]
 
 
+class Match(BaseModel):
+    """An enrolled face close enough to be the same person."""
+
+    face_id: str = Field(description="The enrolled face (a UUID).")
+    subject: str = Field(description="Whose face it is.")
+    distance: float = Field(description="Encoding distance, >= 0 and <= the threshold.")
+
+
+class IdentifiedFace(Face):
+    matches: list[Match] = Field(
+        description="Enrolled faces within the threshold, closest first (at most top_k); "
+        "empty: unknown."
+    )
+    subject: str | None = Field(description="The closest match's subject; null when unknown.")
+
+
+class FaceIdentificationResult(BaseModel):
+    faces: list[IdentifiedFace]
+    image_width: int
+    image_height: int
+    threshold: float = Field(description="The threshold applied.")
+
+
+class IdentifiedFrame(FrameFields):
+    faces: list[IdentifiedFace]
+    image_width: int
+    image_height: int
+
+
+class FaceIdentificationVideoResult(BaseModel):
+    frames: list[IdentifiedFrame]
+
+
 class Progress(BaseModel):
     done: int = Field(description="Frames (or items) done.")
     total: int | None = Field(description="Frames expected, when known.")
@@ -171,3 +204,87 @@ class KindList(BaseModel):
 def task_url(request, task_id: str) -> str:
     """The task's absolute URL (under the app's root path), without a route lookup."""
     return f"{request.base_url}api/task/{task_id}"
+
+
+# --- face collections ------------------------------------------------------------------
+
+
+class NewCollection(BaseModel):
+    collection_id: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="1-64 letters, digits, '.', '_' or '-'; unique per tenant.",
+    )
+    description: str = Field("", max_length=1024, description="What it is for.")
+
+
+class Collection(BaseModel):
+    """A collection of known faces (per tenant)."""
+
+    collection_id: str
+    description: str
+    created_at: str = Field(description="ISO 8601, UTC.")
+    face_count: int = Field(description="Faces enrolled now.")
+    subject_count: int = Field(description="Distinct subjects among them.")
+
+
+class CollectionPage(BaseModel):
+    collections: list[Collection] = Field(description="By id.")
+    next_page_token: str | None = Field(
+        description="Pass as `page_token` for the next page; null at the end."
+    )
+
+
+class EnrolledFace(BaseModel):
+    """An enrolled face (its encoding never leaves the service)."""
+
+    face_id: str = Field(description="A UUID.")
+    subject: str
+    external_id: str | None = Field(description="The caller's own id, when given.")
+    box: Box | None = Field(description="Where the face was in the enrolled image.")
+    created_at: str = Field(description="ISO 8601, UTC.")
+
+
+class Enrollment(BaseModel):
+    faces: list[EnrolledFace] = Field(description="The faces enrolled, largest first.")
+    faces_found: int = Field(
+        description="Faces found in the image (beyond max_faces, or too small: not enrolled)."
+    )
+    image_width: int
+    image_height: int
+
+
+class FacePage(BaseModel):
+    faces: list[EnrolledFace] = Field(description="In enrollment order.")
+    next_page_token: str | None = Field(
+        description="Pass as `page_token` for the next page; null at the end."
+    )
+
+
+class SubjectDeleted(BaseModel):
+    subject: str
+    deleted_faces: int = Field(description="Faces deleted, everywhere.")
+
+
+class SearchRequest(BaseModel):
+    face_id: str = Field(description="An enrolled face of this collection.")
+    top_k: int | None = Field(None, ge=1, le=100, description="Most matches; default 1.")
+    threshold: float | None = Field(
+        None, gt=0, le=4, description="Largest distance that matches; default 0.6."
+    )
+
+
+class SearchResult(BaseModel):
+    face_id: str = Field(description="The face searched with.")
+    matches: list[Match] = Field(description="Other faces within the threshold, closest first.")
+    threshold: float
+
+
+class Verification(BaseModel):
+    subject: str
+    match: bool = Field(description="distance <= threshold: the face is the subject's.")
+    distance: float = Field(description="To the subject's closest enrolled face.")
+    face_id: str = Field(description="That closest enrolled face.")
+    threshold: float
+    face: Face = Field(description="The image's face compared: its largest.")
+    image_width: int
+    image_height: int

@@ -41,3 +41,65 @@ def frame_result(response) -> dict[str, Any]:
         "timestamp": response.timestamp,
         **image_result(response),
     }
+
+
+# --- face collections ------------------------------------------------------------------
+
+
+def match(m) -> dict[str, Any]:
+    return {"face_id": m.face_id, "subject": m.subject, "distance": round(m.distance, 6)}
+
+
+def identified_face(f) -> dict[str, Any]:
+    """A face with its matches, closest first, and `subject`: the closest
+    match's, or None when the face is unknown."""
+    out = face(f)
+    matches = [match(m) for m in f.matches]
+    out["matches"] = matches
+    out["subject"] = matches[0]["subject"] if matches else None
+    return out
+
+
+def identification_result(response) -> dict[str, Any]:
+    """IdentifyFacesResponse."""
+    return {
+        "faces": [identified_face(f) for f in response.faces],
+        "image_width": response.image_width,
+        "image_height": response.image_height,
+        "threshold": round(response.threshold, 6),
+    }
+
+
+def identification_frame(response) -> dict[str, Any]:
+    """DetectFacesInVideoResponse of an identifying call."""
+    return {
+        "frame_index": response.frame_index,
+        "timestamp": response.timestamp,
+        "faces": [identified_face(f) for f in response.faces],
+        "image_width": response.image_width,
+        "image_height": response.image_height,
+    }
+
+
+def _time(ts) -> str:
+    return ts.ToDatetime().isoformat(timespec="milliseconds") + "Z"
+
+
+def collection(c) -> dict[str, Any]:
+    return {
+        "collection_id": c.collection_id,
+        "description": c.description,
+        "created_at": _time(c.created_at),
+        "face_count": c.face_count,
+        "subject_count": c.subject_count,
+    }
+
+
+def enrolled_face(f) -> dict[str, Any]:
+    return {
+        "face_id": f.face_id,
+        "subject": f.subject,
+        "external_id": f.external_id or None,
+        "box": box(f.box) if f.HasField("box") else None,
+        "created_at": _time(f.created_at),
+    }

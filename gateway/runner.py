@@ -19,7 +19,7 @@ import grpc
 
 from gateway.backends import Backends
 from gateway.errors import RETRYABLE, task_error
-from gateway.jobs import CANCEL_CHANNEL, Claimed, JobStore, Status, Task
+from gateway.jobs import CANCEL_CHANNEL, DEFAULT_TENANT, Claimed, JobStore, Status, Task
 from gateway.kinds import TaskKind
 from gateway.metrics import TASK_SECONDS, TASKS_FINISHED
 
@@ -54,17 +54,21 @@ class TaskRunner:
         created_at: float,
         claimed: Claimed | None = None,
         record: Task | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Outcome:
-        """Run the task once. Records its end (succeeded, failed, or acknowledges
-        a cancelled one) unless the outcome is RETRY (the replica was lost).
-        `record`: the whole record to write at the end if the task has none yet."""
+        """Run the task once (for `tenant`, whose data the backend may use). Records
+        its end (succeeded, failed, or acknowledges a cancelled one) unless the
+        outcome is RETRY (the replica was lost). `record`: the whole record to
+        write at the end if the task has none yet."""
         started = time.time()
 
         async def on_frame(frame: dict, done: int, total: int) -> None:
             await self.store.add_frame(task_id, frame, done, total)
 
         call = asyncio.ensure_future(
-            self.backends.run(kind, request, task_id, on_frame if kind.streaming else None)
+            self.backends.run(
+                kind, request, task_id, on_frame if kind.streaming else None, tenant=tenant
+            )
         )
         self.running[task_id] = call
         try:

@@ -105,8 +105,9 @@ class Submitter:
             self.inline_active += 1
             try:
                 return await self.runner.attempt(
-                    kind, task.id, request, created_at=task.created_at, record=task
-                )
+                    kind, task.id, request, created_at=task.created_at, record=task,
+                    tenant=task.tenant,
+                )  # fmt: skip
             finally:
                 self.inline_active -= 1
 

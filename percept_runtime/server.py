@@ -6,6 +6,11 @@ Order of events:
 3. on SIGTERM/SIGINT: health NOT_SERVING, wait `drain_delay_s` so load
    balancers notice, stop taking calls and let in-flight ones finish within
    `grace_period_s`, then `shutdown` (stop the workers).
+
+Between 2 and 3, a service whose work needs something outside the process (a
+database) reports it through an `Availability`: while a dependency is down,
+health says NOT_SERVING (calls go to other replicas), and SERVING again once
+it is back.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import logging
 import signal
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -40,6 +46,54 @@ class GrpcService:
 
     name: str
     register: Callable[[grpc.aio.Server], None]
+
+
+class Availability:
+    """Whether the dependencies a service needs (a database...) are reachable.
+
+    `set(name, up)` may be called from any thread; `serve()` turns every change
+    into the health status (NOT_SERVING while any dependency is down, once the
+    server has started). A dependency never set counts as up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down: set[str] = set()
+        self._listener: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self._down
+
+    @property
+    def down(self) -> list[str]:
+        return sorted(self._down)
+
+    def set(self, dependency: str, up: bool) -> None:
+        with self._lock:
+            changed = (dependency in self._down) == up
+            if up:
+                self._down.discard(dependency)
+            else:
+                self._down.add(dependency)
+            listener, loop = self._listener, self._loop
+        if not changed or listener is None or loop is None:
+            return
+        logger.warning(
+            "%s is %s", dependency, "back: SERVING" if up else "unreachable: NOT_SERVING"
+        )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            listener()
+        else:
+            loop.call_soon_threadsafe(listener)
+
+    def _attach(self, loop: asyncio.AbstractEventLoop, listener: Callable[[], None]) -> None:
+        with self._lock:
+            self._loop, self._listener = loop, listener
 
 
 def run(main: Awaitable[None]) -> None:
@@ -89,9 +143,12 @@ async def serve(
     shutdown: Callable[[], Awaitable[None]],
     describe: Callable[[], Description],
     stop: asyncio.Event | None = None,
+    availability: Availability | None = None,
 ) -> None:
     """Run a server until SIGTERM/SIGINT (or `stop` is set), then drain it.
-    `describe` tells monitors what the replica runs (ReplicaService)."""
+    `describe` tells monitors what the replica runs (ReplicaService);
+    `availability`, when given, holds health at NOT_SERVING while a dependency
+    is down."""
     interceptor = ObservabilityInterceptor(token=settings.auth_token)
     server = grpc.aio.server(interceptors=[interceptor], options=server_options(settings))
     health_servicer = health.aio.HealthServicer()
@@ -140,16 +197,41 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    started = [False]
+    health_updates: set[asyncio.Task] = set()
+
+    async def report_health() -> None:
+        if not started[0] or stop.is_set():
+            return  # before start-up, and once draining, health is NOT_SERVING anyway
+        ok = availability is None or availability.ok
+        for name in ("", *names):
+            await health_servicer.set(name, SERVING if ok else NOT_SERVING)
+        serving[0] = ok
+
+    def on_availability() -> None:
+        update = asyncio.ensure_future(report_health())
+        health_updates.add(update)
+        update.add_done_callback(health_updates.discard)
+
+    if availability is not None:
+        availability._attach(loop, on_availability)
+
     startup_task = asyncio.ensure_future(startup())
     stop_task = asyncio.ensure_future(stop.wait())
     await asyncio.wait({startup_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     try:
         if startup_task.done():
             startup_task.result()  # a failed load ends the process: never half-working
-            for name in ("", *names):
-                await health_servicer.set(name, SERVING)
-            serving[0] = True
-            logger.info("SERVING %s on port %d", ", ".join(names), port)
+            started[0] = True
+            await report_health()
+            if serving[0]:
+                logger.info("SERVING %s on port %d", ", ".join(names), port)
+            else:
+                logger.warning(
+                    "started on port %d, but NOT_SERVING while %s is unreachable",
+                    port,
+                    ", ".join(availability.down),
+                )
             await stop_task
         logger.info(
             "draining: NOT_SERVING, %.1fs delay, %.1fs grace",

@@ -16,6 +16,9 @@ after making sure Redis answers.
   take calls only with a token made at each start (in the run directory too).
 - Replicas take free ports; their addresses reach the gateway through
   GATEWAY_FACE_TARGETS / GATEWAY_OBJECT_TARGETS.
+- Face collections live in face-gallery.sqlite3 in the run directory
+  (FACE_GALLERY_URL, when set, wins), shared by every face replica and kept
+  across restarts.
 - "ready" is printed once every replica is SERVING and /readyz says so.
 - A child that exits on its own is reported and restarted on the same port.
 - Ctrl-C / SIGTERM stops the gateway, then the replicas, gracefully; nothing is
@@ -46,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
 RUN = Path(os.environ.get("PERCEPT_RUN_DIR") or ROOT / ".run")
 LOGS = RUN / "logs"
+GALLERY = RUN / "face-gallery.sqlite3"
 REDIS_PORT = 6380
 
 
@@ -261,6 +265,7 @@ def main() -> int:
     workers = os.environ.get("PERCEPT_WORKERS") or str(cores)
     gateway_workers = os.environ.get("GATEWAY_WORKERS") or str(max(1, cores // 4))
     model = choose_model()
+    gallery_url = os.environ.get("FACE_GALLERY_URL") or f"sqlite:///{GALLERY}"
 
     replicas: list[Child] = []
     for i in range(args.face_replicas):
@@ -275,6 +280,7 @@ def main() -> int:
                     "FACE_PORT": str(port),
                     "FACE_WORKERS": os.environ.get("FACE_WORKERS") or workers,
                     "FACE_METRICS_PORT": str(free_port()),
+                    "FACE_GALLERY_URL": gallery_url,
                 },
                 port,
             )  # fmt: skip
@@ -353,6 +359,8 @@ def main() -> int:
         say(
             f"{child.name:<10} grpc 127.0.0.1:{child.port}   metrics http://127.0.0.1:{child.env.get('FACE_METRICS_PORT') or child.env.get('OBJECT_METRICS_PORT')}/metrics"
         )
+    store = gallery_url if gallery_url.startswith("sqlite") else "PostgreSQL (FACE_GALLERY_URL)"
+    say(f"face collections in {store}")
     say("ready")
 
     while not stopping:

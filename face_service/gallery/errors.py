@@ -2,13 +2,13 @@
 
 The server's one error table maps the bases: NotFound -> NOT_FOUND / 404,
 InvalidInput -> INVALID_ARGUMENT / 422, Unavailable -> UNAVAILABLE / 503, and
-AlreadyExists (new here) -> ALREADY_EXISTS / 409. Messages are safe to show a
+AlreadyExists -> ALREADY_EXISTS / 409. Messages are safe to show a
 caller: they name collections, subjects and face ids, never encodings.
 """
 
 from __future__ import annotations
 
-from percept_runtime.errors import InvalidInput, NotFound, PerceptError, Unavailable
+from percept_runtime.errors import AlreadyExists, InvalidInput, NotFound, Unavailable
 
 __all__ = [
     "AlreadyExists",
@@ -21,10 +21,6 @@ __all__ = [
     "SubjectNotFound",
     "Unavailable",
 ]
-
-
-class AlreadyExists(PerceptError):
-    """The caller asked to create something that already exists."""
 
 
 class CollectionExists(AlreadyExists):

@@ -240,6 +240,11 @@ class Gallery:
             raise CollectionNotFound(f"collection {collection_id!r} does not exist")
         return index
 
+    def require_collection(self, tenant: str, collection_id: str) -> None:
+        """Raise CollectionNotFound (or StoreUnavailable) now, from memory, so a
+        request that would fail anyway costs no detection first."""
+        self._collection(tenant, collection_id)
+
     def _threshold(self, threshold: float | None) -> float:
         return self.settings.threshold if threshold is None else threshold
 

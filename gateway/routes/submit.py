@@ -60,7 +60,9 @@ def make_handler(kind: TaskKind):
         raw.update(upload.fields)
         message = kind.build(upload.data, raw)
         if kind.checks:
-            context = CheckContext(gw.backends, settings, size)
+            context = CheckContext(
+                gw.backends, settings, size, tenant=principal.tenant, collections=gw.backends
+            )
             for check in kind.checks:
                 await check(message, context)
         task_id, task = await gw.submitter.submit(
@@ -128,7 +130,11 @@ def _openapi(kind: TaskKind) -> dict[str, Any]:
             "required": True,
             "content": {
                 "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["file"], "properties": properties}
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", *kind.required],
+                        "properties": properties,
+                    }
                 }
             },
         },

@@ -16,11 +16,13 @@ def video_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def face_server(video_dir):
+def face_server(video_dir, tmp_path_factory):
+    gallery = tmp_path_factory.mktemp("face-gallery") / "gallery.sqlite3"
     server = ServerProcess(
         "face_service",
         env={
             "FACE_WORKERS": "2",
+            "FACE_GALLERY_URL": f"sqlite:///{gallery}",
             "FACE_MAX_MESSAGE_BYTES": str(FACE_MAX_MESSAGE_BYTES),
             "FACE_MAX_IMAGE_PIXELS": str(FACE_MAX_IMAGE_PIXELS),
             "FACE_VIDEO_ALLOWED_DIRS": str(video_dir),

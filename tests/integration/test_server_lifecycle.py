@@ -38,7 +38,12 @@ def test_reflection_lists_the_services(face_server):
             .service[0]
             .method
         ]
-        assert method_names == ["DetectFaces", "CompareFaces", "DetectFacesInVideo", "StreamFaces"]
+        assert method_names == [
+            "DetectFaces", "CompareFaces", "DetectFacesInVideo", "StreamFaces",
+            "CreateCollection", "ListCollections", "DescribeCollection", "DeleteCollection",
+            "EnrollFaces", "ListFaces", "DeleteFaces", "DeleteSubject",
+            "IdentifyFaces", "SearchFaces", "VerifyFace",
+        ]  # fmt: skip
 
 
 def test_health_serving_per_service(face_server):

@@ -24,11 +24,34 @@ def test_every_kind_maps_its_route_to_its_rpc():
     assert {k.path: k.rpc_path for k in KINDS} == {
         "/api/detect/face/image": "/percept.face.v1.FaceService/DetectFaces",
         "/api/detect/face/video": "/percept.face.v1.FaceService/DetectFacesInVideo",
+        "/api/identify/face/image": "/percept.face.v1.FaceService/IdentifyFaces",
+        "/api/identify/face/video": "/percept.face.v1.FaceService/DetectFacesInVideo",
         "/api/detect/object/image": "/percept.object.v1.ObjectService/DetectObjects",
         "/api/detect/object/video": "/percept.object.v1.ObjectService/DetectObjectsInVideo",
     }
-    assert [k.streaming for k in KINDS] == [False, True, False, True]
+    assert [k.streaming for k in KINDS] == [False, True, False, True, False, True]
     assert {k.input_field for k in KINDS} == {"image", "video"}
+
+
+def test_identification_kinds_need_a_collection_and_detection_kinds_take_none():
+    identify_image = BY_ID["face_identification:image"]
+    identify_video = BY_ID["face_identification:video"]
+    for kind in (identify_image, identify_video):
+        with pytest.raises(ApiError) as info:
+            kind.build(b"data", {"top_k": "3"})
+        assert info.value.status == 422 and info.value.fields == ["collection_id"]
+        assert "collection_id is required" in info.value.message
+    request = identify_video.build(b"v", {"collection_id": "staff", "threshold": "0.5"})
+    assert request.collection_id == "staff" and request.threshold == pytest.approx(0.5)
+    assert not request.HasField("options") or request.options.upsample == 0
+    assert identify_video.options(request) == {"collection_id": "staff", "threshold": 0.5}
+    # Detection kinds do not identify: the fields are unknown options there.
+    with pytest.raises(ApiError) as info:
+        FACE_VIDEO.build(b"v", {"collection_id": "staff"})
+    assert info.value.status == 422 and "unknown option" in info.value.message
+    with pytest.raises(ApiError) as info:
+        identify_image.build(b"i", {"collection_id": "staff", "threshold": "5"})
+    assert "threshold is 5: it must be in (0, 4]" in info.value.message
 
 
 def test_rest_options_parse_into_the_proto_request():

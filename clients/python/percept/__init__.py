@@ -5,9 +5,9 @@
         result = client.detect_faces("photo.jpg")
 
 `percept.Client` / `percept.AsyncClient` speak REST to the gateway (tasks,
-waiting, events, cancel, list); `percept.GrpcClient` / `percept.AsyncGrpcClient`
-call the face and object services directly (unary, video streams, live
-frames). All four return the types in `percept.types` and raise the
+waiting, events, cancel, list, face collections); `percept.GrpcClient` /
+`percept.AsyncGrpcClient` call the face and object services directly (unary,
+video streams, live frames, face collections). All four return the types in `percept.types` and raise the
 exceptions in `percept.errors`.
 """
 
@@ -38,16 +38,23 @@ from percept.options import FaceOptions, ObjectOptions  # noqa: E402
 from percept.retry import RetryPolicy  # noqa: E402
 from percept.types import (  # noqa: E402
     Box,
+    Collection,
+    CollectionPage,
     Comparison,
     Detection,
+    EnrolledFace,
+    Enrollment,
     Face,
     FaceMatch,
+    FacePage,
     FrameEvent,
     FrameResult,
     Health,
+    Identification,
     ImageResult,
     Kind,
     Landmarks,
+    Match,
     ModelInfo,
     Point,
     Progress,
@@ -58,6 +65,7 @@ from percept.types import (  # noqa: E402
     TaskEvent,
     TaskPage,
     TaskStatus,
+    Verification,
     VideoResult,
     VideoURI,
 )
@@ -94,23 +102,30 @@ __all__ = [
     "AsyncGrpcClient",
     "Box",
     "Client",
+    "Collection",
+    "CollectionPage",
     "Comparison",
     "Conflict",
     "DeadlineExceeded",
     "Detection",
+    "EnrolledFace",
+    "Enrollment",
     "Face",
     "FaceMatch",
     "FaceOptions",
+    "FacePage",
     "Forbidden",
     "FrameEvent",
     "FrameResult",
     "Gone",
     "GrpcClient",
     "Health",
+    "Identification",
     "ImageResult",
     "InvalidInput",
     "Kind",
     "Landmarks",
+    "Match",
     "ModelInfo",
     "NotFound",
     "ObjectOptions",
@@ -132,6 +147,7 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Unavailable",
+    "Verification",
     "VideoResult",
     "VideoURI",
     "draw",

@@ -2,13 +2,17 @@
 
     percept detect face photo.jpg --landmarks
     percept detect object clip.mp4 --classes circle,star --json
+    percept collections create staff --description "people allowed in"
+    percept faces enroll staff ann.jpg --subject ann
+    percept identify door-camera.mp4 --collection staff
     percept task list --status running
     percept health
 
 Exit codes: 0 ok; 1 the work failed (a task failed or was cancelled, the server
-failed); 2 usage (bad arguments, a file that cannot be read, a request the
-server refused as invalid, an unknown task, a refused API key); 3 the server
-cannot be reached (or has no replica to serve).
+failed, a collection to create exists already); 2 usage (bad arguments, a file
+that cannot be read, a request the server refused as invalid (an image without
+a usable face), an unknown task, collection, face or subject, a refused API
+key); 3 the server cannot be reached (or has no replica to serve).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from percept import errors
 from percept.inputs import guess_media
 from percept.options import FaceOptions, ObjectOptions
 from percept.types import (
+    Collection,
+    EnrolledFace,
+    Face,
     FrameResult,
     Health,
     ImageResult,
@@ -80,10 +87,16 @@ app = typer.Typer(
 )
 detect_app = typer.Typer(help="Detect faces or objects in images and videos.", no_args_is_help=True)
 task_app = typer.Typer(help="Show, follow, cancel and list tasks.", no_args_is_help=True)
+collections_app = typer.Typer(
+    help="Create, list, show and delete face collections.", no_args_is_help=True
+)
+faces_app = typer.Typer(
+    help="Enroll, list and delete the faces of a collection.", no_args_is_help=True
+)
 app.add_typer(detect_app, name="detect")
 app.add_typer(task_app, name="task")
-# `percept collections ...` (face collections, /api/collections) goes here as its own
-# Typer once the gateway serves it, with the API key options below.
+app.add_typer(collections_app, name="collections")
+app.add_typer(faces_app, name="faces")
 
 # --- options shared by the commands ------------------------------------------------------------
 
@@ -175,7 +188,23 @@ def _fmt(value: float) -> str:
 def result_table(title: str, result: ImageResult | FrameResult) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
-    if result.kind is Kind.FACE:
+    if result.kind is Kind.IDENTIFY:
+        table.add_column("subject")
+        table.add_column("distance", justify="right")
+        for name in ("left", "top", "right", "bottom"):
+            table.add_column(name, justify="right")
+        table.add_column("other matches")
+        for i, face in enumerate(result.faces):
+            b = face.box
+            best = face.matches[0] if face.matches else None
+            table.add_row(
+                str(i),
+                best.subject if best else Text("unknown", style="yellow"),
+                f"{best.distance:.3f}" if best else "",
+                *map(_fmt, b.as_tuple()),
+                ", ".join(f"{m.subject} {m.distance:.3f}" for m in (face.matches or ())[1:]),
+            )
+    elif result.kind is Kind.FACE:
         for name in ("left", "top", "right", "bottom", "width", "height"):
             table.add_column(name, justify="right")
         table.add_column("landmarks")
@@ -199,14 +228,27 @@ def result_table(title: str, result: ImageResult | FrameResult) -> Table:
     return table
 
 
+def _who(face: Face) -> str:
+    return face.subject or "unknown"
+
+
 def video_table(title: str, result: VideoResult) -> Table:
-    noun = "faces" if result.kind is Kind.FACE else "objects"
+    noun = "faces" if result.kind.faces else "objects"
     table = Table(title=title, title_justify="left")
     for name, justify in (("frame", "right"), ("time (s)", "right"), (noun, "right")):
         table.add_column(name, justify=justify)
-    table.add_column("boxes (left, top, right, bottom)" if result.kind is Kind.FACE else "labels")
+    table.add_column(
+        {
+            Kind.FACE: "boxes (left, top, right, bottom)",
+            Kind.IDENTIFY: "who (left, top, right, bottom)",
+        }.get(result.kind, "labels")
+    )
     for frame in result.frames:
-        if result.kind is Kind.FACE:
+        if result.kind is Kind.IDENTIFY:
+            detail = "  ".join(
+                f"{_who(f)} (" + ", ".join(map(_fmt, f.box.as_tuple())) + ")" for f in frame.faces
+            )
+        elif result.kind is Kind.FACE:
             detail = "  ".join(
                 "(" + ", ".join(map(_fmt, f.box.as_tuple())) + ")" for f in frame.faces
             )
@@ -248,7 +290,7 @@ def show_task(task: Task, title: str | None = None) -> None:
     if isinstance(task.result, ImageResult):
         r = task.result
         count = len(r.faces) + len(r.detections)
-        noun = ("face" if r.kind is Kind.FACE else "object") + ("" if count == 1 else "s")
+        noun = ("face" if r.kind.faces else "object") + ("" if count == 1 else "s")
         out.print(result_table(f"{title}: {count} {noun} ({r.image_width}×{r.image_height})", r))
     elif isinstance(task.result, VideoResult):
         out.print(video_table(f"{title}: {len(task.result.frames)} frames", task.result))
@@ -321,6 +363,7 @@ async def _detect(
     api_key: str | None,
     timeout: float,
     concurrency: int,
+    extra: dict[str, Any] | None = None,
 ) -> list[Outcome]:
     media = {p: guess_media(p) for p in paths}
     images = [p for p in paths if media[p] == "image"]
@@ -342,6 +385,7 @@ async def _detect(
                             path,
                             options if media[path] == "video" else image_options,
                             media=media[path],
+                            **(extra or {}),
                         )
                     if media[path] == "video":
                         bar = progress.add_task(path.name, total=None)
@@ -410,10 +454,12 @@ def _report(outcomes: list[Outcome], as_json: bool, draw_to: Path | None) -> NoR
     raise typer.Exit(ExitCode.OK)
 
 
-def _run_detect(kind, inputs, options, server, api_key, timeout, concurrency, as_json, draw):
+def _run_detect(
+    kind, inputs, options, server, api_key, timeout, concurrency, as_json, draw, extra=None
+):
     for path in inputs:
         guess_media(path)  # unreadable files fail here, before anything is sent
-    outcomes = _run(_detect(kind, inputs, options, server, api_key, timeout, concurrency))
+    outcomes = _run(_detect(kind, inputs, options, server, api_key, timeout, concurrency, extra))
     _report(outcomes, as_json, draw)
 
 
@@ -513,6 +559,337 @@ def detect_object(
         max_frames=max_frames,
     )
     _run_detect(Kind.OBJECT, inputs, options, server, api_key, timeout, concurrency, as_json, draw)
+
+
+# --- identify ----------------------------------------------------------------------------------
+
+CollectionOption = Annotated[
+    str,
+    typer.Option("--collection", "-c", help="The face collection to search.", show_default=False),
+]
+
+
+@app.command("identify")
+def identify(
+    inputs: Inputs,
+    collection: CollectionOption,
+    top_k: Annotated[
+        int | None,
+        typer.Option(min=1, max=100, help="Matches per face (default 1).", show_default=False),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=4.0,
+            help="Largest distance that counts as a match (default 0.6).",
+            show_default=False,
+        ),
+    ] = None,
+    upsample: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=3, help="Upsample N times to find smaller faces.", show_default=False
+        ),
+    ] = None,
+    frame_stride: FrameStride = None,
+    max_frames: MaxFrames = None,
+    as_json: AsJson = False,
+    draw: Draw = None,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+    timeout: Timeout = 3600.0,
+    concurrency: Concurrency = 4,
+) -> None:
+    """Name every face in images and videos from a face collection, or "unknown"."""
+    if threshold is not None and threshold <= 0:
+        fail(ValueError("--threshold must be > 0"))
+    options = FaceOptions(upsample=upsample, frame_stride=frame_stride, max_frames=max_frames)
+    extra = {"collection_id": collection, "top_k": top_k, "threshold": threshold}
+    _run_detect(
+        Kind.IDENTIFY, inputs, options, server, api_key, timeout, concurrency, as_json, draw,
+        extra,
+    )  # fmt: skip
+
+
+# --- collections and faces -----------------------------------------------------------------------
+
+CollectionId = Annotated[str, typer.Argument(help="The collection's id.", show_default=False)]
+
+
+def _call(server: str, api_key: str | None, timeout: float, fn):
+    """Run fn(client) against the gateway; errors become exit codes."""
+
+    async def run():
+        async with _client(server, api_key, timeout) as client:
+            return await fn(client)
+
+    return _run(run())
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def collections_table(title: str, collections: Sequence[Collection]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name, justify in (
+        ("collection", "left"),
+        ("faces", "right"),
+        ("subjects", "right"),
+        ("created", "left"),
+        ("description", "left"),
+    ):
+        table.add_column(name, justify=justify)
+    for c in collections:
+        table.add_row(
+            c.collection_id, str(c.face_count), str(c.subject_count), _when(c.created_at),
+            c.description,
+        )  # fmt: skip
+    return table
+
+
+def faces_table(title: str, faces: Sequence[EnrolledFace]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("face", "subject", "external id", "box (left, top, right, bottom)", "enrolled"):
+        table.add_column(name)
+    for f in faces:
+        box = "(" + ", ".join(map(_fmt, f.box.as_tuple())) + ")" if f.box else ""
+        table.add_row(f.face_id, f.subject, f.external_id or "", box, _when(f.created_at))
+    return table
+
+
+@collections_app.command("create")
+def collections_create(
+    collection_id: CollectionId,
+    description: Annotated[str, typer.Option(help="What the collection is for.")] = "",
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Create an empty face collection (exit 1 when it exists already)."""
+    collection = _call(
+        server, api_key, 30.0, lambda c: c.create_collection(collection_id, description)
+    )
+    if as_json:
+        print_json(collection.to_json())
+    else:
+        out.print(f"created collection [bold]{collection.collection_id}[/bold]")
+    raise typer.Exit(ExitCode.OK)
+
+
+@collections_app.command("list")
+def collections_list(
+    limit: Annotated[int, typer.Option(min=1, help="Most collections shown.")] = 1000,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """List your face collections, by id."""
+
+    async def fetch(client) -> list[Collection]:
+        found: list[Collection] = []
+        async for collection in client.iter_collections(page_size=min(limit, 1000)):
+            found.append(collection)
+            if len(found) >= limit:
+                break
+        return found
+
+    collections = _call(server, api_key, 60.0, fetch)
+    if as_json:
+        print_json({"collections": [c.to_json() for c in collections]})
+    else:
+        out.print(collections_table(f"{len(collections)} collections", collections))
+    raise typer.Exit(ExitCode.OK)
+
+
+@collections_app.command("show")
+def collections_show(
+    collection_id: CollectionId,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Show a collection: its face and subject counts."""
+    collection = _call(server, api_key, 30.0, lambda c: c.collection(collection_id))
+    if as_json:
+        print_json(collection.to_json())
+    else:
+        out.print(collections_table(collection.collection_id, [collection]))
+    raise typer.Exit(ExitCode.OK)
+
+
+@collections_app.command("delete")
+def collections_delete(
+    collection_id: CollectionId,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Delete a collection and every face in it, everywhere (asks first unless --yes)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(ValueError("deleting a collection needs --yes when not run interactively"))
+        typer.confirm(
+            f"Delete collection {collection_id} and every face in it?", abort=True, err=True
+        )
+    _call(server, api_key, 30.0, lambda c: c.delete_collection(collection_id))
+    err.print(f"deleted collection {collection_id}")
+    raise typer.Exit(ExitCode.OK)
+
+
+@faces_app.command("enroll")
+def faces_enroll(
+    collection_id: CollectionId,
+    images: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Photos of the subject (JPEG, PNG, WebP, BMP).",
+            metavar="IMAGE",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            show_default=False,
+        ),
+    ],
+    subject: Annotated[str, typer.Option(help="Whose face it is.", show_default=False)],
+    external_id: Annotated[
+        str | None, typer.Option(help="Your own id for the face(s).", show_default=False)
+    ] = None,
+    max_faces: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=100,
+            help="Enroll up to N faces per image (default: the largest only).",
+            show_default=False,
+        ),
+    ] = None,
+    upsample: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=3, help="Upsample N times to find smaller faces.", show_default=False
+        ),
+    ] = None,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Enroll the face in each image under a subject. An image without a usable face
+    is refused with the reason (exit 2); the others are still enrolled."""
+
+    async def enroll_all(client) -> list[tuple[Path, Any]]:
+        done = []
+        for path in images:
+            try:
+                enrolled = await client.enroll(
+                    collection_id, path, subject, external_id=external_id,
+                    max_faces=max_faces, upsample=upsample,
+                )  # fmt: skip
+                done.append((path, enrolled))
+            except errors.PerceptError as error:
+                if isinstance(error, errors.Unavailable | errors.NotFound):
+                    raise  # nothing else will work either
+                done.append((path, error))
+        return done
+
+    results = _call(server, api_key, 120.0, enroll_all)
+    failed = [(p, e) for p, e in results if isinstance(e, BaseException)]
+    enrolled = [(p, r) for p, r in results if not isinstance(r, BaseException)]
+    if as_json:
+        print_json(
+            [
+                {"input": str(p), **r.to_json()}
+                if not isinstance(r, BaseException)
+                else {"input": str(p), "error": {"code": r.code, "message": str(r.message)}}
+                for p, r in results
+            ]
+        )
+    else:
+        faces = [f for _, r in enrolled for f in r.faces]
+        out.print(faces_table(f"{len(faces)} faces enrolled in {collection_id}", faces))
+    for path, error in failed:
+        err.print(f"[red]{path}:[/red] {Text(str(error)).plain}")
+    if failed:
+        raise typer.Exit(max(exit_code_for(e) for _, e in failed))
+    raise typer.Exit(ExitCode.OK)
+
+
+@faces_app.command("list")
+def faces_list(
+    collection_id: CollectionId,
+    subject: Annotated[
+        str | None, typer.Option(help="Only this subject's faces.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most faces shown.")] = 1000,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """List a collection's enrolled faces."""
+
+    async def fetch(client) -> list[EnrolledFace]:
+        found: list[EnrolledFace] = []
+        async for face in client.iter_faces(
+            collection_id, subject=subject, page_size=min(limit, 1000)
+        ):
+            found.append(face)
+            if len(found) >= limit:
+                break
+        return found
+
+    faces = _call(server, api_key, 60.0, fetch)
+    if as_json:
+        print_json({"faces": [f.to_json() for f in faces]})
+    else:
+        out.print(faces_table(f"{collection_id}: {len(faces)} faces", faces))
+    raise typer.Exit(ExitCode.OK)
+
+
+@faces_app.command("delete")
+def faces_delete(
+    collection_id: CollectionId,
+    face_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Ids of the faces to delete.", metavar="FACE_ID", show_default=False),
+    ] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(help="Delete every face of this subject instead.", show_default=False),
+    ] = None,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Delete faces by id, or every face of a subject (--subject), everywhere."""
+    if bool(face_ids) == bool(subject):
+        fail(ValueError("give face ids, or --subject (not both)"))
+
+    async def delete(client) -> dict[str, Any]:
+        if subject:
+            return {"subject": subject, "deleted_faces": await client.delete_subject(
+                collection_id, subject)}  # fmt: skip
+        deleted, missing = [], []
+        for face_id in face_ids or ():
+            try:
+                await client.delete_face(collection_id, face_id)
+                deleted.append(face_id)
+            except errors.NotFound as error:
+                if "collection" in error.message and "does not exist" in error.message:
+                    raise
+                missing.append(face_id)
+        return {"deleted_face_ids": deleted, "not_found": missing}
+
+    outcome = _call(server, api_key, 60.0, delete)
+    if as_json:
+        print_json(outcome)
+    elif subject:
+        out.print(f"deleted {outcome['deleted_faces']} faces of {subject}")
+    else:
+        out.print(f"deleted {len(outcome['deleted_face_ids'])} faces")
+    for face_id in outcome.get("not_found", ()):
+        err.print(f"[red]{face_id}:[/red] no such face in {collection_id}")
+    raise typer.Exit(ExitCode.USAGE if outcome.get("not_found") else ExitCode.OK)
 
 
 # --- task --------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
     image.save("photo-boxes.png")
 
 Faces get FACE_COLOR boxes (and their landmarks, when the result has them);
-objects a colour per class (`color_for`) with "label confidence" above the box.
+objects a colour per class (`color_for`) with "label confidence" above the box;
+identified faces carry "subject distance" (or "unknown").
 Boxes are drawn inward from their edges, so a box's edge pixels are in its colour.
 """
 
@@ -75,21 +76,27 @@ def draw(
         pen.rectangle(xy, outline=rgb, width=width)
         return xy
 
+    def label(left: int, top: int, text: str, rgb: tuple[int, int, int]) -> None:
+        tl, tt, tr, tb = pen.textbbox((0, 0), text, font=font)
+        h = tb - tt + 2 * width
+        # Above the box; inside it when the box touches the image's top.
+        y = top - h if top - h >= 0 else top + width
+        pen.rectangle((left, y, left + tr - tl + 2 * width, y + h - 1), fill=rgb)
+        pen.text((left + width, y + width - tt), text, fill=(255, 255, 255), font=font)
+
     for face in result.faces:
-        rectangle(face.box, FACE_COLOR)
+        left, top, _, _ = rectangle(face.box, FACE_COLOR)
         if landmarks and face.landmarks is not None:
             r = max(1, width // 2)
             for p in face.landmarks.points():
                 pen.ellipse((p.x - r, p.y - r, p.x + r, p.y + r), fill=LANDMARK_COLOR)
+        if labels and face.matches is not None:  # identified: who, or unknown
+            best = face.matches[0] if face.matches else None
+            text = f"{best.subject} {best.distance:.2f}" if best else "unknown"
+            label(left, top, text, FACE_COLOR)
     for detection in result.detections:
         rgb = color_for(detection)
         left, top, _, _ = rectangle(detection.box, rgb)
         if labels:
-            text = f"{detection.label} {detection.confidence:.2f}"
-            tl, tt, tr, tb = pen.textbbox((0, 0), text, font=font)
-            h = tb - tt + 2 * width
-            # Above the box; inside it when the box touches the image's top.
-            y = top - h if top - h >= 0 else top + width
-            pen.rectangle((left, y, left + tr - tl + 2 * width, y + h - 1), fill=rgb)
-            pen.text((left + width, y + width - tt), text, fill=(255, 255, 255), font=font)
+            label(left, top, f"{detection.label} {detection.confidence:.2f}", rgb)
     return canvas

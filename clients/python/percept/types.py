@@ -19,24 +19,37 @@ Media = Literal["image", "video"]
 
 
 class Kind(enum.StrEnum):
-    """What a task detects. Values are the API's `kind`; `route` is the URL segment."""
+    """What a task does. Values are the API's `kind`; `route` is its short name."""
 
     FACE = "face_detection"
     OBJECT = "object_detection"
+    IDENTIFY = "face_identification"
+    """Faces identified against a face collection (each face carries its matches)."""
 
     @property
     def route(self) -> str:
-        return "face" if self is Kind.FACE else "object"
+        return {"face_detection": "face", "object_detection": "object"}.get(self.value, "identify")
+
+    @property
+    def faces(self) -> bool:
+        """Whether results hold faces (detection or identification)."""
+        return self is not Kind.OBJECT
+
+    def path(self, media: Media) -> str:
+        """The submit route: /api/detect/face/image, /api/identify/face/video..."""
+        if self is Kind.IDENTIFY:
+            return f"/api/identify/face/{media}"
+        return f"/api/detect/{self.route}/{media}"
 
     @classmethod
     def parse(cls, value: Kind | str) -> Kind:
-        """`Kind.FACE`, "face" or "face_detection" (and the same for objects)."""
+        """`Kind.FACE`, "face" or "face_detection" (and the same for the others)."""
         if isinstance(value, Kind):
             return value
         for kind in cls:
             if value in (kind.value, kind.route):
                 return kind
-        raise ValueError(f"unknown kind {value!r}: use 'face' or 'object'")
+        raise ValueError(f"unknown kind {value!r}: use 'face', 'object' or 'identify'")
 
 
 class TaskStatus(enum.StrEnum):
@@ -137,21 +150,52 @@ class Landmarks:
 
 
 @dataclass(frozen=True, slots=True)
+class Match:
+    """An enrolled face close enough to a probe face to be the same person."""
+
+    face_id: str
+    subject: str
+    distance: float  # >= 0, <= the threshold; lower is more alike
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Match:
+        return cls(data["face_id"], data["subject"], float(data["distance"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"face_id": self.face_id, "subject": self.subject, "distance": self.distance}
+
+
+@dataclass(frozen=True, slots=True)
 class Face:
-    """One face: its box, and landmarks / the 128-d encoding when asked for."""
+    """One face: its box, landmarks / the 128-d encoding when asked for, and
+    when identifying against a collection its `matches` (closest first; empty:
+    unknown). `matches` is None when the call did not identify."""
 
     box: Box
     landmarks: Landmarks | None = None
     encoding: tuple[float, ...] | None = None
+    matches: tuple[Match, ...] | None = None
+
+    @property
+    def subject(self) -> str | None:
+        """Who this face is (the closest match's subject); None when unknown."""
+        return self.matches[0].subject if self.matches else None
+
+    @property
+    def unknown(self) -> bool:
+        """Identified against a collection, and no enrolled face is close enough."""
+        return self.matches is not None and not self.matches
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Face:
         landmarks = data.get("landmarks")
         encoding = data.get("encoding")
+        matches = data.get("matches")
         return cls(
             Box.from_json(data["box"]),
             Landmarks.from_json(landmarks) if landmarks else None,
             tuple(encoding) if encoding else None,
+            tuple(Match.from_json(m) for m in matches) if matches is not None else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -160,6 +204,9 @@ class Face:
             out["landmarks"] = self.landmarks.to_json()
         if self.encoding is not None:
             out["encoding"] = list(self.encoding)
+        if self.matches is not None:
+            out["matches"] = [m.to_json() for m in self.matches]
+            out["subject"] = self.subject
         return out
 
 
@@ -186,44 +233,65 @@ class Detection:
 
 
 def _items_from_json(
-    data: Mapping[str, Any],
+    data: Mapping[str, Any], kind: Kind | None = None
 ) -> tuple[Kind, tuple[Face, ...], tuple[Detection, ...]]:
     if "faces" in data:
-        return Kind.FACE, tuple(Face.from_json(f) for f in data["faces"]), ()
+        faces = tuple(Face.from_json(f) for f in data["faces"])
+        if kind is None:
+            kind = Kind.IDENTIFY if any(f.matches is not None for f in faces) else Kind.FACE
+        return kind, faces, ()
     return Kind.OBJECT, (), tuple(Detection.from_json(d) for d in data.get("detections", ()))
 
 
 def _items_to_json(kind: Kind, faces, detections) -> dict[str, Any]:
-    if kind is Kind.FACE:
+    if kind.faces:
         return {"faces": [f.to_json() for f in faces]}
     return {"detections": [d.to_json() for d in detections]}
 
 
 @dataclass(frozen=True, slots=True)
 class ImageResult:
-    """What one image holds: `faces` for face detection, `detections` for objects."""
+    """What one image holds: `faces` for face detection and identification (each
+    face with its `matches` then, and `threshold` the distance applied),
+    `detections` for objects."""
 
     kind: Kind
     image_width: int
     image_height: int
     faces: tuple[Face, ...] = ()
     detections: tuple[Detection, ...] = ()
+    threshold: float | None = None
 
     @property
     def boxes(self) -> tuple[Box, ...]:
         return tuple(item.box for item in (*self.faces, *self.detections))
 
+    @property
+    def subjects(self) -> tuple[str | None, ...]:
+        """Identification: who each face is (None: unknown), in face order."""
+        return tuple(face.subject for face in self.faces)
+
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ImageResult:
-        kind, faces, detections = _items_from_json(data)
-        return cls(kind, data["image_width"], data["image_height"], faces, detections)
+    def from_json(cls, data: Mapping[str, Any], kind: Kind | None = None) -> ImageResult:
+        kind, faces, detections = _items_from_json(data, kind)
+        return cls(
+            kind,
+            data["image_width"],
+            data["image_height"],
+            faces,
+            detections,
+            data.get("threshold"),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             **_items_to_json(self.kind, self.faces, self.detections),
             "image_width": self.image_width,
             "image_height": self.image_height,
         }
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,9 +316,14 @@ class FrameResult:
     def boxes(self) -> tuple[Box, ...]:
         return tuple(item.box for item in (*self.faces, *self.detections))
 
+    @property
+    def subjects(self) -> tuple[str | None, ...]:
+        """Identification: who each face is (None: unknown), in face order."""
+        return tuple(face.subject for face in self.faces)
+
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> FrameResult:
-        kind, faces, detections = _items_from_json(data)
+    def from_json(cls, data: Mapping[str, Any], kind: Kind | None = None) -> FrameResult:
+        kind, faces, detections = _items_from_json(data, kind)
         return cls(
             kind,
             data["frame_index"],
@@ -281,7 +354,7 @@ class VideoResult:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], kind: Kind) -> VideoResult:
-        return cls(kind, tuple(FrameResult.from_json(f) for f in data.get("frames", ())))
+        return cls(kind, tuple(FrameResult.from_json(f, kind) for f in data.get("frames", ())))
 
     def to_json(self) -> dict[str, Any]:
         return {"frames": [f.to_json() for f in self.frames]}
@@ -381,7 +454,7 @@ class Task:
             result = (
                 VideoResult.from_json(raw, kind)
                 if data["media"] == "video"
-                else ImageResult.from_json(raw)
+                else ImageResult.from_json(raw, kind)
             )
         error = data.get("error")
         return cls(
@@ -525,6 +598,191 @@ class ModelInfo:
     class_names: tuple[str, ...]
     weights: str
     task: str
+
+
+# --- face collections --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A collection of known faces (per tenant: another tenant's are invisible)."""
+
+    collection_id: str
+    description: str
+    created_at: datetime | None
+    face_count: int
+    subject_count: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Collection:
+        return cls(
+            data["collection_id"],
+            data.get("description") or "",
+            _time(data.get("created_at")),
+            int(data.get("face_count") or 0),
+            int(data.get("subject_count") or 0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "collection_id": self.collection_id,
+            "description": self.description,
+            "created_at": _iso(self.created_at),
+            "face_count": self.face_count,
+            "subject_count": self.subject_count,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionPage:
+    """One page of collections, by id; pass `next_page_token` for the next (None: last)."""
+
+    collections: tuple[Collection, ...]
+    next_page_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledFace:
+    """An enrolled face. Its encoding never leaves the service."""
+
+    face_id: str
+    subject: str
+    external_id: str | None
+    box: Box | None
+    created_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EnrolledFace:
+        box = data.get("box")
+        return cls(
+            data["face_id"],
+            data["subject"],
+            data.get("external_id") or None,
+            Box.from_json(box) if box else None,
+            _time(data.get("created_at")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "face_id": self.face_id,
+            "subject": self.subject,
+            "external_id": self.external_id,
+            "box": self.box.to_json() if self.box else None,
+            "created_at": _iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FacePage:
+    """One page of enrolled faces, in enrollment order."""
+
+    faces: tuple[EnrolledFace, ...]
+    next_page_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """What enrolling an image did: the faces stored (largest first) and how many
+    the image held (`faces_found`; those beyond max_faces or too small are not stored)."""
+
+    faces: tuple[EnrolledFace, ...]
+    faces_found: int
+    image_width: int
+    image_height: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Enrollment:
+        return cls(
+            tuple(EnrolledFace.from_json(f) for f in data.get("faces", ())),
+            int(data.get("faces_found") or 0),
+            data["image_width"],
+            data["image_height"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "faces": [f.to_json() for f in self.faces],
+            "faces_found": self.faces_found,
+            "image_width": self.image_width,
+            "image_height": self.image_height,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """Who a face is: enrolled faces within `threshold`, closest first; none: unknown.
+    (What `search` returns for an enrolled face, itself left out.)"""
+
+    matches: tuple[Match, ...]
+    threshold: float | None = None
+    face_id: str | None = None  # the face searched with
+
+    @property
+    def best(self) -> Match | None:
+        return self.matches[0] if self.matches else None
+
+    @property
+    def subject(self) -> str | None:
+        return self.matches[0].subject if self.matches else None
+
+    @property
+    def unknown(self) -> bool:
+        return not self.matches
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Identification:
+        return cls(
+            tuple(Match.from_json(m) for m in data.get("matches", ())),
+            data.get("threshold"),
+            data.get("face_id"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "face_id": self.face_id,
+            "matches": [m.to_json() for m in self.matches],
+            "threshold": self.threshold,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Whether an image's largest face is `subject`: `match` is distance <= threshold;
+    `face_id` is the subject's closest enrolled face, `face` the image's face compared."""
+
+    subject: str
+    match: bool
+    distance: float
+    face_id: str
+    threshold: float
+    face: Face
+    image_width: int
+    image_height: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Verification:
+        return cls(
+            data["subject"],
+            bool(data["match"]),
+            float(data["distance"]),
+            data["face_id"],
+            float(data["threshold"]),
+            Face.from_json(data["face"]),
+            data["image_width"],
+            data["image_height"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "match": self.match,
+            "distance": self.distance,
+            "face_id": self.face_id,
+            "threshold": self.threshold,
+            "face": self.face.to_json(),
+            "image_width": self.image_width,
+            "image_height": self.image_height,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from percept.common.v1 import image_pb2, video_pb2
 from percept.face.v1 import face_service_pb2 as face_pb
@@ -11,16 +12,24 @@ from percept.options import FaceOptions, ObjectOptions, check_media
 from percept.types import (
     LANDMARK_PARTS,
     Box,
+    Collection,
+    CollectionPage,
     Comparison,
     Detection,
+    EnrolledFace,
+    Enrollment,
     Face,
     FaceMatch,
+    FacePage,
     FrameResult,
+    Identification,
     ImageResult,
     Kind,
     Landmarks,
+    Match,
     ModelInfo,
     Point,
+    Verification,
     VideoURI,
 )
 
@@ -79,6 +88,22 @@ def object_options(o: ObjectOptions) -> object_pb.DetectionOptions:
     return msg
 
 
+def identify_fields(collection_id: str | None, top_k: int | None, threshold: float | None):
+    """The identification fields of a face request (none when not identifying)."""
+    if collection_id is None:
+        if top_k is not None or threshold is not None:
+            raise ValueError("top_k and threshold need a collection_id")
+        return {}
+    if not collection_id:
+        raise ValueError("collection_id is empty")
+    fields: dict = {"collection_id": collection_id}
+    if top_k is not None:
+        fields["top_k"] = top_k
+    if threshold is not None:
+        fields["threshold"] = threshold
+    return fields
+
+
 def detect_request(kind: Kind, content: bytes, options: FaceOptions | ObjectOptions):
     check_media(options, "image")
     if kind is Kind.FACE:
@@ -86,21 +111,35 @@ def detect_request(kind: Kind, content: bytes, options: FaceOptions | ObjectOpti
     return object_pb.DetectObjectsRequest(image=image(content), options=object_options(options))  # type: ignore[arg-type]
 
 
-def video_request(kind: Kind, source: bytes | VideoURI, options: FaceOptions | ObjectOptions):
+def video_request(
+    kind: Kind,
+    source: bytes | VideoURI,
+    options: FaceOptions | ObjectOptions,
+    identify: dict | None = None,
+):
     common = {
         "video": video(source),
         "frame_stride": options.frame_stride or 0,
         "max_frames": options.max_frames or 0,
     }
-    if kind is Kind.FACE:
-        return face_pb.DetectFacesInVideoRequest(**common, options=face_options(options))  # type: ignore[arg-type]
+    if kind.faces:
+        return face_pb.DetectFacesInVideoRequest(
+            **common,
+            options=face_options(options),
+            **(identify or {}),  # type: ignore[arg-type]
+        )
     return object_pb.DetectObjectsInVideoRequest(**common, options=object_options(options))  # type: ignore[arg-type]
 
 
-def stream_request(kind: Kind, content: bytes, options: FaceOptions | ObjectOptions | None):
-    """One live frame; `options` only on the first (the service keeps them)."""
-    if kind is Kind.FACE:
-        msg = face_pb.StreamFacesRequest(image=image(content))
+def stream_request(
+    kind: Kind,
+    content: bytes,
+    options: FaceOptions | ObjectOptions | None,
+    identify: dict | None = None,
+):
+    """One live frame; `options` (and `identify`) only on the first (the service keeps them)."""
+    if kind.faces:
+        msg = face_pb.StreamFacesRequest(image=image(content), **(identify or {}))
         if options is not None:
             msg.options.CopyFrom(face_options(options))  # type: ignore[arg-type]
         return msg
@@ -140,7 +179,8 @@ def box(b) -> Box:
     return Box(b.left, b.top, b.right, b.bottom)
 
 
-def face(f) -> Face:
+def face(f, identifying: bool = False) -> Face:
+    """A Face; `identifying`: the call identified, so `matches` is set (maybe empty)."""
     landmarks = None
     if f.HasField("landmarks"):
         landmarks = Landmarks(
@@ -149,21 +189,33 @@ def face(f) -> Face:
                 for name in LANDMARK_PARTS
             }
         )
-    return Face(box(f.box), landmarks, tuple(f.encoding) if len(f.encoding) else None)
+    matches = tuple(match(m) for m in f.matches) if identifying else None
+    return Face(box(f.box), landmarks, tuple(f.encoding) if len(f.encoding) else None, matches)
+
+
+def match(m) -> Match:
+    return Match(m.face_id, m.subject, round(m.distance, 6))
 
 
 def detection(d) -> Detection:
     return Detection(d.label, d.class_id, d.confidence, box(d.box))
 
 
-def _items(response) -> dict:
+def _items(response, kind: Kind) -> dict:
     if hasattr(response, "faces"):
-        return {"faces": tuple(face(f) for f in response.faces)}
+        return {"faces": tuple(face(f, kind is Kind.IDENTIFY) for f in response.faces)}
     return {"detections": tuple(detection(d) for d in response.detections)}
 
 
 def image_result(response, kind: Kind) -> ImageResult:
-    return ImageResult(kind, response.image_width, response.image_height, **_items(response))
+    threshold = round(response.threshold, 6) if kind is Kind.IDENTIFY else None
+    return ImageResult(
+        kind,
+        response.image_width,
+        response.image_height,
+        threshold=threshold,
+        **_items(response, kind),
+    )
 
 
 def frame_result(response, kind: Kind) -> FrameResult:
@@ -175,7 +227,7 @@ def frame_result(response, kind: Kind) -> FrameResult:
         response.image_width,
         response.image_height,
         expected_frames=getattr(response, "expected_frames", 0) or None,
-        **_items(response),
+        **_items(response, kind),
     )
 
 
@@ -200,4 +252,128 @@ def model_info(response) -> ModelInfo:
         tuple(response.class_names),
         response.weights,
         response.task,
+    )
+
+
+# --- face collections ------------------------------------------------------------------------
+
+
+def _time(ts) -> datetime | None:
+    if not ts.seconds and not ts.nanos:
+        return None
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def collection(c) -> Collection:
+    return Collection(
+        c.collection_id, c.description, _time(c.created_at), c.face_count, c.subject_count
+    )
+
+
+def collection_page(response) -> CollectionPage:
+    return CollectionPage(
+        tuple(collection(c) for c in response.collections), response.next_page_token or None
+    )
+
+
+def enrolled_face(f) -> EnrolledFace:
+    return EnrolledFace(
+        f.face_id,
+        f.subject,
+        f.external_id or None,
+        box(f.box) if f.HasField("box") else None,
+        _time(f.created_at),
+    )
+
+
+def face_page(response) -> FacePage:
+    return FacePage(
+        tuple(enrolled_face(f) for f in response.faces), response.next_page_token or None
+    )
+
+
+def enrollment(response) -> Enrollment:
+    return Enrollment(
+        tuple(enrolled_face(f) for f in response.faces),
+        response.faces_found,
+        response.image_width,
+        response.image_height,
+    )
+
+
+def enroll_request(
+    collection_id: str,
+    content: bytes,
+    subject: str,
+    external_id: str | None,
+    max_faces: int | None,
+    options: FaceOptions,
+) -> face_pb.EnrollFacesRequest:
+    check_media(options, "image")
+    return face_pb.EnrollFacesRequest(
+        collection_id=collection_id,
+        image=image(content),
+        subject=subject,
+        external_id=external_id or "",
+        max_faces=max_faces or 0,
+        options=face_options(options),
+    )
+
+
+def identify_request(
+    collection_id: str,
+    content: bytes,
+    top_k: int | None,
+    threshold: float | None,
+    options: FaceOptions,
+) -> face_pb.IdentifyFacesRequest:
+    check_media(options, "image")
+    return face_pb.IdentifyFacesRequest(
+        image=image(content),
+        options=face_options(options),
+        **identify_fields(collection_id, top_k, threshold),
+    )
+
+
+def search_request(collection_id, face_id, top_k, threshold) -> face_pb.SearchFacesRequest:
+    return face_pb.SearchFacesRequest(
+        face_id=face_id, **identify_fields(collection_id, top_k, threshold)
+    )
+
+
+def identification(response, face_id: str) -> Identification:
+    return Identification(
+        tuple(match(m) for m in response.matches), round(response.threshold, 6), face_id
+    )
+
+
+def verify_request(
+    collection_id: str,
+    subject: str,
+    content: bytes,
+    threshold: float | None,
+    options: FaceOptions,
+) -> face_pb.VerifyFaceRequest:
+    check_media(options, "image")
+    msg = face_pb.VerifyFaceRequest(
+        collection_id=collection_id,
+        subject=subject,
+        image=image(content),
+        options=face_options(options),
+    )
+    if threshold is not None:
+        msg.threshold = threshold
+    return msg
+
+
+def verification(response, subject: str) -> Verification:
+    return Verification(
+        subject,
+        response.match,
+        round(response.distance, 6),
+        response.face_id,
+        round(response.threshold, 6),
+        face(response.face),
+        response.image_width,
+        response.image_height,
     )

@@ -10,6 +10,12 @@
   gateway, which streams them from disk.
 - Live frames: bidirectional (`stream_faces`, `stream_objects`): frames are
   sent as the caller's iterator yields them, results come back in order.
+- Face collections: `create_collection`, `collections`, `collection`,
+  `delete_collection`, `enroll`, `faces`, `delete_faces` / `delete_face`,
+  `delete_subject`, `search`, `verify`, `identify` (unary), `identify_in_video`
+  and `stream_faces(..., collection_id=...)` (every face with its matches).
+  They act for `tenant=` (default "default"; the gateway passes each API
+  key's tenant).
 
 Targets: "host:port", a comma-separated list of replicas ("h1:p,h2:p",
 round robin over them, skipping replicas whose health check is not SERVING), or
@@ -36,7 +42,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from percept import inputs
-from percept.errors import PerceptError, from_grpc
+from percept.errors import NotFound, PerceptError, from_grpc
+from percept.face.v1 import face_service_pb2 as face_pb
 from percept.face.v1 import face_service_pb2_grpc as face_grpc
 from percept.inputs import Color, ImageInput, VideoInput
 from percept.object.v1 import object_service_pb2 as object_pb
@@ -44,7 +51,21 @@ from percept.object.v1 import object_service_pb2_grpc as object_grpc
 from percept.options import FaceOptions, ObjectOptions, merge
 from percept.retry import Deadline, RetryPolicy
 from percept.transport import _proto
-from percept.types import Comparison, FrameResult, Health, ImageResult, Kind, ModelInfo, VideoURI
+from percept.types import (
+    Collection,
+    CollectionPage,
+    Comparison,
+    Enrollment,
+    FacePage,
+    FrameResult,
+    Health,
+    Identification,
+    ImageResult,
+    Kind,
+    ModelInfo,
+    Verification,
+    VideoURI,
+)
 
 DEFAULT_FACE_TARGET = "127.0.0.1:50051"
 DEFAULT_OBJECT_TARGET = "127.0.0.1:50052"
@@ -130,7 +151,7 @@ class _Base:
         self._channels: dict[Kind, Any] = {}
 
     def _args(self, kind: Kind) -> tuple[str, list[tuple[str, Any]]]:
-        service = _proto.FACE_SERVICE if kind is Kind.FACE else _proto.OBJECT_SERVICE
+        service = _proto.FACE_SERVICE if kind.faces else _proto.OBJECT_SERVICE
         return channel_target(self.targets[kind]), _channel_options(service, self.max_message_bytes)
 
     def _deadline(self, timeout: float | None, default: float | None) -> Deadline:
@@ -146,7 +167,7 @@ class _Base:
 
     @staticmethod
     def _options(kind: Kind, options, fields) -> FaceOptions | ObjectOptions:
-        return merge(FaceOptions if kind is Kind.FACE else ObjectOptions, options, fields)  # type: ignore[arg-type]
+        return merge(FaceOptions if kind.faces else ObjectOptions, options, fields)  # type: ignore[arg-type]
 
     @staticmethod
     def _video_source(video: VideoInput) -> bytes | VideoURI:
@@ -184,10 +205,13 @@ class GrpcClient(_Base):
         retry: RetryPolicy | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         credentials: grpc.ChannelCredentials | None = None,
+        tenant: str | None = None,
     ) -> None:
         super().__init__(
             face, object, api_key, timeout, video_timeout, retry, max_message_bytes, credentials
         )
+        if tenant:  # whose face collections (the services trust it; "default" unless given)
+            self._metadata += (("x-percept-tenant", tenant),)
 
     def _channel(self, kind: Kind) -> grpc.Channel:
         if kind not in self._channels:
@@ -287,14 +311,12 @@ class GrpcClient(_Base):
         return _proto.model_info(response)
 
     # --- videos ---------------------------------------------------------------------------
-    def _video(self, kind, video, options, timeout, fields) -> Iterator[FrameResult]:
+    def _video(self, kind, video, options, timeout, fields, identify=None) -> Iterator[FrameResult]:
         request = _proto.video_request(
-            kind, self._video_source(video), self._options(kind, options, fields)
+            kind, self._video_source(video), self._options(kind, options, fields), identify
         )
         method = (
-            self._face().DetectFacesInVideo
-            if kind is Kind.FACE
-            else self._object().DetectObjectsInVideo
+            self._face().DetectFacesInVideo if kind.faces else self._object().DetectObjectsInVideo
         )
         deadline = self._deadline(timeout, self.video_timeout)
         attempt, last = 0, -1
@@ -338,7 +360,9 @@ class GrpcClient(_Base):
         return self._video(Kind.OBJECT, video, options, timeout, fields)
 
     # --- live frames ----------------------------------------------------------------------
-    def _live(self, kind, frames, options, color, timeout, fields) -> Iterator[FrameResult]:
+    def _live(
+        self, kind, frames, options, color, timeout, fields, identify=None
+    ) -> Iterator[FrameResult]:
         opts = self._options(kind, options, fields)
         failure: list[BaseException] = []
 
@@ -347,12 +371,14 @@ class GrpcClient(_Base):
             try:
                 for frame in frames:
                     content = inputs.image_bytes(frame, color)
-                    yield _proto.stream_request(kind, content, opts if first else None)
+                    yield _proto.stream_request(
+                        kind, content, opts if first else None, identify if first else None
+                    )
                     first = False
             except Exception as exc:  # noqa: BLE001 - raised to the caller below
                 failure.append(exc)
 
-        method = self._face().StreamFaces if kind is Kind.FACE else self._object().StreamObjects
+        method = self._face().StreamFaces if kind.faces else self._object().StreamObjects
         deadline = self._deadline(timeout, self.video_timeout)
         call = method(requests(), timeout=deadline.remaining(), metadata=self._metadata)
         try:
@@ -372,10 +398,16 @@ class GrpcClient(_Base):
         *,
         color: Color | None = None,
         timeout: float | None = _DEFAULT,
+        collection_id: str | None = None,
+        top_k: int | None = None,
+        threshold: float | None = None,
         **fields: Any,
     ) -> Iterator[FrameResult]:
-        """Live frames in, each frame's faces out, in order (StreamFaces)."""
-        return self._live(Kind.FACE, frames, options, color, timeout, fields)
+        """Live frames in, each frame's faces out, in order (StreamFaces). With a
+        `collection_id`, every face carries its matches (`face.subject`)."""
+        identify = _proto.identify_fields(collection_id, top_k, threshold)
+        kind = Kind.IDENTIFY if identify else Kind.FACE
+        return self._live(kind, frames, options, color, timeout, fields, identify)
 
     def stream_objects(
         self,
@@ -389,11 +421,188 @@ class GrpcClient(_Base):
         """Live frames in, each frame's objects out, in order (StreamObjects)."""
         return self._live(Kind.OBJECT, frames, options, color, timeout, fields)
 
+    # --- face collections ---------------------------------------------------------------
+    def _collections(self, name: str, request, timeout, retry: bool = True):
+        deadline = self._deadline(timeout, self.timeout)
+        method = getattr(self._face(), name)
+        if retry:
+            return self._unary(method, request, deadline)
+        try:
+            return method(request, timeout=deadline.remaining(), metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from None
+
+    def create_collection(
+        self, collection_id: str, description: str = "", *, timeout: float | None = _DEFAULT
+    ) -> Collection:
+        """A new, empty face collection; Conflict when the id is taken."""
+        request = face_pb.CreateCollectionRequest(
+            collection_id=collection_id, description=description
+        )
+        return _proto.collection(self._collections("CreateCollection", request, timeout).collection)
+
+    def collections(
+        self,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> CollectionPage:
+        request = face_pb.ListCollectionsRequest(
+            page_size=page_size or 0, page_token=page_token or ""
+        )
+        return _proto.collection_page(self._collections("ListCollections", request, timeout))
+
+    def collection(self, collection_id: str, *, timeout: float | None = _DEFAULT) -> Collection:
+        request = face_pb.DescribeCollectionRequest(collection_id=collection_id)
+        response = self._collections("DescribeCollection", request, timeout)
+        return _proto.collection(response.collection)
+
+    def delete_collection(self, collection_id: str, *, timeout: float | None = _DEFAULT) -> None:
+        request = face_pb.DeleteCollectionRequest(collection_id=collection_id)
+        self._collections("DeleteCollection", request, timeout)
+
+    def enroll(
+        self,
+        collection_id: str,
+        image: ImageInput,
+        subject: str,
+        *,
+        external_id: str | None = None,
+        max_faces: int | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = _DEFAULT,
+        **fields: Any,
+    ) -> Enrollment:
+        """Enroll the image's largest face (up to `max_faces`) under `subject`. Not
+        retried: a call cut off midway may have enrolled."""
+        request = _proto.enroll_request(
+            collection_id,
+            inputs.image_bytes(image, color),
+            subject,
+            external_id,
+            max_faces,
+            merge(FaceOptions, options, fields),
+        )
+        return _proto.enrollment(self._collections("EnrollFaces", request, timeout, retry=False))
+
+    def faces(
+        self,
+        collection_id: str,
+        *,
+        subject: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> FacePage:
+        request = face_pb.ListFacesRequest(
+            collection_id=collection_id,
+            subject=subject or "",
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        return _proto.face_page(self._collections("ListFaces", request, timeout))
+
+    def delete_faces(
+        self, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
+    ) -> list[str]:
+        """Delete enrolled faces by id, everywhere; -> the ids that existed."""
+        request = face_pb.DeleteFacesRequest(collection_id=collection_id, face_ids=list(face_ids))
+        return list(self._collections("DeleteFaces", request, timeout).deleted_face_ids)
+
+    def delete_face(
+        self, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT
+    ) -> None:
+        """Delete one enrolled face; NotFound when there is no such face."""
+        if not self.delete_faces(collection_id, [face_id], timeout=timeout):
+            raise NotFound(
+                f"face {face_id} is not in collection {collection_id!r}", code="not_found"
+            )
+
+    def delete_subject(
+        self, collection_id: str, subject: str, *, timeout: float | None = _DEFAULT
+    ) -> int:
+        request = face_pb.DeleteSubjectRequest(collection_id=collection_id, subject=subject)
+        return self._collections("DeleteSubject", request, timeout).deleted_faces
+
+    def search(
+        self,
+        collection_id: str,
+        face_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> Identification:
+        request = _proto.search_request(collection_id, face_id, top_k, threshold)
+        return _proto.identification(self._collections("SearchFaces", request, timeout), face_id)
+
+    def verify(
+        self,
+        collection_id: str,
+        image: ImageInput,
+        subject: str,
+        *,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = _DEFAULT,
+        **fields: Any,
+    ) -> Verification:
+        request = _proto.verify_request(
+            collection_id,
+            subject,
+            inputs.image_bytes(image, color),
+            threshold,
+            merge(FaceOptions, options, fields),
+        )
+        return _proto.verification(self._collections("VerifyFace", request, timeout), subject)
+
+    def identify(
+        self,
+        image: ImageInput,
+        collection_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = _DEFAULT,
+        **fields: Any,
+    ) -> ImageResult:
+        """Every face of an image with its matches in a collection (IdentifyFaces)."""
+        request = _proto.identify_request(
+            collection_id,
+            inputs.image_bytes(image, color),
+            top_k,
+            threshold,
+            merge(FaceOptions, options, fields),
+        )
+        response = self._collections("IdentifyFaces", request, timeout)
+        return _proto.image_result(response, Kind.IDENTIFY)
+
+    def identify_in_video(
+        self,
+        video: VideoInput,
+        collection_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        timeout: float | None = _DEFAULT,
+        **fields: Any,
+    ) -> Iterator[FrameResult]:
+        """Each processed frame, every face with its matches (DetectFacesInVideo with a
+        collection)."""
+        identify = _proto.identify_fields(collection_id, top_k, threshold)
+        return self._video(Kind.IDENTIFY, video, options, timeout, fields, identify)
+
     # --- operations -----------------------------------------------------------------------
     def health(self, *, timeout: float | None = 5.0) -> Health:
         """grpc.health.v1 of both services: `checks` {"face", "object"}; ready when both SERVING."""
         checks = {}
-        for kind in Kind:
+        for kind in (Kind.FACE, Kind.OBJECT):
             try:
                 response = health_pb2_grpc.HealthStub(self._channel(kind)).Check(
                     health_pb2.HealthCheckRequest(service=""),
@@ -422,10 +631,13 @@ class AsyncGrpcClient(_Base):
         retry: RetryPolicy | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         credentials: grpc.ChannelCredentials | None = None,
+        tenant: str | None = None,
     ) -> None:
         super().__init__(
             face, object, api_key, timeout, video_timeout, retry, max_message_bytes, credentials
         )
+        if tenant:  # whose face collections (the services trust it; "default" unless given)
+            self._metadata += (("x-percept-tenant", tenant),)
 
     def _channel(self, kind: Kind) -> grpc.aio.Channel:
         if kind not in self._channels:
@@ -519,14 +731,14 @@ class AsyncGrpcClient(_Base):
         )
         return _proto.model_info(response)
 
-    async def _video(self, kind, video, options, timeout, fields) -> AsyncIterator[FrameResult]:
+    async def _video(
+        self, kind, video, options, timeout, fields, identify=None
+    ) -> AsyncIterator[FrameResult]:
         request = _proto.video_request(
-            kind, self._video_source(video), self._options(kind, options, fields)
+            kind, self._video_source(video), self._options(kind, options, fields), identify
         )
         method = (
-            self._face().DetectFacesInVideo
-            if kind is Kind.FACE
-            else self._object().DetectObjectsInVideo
+            self._face().DetectFacesInVideo if kind.faces else self._object().DetectObjectsInVideo
         )
         deadline = self._deadline(timeout, self.video_timeout)
         attempt, last = 0, -1
@@ -568,30 +780,34 @@ class AsyncGrpcClient(_Base):
         return self._video(Kind.OBJECT, video, options, timeout, fields)
 
     async def _live(
-        self, kind, frames, options, color, timeout, fields
+        self, kind, frames, options, color, timeout, fields, identify=None
     ) -> AsyncIterator[FrameResult]:
         opts = self._options(kind, options, fields)
         failure: list[BaseException] = []
+
+        def request(frame, first: bool):
+            return _proto.stream_request(
+                kind,
+                inputs.image_bytes(frame, color),
+                opts if first else None,
+                identify if first else None,
+            )
 
         async def requests():
             first = True
             try:
                 if isinstance(frames, AsyncIterable):
                     async for frame in frames:
-                        yield _proto.stream_request(
-                            kind, inputs.image_bytes(frame, color), opts if first else None
-                        )
+                        yield request(frame, first)
                         first = False
                 else:
                     for frame in frames:
-                        yield _proto.stream_request(
-                            kind, inputs.image_bytes(frame, color), opts if first else None
-                        )
+                        yield request(frame, first)
                         first = False
             except Exception as exc:  # noqa: BLE001 - raised to the caller below
                 failure.append(exc)
 
-        method = self._face().StreamFaces if kind is Kind.FACE else self._object().StreamObjects
+        method = self._face().StreamFaces if kind.faces else self._object().StreamObjects
         deadline = self._deadline(timeout, self.video_timeout)
         call = method(requests(), timeout=deadline.remaining(), metadata=self._metadata)
         try:
@@ -611,9 +827,14 @@ class AsyncGrpcClient(_Base):
         *,
         color: Color | None = None,
         timeout: float | None = _DEFAULT,
+        collection_id: str | None = None,
+        top_k: int | None = None,
+        threshold: float | None = None,
         **fields: Any,
     ) -> AsyncIterator[FrameResult]:
-        return self._live(Kind.FACE, frames, options, color, timeout, fields)
+        identify = _proto.identify_fields(collection_id, top_k, threshold)
+        kind = Kind.IDENTIFY if identify else Kind.FACE
+        return self._live(kind, frames, options, color, timeout, fields, identify)
 
     def stream_objects(
         self,
@@ -626,9 +847,187 @@ class AsyncGrpcClient(_Base):
     ) -> AsyncIterator[FrameResult]:
         return self._live(Kind.OBJECT, frames, options, color, timeout, fields)
 
+    # --- face collections: the same methods as GrpcClient's, awaited ------------------------
+    async def _collections(self, name: str, request, timeout, retry: bool = True):
+        deadline = self._deadline(timeout, self.timeout)
+        method = getattr(self._face(), name)
+        if retry:
+            return await self._unary(method, request, deadline)
+        try:
+            return await method(request, timeout=deadline.remaining(), metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from None
+
+    async def create_collection(
+        self, collection_id: str, description: str = "", *, timeout: float | None = _DEFAULT
+    ) -> Collection:
+        request = face_pb.CreateCollectionRequest(
+            collection_id=collection_id, description=description
+        )
+        response = await self._collections("CreateCollection", request, timeout)
+        return _proto.collection(response.collection)
+
+    async def collections(
+        self,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> CollectionPage:
+        request = face_pb.ListCollectionsRequest(
+            page_size=page_size or 0, page_token=page_token or ""
+        )
+        return _proto.collection_page(await self._collections("ListCollections", request, timeout))
+
+    async def collection(
+        self, collection_id: str, *, timeout: float | None = _DEFAULT
+    ) -> Collection:
+        request = face_pb.DescribeCollectionRequest(collection_id=collection_id)
+        response = await self._collections("DescribeCollection", request, timeout)
+        return _proto.collection(response.collection)
+
+    async def delete_collection(
+        self, collection_id: str, *, timeout: float | None = _DEFAULT
+    ) -> None:
+        request = face_pb.DeleteCollectionRequest(collection_id=collection_id)
+        await self._collections("DeleteCollection", request, timeout)
+
+    async def enroll(
+        self,
+        collection_id: str,
+        image: ImageInput,
+        subject: str,
+        *,
+        external_id: str | None = None,
+        max_faces: int | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = _DEFAULT,
+        **fields: Any,
+    ) -> Enrollment:
+        request = _proto.enroll_request(
+            collection_id,
+            inputs.image_bytes(image, color),
+            subject,
+            external_id,
+            max_faces,
+            merge(FaceOptions, options, fields),
+        )
+        response = await self._collections("EnrollFaces", request, timeout, retry=False)
+        return _proto.enrollment(response)
+
+    async def faces(
+        self,
+        collection_id: str,
+        *,
+        subject: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> FacePage:
+        request = face_pb.ListFacesRequest(
+            collection_id=collection_id,
+            subject=subject or "",
+            page_size=page_size or 0,
+            page_token=page_token or "",
+        )
+        return _proto.face_page(await self._collections("ListFaces", request, timeout))
+
+    async def delete_faces(
+        self, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
+    ) -> list[str]:
+        request = face_pb.DeleteFacesRequest(collection_id=collection_id, face_ids=list(face_ids))
+        response = await self._collections("DeleteFaces", request, timeout)
+        return list(response.deleted_face_ids)
+
+    async def delete_face(
+        self, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT
+    ) -> None:
+        if not await self.delete_faces(collection_id, [face_id], timeout=timeout):
+            raise NotFound(
+                f"face {face_id} is not in collection {collection_id!r}", code="not_found"
+            )
+
+    async def delete_subject(
+        self, collection_id: str, subject: str, *, timeout: float | None = _DEFAULT
+    ) -> int:
+        request = face_pb.DeleteSubjectRequest(collection_id=collection_id, subject=subject)
+        return (await self._collections("DeleteSubject", request, timeout)).deleted_faces
+
+    async def search(
+        self,
+        collection_id: str,
+        face_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> Identification:
+        request = _proto.search_request(collection_id, face_id, top_k, threshold)
+        response = await self._collections("SearchFaces", request, timeout)
+        return _proto.identification(response, face_id)
+
+    async def verify(
+        self,
+        collection_id: str,
+        image: ImageInput,
+        subject: str,
+        *,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = _DEFAULT,
+        **fields: Any,
+    ) -> Verification:
+        request = _proto.verify_request(
+            collection_id,
+            subject,
+            inputs.image_bytes(image, color),
+            threshold,
+            merge(FaceOptions, options, fields),
+        )
+        response = await self._collections("VerifyFace", request, timeout)
+        return _proto.verification(response, subject)
+
+    async def identify(
+        self,
+        image: ImageInput,
+        collection_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = _DEFAULT,
+        **fields: Any,
+    ) -> ImageResult:
+        request = _proto.identify_request(
+            collection_id,
+            inputs.image_bytes(image, color),
+            top_k,
+            threshold,
+            merge(FaceOptions, options, fields),
+        )
+        response = await self._collections("IdentifyFaces", request, timeout)
+        return _proto.image_result(response, Kind.IDENTIFY)
+
+    def identify_in_video(
+        self,
+        video: VideoInput,
+        collection_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        timeout: float | None = _DEFAULT,
+        **fields: Any,
+    ) -> AsyncIterator[FrameResult]:
+        identify = _proto.identify_fields(collection_id, top_k, threshold)
+        return self._video(Kind.IDENTIFY, video, options, timeout, fields, identify)
+
     async def health(self, *, timeout: float | None = 5.0) -> Health:
         checks = {}
-        for kind in Kind:
+        for kind in (Kind.FACE, Kind.OBJECT):
             try:
                 response = await health_pb2_grpc.HealthStub(self._channel(kind)).Check(
                     health_pb2.HealthCheckRequest(service=""),

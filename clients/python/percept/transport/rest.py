@@ -10,8 +10,12 @@ differ in how they wait for the network.
 Authentication: `api_key=` (or PERCEPT_API_KEY) is sent as
 `Authorization: Bearer <key>` on every request.
 
-Face collections (`/api/collections...`) will get their own section here
-(`Client.collections`), with their types in percept.types.
+Face collections (`/api/collections...`): create, list, describe and delete
+collections; enroll, list and delete faces and subjects; search by an enrolled
+face and verify (one request each); `identify` / `identify_in_video` are tasks
+of kind `face_identification`, waited for like detections. An enroll is retried
+only when the gateway answered (503, 429: nothing was stored), never after a
+network error, so a face is not enrolled twice.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import dataclasses
 import json
 import os
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -43,9 +48,15 @@ from percept.inputs import Color, ImageInput, VideoInput
 from percept.options import FaceOptions, ObjectOptions, merge, to_form
 from percept.retry import NO_RETRY, Deadline, RetryPolicy
 from percept.types import (
+    Collection,
+    CollectionPage,
+    EnrolledFace,
+    Enrollment,
+    FacePage,
     FrameEvent,
     FrameResult,
     Health,
+    Identification,
     ImageResult,
     Kind,
     Media,
@@ -54,6 +65,7 @@ from percept.types import (
     TaskEvent,
     TaskPage,
     TaskStatus,
+    Verification,
     VideoURI,
     event_from_sse,
 )
@@ -119,6 +131,24 @@ class _Upload:
         return {"file": (self.filename, content, self.content_type)}
 
 
+def identify_form(
+    kind: Kind, collection_id: str | None, top_k: int | None, threshold: float | None
+) -> dict[str, str]:
+    """The identification fields of a submit (kind "identify" only, which needs a collection)."""
+    if kind is not Kind.IDENTIFY:
+        if collection_id is not None or top_k is not None or threshold is not None:
+            raise ValueError("collection_id, top_k and threshold are for kind 'identify'")
+        return {}
+    if not collection_id:
+        raise ValueError("identify needs a collection_id")
+    form = {"collection_id": collection_id}
+    if top_k is not None:
+        form["top_k"] = str(top_k)
+    if threshold is not None:
+        form["threshold"] = repr(float(threshold))
+    return form
+
+
 def _upload(
     kind: Kind | str,
     source: ImageInput | VideoInput,
@@ -127,6 +157,7 @@ def _upload(
     media: Media | None,
     color: Color | None,
     idempotency_key: str | None,
+    extra: Mapping[str, str] | None = None,
 ) -> _Upload:
     kind = Kind.parse(kind)
     if isinstance(source, VideoURI):
@@ -134,11 +165,11 @@ def _upload(
             "the REST gateway takes uploads: pass the video's path, bytes or file "
             "(a VideoURI is for GrpcClient)"
         )
-    opts = merge(FaceOptions if kind is Kind.FACE else ObjectOptions, options, fields)  # type: ignore[arg-type]
+    opts = merge(FaceOptions if kind.faces else ObjectOptions, options, fields)  # type: ignore[arg-type]
     media = media or inputs.guess_media(source)
-    form = to_form(opts, media)
+    form = {**to_form(opts, media), **(extra or {})}
     key = idempotency_key or uuid.uuid4().hex
-    route = f"/api/detect/{kind.route}/{media}"
+    route = kind.path(media)
     if media == "image":
         data = inputs.image_bytes(source, color)  # type: ignore[arg-type]
         content_type = inputs.image_content_type(data)
@@ -201,6 +232,177 @@ def _event(sse: Any) -> TaskEvent | None:
 
 def _cancelled_already(error: PerceptError, task: Task) -> bool:
     return isinstance(error, Conflict) and task.status is TaskStatus.CANCELLED
+
+
+# --- face collections: each call is one request, built and read here once ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _AnsweredOnly(RetryPolicy):
+    """Retry only what the server answered (429, 502/503: nothing was done), never
+    a network error after which the request may have been carried out."""
+
+    def retryable(self, error: PerceptError, *, conflict: bool = False) -> bool:
+        return error.status is not None and RetryPolicy.retryable(self, error, conflict=conflict)
+
+
+def _answered_only(policy: RetryPolicy) -> RetryPolicy:
+    return _AnsweredOnly(**{f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)})
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request of the collection API and how to read its answer."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], Any]
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    data: Mapping[str, str] | None = None
+    files: Callable[[contextlib.ExitStack], dict[str, Any]] | None = None
+    answered_only: bool = False
+
+
+def _segment(value: str) -> str:
+    return urllib.parse.quote(str(value), safe="")
+
+
+def _collection_path(collection_id: str) -> str:
+    return f"/api/collections/{_segment(collection_id)}"
+
+
+def _paging(page_size: int | None, page_token: str | None, **extra: str | None) -> dict[str, str]:
+    params = {k: v for k, v in extra.items() if v}
+    if page_size is not None:
+        params["page_size"] = str(page_size)
+    if page_token:
+        params["page_token"] = page_token
+    return params
+
+
+def _image_form(
+    source: ImageInput,
+    color: Color | None,
+    options: FaceOptions | None,
+    fields: Mapping[str, Any],
+    form: Mapping[str, Any],
+) -> tuple[Callable[[contextlib.ExitStack], dict[str, Any]], dict[str, str]]:
+    data = inputs.image_bytes(source, color)
+    content_type = inputs.image_content_type(data)
+    name = (
+        os.path.basename(os.fspath(source))
+        if isinstance(source, str | os.PathLike)
+        else "image." + content_type.rsplit("/", 1)[-1].replace("octet-stream", "bin")
+    )
+    opts = merge(FaceOptions, options, fields)
+    body = {**to_form(opts, "image")}
+    for key, value in form.items():
+        if value is not None:
+            body[key] = repr(float(value)) if isinstance(value, float) else str(value)
+    return (lambda _stack: {"file": (name, data, content_type)}), body
+
+
+def _c_create(collection_id: str, description: str) -> _Call:
+    return _Call(
+        "POST",
+        "/api/collections",
+        lambda r: Collection.from_json(r.json()),
+        json={"collection_id": collection_id, "description": description},
+    )
+
+
+def _c_list(page_size: int | None, page_token: str | None) -> _Call:
+    def parse(r: httpx.Response) -> CollectionPage:
+        body = r.json()
+        return CollectionPage(
+            tuple(Collection.from_json(c) for c in body["collections"]),
+            body.get("next_page_token"),
+        )
+
+    return _Call("GET", "/api/collections", parse, params=_paging(page_size, page_token))
+
+
+def _c_get(collection_id: str) -> _Call:
+    return _Call("GET", _collection_path(collection_id), lambda r: Collection.from_json(r.json()))
+
+
+def _c_delete(collection_id: str) -> _Call:
+    return _Call("DELETE", _collection_path(collection_id), lambda r: None)
+
+
+def _c_enroll(collection_id, image, subject, external_id, max_faces, options, color, fields):
+    files, data = _image_form(
+        image,
+        color,
+        options,
+        fields,
+        {"subject": subject, "external_id": external_id, "max_faces": max_faces},
+    )
+    return _Call(
+        "POST",
+        f"{_collection_path(collection_id)}/faces",
+        lambda r: Enrollment.from_json(r.json()),
+        data=data,
+        files=files,
+        answered_only=True,
+    )
+
+
+def _c_faces(collection_id, subject, page_size, page_token) -> _Call:
+    def parse(r: httpx.Response) -> FacePage:
+        body = r.json()
+        return FacePage(
+            tuple(EnrolledFace.from_json(f) for f in body["faces"]), body.get("next_page_token")
+        )
+
+    return _Call(
+        "GET",
+        f"{_collection_path(collection_id)}/faces",
+        parse,
+        params=_paging(page_size, page_token, subject=subject),
+    )
+
+
+def _c_delete_face(collection_id: str, face_id: str) -> _Call:
+    return _Call(
+        "DELETE", f"{_collection_path(collection_id)}/faces/{_segment(face_id)}", lambda r: None
+    )
+
+
+def _c_delete_subject(collection_id: str, subject: str) -> _Call:
+    return _Call(
+        "DELETE",
+        f"{_collection_path(collection_id)}/subjects/{_segment(subject)}",
+        lambda r: int(r.json()["deleted_faces"]),
+    )
+
+
+def _c_search(collection_id, face_id, top_k, threshold) -> _Call:
+    body: dict[str, Any] = {"face_id": face_id}
+    if top_k is not None:
+        body["top_k"] = top_k
+    if threshold is not None:
+        body["threshold"] = threshold
+    return _Call(
+        "POST",
+        f"{_collection_path(collection_id)}/search",
+        lambda r: Identification.from_json(r.json()),
+        json=body,
+    )
+
+
+def _c_verify(collection_id, image, subject, threshold, options, color, fields) -> _Call:
+    files, data = _image_form(
+        image, color, options, fields, {"subject": subject, "threshold": threshold}
+    )
+    return _Call(
+        "POST",
+        f"{_collection_path(collection_id)}/verify",
+        lambda r: Verification.from_json(r.json()),
+        data=data,
+        files=files,
+    )
 
 
 class _Base:
@@ -293,6 +495,7 @@ class Client(_Base):
         headers: Mapping[str, str] | None = None,
         files: Callable[[contextlib.ExitStack], dict[str, Any]] | None = None,
         data: Mapping[str, str] | None = None,
+        json: Any = None,
         retry: RetryPolicy | None = None,
         conflict_retry: bool = False,
         ok: Iterable[int] = (),
@@ -310,6 +513,7 @@ class Client(_Base):
                         headers=headers,
                         files=files(stack) if files else None,
                         data=data,
+                        json=json,
                         timeout=_timeout(deadline),
                     )
             except httpx.TransportError as exc:
@@ -332,6 +536,9 @@ class Client(_Base):
         idempotency_key: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
+        collection_id: str | None = None,
+        top_k: int | None = None,
+        threshold: float | None = None,
         **fields: Any,
     ) -> Task:
         """Upload an image or video for `kind` ("face" or "object") and return its task.
@@ -341,9 +548,12 @@ class Client(_Base):
         never create a second task. `wait=True` asks the gateway to answer with the
         ended task when it ends quickly (simple mode); the task is returned either way
         (check `task.ended`). Options: an options object and/or keywords (see
-        FaceOptions, ObjectOptions).
+        FaceOptions, ObjectOptions). Kind "identify" takes `collection_id` (required),
+        `top_k` and `threshold` too.
         """
-        upload = _upload(kind, source, options, fields, media, color, idempotency_key)
+        kind = Kind.parse(kind)
+        extra = identify_form(kind, collection_id, top_k, threshold)
+        upload = _upload(kind, source, options, fields, media, color, idempotency_key, extra)
         deadline = Deadline(self._submit_timeout(timeout, wait))
         try:
             response = self._request(
@@ -545,7 +755,8 @@ class Client(_Base):
         task = self.submit(kind, video, options, media="video", **fields)
         ended = False
         try:
-            yield from self.iter_frames(task, timeout=timeout)
+            for frame in self.iter_frames(task, timeout=timeout):
+                yield frame if frame.kind is kind else dataclasses.replace(frame, kind=kind)
             ended = True
         except PerceptError:
             ended = True
@@ -578,6 +789,171 @@ class Client(_Base):
         """Upload a video (streamed from disk) and yield each processed frame as it is
         done. Stopping early cancels the task."""
         return self._video(Kind.OBJECT, video, options, timeout, fields)
+
+    # --- face collections ---------------------------------------------------------------------
+    def _send(self, call: _Call, timeout: float | None) -> Any:
+        deadline = Deadline(timeout if timeout is not None else self.timeout)
+        response = self._request(
+            call.method,
+            call.path,
+            deadline=deadline,
+            params=call.params,
+            json=call.json,
+            data=call.data,
+            files=call.files,
+            retry=_answered_only(self.retry) if call.answered_only else None,
+        )
+        return call.parse(response)
+
+    def create_collection(
+        self, collection_id: str, description: str = "", *, timeout: float | None = None
+    ) -> Collection:
+        """A new, empty face collection; Conflict when the id is taken (by you)."""
+        return self._send(_c_create(collection_id, description), timeout)
+
+    def collections(
+        self,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+    ) -> CollectionPage:
+        """One page of your collections, by id."""
+        return self._send(_c_list(page_size, page_token), timeout)
+
+    def iter_collections(self, *, page_size: int = 100) -> Iterator[Collection]:
+        """Every collection, fetching pages as needed."""
+        token = None
+        while True:
+            page = self.collections(page_size=page_size, page_token=token)
+            yield from page.collections
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def collection(self, collection_id: str, *, timeout: float | None = None) -> Collection:
+        """A collection with its face and subject counts; NotFound when you have none so named."""
+        return self._send(_c_get(collection_id), timeout)
+
+    def delete_collection(self, collection_id: str, *, timeout: float | None = None) -> None:
+        """Delete a collection and every face in it, everywhere."""
+        self._send(_c_delete(collection_id), timeout)
+
+    def enroll(
+        self,
+        collection_id: str,
+        image: ImageInput,
+        subject: str,
+        *,
+        external_id: str | None = None,
+        max_faces: int | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Enrollment:
+        """Enroll the image's largest face (up to `max_faces`, largest first) under
+        `subject`. InvalidInput when the image has no face large enough."""
+        call = _c_enroll(
+            collection_id, image, subject, external_id, max_faces, options, color, fields
+        )
+        return self._send(call, timeout)
+
+    def faces(
+        self,
+        collection_id: str,
+        *,
+        subject: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+    ) -> FacePage:
+        """One page of a collection's enrolled faces (of one subject, if given)."""
+        return self._send(_c_faces(collection_id, subject, page_size, page_token), timeout)
+
+    def iter_faces(
+        self, collection_id: str, *, subject: str | None = None, page_size: int = 100
+    ) -> Iterator[EnrolledFace]:
+        token = None
+        while True:
+            page = self.faces(collection_id, subject=subject, page_size=page_size, page_token=token)
+            yield from page.faces
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def delete_face(
+        self, collection_id: str, face_id: str, *, timeout: float | None = None
+    ) -> None:
+        """Delete an enrolled face, everywhere; NotFound when there is no such face."""
+        self._send(_c_delete_face(collection_id, face_id), timeout)
+
+    def delete_subject(
+        self, collection_id: str, subject: str, *, timeout: float | None = None
+    ) -> int:
+        """Delete every face of a subject, everywhere; -> how many."""
+        return self._send(_c_delete_subject(collection_id, subject), timeout)
+
+    def search(
+        self,
+        collection_id: str,
+        face_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        timeout: float | None = None,
+    ) -> Identification:
+        """The enrolled faces closest to an enrolled face (itself left out)."""
+        return self._send(_c_search(collection_id, face_id, top_k, threshold), timeout)
+
+    def verify(
+        self,
+        collection_id: str,
+        image: ImageInput,
+        subject: str,
+        *,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Verification:
+        """Is the image's largest face `subject`'s? (`.match`, `.distance`)"""
+        call = _c_verify(collection_id, image, subject, threshold, options, color, fields)
+        return self._send(call, timeout)
+
+    def identify(
+        self,
+        image: ImageInput,
+        collection_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> ImageResult:
+        """Every face of an image with its matches in a collection (`face.subject`,
+        None when unknown): a face_identification task, waited for."""
+        ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
+        return self._detect(Kind.IDENTIFY, image, options, color, timeout, {**fields, **ident})
+
+    def identify_in_video(
+        self,
+        video: VideoInput,
+        collection_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Iterator[FrameResult]:
+        """Upload a video and yield each processed frame, every face with its matches,
+        as it is done. Stopping early cancels the task."""
+        ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
+        return self._video(Kind.IDENTIFY, video, options, timeout, {**fields, **ident})
 
     # --- operations ---------------------------------------------------------------------------
     def health(self, *, timeout: float | None = None) -> Health:
@@ -633,6 +1009,7 @@ class AsyncClient(_Base):
         headers: Mapping[str, str] | None = None,
         files: Callable[[contextlib.ExitStack], dict[str, Any]] | None = None,
         data: Mapping[str, str] | None = None,
+        json: Any = None,
         retry: RetryPolicy | None = None,
         conflict_retry: bool = False,
         ok: Iterable[int] = (),
@@ -650,6 +1027,7 @@ class AsyncClient(_Base):
                         headers=headers,
                         files=files(stack) if files else None,
                         data=data,
+                        json=json,
                         timeout=_timeout(deadline),
                     )
             except httpx.TransportError as exc:
@@ -671,10 +1049,15 @@ class AsyncClient(_Base):
         idempotency_key: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
+        collection_id: str | None = None,
+        top_k: int | None = None,
+        threshold: float | None = None,
         **fields: Any,
     ) -> Task:
         """See `Client.submit`. A video file is streamed from disk (read in chunks)."""
-        upload = _upload(kind, source, options, fields, media, color, idempotency_key)
+        kind = Kind.parse(kind)
+        extra = identify_form(kind, collection_id, top_k, threshold)
+        upload = _upload(kind, source, options, fields, media, color, idempotency_key, extra)
         deadline = Deadline(self._submit_timeout(timeout, wait))
         try:
             response = await self._request(
@@ -870,7 +1253,7 @@ class AsyncClient(_Base):
         ended = False
         try:
             async for frame in self.iter_frames(task, timeout=timeout):
-                yield frame
+                yield frame if frame.kind is kind else dataclasses.replace(frame, kind=kind)
             ended = True
         except PerceptError:
             ended = True
@@ -899,6 +1282,177 @@ class AsyncClient(_Base):
         **fields: Any,
     ) -> AsyncIterator[FrameResult]:
         return self._video(Kind.OBJECT, video, options, timeout, fields)
+
+    # --- face collections ---------------------------------------------------------------------
+    async def _send(self, call: _Call, timeout: float | None) -> Any:
+        deadline = Deadline(timeout if timeout is not None else self.timeout)
+        response = await self._request(
+            call.method,
+            call.path,
+            deadline=deadline,
+            params=call.params,
+            json=call.json,
+            data=call.data,
+            files=call.files,
+            retry=_answered_only(self.retry) if call.answered_only else None,
+        )
+        return call.parse(response)
+
+    async def create_collection(
+        self, collection_id: str, description: str = "", *, timeout: float | None = None
+    ) -> Collection:
+        """A new, empty face collection; Conflict when the id is taken (by you)."""
+        return await self._send(_c_create(collection_id, description), timeout)
+
+    async def collections(
+        self,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+    ) -> CollectionPage:
+        """One page of your collections, by id."""
+        return await self._send(_c_list(page_size, page_token), timeout)
+
+    async def iter_collections(self, *, page_size: int = 100) -> AsyncIterator[Collection]:
+        """Every collection, fetching pages as needed."""
+        token = None
+        while True:
+            page = await self.collections(page_size=page_size, page_token=token)
+            for collection in page.collections:
+                yield collection
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    async def collection(self, collection_id: str, *, timeout: float | None = None) -> Collection:
+        """A collection with its face and subject counts; NotFound when you have none so named."""
+        return await self._send(_c_get(collection_id), timeout)
+
+    async def delete_collection(self, collection_id: str, *, timeout: float | None = None) -> None:
+        """Delete a collection and every face in it, everywhere."""
+        await self._send(_c_delete(collection_id), timeout)
+
+    async def enroll(
+        self,
+        collection_id: str,
+        image: ImageInput,
+        subject: str,
+        *,
+        external_id: str | None = None,
+        max_faces: int | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Enrollment:
+        """Enroll the image's largest face (up to `max_faces`, largest first) under
+        `subject`. InvalidInput when the image has no face large enough."""
+        call = _c_enroll(
+            collection_id, image, subject, external_id, max_faces, options, color, fields
+        )
+        return await self._send(call, timeout)
+
+    async def faces(
+        self,
+        collection_id: str,
+        *,
+        subject: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+    ) -> FacePage:
+        """One page of a collection's enrolled faces (of one subject, if given)."""
+        return await self._send(_c_faces(collection_id, subject, page_size, page_token), timeout)
+
+    async def iter_faces(
+        self, collection_id: str, *, subject: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[EnrolledFace]:
+        token = None
+        while True:
+            page = await self.faces(
+                collection_id, subject=subject, page_size=page_size, page_token=token
+            )
+            for face in page.faces:
+                yield face
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    async def delete_face(
+        self, collection_id: str, face_id: str, *, timeout: float | None = None
+    ) -> None:
+        """Delete an enrolled face, everywhere; NotFound when there is no such face."""
+        await self._send(_c_delete_face(collection_id, face_id), timeout)
+
+    async def delete_subject(
+        self, collection_id: str, subject: str, *, timeout: float | None = None
+    ) -> int:
+        """Delete every face of a subject, everywhere; -> how many."""
+        return await self._send(_c_delete_subject(collection_id, subject), timeout)
+
+    async def search(
+        self,
+        collection_id: str,
+        face_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        timeout: float | None = None,
+    ) -> Identification:
+        """The enrolled faces closest to an enrolled face (itself left out)."""
+        return await self._send(_c_search(collection_id, face_id, top_k, threshold), timeout)
+
+    async def verify(
+        self,
+        collection_id: str,
+        image: ImageInput,
+        subject: str,
+        *,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> Verification:
+        """Is the image's largest face `subject`'s? (`.match`, `.distance`)"""
+        call = _c_verify(collection_id, image, subject, threshold, options, color, fields)
+        return await self._send(call, timeout)
+
+    async def identify(
+        self,
+        image: ImageInput,
+        collection_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        color: Color | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> ImageResult:
+        """Every face of an image with its matches in a collection (`face.subject`,
+        None when unknown): a face_identification task, waited for."""
+        ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
+        return await self._detect(
+            Kind.IDENTIFY, image, options, color, timeout, {**fields, **ident}
+        )
+
+    def identify_in_video(
+        self,
+        video: VideoInput,
+        collection_id: str,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        options: FaceOptions | None = None,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> AsyncIterator[FrameResult]:
+        """Upload a video and yield each processed frame, every face with its matches,
+        as it is done. Stopping early cancels the task."""
+        ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
+        return self._video(Kind.IDENTIFY, video, options, timeout, {**fields, **ident})
 
     async def health(self, *, timeout: float | None = None) -> Health:
         deadline = Deadline(timeout if timeout is not None else self.timeout)

@@ -28,7 +28,12 @@ if _version_not_supported:
 class FaceServiceStub:
     """Face detection, landmarks, 128-d encodings and comparison with dlib's models
     (the face_recognition library), for single images, whole videos and live
-    frame streams.
+    frame streams; and collections of known faces (enroll, identify, verify,
+    forget) shared by every replica.
+
+    Collections belong to a tenant: the `x-percept-tenant` call metadata (1-128
+    printable characters; "default" when absent). Another tenant's collections
+    are invisible (NOT_FOUND). The REST gateway sets it from the caller's API key.
     """
 
     def __init__(self, channel):
@@ -57,12 +62,72 @@ class FaceServiceStub:
                 request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.StreamFacesRequest.SerializeToString,
                 response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.StreamFacesResponse.FromString,
                 _registered_method=True)
+        self.CreateCollection = channel.unary_unary(
+                '/percept.face.v1.FaceService/CreateCollection',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.CreateCollectionRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.CreateCollectionResponse.FromString,
+                _registered_method=True)
+        self.ListCollections = channel.unary_unary(
+                '/percept.face.v1.FaceService/ListCollections',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.ListCollectionsRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.ListCollectionsResponse.FromString,
+                _registered_method=True)
+        self.DescribeCollection = channel.unary_unary(
+                '/percept.face.v1.FaceService/DescribeCollection',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.DescribeCollectionRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.DescribeCollectionResponse.FromString,
+                _registered_method=True)
+        self.DeleteCollection = channel.unary_unary(
+                '/percept.face.v1.FaceService/DeleteCollection',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteCollectionRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteCollectionResponse.FromString,
+                _registered_method=True)
+        self.EnrollFaces = channel.unary_unary(
+                '/percept.face.v1.FaceService/EnrollFaces',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.EnrollFacesRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.EnrollFacesResponse.FromString,
+                _registered_method=True)
+        self.ListFaces = channel.unary_unary(
+                '/percept.face.v1.FaceService/ListFaces',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.ListFacesRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.ListFacesResponse.FromString,
+                _registered_method=True)
+        self.DeleteFaces = channel.unary_unary(
+                '/percept.face.v1.FaceService/DeleteFaces',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteFacesRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteFacesResponse.FromString,
+                _registered_method=True)
+        self.DeleteSubject = channel.unary_unary(
+                '/percept.face.v1.FaceService/DeleteSubject',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteSubjectRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteSubjectResponse.FromString,
+                _registered_method=True)
+        self.IdentifyFaces = channel.unary_unary(
+                '/percept.face.v1.FaceService/IdentifyFaces',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.IdentifyFacesRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.IdentifyFacesResponse.FromString,
+                _registered_method=True)
+        self.SearchFaces = channel.unary_unary(
+                '/percept.face.v1.FaceService/SearchFaces',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.SearchFacesRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.SearchFacesResponse.FromString,
+                _registered_method=True)
+        self.VerifyFace = channel.unary_unary(
+                '/percept.face.v1.FaceService/VerifyFace',
+                request_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.VerifyFaceRequest.SerializeToString,
+                response_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.VerifyFaceResponse.FromString,
+                _registered_method=True)
 
 
 class FaceServiceServicer:
     """Face detection, landmarks, 128-d encodings and comparison with dlib's models
     (the face_recognition library), for single images, whole videos and live
-    frame streams.
+    frame streams; and collections of known faces (enroll, identify, verify,
+    forget) shared by every replica.
+
+    Collections belong to a tenant: the `x-percept-tenant` call metadata (1-128
+    printable characters; "default" when absent). Another tenant's collections
+    are invisible (NOT_FOUND). The REST gateway sets it from the caller's API key.
     """
 
     def DetectFaces(self, request, context):
@@ -96,6 +161,86 @@ class FaceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCollection(self, request, context):
+        """Creates an empty collection of known faces; ALREADY_EXISTS when the id is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCollections(self, request, context):
+        """Lists the tenant's collections, by id, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeCollection(self, request, context):
+        """One collection with its face and subject counts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCollection(self, request, context):
+        """Deletes a collection and every face in it, from the store and from every
+        replica's memory (within a second).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrollFaces(self, request, context):
+        """Enrolls the face(s) of one image under a subject: by default the largest
+        face only. An image without a usable face is INVALID_ARGUMENT, saying why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFaces(self, request, context):
+        """Lists a collection's enrolled faces (never their encodings), a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFaces(self, request, context):
+        """Deletes enrolled faces by id, everywhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSubject(self, request, context):
+        """Deletes every face of a subject, everywhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IdentifyFaces(self, request, context):
+        """Finds every face in an image and, for each, the closest enrolled faces
+        within the threshold; none means the face is unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchFaces(self, request, context):
+        """The enrolled faces closest to an enrolled face (by its id), itself left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyFace(self, request, context):
+        """Whether the largest face of an image is a given subject.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +264,61 @@ def add_FaceServiceServicer_to_server(servicer, server):
                     request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.StreamFacesRequest.FromString,
                     response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.StreamFacesResponse.SerializeToString,
             ),
+            'CreateCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCollection,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.CreateCollectionRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.CreateCollectionResponse.SerializeToString,
+            ),
+            'ListCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCollections,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.ListCollectionsRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'DescribeCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeCollection,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.DescribeCollectionRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.DescribeCollectionResponse.SerializeToString,
+            ),
+            'DeleteCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCollection,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteCollectionRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteCollectionResponse.SerializeToString,
+            ),
+            'EnrollFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollFaces,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.EnrollFacesRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.EnrollFacesResponse.SerializeToString,
+            ),
+            'ListFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFaces,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.ListFacesRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.ListFacesResponse.SerializeToString,
+            ),
+            'DeleteFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFaces,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteFacesRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteFacesResponse.SerializeToString,
+            ),
+            'DeleteSubject': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSubject,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteSubjectRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.DeleteSubjectResponse.SerializeToString,
+            ),
+            'IdentifyFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.IdentifyFaces,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.IdentifyFacesRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.IdentifyFacesResponse.SerializeToString,
+            ),
+            'SearchFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchFaces,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.SearchFacesRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.SearchFacesResponse.SerializeToString,
+            ),
+            'VerifyFace': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyFace,
+                    request_deserializer=percept_dot_face_dot_v1_dot_face__service__pb2.VerifyFaceRequest.FromString,
+                    response_serializer=percept_dot_face_dot_v1_dot_face__service__pb2.VerifyFaceResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'percept.face.v1.FaceService', rpc_method_handlers)
@@ -130,7 +330,12 @@ def add_FaceServiceServicer_to_server(servicer, server):
 class FaceService:
     """Face detection, landmarks, 128-d encodings and comparison with dlib's models
     (the face_recognition library), for single images, whole videos and live
-    frame streams.
+    frame streams; and collections of known faces (enroll, identify, verify,
+    forget) shared by every replica.
+
+    Collections belong to a tenant: the `x-percept-tenant` call metadata (1-128
+    printable characters; "default" when absent). Another tenant's collections
+    are invisible (NOT_FOUND). The REST gateway sets it from the caller's API key.
     """
 
     @staticmethod
@@ -231,6 +436,303 @@ class FaceService:
             '/percept.face.v1.FaceService/StreamFaces',
             percept_dot_face_dot_v1_dot_face__service__pb2.StreamFacesRequest.SerializeToString,
             percept_dot_face_dot_v1_dot_face__service__pb2.StreamFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/CreateCollection',
+            percept_dot_face_dot_v1_dot_face__service__pb2.CreateCollectionRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.CreateCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/ListCollections',
+            percept_dot_face_dot_v1_dot_face__service__pb2.ListCollectionsRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/DescribeCollection',
+            percept_dot_face_dot_v1_dot_face__service__pb2.DescribeCollectionRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.DescribeCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/DeleteCollection',
+            percept_dot_face_dot_v1_dot_face__service__pb2.DeleteCollectionRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.DeleteCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/EnrollFaces',
+            percept_dot_face_dot_v1_dot_face__service__pb2.EnrollFacesRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.EnrollFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/ListFaces',
+            percept_dot_face_dot_v1_dot_face__service__pb2.ListFacesRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.ListFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/DeleteFaces',
+            percept_dot_face_dot_v1_dot_face__service__pb2.DeleteFacesRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.DeleteFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSubject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/DeleteSubject',
+            percept_dot_face_dot_v1_dot_face__service__pb2.DeleteSubjectRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.DeleteSubjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IdentifyFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/IdentifyFaces',
+            percept_dot_face_dot_v1_dot_face__service__pb2.IdentifyFacesRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.IdentifyFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/SearchFaces',
+            percept_dot_face_dot_v1_dot_face__service__pb2.SearchFacesRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.SearchFacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyFace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/percept.face.v1.FaceService/VerifyFace',
+            percept_dot_face_dot_v1_dot_face__service__pb2.VerifyFaceRequest.SerializeToString,
+            percept_dot_face_dot_v1_dot_face__service__pb2.VerifyFaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

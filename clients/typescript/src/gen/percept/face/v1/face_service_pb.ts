@@ -9,13 +9,15 @@ import type { BoundingBox, Image, Point } from "../../common/v1/image_pb.js";
 import { file_percept_common_v1_image } from "../../common/v1/image_pb.js";
 import type { VideoSource } from "../../common/v1/video_pb.js";
 import { file_percept_common_v1_video } from "../../common/v1/video_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file percept/face/v1/face_service.proto.
  */
 export const file_percept_face_v1_face_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJwZXJjZXB0L2ZhY2UvdjEvZmFjZV9zZXJ2aWNlLnByb3RvEg9wZXJjZXB0LmZhY2UudjEioQIKC0ZhY2VPcHRpb25zEisKCGRldGVjdG9yGAEgASgOMhkucGVyY2VwdC5mYWNlLnYxLkRldGVjdG9yEjYKCHVwc2FtcGxlGAIgASgNQh+iuxgbCQAAAAAAAAAAEQAAAAAAAAhAIQAAAAAAAPA/SACIAQESGAoQcmV0dXJuX2xhbmRtYXJrcxgDIAEoCBIYChByZXR1cm5fZW5jb2RpbmdzGAQgASgIEjQKEmRldGVjdGlvbl9tYXhfc2lkZRgFIAEoDUIYorsYFAkAAAAAAABAQBEAAAAAAADQQCgBEjYKC251bV9qaXR0ZXJzGAYgASgNQiGiuxgdCQAAAAAAAPA/EQAAAAAAAFlAIQAAAAAAAPA/KAFCCwoJX3Vwc2FtcGxlIqUDCg1GYWNlTGFuZG1hcmtzEiYKBGNoaW4YASADKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5Qb2ludBIuCgxsZWZ0X2V5ZWJyb3cYAiADKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5Qb2ludBIvCg1yaWdodF9leWVicm93GAMgAygLMhgucGVyY2VwdC5jb21tb24udjEuUG9pbnQSLQoLbm9zZV9icmlkZ2UYBCADKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5Qb2ludBIqCghub3NlX3RpcBgFIAMoCzIYLnBlcmNlcHQuY29tbW9uLnYxLlBvaW50EioKCGxlZnRfZXllGAYgAygLMhgucGVyY2VwdC5jb21tb24udjEuUG9pbnQSKwoJcmlnaHRfZXllGAcgAygLMhgucGVyY2VwdC5jb21tb24udjEuUG9pbnQSKQoHdG9wX2xpcBgIIAMoCzIYLnBlcmNlcHQuY29tbW9uLnYxLlBvaW50EiwKCmJvdHRvbV9saXAYCSADKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5Qb2ludCIeCgxGYWNlRW5jb2RpbmcSDgoGdmFsdWVzGAEgAygCIngKBEZhY2USKwoDYm94GAEgASgLMh4ucGVyY2VwdC5jb21tb24udjEuQm91bmRpbmdCb3gSMQoJbGFuZG1hcmtzGAIgASgLMh4ucGVyY2VwdC5mYWNlLnYxLkZhY2VMYW5kbWFya3MSEAoIZW5jb2RpbmcYAyADKAIibAoSRGV0ZWN0RmFjZXNSZXF1ZXN0EicKBWltYWdlGAEgASgLMhgucGVyY2VwdC5jb21tb24udjEuSW1hZ2USLQoHb3B0aW9ucxgCIAEoCzIcLnBlcmNlcHQuZmFjZS52MS5GYWNlT3B0aW9ucyJmChNEZXRlY3RGYWNlc1Jlc3BvbnNlEiQKBWZhY2VzGAEgAygLMhUucGVyY2VwdC5mYWNlLnYxLkZhY2USEwoLaW1hZ2Vfd2lkdGgYAiABKAUSFAoMaW1hZ2VfaGVpZ2h0GAMgASgFIkQKEEZhY2VFbmNvZGluZ0xpc3QSMAoJZW5jb2RpbmdzGAEgAygLMh0ucGVyY2VwdC5mYWNlLnYxLkZhY2VFbmNvZGluZyK6AgoTQ29tcGFyZUZhY2VzUmVxdWVzdBInCgVwcm9iZRgBIAEoCzIYLnBlcmNlcHQuY29tbW9uLnYxLkltYWdlEjMKD3JlZmVyZW5jZV9pbWFnZRgCIAEoCzIYLnBlcmNlcHQuY29tbW9uLnYxLkltYWdlSAASQAoTcmVmZXJlbmNlX2VuY29kaW5ncxgDIAEoCzIhLnBlcmNlcHQuZmFjZS52MS5GYWNlRW5jb2RpbmdMaXN0SAASOQoJdG9sZXJhbmNlGAQgASgCQiGiuxgdCQAAAAAAAAAAEQAAAAAAAPA/GAEhMzMzMzMz4z9IAYgBARItCgdvcHRpb25zGAUgASgLMhwucGVyY2VwdC5mYWNlLnYxLkZhY2VPcHRpb25zQgsKCXJlZmVyZW5jZUIMCgpfdG9sZXJhbmNlIloKCUZhY2VNYXRjaBITCgtwcm9iZV9pbmRleBgBIAEoDRIXCg9yZWZlcmVuY2VfaW5kZXgYAiABKA0SEAoIZGlzdGFuY2UYAyABKAISDQoFbWF0Y2gYBCABKAgisgEKFENvbXBhcmVGYWNlc1Jlc3BvbnNlEioKC3Byb2JlX2ZhY2VzGAEgAygLMhUucGVyY2VwdC5mYWNlLnYxLkZhY2USLgoPcmVmZXJlbmNlX2ZhY2VzGAIgAygLMhUucGVyY2VwdC5mYWNlLnYxLkZhY2USKwoHbWF0Y2hlcxgDIAMoCzIaLnBlcmNlcHQuZmFjZS52MS5GYWNlTWF0Y2gSEQoJdG9sZXJhbmNlGAQgASgCIuABChlEZXRlY3RGYWNlc0luVmlkZW9SZXF1ZXN0Ei0KBXZpZGVvGAEgASgLMh4ucGVyY2VwdC5jb21tb24udjEuVmlkZW9Tb3VyY2USNwoMZnJhbWVfc3RyaWRlGAIgASgNQiGiuxgdCQAAAAAAAPA/EQAAAAAAavhAIQAAAAAAAPA/KAESLAoKbWF4X2ZyYW1lcxgDIAEoDUIYorsYFAkAAAAAAADwPxEAAAAAgIQuQSgBEi0KB29wdGlvbnMYBCABKAsyHC5wZXJjZXB0LmZhY2UudjEuRmFjZU9wdGlvbnMirgEKGkRldGVjdEZhY2VzSW5WaWRlb1Jlc3BvbnNlEhMKC2ZyYW1lX2luZGV4GAEgASgEEhEKCXRpbWVzdGFtcBgCIAEoARIkCgVmYWNlcxgDIAMoCzIVLnBlcmNlcHQuZmFjZS52MS5GYWNlEhMKC2ltYWdlX3dpZHRoGAQgASgFEhQKDGltYWdlX2hlaWdodBgFIAEoBRIXCg9leHBlY3RlZF9mcmFtZXMYBiABKAQibAoSU3RyZWFtRmFjZXNSZXF1ZXN0EicKBWltYWdlGAEgASgLMhgucGVyY2VwdC5jb21tb24udjEuSW1hZ2USLQoHb3B0aW9ucxgCIAEoCzIcLnBlcmNlcHQuZmFjZS52MS5GYWNlT3B0aW9ucyJ7ChNTdHJlYW1GYWNlc1Jlc3BvbnNlEhMKC2ZyYW1lX2luZGV4GAEgASgEEiQKBWZhY2VzGAIgAygLMhUucGVyY2VwdC5mYWNlLnYxLkZhY2USEwoLaW1hZ2Vfd2lkdGgYAyABKAUSFAoMaW1hZ2VfaGVpZ2h0GAQgASgFKkgKCERldGVjdG9yEhgKFERFVEVDVE9SX1VOU1BFQ0lGSUVEEAASEAoMREVURUNUT1JfSE9HEAESEAoMREVURUNUT1JfQ05OEAIykwMKC0ZhY2VTZXJ2aWNlElgKC0RldGVjdEZhY2VzEiMucGVyY2VwdC5mYWNlLnYxLkRldGVjdEZhY2VzUmVxdWVzdBokLnBlcmNlcHQuZmFjZS52MS5EZXRlY3RGYWNlc1Jlc3BvbnNlElsKDENvbXBhcmVGYWNlcxIkLnBlcmNlcHQuZmFjZS52MS5Db21wYXJlRmFjZXNSZXF1ZXN0GiUucGVyY2VwdC5mYWNlLnYxLkNvbXBhcmVGYWNlc1Jlc3BvbnNlEm8KEkRldGVjdEZhY2VzSW5WaWRlbxIqLnBlcmNlcHQuZmFjZS52MS5EZXRlY3RGYWNlc0luVmlkZW9SZXF1ZXN0GisucGVyY2VwdC5mYWNlLnYxLkRldGVjdEZhY2VzSW5WaWRlb1Jlc3BvbnNlMAESXAoLU3RyZWFtRmFjZXMSIy5wZXJjZXB0LmZhY2UudjEuU3RyZWFtRmFjZXNSZXF1ZXN0GiQucGVyY2VwdC5mYWNlLnYxLlN0cmVhbUZhY2VzUmVzcG9uc2UoATABYgZwcm90bzM", [file_percept_common_v1_field_rules, file_percept_common_v1_image, file_percept_common_v1_video]);
+  fileDesc("CiJwZXJjZXB0L2ZhY2UvdjEvZmFjZV9zZXJ2aWNlLnByb3RvEg9wZXJjZXB0LmZhY2UudjEioQIKC0ZhY2VPcHRpb25zEisKCGRldGVjdG9yGAEgASgOMhkucGVyY2VwdC5mYWNlLnYxLkRldGVjdG9yEjYKCHVwc2FtcGxlGAIgASgNQh+iuxgbCQAAAAAAAAAAEQAAAAAAAAhAIQAAAAAAAPA/SACIAQESGAoQcmV0dXJuX2xhbmRtYXJrcxgDIAEoCBIYChByZXR1cm5fZW5jb2RpbmdzGAQgASgIEjQKEmRldGVjdGlvbl9tYXhfc2lkZRgFIAEoDUIYorsYFAkAAAAAAABAQBEAAAAAAADQQCgBEjYKC251bV9qaXR0ZXJzGAYgASgNQiGiuxgdCQAAAAAAAPA/EQAAAAAAAFlAIQAAAAAAAPA/KAFCCwoJX3Vwc2FtcGxlIqUDCg1GYWNlTGFuZG1hcmtzEiYKBGNoaW4YASADKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5Qb2ludBIuCgxsZWZ0X2V5ZWJyb3cYAiADKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5Qb2ludBIvCg1yaWdodF9leWVicm93GAMgAygLMhgucGVyY2VwdC5jb21tb24udjEuUG9pbnQSLQoLbm9zZV9icmlkZ2UYBCADKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5Qb2ludBIqCghub3NlX3RpcBgFIAMoCzIYLnBlcmNlcHQuY29tbW9uLnYxLlBvaW50EioKCGxlZnRfZXllGAYgAygLMhgucGVyY2VwdC5jb21tb24udjEuUG9pbnQSKwoJcmlnaHRfZXllGAcgAygLMhgucGVyY2VwdC5jb21tb24udjEuUG9pbnQSKQoHdG9wX2xpcBgIIAMoCzIYLnBlcmNlcHQuY29tbW9uLnYxLlBvaW50EiwKCmJvdHRvbV9saXAYCSADKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5Qb2ludCIeCgxGYWNlRW5jb2RpbmcSDgoGdmFsdWVzGAEgAygCIqkBCgRGYWNlEisKA2JveBgBIAEoCzIeLnBlcmNlcHQuY29tbW9uLnYxLkJvdW5kaW5nQm94EjEKCWxhbmRtYXJrcxgCIAEoCzIeLnBlcmNlcHQuZmFjZS52MS5GYWNlTGFuZG1hcmtzEhAKCGVuY29kaW5nGAMgAygCEi8KB21hdGNoZXMYBCADKAsyHi5wZXJjZXB0LmZhY2UudjEuSWRlbnRpdHlNYXRjaCJDCg1JZGVudGl0eU1hdGNoEg8KB2ZhY2VfaWQYASABKAkSDwoHc3ViamVjdBgCIAEoCRIQCghkaXN0YW5jZRgDIAEoAiJsChJEZXRlY3RGYWNlc1JlcXVlc3QSJwoFaW1hZ2UYASABKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5JbWFnZRItCgdvcHRpb25zGAIgASgLMhwucGVyY2VwdC5mYWNlLnYxLkZhY2VPcHRpb25zImYKE0RldGVjdEZhY2VzUmVzcG9uc2USJAoFZmFjZXMYASADKAsyFS5wZXJjZXB0LmZhY2UudjEuRmFjZRITCgtpbWFnZV93aWR0aBgCIAEoBRIUCgxpbWFnZV9oZWlnaHQYAyABKAUiRAoQRmFjZUVuY29kaW5nTGlzdBIwCgllbmNvZGluZ3MYASADKAsyHS5wZXJjZXB0LmZhY2UudjEuRmFjZUVuY29kaW5nIroCChNDb21wYXJlRmFjZXNSZXF1ZXN0EicKBXByb2JlGAEgASgLMhgucGVyY2VwdC5jb21tb24udjEuSW1hZ2USMwoPcmVmZXJlbmNlX2ltYWdlGAIgASgLMhgucGVyY2VwdC5jb21tb24udjEuSW1hZ2VIABJAChNyZWZlcmVuY2VfZW5jb2RpbmdzGAMgASgLMiEucGVyY2VwdC5mYWNlLnYxLkZhY2VFbmNvZGluZ0xpc3RIABI5Cgl0b2xlcmFuY2UYBCABKAJCIaK7GB0JAAAAAAAAAAARAAAAAAAA8D8YASEzMzMzMzPjP0gBiAEBEi0KB29wdGlvbnMYBSABKAsyHC5wZXJjZXB0LmZhY2UudjEuRmFjZU9wdGlvbnNCCwoJcmVmZXJlbmNlQgwKCl90b2xlcmFuY2UiWgoJRmFjZU1hdGNoEhMKC3Byb2JlX2luZGV4GAEgASgNEhcKD3JlZmVyZW5jZV9pbmRleBgCIAEoDRIQCghkaXN0YW5jZRgDIAEoAhINCgVtYXRjaBgEIAEoCCKyAQoUQ29tcGFyZUZhY2VzUmVzcG9uc2USKgoLcHJvYmVfZmFjZXMYASADKAsyFS5wZXJjZXB0LmZhY2UudjEuRmFjZRIuCg9yZWZlcmVuY2VfZmFjZXMYAiADKAsyFS5wZXJjZXB0LmZhY2UudjEuRmFjZRIrCgdtYXRjaGVzGAMgAygLMhoucGVyY2VwdC5mYWNlLnYxLkZhY2VNYXRjaBIRCgl0b2xlcmFuY2UYBCABKAIi6QIKGURldGVjdEZhY2VzSW5WaWRlb1JlcXVlc3QSLQoFdmlkZW8YASABKAsyHi5wZXJjZXB0LmNvbW1vbi52MS5WaWRlb1NvdXJjZRI3CgxmcmFtZV9zdHJpZGUYAiABKA1CIaK7GB0JAAAAAAAA8D8RAAAAAABq+EAhAAAAAAAA8D8oARIsCgptYXhfZnJhbWVzGAMgASgNQhiiuxgUCQAAAAAAAPA/EQAAAACAhC5BKAESLQoHb3B0aW9ucxgEIAEoCzIcLnBlcmNlcHQuZmFjZS52MS5GYWNlT3B0aW9ucxIVCg1jb2xsZWN0aW9uX2lkGAUgASgJEjAKBXRvcF9rGAYgASgNQiGiuxgdCQAAAAAAAPA/EQAAAAAAAFlAIQAAAAAAAPA/KAESMAoJdGhyZXNob2xkGAcgASgCQhiiuxgUCQAAAAAAAAAAEQAAAAAAABBAGAFIAIgBAUIMCgpfdGhyZXNob2xkIq4BChpEZXRlY3RGYWNlc0luVmlkZW9SZXNwb25zZRITCgtmcmFtZV9pbmRleBgBIAEoBBIRCgl0aW1lc3RhbXAYAiABKAESJAoFZmFjZXMYAyADKAsyFS5wZXJjZXB0LmZhY2UudjEuRmFjZRITCgtpbWFnZV93aWR0aBgEIAEoBRIUCgxpbWFnZV9oZWlnaHQYBSABKAUSFwoPZXhwZWN0ZWRfZnJhbWVzGAYgASgEIvUBChJTdHJlYW1GYWNlc1JlcXVlc3QSJwoFaW1hZ2UYASABKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5JbWFnZRItCgdvcHRpb25zGAIgASgLMhwucGVyY2VwdC5mYWNlLnYxLkZhY2VPcHRpb25zEhUKDWNvbGxlY3Rpb25faWQYAyABKAkSMAoFdG9wX2sYBCABKA1CIaK7GB0JAAAAAAAA8D8RAAAAAAAAWUAhAAAAAAAA8D8oARIwCgl0aHJlc2hvbGQYBSABKAJCGKK7GBQJAAAAAAAAAAARAAAAAAAAEEAYAUgAiAEBQgwKCl90aHJlc2hvbGQiewoTU3RyZWFtRmFjZXNSZXNwb25zZRITCgtmcmFtZV9pbmRleBgBIAEoBBIkCgVmYWNlcxgCIAMoCzIVLnBlcmNlcHQuZmFjZS52MS5GYWNlEhMKC2ltYWdlX3dpZHRoGAMgASgFEhQKDGltYWdlX2hlaWdodBgEIAEoBSKTAQoKQ29sbGVjdGlvbhIVCg1jb2xsZWN0aW9uX2lkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmZhY2VfY291bnQYBCABKA0SFQoNc3ViamVjdF9jb3VudBgFIAEoDSKiAQoMRW5yb2xsZWRGYWNlEg8KB2ZhY2VfaWQYASABKAkSDwoHc3ViamVjdBgCIAEoCRITCgtleHRlcm5hbF9pZBgDIAEoCRIrCgNib3gYBCABKAsyHi5wZXJjZXB0LmNvbW1vbi52MS5Cb3VuZGluZ0JveBIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJFChdDcmVhdGVDb2xsZWN0aW9uUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIksKGENyZWF0ZUNvbGxlY3Rpb25SZXNwb25zZRIvCgpjb2xsZWN0aW9uGAEgASgLMhsucGVyY2VwdC5mYWNlLnYxLkNvbGxlY3Rpb24iYgoWTGlzdENvbGxlY3Rpb25zUmVxdWVzdBI0CglwYWdlX3NpemUYASABKA1CIaK7GB0JAAAAAAAA8D8RAAAAAABAj0AhAAAAAAAAWUAoARISCgpwYWdlX3Rva2VuGAIgASgJImQKF0xpc3RDb2xsZWN0aW9uc1Jlc3BvbnNlEjAKC2NvbGxlY3Rpb25zGAEgAygLMhsucGVyY2VwdC5mYWNlLnYxLkNvbGxlY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKGURlc2NyaWJlQ29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCSJNChpEZXNjcmliZUNvbGxlY3Rpb25SZXNwb25zZRIvCgpjb2xsZWN0aW9uGAEgASgLMhsucGVyY2VwdC5mYWNlLnYxLkNvbGxlY3Rpb24iMAoXRGVsZXRlQ29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCSIaChhEZWxldGVDb2xsZWN0aW9uUmVzcG9uc2Ui3wEKEkVucm9sbEZhY2VzUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJEicKBWltYWdlGAIgASgLMhgucGVyY2VwdC5jb21tb24udjEuSW1hZ2USDwoHc3ViamVjdBgDIAEoCRITCgtleHRlcm5hbF9pZBgEIAEoCRI0CgltYXhfZmFjZXMYBSABKA1CIaK7GB0JAAAAAAAA8D8RAAAAAAAAWUAhAAAAAAAA8D8oARItCgdvcHRpb25zGAYgASgLMhwucGVyY2VwdC5mYWNlLnYxLkZhY2VPcHRpb25zIoMBChNFbnJvbGxGYWNlc1Jlc3BvbnNlEiwKBWZhY2VzGAEgAygLMh0ucGVyY2VwdC5mYWNlLnYxLkVucm9sbGVkRmFjZRITCgtmYWNlc19mb3VuZBgCIAEoDRITCgtpbWFnZV93aWR0aBgDIAEoBRIUCgxpbWFnZV9oZWlnaHQYBCABKAUihAEKEExpc3RGYWNlc1JlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEjQKCXBhZ2Vfc2l6ZRgDIAEoDUIhorsYHQkAAAAAAADwPxEAAAAAAECPQCEAAAAAAABZQCgBEhIKCnBhZ2VfdG9rZW4YBCABKAkiWgoRTGlzdEZhY2VzUmVzcG9uc2USLAoFZmFjZXMYASADKAsyHS5wZXJjZXB0LmZhY2UudjEuRW5yb2xsZWRGYWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJGChJEZWxldGVGYWNlc1JlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIZCghmYWNlX2lkcxgCIAMoCUIHorsYAzDoByIvChNEZWxldGVGYWNlc1Jlc3BvbnNlEhgKEGRlbGV0ZWRfZmFjZV9pZHMYASADKAkiPgoURGVsZXRlU3ViamVjdFJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJIi4KFURlbGV0ZVN1YmplY3RSZXNwb25zZRIVCg1kZWxldGVkX2ZhY2VzGAEgASgNIvcBChRJZGVudGlmeUZhY2VzUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJEicKBWltYWdlGAIgASgLMhgucGVyY2VwdC5jb21tb24udjEuSW1hZ2USMAoFdG9wX2sYAyABKA1CIaK7GB0JAAAAAAAA8D8RAAAAAAAAWUAhAAAAAAAA8D8oARIwCgl0aHJlc2hvbGQYBCABKAJCGKK7GBQJAAAAAAAAAAARAAAAAAAAEEAYAUgAiAEBEi0KB29wdGlvbnMYBSABKAsyHC5wZXJjZXB0LmZhY2UudjEuRmFjZU9wdGlvbnNCDAoKX3RocmVzaG9sZCJ7ChVJZGVudGlmeUZhY2VzUmVzcG9uc2USJAoFZmFjZXMYASADKAsyFS5wZXJjZXB0LmZhY2UudjEuRmFjZRITCgtpbWFnZV93aWR0aBgCIAEoBRIUCgxpbWFnZV9oZWlnaHQYAyABKAUSEQoJdGhyZXNob2xkGAQgASgCIq4BChJTZWFyY2hGYWNlc1JlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIPCgdmYWNlX2lkGAIgASgJEjAKBXRvcF9rGAMgASgNQiGiuxgdCQAAAAAAAPA/EQAAAAAAAFlAIQAAAAAAAPA/KAESMAoJdGhyZXNob2xkGAQgASgCQhiiuxgUCQAAAAAAAAAAEQAAAAAAABBAGAFIAIgBAUIMCgpfdGhyZXNob2xkIlkKE1NlYXJjaEZhY2VzUmVzcG9uc2USLwoHbWF0Y2hlcxgBIAMoCzIeLnBlcmNlcHQuZmFjZS52MS5JZGVudGl0eU1hdGNoEhEKCXRocmVzaG9sZBgCIAEoAiLTAQoRVmVyaWZ5RmFjZVJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEicKBWltYWdlGAMgASgLMhgucGVyY2VwdC5jb21tb24udjEuSW1hZ2USMAoJdGhyZXNob2xkGAQgASgCQhiiuxgUCQAAAAAAAAAAEQAAAAAAABBAGAFIAIgBARItCgdvcHRpb25zGAUgASgLMhwucGVyY2VwdC5mYWNlLnYxLkZhY2VPcHRpb25zQgwKCl90aHJlc2hvbGQiqQEKElZlcmlmeUZhY2VSZXNwb25zZRINCgVtYXRjaBgBIAEoCBIQCghkaXN0YW5jZRgCIAEoAhIPCgdmYWNlX2lkGAMgASgJEiMKBGZhY2UYBCABKAsyFS5wZXJjZXB0LmZhY2UudjEuRmFjZRIRCgl0aHJlc2hvbGQYBSABKAISEwoLaW1hZ2Vfd2lkdGgYBiABKAUSFAoMaW1hZ2VfaGVpZ2h0GAcgASgFKkgKCERldGVjdG9yEhgKFERFVEVDVE9SX1VOU1BFQ0lGSUVEEAASEAoMREVURUNUT1JfSE9HEAESEAoMREVURUNUT1JfQ05OEAIyswsKC0ZhY2VTZXJ2aWNlElgKC0RldGVjdEZhY2VzEiMucGVyY2VwdC5mYWNlLnYxLkRldGVjdEZhY2VzUmVxdWVzdBokLnBlcmNlcHQuZmFjZS52MS5EZXRlY3RGYWNlc1Jlc3BvbnNlElsKDENvbXBhcmVGYWNlcxIkLnBlcmNlcHQuZmFjZS52MS5Db21wYXJlRmFjZXNSZXF1ZXN0GiUucGVyY2VwdC5mYWNlLnYxLkNvbXBhcmVGYWNlc1Jlc3BvbnNlEm8KEkRldGVjdEZhY2VzSW5WaWRlbxIqLnBlcmNlcHQuZmFjZS52MS5EZXRlY3RGYWNlc0luVmlkZW9SZXF1ZXN0GisucGVyY2VwdC5mYWNlLnYxLkRldGVjdEZhY2VzSW5WaWRlb1Jlc3BvbnNlMAESXAoLU3RyZWFtRmFjZXMSIy5wZXJjZXB0LmZhY2UudjEuU3RyZWFtRmFjZXNSZXF1ZXN0GiQucGVyY2VwdC5mYWNlLnYxLlN0cmVhbUZhY2VzUmVzcG9uc2UoATABEmcKEENyZWF0ZUNvbGxlY3Rpb24SKC5wZXJjZXB0LmZhY2UudjEuQ3JlYXRlQ29sbGVjdGlvblJlcXVlc3QaKS5wZXJjZXB0LmZhY2UudjEuQ3JlYXRlQ29sbGVjdGlvblJlc3BvbnNlEmQKD0xpc3RDb2xsZWN0aW9ucxInLnBlcmNlcHQuZmFjZS52MS5MaXN0Q29sbGVjdGlvbnNSZXF1ZXN0GigucGVyY2VwdC5mYWNlLnYxLkxpc3RDb2xsZWN0aW9uc1Jlc3BvbnNlEm0KEkRlc2NyaWJlQ29sbGVjdGlvbhIqLnBlcmNlcHQuZmFjZS52MS5EZXNjcmliZUNvbGxlY3Rpb25SZXF1ZXN0GisucGVyY2VwdC5mYWNlLnYxLkRlc2NyaWJlQ29sbGVjdGlvblJlc3BvbnNlEmcKEERlbGV0ZUNvbGxlY3Rpb24SKC5wZXJjZXB0LmZhY2UudjEuRGVsZXRlQ29sbGVjdGlvblJlcXVlc3QaKS5wZXJjZXB0LmZhY2UudjEuRGVsZXRlQ29sbGVjdGlvblJlc3BvbnNlElgKC0Vucm9sbEZhY2VzEiMucGVyY2VwdC5mYWNlLnYxLkVucm9sbEZhY2VzUmVxdWVzdBokLnBlcmNlcHQuZmFjZS52MS5FbnJvbGxGYWNlc1Jlc3BvbnNlElIKCUxpc3RGYWNlcxIhLnBlcmNlcHQuZmFjZS52MS5MaXN0RmFjZXNSZXF1ZXN0GiIucGVyY2VwdC5mYWNlLnYxLkxpc3RGYWNlc1Jlc3BvbnNlElgKC0RlbGV0ZUZhY2VzEiMucGVyY2VwdC5mYWNlLnYxLkRlbGV0ZUZhY2VzUmVxdWVzdBokLnBlcmNlcHQuZmFjZS52MS5EZWxldGVGYWNlc1Jlc3BvbnNlEl4KDURlbGV0ZVN1YmplY3QSJS5wZXJjZXB0LmZhY2UudjEuRGVsZXRlU3ViamVjdFJlcXVlc3QaJi5wZXJjZXB0LmZhY2UudjEuRGVsZXRlU3ViamVjdFJlc3BvbnNlEl4KDUlkZW50aWZ5RmFjZXMSJS5wZXJjZXB0LmZhY2UudjEuSWRlbnRpZnlGYWNlc1JlcXVlc3QaJi5wZXJjZXB0LmZhY2UudjEuSWRlbnRpZnlGYWNlc1Jlc3BvbnNlElgKC1NlYXJjaEZhY2VzEiMucGVyY2VwdC5mYWNlLnYxLlNlYXJjaEZhY2VzUmVxdWVzdBokLnBlcmNlcHQuZmFjZS52MS5TZWFyY2hGYWNlc1Jlc3BvbnNlElUKClZlcmlmeUZhY2USIi5wZXJjZXB0LmZhY2UudjEuVmVyaWZ5RmFjZVJlcXVlc3QaIy5wZXJjZXB0LmZhY2UudjEuVmVyaWZ5RmFjZVJlc3BvbnNlYgZwcm90bzM", [file_percept_common_v1_field_rules, file_percept_common_v1_image, file_percept_common_v1_video, file_google_protobuf_timestamp]);
 
 /**
  * How to find faces and what to return about each.
@@ -200,6 +202,15 @@ export type Face = Message<"percept.face.v1.Face"> & {
    * @generated from field: repeated float encoding = 3;
    */
   encoding: number[];
+
+  /**
+   * When identifying against a collection: the enrolled faces within the
+   * threshold, closest first, at most top_k; empty means the face is unknown.
+   * Always empty when not identifying.
+   *
+   * @generated from field: repeated percept.face.v1.IdentityMatch matches = 4;
+   */
+  matches: IdentityMatch[];
 };
 
 /**
@@ -208,6 +219,42 @@ export type Face = Message<"percept.face.v1.Face"> & {
  */
 export const FaceSchema: GenMessage<Face> = /*@__PURE__*/
   messageDesc(file_percept_face_v1_face_service, 3);
+
+/**
+ * An enrolled face close enough to a probe face to be the same person.
+ *
+ * @generated from message percept.face.v1.IdentityMatch
+ */
+export type IdentityMatch = Message<"percept.face.v1.IdentityMatch"> & {
+  /**
+   * The enrolled face's id (a UUID).
+   *
+   * @generated from field: string face_id = 1;
+   */
+  faceId: string;
+
+  /**
+   * Whose face it is.
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * Euclidean distance between the two encodings, >= 0 and <= the threshold;
+   * lower is more alike.
+   *
+   * @generated from field: float distance = 3;
+   */
+  distance: number;
+};
+
+/**
+ * Describes the message percept.face.v1.IdentityMatch.
+ * Use `create(IdentityMatchSchema)` to create a new message.
+ */
+export const IdentityMatchSchema: GenMessage<IdentityMatch> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 4);
 
 /**
  * Request of DetectFaces.
@@ -235,7 +282,7 @@ export type DetectFacesRequest = Message<"percept.face.v1.DetectFacesRequest"> &
  * Use `create(DetectFacesRequestSchema)` to create a new message.
  */
 export const DetectFacesRequestSchema: GenMessage<DetectFacesRequest> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 4);
+  messageDesc(file_percept_face_v1_face_service, 5);
 
 /**
  * Response of DetectFaces.
@@ -270,7 +317,7 @@ export type DetectFacesResponse = Message<"percept.face.v1.DetectFacesResponse">
  * Use `create(DetectFacesResponseSchema)` to create a new message.
  */
 export const DetectFacesResponseSchema: GenMessage<DetectFacesResponse> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 5);
+  messageDesc(file_percept_face_v1_face_service, 6);
 
 /**
  * A list of face encodings given by the client.
@@ -291,7 +338,7 @@ export type FaceEncodingList = Message<"percept.face.v1.FaceEncodingList"> & {
  * Use `create(FaceEncodingListSchema)` to create a new message.
  */
 export const FaceEncodingListSchema: GenMessage<FaceEncodingList> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 6);
+  messageDesc(file_percept_face_v1_face_service, 7);
 
 /**
  * Request of CompareFaces.
@@ -349,7 +396,7 @@ export type CompareFacesRequest = Message<"percept.face.v1.CompareFacesRequest">
  * Use `create(CompareFacesRequestSchema)` to create a new message.
  */
 export const CompareFacesRequestSchema: GenMessage<CompareFacesRequest> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 7);
+  messageDesc(file_percept_face_v1_face_service, 8);
 
 /**
  * The comparison of one probe face with one reference face.
@@ -391,7 +438,7 @@ export type FaceMatch = Message<"percept.face.v1.FaceMatch"> & {
  * Use `create(FaceMatchSchema)` to create a new message.
  */
 export const FaceMatchSchema: GenMessage<FaceMatch> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 8);
+  messageDesc(file_percept_face_v1_face_service, 9);
 
 /**
  * Response of CompareFaces.
@@ -434,7 +481,7 @@ export type CompareFacesResponse = Message<"percept.face.v1.CompareFacesResponse
  * Use `create(CompareFacesResponseSchema)` to create a new message.
  */
 export const CompareFacesResponseSchema: GenMessage<CompareFacesResponse> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 9);
+  messageDesc(file_percept_face_v1_face_service, 10);
 
 /**
  * Request of DetectFacesInVideo.
@@ -471,6 +518,29 @@ export type DetectFacesInVideoRequest = Message<"percept.face.v1.DetectFacesInVi
    * @generated from field: percept.face.v1.FaceOptions options = 4;
    */
   options?: FaceOptions | undefined;
+
+  /**
+   * Identify every face of every frame against this collection (see
+   * IdentifyFaces); empty means detect only.
+   *
+   * @generated from field: string collection_id = 5;
+   */
+  collectionId: string;
+
+  /**
+   * With collection_id: most matches per face, [1, 100]; unset or 0 means 1.
+   *
+   * @generated from field: uint32 top_k = 6;
+   */
+  topK: number;
+
+  /**
+   * With collection_id: largest distance that counts as a match, (0, 4];
+   * unset means the server's default (0.6, face_recognition's tolerance).
+   *
+   * @generated from field: optional float threshold = 7;
+   */
+  threshold?: number | undefined;
 };
 
 /**
@@ -478,7 +548,7 @@ export type DetectFacesInVideoRequest = Message<"percept.face.v1.DetectFacesInVi
  * Use `create(DetectFacesInVideoRequestSchema)` to create a new message.
  */
 export const DetectFacesInVideoRequestSchema: GenMessage<DetectFacesInVideoRequest> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 10);
+  messageDesc(file_percept_face_v1_face_service, 11);
 
 /**
  * One processed frame of a video.
@@ -535,7 +605,7 @@ export type DetectFacesInVideoResponse = Message<"percept.face.v1.DetectFacesInV
  * Use `create(DetectFacesInVideoResponseSchema)` to create a new message.
  */
 export const DetectFacesInVideoResponseSchema: GenMessage<DetectFacesInVideoResponse> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 11);
+  messageDesc(file_percept_face_v1_face_service, 12);
 
 /**
  * Request of StreamFaces: one live frame.
@@ -557,6 +627,30 @@ export type StreamFacesRequest = Message<"percept.face.v1.StreamFacesRequest"> &
    * @generated from field: percept.face.v1.FaceOptions options = 2;
    */
   options?: FaceOptions | undefined;
+
+  /**
+   * Identify every face against this collection (see IdentifyFaces); read
+   * from the first message only. Empty means detect only.
+   *
+   * @generated from field: string collection_id = 3;
+   */
+  collectionId: string;
+
+  /**
+   * With collection_id: most matches per face, [1, 100]; unset or 0 means 1.
+   * First message only.
+   *
+   * @generated from field: uint32 top_k = 4;
+   */
+  topK: number;
+
+  /**
+   * With collection_id: largest distance that counts as a match, (0, 4];
+   * unset means the server's default (0.6). First message only.
+   *
+   * @generated from field: optional float threshold = 5;
+   */
+  threshold?: number | undefined;
 };
 
 /**
@@ -564,7 +658,7 @@ export type StreamFacesRequest = Message<"percept.face.v1.StreamFacesRequest"> &
  * Use `create(StreamFacesRequestSchema)` to create a new message.
  */
 export const StreamFacesRequestSchema: GenMessage<StreamFacesRequest> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 12);
+  messageDesc(file_percept_face_v1_face_service, 13);
 
 /**
  * Response of StreamFaces: the faces of one frame.
@@ -606,7 +700,838 @@ export type StreamFacesResponse = Message<"percept.face.v1.StreamFacesResponse">
  * Use `create(StreamFacesResponseSchema)` to create a new message.
  */
 export const StreamFacesResponseSchema: GenMessage<StreamFacesResponse> = /*@__PURE__*/
-  messageDesc(file_percept_face_v1_face_service, 13);
+  messageDesc(file_percept_face_v1_face_service, 14);
+
+/**
+ * A collection of known faces.
+ *
+ * @generated from message percept.face.v1.Collection
+ */
+export type Collection = Message<"percept.face.v1.Collection"> & {
+  /**
+   * Its id, unique per tenant: 1-64 letters, digits, '.', '_' or '-'.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * What it is for, as given at creation; at most 1024 characters.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 3;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Faces enrolled in it now.
+   *
+   * @generated from field: uint32 face_count = 4;
+   */
+  faceCount: number;
+
+  /**
+   * Distinct subjects among those faces.
+   *
+   * @generated from field: uint32 subject_count = 5;
+   */
+  subjectCount: number;
+};
+
+/**
+ * Describes the message percept.face.v1.Collection.
+ * Use `create(CollectionSchema)` to create a new message.
+ */
+export const CollectionSchema: GenMessage<Collection> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 15);
+
+/**
+ * An enrolled face, without its encoding (encodings never leave the service).
+ *
+ * @generated from message percept.face.v1.EnrolledFace
+ */
+export type EnrolledFace = Message<"percept.face.v1.EnrolledFace"> & {
+  /**
+   * Its id (a UUID): what DeleteFaces and SearchFaces take.
+   *
+   * @generated from field: string face_id = 1;
+   */
+  faceId: string;
+
+  /**
+   * Whose face it is.
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * The caller's own id for it, as given at enrollment; empty when none.
+   *
+   * @generated from field: string external_id = 3;
+   */
+  externalId: string;
+
+  /**
+   * Where the face was in the enrolled image, pixels.
+   *
+   * @generated from field: percept.common.v1.BoundingBox box = 4;
+   */
+  box?: BoundingBox | undefined;
+
+  /**
+   * When it was enrolled.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 5;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message percept.face.v1.EnrolledFace.
+ * Use `create(EnrolledFaceSchema)` to create a new message.
+ */
+export const EnrolledFaceSchema: GenMessage<EnrolledFace> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 16);
+
+/**
+ * Request of CreateCollection.
+ *
+ * @generated from message percept.face.v1.CreateCollectionRequest
+ */
+export type CreateCollectionRequest = Message<"percept.face.v1.CreateCollectionRequest"> & {
+  /**
+   * The new collection's id: 1-64 letters, digits, '.', '_' or '-'.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * What it is for; optional, at most 1024 characters.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message percept.face.v1.CreateCollectionRequest.
+ * Use `create(CreateCollectionRequestSchema)` to create a new message.
+ */
+export const CreateCollectionRequestSchema: GenMessage<CreateCollectionRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 17);
+
+/**
+ * Response of CreateCollection.
+ *
+ * @generated from message percept.face.v1.CreateCollectionResponse
+ */
+export type CreateCollectionResponse = Message<"percept.face.v1.CreateCollectionResponse"> & {
+  /**
+   * The collection, empty.
+   *
+   * @generated from field: percept.face.v1.Collection collection = 1;
+   */
+  collection?: Collection | undefined;
+};
+
+/**
+ * Describes the message percept.face.v1.CreateCollectionResponse.
+ * Use `create(CreateCollectionResponseSchema)` to create a new message.
+ */
+export const CreateCollectionResponseSchema: GenMessage<CreateCollectionResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 18);
+
+/**
+ * Request of ListCollections.
+ *
+ * @generated from message percept.face.v1.ListCollectionsRequest
+ */
+export type ListCollectionsRequest = Message<"percept.face.v1.ListCollectionsRequest"> & {
+  /**
+   * Collections per page, [1, 1000]; unset or 0 means 100.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message percept.face.v1.ListCollectionsRequest.
+ * Use `create(ListCollectionsRequestSchema)` to create a new message.
+ */
+export const ListCollectionsRequestSchema: GenMessage<ListCollectionsRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 19);
+
+/**
+ * Response of ListCollections.
+ *
+ * @generated from message percept.face.v1.ListCollectionsResponse
+ */
+export type ListCollectionsResponse = Message<"percept.face.v1.ListCollectionsResponse"> & {
+  /**
+   * This page's collections, by id.
+   *
+   * @generated from field: repeated percept.face.v1.Collection collections = 1;
+   */
+  collections: Collection[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message percept.face.v1.ListCollectionsResponse.
+ * Use `create(ListCollectionsResponseSchema)` to create a new message.
+ */
+export const ListCollectionsResponseSchema: GenMessage<ListCollectionsResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 20);
+
+/**
+ * Request of DescribeCollection.
+ *
+ * @generated from message percept.face.v1.DescribeCollectionRequest
+ */
+export type DescribeCollectionRequest = Message<"percept.face.v1.DescribeCollectionRequest"> & {
+  /**
+   * The collection's id.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+};
+
+/**
+ * Describes the message percept.face.v1.DescribeCollectionRequest.
+ * Use `create(DescribeCollectionRequestSchema)` to create a new message.
+ */
+export const DescribeCollectionRequestSchema: GenMessage<DescribeCollectionRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 21);
+
+/**
+ * Response of DescribeCollection.
+ *
+ * @generated from message percept.face.v1.DescribeCollectionResponse
+ */
+export type DescribeCollectionResponse = Message<"percept.face.v1.DescribeCollectionResponse"> & {
+  /**
+   * The collection, with its counts.
+   *
+   * @generated from field: percept.face.v1.Collection collection = 1;
+   */
+  collection?: Collection | undefined;
+};
+
+/**
+ * Describes the message percept.face.v1.DescribeCollectionResponse.
+ * Use `create(DescribeCollectionResponseSchema)` to create a new message.
+ */
+export const DescribeCollectionResponseSchema: GenMessage<DescribeCollectionResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 22);
+
+/**
+ * Request of DeleteCollection.
+ *
+ * @generated from message percept.face.v1.DeleteCollectionRequest
+ */
+export type DeleteCollectionRequest = Message<"percept.face.v1.DeleteCollectionRequest"> & {
+  /**
+   * The collection's id.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+};
+
+/**
+ * Describes the message percept.face.v1.DeleteCollectionRequest.
+ * Use `create(DeleteCollectionRequestSchema)` to create a new message.
+ */
+export const DeleteCollectionRequestSchema: GenMessage<DeleteCollectionRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 23);
+
+/**
+ * Response of DeleteCollection: the collection and its faces are gone.
+ *
+ * @generated from message percept.face.v1.DeleteCollectionResponse
+ */
+export type DeleteCollectionResponse = Message<"percept.face.v1.DeleteCollectionResponse"> & {
+};
+
+/**
+ * Describes the message percept.face.v1.DeleteCollectionResponse.
+ * Use `create(DeleteCollectionResponseSchema)` to create a new message.
+ */
+export const DeleteCollectionResponseSchema: GenMessage<DeleteCollectionResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 24);
+
+/**
+ * Request of EnrollFaces.
+ *
+ * @generated from message percept.face.v1.EnrollFacesRequest
+ */
+export type EnrollFacesRequest = Message<"percept.face.v1.EnrollFacesRequest"> & {
+  /**
+   * The collection to enroll into.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * A photo of the subject.
+   *
+   * @generated from field: percept.common.v1.Image image = 2;
+   */
+  image?: Image | undefined;
+
+  /**
+   * Whose face it is: 1-256 printable characters.
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
+
+  /**
+   * The caller's own id for the enrolled face(s); optional, at most 256
+   * printable characters.
+   *
+   * @generated from field: string external_id = 4;
+   */
+  externalId: string;
+
+  /**
+   * Most faces to enroll from this image, largest first, [1, 100]; unset or
+   * 0 means 1 (the largest face only). Faces smaller than the server's
+   * minimum size are never enrolled.
+   *
+   * @generated from field: uint32 max_faces = 5;
+   */
+  maxFaces: number;
+
+  /**
+   * Detection options (detector, upsample, detection_max_side, num_jitters);
+   * return_landmarks and return_encodings are ignored.
+   *
+   * @generated from field: percept.face.v1.FaceOptions options = 6;
+   */
+  options?: FaceOptions | undefined;
+};
+
+/**
+ * Describes the message percept.face.v1.EnrollFacesRequest.
+ * Use `create(EnrollFacesRequestSchema)` to create a new message.
+ */
+export const EnrollFacesRequestSchema: GenMessage<EnrollFacesRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 25);
+
+/**
+ * Response of EnrollFaces.
+ *
+ * @generated from message percept.face.v1.EnrollFacesResponse
+ */
+export type EnrollFacesResponse = Message<"percept.face.v1.EnrollFacesResponse"> & {
+  /**
+   * The faces enrolled, largest first, with their new ids.
+   *
+   * @generated from field: repeated percept.face.v1.EnrolledFace faces = 1;
+   */
+  faces: EnrolledFace[];
+
+  /**
+   * Faces the detector found in the image, enrolled or not (those beyond
+   * max_faces, or under the minimum size, are not).
+   *
+   * @generated from field: uint32 faces_found = 2;
+   */
+  facesFound: number;
+
+  /**
+   * Width of the (EXIF-oriented) image, pixels.
+   *
+   * @generated from field: int32 image_width = 3;
+   */
+  imageWidth: number;
+
+  /**
+   * Height of the (EXIF-oriented) image, pixels.
+   *
+   * @generated from field: int32 image_height = 4;
+   */
+  imageHeight: number;
+};
+
+/**
+ * Describes the message percept.face.v1.EnrollFacesResponse.
+ * Use `create(EnrollFacesResponseSchema)` to create a new message.
+ */
+export const EnrollFacesResponseSchema: GenMessage<EnrollFacesResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 26);
+
+/**
+ * Request of ListFaces.
+ *
+ * @generated from message percept.face.v1.ListFacesRequest
+ */
+export type ListFacesRequest = Message<"percept.face.v1.ListFacesRequest"> & {
+  /**
+   * The collection's id.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * Only this subject's faces; empty means every face.
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * Faces per page, [1, 1000]; unset or 0 means 100.
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message percept.face.v1.ListFacesRequest.
+ * Use `create(ListFacesRequestSchema)` to create a new message.
+ */
+export const ListFacesRequestSchema: GenMessage<ListFacesRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 27);
+
+/**
+ * Response of ListFaces.
+ *
+ * @generated from message percept.face.v1.ListFacesResponse
+ */
+export type ListFacesResponse = Message<"percept.face.v1.ListFacesResponse"> & {
+  /**
+   * This page's faces, in enrollment order.
+   *
+   * @generated from field: repeated percept.face.v1.EnrolledFace faces = 1;
+   */
+  faces: EnrolledFace[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message percept.face.v1.ListFacesResponse.
+ * Use `create(ListFacesResponseSchema)` to create a new message.
+ */
+export const ListFacesResponseSchema: GenMessage<ListFacesResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 28);
+
+/**
+ * Request of DeleteFaces.
+ *
+ * @generated from message percept.face.v1.DeleteFacesRequest
+ */
+export type DeleteFacesRequest = Message<"percept.face.v1.DeleteFacesRequest"> & {
+  /**
+   * The collection's id.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * Ids of the faces to delete, 1-1000; unknown ids are skipped.
+   *
+   * @generated from field: repeated string face_ids = 2;
+   */
+  faceIds: string[];
+};
+
+/**
+ * Describes the message percept.face.v1.DeleteFacesRequest.
+ * Use `create(DeleteFacesRequestSchema)` to create a new message.
+ */
+export const DeleteFacesRequestSchema: GenMessage<DeleteFacesRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 29);
+
+/**
+ * Response of DeleteFaces.
+ *
+ * @generated from message percept.face.v1.DeleteFacesResponse
+ */
+export type DeleteFacesResponse = Message<"percept.face.v1.DeleteFacesResponse"> & {
+  /**
+   * The ids that existed and are now deleted everywhere.
+   *
+   * @generated from field: repeated string deleted_face_ids = 1;
+   */
+  deletedFaceIds: string[];
+};
+
+/**
+ * Describes the message percept.face.v1.DeleteFacesResponse.
+ * Use `create(DeleteFacesResponseSchema)` to create a new message.
+ */
+export const DeleteFacesResponseSchema: GenMessage<DeleteFacesResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 30);
+
+/**
+ * Request of DeleteSubject.
+ *
+ * @generated from message percept.face.v1.DeleteSubjectRequest
+ */
+export type DeleteSubjectRequest = Message<"percept.face.v1.DeleteSubjectRequest"> & {
+  /**
+   * The collection's id.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * The subject whose faces to delete; NOT_FOUND when it has none.
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+};
+
+/**
+ * Describes the message percept.face.v1.DeleteSubjectRequest.
+ * Use `create(DeleteSubjectRequestSchema)` to create a new message.
+ */
+export const DeleteSubjectRequestSchema: GenMessage<DeleteSubjectRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 31);
+
+/**
+ * Response of DeleteSubject.
+ *
+ * @generated from message percept.face.v1.DeleteSubjectResponse
+ */
+export type DeleteSubjectResponse = Message<"percept.face.v1.DeleteSubjectResponse"> & {
+  /**
+   * How many faces were deleted.
+   *
+   * @generated from field: uint32 deleted_faces = 1;
+   */
+  deletedFaces: number;
+};
+
+/**
+ * Describes the message percept.face.v1.DeleteSubjectResponse.
+ * Use `create(DeleteSubjectResponseSchema)` to create a new message.
+ */
+export const DeleteSubjectResponseSchema: GenMessage<DeleteSubjectResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 32);
+
+/**
+ * Request of IdentifyFaces.
+ *
+ * @generated from message percept.face.v1.IdentifyFacesRequest
+ */
+export type IdentifyFacesRequest = Message<"percept.face.v1.IdentifyFacesRequest"> & {
+  /**
+   * The collection to search.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * The image whose faces to identify.
+   *
+   * @generated from field: percept.common.v1.Image image = 2;
+   */
+  image?: Image | undefined;
+
+  /**
+   * Most matches per face, [1, 100]; unset or 0 means 1.
+   *
+   * @generated from field: uint32 top_k = 3;
+   */
+  topK: number;
+
+  /**
+   * Largest distance that counts as a match, (0, 4]; unset means the
+   * server's default (0.6, face_recognition's tolerance).
+   *
+   * @generated from field: optional float threshold = 4;
+   */
+  threshold?: number | undefined;
+
+  /**
+   * Detection options; encodings are always computed, and returned only
+   * when return_encodings is set.
+   *
+   * @generated from field: percept.face.v1.FaceOptions options = 5;
+   */
+  options?: FaceOptions | undefined;
+};
+
+/**
+ * Describes the message percept.face.v1.IdentifyFacesRequest.
+ * Use `create(IdentifyFacesRequestSchema)` to create a new message.
+ */
+export const IdentifyFacesRequestSchema: GenMessage<IdentifyFacesRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 33);
+
+/**
+ * Response of IdentifyFaces.
+ *
+ * @generated from message percept.face.v1.IdentifyFacesResponse
+ */
+export type IdentifyFacesResponse = Message<"percept.face.v1.IdentifyFacesResponse"> & {
+  /**
+   * Every face found, in detector order, each with its matches (empty:
+   * unknown).
+   *
+   * @generated from field: repeated percept.face.v1.Face faces = 1;
+   */
+  faces: Face[];
+
+  /**
+   * Width of the (EXIF-oriented) image, pixels.
+   *
+   * @generated from field: int32 image_width = 2;
+   */
+  imageWidth: number;
+
+  /**
+   * Height of the (EXIF-oriented) image, pixels.
+   *
+   * @generated from field: int32 image_height = 3;
+   */
+  imageHeight: number;
+
+  /**
+   * The threshold applied.
+   *
+   * @generated from field: float threshold = 4;
+   */
+  threshold: number;
+};
+
+/**
+ * Describes the message percept.face.v1.IdentifyFacesResponse.
+ * Use `create(IdentifyFacesResponseSchema)` to create a new message.
+ */
+export const IdentifyFacesResponseSchema: GenMessage<IdentifyFacesResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 34);
+
+/**
+ * Request of SearchFaces.
+ *
+ * @generated from message percept.face.v1.SearchFacesRequest
+ */
+export type SearchFacesRequest = Message<"percept.face.v1.SearchFacesRequest"> & {
+  /**
+   * The collection's id.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * The enrolled face to search with.
+   *
+   * @generated from field: string face_id = 2;
+   */
+  faceId: string;
+
+  /**
+   * Most matches, [1, 100]; unset or 0 means 1.
+   *
+   * @generated from field: uint32 top_k = 3;
+   */
+  topK: number;
+
+  /**
+   * Largest distance that counts as a match, (0, 4]; unset means the
+   * server's default (0.6).
+   *
+   * @generated from field: optional float threshold = 4;
+   */
+  threshold?: number | undefined;
+};
+
+/**
+ * Describes the message percept.face.v1.SearchFacesRequest.
+ * Use `create(SearchFacesRequestSchema)` to create a new message.
+ */
+export const SearchFacesRequestSchema: GenMessage<SearchFacesRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 35);
+
+/**
+ * Response of SearchFaces.
+ *
+ * @generated from message percept.face.v1.SearchFacesResponse
+ */
+export type SearchFacesResponse = Message<"percept.face.v1.SearchFacesResponse"> & {
+  /**
+   * Other enrolled faces within the threshold, closest first; empty when none.
+   *
+   * @generated from field: repeated percept.face.v1.IdentityMatch matches = 1;
+   */
+  matches: IdentityMatch[];
+
+  /**
+   * The threshold applied.
+   *
+   * @generated from field: float threshold = 2;
+   */
+  threshold: number;
+};
+
+/**
+ * Describes the message percept.face.v1.SearchFacesResponse.
+ * Use `create(SearchFacesResponseSchema)` to create a new message.
+ */
+export const SearchFacesResponseSchema: GenMessage<SearchFacesResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 36);
+
+/**
+ * Request of VerifyFace.
+ *
+ * @generated from message percept.face.v1.VerifyFaceRequest
+ */
+export type VerifyFaceRequest = Message<"percept.face.v1.VerifyFaceRequest"> & {
+  /**
+   * The collection's id.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * The subject the face is claimed to be.
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * The image; its largest face is compared.
+   *
+   * @generated from field: percept.common.v1.Image image = 3;
+   */
+  image?: Image | undefined;
+
+  /**
+   * Largest distance that counts as a match, (0, 4]; unset means the
+   * server's default (0.6).
+   *
+   * @generated from field: optional float threshold = 4;
+   */
+  threshold?: number | undefined;
+
+  /**
+   * Detection options; encodings are always computed, and returned only
+   * when return_encodings is set.
+   *
+   * @generated from field: percept.face.v1.FaceOptions options = 5;
+   */
+  options?: FaceOptions | undefined;
+};
+
+/**
+ * Describes the message percept.face.v1.VerifyFaceRequest.
+ * Use `create(VerifyFaceRequestSchema)` to create a new message.
+ */
+export const VerifyFaceRequestSchema: GenMessage<VerifyFaceRequest> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 37);
+
+/**
+ * Response of VerifyFace.
+ *
+ * @generated from message percept.face.v1.VerifyFaceResponse
+ */
+export type VerifyFaceResponse = Message<"percept.face.v1.VerifyFaceResponse"> & {
+  /**
+   * True when distance <= threshold: the face is the subject's.
+   *
+   * @generated from field: bool match = 1;
+   */
+  match: boolean;
+
+  /**
+   * Distance from the image's face to the subject's closest enrolled face, >= 0.
+   *
+   * @generated from field: float distance = 2;
+   */
+  distance: number;
+
+  /**
+   * That closest enrolled face.
+   *
+   * @generated from field: string face_id = 3;
+   */
+  faceId: string;
+
+  /**
+   * The image's face that was compared (its largest).
+   *
+   * @generated from field: percept.face.v1.Face face = 4;
+   */
+  face?: Face | undefined;
+
+  /**
+   * The threshold applied.
+   *
+   * @generated from field: float threshold = 5;
+   */
+  threshold: number;
+
+  /**
+   * Width of the (EXIF-oriented) image, pixels.
+   *
+   * @generated from field: int32 image_width = 6;
+   */
+  imageWidth: number;
+
+  /**
+   * Height of the (EXIF-oriented) image, pixels.
+   *
+   * @generated from field: int32 image_height = 7;
+   */
+  imageHeight: number;
+};
+
+/**
+ * Describes the message percept.face.v1.VerifyFaceResponse.
+ * Use `create(VerifyFaceResponseSchema)` to create a new message.
+ */
+export const VerifyFaceResponseSchema: GenMessage<VerifyFaceResponse> = /*@__PURE__*/
+  messageDesc(file_percept_face_v1_face_service, 38);
 
 /**
  * The face detector model.
@@ -645,7 +1570,12 @@ export const DetectorSchema: GenEnum<Detector> = /*@__PURE__*/
 /**
  * Face detection, landmarks, 128-d encodings and comparison with dlib's models
  * (the face_recognition library), for single images, whole videos and live
- * frame streams.
+ * frame streams; and collections of known faces (enroll, identify, verify,
+ * forget) shared by every replica.
+ *
+ * Collections belong to a tenant: the `x-percept-tenant` call metadata (1-128
+ * printable characters; "default" when absent). Another tenant's collections
+ * are invisible (NOT_FOUND). The REST gateway sets it from the caller's API key.
  *
  * @generated from service percept.face.v1.FaceService
  */
@@ -692,6 +1622,119 @@ export const FaceService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof StreamFacesRequestSchema;
     output: typeof StreamFacesResponseSchema;
+  },
+  /**
+   * Creates an empty collection of known faces; ALREADY_EXISTS when the id is taken.
+   *
+   * @generated from rpc percept.face.v1.FaceService.CreateCollection
+   */
+  createCollection: {
+    methodKind: "unary";
+    input: typeof CreateCollectionRequestSchema;
+    output: typeof CreateCollectionResponseSchema;
+  },
+  /**
+   * Lists the tenant's collections, by id, a page at a time.
+   *
+   * @generated from rpc percept.face.v1.FaceService.ListCollections
+   */
+  listCollections: {
+    methodKind: "unary";
+    input: typeof ListCollectionsRequestSchema;
+    output: typeof ListCollectionsResponseSchema;
+  },
+  /**
+   * One collection with its face and subject counts.
+   *
+   * @generated from rpc percept.face.v1.FaceService.DescribeCollection
+   */
+  describeCollection: {
+    methodKind: "unary";
+    input: typeof DescribeCollectionRequestSchema;
+    output: typeof DescribeCollectionResponseSchema;
+  },
+  /**
+   * Deletes a collection and every face in it, from the store and from every
+   * replica's memory (within a second).
+   *
+   * @generated from rpc percept.face.v1.FaceService.DeleteCollection
+   */
+  deleteCollection: {
+    methodKind: "unary";
+    input: typeof DeleteCollectionRequestSchema;
+    output: typeof DeleteCollectionResponseSchema;
+  },
+  /**
+   * Enrolls the face(s) of one image under a subject: by default the largest
+   * face only. An image without a usable face is INVALID_ARGUMENT, saying why.
+   *
+   * @generated from rpc percept.face.v1.FaceService.EnrollFaces
+   */
+  enrollFaces: {
+    methodKind: "unary";
+    input: typeof EnrollFacesRequestSchema;
+    output: typeof EnrollFacesResponseSchema;
+  },
+  /**
+   * Lists a collection's enrolled faces (never their encodings), a page at a time.
+   *
+   * @generated from rpc percept.face.v1.FaceService.ListFaces
+   */
+  listFaces: {
+    methodKind: "unary";
+    input: typeof ListFacesRequestSchema;
+    output: typeof ListFacesResponseSchema;
+  },
+  /**
+   * Deletes enrolled faces by id, everywhere.
+   *
+   * @generated from rpc percept.face.v1.FaceService.DeleteFaces
+   */
+  deleteFaces: {
+    methodKind: "unary";
+    input: typeof DeleteFacesRequestSchema;
+    output: typeof DeleteFacesResponseSchema;
+  },
+  /**
+   * Deletes every face of a subject, everywhere.
+   *
+   * @generated from rpc percept.face.v1.FaceService.DeleteSubject
+   */
+  deleteSubject: {
+    methodKind: "unary";
+    input: typeof DeleteSubjectRequestSchema;
+    output: typeof DeleteSubjectResponseSchema;
+  },
+  /**
+   * Finds every face in an image and, for each, the closest enrolled faces
+   * within the threshold; none means the face is unknown.
+   *
+   * @generated from rpc percept.face.v1.FaceService.IdentifyFaces
+   */
+  identifyFaces: {
+    methodKind: "unary";
+    input: typeof IdentifyFacesRequestSchema;
+    output: typeof IdentifyFacesResponseSchema;
+  },
+  /**
+   * The enrolled faces closest to an enrolled face (by its id), itself left out.
+   *
+   * @generated from rpc percept.face.v1.FaceService.SearchFaces
+   */
+  searchFaces: {
+    methodKind: "unary";
+    input: typeof SearchFacesRequestSchema;
+    output: typeof SearchFacesResponseSchema;
+  },
+  /**
+   * Whether the largest face of an image is a given subject.
+   *
+   * @generated from rpc percept.face.v1.FaceService.VerifyFace
+   */
+  verifyFace: {
+    methodKind: "unary";
+    input: typeof VerifyFaceRequestSchema;
+    output: typeof VerifyFaceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_percept_face_v1_face_service, 0);

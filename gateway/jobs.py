@@ -99,7 +99,8 @@ end
 # ARGV: ttl, tombstone ttl, id, kind, media, options, now, expires_at, input,
 #       tenant, request hash, mode ("queued" | "inline"), inline deadline,
 #       counted key id (or ""), its limits on tasks, bytes and videos in flight
-#       (0: none), the cap on upload bytes queued in all (0: none), the key id.
+#       (0: none), the cap on upload bytes queued in all (0: none), the key id,
+#       "1" when the task's upload must never be kept (a private kind).
 # Returns {1, id} created, {0, id} the same request under this key (or a given
 # id whose record exists), {-1, id} a different request under this key, {-2,
 # limit, in use} a key's limit reached, {-3, 'queued_bytes', in use} the
@@ -144,7 +145,7 @@ if size > 0 then redis.call('HINCRBY', P .. 'usage:all', 'bytes', size) end
 redis.call('HSET', KEYS[1], 'id', ARGV[3], 'kind', ARGV[4], 'media', ARGV[5],
            'options', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8],
            'tenant', ARGV[10], 'mode', ARGV[12], 'input_bytes', size, 'key_id', ARGV[19],
-           'status', status, 'attempts', inline and 1 or 0)
+           'private', ARGV[20], 'status', status, 'attempts', inline and 1 or 0)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
 index(ARGV[3], ARGV[7], ARGV[4], ARGV[10], status)
@@ -270,6 +271,7 @@ if started then
   redis.call('HINCRBY', key, 'w' .. bucket(math.max(0, (tonumber(started) - tonumber(created)) * 1000)), 1)
 end
 local keep = tonumber(ARGV[10])
+if redis.call('HGET', KEYS[1], 'private') == '1' then keep = 0 end
 if keep > 0 and media == 'image' then
   if ARGV[12] ~= '' then
     redis.call('SET', KEYS[8], ARGV[12], 'EX', keep)
@@ -331,6 +333,7 @@ class Task:
     tenant: str = DEFAULT_TENANT
     replica: str | None = None
     mode: str = "queued"
+    private: bool = False
 
     @property
     def kind_id(self) -> str:
@@ -580,6 +583,7 @@ class JobStore:
         created_at: float | None = None,
         key_id: str = "",
         limits: Limits | None = None,
+        private: bool = False,
     ) -> tuple[str, bool]:
         """Record a task and, unless it runs inline (simple mode, run by this
         API process: `inline_deadline` is when it must have ended), store its
@@ -622,6 +626,7 @@ class JobStore:
                 limits.videos if limits else 0,
                 self.max_queued_bytes,
                 key_id,
+                "1" if private else "0",
             ],
         )
         found = _text(found)
@@ -902,6 +907,7 @@ class JobStore:
                 "options", json.dumps(create.options), "created_at", repr(create.created_at),
                 "expires_at", repr(create.expires_at), "tenant", create.tenant,
                 "mode", create.mode, "attempts", create.attempts,
+                "private", "1" if create.private else "0",
                 "started_at", repr(create.started_at or create.created_at),
             ]  # fmt: skip
         now = time.time()

@@ -86,6 +86,7 @@ class TaskKind:
     checks: tuple[Check, ...] = ()  # what needs the model or the upload's size
     required: tuple[str, ...] = ()  # options a caller must give
     exclude: tuple[str, ...] = ()  # request fields this kind does not take over REST
+    private: bool = False  # its uploads are personal data: never kept for the console
 
     @property
     def id(self) -> str:
@@ -280,6 +281,7 @@ KINDS: tuple[TaskKind, ...] = (
         aliases=_FACE_ALIASES,
         checks=(_check_face_cost, _check_collection),
         required=("collection_id",),
+        private=True,
     ),
     TaskKind(
         "face_identification",
@@ -293,6 +295,7 @@ KINDS: tuple[TaskKind, ...] = (
         aliases=_FACE_ALIASES,
         checks=(_check_face_cost, _check_collection),
         required=("collection_id",),
+        private=True,
     ),
     TaskKind(
         "object_detection",

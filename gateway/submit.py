@@ -66,6 +66,7 @@ class Submitter:
             request_hash=request_hash,
             key_id=principal.key_id,
             limits=principal.limits,
+            private=kind.private,
         )
         # Recorded before it runs: what must be checked first (the key's
         # in-flight limits, an Idempotency-Key) is checked in the same script.
@@ -75,7 +76,7 @@ class Submitter:
             task = Task(
                 uuid.uuid4().hex, kind.kind, kind.media, Status.RUNNING, now,
                 now + self.store.ttl_s, options, started_at=now, attempts=1, tenant=tenant,
-                mode="inline",
+                mode="inline", private=kind.private,
             )  # fmt: skip
             if record_first:
                 task.id, created = await self.store.submit(
@@ -120,7 +121,7 @@ class Submitter:
                 await self.store.submit(
                     kind.kind, kind.media, task.options, request, tenant=task.tenant,
                     task_id=task.id, created_at=task.created_at,
-                    inline_deadline=self._inline_deadline(task.created_at),
+                    inline_deadline=self._inline_deadline(task.created_at), private=task.private,
                 )  # fmt: skip
             return None
         outcome = job.result()

@@ -1,6 +1,7 @@
-"""Make the secrets that protect the gRPC hop between the gateway and the
-replicas: a CA, a server certificate (for the replicas' service names), a client
-certificate (for the gateway: mutual TLS) and a shared token.
+"""Make the secrets the deployments mount: for the gRPC hop between the gateway
+and the replicas a CA, a server certificate (for the replicas' service names),
+a client certificate (for the gateway: mutual TLS) and a shared token; for the
+face gallery's PostgreSQL a password and the URL the face replicas connect with.
 
     python scripts/make_certs.py [DIR]      (make certs; DIR: deploy/k8s/secrets)
 
@@ -67,7 +68,8 @@ def _san(name: str):
 
 
 def write_pki(directory: Path, server_names=SERVER_NAMES, extra_ips=("127.0.0.1",)) -> Path:
-    """ca.pem, server.pem/.key, client.pem/.key and grpc-token in `directory`."""
+    """ca.pem, server.pem/.key, client.pem/.key, grpc-token, gallery-db-password
+    and gallery-url in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -91,6 +93,9 @@ def write_pki(directory: Path, server_names=SERVER_NAMES, extra_ips=("127.0.0.1"
         "client.key": pem(client_key),
         "grpc-token": secrets.token_urlsafe(32).encode() + b"\n",
     }
+    password = secrets.token_urlsafe(24)
+    files["gallery-db-password"] = password.encode() + b"\n"
+    files["gallery-url"] = f"postgresql://percept:{password}@postgres:5432/percept\n".encode()
     for name, data in files.items():
         path = directory / name
         path.write_bytes(data)
@@ -102,4 +107,4 @@ def write_pki(directory: Path, server_names=SERVER_NAMES, extra_ips=("127.0.0.1"
 
 if __name__ == "__main__":
     out = write_pki(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_DIR)
-    print(f"wrote the CA, server and client certificates and the gRPC token to {out}")
+    print(f"wrote the gRPC CA, certificates and token, and the gallery's database secrets to {out}")

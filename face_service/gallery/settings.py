@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from face_service.gallery.index import DEFAULT_THRESHOLD, IndexSettings
@@ -22,6 +23,10 @@ class GallerySettings(BaseSettings):
         DEFAULT_URL,
         description="The store: sqlite:///path/to/file (embedded default; '~' expands) or "
         "postgresql://user@host:port/db.",
+    )
+    url_file: Path | None = Field(
+        None,
+        description="Read url from this file (a mounted secret holding the password) instead.",
     )
     pool_max: int = Field(4, ge=1, le=64, description="PostgreSQL: pooled connections per replica.")
     connect_timeout_s: float = Field(
@@ -101,3 +106,9 @@ class GallerySettings(BaseSettings):
             max_staleness_s=self.max_staleness_s,
             change_retention_s=self.change_retention_s,
         )
+
+    @model_validator(mode="after")
+    def _url_from_file(self) -> GallerySettings:
+        if self.url_file is not None:
+            self.url = self.url_file.read_text().strip()
+        return self

@@ -270,6 +270,10 @@ def test_identify_images_async_and_in_simple_mode(http, enrolled):
     strangers = simple.json()["result"]["faces"]
     assert len(strangers) >= 2
     assert all(f["subject"] is None and f["matches"] == [] for f in strangers)
+    # photos of people identified are personal data: never kept for the console
+    for task_id in (task["task_id"], simple.json()["task_id"]):
+        kept = http.get(f"/api/task/{task_id}/input")
+        assert kept.status_code == 404 and kept.json()["error"]["code"] == "input_not_kept"
 
     missing = error(http.post("/api/identify/face/image", files=upload(faces.strangers())), 422)
     assert missing["fields"] == ["collection_id"]

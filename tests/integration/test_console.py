@@ -387,7 +387,7 @@ def test_try_it_draws_the_boxes_at_the_pixels_the_api_returned(
         ("object", scene, {}),
     ]:
         page.goto(console_url(gateway.url, "#/try"))
-        page.select_option("select[name=backend]", backend)
+        page.select_option("select[name=kind]", f"{backend}_detection")
         page.set_input_files("input[name=file]", str(path))
         for name in options:
             page.check(f"#try-options input[name={name}]")
@@ -450,7 +450,7 @@ def test_video_progress_advances_frame_by_frame_and_cancel_cancels_it(
     )
     page = watched.page
     page.goto(console_url(gateway.url, "#/try"))
-    page.select_option("select[name=backend]", "face")
+    page.select_option("select[name=kind]", "face_detection")
     page.set_input_files("input[name=file]", str(video))
     expect(page.locator("#try-options input[name=frame_stride]")).to_be_visible()
     page.click("#try-form button[type=submit]")
@@ -607,7 +607,7 @@ def test_the_console_works_the_same_under_a_path_prefix(
             scene = tmp_path / "shapes.png"
             scene.write_bytes(shapes_png)
             page.goto(f"{proxy.url}/console/#/try")
-            page.select_option("select[name=backend]", "object")
+            page.select_option("select[name=kind]", "object_detection")
             page.set_input_files("input[name=file]", str(scene))
             page.click("#try-form button[type=submit]")
             expect(page.locator("#try-status")).to_have_text("succeeded", timeout=60_000)

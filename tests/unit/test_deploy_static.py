@@ -717,14 +717,14 @@ def test_pod_disruption_budgets_cover_every_deployment(k8s_docs):
 
 def test_pods_run_as_non_root_with_requests_and_limits(k8s_docs):
     workloads = k8s(k8s_docs, "Deployment") + k8s(k8s_docs, "StatefulSet")
-    assert len(workloads) == 5
+    assert len(workloads) == 6
     for workload in workloads:
         name = workload["metadata"]["name"]
         spec = pod_spec(workload)
         security = spec["securityContext"]
         assert security["runAsNonRoot"] is True and security["runAsUser"] > 0, name
         assert security["seccompProfile"]["type"] == "RuntimeDefault", name
-        if name != "redis":
+        if name not in ("redis", "postgres"):  # those images' own users
             assert security["runAsUser"] == APP_UID, f"{name}: the images' USER is {APP_UID}"
         assert spec["automountServiceAccountToken"] is False, name
         for container in spec["containers"]:
@@ -785,3 +785,35 @@ def test_redis_is_a_statefulset_with_an_append_only_file_on_a_claim(k8s_docs):
     args = container["args"]
     assert args[args.index("--appendonly") + 1] == "yes"
     assert re.fullmatch(r"redis:7\.\d+\.\d+(-[a-z0-9.]+)?", container["image"])
+
+
+def test_the_face_gallery_is_a_shared_postgresql_with_its_url_from_a_secret(k8s_docs, services):
+    postgres = k8s(k8s_docs, "StatefulSet", "postgres")
+    service = k8s(k8s_docs, "Service", postgres["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"
+    (claim,) = postgres["spec"]["volumeClaimTemplates"]
+    container = pod_spec(postgres)["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == "/var/lib/postgresql/data"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["POSTGRES_PASSWORD_FILE"].startswith(mounts["gallery-secrets"])
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    generated = {
+        g["name"]: {Path(f).name for f in g["files"]} for g in kustomization["secretGenerator"]
+    }
+    assert generated["percept-gallery"] == {"gallery-db-password", "gallery-url"}
+    face = pod_spec(k8s(k8s_docs, "Deployment", "face"))
+    secret = {v["name"]: v.get("secret", {}).get("secretName") for v in face["volumes"]}
+    assert secret["gallery-secrets"] == "percept-gallery"
+    config = {d["metadata"]["name"]: d["data"] for d in k8s_docs if d["kind"] == "ConfigMap"}
+    assert config["percept-face"]["FACE_GALLERY_URL_FILE"] == "/etc/percept/gallery/gallery-url"
+    # compose: the same, from secrets; the face replicas wait for the database
+    assert services["face"]["environment"]["FACE_GALLERY_URL_FILE"] == "/run/secrets/gallery-url"
+    assert services["face"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"].startswith("/run/secrets/")
+    from scripts.make_certs import write_pki
+
+    url = (write_pki(Path(TMP_PKI.name)) / "gallery-url").read_text()
+    assert url.startswith("postgresql://percept:") and url.strip().endswith(
+        "@postgres:5432/percept"
+    )

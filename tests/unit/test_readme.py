@@ -39,3 +39,16 @@ def test_every_service_setting_is_in_the_readme(module, cls, prefix):
         if prefix + name not in README and f"`{name}`" not in README
     ]
     assert not missing, f"README.md lacks {prefix}{missing}"
+
+
+def test_every_gallery_setting_is_in_the_readme():
+    from face_service.gallery.settings import GallerySettings
+
+    gallery = (Path(__file__).resolve().parents[2] / "face_service/gallery/README.md").read_text()
+    # the main README lists the common ones and points to the gallery's for the rest
+    missing = [
+        n
+        for n in _fields(GallerySettings)
+        if f"FACE_GALLERY_{n}" not in README and f"`{n}`" not in gallery
+    ]
+    assert not missing, f"no README documents FACE_GALLERY_{missing}"

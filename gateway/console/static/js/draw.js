@@ -40,7 +40,12 @@ export function drawResult(overlay, result) {
       class: "box", x: b.left, y: b.top, width: b.right - b.left, height: b.bottom - b.top,
       "data-left": b.left, "data-top": b.top, "data-right": b.right, "data-bottom": b.bottom,
     }));
-    const text = item.label !== undefined ? `${item.label} ${(item.confidence * 100).toFixed(0)}%` : `face ${index + 1}`;
+    const text =
+      item.label !== undefined
+        ? `${item.label} ${(item.confidence * 100).toFixed(0)}%`
+        : item.matches !== undefined // identified: the name, or unknown
+          ? item.subject ?? "unknown"
+          : `face ${index + 1}`;
     const size = 12 * perPixel;
     const tagWidth = text.length * size * 0.62 + size * 0.6;
     const tagY = b.top - size * 1.35 >= 0 ? b.top - size * 1.35 : b.top;

@@ -74,7 +74,11 @@ export function when(iso) {
   return today ? time : `${d.toISOString().slice(0, 10)} ${time}`;
 }
 
-export const KIND_NAMES = { face_detection: "Face", object_detection: "Object" };
+export const KIND_NAMES = {
+  face_detection: "Face",
+  object_detection: "Object",
+  face_identification: "Face identification",
+};
 
 export function kindLabel(kind, media) {
   return `${KIND_NAMES[kind] || kind} · ${media}`;

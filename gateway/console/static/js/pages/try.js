@@ -23,19 +23,26 @@ function input(name, schema) {
   return el("label", { title: hint }, name.replace(/_/g, " "), field, el("span", { class: "hint", text: hint }));
 }
 
+// How each kind of work reads in the picker; a kind not listed shows its name.
+const OPERATIONS = {
+  face_detection: "Detect faces",
+  object_detection: "Detect objects",
+  face_identification: "Identify faces (a collection)",
+};
+
 export function mount(view, _route, ctx) {
   const controller = new AbortController();
   let kinds = [];
   let running = null; // AbortController of the task being followed
 
   const file = el("input", { type: "file", name: "file", accept: "image/*,video/*,.avi,.mkv", required: true });
-  const backend = el("select", { name: "backend" });
+  const operation = el("select", { name: "kind" });
   const options = el("div", { class: "form", id: "try-options" });
   const submit = el("button", { type: "submit", class: "primary", text: "Run" });
   const form = el("form", { class: "card form", id: "try-form" },
     el("h2", { text: "Try it" }),
     el("label", {}, "Image or video", file),
-    el("label", {}, "Detect", backend),
+    el("label", {}, "What", operation),
     el("h3", { text: "Options", style: "margin-top:6px" }), options, submit);
   const out = el("div", { class: "grid", id: "try-result" },
     el("div", { class: "card empty", text: "Pick an image or a video and press Run: the result is drawn here as it arrives." }));
@@ -48,7 +55,7 @@ export function mount(view, _route, ctx) {
   }
 
   function kind() {
-    return kinds.find((k) => k.backend === backend.value && k.media === media());
+    return kinds.find((k) => k.kind === operation.value && k.media === media());
   }
 
   function renderOptions() {
@@ -57,12 +64,12 @@ export function mount(view, _route, ctx) {
   }
 
   file.addEventListener("change", renderOptions);
-  backend.addEventListener("change", renderOptions);
+  operation.addEventListener("change", renderOptions);
 
   api("kinds", { signal: controller.signal }).then((data) => {
     kinds = data.kinds;
-    const backends = [...new Set(kinds.map((k) => k.backend))];
-    backend.replaceChildren(...backends.map((b) => el("option", { value: b, text: b === "face" ? "Faces" : b === "object" ? "Objects" : b })));
+    const names = [...new Set(kinds.map((k) => k.kind))];
+    operation.replaceChildren(...names.map((n) => el("option", { value: n, text: OPERATIONS[n] || n })));
     renderOptions();
     ctx.live(true);
   }, (err) => ctx.live(false, err.message));

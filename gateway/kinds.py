@@ -87,6 +87,7 @@ class TaskKind:
     required: tuple[str, ...] = ()  # options a caller must give
     exclude: tuple[str, ...] = ()  # request fields this kind does not take over REST
     private: bool = False  # its uploads are personal data: never kept for the console
+    errors: tuple[int, ...] = ()  # HTTP statuses its checks answer beyond the common ones
 
     @property
     def id(self) -> str:
@@ -282,6 +283,7 @@ KINDS: tuple[TaskKind, ...] = (
         checks=(_check_face_cost, _check_collection),
         required=("collection_id",),
         private=True,
+        errors=(404,),  # an unknown collection
     ),
     TaskKind(
         "face_identification",
@@ -296,6 +298,7 @@ KINDS: tuple[TaskKind, ...] = (
         checks=(_check_face_cost, _check_collection),
         required=("collection_id",),
         private=True,
+        errors=(404,),  # an unknown collection
     ),
     TaskKind(
         "object_detection",

@@ -159,7 +159,7 @@ def router_for(kinds: tuple[TaskKind, ...], task_model) -> APIRouter:
             response_model=Accepted,
             responses={
                 200: {"model": task_model, "description": "Simple mode: the finished task."},
-                **error_responses(400, 401, 413, 415, 422, 429, 500, 503, 504),
+                **error_responses(400, 401, 413, 415, 422, 429, 500, 503, 504, *kind.errors),
             },
             openapi_extra=_openapi(kind),
             response_class=JSONResponse,

@@ -34,7 +34,8 @@ from percept_runtime.logs import REQUEST_ID
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
-SWEEP_S = 2.0
+SWEEP_S = 5.0
+READ_BLOCK_MS = 5000  # a read returns as soon as work arrives; idle, it wakes this rarely
 PRUNE_S = 60.0
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -101,7 +102,9 @@ class Dispatcher:
                     self._freed[backend].clear()
                     await self._freed[backend].wait()
                     continue
-                for claimed in await self.store.read_new(kind_ids, self.consumer, free, 1000):
+                for claimed in await self.store.read_new(
+                    kind_ids, self.consumer, free, READ_BLOCK_MS
+                ):
                     self._spawn(claimed)
             except asyncio.CancelledError:
                 raise

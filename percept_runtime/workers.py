@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
 import logging
 import multiprocessing as mp
 import os
@@ -117,6 +118,33 @@ def _picklable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+# glibc's mallopt parameters, and the values a worker runs with.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+HEAP_MMAP_THRESHOLD = 32 << 20  # glibc's ceiling for this setting on 64-bit
+HEAP_TRIM_THRESHOLD = 128 << 20
+
+
+def steady_heap() -> bool:
+    """Keep freed image-sized buffers in this process's heap (glibc only).
+
+    A call allocates the same few megabyte-sized arrays every time (decoded
+    pixels, the model's input); glibc by default may hand them back to the
+    kernel and fault them in again page by page on the next call, which
+    measured 2,400 page faults and +4 ms on a 10 ms object call. Buffers up to
+    32 MiB now come from the heap, and up to 128 MiB of free heap stays mapped
+    (counted in the worker's RSS, which `max_rss_bytes` still bounds).
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc (musl, macOS): their defaults stand
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)
+        and mallopt(_M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD)
+    )
+
+
 def _worker_main(
     sock: socket.socket,
     initializer: Callable[..., None] | None,
@@ -133,6 +161,7 @@ def _worker_main(
         target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch"
     ).start()
     sock.setblocking(True)
+    steady_heap()
     try:
         if initializer is not None:
             initializer(*initargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import time
 
@@ -31,6 +32,22 @@ def die() -> None:
 def hoard(mib: int) -> int:
     _HOARD.append(b"x" * (mib << 20))
     return os.getpid()
+
+
+def page_faults_per_call(calls: int) -> float:
+    """A model call's allocation pattern: a few image-sized buffers alive at
+    once, all freed at the end; the page faults each such call costs."""
+
+    def one_call() -> int:
+        buffers = [b"x" * (4 << 20) for _ in range(4)]
+        return len(buffers)
+
+    for _ in range(3):
+        one_call()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        one_call()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
 
 
 def slow_init(marker: str) -> None:
@@ -121,6 +138,20 @@ def test_a_worker_above_its_memory_limit_is_recycled_after_its_call():
                 await asyncio.sleep(0.1)
             assert pool.pids != [first]
             assert await pool.run(hoard, 1) != first
+        finally:
+            await pool.close()
+
+    run(main())
+
+
+def test_workers_keep_their_heap_between_calls():
+    # glibc's defaults hand 16 MiB back to the kernel after each such call and
+    # fault it in again (4,000 faults, milliseconds of CPU per call).
+    async def main():
+        pool = ProcessWorkers(1)
+        await pool.start()
+        try:
+            assert await pool.run(page_faults_per_call, 20) < 50
         finally:
             await pool.close()
 

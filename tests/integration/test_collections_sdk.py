@@ -171,6 +171,8 @@ def test_async_rest_client_and_tenants(gateway, redis_db, photos):
             result = await client.identify(photos["scene-1"], "team")
             names = {f.subject for f in result.faces}
             page = await stranger.collections()
+            assert [c.collection_id async for c in client.iter_collections(page_size=1)] == ["team"]
+            assert [f.subject async for f in client.iter_faces("team")] == ["eileen"]
             with pytest.raises(errors.NotFound):
                 await stranger.collection("team")
             return names, page
@@ -207,9 +209,16 @@ def test_grpc_clients_manage_collections_and_identify(face, photos):
             client.enroll("grpc", photos["empty"], "nobody")
         assert invalid.value.code == "invalid_argument"
         assert client.collection("grpc").face_count == 3
+        # Every page walked: one face per page, three pages, each face once.
+        walked = [f.face_id for f in client.iter_faces("grpc", page_size=1)]
+        assert len(set(walked)) == 3 == len(walked)
+        assert [c.collection_id for c in client.iter_collections(page_size=1)] == ["grpc"]
 
     async def main():
         async with percept.AsyncGrpcClient(face=face.address, tenant="sdk-grpc") as client:
+            walked_async = [f.face_id async for f in client.iter_faces("grpc", page_size=2)]
+            assert sorted(walked_async) == sorted(walked)
+            assert [c.collection_id async for c in client.iter_collections()] == ["grpc"]
             page = await client.faces("grpc", subject="astronaut")
             search = await client.search("grpc", page.faces[0].face_id)
             verdict = await client.verify("grpc", photos["astronaut-1"], "astronaut")

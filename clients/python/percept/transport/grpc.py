@@ -51,10 +51,12 @@ from percept.object.v1 import object_service_pb2_grpc as object_grpc
 from percept.options import FaceOptions, ObjectOptions, merge
 from percept.retry import Deadline, RetryPolicy
 from percept.transport import _proto
+from percept.transport._paging import awalk, walk
 from percept.types import (
     Collection,
     CollectionPage,
     Comparison,
+    EnrolledFace,
     Enrollment,
     FacePage,
     FrameResult,
@@ -453,6 +455,12 @@ class GrpcClient(_Base):
         )
         return _proto.collection_page(self._collections("ListCollections", request, timeout))
 
+    def iter_collections(self, *, page_size: int = 100) -> Iterator[Collection]:
+        """Every collection, fetching pages as needed."""
+        return walk(
+            lambda token: self.collections(page_size=page_size, page_token=token), "collections"
+        )
+
     def collection(self, collection_id: str, *, timeout: float | None = _DEFAULT) -> Collection:
         request = face_pb.DescribeCollectionRequest(collection_id=collection_id)
         response = self._collections("DescribeCollection", request, timeout)
@@ -503,6 +511,17 @@ class GrpcClient(_Base):
             page_token=page_token or "",
         )
         return _proto.face_page(self._collections("ListFaces", request, timeout))
+
+    def iter_faces(
+        self, collection_id: str, *, subject: str | None = None, page_size: int = 100
+    ) -> Iterator[EnrolledFace]:
+        """Every face of the collection (of `subject` if given), fetching pages as needed."""
+        return walk(
+            lambda token: self.faces(
+                collection_id, subject=subject, page_size=page_size, page_token=token
+            ),
+            "faces",
+        )
 
     def delete_faces(
         self, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
@@ -879,6 +898,12 @@ class AsyncGrpcClient(_Base):
         )
         return _proto.collection_page(await self._collections("ListCollections", request, timeout))
 
+    def iter_collections(self, *, page_size: int = 100) -> AsyncIterator[Collection]:
+        """Every collection, fetching pages as needed (`async for`)."""
+        return awalk(
+            lambda token: self.collections(page_size=page_size, page_token=token), "collections"
+        )
+
     async def collection(
         self, collection_id: str, *, timeout: float | None = _DEFAULT
     ) -> Collection:
@@ -932,6 +957,17 @@ class AsyncGrpcClient(_Base):
             page_token=page_token or "",
         )
         return _proto.face_page(await self._collections("ListFaces", request, timeout))
+
+    def iter_faces(
+        self, collection_id: str, *, subject: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[EnrolledFace]:
+        """Every face of the collection (of `subject` if given), fetching pages as needed."""
+        return awalk(
+            lambda token: self.faces(
+                collection_id, subject=subject, page_size=page_size, page_token=token
+            ),
+            "faces",
+        )
 
     async def delete_faces(
         self, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT

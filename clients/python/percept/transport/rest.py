@@ -47,6 +47,7 @@ from percept.errors import (
 from percept.inputs import Color, ImageInput, VideoInput
 from percept.options import FaceOptions, ObjectOptions, merge, to_form
 from percept.retry import NO_RETRY, Deadline, RetryPolicy
+from percept.transport._paging import awalk, walk
 from percept.types import (
     Collection,
     CollectionPage,
@@ -206,9 +207,15 @@ def _accepted(upload: _Upload, body: Mapping[str, Any]) -> Task:
 
 
 def _list_params(
-    status: TaskStatus | str | None, kind: Kind | str | None, limit: int, cursor: str | None
+    status: TaskStatus | str | None,
+    kind: Kind | str | None,
+    limit: int,
+    cursor: str | None,
+    id_prefix: str | None = None,
 ) -> dict[str, str]:
     params = {"limit": str(limit)}
+    if id_prefix:
+        params["q"] = id_prefix
     if status:
         params["status"] = TaskStatus(status).value
     if kind:
@@ -599,11 +606,12 @@ class Client(_Base):
         kind: Kind | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        id_prefix: str | None = None,
         timeout: float | None = None,
     ) -> TaskPage:
-        """One page of tasks, newest first."""
+        """One page of tasks, newest first (only ids starting with `id_prefix`, 4+ hex digits)."""
         deadline = Deadline(timeout if timeout is not None else self.timeout)
-        params = _list_params(status, kind, limit, cursor)
+        params = _list_params(status, kind, limit, cursor, id_prefix)
         return _page(self._request("GET", "/api/tasks", deadline=deadline, params=params).json())
 
     def iter_tasks(
@@ -823,13 +831,9 @@ class Client(_Base):
 
     def iter_collections(self, *, page_size: int = 100) -> Iterator[Collection]:
         """Every collection, fetching pages as needed."""
-        token = None
-        while True:
-            page = self.collections(page_size=page_size, page_token=token)
-            yield from page.collections
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
+        return walk(
+            lambda token: self.collections(page_size=page_size, page_token=token), "collections"
+        )
 
     def collection(self, collection_id: str, *, timeout: float | None = None) -> Collection:
         """A collection with its face and subject counts; NotFound when you have none so named."""
@@ -874,13 +878,13 @@ class Client(_Base):
     def iter_faces(
         self, collection_id: str, *, subject: str | None = None, page_size: int = 100
     ) -> Iterator[EnrolledFace]:
-        token = None
-        while True:
-            page = self.faces(collection_id, subject=subject, page_size=page_size, page_token=token)
-            yield from page.faces
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
+        """Every face of the collection (of `subject` if given), fetching pages as needed."""
+        return walk(
+            lambda token: self.faces(
+                collection_id, subject=subject, page_size=page_size, page_token=token
+            ),
+            "faces",
+        )
 
     def delete_face(
         self, collection_id: str, face_id: str, *, timeout: float | None = None
@@ -1102,10 +1106,12 @@ class AsyncClient(_Base):
         kind: Kind | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        id_prefix: str | None = None,
         timeout: float | None = None,
     ) -> TaskPage:
+        """One page of tasks, newest first (only ids starting with `id_prefix`, 4+ hex digits)."""
         deadline = Deadline(timeout if timeout is not None else self.timeout)
-        params = _list_params(status, kind, limit, cursor)
+        params = _list_params(status, kind, limit, cursor, id_prefix)
         response = await self._request("GET", "/api/tasks", deadline=deadline, params=params)
         return _page(response.json())
 
@@ -1314,16 +1320,11 @@ class AsyncClient(_Base):
         """One page of your collections, by id."""
         return await self._send(_c_list(page_size, page_token), timeout)
 
-    async def iter_collections(self, *, page_size: int = 100) -> AsyncIterator[Collection]:
-        """Every collection, fetching pages as needed."""
-        token = None
-        while True:
-            page = await self.collections(page_size=page_size, page_token=token)
-            for collection in page.collections:
-                yield collection
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
+    def iter_collections(self, *, page_size: int = 100) -> AsyncIterator[Collection]:
+        """Every collection, fetching pages as needed (`async for`)."""
+        return awalk(
+            lambda token: self.collections(page_size=page_size, page_token=token), "collections"
+        )
 
     async def collection(self, collection_id: str, *, timeout: float | None = None) -> Collection:
         """A collection with its face and subject counts; NotFound when you have none so named."""
@@ -1365,19 +1366,16 @@ class AsyncClient(_Base):
         """One page of a collection's enrolled faces (of one subject, if given)."""
         return await self._send(_c_faces(collection_id, subject, page_size, page_token), timeout)
 
-    async def iter_faces(
+    def iter_faces(
         self, collection_id: str, *, subject: str | None = None, page_size: int = 100
     ) -> AsyncIterator[EnrolledFace]:
-        token = None
-        while True:
-            page = await self.faces(
+        """Every face of the collection (of `subject` if given), fetching pages as needed."""
+        return awalk(
+            lambda token: self.faces(
                 collection_id, subject=subject, page_size=page_size, page_token=token
-            )
-            for face in page.faces:
-                yield face
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
+            ),
+            "faces",
+        )
 
     async def delete_face(
         self, collection_id: str, face_id: str, *, timeout: float | None = None

@@ -46,6 +46,22 @@ _UNSUPPORTED = (
 )
 
 
+# ISO media files all start with an `ftyp` box; its major brand tells still
+# images (HEIF, AVIF) from videos (MP4, QuickTime, 3GP).
+_STILL_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
+
+
+def _video_format(data: bytes) -> str | None:
+    """The name of the video container these bytes start, if they start one."""
+    if data[4:8] == b"ftyp" and data[8:12] not in _STILL_BRANDS:
+        return "QuickTime" if data[8:12] == b"qt  " else "MP4"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "AVI"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "Matroska/WebM"
+    return None
+
+
 def _sniff(data: bytes):
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP", WebPImagePlugin.WebPImageFile
@@ -57,6 +73,12 @@ def _sniff(data: bytes):
             raise InvalidInput(
                 f"unsupported image format {name}: accepted formats are {ACCEPTED_TEXT}"
             )
+    video = _video_format(data)
+    if video:
+        raise InvalidInput(
+            f"these bytes are a video ({video}), not an image: send videos to the video "
+            f"route or RPC; accepted image formats are {ACCEPTED_TEXT}"
+        )
     if data[4:8] == b"ftyp":
         raise InvalidInput(
             f"unsupported image format HEIF/AVIF: accepted formats are {ACCEPTED_TEXT}"

@@ -227,12 +227,19 @@ def test_task_commands_and_health(percept_cli, files, http):
     assert task_id in [t["task_id"] for t in json.loads(listed.stdout)["tasks"]]
     table = percept_cli("task", "list", "--limit", "3")
     assert table.returncode == 0 and "3 tasks" in table.stdout
+    assert task_id in table.stdout  # whole, to copy, even on an 80-column terminal
+    by_prefix = percept_cli("task", "get", task_id[:8], "--json")  # as people type them
+    assert by_prefix.returncode == 0 and json.loads(by_prefix.stdout)["task_id"] == task_id
     watched = percept_cli("task", "watch", task_id)
     assert watched.returncode == 0 and "succeeded" in watched.stdout
     too_late = percept_cli("task", "cancel", task_id)
     assert too_late.returncode == 1 and "already ended" in too_late.stderr
     unknown = percept_cli("task", "get", "0" * 32)
     assert unknown.returncode == 2 and "no task" in unknown.stderr
+    unknown_prefix = percept_cli("task", "get", "0000000")
+    assert (
+        unknown_prefix.returncode == 2 and "no task whose id starts with" in unknown_prefix.stderr
+    )
     # A long video: cancelled while it runs; watching it then exits 1.
     queued = http.post(
         "/api/detect/face/video",

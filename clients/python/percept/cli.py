@@ -894,7 +894,22 @@ def faces_delete(
 
 # --- task --------------------------------------------------------------------------------------
 
-TaskId = Annotated[str, typer.Argument(help="The task's id.", show_default=False)]
+TaskId = Annotated[
+    str, typer.Argument(help="The task's id, or its first digits (4 or more).", show_default=False)
+]
+TASK_ID_LENGTH = 32
+
+
+async def _task_id(client, given: str) -> str:
+    """The full id of the one task whose id starts with `given` (the id itself when whole)."""
+    if len(given) >= TASK_ID_LENGTH:
+        return given
+    page = await client.tasks(id_prefix=given.lower(), limit=2)
+    if not page.tasks:
+        raise errors.NotFound(f"no task whose id starts with {given}", code="not_found")
+    if len(page.tasks) > 1:
+        raise ValueError(f"several tasks have ids starting with {given}: give more digits")
+    return page.tasks[0].task_id
 
 
 @task_app.command("get")
@@ -908,7 +923,7 @@ def task_get(
 
     async def run() -> Task:
         async with _client(server, api_key, 30.0) as client:
-            return await client.task(task_id)
+            return await client.task(await _task_id(client, task_id))
 
     task = _run(run())
     if as_json:
@@ -932,9 +947,9 @@ def task_watch(
 
     async def run() -> Task:
         async with _client(server, api_key, timeout) as client:
-            task = await client.task(task_id)
+            task = await client.task(await _task_id(client, task_id))
             with progress_bar() as progress:
-                bar = progress.add_task(task_id[:12], total=None)
+                bar = progress.add_task(task.task_id[:12], total=None)
                 return await _follow(client, task, progress, bar, True)
 
     task = _run(run())
@@ -958,7 +973,7 @@ def task_cancel(
 
     async def run() -> Task:
         async with _client(server, api_key, 30.0) as client:
-            return await client.cancel(task_id)
+            return await client.cancel(await _task_id(client, task_id))
 
     task = _run(run())
     if as_json:
@@ -1008,8 +1023,10 @@ def task_list(
     if as_json:
         print_json({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
         raise typer.Exit(ExitCode.OK)
-    table = Table(title=f"{len(page.tasks)} tasks", title_justify="left")
-    for name in ("task", "kind", "status", "progress", "created", "finished"):
+    count = len(page.tasks)
+    table = Table(title=f"{count} task{'' if count == 1 else 's'}", title_justify="left")
+    table.add_column("task", no_wrap=True, min_width=TASK_ID_LENGTH)  # whole, to copy
+    for name in ("kind", "status", "progress", "created", "finished"):
         table.add_column(name)
     for t in page.tasks:
         table.add_row(

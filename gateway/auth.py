@@ -57,12 +57,13 @@ ANONYMOUS_ADMIN = Principal(DEFAULT_TENANT, True, "auth disabled")
 
 
 def presented_key(request: Request) -> str | None:
+    """The API key in the request's headers (not the session cookie)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    return request.headers.get("x-api-key") or request.cookies.get(COOKIE) or None
+    return request.headers.get("x-api-key") or None
 
 
 class Auth:
@@ -93,18 +94,24 @@ class Auth:
         if self.keys is None:
             return ANONYMOUS_ADMIN
         key = presented_key(request)
-        if key is None:
+        session = None if key is not None else request.cookies.get(COOKIE)
+        if key is None and not session:
             raise ApiError(
                 401,
                 "unauthorized",
                 "missing API key: send `Authorization: Bearer <key>` (or `X-API-Key: <key>`)",
                 headers=_UNAUTHORIZED,
             )
-        record = await self.keys.lookup(key)
-        if record is None:
-            raise ApiError(
-                401, "unauthorized", "the API key is unknown or revoked", headers=_UNAUTHORIZED
+        if key is not None:
+            record = await self.keys.lookup(key)
+            refusal = "the API key is unknown or revoked"
+        else:
+            record = await self.keys.session(session)
+            refusal = (
+                "the session has ended (signed out, expired, or its key revoked): sign in again"
             )
+        if record is None:
+            raise ApiError(401, "unauthorized", refusal, headers=_UNAUTHORIZED)
         principal = Principal(record.tenant, record.admin, record.name, record.id, record.limits)
         if record.limits.rps > 0:
             await self._rate(principal)

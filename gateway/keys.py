@@ -4,7 +4,11 @@ limits; shared by every gateway process.
 - `percept:key:{sha256(key)}`  hash: the key's record (never the key itself);
 - `percept:keys`               hash: key id -> sha256, for listing and revoking;
 - `percept:keys:changed`       pub/sub channel: a revoked (or changed) key is
-                               dropped from every process's cache at once.
+                               dropped from every process's cache at once;
+- `percept:session:{sha256(token)}`  string with a TTL: a console sign-in, the
+                               sha256 of the key it was opened with. The
+                               cookie holds the random token, never the key,
+                               and the session dies with its key's revocation.
 
 A key looks like `pk_<id>_<secret>`; only its SHA-256 is stored, and its id
 (`<id>`) names it in lists, logs and the task records.
@@ -29,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 KEYS_INDEX = PREFIX + "keys"
 CHANGED_CHANNEL = PREFIX + "keys:changed"
+SESSION_PREFIX = PREFIX + "session:"
 ROLES = ("admin", "client")
 CACHE_S = 30.0  # a cached key is re-read at least this often, changes or not
 TENANT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -160,7 +165,27 @@ class KeyStore:
 
     async def lookup(self, key: str) -> ApiKey | None:
         """The live (not revoked) record of a key, or None."""
-        sha = digest(key)
+        return await self._live(digest(key))
+
+    async def open_session(self, key: str, ttl_s: float) -> tuple[str, ApiKey] | None:
+        """A console sign-in: (a new session token, the key's record), or None
+        for an unknown or revoked key. Only the token's hash is stored."""
+        record = await self.lookup(key)
+        if record is None:
+            return None
+        token = f"ps_{secrets.token_urlsafe(32)}"
+        await self.redis.set(SESSION_PREFIX + digest(token), digest(key), px=int(ttl_s * 1000))
+        return token, record
+
+    async def session(self, token: str) -> ApiKey | None:
+        """The live record of the key a session was opened with, or None."""
+        sha = await self.redis.get(SESSION_PREFIX + digest(token))
+        return None if sha is None else await self._live(sha)
+
+    async def close_session(self, token: str) -> None:
+        await self.redis.delete(SESSION_PREFIX + digest(token))
+
+    async def _live(self, sha: str) -> ApiKey | None:
         cached = self._cache.get(sha)
         if cached is not None and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]

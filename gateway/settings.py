@@ -42,6 +42,11 @@ class GatewaySettings(BaseSettings):
     metrics_public: bool = Field(
         False, description="Serve /metrics without a key (else an admin key is needed)."
     )
+    session_ttl_s: float = Field(
+        43200.0,
+        gt=0,
+        description="How long a console sign-in (session cookie) lasts; its key's revocation ends it at once.",
+    )
     max_queued_bytes: int = Field(
         2 * 1024 * MiB,
         ge=0,

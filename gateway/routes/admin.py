@@ -125,16 +125,18 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(422, "invalid_request", "send the field api_key", fields=["api_key"])
     if not gw.auth.enabled:
         return JSONResponse(_who(gw.auth.principal(request), False))
-    record = await gw.keys.lookup(key)
-    if record is None:
+    opened = await gw.keys.open_session(key, gw.settings.session_ttl_s)
+    if opened is None:
         raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
+    token, record = opened
     response = JSONResponse(
         {"auth": "enabled", "name": record.name, "tenant": record.tenant,
          "role": record.role, "key_id": record.id}
     )  # fmt: skip
     response.set_cookie(
         COOKIE,
-        key,
+        token,  # a session of its own: the cookie never carries the key
+        max_age=int(gw.settings.session_ttl_s),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -150,6 +152,10 @@ async def login(request: Request) -> JSONResponse:
     responses=error_responses(500),
 )
 async def logout(request: Request) -> Response:
+    gw = request.app.state.gateway
+    token = request.cookies.get(COOKIE)
+    if token and gw.keys is not None:
+        await gw.keys.close_session(token)  # ended for every copy of the cookie
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path=request.scope.get("root_path") or "/")
     return response

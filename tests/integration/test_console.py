@@ -193,9 +193,12 @@ class Watched:
 
 
 def signed_in(context, url: str, key: str | None) -> None:
-    """The session cookie the console's sign-in sets (POST /api/session)."""
+    """The session cookie the console's sign-in sets (POST /api/session at `url`)."""
     if key:
-        context.add_cookies([{"name": "percept_session", "value": key, "url": url}])
+        login = httpx.post(url.rstrip("/") + "/api/session", json={"api_key": key}, timeout=30)
+        login.raise_for_status()
+        token = login.cookies["percept_session"]
+        context.add_cookies([{"name": "percept_session", "value": token, "url": url}])
 
 
 @pytest.fixture

@@ -167,11 +167,27 @@ def test_the_console_logs_in_with_a_session_cookie(gw, sec_redis):
     login = browser.post("/api/session", json={"api_key": key})
     assert login.status_code == 200 and login.json()["tenant"] == "grace"
     cookie = login.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "httponly" in cookie and "samesite=strict" in cookie and "max-age=43200" in cookie
+    token = browser.cookies["percept_session"]
+    assert key not in token and key.split("_")[2] not in token  # a session, not the key
     assert browser.get("/api/tasks").status_code == 200  # the cookie alone
     assert browser.get("/api/session").json()["role"] == "client"
     assert browser.delete("/api/session").status_code == 204
     browser.cookies.clear()
+    assert browser.get("/api/tasks").status_code == 401
+    # Signing out ends the session itself: a copy of the cookie is refused too.
+    replay = httpx.Client(base_url=gw.url, timeout=30, cookies={"percept_session": token})
+    refused = replay.get("/api/tasks")
+    assert refused.status_code == 401 and "session has ended" in refused.json()["error"]["message"]
+
+
+def test_revoking_a_key_ends_its_console_sessions(gw, sec_redis):
+    key = create_key(sec_redis, "client", "hedy")
+    browser = httpx.Client(base_url=gw.url, timeout=30)
+    assert browser.post("/api/session", json={"api_key": key}).status_code == 200
+    assert browser.get("/api/tasks").status_code == 200
+    key_id = key.split("_")[1]
+    assert client(gw, gw.api_key).delete(f"/api/keys/{key_id}").status_code in (200, 204)
     assert browser.get("/api/tasks").status_code == 401
 
 

@@ -63,8 +63,12 @@ async def keys(args: argparse.Namespace) -> int:
     store = KeyStore(client)
     try:
         if args.action == "create":
-            limits = Limits(args.rps, args.burst, args.tasks, _bytes(args.bytes), args.videos)
-            secret, record = await store.create(args.name, args.tenant, args.role, limits)
+            try:
+                limits = Limits(args.rps, args.burst, args.tasks, _bytes(args.bytes), args.videos)
+                secret, record = await store.create(args.name, args.tenant, args.role, limits)
+            except (ValueError, OverflowError) as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
             if args.json:
                 print(json.dumps({"key": secret, "info": record.to_json()}))
             else:

@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,6 +39,8 @@ SESSION_PREFIX = PREFIX + "session:"
 ROLES = ("admin", "client")
 CACHE_S = 30.0  # a cached key is re-read at least this often, changes or not
 TENANT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# The largest value of each limit (beyond them a limit would mean nothing, or overflow).
+LIMIT_MAX = {"rps": 1e6, "burst": 1e6, "tasks": 1e9, "bytes": 2**50, "videos": 1e6}
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,12 @@ class Limits:
     tasks: int = 0  # tasks accepted and not ended, at once
     bytes: int = 0  # bytes of uploads queued at once
     videos: int = 0  # video tasks accepted and not ended, at once
+
+    def __post_init__(self) -> None:
+        for name, top in LIMIT_MAX.items():
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= top):
+                raise ValueError(f"limit {name} must be a number in [0, {top:g}] (0: no limit)")
 
     @property
     def counted(self) -> bool:
@@ -133,6 +143,10 @@ class KeyStore:
         """A new key: returns (the key, its record). The key is shown once."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if not re.fullmatch(TENANT_PATTERN, tenant):
+            raise ValueError("tenant must be 1-64 letters, digits, '.', '_' or '-'")
+        if not 1 <= len(name) <= 100:
+            raise ValueError("name must be 1-100 characters")
         key_id = secrets.token_hex(4)
         secret = f"pk_{key_id}_{secrets.token_urlsafe(24)}"
         record = ApiKey(key_id, name, tenant, role, limits or Limits(), time.time())

@@ -152,8 +152,8 @@ async def read_upload(request: Request, what: str, limit: int) -> Upload:
             "on_part_end",
         )
     }
-    parser = MultipartParser(boundary, callbacks, max_size=limit + _MULTIPART_OVERHEAD)
     try:
+        parser = MultipartParser(boundary, callbacks, max_size=limit + _MULTIPART_OVERHEAD)
         async for chunk in request.stream():
             if chunk:
                 parser.write(chunk)

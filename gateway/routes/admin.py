@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth import COOKIE
 from gateway.errors import ApiError
-from gateway.keys import TENANT_PATTERN, Limits
+from gateway.keys import LIMIT_MAX, TENANT_PATTERN, KeyStore, Limits
 from gateway.models import error_responses
 
 router = APIRouter(tags=["access"])
@@ -27,11 +27,27 @@ class Who(BaseModel):
 
 
 class LimitsBody(BaseModel):
-    rps: float = Field(0, ge=0, description="Requests per second (token bucket); 0: unlimited.")
-    burst: int = Field(0, ge=0, description="Bucket size; 0 means 2 x rps.")
-    tasks: int = Field(0, ge=0, description="Tasks accepted and not ended at once; 0: unlimited.")
-    bytes: int = Field(0, ge=0, description="Upload bytes queued at once; 0: unlimited.")
-    videos: int = Field(0, ge=0, description="Video tasks accepted and not ended at once.")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    rps: float = Field(
+        0,
+        ge=0,
+        le=LIMIT_MAX["rps"],
+        description="Requests per second (token bucket); 0: unlimited.",
+    )
+    burst: int = Field(0, ge=0, le=LIMIT_MAX["burst"], description="Bucket size; 0 means 2 x rps.")
+    tasks: int = Field(
+        0,
+        ge=0,
+        le=LIMIT_MAX["tasks"],
+        description="Tasks accepted and not ended at once; 0: unlimited.",
+    )
+    bytes: int = Field(
+        0, ge=0, le=LIMIT_MAX["bytes"], description="Upload bytes queued at once; 0: unlimited."
+    )
+    videos: int = Field(
+        0, ge=0, le=LIMIT_MAX["videos"], description="Video tasks accepted and not ended at once."
+    )
 
 
 class KeyInfo(BaseModel):
@@ -45,6 +61,8 @@ class KeyInfo(BaseModel):
 
 
 class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=100)
     tenant: str = Field(pattern=TENANT_PATTERN)
     role: Literal["admin", "client"] = "client"
@@ -187,8 +205,11 @@ async def list_keys(request: Request) -> JSONResponse:
     response_model=CreatedKey,
     responses=error_responses(401, 403, 409, 422, 503),
 )
-async def create_key(body: NewKey, request: Request) -> JSONResponse:
-    secret, record = await _keys(request).create(
+async def create_key(
+    request: Request, keys: Annotated[KeyStore, Depends(_keys)], body: NewKey
+) -> JSONResponse:
+    # `keys` is a dependency so a client key is refused (403) before its body is read.
+    secret, record = await keys.create(
         body.name, body.tenant, body.role, Limits(**body.limits.model_dump())
     )
     return JSONResponse({"key": secret, "info": record.to_json()}, status_code=201)

@@ -15,6 +15,11 @@ from gateway.jobs import TERMINAL, Status
 from gateway.models import TaskPage, error_responses, task_url
 
 EVENT_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+_U64 = 2**64 - 1  # Redis stream ids are two unsigned 64-bit numbers
+
+
+def _valid_event_id(text: str) -> bool:
+    return bool(EVENT_ID.match(text)) and all(int(part) <= _U64 for part in text.split("-"))
 
 
 def router_for(kinds, task_model) -> APIRouter:
@@ -71,7 +76,7 @@ def router_for(kinds, task_model) -> APIRouter:
         gw = request.app.state.gateway
         store = gw.store
         scope = gw.auth.principal(request).scope
-        if last_event_id is not None and not EVENT_ID.match(last_event_id):
+        if last_event_id is not None and not _valid_event_id(last_event_id):
             raise ApiError(
                 400,
                 "invalid_last_event_id",

@@ -92,9 +92,21 @@ def test_garbage_request_bytes_are_invalid_argument(face_server):
 
 def test_a_malformed_last_event_id_is_400(http, zidane_bytes):
     task_id = submit(http, "/api/detect/face/image", zidane_bytes).json()["task_id"]
-    bad = http.get(f"/api/task/{task_id}/events", headers={"Last-Event-ID": "yesterday"})
-    assert bad.status_code == 400 and "Last-Event-ID" in bad.json()["error"]["message"]
+    for last in ("yesterday", "99999999999999999999", "1-18446744073709551616"):
+        bad = http.get(f"/api/task/{task_id}/events", headers={"Last-Event-ID": last})
+        assert bad.status_code == 400 and "Last-Event-ID" in bad.json()["error"]["message"], last
     wait_done(http, task_id)
+
+
+def test_a_malformed_multipart_body_is_400(http):
+    for boundary in ("X" * 100, "X" * 300):  # past RFC 2046's 70, past the parser's 256
+        bad = http.post(
+            "/api/detect/face/image",
+            content=b"hello",
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert bad.status_code == 400, (len(boundary), bad.text)
+        assert "malformed multipart/form-data" in bad.json()["error"]["message"]
 
 
 def _workers(server: ServerProcess) -> list[psutil.Process]:

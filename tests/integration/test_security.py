@@ -213,6 +213,27 @@ def test_keys_are_managed_from_the_command_line(gw, sec_redis):
     assert keys("revoke", created["info"]["id"]).returncode == 0
     assert client(gw, created["key"]).get("/api/tasks").status_code == 401
     assert keys("revoke", "ffffffff").returncode == 1
+    before = len(listed)
+    for bad in (["--rps", "inf"], ["--rps", "nan"], ["--rps", "-5"], ["--tasks", "-1"]):
+        refused = keys("create", "--name", "bad", *bad)
+        assert refused.returncode == 2 and "must be a number in" in refused.stderr, bad
+    assert len(json.loads(keys("list", "--json").stdout)) == before  # nothing stored
+
+
+def test_key_limits_and_bodies_are_checked_before_anything_is_stored(gw, sec_redis):
+    admin = client(gw, gw.api_key)
+    before = len(admin.get("/api/keys").json()["keys"])
+    for limits in ({"rps": "inf"}, {"rps": 1e308}, {"rps": -1}, {"bytes": "NaN"}, {"rpss": 1}):
+        refused = admin.post("/api/keys", json={"name": "x", "tenant": "t", "limits": limits})
+        assert refused.status_code == 422, (limits, refused.text)
+        assert refused.json()["error"]["fields"], refused.text  # names the field
+    misplaced = admin.post("/api/keys", json={"name": "x", "tenant": "t", "rps": 1})
+    assert misplaced.status_code == 422 and "rps" in misplaced.json()["error"]["message"]
+    listing = admin.get("/api/keys")
+    assert listing.status_code == 200 and len(listing.json()["keys"]) == before
+    # A client key is told it may not, before anything about its body.
+    guest = client(gw, create_key(sec_redis, "client", "ivan"))
+    assert guest.post("/api/keys", json={"name": "x"}).status_code == 403
 
 
 def test_auth_can_be_turned_off_and_says_so(env, zidane_bytes):

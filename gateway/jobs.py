@@ -595,6 +595,8 @@ class JobStore:
         now = created_at or time.time()
         idem = f"{PREFIX}idem:{tenant}:{idempotency_key}" if idempotency_key else ""
         inline = inline_deadline is not None
+        if not inline:
+            self._fits_at_all(len(request), key_id, limits)
         code, found, *rest = await self._submit(
             keys=[
                 self.task_key(task_id),
@@ -655,6 +657,21 @@ class JobStore:
                 task_id=found,
             )
         return found, code == 1
+
+    def _fits_at_all(self, size: int, key_id: str, limits: Limits | None) -> None:
+        """An upload larger than a byte cap could never be queued: 413, not a
+        429 or 503 whose Retry-After would be waited for in vain."""
+        caps = [(self.max_queued_bytes, "the gateway's cap on queued uploads")]
+        if limits is not None and limits.bytes:
+            caps.append((limits.bytes, f"API key {key_id}'s limit on upload bytes queued at once"))
+        for cap, what in caps:
+            if cap and size > cap:
+                raise ApiError(
+                    413,
+                    "too_large",
+                    f"this upload is {size} bytes, more than {what} ({cap} bytes) allows "
+                    "even with nothing else queued; send a smaller one",
+                )
 
     async def get(self, task_id: str, tenant: str | None = None) -> Task:
         """A task; another tenant's is NotFound (None: any tenant, for admins)."""

@@ -50,10 +50,11 @@ class Submitter:
         principal: Principal = ANONYMOUS_ADMIN,
         idempotency_key: str | None = None,
         wait: bool = False,
-    ) -> tuple[str, Task | None]:
+    ) -> tuple[str, Task | None, str]:
         """Accept a task (`request` is its serialized gRPC request) for a
-        principal (its tenant owns it; its limits apply). Returns its id, and
-        with `wait` the finished task when it ended in time (else None)."""
+        principal (its tenant owns it; its limits apply). Returns its id, with
+        `wait` the finished task when it ended in time (else None), and its
+        status as of now (a replayed Idempotency-Key's task may have ended)."""
         tenant = principal.tenant
         request_hash = (
             hashlib.sha256(kind.id.encode() + b"\0" + request).hexdigest()
@@ -84,17 +85,26 @@ class Submitter:
                     inline_deadline=self._inline_deadline(now), **common,
                 )  # fmt: skip
                 if not created:
-                    return task.id, await self.wait(task.id, tenant, self.settings.wait_timeout_s)
+                    return await self._waited(task.id, tenant)
             TASKS_SUBMITTED.labels(kind.kind, kind.media, "inline").inc()
-            return task.id, await self._inline(kind, task, request, recorded=record_first)
+            done = await self._inline(kind, task, request, recorded=record_first)
+            return task.id, done, done.status.value if done else Status.RUNNING.value
         task_id, created = await self.store.submit(
             kind.kind, kind.media, options, request, **common
         )
         if created:
             TASKS_SUBMITTED.labels(kind.kind, kind.media, "queued").inc()
-        if not wait:
-            return task_id, None
-        return task_id, await self.wait(task_id, tenant, self.settings.wait_timeout_s)
+        if wait:
+            return await self._waited(task_id, tenant)
+        if created:
+            return task_id, None, Status.QUEUED.value
+        return task_id, None, (await self.store.get(task_id, tenant)).status.value
+
+    async def _waited(self, task_id: str, tenant: str) -> tuple[str, Task | None, str]:
+        done = await self.wait(task_id, tenant, self.settings.wait_timeout_s)
+        if done is not None:
+            return task_id, done, done.status.value
+        return task_id, None, (await self.store.get(task_id, tenant)).status.value
 
     def _inline_deadline(self, now: float) -> float:
         return now + self.settings.image_deadline_s + INLINE_GRACE_S

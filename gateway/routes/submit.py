@@ -65,7 +65,7 @@ def make_handler(kind: TaskKind):
             )
             for check in kind.checks:
                 await check(message, context)
-        task_id, task = await gw.submitter.submit(
+        task_id, task, status = await gw.submitter.submit(
             kind,
             message.SerializeToString(),
             kind.options(message),
@@ -84,7 +84,7 @@ def make_handler(kind: TaskKind):
                 )
             return JSONResponse(task.to_json(status_url), status_code=200)
         return JSONResponse(
-            {"task_id": task_id, "status": "queued", "status_url": status_url},
+            {"task_id": task_id, "status": status, "status_url": status_url},
             status_code=202,
             headers={"Location": status_url},
         )

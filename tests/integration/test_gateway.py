@@ -277,6 +277,13 @@ def test_idempotency_key_returns_the_same_task(http, zidane_bytes):
     )
     assert a.status_code == b.status_code == 202
     assert a.json()["task_id"] == b.json()["task_id"]
+    # Replayed once the task has ended: the same task, and its status as it is now.
+    ended = wait_done(http, a.json()["task_id"])
+    c = http.post(
+        "/api/detect/face/image", files={"file": ("z.jpg", zidane_bytes, "image/jpeg")}, headers=key
+    )
+    assert c.status_code == 202 and c.json()["task_id"] == a.json()["task_id"]
+    assert c.json()["status"] == ended["status"] == "succeeded"
     bad = http.post(
         "/api/detect/face/image",
         files={"file": ("z.jpg", zidane_bytes, "image/jpeg")},

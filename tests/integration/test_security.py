@@ -151,6 +151,12 @@ def test_limits_answer_429_with_retry_after(gw, sec_redis, zidane_bytes, long_vi
     again = submit(one, "/api/detect/face/image", zidane_bytes, wait="true")
     assert again.status_code == 200 and again.json()["status"] == "succeeded"
 
+    # One upload bigger than the key's byte limit could never be queued: 413, not a 429.
+    small = client(gw, create_key(sec_redis, "client", "erin", bytes=len(long_video) - 1))
+    too_big = submit(small, "/api/detect/face/video", long_video, "v.avi", "video/x-msvideo")
+    assert too_big.status_code == 413 and "retry-after" not in too_big.headers
+    assert "limit on upload bytes queued at once" in too_big.json()["error"]["message"]
+
 
 def test_metrics_need_an_admin_and_docs_a_key(gw, sec_redis):
     guest = client(gw, create_key(sec_redis, "client", "frank"))

@@ -108,7 +108,49 @@ class GatewayApp(FastAPI):
                     scope["app"] = self
                     await handler(scope, receive, send)
                     return
+            if scope["method"] in ("POST", "PUT", "PATCH") and not _is_multipart(scope):
+                too_big = _declared_too_big(scope)
+                if too_big is not None:
+                    await too_big(scope, receive, send)
+                    return
+                receive = _bounded(receive)
         await super().__call__(scope, receive, send)
+
+
+# JSON bodies (collections, searches, keys, sign-in) are small: anything past
+# this is refused (uploads are multipart, bounded by their own limits).
+MAX_JSON_BODY = 1 << 20
+_JSON_TOO_BIG = f"the body is over {MAX_JSON_BODY} bytes, the limit for JSON bodies"
+
+
+def _is_multipart(scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.lower().startswith(b"multipart/")
+    return False
+
+
+def _declared_too_big(scope):
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > MAX_JSON_BODY:
+            return error_response(413, "too_large", _JSON_TOO_BIG)
+    return None
+
+
+def _bounded(receive):
+    """`receive`, refusing a body (chunked, say) that grows past MAX_JSON_BODY."""
+    seen = 0
+
+    async def bounded():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > MAX_JSON_BODY:
+                raise StarletteHTTPException(413, _JSON_TOO_BIG)
+        return message
+
+    return bounded
 
 
 def fast_route(path: str, handler):
@@ -207,6 +249,13 @@ def create_app(
         version="1.0",
         lifespan=lifespan,
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            models.document_access(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi
     app.include_router(submit.router_for(kinds, model))
     app.fast = {k.path: fast_route(k.path, submit.make_handler(k)) for k in kinds}
     app.include_router(tasks.router_for(kinds, model))
@@ -224,6 +273,25 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        bad_json = next((e for e in errors if e["type"] == "json_invalid"), None)
+        if bad_json is not None:
+            why = (bad_json.get("ctx") or {}).get("error", "JSON decode error")
+            at = bad_json["loc"][1] if len(bad_json["loc"]) > 1 else 0
+            return error_response(
+                400, "invalid_request", f"the body is not valid JSON ({why}, at character {at})"
+            )
+        if any(tuple(e["loc"]) == ("body",) for e in errors):
+            content_type = request.headers.get("content-type") or "no content type"
+            if "json" not in content_type.split(";")[0]:
+                return error_response(
+                    415,
+                    "unsupported_media_type",
+                    f"send a JSON object as application/json (got {content_type})",
+                )
+            return error_response(
+                422, "invalid_request", "the body must be a JSON object", fields=["body"]
+            )
         problems = [
             f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
             for e in exc.errors()
@@ -233,6 +301,7 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return error_response(exc.status_code, "http_error", str(exc.detail))
+        code = "too_large" if exc.status_code == 413 else "http_error"
+        return error_response(exc.status_code, code, str(exc.detail))
 
     return app

@@ -135,7 +135,8 @@ class TaskKind:
                 raise ApiError(
                     422,
                     "invalid_option",
-                    f"{name} is required: {param.doc or 'give it as a form field or query parameter'}",
+                    f"{name} is required on {self.path}: give it as a form field or query "
+                    "parameter",
                     fields=[name],
                 )
         try:
@@ -207,22 +208,25 @@ async def _check_classes(request: Message, ctx: CheckContext) -> None:
 _DETECTORS = {face_pb.DETECTOR_CNN: "cnn"}
 
 
-async def _check_face_cost(request: Message, ctx: CheckContext) -> None:
-    """The face service's cost guard, at the gateway: refused before queueing."""
-    if ctx.size is None:
-        return
-    options = request.options
+def face_cost_guard(size: tuple[int, int], options: Message, settings) -> None:
+    """The face service's cost guard, at the gateway: ApiError 422 `over_limit`."""
     try:
         check_face_cost(
-            *ctx.size,
+            *size,
             detector=_DETECTORS.get(options.detector, "hog"),
             upsample=fields.value(options, "upsample"),
             max_side=options.detection_max_side,
-            max_pixels=ctx.settings.face_max_detection_pixels,
-            max_cnn_pixels=ctx.settings.face_max_cnn_pixels,
+            max_pixels=settings.face_max_detection_pixels,
+            max_cnn_pixels=settings.face_max_cnn_pixels,
         )
     except InvalidInput as exc:
         raise ApiError(422, "over_limit", exc.message, fields=["upsample"]) from None
+
+
+async def _check_face_cost(request: Message, ctx: CheckContext) -> None:
+    """Refused before queueing, as the service would refuse it."""
+    if ctx.size is not None:
+        face_cost_guard(ctx.size, request.options, ctx.settings)
 
 
 async def _check_collection(request: Message, ctx: CheckContext) -> None:

@@ -178,6 +178,45 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": described.get(s, "Error")} for s in statuses}
 
 
+# Answers any route behind a key can give, before the route itself runs.
+_ACCESS_ERRORS = {
+    "401": "Missing, unknown or revoked API key (or an ended session)",
+    "429": "Over the key's request rate (see Retry-After)",
+    "503": "The key store (Redis) cannot be reached (see Retry-After)",
+}
+_JSON_BODY_ERRORS = {
+    "400": "The body is not valid JSON",
+    "413": "The body is over the 1 MiB limit for JSON bodies",
+    "415": "The body is not JSON",
+}
+_OPEN_PATHS = ("/", "/healthz", "/readyz")
+
+
+def document_access(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add to an OpenAPI document the errors every keyed route can answer (the
+    key check runs before any route) and those of any JSON body."""
+
+    def error(description: str) -> dict[str, Any]:
+        ref = {"$ref": "#/components/schemas/ErrorBody"}
+        return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+    for path, operations in schema.get("paths", {}).items():
+        if path in _OPEN_PATHS or path.startswith("/console"):
+            continue
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            if not (path == "/api/session" and method in ("post", "delete")):
+                for status, text in _ACCESS_ERRORS.items():
+                    responses.setdefault(status, error(text))
+            if path == "/metrics":
+                responses.setdefault("403", error("An admin key is needed"))
+            body = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in body:
+                for status, text in _JSON_BODY_ERRORS.items():
+                    responses.setdefault(status, error(text))
+    return schema
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 

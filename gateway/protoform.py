@@ -125,7 +125,9 @@ def _convert(param: Param, raw: str, shown: str) -> Any:
         )
         low, high = (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
         if not low <= number <= high:
-            raise _bad(shown, raw, f"an integer in [{low}, {high}]")
+            r = rules_.rules(field)
+            limits = rules_.describe_range(r) if r is not None else f"[{low}, {high}]"
+            raise _bad(shown, raw, f"an integer in {limits}")
         return number
     if rules_.is_float(field):
         try:
@@ -152,8 +154,8 @@ def _bad(shown: str, raw: str, accepted: str) -> ApiError:
 def set_param(message: Message, param: Param, raw: str, shown: str | None = None) -> None:
     """Parse one raw REST value into the message, checking the proto's range.
 
-    A value given explicitly over REST must be in range even where the proto
-    lets 0 mean "unset": leaving the parameter out is how REST says unset.
+    Where the proto lets 0 mean "unset" (`zero_means_unset`), 0 over REST
+    leaves the field unset too, as the field's documentation says.
     """
     shown = shown or param.name
     field = param.field
@@ -173,6 +175,8 @@ def set_param(message: Message, param: Param, raw: str, shown: str | None = None
             )
         return
     value = _convert(param, raw, shown)
+    if r is not None and r.zero_means_unset and value == 0:
+        return  # the service's default applies
     if r is not None and not isinstance(value, bool) and not rules_.in_range(r, float(value)):
         raise ApiError(
             422,
@@ -191,8 +195,18 @@ def parse(
 ) -> Message:
     """Fill `message` from raw REST values (form fields and query parameters)."""
     aliases = aliases or {}
+    given: dict[str, str] = {}  # field -> the name it was given under
     for name, text in raw.items():
         target = aliases.get(name, name)
+        if isinstance(target, str) and target in given:
+            raise ApiError(
+                422,
+                "invalid_option",
+                f"{name} and {given[target]} are the same option: send one of them",
+                fields=[given[target], name],
+            )
+        if isinstance(target, str):
+            given[target] = name
         if callable(target):
             target(message, text)
             continue

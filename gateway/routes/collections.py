@@ -24,17 +24,15 @@ from gateway import models, protoform, results
 from gateway.backends import answered_by_replica
 from gateway.errors import ApiError, grpc_api_error
 from gateway.inputs import check_image
-from gateway.kinds import FACE
+from gateway.kinds import FACE, face_cost_guard
 from gateway.models import ErrorBody
 from gateway.upload import read_upload
 from percept_runtime import fields
-from percept_runtime.cost import check_face_cost
 from percept_runtime.errors import InvalidInput
 
 router = APIRouter(tags=["collections"])
 
 _ALIASES = {"landmarks": "return_landmarks", "encodings": "return_encodings"}
-_DETECTORS = {pb.DETECTOR_CNN: "cnn"}
 
 CollectionId = Path(
     description="The collection's id (1-64 letters, digits, '.', '_' or '-').",
@@ -103,17 +101,9 @@ async def _upload_request(
             )
     try:
         fields.check(message)
-        options = message.options
-        check_face_cost(
-            *size,
-            detector=_DETECTORS.get(options.detector, "hog"),
-            upsample=fields.value(options, "upsample"),
-            max_side=options.detection_max_side,
-            max_pixels=settings.face_max_detection_pixels,
-            max_cnn_pixels=settings.face_max_cnn_pixels,
-        )
     except InvalidInput as exc:
         raise ApiError(422, "invalid_option", exc.message) from None
+    face_cost_guard(size, message.options, settings)  # over_limit, as on the detect routes
     return message
 
 

@@ -25,11 +25,21 @@ from gateway.upload import read_upload
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
 
 
 def _wait(request: Request) -> bool:
     value = request.query_params.get("wait")
-    return value is not None and value.lower() in _TRUE
+    if value is None or value.lower() in _FALSE:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    raise ApiError(
+        422,
+        "invalid_option",
+        f"wait: {value[:64]!r} is not valid: use true or false",
+        fields=["wait"],
+    )
 
 
 def _idempotency_key(request: Request) -> str | None:

@@ -456,6 +456,34 @@ def test_each_tenant_sees_only_its_own_collections(gateway, redis_db, http, enro
         ]
 
 
+def test_a_body_that_is_not_a_json_object_says_so(http):
+    broken = http.post(
+        "/api/collections",
+        content=b'{"collection_id": ',
+        headers={"Content-Type": "application/json"},
+    )
+    assert broken.status_code == 400 and "not valid JSON" in broken.json()["error"]["message"]
+    plain = http.post("/api/collections", content=b"staff", headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415 and "application/json" in plain.json()["error"]["message"]
+    array = http.post("/api/collections", json=["staff"])
+    assert array.status_code == 422 and array.json()["error"]["fields"] == ["body"]
+    huge = {"collection_id": "huge-body", "description": "x" * (2 << 20)}
+    declared = http.post("/api/collections", json=huge)
+    assert declared.status_code == 413 and declared.json()["error"]["code"] == "too_large"
+
+    def chunks():  # no Content-Length: counted while it arrives
+        yield b'{"collection_id": "huge-body", "description": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}'
+
+    streamed = http.post(
+        "/api/collections", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413 and "1048576 bytes" in streamed.json()["error"]["message"]
+    assert http.get("/api/collections/huge-body").status_code == 404  # nothing was made
+
+
 def test_openapi_documents_every_collection_route(http):
     spec = http.get("/openapi.json").json()
     paths = spec["paths"]

@@ -374,10 +374,27 @@ def test_bad_uploads_are_rejected_by_the_gateway(http, face_server, zidane_bytes
                 face_video,
                 "v.avi",
                 "video/x-msvideo",
-                frame_stride="0",
+                frame_stride="100001",
             ),
             422,
             "frame_stride",
+        ),
+        (submit(http, "/api/detect/face/image", zidane_bytes, wait="maybe"), 422, "true or false"),
+        (
+            submit(
+                http,
+                "/api/detect/face/image",
+                zidane_bytes,
+                landmarks="true",
+                return_landmarks="false",
+            ),
+            422,
+            "same option",
+        ),  # fmt: skip
+        (
+            submit(http, "/api/detect/face/image", b"\x00\x00\x00\x18ftypmp42" + bytes(64)),
+            422,
+            "a video (MP4), not an image",
         ),
     ]
     for response, status, message in cases:
@@ -441,6 +458,13 @@ def test_health_readiness_metrics_and_docs(http, zidane_bytes):
                 assert any(s.startswith(("4", "5")) for s in statuses), (method, path)
     submit_op = spec["paths"]["/api/detect/face/image"]["post"]["responses"]
     assert {"200", "202", "413", "415", "422"} <= set(submit_op)
+    # The key check runs before every keyed route: its answers are on each of them.
+    for path in ("/api/tasks", "/api/task/{task_id}", "/api/kinds", "/api/collections"):
+        for op in spec["paths"][path].values():
+            assert {"401", "429", "503"} <= set(op["responses"]), path
+    assert "403" in spec["paths"]["/metrics"]["get"]["responses"]
+    assert {"400", "415"} <= set(spec["paths"]["/api/collections"]["post"]["responses"])
+    assert "401" not in spec["paths"]["/healthz"]["get"]["responses"]
     assert {"/api/detect/face/image", "/api/detect/face/video", "/api/detect/object/image", "/api/detect/object/video",
             "/api/task/{task_id}", "/api/task/{task_id}/events", "/api/tasks"} <= set(spec["paths"])  # fmt: skip
 

@@ -83,6 +83,22 @@ def test_object_classes_split_into_names_and_ids():
     assert opts["class_names"] == ["person", "car"] and opts["class_ids"] == [2, 0]
 
 
+def test_zero_leaves_unset_where_the_proto_says_0_means_the_default():
+    request = FACE_VIDEO.build(b"v", {"frame_stride": "0", "max_frames": "0", "num_jitters": "0"})
+    assert (request.frame_stride, request.max_frames) == (0, 0)
+    assert FACE_VIDEO.options(request) == {}  # nothing set: the service's defaults apply
+    assert OBJECT_IMAGE.options(OBJECT_IMAGE.build(b"i", {"max_detections": "0"})) == {}
+    # where 0 is a real value (upsample 0: no upsampling) it stays set
+    assert FACE_IMAGE.build(b"i", {"upsample": "0"}).options.HasField("upsample")
+
+
+def test_one_option_under_two_names_is_refused():
+    with pytest.raises(ApiError) as info:
+        FACE_IMAGE.build(b"i", {"return_landmarks": "true", "landmarks": "false"})
+    assert info.value.status == 422 and set(info.value.fields) == {"return_landmarks", "landmarks"}
+    assert "same option" in info.value.message
+
+
 def test_video_options_carry_sampling():
     request = OBJECT_VIDEO.build(b"vid", {"frame_stride": "3", "max_frames": "10"})
     assert (request.frame_stride, request.max_frames) == (3, 10)
@@ -99,8 +115,9 @@ def test_video_options_carry_sampling():
         (FACE_IMAGE, {"landmarks": "maybe"}, "landmarks", "true or false"),
         (OBJECT_IMAGE, {"iou_threshold": "0"}, "iou_threshold", "(0, 1]"),
         (OBJECT_IMAGE, {"confidence_threshold": "nan"}, "confidence_threshold", "finite"),
-        (FACE_VIDEO, {"frame_stride": "0"}, "frame_stride", "[1, 100000]"),
-        (FACE_VIDEO, {"max_frames": "-1"}, "max_frames", "integer"),
+        (FACE_VIDEO, {"frame_stride": "100001"}, "frame_stride", "[1, 100000]"),
+        (FACE_VIDEO, {"max_frames": "-1"}, "max_frames", "an integer in [1, 1000000]"),
+        (FACE_IMAGE, {"upsample": "-1"}, "upsample", "an integer in [0, 3]"),  # its own range
     ],
 )
 def test_bad_options_name_their_field_and_what_is_accepted(kind, raw, field, says):

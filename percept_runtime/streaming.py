@@ -38,7 +38,12 @@ async def ordered_map(
     async def produce() -> None:
         try:
             async for item in source:
-                await queue.put(asyncio.ensure_future(fn(item)))
+                future = asyncio.ensure_future(fn(item))
+                try:
+                    await queue.put(future)
+                except BaseException:  # stopped while waiting for room: nobody will await it
+                    future.cancel()
+                    raise
         except Exception as exc:  # hand the failure to the consumer, in order
             fut = asyncio.get_running_loop().create_future()
             fut.set_exception(exc)

@@ -177,6 +177,32 @@ def test_ordered_map_raises_errors_in_order():
     assert asyncio.run(main()) == [0, 1]
 
 
+def test_ordered_map_leaves_no_call_running_when_the_consumer_stops():
+    """Each call started is either awaited or cancelled: none finishes (or fails,
+    unretrieved) in the background after the stream ended."""
+    finished: list[int] = []
+
+    async def fn(i: int) -> int:
+        if i == 1:
+            raise InvalidInput("frame 1: the collection is gone")
+        await asyncio.sleep(0.05 * (i + 1))  # later frames still running when 1 fails
+        finished.append(i)
+        return i
+
+    async def source():
+        for i in range(10):
+            yield i
+
+    async def main():
+        with pytest.raises(InvalidInput):
+            async for _ in ordered_map(source(), fn, window=2):
+                pass
+        await asyncio.sleep(0.6)  # time enough for any orphan to finish
+
+    asyncio.run(main())
+    assert finished == [0]
+
+
 def test_iterate_in_thread_closes_early():
     closed = []
 

@@ -268,7 +268,15 @@ if started then
   local run = math.max(0, (now - tonumber(started)) * 1000)
   redis.call('HINCRBY', key, 'r' .. bucket(run), 1)
   redis.call('HINCRBY', key, 'run_ms', math.floor(run))
-  redis.call('HINCRBY', key, 'w' .. bucket(math.max(0, (tonumber(started) - tonumber(created)) * 1000)), 1)
+  local waited = math.max(0, (tonumber(started) - tonumber(created)) * 1000)
+  redis.call('HINCRBY', key, 'w' .. bucket(waited), 1)
+  -- the longest of the minute: percentiles interpolated in a wide bucket stop there
+  if run > tonumber(redis.call('HGET', key, 'run_max') or '0') then
+    redis.call('HSET', key, 'run_max', math.ceil(run))
+  end
+  if waited > tonumber(redis.call('HGET', key, 'wait_max') or '0') then
+    redis.call('HSET', key, 'wait_max', math.ceil(waited))
+  end
 end
 local keep = tonumber(ARGV[10])
 if redis.call('HGET', KEYS[1], 'private') == '1' then keep = 0 end

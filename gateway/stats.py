@@ -11,22 +11,39 @@ from typing import Any
 BOUNDS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
 
 
-def quantile(counts: Sequence[int], q: float) -> float | None:
+def quantile(counts: Sequence[int], q: float, largest: float | None = None) -> float | None:
     """The q-quantile (ms) of a histogram over BOUNDS_MS, interpolated within
-    its bucket like Prometheus' histogram_quantile; None without samples."""
+    its bucket like Prometheus' histogram_quantile, and never above `largest`
+    (the longest value seen, when known); None without samples."""
     total = sum(counts)
     if not total:
         return None
     rank = q * total
     seen = 0
+    value = float(BOUNDS_MS[-1])
     for i, n in enumerate(counts):
         if n and seen + n >= rank:
             low = BOUNDS_MS[i - 1] if i else 0
-            if i >= len(BOUNDS_MS):
-                return float(BOUNDS_MS[-1])
-            return low + (BOUNDS_MS[i] - low) * (rank - seen) / n
+            if i < len(BOUNDS_MS):
+                value = low + (BOUNDS_MS[i] - low) * (rank - seen) / n
+            elif largest:
+                value = largest  # the open last bucket: its longest is the best estimate
+            break
         seen += n
-    return float(BOUNDS_MS[-1])
+    return min(value, largest) if largest else value
+
+
+def largest(rows: Sequence[dict[str, Any]], field: str) -> float | None:
+    """The longest time (ms) the rows recorded in `field` (run_max, wait_max);
+    None when a row with samples lacks it (written before it was kept)."""
+    prefix = field[0]  # its histogram's buckets: r1.., w1..
+    values = []
+    for row in rows:
+        if row.get(field):
+            values.append(float(row[field]))
+        elif any(k[:1] == prefix and k[1:].isdigit() and int(v) for k, v in row.items()):
+            return None
+    return max(values) if values else None
 
 
 def histogram(rows: Sequence[dict[str, Any]], prefix: str) -> list[int]:
@@ -52,10 +69,10 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "per_minute": ended / minutes,
         "success_rate": counts["succeeded"] / ended if ended else None,
         "failure_rate": counts["failed"] / ended if ended else None,
-        "run_p50_ms": quantile(run, 0.5),
-        "run_p95_ms": quantile(run, 0.95),
-        "wait_p50_ms": quantile(wait, 0.5),
-        "wait_p95_ms": quantile(wait, 0.95),
+        "run_p50_ms": quantile(run, 0.5, largest(rows, "run_max")),
+        "run_p95_ms": quantile(run, 0.95, largest(rows, "run_max")),
+        "wait_p50_ms": quantile(wait, 0.5, largest(rows, "wait_max")),
+        "wait_p95_ms": quantile(wait, 0.95, largest(rows, "wait_max")),
     }
 
 
@@ -64,6 +81,7 @@ def series(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         run = histogram([row], "r")
+        longest = largest([row], "run_max")
         out.append(
             {
                 "t": row["minute"],
@@ -71,8 +89,8 @@ def series(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "succeeded": int(row.get("succeeded", 0)),
                 "failed": int(row.get("failed", 0)),
                 "cancelled": int(row.get("cancelled", 0)),
-                "run_p50_ms": quantile(run, 0.5),
-                "run_p95_ms": quantile(run, 0.95),
+                "run_p50_ms": quantile(run, 0.5, longest),
+                "run_p95_ms": quantile(run, 0.95, longest),
             }
         )
     return out

@@ -182,6 +182,12 @@ def test_run_time_percentiles_from_the_minute_buckets():
     counts[BOUNDS_MS.index(100)] = 10  # ten runs in (50, 100] ms
     assert quantile(counts, 0.5) == 75.0 and quantile(counts, 1.0) == 100.0
     assert quantile([0] * len(counts), 0.5) is None
+    # Capped at the longest run seen: ten runs of 61-63 s are not "4 minutes" at p95.
+    wide = [0] * (len(BOUNDS_MS) + 1)
+    wide[BOUNDS_MS.index(300000)] = 10
+    assert quantile(wide, 0.95) > 280000 and quantile(wide, 0.95, 63000.0) == 63000.0
+    minute = {"minute": 0, "succeeded": "10", "r14": "10", "run_max": "63000"}
+    assert summarize([minute, {"minute": 60}])["run_p95_ms"] == 63000.0
     rows = [{"minute": 0, "succeeded": "3", "failed": "1", "r6": "4"}, {"minute": 60}]
     summary = summarize(rows)
     assert summary["ended"] == 4 and summary["per_minute"] == 2.0

@@ -220,7 +220,8 @@ _CHANNEL_OPTIONS = [
 
 _INFO_FIELDS = (
     "replica", "model", "backend", "device", "workers", "workers_ready", "calls_in_flight",
-    "calls_served", "calls_failed", "mean_call_seconds", "started_at", "worker_restarts",
+    "calls_served", "calls_failed", "calls_refused", "mean_call_seconds", "started_at",
+    "worker_restarts",
 )  # fmt: skip
 
 
@@ -430,8 +431,9 @@ class ReplicaMonitor:
         if state in (SERVING, NOT_SERVING):
             record["last_seen"] = now
         if "calls_served" in seen:
-            calls = seen["calls_served"] + seen["calls_failed"]
-            before = record.get("calls_served", 0) + record.get("calls_failed", 0)
+            counters = ("calls_served", "calls_failed", "calls_refused")
+            calls = sum(seen.get(c, 0) for c in counters)
+            before = sum(record.get(c, 0) for c in counters)
             elapsed = now - record.get("info_at", now)
             if (
                 old

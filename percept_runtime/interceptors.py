@@ -39,13 +39,23 @@ class CallStats:
     def __init__(self) -> None:
         self.in_flight = 0
         self.served = 0
-        self.failed = 0
+        self.failed = 0  # the replica's fault
+        self.refused = 0  # the caller's mistake, or the caller gave up
         self.seconds = 0.0
 
     @property
     def mean_seconds(self) -> float:
-        ended = self.served + self.failed
+        ended = self.served + self.failed + self.refused
         return self.seconds / ended if ended else 0.0
+
+
+# Statuses that say the call was wrong (or abandoned by its caller), not the replica.
+CALLERS_STATUSES = frozenset({
+    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.CANCELLED,
+})  # fmt: skip
 
 
 STATS = CallStats()
@@ -82,6 +92,8 @@ class _Call:
         STATS.seconds += seconds
         if self.code == grpc.StatusCode.OK:
             STATS.served += 1
+        elif self.code in CALLERS_STATUSES:
+            STATS.refused += 1
         else:
             STATS.failed += 1
 

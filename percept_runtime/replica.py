@@ -54,6 +54,7 @@ class ReplicaServicer(replica_service_pb2_grpc.ReplicaServiceServicer):
             calls_in_flight=max(0, STATS.in_flight),
             calls_served=STATS.served,
             calls_failed=STATS.failed,
+            calls_refused=STATS.refused,
             mean_call_seconds=STATS.mean_seconds,
             started_at=self._started_at,
             worker_restarts=d.worker_restarts,

@@ -80,7 +80,10 @@ class Replica(BaseModel):
     workers_ready: int | None = None
     calls_in_flight: int | None = None
     calls_served: int | None = None
-    calls_failed: int | None = None
+    calls_failed: int | None = Field(None, description="Failed through the replica's fault.")
+    calls_refused: int | None = Field(
+        None, description="Refused as bad input, or cancelled by their caller."
+    )
     calls_per_s: float | None = Field(None, description="Calls ended per second lately.")
     mean_call_seconds: float | None = None
     started_at: float | None = None

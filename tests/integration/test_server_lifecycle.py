@@ -154,6 +154,7 @@ def test_replicas_describe_themselves(face_server):
     assert list(after.services) == ["percept.face.v1.FaceService"]
     assert after.backend == "dlib" and after.device == "cpu" and after.serving
     assert after.workers == after.workers_ready == 2
-    assert after.calls_failed == before.calls_failed + 1  # the junk image
+    assert after.calls_refused == before.calls_refused + 1  # the junk image: bad input
+    assert after.calls_failed == before.calls_failed  # ... not a fault of the replica
     assert after.calls_served == before.calls_served  # monitoring calls are not counted
     assert after.started_at <= time.time()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'percept/common/v1/replica_service.proto\x12\x11percept.common.v1\"\x17\n\x15GetReplicaInfoRequest\"\xb1\x02\n\x16GetReplicaInfoResponse\x12\x0f\n\x07replica\x18\x01 \x01(\t\x12\x10\n\x08services\x18\x02 \x03(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x0f\n\x07workers\x18\x06 \x01(\r\x12\x15\n\rworkers_ready\x18\x07 \x01(\r\x12\x17\n\x0f\x63\x61lls_in_flight\x18\x08 \x01(\r\x12\x14\n\x0c\x63\x61lls_served\x18\t \x01(\x04\x12\x14\n\x0c\x63\x61lls_failed\x18\n \x01(\x04\x12\x19\n\x11mean_call_seconds\x18\x0b \x01(\x01\x12\x12\n\nstarted_at\x18\x0c \x01(\x01\x12\x17\n\x0fworker_restarts\x18\r \x01(\x04\x12\x0f\n\x07serving\x18\x0e \x01(\x08\x32w\n\x0eReplicaService\x12\x65\n\x0eGetReplicaInfo\x12(.percept.common.v1.GetReplicaInfoRequest\x1a).percept.common.v1.GetReplicaInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'percept/common/v1/replica_service.proto\x12\x11percept.common.v1\"\x17\n\x15GetReplicaInfoRequest\"\xc8\x02\n\x16GetReplicaInfoResponse\x12\x0f\n\x07replica\x18\x01 \x01(\t\x12\x10\n\x08services\x18\x02 \x03(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x0f\n\x07workers\x18\x06 \x01(\r\x12\x15\n\rworkers_ready\x18\x07 \x01(\r\x12\x17\n\x0f\x63\x61lls_in_flight\x18\x08 \x01(\r\x12\x14\n\x0c\x63\x61lls_served\x18\t \x01(\x04\x12\x14\n\x0c\x63\x61lls_failed\x18\n \x01(\x04\x12\x19\n\x11mean_call_seconds\x18\x0b \x01(\x01\x12\x12\n\nstarted_at\x18\x0c \x01(\x01\x12\x17\n\x0fworker_restarts\x18\r \x01(\x04\x12\x0f\n\x07serving\x18\x0e \x01(\x08\x12\x15\n\rcalls_refused\x18\x0f \x01(\x04\x32w\n\x0eReplicaService\x12\x65\n\x0eGetReplicaInfo\x12(.percept.common.v1.GetReplicaInfoRequest\x1a).percept.common.v1.GetReplicaInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETREPLICAINFOREQUEST']._serialized_start=62
   _globals['_GETREPLICAINFOREQUEST']._serialized_end=85
   _globals['_GETREPLICAINFORESPONSE']._serialized_start=88
-  _globals['_GETREPLICAINFORESPONSE']._serialized_end=393
-  _globals['_REPLICASERVICE']._serialized_start=395
-  _globals['_REPLICASERVICE']._serialized_end=514
+  _globals['_GETREPLICAINFORESPONSE']._serialized_end=416
+  _globals['_REPLICASERVICE']._serialized_start=418
+  _globals['_REPLICASERVICE']._serialized_end=537
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ class GetReplicaInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetReplicaInfoResponse(_message.Message):
-    __slots__ = ("replica", "services", "model", "backend", "device", "workers", "workers_ready", "calls_in_flight", "calls_served", "calls_failed", "mean_call_seconds", "started_at", "worker_restarts", "serving")
+    __slots__ = ("replica", "services", "model", "backend", "device", "workers", "workers_ready", "calls_in_flight", "calls_served", "calls_failed", "mean_call_seconds", "started_at", "worker_restarts", "serving", "calls_refused")
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class GetReplicaInfoResponse(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     WORKER_RESTARTS_FIELD_NUMBER: _ClassVar[int]
     SERVING_FIELD_NUMBER: _ClassVar[int]
+    CALLS_REFUSED_FIELD_NUMBER: _ClassVar[int]
     replica: str
     services: _containers.RepeatedScalarFieldContainer[str]
     model: str
@@ -40,4 +41,5 @@ class GetReplicaInfoResponse(_message.Message):
     started_at: float
     worker_restarts: int
     serving: bool
-    def __init__(self, replica: _Optional[str] = ..., services: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., workers: _Optional[int] = ..., workers_ready: _Optional[int] = ..., calls_in_flight: _Optional[int] = ..., calls_served: _Optional[int] = ..., calls_failed: _Optional[int] = ..., mean_call_seconds: _Optional[float] = ..., started_at: _Optional[float] = ..., worker_restarts: _Optional[int] = ..., serving: _Optional[bool] = ...) -> None: ...
+    calls_refused: int
+    def __init__(self, replica: _Optional[str] = ..., services: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., workers: _Optional[int] = ..., workers_ready: _Optional[int] = ..., calls_in_flight: _Optional[int] = ..., calls_served: _Optional[int] = ..., calls_failed: _Optional[int] = ..., mean_call_seconds: _Optional[float] = ..., started_at: _Optional[float] = ..., worker_restarts: _Optional[int] = ..., serving: _Optional[bool] = ..., calls_refused: _Optional[int] = ...) -> None: ...

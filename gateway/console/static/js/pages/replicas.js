@@ -31,9 +31,10 @@ export function mount(view, { params }, ctx) {
       el("td", { class: "num", "data-field": "workers", text: workers }),
       el("td", { class: "num", "data-field": "in_flight", text: int(r.calls_in_flight) }),
       el("td", { class: "num", "data-field": "served", text: int(r.calls_served) }),
-      el("td", { class: `num${r.calls_failed ? " error" : ""}`, "data-field": "failed", text: int(r.calls_failed) }),
+      el("td", { class: `num${r.calls_failed ? " error" : ""}`, "data-field": "failed", text: int(r.calls_failed), title: "failed through the replica's fault" }),
+      el("td", { class: "num muted", "data-field": "refused", text: int(r.calls_refused), title: "bad input, or cancelled by the caller" }),
       el("td", { class: "num", "data-field": "rate", text: r.calls_per_s === null || r.calls_per_s === undefined ? "–" : num(r.calls_per_s, 1) }),
-      el("td", { class: "num", text: r.calls_served || r.calls_failed ? seconds(r.mean_call_seconds) : "–" }),
+      el("td", { class: "num", text: r.calls_served || r.calls_failed || r.calls_refused ? seconds(r.mean_call_seconds) : "–" }),
       el("td", { class: "num", text: int(r.worker_restarts) }),
       el("td", { text: r.started_at ? ago(r.started_at).replace(" ago", "") : "–" }),
       el("td", { text: r.last_seen ? ago(r.last_seen) : "never", title: r.error || "" },
@@ -49,7 +50,7 @@ export function mount(view, { params }, ctx) {
         el("span", { class: "pill", text: `${serving} / ${live} serving` }),
         el("span", { class: "muted mono", text: target })),
       el("table", {},
-        el("thead", {}, el("tr", {}, ...["State", "Address", "Name", "Model", "Workers", "In flight", "Served", "Failed", "Calls/s", "Mean time", "Restarts", "Up for", "Last seen"]
+        el("thead", {}, el("tr", {}, ...["State", "Address", "Name", "Model", "Workers", "In flight", "Served", "Failed", "Refused", "Calls/s", "Mean time", "Restarts", "Up for", "Last seen"]
           .map((h, i) => el("th", { class: i >= 4 && i <= 10 ? "num" : "", text: h })))),
         el("tbody", {}, ...(replicas.length ? replicas.map(row) : [el("tr", {}, el("td", { colspan: 13, class: "empty", text: "No replica found at this target." }))]))));
   }

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file percept/common/v1/replica_service.proto.
  */
 export const file_percept_common_v1_replica_service: GenFile = /*@__PURE__*/
-  fileDesc("CidwZXJjZXB0L2NvbW1vbi92MS9yZXBsaWNhX3NlcnZpY2UucHJvdG8SEXBlcmNlcHQuY29tbW9uLnYxIhcKFUdldFJlcGxpY2FJbmZvUmVxdWVzdCKxAgoWR2V0UmVwbGljYUluZm9SZXNwb25zZRIPCgdyZXBsaWNhGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEg0KBW1vZGVsGAMgASgJEg8KB2JhY2tlbmQYBCABKAkSDgoGZGV2aWNlGAUgASgJEg8KB3dvcmtlcnMYBiABKA0SFQoNd29ya2Vyc19yZWFkeRgHIAEoDRIXCg9jYWxsc19pbl9mbGlnaHQYCCABKA0SFAoMY2FsbHNfc2VydmVkGAkgASgEEhQKDGNhbGxzX2ZhaWxlZBgKIAEoBBIZChFtZWFuX2NhbGxfc2Vjb25kcxgLIAEoARISCgpzdGFydGVkX2F0GAwgASgBEhcKD3dvcmtlcl9yZXN0YXJ0cxgNIAEoBBIPCgdzZXJ2aW5nGA4gASgIMncKDlJlcGxpY2FTZXJ2aWNlEmUKDkdldFJlcGxpY2FJbmZvEigucGVyY2VwdC5jb21tb24udjEuR2V0UmVwbGljYUluZm9SZXF1ZXN0GikucGVyY2VwdC5jb21tb24udjEuR2V0UmVwbGljYUluZm9SZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CidwZXJjZXB0L2NvbW1vbi92MS9yZXBsaWNhX3NlcnZpY2UucHJvdG8SEXBlcmNlcHQuY29tbW9uLnYxIhcKFUdldFJlcGxpY2FJbmZvUmVxdWVzdCLIAgoWR2V0UmVwbGljYUluZm9SZXNwb25zZRIPCgdyZXBsaWNhGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEg0KBW1vZGVsGAMgASgJEg8KB2JhY2tlbmQYBCABKAkSDgoGZGV2aWNlGAUgASgJEg8KB3dvcmtlcnMYBiABKA0SFQoNd29ya2Vyc19yZWFkeRgHIAEoDRIXCg9jYWxsc19pbl9mbGlnaHQYCCABKA0SFAoMY2FsbHNfc2VydmVkGAkgASgEEhQKDGNhbGxzX2ZhaWxlZBgKIAEoBBIZChFtZWFuX2NhbGxfc2Vjb25kcxgLIAEoARISCgpzdGFydGVkX2F0GAwgASgBEhcKD3dvcmtlcl9yZXN0YXJ0cxgNIAEoBBIPCgdzZXJ2aW5nGA4gASgIEhUKDWNhbGxzX3JlZnVzZWQYDyABKAQydwoOUmVwbGljYVNlcnZpY2USZQoOR2V0UmVwbGljYUluZm8SKC5wZXJjZXB0LmNvbW1vbi52MS5HZXRSZXBsaWNhSW5mb1JlcXVlc3QaKS5wZXJjZXB0LmNvbW1vbi52MS5HZXRSZXBsaWNhSW5mb1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * Request of GetReplicaInfo.
@@ -98,8 +98,9 @@ export type GetReplicaInfoResponse = Message<"percept.common.v1.GetReplicaInfoRe
   callsServed: bigint;
 
   /**
-   * Calls that ended with an error since the replica started (the callers'
-   * mistakes included).
+   * Calls that failed through the replica's fault since it started (INTERNAL,
+   * UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED...): what an operator
+   * should look at. The callers' mistakes are in calls_refused.
    *
    * @generated from field: uint64 calls_failed = 10;
    */
@@ -133,6 +134,15 @@ export type GetReplicaInfoResponse = Message<"percept.common.v1.GetReplicaInfoRe
    * @generated from field: bool serving = 14;
    */
   serving: boolean;
+
+  /**
+   * Calls refused or ended by their caller since the replica started
+   * (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, UNAUTHENTICATED, CANCELLED...):
+   * bad input, not a replica fault.
+   *
+   * @generated from field: uint64 calls_refused = 15;
+   */
+  callsRefused: bigint;
 };
 
 /**

@@ -309,7 +309,15 @@ class Backends:
 def answered_by_replica(error: grpc.aio.AioRpcError) -> bool:
     """Whether a failed call's status came from a replica (it names itself in the
     trailing metadata), not from the channel (no replica reached)."""
-    return any(key == REPLICA_KEY for key, _ in error.trailing_metadata() or ())
+    return failed_on(error) is not None
+
+
+def failed_on(error: grpc.aio.AioRpcError) -> str | None:
+    """The replica that answered a failed call with its status, if one did."""
+    for key, value in error.trailing_metadata() or ():
+        if key == REPLICA_KEY:
+            return value
+    return None
 
 
 async def _replica(call) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from gateway.backends import Backends
+from gateway.backends import Backends, failed_on
 from gateway.errors import RETRYABLE, task_error
 from gateway.jobs import CANCEL_CHANNEL, DEFAULT_TENANT, Claimed, JobStore, Status, Task
 from gateway.kinds import TaskKind
@@ -95,7 +95,8 @@ class TaskRunner:
                 ):
                     logger.error("task %s failed: %s %s", task_id, code.name, exc.details())
                 return await self._end(kind, task_id, Status.FAILED, claimed, created_at, started,
-                                       record, request, error=error)  # fmt: skip
+                                       record, request, error=error,
+                                       replica=failed_on(exc))  # fmt: skip
             if kind.streaming:
                 result = {"frames": await self.store.collected_frames(task_id)}
             return await self._end(

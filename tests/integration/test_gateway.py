@@ -414,6 +414,7 @@ def test_backend_rejection_fails_the_task_with_its_message(http, astronaut):
     task = wait_done(http, queued.json()["task_id"])
     assert task["status"] == "failed" and task["error"]["code"] == "invalid_argument"
     assert "corrupt" in task["error"]["message"]
+    assert task["replica"]  # the replica that refused it, as for a task that succeeded
     simple = submit(http, "/api/detect/face/image", corrupt, "a.png", "image/png", wait="true")
     assert simple.status_code == 422 and "corrupt" in simple.json()["error"]["message"]
     assert simple.json()["error"]["task_id"]  # the failed task is recorded

@@ -234,6 +234,9 @@ class KindInfo(BaseModel):
     backend: str
     rpc: str = Field(description="The gRPC method it runs.")
     options: dict[str, dict[str, Any]] = Field(description="JSON schema of each option.")
+    private: bool = Field(
+        False, description="Its uploads are personal data: never kept (no preview of its input)."
+    )
 
 
 class KindList(BaseModel):

@@ -80,6 +80,7 @@ async def kinds(request: Request) -> JSONResponse:
                         for name, param in k.params.items()
                         if name not in k.preset
                     },
+                    "private": k.private,
                 }
                 for k in gw.kinds
             ]

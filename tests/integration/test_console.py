@@ -846,3 +846,25 @@ def test_a_401_shows_the_sign_in_screen_and_a_key_becomes_the_session(gateway, b
     # only the expected refusals: 401s (and Chromium's console line for each)
     unexpected = [p for p in watched.problems if "401" not in p]
     assert not unexpected, unexpected
+
+
+def test_a_client_key_gets_its_tenants_pages_and_no_refusals(gateway, browser):
+    """The overview and replicas need an admin key: a client key's session opens
+    on its tasks, without those pages in the nav, and nothing answers 403."""
+    with ThreadPoolExecutor(1) as pool:
+        key = pool.submit(create_key, gateway.env["REDIS_URL"], "client", "console-guest").result()
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    signed_in(context, gateway.url, key)
+    watched = Watched(context.new_page())
+    page = watched.page
+    try:
+        page.goto(console_url(gateway.url, "#/"))
+        expect(page).to_have_url(re.compile(r"#/tasks$"))
+        expect(page.locator("#signout")).to_contain_text("Sign out")
+        visible = [a.inner_text() for a in page.query_selector_all("nav a") if a.is_visible()]
+        assert visible == ["Tasks", "Try it"], visible
+        page.goto(console_url(gateway.url, "#/replicas"))
+        expect(page).to_have_url(re.compile(r"#/tasks$"))
+    finally:
+        context.close()
+    watched.check()

@@ -9,6 +9,8 @@ import * as tasks from "./pages/tasks.js";
 import * as task from "./pages/task.js";
 import * as tryIt from "./pages/try.js";
 
+const ADMIN_ONLY = new Set(["overview", "replicas"]); // their APIs need an admin key
+
 const routes = [
   [/^\/?$/, "overview", overview],
   [/^\/replicas$/, "replicas", replicas],
@@ -22,6 +24,8 @@ const live = document.getElementById("live");
 let stop = () => {};
 
 const ctx = {
+  /** False once the session is known to be a client key's (its tenant's tasks only). */
+  admin: true,
   /** Pages call this after every refresh: ok, or what went wrong. */
   live(ok, why = "") {
     live.textContent = ok ? `updated ${clock(new Date())}` : `not updating: ${why}`;
@@ -40,6 +44,10 @@ function render() {
   for (const [pattern, name, page] of routes) {
     const match = pattern.exec(path);
     if (!match) continue;
+    if (!ctx.admin && ADMIN_ONLY.has(name)) {
+      location.hash = "#/tasks"; // a client key: its own tasks, not the operator's pages
+      return;
+    }
     for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.route === name);
     view.replaceChildren();
     document.title = `Percept · ${name === "try" ? "try it" : name}`;
@@ -79,8 +87,7 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
     }
     login.hidden = true;
     document.getElementById("login-key").value = "";
-    render();
-    who();
+    who().then(render);
   } catch (err) {
     loginError.textContent = `Cannot reach the gateway: ${err.message}`;
     loginError.hidden = false;
@@ -92,15 +99,17 @@ signout.addEventListener("click", async () => {
   render();
 });
 
-/** Who the session is: with API keys on, their name and a way to sign out. */
+/** Who the session is: with API keys on, their name and a way to sign out; a
+ * client key sees the pages its tenant may use. */
 function who() {
-  api("session").then((me) => {
+  return api("session").then((me) => {
     signout.hidden = me.auth !== "enabled";
     signout.textContent = `Sign out ${me.name || ""}`.trim();
     signout.title = `${me.role} of tenant ${me.tenant}`;
+    ctx.admin = me.role === "admin";
+    for (const a of document.querySelectorAll("nav a")) a.hidden = !ctx.admin && ADMIN_ONLY.has(a.dataset.route);
   }, () => {});
 }
 
 window.addEventListener("hashchange", render);
-render();
-who();
+who().then(() => { if (login.hidden) render(); }); // signed out: the sign-in screen instead

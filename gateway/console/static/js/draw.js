@@ -21,7 +21,9 @@ export function stage(picture, width, height) {
 }
 
 export function blank(width, height) {
-  return el("div", { class: "blank", style: `width:${Math.min(width, 960)}px;aspect-ratio:${width}/${height}` });
+  // as wide as the image (at most 960 px), never wider than the screen
+  const wide = Math.min(width, 960);
+  return el("div", { class: "blank", style: `width:min(${wide}px, calc(100vw - 64px));aspect-ratio:${width}/${height}` });
 }
 
 /** Replace what the overlay shows with one result (faces or detections). */
@@ -33,6 +35,7 @@ export function drawResult(overlay, result) {
   const shown = overlay.getBoundingClientRect().width;
   const perPixel = shown > 0 ? result.image_width / shown : Math.max(1, Math.max(result.image_width, result.image_height) / 800);
   const items = result.faces || result.detections || [];
+  const labels = [];
   items.forEach((item, index) => {
     const b = item.box;
     const group = svg("g", { class: result.faces ? "face" : "detection", "data-index": index });
@@ -47,13 +50,15 @@ export function drawResult(overlay, result) {
           ? item.subject ?? "unknown"
           : `face ${index + 1}`;
     const size = 12 * perPixel;
-    const tagWidth = text.length * size * 0.62 + size * 0.6;
     const tagY = b.top - size * 1.35 >= 0 ? b.top - size * 1.35 : b.top;
-    group.append(svg("rect", { class: "tag", x: b.left, y: tagY, width: tagWidth, height: size * 1.35 }));
+    // sized to the text as drawn (bold): an estimate until the overlay is on screen
+    const tag = svg("rect", { class: "tag", x: b.left, y: tagY, width: text.length * size * 0.7 + size * 0.6, height: size * 1.35 });
+    group.append(tag);
     const label = svg("text", { x: b.left + size * 0.3, y: tagY + size * 1.05, "font-size": size });
     label.style.fontSize = `${size}px`;
     label.textContent = text;
     group.append(label);
+    labels.push([tag, label, size]);
     if (item.landmarks) {
       const marks = svg("g", { class: "landmarks" });
       for (const [part, points] of Object.entries(item.landmarks)) {
@@ -64,6 +69,10 @@ export function drawResult(overlay, result) {
     }
     overlay.append(group);
   });
+  for (const [tag, label, size] of labels) {
+    const drawn = overlay.isConnected ? label.getComputedTextLength() : 0;
+    if (drawn > 0) tag.setAttribute("width", drawn + size * 0.6);
+  }
 }
 
 /** How many things a result found, in words. */

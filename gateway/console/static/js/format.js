@@ -31,15 +31,17 @@ export function pct(rate) {
   return `${p >= 99.95 || p === 0 ? p.toFixed(0) : p < 1 ? p.toFixed(2) : p.toFixed(1)}%`;
 }
 
-/** A duration given in ms: "850 ms", "2.4 s", "3 min 10 s", "2 h 5 min". */
+/** A duration given in ms: "850 ms", "2.4 s", "3m 10s", "2h 5m" (short: tiles and axes). */
 export function ms(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (value < 1) return `${value.toFixed(2)} ms`;
   if (value < 1000) return `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;
   const s = value / 1000;
-  if (s < 60) return `${s < 10 ? s.toFixed(2) : s.toFixed(1)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  if (s < 59.95) return `${s < 10 ? s.toFixed(2) : s.toFixed(1)} s`;
+  const whole = Math.round(s);
+  if (whole < 3600) return `${Math.floor(whole / 60)}m ${whole % 60}s`;
+  const minutes = Math.round(whole / 60);
+  return `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
 }
 
 export const seconds = (s) => ms(s === null || s === undefined ? s : s * 1000);
@@ -48,7 +50,7 @@ export const seconds = (s) => ms(s === null || s === undefined ? s : s * 1000);
 export function msParts(value) {
   const text = ms(value);
   const at = text.lastIndexOf(" ");
-  return at < 0 || text.includes("min") || text.includes(" h ") ? [text, ""] : [text.slice(0, at), text.slice(at + 1)];
+  return at < 0 || /\d[hm] /.test(text) ? [text, ""] : [text.slice(0, at), text.slice(at + 1)];
 }
 
 export function ago(unixSeconds) {

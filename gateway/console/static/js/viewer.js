@@ -6,11 +6,12 @@ import { el, int, num } from "./format.js";
 
 /**
  * media: "image" | "video"; source: {url} (an image URL), {file} (a local File),
- * or null (nothing to show under the boxes: a blank of the image's size).
+ * {note} (no picture, and why), or null (nothing to show under the boxes: a
+ * blank of the image's size).
  */
 export function createViewer(media, source) {
   const root = el("div", { class: "viewer", "data-media": media });
-  const note = el("div", { class: "stage-note" });
+  const note = el("div", { class: "stage-note", text: (source && source.note) || "" });
   const bar = el("div", { class: "progress", hidden: media !== "video" }, el("div"));
   const barLabel = el("div", { class: "progress-label", hidden: media !== "video" });
   const slider = el("input", { type: "range", min: 0, max: 0, value: 0, hidden: true, "aria-label": "Frame" });

@@ -12,6 +12,11 @@ export function mount(view, { match }, ctx) {
   const controller = new AbortController();
   let viewer = null;
   let task = null;
+  let privateKinds = null; // "kind:media" of kinds whose uploads are never kept
+  api("kinds", { signal: controller.signal }).then(
+    ({ kinds }) => new Set(kinds.filter((k) => k.private).map((k) => `${k.kind}:${k.media}`)),
+    () => new Set(),
+  ).then((found) => { privateKinds = found; if (task) render(); });
 
   const title = el("div", { class: "row", style: "justify-content:space-between;margin-bottom:12px" });
   const facts = el("dl", { class: "facts", id: "task-facts" });
@@ -41,8 +46,9 @@ export function mount(view, { match }, ctx) {
     header();
     const waited = between(task.created_at, task.started_at);
     const ran = between(task.started_at, task.finished_at);
-    const replica = task.replica
-      ? el("a", { class: "mono", href: `#/replicas?replica=${encodeURIComponent(task.replica)}`, text: task.replica }) : "–";
+    const replica = !task.replica ? "–"
+      : ctx.admin ? el("a", { class: "mono", href: `#/replicas?replica=${encodeURIComponent(task.replica)}`, text: task.replica })
+        : el("span", { class: "mono", text: task.replica });
     facts.replaceChildren(...[
       ["Status", stateBadge(task.status)],
       ["Queued", when(task.created_at)],
@@ -60,8 +66,14 @@ export function mount(view, { match }, ctx) {
     if (task.error) blocks.push(el("section", { class: "card" }, el("h3", { text: "Error" }),
       el("div", { class: "error", id: "task-error" }, el("strong", { text: task.error.code }), ": ", task.error.message)));
     side.replaceChildren(...blocks);
+    // an image waits to know whether its upload is kept (a video's never is)
+    if (!viewer && privateKinds === null && task.media === "image") return;
     if (!viewer) {
-      viewer = createViewer(task.media, task.media === "image" ? { url: `../api/task/${id}/input` } : null);
+      const kept = !(privateKinds && privateKinds.has(`${task.kind}:${task.media}`));
+      const source = task.media !== "image" ? null
+        : kept ? { url: `../api/task/${id}/input` }
+        : { note: "Identification uploads are never kept (they are personal data): boxes drawn on a blank of the image's size." };
+      viewer = createViewer(task.media, source);
       main.replaceChildren(el("section", { class: "card" }, el("h3", { text: "Result" }), viewer.root),
         el("section", { class: "card" }, el("details", { id: "task-json" }, el("summary", { text: "The task as JSON" }), el("pre", { class: "json" }))));
     }
@@ -78,8 +90,10 @@ export function mount(view, { match }, ctx) {
       task = await api(`task/${id}`, { signal: controller.signal });
       render();
       ctx.live(true);
-      if (ENDED.has(task.status)) return;
+      // an ended video without a result (failed, cancelled): its frames are in its events
+      if (ENDED.has(task.status) && !(task.media === "video" && !task.result)) return;
       await followEvents(id, (event) => {
+        if (!viewer) return;
         if (event.type === "progress") viewer.setProgress(event.data.done, event.data.total);
         else if (event.type === "frame") viewer.addFrame(event.data);
         else if (event.type === "status" && event.data.task) {

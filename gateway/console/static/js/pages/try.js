@@ -122,6 +122,7 @@ export function mount(view, _route, ctx) {
         setStatus("failed");
         error.textContent = err.message;
         error.hidden = false;
+        if (!link.href) viewer.root.hidden = true; // refused at upload: nothing to draw on
       }
     } finally {
       submit.disabled = false;

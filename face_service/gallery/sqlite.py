@@ -214,10 +214,18 @@ class SqliteStore:
 
     def migrate(self) -> int:
         conn = self._conn()
-        try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"cannot open the gallery database: {exc}") from None
+        # Switching to WAL takes an exclusive lock and does not wait on the busy
+        # timeout: replicas starting together on one file retry it for a while.
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise StoreUnavailable(f"cannot open the gallery database: {exc}") from None
+                time.sleep(0.05)
         if mode.lower() != "wal":
             logger.warning("gallery database %s is in %s mode, not WAL", self.path, mode)
         with self._tx(write=True) as conn:

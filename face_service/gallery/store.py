@@ -399,7 +399,8 @@ def check_new_faces(faces: Sequence[NewFace]) -> list[NewFace]:
             len(external_id) > MAX_EXTERNAL_ID_CHARS or not external_id.isprintable()
         ):
             raise InvalidInput(
-                f"faces[{i}].external_id must be at most {MAX_EXTERNAL_ID_CHARS} printable characters"
+                f"external_id must be at most {MAX_EXTERNAL_ID_CHARS} printable characters "
+                f"(got {len(external_id)})"
             )
         checked.append(
             NewFace(

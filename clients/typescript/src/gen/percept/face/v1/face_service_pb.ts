@@ -26,7 +26,8 @@ export const file_percept_face_v1_face_service: GenFile = /*@__PURE__*/
  */
 export type FaceOptions = Message<"percept.face.v1.FaceOptions"> & {
   /**
-   * Detector model; DETECTOR_UNSPECIFIED means DETECTOR_HOG.
+   * Detector model: hog (the default when unset; fast on CPU) or cnn (more
+   * accurate, ~100x slower on CPU).
    *
    * @generated from field: percept.face.v1.Detector detector = 1;
    */

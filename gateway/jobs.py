@@ -373,7 +373,8 @@ class Task:
             mode=raw.get("mode") or "queued",
         )
 
-    def to_json(self, status_url: str | None = None) -> dict[str, Any]:
+    def to_json(self, status_url: str | None = None, *, tenant: bool = False) -> dict[str, Any]:
+        """The task's REST body; `tenant` adds whose it is (for admins, who see all)."""
         body: dict[str, Any] = {
             "task_id": self.id,
             "kind": self.kind,
@@ -391,6 +392,8 @@ class Task:
             body["status_url"] = status_url
         if self.replica:
             body["replica"] = self.replica
+        if tenant:
+            body["tenant"] = self.tenant
         if self.result is not None:
             body["result"] = self.result
         if self.error is not None:

@@ -130,6 +130,9 @@ class Task(BaseModel):
     expires_at: str | None
     status_url: str | None = None
     replica: str | None = Field(None, description="The replica that ran it (host:port).")
+    tenant: str | None = Field(
+        None, description="Whose task it is: shown to admin keys only (they see every tenant)."
+    )
     result: Any | None = Field(None, description="When succeeded: the kind's result.")
     error: TaskError | None = None
 

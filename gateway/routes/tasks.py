@@ -35,8 +35,9 @@ def router_for(kinds, task_model) -> APIRouter:
     )
     async def get_task(task_id: str, request: Request) -> JSONResponse:
         gw = request.app.state.gateway
-        task = await gw.store.get(task_id, gw.auth.principal(request).scope)
-        return JSONResponse(task.to_json(task_url(request, task_id)))
+        scope = gw.auth.principal(request).scope
+        task = await gw.store.get(task_id, scope)
+        return JSONResponse(task.to_json(task_url(request, task_id), tenant=scope is None))
 
     @router.delete(
         "/api/task/{task_id}",
@@ -46,12 +47,13 @@ def router_for(kinds, task_model) -> APIRouter:
     )
     async def cancel_task(task_id: str, request: Request) -> JSONResponse:
         gw = request.app.state.gateway
-        task, changed = await gw.store.cancel(task_id, gw.auth.principal(request).scope)
+        scope = gw.auth.principal(request).scope
+        task, changed = await gw.store.cancel(task_id, scope)
         if not changed:
             raise ApiError(
                 409, "already_finished", f"task {task_id} already ended as {task.status.value}"
             )
-        return JSONResponse(task.to_json(task_url(request, task_id)))
+        return JSONResponse(task.to_json(task_url(request, task_id), tenant=scope is None))
 
     @router.get(
         "/api/task/{task_id}/events",
@@ -102,7 +104,8 @@ def router_for(kinds, task_model) -> APIRouter:
                     after = event.id
                     data = dict(event.data)
                     if event.type == "status" and data.get("status") in TERMINAL:
-                        data["task"] = (await store.get(task_id, scope)).to_json()
+                        ended_task = await store.get(task_id, scope)
+                        data["task"] = ended_task.to_json(tenant=scope is None)
                         ended = True
                     yield f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(data)}\n\n"
 
@@ -148,7 +151,8 @@ def router_for(kinds, task_model) -> APIRouter:
         scope = gw.auth.principal(request).scope
         if q:
             found = await gw.store.find(q, limit, scope)
-            return JSONResponse({"tasks": [t.to_json() for t in found], "next_cursor": None})
+            found_json = [t.to_json(tenant=scope is None) for t in found]
+            return JSONResponse({"tasks": found_json, "next_cursor": None})
         tasks, next_cursor = await gw.store.list(
             status.value if status else None,
             kind,
@@ -159,6 +163,7 @@ def router_for(kinds, task_model) -> APIRouter:
             since=since,
             until=until,
         )
-        return JSONResponse({"tasks": [t.to_json() for t in tasks], "next_cursor": next_cursor})
+        listed = [t.to_json(tenant=scope is None) for t in tasks]
+        return JSONResponse({"tasks": listed, "next_cursor": next_cursor})
 
     return router

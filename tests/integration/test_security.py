@@ -93,7 +93,10 @@ def test_tenants_never_see_each_other(gw, sec_redis, zidane_bytes, long_video):
     assert listed == {task_id, video_id}
     everyone = {t["task_id"] for t in admin.get("/api/tasks").json()["tasks"]}
     assert {task_id, video_id} <= everyone  # an admin sees every tenant
-    assert admin.get(f"/api/task/{task_id}").status_code == 200
+    assert admin.get(f"/api/task/{task_id}").json()["tenant"] == "alice"  # whose it is
+    assert "tenant" not in alice.get(f"/api/task/{task_id}").json()  # for admins only
+    tenants = {t["task_id"]: t.get("tenant") for t in admin.get("/api/tasks").json()["tasks"]}
+    assert tenants[task_id] == tenants[video_id] == "alice"
     assert admin.delete(f"/api/task/{video_id}").json()["status"] == "cancelled"
 
     # Idempotency keys are per tenant: the same key names different tasks.

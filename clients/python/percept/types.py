@@ -426,6 +426,7 @@ class Task:
     replica: str | None = None
     result: ImageResult | VideoResult | None = None
     error: TaskError | None = None
+    tenant: str | None = None  # whose it is: told to admin keys only
 
     @property
     def ended(self) -> bool:
@@ -473,6 +474,7 @@ class Task:
             replica=data.get("replica"),
             result=result,
             error=TaskError.from_json(error) if error else None,
+            tenant=data.get("tenant"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -494,6 +496,8 @@ class Task:
             body["status_url"] = self.status_url
         if self.replica:
             body["replica"] = self.replica
+        if self.tenant:
+            body["tenant"] = self.tenant
         if self.result is not None:
             body["result"] = self.result.to_json()
         if self.error is not None:

@@ -59,6 +59,7 @@ export function mount(view, { match }, ctx) {
       ["Attempts", int(task.attempts)],
       ["Replica", replica],
       ["Expires", when(task.expires_at)],
+      ...(task.tenant ? [["Tenant", el("span", { class: "mono", text: task.tenant })]] : []),
     ].flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-fact": k.toLowerCase() }, v)]));
     const blocks = [el("section", { class: "card" }, el("h3", { text: "Timings" }), facts),
       el("section", { class: "card" }, el("h3", { text: "Options" }),

@@ -56,7 +56,7 @@ export function mount(view, { params }, ctx) {
       el("label", { style: "flex-direction:row;align-items:center;gap:6px" }, liveBox, "live")),
     el("div", { class: "card table-card" },
       el("table", { id: "task-table" },
-        el("thead", {}, el("tr", {}, ...["Created", "Task", "Kind", "Status", "Waited", "Ran", "Attempts", "Replica", "Found"]
+        el("thead", {}, el("tr", {}, ...["Created", "Task", "Kind", "Status", "Waited", "Ran", "Attempts", "Replica", "Found", ...(ctx.admin ? ["Tenant"] : [])]
           .map((h, i) => el("th", { class: i === 4 || i === 5 || i === 6 ? "num" : "", text: h })))),
         rows),
       el("div", { class: "table-foot" }, newer, older, info, el("span", { class: "spacer" }), timing)));
@@ -109,7 +109,8 @@ export function mount(view, { params }, ctx) {
       el("td", { class: "num", text: seconds(ran) }),
       el("td", { class: "num", text: int(t.attempts) }),
       el("td", { class: "mono", text: t.replica || "" }),
-      el("td", { class: t.status === "failed" ? "error" : "", text: what }));
+      el("td", { class: t.status === "failed" ? "error" : "", text: what }),
+      ctx.admin ? el("td", { class: "mono", "data-field": "tenant", text: t.tenant || "" }) : null);
   }
 
   async function load() {
@@ -119,7 +120,7 @@ export function mount(view, { params }, ctx) {
     try {
       const data = await api(request(cursors[page]), { signal: controller.signal });
       rows.replaceChildren(...(data.tasks.length ? data.tasks.map(row)
-        : [el("tr", {}, el("td", { colspan: 9, class: "empty", text: "No task matches." }))]));
+        : [el("tr", {}, el("td", { colspan: ctx.admin ? 10 : 9, class: "empty", text: "No task matches." }))]));
       await new Promise((r) => requestAnimationFrame(() => r()));
       const took = performance.now() - started;
       cursors[page + 1] = data.next_cursor;

@@ -18,8 +18,10 @@ executor threads, queues or locks in between.
 - A worker whose memory stays above `max_rss_bytes` after a call finishes that
   call, then exits and is replaced (memory-hungry inputs don't leave it bloated).
 - A call abandoned by its caller (cancelled, or its deadline passed) while a
-  worker computes it is given `abandon_after_s`; a worker still busy with it
-  then is killed and replaced, so nobody waits behind work nobody wants.
+  worker computes it is given `abandon_after_s`, and no new call is queued
+  behind it meanwhile; a worker still busy with it then is killed and replaced
+  (proactively: the next caller finds a warm worker, not a model load), so
+  nobody waits behind work nobody wants.
 - Workers exit on their own when their server goes away (their socket closes).
 """
 
@@ -218,6 +220,10 @@ class _Worker:
     retiring: bool = False
     abandoned: bool = False
 
+    @property
+    def on_abandoned_call(self) -> bool:
+        return any(key < 0 for key in self.pending)
+
 
 class ProcessWorkers:
     """A pool of `size` spawned processes; `run` awaits one call in one of them."""
@@ -382,6 +388,8 @@ class ProcessWorkers:
         best = None
         for worker in self._workers:
             if not worker.alive or worker.retiring or not worker.loaded:
+                continue
+            if worker.on_abandoned_call:  # nothing new behind work nobody wants
                 continue
             load = len(worker.pending)
             if load == 0:

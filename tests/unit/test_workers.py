@@ -181,6 +181,27 @@ def test_close_stops_every_worker():
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
 
 
+def test_no_call_is_queued_behind_an_abandoned_one():
+    """The other worker takes new calls; the one computing for nobody gets none."""
+
+    async def main():
+        pool = ProcessWorkers(2, slow_init, ("w",), abandon_after_s=10)
+        await pool.start()
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.run(pid_after, 1.5), timeout=0.2)  # caller gives up
+            stuck = next(w for w in pool._workers if w.on_abandoned_call)
+            calls = [asyncio.ensure_future(pool.run(pid_after, 0.1)) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            assert all(key < 0 for key in stuck.pending)  # nothing behind the abandoned call
+            return stuck.pid, await asyncio.gather(*calls)
+        finally:
+            await pool.close()
+
+    stuck, pids = run(main())
+    assert stuck not in pids and len(set(pids)) == 1
+
+
 def test_a_worker_stuck_on_an_abandoned_call_is_replaced():
     async def main():
         pool = ProcessWorkers(1, slow_init, ("w",), abandon_after_s=0.5)

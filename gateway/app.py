@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class GatewayApp(FastAPI):
                     scope["app"] = self
                     await handler(scope, receive, send)
                     return
-            if scope["method"] in ("POST", "PUT", "PATCH") and not _is_multipart(scope):
+            if scope["method"] in ("POST", "PUT", "PATCH") and not _UPLOAD_ROUTE.match(path):
                 too_big = _declared_too_big(scope)
                 if too_big is not None:
                     await too_big(scope, receive, send)
@@ -117,17 +118,12 @@ class GatewayApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-# JSON bodies (collections, searches, keys, sign-in) are small: anything past
-# this is refused (uploads are multipart, bounded by their own limits).
+# Every body but an upload's (collections, searches, keys, sign-in) is small:
+# past this it is refused, whatever its Content-Type says. The upload routes
+# (task submits, enroll, verify) bound theirs with the upload limits.
 MAX_JSON_BODY = 1 << 20
 _JSON_TOO_BIG = f"the body is over {MAX_JSON_BODY} bytes, the limit for JSON bodies"
-
-
-def _is_multipart(scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return value.lower().startswith(b"multipart/")
-    return False
+_UPLOAD_ROUTE = re.compile(r"^/api/(detect|identify)/|^/api/collections/[^/]+/(faces|verify)$")
 
 
 def _declared_too_big(scope):

@@ -34,7 +34,7 @@ local ts = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 if tokens < 1 then return tostring((1 - tokens) / rate) end
 redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', now)
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
+redis.call('EXPIRE', KEYS[1], math.min(math.ceil(burst / rate) + 60, 31536000))
 return '0'
 """
 

@@ -41,6 +41,7 @@ CACHE_S = 30.0  # a cached key is re-read at least this often, changes or not
 TENANT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 # The largest value of each limit (beyond them a limit would mean nothing, or overflow).
 LIMIT_MAX = {"rps": 1e6, "burst": 1e6, "tasks": 1e9, "bytes": 2**50, "videos": 1e6}
+MIN_RPS = 0.001  # a slower bucket would outlive Redis' largest expiry
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,26 @@ class Limits:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= top):
                 raise ValueError(f"limit {name} must be a number in [0, {top:g}] (0: no limit)")
+        if 0 < self.rps < MIN_RPS:
+            raise ValueError(f"limit rps must be 0 (no limit) or at least {MIN_RPS:g}")
+
+    @classmethod
+    def stored(cls, rps: float, burst: int, tasks: int, bytes_: int, videos: int) -> Limits:
+        """Limits read back from Redis: a value an older version let through is
+        brought into range (and logged) rather than breaking every use of the key."""
+        values = {"rps": rps, "burst": burst, "tasks": tasks, "bytes": bytes_, "videos": videos}
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            logger.warning("a stored API key has limits out of range (%s); using the nearest", exc)
+        fixed = {}
+        for name, value in values.items():
+            top = LIMIT_MAX[name]
+            value = 0 if math.isnan(value) or value < 0 else min(value, top)
+            fixed[name] = value if name == "rps" else int(value)
+        if 0 < fixed["rps"] < MIN_RPS:
+            fixed["rps"] = MIN_RPS
+        return cls(**fixed)
 
     @property
     def counted(self) -> bool:
@@ -112,18 +133,25 @@ def _record(key: ApiKey) -> dict[str, str]:
     }
 
 
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:  # "inf" and the like, from before limits were checked
+        return int(LIMIT_MAX["tasks"])
+
+
 def _from_record(raw: dict[str, str]) -> ApiKey:
     return ApiKey(
         raw["id"],
         raw.get("name", ""),
         raw.get("tenant", DEFAULT_TENANT),
         raw.get("role", "client"),
-        Limits(
+        Limits.stored(
             float(raw.get("rps") or 0),
-            int(raw.get("burst") or 0),
-            int(raw.get("tasks") or 0),
-            int(raw.get("bytes") or 0),
-            int(raw.get("videos") or 0),
+            _int(raw.get("burst")),
+            _int(raw.get("tasks")),
+            _int(raw.get("bytes")),
+            _int(raw.get("videos")),
         ),
         float(raw.get("created_at") or 0),
         float(raw.get("revoked_at") or 0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Literal
 
@@ -154,7 +155,7 @@ async def login(request: Request) -> JSONResponse:
     response.set_cookie(
         COOKIE,
         token,  # a session of its own: the cookie never carries the key
-        max_age=int(gw.settings.session_ttl_s),
+        max_age=max(1, math.ceil(gw.settings.session_ttl_s)),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -209,9 +210,11 @@ async def create_key(
     request: Request, keys: Annotated[KeyStore, Depends(_keys)], body: NewKey
 ) -> JSONResponse:
     # `keys` is a dependency so a client key is refused (403) before its body is read.
-    secret, record = await keys.create(
-        body.name, body.tenant, body.role, Limits(**body.limits.model_dump())
-    )
+    try:
+        limits = Limits(**body.limits.model_dump())
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc), fields=["limits"]) from None
+    secret, record = await keys.create(body.name, body.tenant, body.role, limits)
     return JSONResponse({"key": secret, "info": record.to_json()}, status_code=201)
 
 

@@ -4,6 +4,7 @@ answer 429 with Retry-After."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -236,6 +237,8 @@ def test_key_limits_and_bodies_are_checked_before_anything_is_stored(gw, sec_red
         refused = admin.post("/api/keys", json={"name": "x", "tenant": "t", "limits": limits})
         assert refused.status_code == 422, (limits, refused.text)
         assert refused.json()["error"]["fields"], refused.text  # names the field
+    slow = admin.post("/api/keys", json={"name": "x", "tenant": "t", "limits": {"rps": 1e-20}})
+    assert slow.status_code == 422 and "at least 0.001" in slow.json()["error"]["message"]
     misplaced = admin.post("/api/keys", json={"name": "x", "tenant": "t", "rps": 1})
     assert misplaced.status_code == 422 and "rps" in misplaced.json()["error"]["message"]
     listing = admin.get("/api/keys")
@@ -243,6 +246,26 @@ def test_key_limits_and_bodies_are_checked_before_anything_is_stored(gw, sec_red
     # A client key is told it may not, before anything about its body.
     guest = client(gw, create_key(sec_redis, "client", "ivan"))
     assert guest.post("/api/keys", json={"name": "x"}).status_code == 403
+
+    # A key an older version stored with limits out of range still lists and works.
+    r = redis.Redis.from_url(sec_redis, decode_responses=True)
+    legacy = "pk_01dc0de0_legacy-secret"
+    sha = hashlib.sha256(legacy.encode()).hexdigest()
+    r.hset(f"percept:key:{sha}", mapping={"id": "01dc0de0", "name": "old", "tenant": "t",
+                                           "role": "client", "rps": "inf", "tasks": "inf"})  # fmt: skip
+    r.hset("percept:keys", "01dc0de0", sha)
+    assert admin.get("/api/keys").status_code == 200
+    assert client(gw, legacy).get("/api/tasks").status_code == 200
+
+
+def test_only_uploads_may_send_big_bodies(gw):
+    big = b"x" * (2 << 20)
+    multipart = {"Content-Type": "multipart/form-data; boundary=xyz"}
+    anonymous = httpx.Client(base_url=gw.url, timeout=30)
+    refused = anonymous.post("/api/session", content=big, headers=multipart)  # no key needed
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "too_large"
+    admin = client(gw, gw.api_key)
+    assert admin.post("/api/collections", content=big, headers=multipart).status_code == 413
 
 
 def test_auth_can_be_turned_off_and_says_so(env, zidane_bytes):

@@ -97,11 +97,19 @@ class _Call:
         else:
             STATS.failed += 1
 
+    def cancelled_code(self) -> grpc.StatusCode:
+        """Why a call was cut short: its deadline ran out (counted against the
+        replica), or its caller went away."""
+        left = self.context.time_remaining()
+        if left is not None and left <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return grpc.StatusCode.CANCELLED
+
     async def fail(self, exc: BaseException) -> None:
         """Turn an exception into the call's status; always raises."""
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            self.code = grpc.StatusCode.CANCELLED
-            logger.info("%s cancelled", self.method)
+            self.code = self.cancelled_code()
+            logger.info("%s %s", self.method, self.code.name.lower())
             raise exc
         if isinstance(exc, grpc.aio.AbortError):
             self.code = self.context.code() or grpc.StatusCode.UNKNOWN
@@ -183,7 +191,7 @@ def _wrap_stream_response(
             # close the handler now so its work (queued frames, the decoder)
             # stops at once instead of whenever it is garbage-collected.
             if not call.finished:
-                call.code = grpc.StatusCode.CANCELLED
+                call.code = call.cancelled_code()
                 call.finish()
                 asyncio.ensure_future(_close(responses))
 

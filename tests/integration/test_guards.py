@@ -194,6 +194,7 @@ def test_a_deadline_is_not_retried_and_frees_the_worker(redis_url, object_server
             task = wait_done(http, slow.json()["task_id"])
             assert task["status"] == "failed" and task["error"]["code"] == "deadline_exceeded"
             assert task["attempts"] == 1  # not retried as if a replica had been lost
+            assert _info(face).calls_failed >= 1  # a timeout is the replica's, not the caller's
             for _ in range(200):  # the worker stuck on it is replaced, not waited for
                 info = _info(face)
                 if info.worker_restarts >= 1 and info.workers_ready == 1:

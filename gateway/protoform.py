@@ -126,7 +126,8 @@ def _convert(param: Param, raw: str, shown: str) -> Any:
         low, high = (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
         if not low <= number <= high:
             r = rules_.rules(field)
-            limits = rules_.describe_range(r) if r is not None else f"[{low}, {high}]"
+            ranged = r is not None and (r.HasField("min") or r.HasField("max"))
+            limits = rules_.describe_range(r) if ranged else f"[{low}, {high}]"
             raise _bad(shown, raw, f"an integer in {limits}")
         return number
     if rules_.is_float(field):

@@ -46,15 +46,19 @@ _UNSUPPORTED = (
 )
 
 
-# ISO media files all start with an `ftyp` box; its major brand tells still
-# images (HEIF, AVIF) from videos (MP4, QuickTime, 3GP).
-_STILL_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
+# ISO media files all start with an `ftyp` box; its major brand tells videos
+# (MP4, QuickTime, 3GP) from still images (HEIF, AVIF, camera raw...).
+_VIDEO_BRANDS = {
+    b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ",
+    b"M4A ", b"dash", b"msnv", b"MSNV", b"f4v ", b"qt  ",
+}  # fmt: skip
 
 
 def _video_format(data: bytes) -> str | None:
     """The name of the video container these bytes start, if they start one."""
-    if data[4:8] == b"ftyp" and data[8:12] not in _STILL_BRANDS:
-        return "QuickTime" if data[8:12] == b"qt  " else "MP4"
+    brand = data[8:12]
+    if data[4:8] == b"ftyp" and (brand in _VIDEO_BRANDS or brand.startswith(b"3g")):
+        return "QuickTime" if brand == b"qt  " else "MP4"
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
         return "AVI"
     if data.startswith(b"\x1a\x45\xdf\xa3"):

@@ -395,13 +395,13 @@ def check_new_faces(faces: Sequence[NewFace]) -> list[NewFace]:
     checked = []
     for i, face in enumerate(faces):
         external_id = face.external_id or None
-        if external_id is not None and (
-            len(external_id) > MAX_EXTERNAL_ID_CHARS or not external_id.isprintable()
-        ):
+        if external_id is not None and len(external_id) > MAX_EXTERNAL_ID_CHARS:
             raise InvalidInput(
-                f"external_id must be at most {MAX_EXTERNAL_ID_CHARS} printable characters "
+                f"external_id must be at most {MAX_EXTERNAL_ID_CHARS} characters "
                 f"(got {len(external_id)})"
             )
+        if external_id is not None and not external_id.isprintable():
+            raise InvalidInput("external_id must be printable characters (no control characters)")
         checked.append(
             NewFace(
                 subject=check_subject(face.subject),

@@ -69,6 +69,7 @@ def test_pixel_limit_is_checked_before_decoding():
         (b"\x00\x00\x00\x18ftypheic", "unsupported image format HEIF"),
         (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00", "a video \\(MP4\\), not an image"),
         (b"RIFF\x00\x10\x00\x00AVI LIST", "a video \\(AVI\\), not an image"),
+        (b"\x00\x00\x00\x18ftypmiaf", "unsupported image format HEIF"),  # a still, not a video
         (b"\x89PNG\r\n\x1a\n", "looks like PNG but its header is broken"),
         (b"<html>not an image</html>", "not a recognised image"),
     ],

@@ -904,6 +904,8 @@ async def _task_id(client, given: str) -> str:
     """The full id of the one task whose id starts with `given` (the id itself when whole)."""
     if len(given) >= TASK_ID_LENGTH:
         return given
+    if len(given) < 4 or any(c not in "0123456789abcdefABCDEF" for c in given):
+        raise ValueError(f"{given!r} is not a task id: give the id, or its first 4+ hex digits")
     page = await client.tasks(id_prefix=given.lower(), limit=2)
     if not page.tasks:
         raise errors.NotFound(f"no task whose id starts with {given}", code="not_found")

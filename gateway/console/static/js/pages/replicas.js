@@ -51,8 +51,8 @@ export function mount(view, { params }, ctx) {
         el("span", { class: "muted mono", text: target })),
       el("table", {},
         el("thead", {}, el("tr", {}, ...["State", "Address", "Name", "Model", "Workers", "In flight", "Served", "Failed", "Refused", "Calls/s", "Mean time", "Restarts", "Up for", "Last seen"]
-          .map((h, i) => el("th", { class: i >= 4 && i <= 10 ? "num" : "", text: h })))),
-        el("tbody", {}, ...(replicas.length ? replicas.map(row) : [el("tr", {}, el("td", { colspan: 13, class: "empty", text: "No replica found at this target." }))]))));
+          .map((h, i) => el("th", { class: i >= 4 && i <= 11 ? "num" : "", text: h })))),
+        el("tbody", {}, ...(replicas.length ? replicas.map(row) : [el("tr", {}, el("td", { colspan: 14, class: "empty", text: "No replica found at this target." }))]))));
   }
 
   async function refresh() {

@@ -94,9 +94,8 @@ export function mount(view, { match }, ctx) {
       // an ended video without a result (failed, cancelled): its frames are in its events
       if (ENDED.has(task.status) && !(task.media === "video" && !task.result)) return;
       await followEvents(id, (event) => {
-        if (!viewer) return;
-        if (event.type === "progress") viewer.setProgress(event.data.done, event.data.total);
-        else if (event.type === "frame") viewer.addFrame(event.data);
+        if (event.type === "progress") { if (viewer) viewer.setProgress(event.data.done, event.data.total); }
+        else if (event.type === "frame") { if (viewer) viewer.addFrame(event.data); }
         else if (event.type === "status" && event.data.task) {
           task = event.data.task;
           render();

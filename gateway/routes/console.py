@@ -132,6 +132,10 @@ async def task_input(task_id: str, request: Request) -> Response:
         raise ApiError(
             404, "input_not_kept", f"task {task_id} is a {task.media} task: only images are kept"
         )
+    if kind.private:  # personal data: never served, not even while the task waits or runs
+        raise ApiError(
+            404, "input_not_kept", f"task {task_id}'s upload is personal data: it is never kept"
+        )
     store = gw.store
     data = await store.preview(task_id) or await store.raw.get(store.input_key(task_id))
     if not data:

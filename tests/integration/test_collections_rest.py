@@ -274,6 +274,16 @@ def test_identify_images_async_and_in_simple_mode(http, enrolled):
     for task_id in (task["task_id"], simple.json()["task_id"]):
         kept = http.get(f"/api/task/{task_id}/input")
         assert kept.status_code == 404 and kept.json()["error"]["code"] == "input_not_kept"
+    # ... nor served while they wait in the queue or run
+    burst = [
+        http.post("/api/identify/face/image", files=upload(faces.strangers()),
+                  data={"collection_id": PEOPLE}).json()["task_id"]
+        for _ in range(6)
+    ]  # fmt: skip
+    waiting = http.get(f"/api/task/{burst[-1]}/input")
+    assert waiting.status_code == 404 and waiting.json()["error"]["code"] == "input_not_kept"
+    for task_id in burst:
+        wait_done(http, task_id)
 
     missing = error(http.post("/api/identify/face/image", files=upload(faces.strangers())), 422)
     assert missing["fields"] == ["collection_id"]

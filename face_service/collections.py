@@ -91,7 +91,7 @@ class FaceCollections:
         self.min_enroll_face_px = min_enroll_face_px
 
     def threshold(self, threshold: float | None) -> float:
-        return self.gallery.settings.threshold if threshold is None else threshold
+        return self.gallery.threshold(threshold)
 
     # --- collections ----------------------------------------------------------------
 
@@ -187,8 +187,7 @@ class FaceCollections:
         self, tenant: str, search: Search, data: bytes, opts: FaceOptions
     ) -> IdentifiedFaces:
         await self.require(tenant, search.collection_id)
-        image = await self.engine.detect_image(data, _with_encodings(opts))
-        return _strip(await self.identify(tenant, search, image), opts)
+        return await self.identify_encoded_frame(tenant, search, data, opts)
 
     async def identify_frame(
         self, tenant: str, search: Search, rgb: np.ndarray, opts: FaceOptions

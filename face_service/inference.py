@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from percept_runtime.cost import check_face_cost
+from percept_runtime.cost import check_face_cost, detection_size
 from percept_runtime.errors import InvalidInput
 from percept_runtime.imaging import decode_image
 
@@ -91,19 +91,15 @@ def _scaled_locations(rgb: np.ndarray, opts: FaceOptions) -> list[tuple[int, int
     """face_recognition's (top, right, bottom, left) boxes in source pixels."""
     fr = _fr()
     height, width = rgb.shape[:2]
-    longest = max(height, width)
-    if not opts.detection_max_side or longest <= opts.detection_max_side:
+    size = detection_size(width, height, opts.detection_max_side)  # what the cost guard priced
+    if size == (width, height):
         return fr.face_locations(
             rgb, number_of_times_to_upsample=opts.upsample, model=opts.detector
         )
     import cv2
 
-    scale = opts.detection_max_side / longest
-    small = cv2.resize(
-        rgb,
-        (max(1, round(width * scale)), max(1, round(height * scale))),
-        interpolation=cv2.INTER_AREA,
-    )
+    scale = opts.detection_max_side / max(height, width)
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     boxes = []
     for top, right, bottom, left in fr.face_locations(
         small, number_of_times_to_upsample=opts.upsample, model=opts.detector

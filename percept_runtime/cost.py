@@ -19,12 +19,6 @@ def detection_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return width, height
 
 
-def detection_pixels(width: int, height: int, upsample: int, max_side: int) -> int:
-    """Pixels the detector scans: the detection size, upsampled (x2 a side each time)."""
-    w, h = detection_size(width, height, max_side)
-    return w * h * 4**upsample
-
-
 def check_face_cost(
     width: int,
     height: int,

@@ -252,20 +252,17 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith(HEALTH_PREFIX):
             return handler
+        kind = ("stream" if handler.request_streaming else "unary") + (
+            "_stream" if handler.response_streaming else "_unary"
+        )  # the handler field holding its behaviour
         if self._expected is not None and not self._authorized(handler_call_details):
             logger.info("%s refused: no valid token", method)
             refuse = _refuse(handler.response_streaming, TOKEN_MESSAGE)
-            kind = ("stream" if handler.request_streaming else "unary") + (
-                "_stream" if handler.response_streaming else "_unary"
-            )
             return handler._replace(**{kind: refuse})
         if method.startswith(UNOBSERVED_PREFIXES):
             return handler
         decode = _decoder(handler.request_deserializer)
         wrap = _wrap_stream_response if handler.response_streaming else _wrap_unary_response
-        kind = ("stream" if handler.request_streaming else "unary") + (
-            "_stream" if handler.response_streaming else "_unary"
-        )
         body = getattr(handler, kind)
         return handler._replace(
             request_deserializer=None,

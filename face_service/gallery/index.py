@@ -35,6 +35,7 @@ import numpy as np
 from face_service.gallery.errors import FaceNotFound, InvalidInput, SubjectNotFound
 from face_service.gallery.store import (
     ENCODING_SIZE,
+    MAX_ENCODING_COMPONENT,
     CollectionRef,
     FaceRows,
     check_encoding,
@@ -119,8 +120,9 @@ def check_probes(encodings) -> np.ndarray:
         raise InvalidInput(
             f"probe encodings must be 1-{MAX_PROBES} vectors of {ENCODING_SIZE} values"
         )
-    for i, row in enumerate(array):
-        check_encoding(row, f"probe[{i}]")
+    if not (np.isfinite(array).all() and np.abs(array).max() <= MAX_ENCODING_COMPONENT):
+        for i, row in enumerate(array):  # name the first bad probe, as one at a time would
+            check_encoding(row, f"probe[{i}]")
     return np.ascontiguousarray(array)
 
 
@@ -269,10 +271,6 @@ class CollectionIndex:
             self._subjects[code] = None  # names are personal data too
             del self._subject_codes[subject]
             self._free_codes.append(code)
-
-    def reserve(self, capacity: int) -> None:
-        with self._lock.write():
-            self._grow(capacity)
 
     # ---------------------------------------------------------------- changes
 
@@ -640,9 +638,6 @@ class GalleryIndex:
         pk = self._by_name.get((tenant, collection_id))
         return None if pk is None else self._by_pk.get(pk)
 
-    def get_pk(self, pk: int) -> CollectionIndex | None:
-        return self._by_pk.get(pk)
-
     def ensure(self, ref: CollectionRef, capacity: int = 0) -> CollectionIndex:
         with self._lock:
             index = self._by_pk.get(ref.pk)
@@ -674,10 +669,11 @@ class GalleryIndex:
             return 0
         added = 0
         cpks = rows.collection_pks
-        for cpk in np.unique(cpks):
+        collections = np.unique(cpks)
+        for cpk in collections:
             index = self._by_pk.get(int(cpk))
             if index is not None:
-                part = rows if len(np.unique(cpks)) == 1 else rows.select(cpks == cpk)
+                part = rows if len(collections) == 1 else rows.select(cpks == cpk)
                 added += index.add(part)
         return added
 
@@ -705,10 +701,6 @@ class GalleryIndex:
     @property
     def face_count(self) -> int:
         return sum(len(i) for i in self._by_pk.values())
-
-    @property
-    def nbytes(self) -> int:
-        return sum(i.nbytes for i in self._by_pk.values())
 
     def close(self) -> None:
         with self._lock:

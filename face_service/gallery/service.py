@@ -138,9 +138,9 @@ class Gallery:
             available=self.sync.available,
         )
 
-    def _call(self, call, *args):
+    def _call(self, call, *args, **kwargs):
         try:
-            return call(*args)
+            return call(*args, **kwargs)
         except StoreUnavailable as exc:
             self.sync.report_failure(exc)
             raise
@@ -191,23 +191,15 @@ class Gallery:
         page_token: str = "",
         include_encodings: bool = False,
     ) -> Page[StoredFace]:
-        try:
-            return self.store.list_faces(
-                tenant,
-                collection_id,
-                subject=subject,
-                page_size=page_size,
-                page_token=page_token,
-                include_encodings=include_encodings,
-            )
-        except StoreUnavailable as exc:
-            self.sync.report_failure(exc)
-            raise
-
-    def get_face(
-        self, tenant: str, collection_id: str, face_id: str, include_encoding: bool = False
-    ) -> StoredFace:
-        return self._call(self.store.get_face, tenant, collection_id, face_id, include_encoding)
+        return self._call(
+            self.store.list_faces,
+            tenant,
+            collection_id,
+            subject=subject,
+            page_size=page_size,
+            page_token=page_token,
+            include_encodings=include_encodings,
+        )
 
     def delete_faces(self, tenant: str, collection_id: str, face_ids: Sequence[str]) -> list[str]:
         """Delete faces by id; -> the ids that existed (and are now gone everywhere)."""
@@ -245,7 +237,8 @@ class Gallery:
         request that would fail anyway costs no detection first."""
         self._collection(tenant, collection_id)
 
-    def _threshold(self, threshold: float | None) -> float:
+    def threshold(self, threshold: float | None) -> float:
+        """The distance a match must be within: the caller's, else the setting."""
         return self.settings.threshold if threshold is None else threshold
 
     def identify(
@@ -263,7 +256,7 @@ class Gallery:
         up to top_k enrolled faces within the threshold, best first; none = unknown.
         distinct_subjects: at most one face per subject. exact: None = approximate
         when the collection has that index, True = always exact."""
-        threshold = self._threshold(threshold)
+        threshold = self.threshold(threshold)
         check_search(top_k, threshold)
         probes = check_probes(encodings)
         index = self._collection(tenant, collection_id)
@@ -287,7 +280,7 @@ class Gallery:
         exact: bool | None = None,
     ) -> Identification:
         """Search with an enrolled face (by id); the face itself is not among the matches."""
-        threshold = self._threshold(threshold)
+        threshold = self.threshold(threshold)
         check_search(top_k, threshold)
         index = self._collection(tenant, collection_id)
         return index.search_face(
@@ -308,7 +301,7 @@ class Gallery:
         threshold: float | None = None,
     ) -> Verification:
         """Is this face the claimed subject? Compares with each of the subject's faces."""
-        threshold = self._threshold(threshold)
+        threshold = self.threshold(threshold)
         check_search(1, threshold)
         probe = check_encoding(encoding, "encoding")
         index = self._collection(tenant, collection_id)

@@ -25,7 +25,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.errors import HTTP_ERRORS, STORE_DOWN, ApiError, error_response, response_for
 from gateway.jobs import JobStore
 from gateway.keys import KeyStore
-from gateway.kinds import KINDS, TaskKind
+from gateway.kinds import KINDS, TaskKind, backends_of
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.replicas import ReplicaMonitor
 from gateway.routes import admin, collections, ops, submit, tasks
@@ -215,8 +215,7 @@ def create_app(
             gw.dispatcher = Dispatcher(store, backends, settings, kinds, runner)
             await gw.dispatcher.start()
         if settings.replica_monitor:
-            backends_used = {k.backend.name: k.backend for k in kinds}.values()
-            gw.replicas = ReplicaMonitor(store.redis, settings, backends_used)
+            gw.replicas = ReplicaMonitor(store.redis, settings, backends_of(kinds))
             await gw.replicas.start()
         logger.info(
             "gateway ready: %d task kinds; face %s, object %s",
@@ -289,10 +288,9 @@ def create_app(
                 422, "invalid_request", "the body must be a JSON object", fields=["body"]
             )
         problems = [
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
-            for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors
         ]
-        fields = [".".join(str(p) for p in e["loc"][1:]) for e in exc.errors()]
+        fields = [".".join(str(p) for p in e["loc"][1:]) for e in errors]
         return error_response(422, "invalid_request", "; ".join(problems), fields=fields)
 
     @app.exception_handler(StarletteHTTPException)

@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import ApiError, grpc_api_error
+from gateway.jobs import DEFAULT_TENANT
 from gateway.kinds import BACKENDS, FACE, Backend, TaskKind
 from gateway.settings import GatewaySettings
 
@@ -130,7 +131,6 @@ REPLICA_KEY = "x-percept-replica"
 # Whose data a call may use (face collections): the caller's tenant. The
 # replicas trust it, as only the gateway can reach them (token / mTLS).
 TENANT_KEY = "x-percept-tenant"
-DEFAULT_TENANT = "default"
 MODEL_INFO_TTL_S = 30.0
 
 
@@ -213,6 +213,19 @@ class Backends:
         tenant. It fails fast when no replica is SERVING (UNAVAILABLE, retried by
         the channel a few times) instead of waiting out its deadline. Raises
         grpc.aio.AioRpcError."""
+        stub = self._stub(backend, method)
+        metadata = ((TENANT_KEY, tenant), *self.metadata)
+        if request_id:
+            metadata = (("x-request-id", request_id), *metadata)
+        return await stub(
+            request,
+            timeout=deadline_s or self.image_deadline,
+            metadata=metadata,
+            wait_for_ready=False,
+        )
+
+    def _stub(self, backend: Backend, method: str):
+        """A unary stub for one of the backend's methods, made once."""
         key = f"{backend.name}/{method}"
         stub = self._unary.get(key)
         if stub is None:
@@ -224,15 +237,7 @@ class Backends:
                 response_class.FromString,
             )
             self._unary[key] = stub
-        metadata = ((TENANT_KEY, tenant), *self.metadata)
-        if request_id:
-            metadata = (("x-request-id", request_id), *metadata)
-        return await stub(
-            request,
-            timeout=deadline_s or self.image_deadline,
-            metadata=metadata,
-            wait_for_ready=False,
-        )
+        return stub
 
     async def collection_exists(self, tenant: str, collection_id: str) -> bool | None:
         """Whether the tenant has this face collection; None when no face replica
@@ -290,14 +295,8 @@ class Backends:
         if cached is not None and time.monotonic() - cached[0] < MODEL_INFO_TTL_S:
             return cached[1]
         request_class = message_factory.GetMessageClass(method.input_type)
-        response_class = message_factory.GetMessageClass(method.output_type)
-        call = self.channels[backend.name].unary_unary(
-            f"/{backend.service_name}/GetModelInfo",
-            request_class.SerializeToString,
-            response_class.FromString,
-        )
         try:
-            info = await call(
+            info = await self._stub(backend, "GetModelInfo")(
                 request_class(), timeout=2.0, wait_for_ready=False, metadata=self.metadata
             )
         except grpc.aio.AioRpcError:

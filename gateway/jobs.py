@@ -45,6 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
+from gateway.stats import BOUNDS_MS
 
 if TYPE_CHECKING:
     from gateway.keys import Limits
@@ -70,10 +71,10 @@ TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 # Shared Lua: the list indexes (all tasks, and by status, kind and tenant,
 # scored by creation time) and the per-minute statistics the console charts
 # (counts by outcome; run and wait times as histogram buckets, milliseconds).
-_LIB = """
-local P = 'percept:'
-local BOUNDS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
-local function index(id, created, kind, tenant, status)
+_LIB = (
+    f"local P = '{PREFIX}'\n"
+    f"local BOUNDS = {{{', '.join(map(str, BOUNDS_MS))}}}\n"  # gateway/stats.py reads them back
+    + """local function index(id, created, kind, tenant, status)
   redis.call('ZADD', P .. 'tasks', created, id)
   redis.call('ZADD', P .. 'tasks:kind:' .. kind, created, id)
   redis.call('ZADD', P .. 'tasks:tenant:' .. tenant, created, id)
@@ -94,6 +95,7 @@ local function stat(kind, media, now, field, n)
   return key
 end
 """
+)
 
 # KEYS: task, input, tombstone, unused, events, queue, idem (or ""), inline index.
 # ARGV: ttl, tombstone ttl, id, kind, media, options, now, expires_at, input,

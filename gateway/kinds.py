@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from gateway import models, protoform, results
 from gateway.errors import ApiError
+from gateway.jobs import DEFAULT_TENANT
 from percept_runtime import fields
 from percept_runtime.cost import check_face_cost
 from percept_runtime.errors import InvalidInput
@@ -62,7 +63,7 @@ class CheckContext:
     models: ModelInfoSource
     settings: Any
     size: tuple[int, int] | None = None
-    tenant: str = "default"
+    tenant: str = DEFAULT_TENANT
     collections: CollectionSource | None = None
 
 
@@ -243,10 +244,16 @@ async def _check_collection(request: Message, ctx: CheckContext) -> None:
         )
 
 
-_FACE_ALIASES = {"landmarks": "return_landmarks", "encodings": "return_encodings"}
+FACE_ALIASES = {"landmarks": "return_landmarks", "encodings": "return_encodings"}
 # Identification fields of the face video request: only the identification kind takes them.
 _IDENTIFY_FIELDS = ("collection_id", "top_k", "threshold")
 _OBJECT_ALIASES = {"classes": _classes}
+
+
+def backends_of(kinds) -> list[Backend]:
+    """The backends some kinds use, each once, in order."""
+    return list({k.backend.name: k.backend for k in kinds}.values())
+
 
 KINDS: tuple[TaskKind, ...] = (
     TaskKind(
@@ -258,7 +265,7 @@ KINDS: tuple[TaskKind, ...] = (
         "Detect faces in an uploaded image",
         results.image_result,
         models.FaceImageResult,
-        aliases=_FACE_ALIASES,
+        aliases=FACE_ALIASES,
         checks=(_check_face_cost,),
     ),
     TaskKind(
@@ -270,7 +277,7 @@ KINDS: tuple[TaskKind, ...] = (
         "Detect faces in every sampled frame of an uploaded video",
         results.frame_result,
         models.FaceVideoResult,
-        aliases=_FACE_ALIASES,
+        aliases=FACE_ALIASES,
         checks=(_check_face_cost,),
         exclude=_IDENTIFY_FIELDS,
     ),
@@ -283,7 +290,7 @@ KINDS: tuple[TaskKind, ...] = (
         "Identify every face of an uploaded image against a face collection",
         results.identification_result,
         models.FaceIdentificationResult,
-        aliases=_FACE_ALIASES,
+        aliases=FACE_ALIASES,
         checks=(_check_face_cost, _check_collection),
         required=("collection_id",),
         private=True,
@@ -298,7 +305,7 @@ KINDS: tuple[TaskKind, ...] = (
         "Identify every face of every sampled frame of an uploaded video against a face collection",
         results.identification_frame,
         models.FaceIdentificationVideoResult,
-        aliases=_FACE_ALIASES,
+        aliases=FACE_ALIASES,
         checks=(_check_face_cost, _check_collection),
         required=("collection_id",),
         private=True,

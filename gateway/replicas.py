@@ -41,12 +41,12 @@ from percept.common.v1 import replica_service_pb2 as replica_pb
 from percept.common.v1 import replica_service_pb2_grpc as replica_grpc
 
 from gateway.backends import call_metadata, channel_credentials
+from gateway.jobs import PREFIX
 from gateway.kinds import BACKENDS, Backend
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "percept:"
 RECORDS = PREFIX + "replicas"
 LEASE = PREFIX + "replicas:lease"
 

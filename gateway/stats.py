@@ -63,16 +63,17 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     run = histogram(rows, "r")
     wait = histogram(rows, "w")
     minutes = max(1, len(rows))
+    longest_run, longest_wait = largest(rows, "run_max"), largest(rows, "wait_max")
     return {
         **counts,
         "ended": ended,
         "per_minute": ended / minutes,
         "success_rate": counts["succeeded"] / ended if ended else None,
         "failure_rate": counts["failed"] / ended if ended else None,
-        "run_p50_ms": quantile(run, 0.5, largest(rows, "run_max")),
-        "run_p95_ms": quantile(run, 0.95, largest(rows, "run_max")),
-        "wait_p50_ms": quantile(wait, 0.5, largest(rows, "wait_max")),
-        "wait_p95_ms": quantile(wait, 0.95, largest(rows, "wait_max")),
+        "run_p50_ms": quantile(run, 0.5, longest_run),
+        "run_p95_ms": quantile(run, 0.95, longest_run),
+        "wait_p50_ms": quantile(wait, 0.5, longest_wait),
+        "wait_p95_ms": quantile(wait, 0.95, longest_wait),
     }
 
 

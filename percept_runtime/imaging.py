@@ -92,6 +92,18 @@ def _sniff(data: bytes):
     )
 
 
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp")  # what _sniff accepts
+
+
+def media_type(data: bytes) -> str | None:
+    """The media type of an accepted image's bytes (by their first bytes), else None."""
+    try:
+        name = _sniff(data)[0]
+    except InvalidInput:
+        return None
+    return f"image/{name.lower()}"
+
+
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Read an image's header (no pixels yet) and check format and pixel count.
 

@@ -24,7 +24,7 @@ from gateway import models, protoform, results
 from gateway.backends import answered_by_replica
 from gateway.errors import ApiError, grpc_api_error
 from gateway.inputs import check_image
-from gateway.kinds import FACE, face_cost_guard
+from gateway.kinds import FACE, FACE_ALIASES, face_cost_guard
 from gateway.models import ErrorBody
 from gateway.upload import read_upload
 from percept_runtime import fields
@@ -32,7 +32,6 @@ from percept_runtime.errors import InvalidInput
 
 router = APIRouter(tags=["collections"])
 
-_ALIASES = {"landmarks": "return_landmarks", "encodings": "return_encodings"}
 
 CollectionId = Path(
     description="The collection's id (1-64 letters, digits, '.', '_' or '-').",
@@ -354,14 +353,14 @@ async def search(
     summary="Is the image's largest face this subject?",
     response_model=models.Verification,
     responses=_errors(400, 401, 404, 413, 415, 422, 429, 500, 503, 504),
-    openapi_extra=_multipart_doc(_VERIFY_PARAMS, _ALIASES, ("subject",), "The face to verify."),
+    openapi_extra=_multipart_doc(_VERIFY_PARAMS, FACE_ALIASES, ("subject",), "The face to verify."),
 )
 async def verify(request: Request, collection_id: str = CollectionId) -> JSONResponse:
     message = await _upload_request(
         request,
         pb.VerifyFaceRequest(collection_id=collection_id),
         _VERIFY_PARAMS,
-        _ALIASES,
+        FACE_ALIASES,
         ("subject",),
     )
     response = await _call(request, "VerifyFace", message)

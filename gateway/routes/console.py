@@ -13,19 +13,15 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from gateway import stats
 from gateway.console.models import ReplicaList, Stats
 from gateway.errors import ApiError
+from gateway.kinds import backends_of
 from gateway.models import error_responses
 from gateway.replicas import lease_holder, read_replicas
+from percept_runtime import imaging
 
 router = APIRouter(tags=["console"])
 
 STATS_CACHE_S = 1.0  # many open consoles cost Redis one read a second
 _cache: dict[tuple[int, int], tuple[float, dict]] = {}
-_IMAGE_TYPES = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"RIFF", "image/webp"),
-    (b"BM", "image/bmp"),
-)
 
 
 @router.get("/", include_in_schema=False)
@@ -97,17 +93,12 @@ async def get_replicas(request: Request) -> JSONResponse:
             "replicas": await read_replicas(redis, stale_after),
             "probe_interval_s": settings.replica_probe_s,
             "forget_after_s": settings.replica_forget_s,
-            "targets": {b.name: getattr(settings, f"{b.name}_targets") for b in _backends(gw)},
+            "targets": {
+                b.name: getattr(settings, f"{b.name}_targets") for b in backends_of(gw.kinds)
+            },
             "monitor": await lease_holder(redis),
         }
     )
-
-
-def _backends(gw):
-    seen = {}
-    for kind in gw.kinds:
-        seen.setdefault(kind.backend.name, kind.backend)
-    return seen.values()
 
 
 @router.get(
@@ -117,7 +108,7 @@ def _backends(gw):
     responses={
         200: {
             "content": {
-                t: {"schema": {"type": "string", "format": "binary"}} for _, t in _IMAGE_TYPES
+                t: {"schema": {"type": "string", "format": "binary"}} for t in imaging.MEDIA_TYPES
             },
             "description": "The uploaded image, as it was sent.",
         },
@@ -146,9 +137,8 @@ async def task_input(task_id: str, request: Request) -> Response:
             f"{gw.settings.keep_input_s} s after a task ends (GATEWAY_KEEP_INPUT_S)",
         )
     image = getattr(kind.request_class.FromString(data), kind.input_field).content
-    media_type = next((t for magic, t in _IMAGE_TYPES if image.startswith(magic)), None)
     return Response(
         image,
-        media_type=media_type or "application/octet-stream",
+        media_type=imaging.media_type(image) or "application/octet-stream",
         headers={"Cache-Control": "private, max-age=600"},
     )

@@ -1,13 +1,7 @@
 // Small SVG time-series charts: one point a minute, stacked bars and/or lines,
 // a y axis with its unit, an x axis with clock times. No library.
 
-const NS = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  return node;
-}
+import { svg } from "./format.js";
 
 function niceCeiling(value) {
   if (!(value > 0)) return 1;

@@ -1,15 +1,8 @@
 // Detections drawn over an image: an SVG overlay whose viewBox is the image's
 // own pixel grid, so every box is drawn at exactly the pixels the API returned.
 
-import { el } from "./format.js";
+import { el, svg } from "./format.js";
 
-const NS = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  return node;
-}
 
 const CLOSED = new Set(["left_eye", "right_eye", "top_lip", "bottom_lip"]);
 

@@ -16,6 +16,15 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+const NS = "http://www.w3.org/2000/svg";
+
+/** An SVG element with attributes (charts and detection overlays). */
+export function svg(tag, attrs = {}) {
+  const node = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
 export function int(n) {
   return n === null || n === undefined ? "–" : Math.round(n).toLocaleString("en-US");
 }

@@ -1,7 +1,7 @@
 // One task: what was asked, when it ran and where, and what it found drawn
 // over the image. A running video shows its progress and each frame live.
 
-import { api, followEvents } from "../api.js";
+import { API, api, followEvents } from "../api.js";
 import { between, el, int, kindLabel, seconds, stateBadge, when } from "../format.js";
 import { createViewer } from "../viewer.js";
 
@@ -72,7 +72,7 @@ export function mount(view, { match }, ctx) {
     if (!viewer) {
       const kept = !(privateKinds && privateKinds.has(`${task.kind}:${task.media}`));
       const source = task.media !== "image" ? null
-        : kept ? { url: `../api/task/${id}/input` }
+        : kept ? { url: `${API}task/${id}/input` }
         : { note: "Identification uploads are never kept (they are personal data): boxes drawn on a blank of the image's size." };
       viewer = createViewer(task.media, source);
       main.replaceChildren(el("section", { class: "card" }, el("h3", { text: "Result" }), viewer.root),

@@ -126,16 +126,20 @@ def _channel_options(service: str, max_message_bytes: int) -> list[tuple[str, An
 
 
 class _Base:
+    _grpc: Any  # grpc, or grpc.aio: the module its channels come from
+
     def __init__(
         self,
-        face: str | None,
-        object: str | None,  # noqa: A002 - the service's name reads best at the call site
-        api_key: str | None,
-        timeout: float | None,
-        video_timeout: float | None,
-        retry: RetryPolicy | None,
-        max_message_bytes: int,
-        credentials: grpc.ChannelCredentials | None,
+        face: str | None = None,
+        object: str | None = None,  # noqa: A002 - the service's name reads best at the call site
+        *,
+        api_key: str | None = None,
+        timeout: float | None = 60.0,
+        video_timeout: float | None = 3600.0,
+        retry: RetryPolicy | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        credentials: grpc.ChannelCredentials | None = None,
+        tenant: str | None = None,
     ) -> None:
         self.targets = {
             Kind.FACE: face or os.environ.get("PERCEPT_FACE_TARGET") or DEFAULT_FACE_TARGET,
@@ -150,7 +154,25 @@ class _Base:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {key}"),) if key else ()
         )
+        if tenant:  # whose face collections (the services trust it; "default" unless given)
+            self._metadata += (("x-percept-tenant", tenant),)
         self._channels: dict[Kind, Any] = {}
+
+    def _channel(self, kind: Kind):
+        if kind not in self._channels:
+            target, options = self._args(kind)
+            self._channels[kind] = (
+                self._grpc.secure_channel(target, self._credentials, options=options)
+                if self._credentials
+                else self._grpc.insecure_channel(target, options=options)
+            )
+        return self._channels[kind]
+
+    def _face(self) -> face_grpc.FaceServiceStub:
+        return face_grpc.FaceServiceStub(self._channel(Kind.FACE))
+
+    def _object(self) -> object_grpc.ObjectServiceStub:
+        return object_grpc.ObjectServiceStub(self._channel(Kind.OBJECT))
 
     def _args(self, kind: Kind) -> tuple[str, list[tuple[str, Any]]]:
         service = _proto.FACE_SERVICE if kind.faces else _proto.OBJECT_SERVICE
@@ -196,40 +218,7 @@ class GrpcClient(_Base):
     method takes `timeout=` too (None: no deadline).
     """
 
-    def __init__(
-        self,
-        face: str | None = None,
-        object: str | None = None,  # noqa: A002
-        *,
-        api_key: str | None = None,
-        timeout: float | None = 60.0,
-        video_timeout: float | None = 3600.0,
-        retry: RetryPolicy | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        credentials: grpc.ChannelCredentials | None = None,
-        tenant: str | None = None,
-    ) -> None:
-        super().__init__(
-            face, object, api_key, timeout, video_timeout, retry, max_message_bytes, credentials
-        )
-        if tenant:  # whose face collections (the services trust it; "default" unless given)
-            self._metadata += (("x-percept-tenant", tenant),)
-
-    def _channel(self, kind: Kind) -> grpc.Channel:
-        if kind not in self._channels:
-            target, options = self._args(kind)
-            self._channels[kind] = (
-                grpc.secure_channel(target, self._credentials, options=options)
-                if self._credentials
-                else grpc.insecure_channel(target, options=options)
-            )
-        return self._channels[kind]
-
-    def _face(self) -> face_grpc.FaceServiceStub:
-        return face_grpc.FaceServiceStub(self._channel(Kind.FACE))
-
-    def _object(self) -> object_grpc.ObjectServiceStub:
-        return object_grpc.ObjectServiceStub(self._channel(Kind.OBJECT))
+    _grpc = grpc
 
     def close(self) -> None:
         for channel in self._channels.values():
@@ -639,40 +628,7 @@ class AsyncGrpcClient(_Base):
     video and live streams are async iterators, and live frames may come from
     an async iterator too."""
 
-    def __init__(
-        self,
-        face: str | None = None,
-        object: str | None = None,  # noqa: A002
-        *,
-        api_key: str | None = None,
-        timeout: float | None = 60.0,
-        video_timeout: float | None = 3600.0,
-        retry: RetryPolicy | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        credentials: grpc.ChannelCredentials | None = None,
-        tenant: str | None = None,
-    ) -> None:
-        super().__init__(
-            face, object, api_key, timeout, video_timeout, retry, max_message_bytes, credentials
-        )
-        if tenant:  # whose face collections (the services trust it; "default" unless given)
-            self._metadata += (("x-percept-tenant", tenant),)
-
-    def _channel(self, kind: Kind) -> grpc.aio.Channel:
-        if kind not in self._channels:
-            target, options = self._args(kind)
-            self._channels[kind] = (
-                grpc.aio.secure_channel(target, self._credentials, options=options)
-                if self._credentials
-                else grpc.aio.insecure_channel(target, options=options)
-            )
-        return self._channels[kind]
-
-    def _face(self) -> face_grpc.FaceServiceStub:
-        return face_grpc.FaceServiceStub(self._channel(Kind.FACE))
-
-    def _object(self) -> object_grpc.ObjectServiceStub:
-        return object_grpc.ObjectServiceStub(self._channel(Kind.OBJECT))
+    _grpc = grpc.aio
 
     async def aclose(self) -> None:
         for channel in self._channels.values():

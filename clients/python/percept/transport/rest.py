@@ -622,13 +622,11 @@ class Client(_Base):
         page_size: int = 100,
     ) -> Iterator[Task]:
         """Every task, newest first, fetching pages as needed."""
-        cursor = None
-        while True:
-            page = self.tasks(status=status, kind=kind, limit=page_size, cursor=cursor)
-            yield from page.tasks
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        return walk(
+            lambda c: self.tasks(status=status, kind=kind, limit=page_size, cursor=c),
+            "tasks",
+            "next_cursor",
+        )
 
     def events(
         self, task: TaskRef, *, after: str | None = None, timeout: float | None = None
@@ -1115,21 +1113,19 @@ class AsyncClient(_Base):
         response = await self._request("GET", "/api/tasks", deadline=deadline, params=params)
         return _page(response.json())
 
-    async def iter_tasks(
+    def iter_tasks(
         self,
         *,
         status: TaskStatus | str | None = None,
         kind: Kind | str | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[Task]:
-        cursor = None
-        while True:
-            page = await self.tasks(status=status, kind=kind, limit=page_size, cursor=cursor)
-            for task in page.tasks:
-                yield task
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        """Every task, newest first, fetching pages as needed (`async for`)."""
+        return awalk(
+            lambda c: self.tasks(status=status, kind=kind, limit=page_size, cursor=c),
+            "tasks",
+            "next_cursor",
+        )
 
     async def events(
         self, task: TaskRef, *, after: str | None = None, timeout: float | None = None

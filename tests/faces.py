@@ -26,11 +26,6 @@ class Photo:
     rgb: np.ndarray
     box: tuple[int, int, int, int]  # the face: left, top, right, bottom
 
-    @property
-    def face_side(self) -> int:
-        left, top, right, bottom = self.box
-        return min(right - left, bottom - top)
-
 
 def _read(path: Path | str) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)

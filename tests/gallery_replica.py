@@ -33,8 +33,6 @@ def handle(gallery: Gallery, cmd: dict):
     if op == "delete_collection":
         gallery.delete_collection(tenant, cid)
         return True
-    if op == "available":
-        return gallery.available
     if op == "faces":
         return gallery.stats().faces
     raise ValueError(f"unknown op {op!r}")

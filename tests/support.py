@@ -130,6 +130,16 @@ class ServerProcess:
         return self.proc.returncode
 
 
+def fresh_db(redis_url: str, number: int) -> str:
+    """Database `number` of the Redis at `redis_url`, emptied: a test's own (make
+    test owns 9-15; the session gateway uses the URL's own database)."""
+    import redis
+
+    url = f"{redis_url.rsplit('/', 1)[0]}/{number}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
 def create_key(
     redis_url: str, role: str = "admin", tenant: str = "default", name: str = "tests", **limits
 ) -> str:

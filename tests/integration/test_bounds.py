@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tests.integration.test_gateway import submit
-from tests.support import GatewayProcess
+from tests.support import GatewayProcess, fresh_db
 
 pytestmark = pytest.mark.slow
 
@@ -51,9 +51,8 @@ def rss(gateway: GatewayProcess) -> int:
 def test_ten_big_videos_are_queued_within_the_cap_then_refused(
     big_video, redis_url, face_server, object_server
 ):
-    url = redis_url.rsplit("/", 1)[0] + "/12"
+    url = fresh_db(redis_url, 12)
     store = redis.Redis.from_url(url)
-    store.flushdb()
     gateway = GatewayProcess(
         "gateway",
         env={"REDIS_URL": url, "GATEWAY_FACE_TARGETS": face_server.address,

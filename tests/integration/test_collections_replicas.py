@@ -11,7 +11,6 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-import redis
 from grpc_health.v1 import health_pb2
 from percept.common.v1 import image_pb2
 from percept.face.v1 import face_service_pb2 as pb
@@ -20,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from tests import faces
 from tests.gallery_support import TcpProxy, pg_databases, postgres_url, within  # noqa: F401
-from tests.support import GatewayProcess, ServerProcess, health_status, rpc_error
+from tests.support import GatewayProcess, ServerProcess, fresh_db, health_status, rpc_error
 
 pytestmark = pytest.mark.slow
 
@@ -143,8 +142,7 @@ def test_a_restarted_replica_finds_its_collections(one, two):
 
 @pytest.fixture(scope="module")
 def gateway_to_two(two, redis_url):
-    url = redis_url.rsplit("/", 1)[0] + "/12"
-    redis.Redis.from_url(url).flushdb()
+    url = fresh_db(redis_url, 12)
     server = GatewayProcess(
         "gateway",
         env={

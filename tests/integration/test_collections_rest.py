@@ -7,15 +7,14 @@ service (real models, the SQLite store), a real gateway, a real Redis."""
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
-import redis
 
 from gateway import models
 from tests import faces
-from tests.support import GatewayProcess, ServerProcess, create_key
+from tests.integration.test_gateway import wait_done
+from tests.support import GatewayProcess, ServerProcess, create_key, fresh_db
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +33,7 @@ def face(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def redis_db(redis_url):
-    url = redis_url.rsplit("/", 1)[0] + "/12"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    return fresh_db(redis_url, 12)
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +88,6 @@ def enrolled(http) -> dict[str, list[str]]:
             assert [f.subject for f in body.faces] == [person]
             ids.setdefault(person, []).append(body.faces[0].face_id)
     return ids
-
-
-def wait_done(http, task_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = http.get(f"/api/task/{task_id}").json()
-        if body["status"] in ("succeeded", "failed", "cancelled"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"task {task_id} did not end")
 
 
 def named(result_faces, placed: list[faces.Placed]) -> list[tuple[str, str | None]]:

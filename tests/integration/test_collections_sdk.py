@@ -13,11 +13,10 @@ from pathlib import Path
 
 import percept
 import pytest
-import redis
 from percept import errors
 
 from tests import faces
-from tests.support import ROOT, GatewayProcess, ServerProcess, create_key
+from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, fresh_db
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +35,7 @@ def face(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def redis_db(redis_url):
-    url = redis_url.rsplit("/", 1)[0] + "/12"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    return fresh_db(redis_url, 12)
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import encode
+from tests.integration.conftest import DEMO_MODEL
+from tests.integration.test_face_service import FACE_PATCH
+from tests.integration.test_gateway import wait_done
 from tests.netlab import TinyDNS
 from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, free_port
 from tests.videos import moving_patch_video
@@ -42,8 +45,6 @@ pytestmark = pytest.mark.slow
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
-DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
-FACE_PATCH = (slice(40, 210), slice(140, 300))  # the astronaut's head
 OBJECTS_NAME = "objects.percept.test"
 FORGET_S = 8
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
@@ -285,16 +286,6 @@ def submit(http, path: str, data: bytes, **fields) -> dict:
     return response.json()
 
 
-def wait_task(http, task_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = http.get(f"/api/task/{task_id}").json()
-        if task["status"] in ("succeeded", "failed", "cancelled"):
-            return task
-        time.sleep(0.2)
-    raise AssertionError(f"task {task_id} did not end")
-
-
 # --- drawing checks -------------------------------------------------------------------
 
 
@@ -331,7 +322,7 @@ def assert_boxes_drawn_at(page, stage_selector: str, items: list[dict], width: i
 
 def test_every_page_loads_with_no_error_and_no_failed_request(gateway, http, watched, face_png):
     task = submit(http, "/api/detect/face/image", face_png, landmarks="true")
-    task = wait_task(http, task["task_id"])
+    task = wait_done(http, task["task_id"])
     page = watched.page
     page.goto(gateway.url + "/")  # the gateway's root leads to the console
     expect(page).to_have_url(console_url(gateway.url))
@@ -419,7 +410,7 @@ def test_try_it_draws_the_boxes_at_the_pixels_the_api_returned(
 def test_task_page_shows_timings_replica_and_the_uploaded_image_with_boxes(
     gateway, http, watched, face_png
 ):
-    task = wait_task(
+    task = wait_done(
         http, submit(http, "/api/detect/face/image", face_png, landmarks="true")["task_id"]
     )
     page = watched.page
@@ -493,7 +484,7 @@ def test_video_progress_advances_frame_by_frame_and_cancel_cancels_it(
 def test_console_apis_answer_what_their_models_document(http, face_png, tmp_path, astronaut):
     from gateway.console.models import ReplicaList, Stats
 
-    task = wait_task(http, submit(http, "/api/detect/face/image", face_png)["task_id"])
+    task = wait_done(http, submit(http, "/api/detect/face/image", face_png)["task_id"])
     stats = Stats.model_validate(http.get("/api/stats", params={"minutes": 5}).json())
     face = next(k for k in stats.kinds if k.id == "face_detection:image")
     assert len(face.series) == 5 and face.last_60m.succeeded >= 1

@@ -66,7 +66,7 @@ def test_changes_through_one_replica_reach_the_other_within_a_second(replicas, p
     assert b.call("identify", encoding=people["ann"][1]) is None  # seen at once: empty
 
     ann_ids = a.call("add", subject="ann", encodings=people["ann"][0])
-    _, took = within(PROPAGATION_S, lambda: who(b, people["ann"][1]) == "ann")
+    within(PROPAGATION_S, lambda: who(b, people["ann"][1]) == "ann")
     b.call("add", subject="bob", encodings=people["bob"][0])  # and the other way round
     within(PROPAGATION_S, lambda: who(a, people["bob"][1]) == "bob")
     a.call("add", subject="carol", encodings=people["carol"][0])

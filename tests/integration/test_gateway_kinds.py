@@ -22,7 +22,7 @@ from gateway.kinds import FACE, KINDS, TaskKind
 from gateway.results import image_result
 from gateway.settings import GatewaySettings
 from tests.integration.test_gateway import submit, wait_done
-from tests.support import create_key, free_port
+from tests.support import create_key, free_port, fresh_db
 
 pytestmark = pytest.mark.slow
 
@@ -74,11 +74,7 @@ def admin(redis_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def kinds_redis(redis_url):
-    import redis
-
-    url = redis_url.rsplit("/", 1)[0] + "/11"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    return fresh_db(redis_url, 11)
 
 
 def test_a_kind_declared_once_works_end_to_end(

@@ -11,11 +11,10 @@ import time
 import httpx
 import numpy as np
 import pytest
-import redis
 
 from tests.integration.test_face_service import FACE_PATCH
 from tests.integration.test_gateway import submit, wait_done
-from tests.support import ROOT, GatewayProcess, ServerProcess
+from tests.support import ROOT, GatewayProcess, ServerProcess, fresh_db
 from tests.videos import moving_patch_video
 
 pytestmark = pytest.mark.slow
@@ -26,9 +25,7 @@ LEASE_S = "2"
 @pytest.fixture(scope="module")
 def own_redis(redis_url):
     """A database of its own: the session gateway's dispatchers must not take these tasks."""
-    url = redis_url.rsplit("/", 1)[0] + "/10"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    return fresh_db(redis_url, 10)
 
 
 @pytest.fixture(scope="module")

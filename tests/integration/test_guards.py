@@ -19,7 +19,7 @@ from percept.face.v1 import face_service_pb2_grpc
 
 from tests.conftest import encode
 from tests.integration.test_gateway import submit, wait_done
-from tests.support import ServerProcess
+from tests.support import ServerProcess, fresh_db
 
 pytestmark = pytest.mark.slow
 
@@ -173,12 +173,10 @@ def test_no_error_message_names_a_server_path(http, object_server):
 def test_a_deadline_is_not_retried_and_frees_the_worker(redis_url, object_server, zidane_bytes):
     """A task past its deadline fails once with deadline_exceeded (retries are
     for lost replicas), and the worker stuck on it is replaced, not waited for."""
-    import redis
 
     from tests.support import GatewayProcess
 
-    url = redis_url.rsplit("/", 1)[0] + "/15"
-    redis.Redis.from_url(url).flushdb()
+    url = fresh_db(redis_url, 15)
     face = ServerProcess("face_service", env={"FACE_WORKERS": "1"}).start()
     gateway = GatewayProcess(
         "gateway",

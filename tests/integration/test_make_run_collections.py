@@ -15,10 +15,9 @@ import uuid
 
 import httpx
 import pytest
-import redis
 
 from tests import faces
-from tests.support import ROOT, create_key, free_port
+from tests.support import ROOT, create_key, free_port, fresh_db
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +62,7 @@ class MakeRun:
 
 def test_collections_survive_make_run_restarts(redis_url):
     port = free_port()
-    url = redis_url.rsplit("/", 1)[0] + "/12"
-    redis.Redis.from_url(url).flushdb()
+    url = fresh_db(redis_url, 12)
     key = create_key(url)
     env = {**os.environ, "GATEWAY_PORT": str(port), "REDIS_URL": url, "YOLO_OFFLINE": "1"}
     env.pop("FACE_GALLERY_URL", None)  # the default under test

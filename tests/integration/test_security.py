@@ -18,7 +18,7 @@ import redis
 
 from tests.integration.test_face_service import FACE_PATCH
 from tests.integration.test_gateway import submit, wait_done
-from tests.support import ROOT, GatewayProcess, create_key
+from tests.support import ROOT, GatewayProcess, create_key, fresh_db
 from tests.videos import moving_patch_video
 
 pytestmark = pytest.mark.slow
@@ -26,9 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def sec_redis(redis_url):
-    url = redis_url.rsplit("/", 1)[0] + "/13"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    return fresh_db(redis_url, 13)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-import redis
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -15,7 +14,7 @@ from percept.face.v1 import face_service_pb2_grpc
 
 from scripts.make_certs import certificate, pem, write_pki
 from tests.integration.test_gateway import submit
-from tests.support import GatewayProcess, ServerProcess, free_port, health_status
+from tests.support import GatewayProcess, ServerProcess, free_port, fresh_db, health_status
 
 pytestmark = pytest.mark.slow
 
@@ -123,8 +122,7 @@ def test_mutual_tls_and_the_token_are_required(tls_face, pki, zidane_bytes):
 def test_the_gateway_talks_mutual_tls_with_the_token(
     tls_face, pki, redis_url, object_server, zidane_bytes
 ):
-    url = redis_url.rsplit("/", 1)[0] + "/14"
-    redis.Redis.from_url(url).flushdb()
+    url = fresh_db(redis_url, 14)
     common = {
         "REDIS_URL": url,
         "GATEWAY_FACE_TARGETS": tls_face.address,

@@ -214,7 +214,12 @@ class VideoReader:
             "truncated, corrupt from there on, or its timestamps put the remaining frames out "
             "of reach."
         )
-        logger.warning("partial video: %s", reason)
+        logger.warning(  # not the label: a URL may carry credentials
+            "partial video: %d of %d expected frames, decoding stopped at frame %d",
+            produced,
+            expected,
+            self.stopped_at,
+        )
         return VideoSummary(expected, produced, index, partial=True, reason=reason)
 
     def __iter__(self) -> Iterator[Frame]:

@@ -29,7 +29,7 @@ from face_service.inference import (
 )
 from percept_runtime.errors import InvalidInput, Unavailable
 from percept_runtime.fields import check, value
-from percept_runtime.streaming import live_results, video_results
+from percept_runtime.streaming import live_results, summary_message, video_results
 from percept_runtime.video import VideoPolicy
 
 _DETECTORS = {pb.DETECTOR_UNSPECIFIED: "hog", pb.DETECTOR_HOG: "hog", pb.DETECTOR_CNN: "cnn"}
@@ -240,6 +240,7 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
                     image_width=result.image.width,
                     image_height=result.image.height,
                     expected_frames=expected,
+                    summary=summary_message(frame),
                 )
             return
 
@@ -256,6 +257,7 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
                 image_width=result.width,
                 image_height=result.height,
                 expected_frames=expected,
+                summary=summary_message(frame),
             )
 
     async def StreamFaces(

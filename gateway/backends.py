@@ -23,6 +23,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway import results
 from gateway.errors import ApiError, grpc_api_error
 from gateway.jobs import DEFAULT_TENANT
 from gateway.kinds import BACKENDS, FACE, Backend, TaskKind
@@ -179,7 +180,8 @@ class Backends:
     ) -> tuple[dict[str, Any] | None, str | None]:
         """Run one task's call for a tenant (the replica logs it under the task's
         id). Returns (result JSON, replica that served it); a video's frames go
-        to on_frame as they come (its result is None)."""
+        to on_frame as they come, and its result is {"summary": ...} from the
+        stream's last response (frames expected vs processed, partial or not)."""
         method = self._method(kind)
         metadata = (("x-request-id", task_id), (TENANT_KEY, tenant), *self.metadata)
         streaming = kind.streaming
@@ -189,12 +191,14 @@ class Backends:
             if not streaming:
                 response = await call
                 return kind.result(response), await _replica(call)
-            done = 0
+            done, summary = 0, None
             async for response in call:
                 done += 1
                 if on_frame is not None:
                     await on_frame(kind.result(response), done, response.expected_frames)
-            return None, await _replica(call)
+                if response.HasField("summary"):
+                    summary = results.video_summary(response.summary)
+            return ({"summary": summary} if summary else None), await _replica(call)
         finally:
             if not call.done():
                 call.cancel()  # we stopped reading (a cancel, an error): stop the replica too

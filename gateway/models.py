@@ -58,12 +58,32 @@ class ObjectFrame(ObjectImageResult, FrameFields):
     pass
 
 
+class VideoSummary(BaseModel):
+    """How a video ended: a video that ends before its container said it would
+    (truncated, corrupt from some frame on, timestamps that put frames out of
+    reach) still succeeds with the frames it had, marked partial."""
+
+    partial: bool = Field(description="True when the video ended before expected_frames.")
+    reason: str | None = Field(
+        description="Why it is partial: where decoding stopped and what the container "
+        "declared; null when not partial."
+    )
+    expected_frames: int | None = Field(
+        description="Frames the task was to process (after stride and max_frames), from the "
+        "container; null when it does not say."
+    )
+    processed_frames: int = Field(description="Frames decoded and processed.")
+    last_frame_index: int = Field(description="Index of the last frame processed, from 0.")
+
+
 class FaceVideoResult(BaseModel):
     frames: list[FaceFrame]
+    summary: VideoSummary | None = Field(None, description="How the video ended.")
 
 
 class ObjectVideoResult(BaseModel):
     frames: list[ObjectFrame]
+    summary: VideoSummary | None = Field(None, description="How the video ended.")
 
 
 class Match(BaseModel):
@@ -97,11 +117,15 @@ class IdentifiedFrame(FrameFields):
 
 class FaceIdentificationVideoResult(BaseModel):
     frames: list[IdentifiedFrame]
+    summary: VideoSummary | None = Field(None, description="How the video ended.")
 
 
 class Progress(BaseModel):
     done: int = Field(description="Frames (or items) done.")
-    total: int | None = Field(description="Frames expected, when known.")
+    total: int | None = Field(
+        description="Frames expected, when known. A video that ends early stops short of it "
+        "and says so in result.summary (partial)."
+    )
 
 
 class TaskError(BaseModel):

@@ -43,6 +43,17 @@ def frame_result(response) -> dict[str, Any]:
     }
 
 
+def video_summary(summary) -> dict[str, Any]:
+    """percept.common.v1.VideoSummary: how a video ended (partial: early)."""
+    return {
+        "partial": summary.partial,
+        "reason": summary.reason or None,
+        "expected_frames": summary.expected_frames or None,
+        "processed_frames": summary.processed_frames,
+        "last_frame_index": summary.last_frame_index,
+    }
+
+
 # --- face collections ------------------------------------------------------------------
 
 

@@ -97,8 +97,8 @@ class TaskRunner:
                 return await self._end(kind, task_id, Status.FAILED, claimed, created_at, started,
                                        record, request, error=error,
                                        replica=failed_on(exc))  # fmt: skip
-            if kind.streaming:
-                result = {"frames": await self.store.collected_frames(task_id)}
+            if kind.streaming:  # the frames, then how the video ended (the last response's)
+                result = {"frames": await self.store.collected_frames(task_id), **(result or {})}
             return await self._end(
                 kind, task_id, Status.SUCCEEDED, claimed, created_at, started, record, request,
                 result=result, replica=replica,

@@ -18,7 +18,7 @@ from object_service.inference import (
 )
 from percept_runtime.errors import Unavailable
 from percept_runtime.fields import check, value
-from percept_runtime.streaming import live_results, video_results
+from percept_runtime.streaming import live_results, summary_message, video_results
 from percept_runtime.video import VideoPolicy
 
 _BACKENDS = {"pytorch": pb.BACKEND_PYTORCH, "onnxruntime": pb.BACKEND_ONNXRUNTIME}
@@ -102,6 +102,7 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
                 image_width=result.width,
                 image_height=result.height,
                 expected_frames=expected,
+                summary=summary_message(frame),
             )
 
     async def StreamObjects(

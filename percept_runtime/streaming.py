@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 import numpy as np
+from percept.common.v1 import video_pb2
 
 from percept_runtime.errors import PerceptError
 from percept_runtime.metrics import FRAMES
@@ -145,7 +146,7 @@ async def video_results(
     """Open a video request's source (`video`, `frame_stride`, `max_frames`),
     decode frames in a thread and run `infer` on batches of them, `window`
     batches in flight; yield (frame, result, expected_frames) in frame order as
-    each is done."""
+    each is done. The last frame carries the video's summary (summary_message)."""
     reader = await open_video(
         request.video,
         policy=policy,
@@ -164,6 +165,21 @@ async def video_results(
     async for pairs in ordered_map(batched(frames, max(1, batch_size)), run, window):
         for frame, result in pairs:
             yield frame, result, expected
+
+
+def summary_message(frame: Frame) -> video_pb2.VideoSummary | None:
+    """The percept.common.v1.VideoSummary a video response carries: set on the
+    last frame only (None, the field unset, before)."""
+    summary = frame.summary
+    if summary is None:
+        return None
+    return video_pb2.VideoSummary(
+        expected_frames=summary.expected_frames,
+        processed_frames=summary.processed_frames,
+        last_frame_index=summary.last_frame_index,
+        partial=summary.partial,
+        reason=summary.reason,
+    )
 
 
 async def live_results(

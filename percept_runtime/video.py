@@ -4,6 +4,14 @@ A video arrives inline (bytes, spooled to a temporary file for FFmpeg) or as a
 URI the server opens itself. Local paths must lie under an allowed directory;
 other schemes (rtsp, http...) must be allowed explicitly and are off by
 default. Decoding is blocking: iterate a VideoReader from a thread.
+
+A video can end before its container said it would (a cut download, frames
+corrupt from some point on, timestamps that put frames out of the decoder's
+reach). The reader reads one frame ahead, so the last frame it yields carries
+a VideoSummary: frames expected vs processed, and whether (and why) the video
+is partial. The frames before the break are still good, so a partial video is
+a result with a warning, not an error; a video with no decodable frame at all
+is refused.
 """
 
 from __future__ import annotations
@@ -37,12 +45,41 @@ class VideoPolicy:
 
 
 @dataclass(frozen=True)
+class VideoSummary:
+    """How a video's decoding ended, told with its last frame.
+
+    expected_frames: frames the request was to process, from the container's
+    length (after stride and max_frames), 0 when unknown; processed_frames:
+    frames decoded and yielded; last_frame_index: the last one's index among
+    all decoded frames; partial: the video ended before expected_frames, for
+    `reason`.
+    """
+
+    expected_frames: int
+    processed_frames: int
+    last_frame_index: int
+    partial: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Frame:
-    """One decoded frame: RGB uint8 pixels and where it sits in the video."""
+    """One decoded frame: RGB uint8 pixels and where it sits in the video.
+    The last frame a reader yields carries its VideoSummary."""
 
     index: int
     timestamp: float
     rgb: np.ndarray
+    summary: VideoSummary | None = None
+
+
+def _duration(seconds: float) -> str:
+    """Seconds in words a person reads at a glance: 5.9 s, 12.5 min, 10.0 h."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
 
 
 def _local_path(uri: str) -> Path | None:
@@ -132,6 +169,7 @@ class VideoReader:
         total = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.total_frames = total if total > 0 else 0
         self.label = label
+        self.stopped_at = 0
 
     @property
     def expected_frames(self) -> int:
@@ -140,24 +178,67 @@ class VideoReader:
             return 0
         return min(self.max_frames, math.ceil(self.total_frames / self.stride))
 
+    def _next(self, index: int) -> tuple[int, float, np.ndarray] | None:
+        """Decode the next sampled frame at or after `index` (skipping to a
+        multiple of the stride): (index, timestamp, BGR), or None at the end
+        (self.stopped_at: the first frame that could not be decoded)."""
+        while index % self.stride:
+            if not self._cap.grab():
+                self.stopped_at = index
+                return None
+            index += 1
+        ok, bgr = self._cap.read()
+        if not ok:
+            self.stopped_at = index
+            return None
+        timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if timestamp <= 0 and index and self.fps:
+            timestamp = index / self.fps
+        return index, timestamp, bgr
+
+    def _summary(self, produced: int, last: tuple[int, float, np.ndarray]) -> VideoSummary:
+        """What to say with the last frame: partial when the container promised
+        more frames than were decoded before the decoder stopped."""
+        expected, (index, timestamp, _) = self.expected_frames, last
+        if not expected or produced >= expected:
+            return VideoSummary(expected, produced, index)
+        declared = (
+            f"{self.total_frames} frames over {_duration(self.total_frames / self.fps)}"
+            if self.fps
+            else f"{self.total_frames} frames"
+        )
+        reason = (
+            f"{self.label} could not be decoded from frame {self.stopped_at} on (the last frame "
+            f"processed is {index}, at {_duration(timestamp)}), although its container declares "
+            f"{declared}: {produced} of {expected} expected frames were processed. The file is "
+            "truncated, corrupt from there on, or its timestamps put the remaining frames out "
+            "of reach."
+        )
+        logger.warning(  # not the label: a URL may carry credentials
+            "partial video: %d of %d expected frames, decoding stopped at frame %d",
+            produced,
+            expected,
+            self.stopped_at,
+        )
+        return VideoSummary(expected, produced, index, partial=True, reason=reason)
+
     def __iter__(self) -> Iterator[Frame]:
-        index, produced = 0, 0
+        """The sampled frames in order. One frame is decoded ahead, so the last
+        one yielded is known to be last and carries the VideoSummary."""
+        produced = 0
         try:
-            while produced < self.max_frames:
-                if index % self.stride:
-                    if not self._cap.grab():
-                        break
-                    index += 1
-                    continue
-                ok, bgr = self._cap.read()
-                if not ok:
-                    break
-                timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                if timestamp <= 0 and index and self.fps:
-                    timestamp = index / self.fps
-                yield Frame(index, timestamp, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            pending = self._next(0) if self.max_frames > 0 else None
+            while pending is not None:
                 produced += 1
-                index += 1
+                following = self._next(pending[0] + 1) if produced < self.max_frames else None
+                index, timestamp, bgr = pending
+                yield Frame(
+                    index,
+                    timestamp,
+                    cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                    None if following is not None else self._summary(produced, pending),
+                )
+                pending = following
         finally:
             self.close()
         if produced == 0:

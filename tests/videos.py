@@ -84,3 +84,91 @@ def moving_shapes_video(path: Path, n_frames: int, seed: int = 7, fps: float = 1
         truth.append(shapes)
     writer.release()
     return truth
+
+
+# --- broken videos: the container promises frames the decoder never reaches ------
+
+_MP4_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
+
+
+def _boxes(data: bytes) -> list[list]:
+    """An MP4's boxes as [type, payload or children], containers parsed."""
+    out, at = [], 0
+    while at < len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        assert size >= 8, "64-bit or open-ended MP4 boxes are not handled here"
+        payload = data[at + 8 : at + size]
+        out.append([kind, _boxes(payload) if kind in _MP4_CONTAINERS else payload])
+        at += size
+    return out
+
+
+def _unbox(boxes: list[list]) -> bytes:
+    out = b""
+    for kind, body in boxes:
+        payload = _unbox(body) if isinstance(body, list) else body
+        out += (8 + len(payload)).to_bytes(4, "big") + kind + payload
+    return out
+
+
+def _walk(boxes: list[list], kind: bytes):
+    for box in boxes:
+        if box[0] == kind:
+            yield box
+        if isinstance(box[1], list):
+            yield from _walk(box[1], kind)
+
+
+def mp4_video(path: Path, n_frames: int, fps: float = 10.0, size=(320, 240)) -> None:
+    """Write an MP4 (MPEG-4 part 2) of a square moving on a gradient, its index
+    (moov) first, as a web-ready MP4 is: a cut copy still opens."""
+    width, height = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write MP4"
+    for i in range(n_frames):
+        frame = background(width, height)
+        frame[40:100, 5 * i % (width - 60) :][:, :60] = 220
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    boxes = _boxes(path.read_bytes())
+    moov = next(b for b in boxes if b[0] == b"moov")
+    rest = [b for b in boxes if b[0] != b"moov"]
+    shift = len(_unbox([moov]))
+    for stco in _walk([moov], b"stco"):  # chunk offsets move by the index's size
+        body = stco[1]
+        count = int.from_bytes(body[4:8], "big")
+        offsets = [int.from_bytes(body[8 + 4 * i : 12 + 4 * i], "big") for i in range(count)]
+        stco[1] = body[:8] + b"".join((o + shift).to_bytes(4, "big") for o in offsets)
+    ftyp = [b for b in rest if b[0] == b"ftyp"]
+    path.write_bytes(_unbox(ftyp + [moov] + [b for b in rest if b[0] != b"ftyp"]))
+
+
+def stretch_mp4(path: Path, hours: float) -> None:
+    """Rewrite an MP4's timestamps: the first frame lasts `hours`, the others
+    keep their rate, so the container still says it holds every frame while
+    all but the first lie hours away from where the frame rate puts them."""
+    boxes = _boxes(path.read_bytes())
+    (mdhd,) = _walk(boxes, b"mdhd")
+    version = mdhd[1][0]
+    timescale_at = 20 if version == 1 else 12
+    timescale = int.from_bytes(mdhd[1][timescale_at : timescale_at + 4], "big")
+    (stts,) = _walk(boxes, b"stts")
+    body = stts[1]
+    assert int.from_bytes(body[4:8], "big") == 1, "expected one constant frame duration"
+    count, delta = int.from_bytes(body[8:12], "big"), int.from_bytes(body[12:16], "big")
+    long = int(hours * 3600 * timescale)
+    entries = [(1, long), (count - 1, delta)]
+    stts[1] = (
+        body[:4]
+        + len(entries).to_bytes(4, "big")
+        + b"".join(n.to_bytes(4, "big") + d.to_bytes(4, "big") for n, d in entries)
+    )
+    path.write_bytes(_unbox(boxes))
+
+
+def truncate(path: Path, fraction: float) -> bytes:
+    """Cut a file to `fraction` of its length (as an interrupted copy would);
+    return the bytes kept."""
+    data = path.read_bytes()[: int(path.stat().st_size * fraction)]
+    path.write_bytes(data)
+    return data

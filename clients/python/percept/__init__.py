@@ -67,6 +67,7 @@ from percept.types import (  # noqa: E402
     TaskStatus,
     Verification,
     VideoResult,
+    VideoSummary,
     VideoURI,
 )
 
@@ -149,6 +150,7 @@ __all__ = [
     "Unavailable",
     "Verification",
     "VideoResult",
+    "VideoSummary",
     "VideoURI",
     "draw",
 ]

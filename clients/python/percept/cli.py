@@ -28,6 +28,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -294,6 +295,9 @@ def show_task(task: Task, title: str | None = None) -> None:
         out.print(result_table(f"{title}: {count} {noun} ({r.image_width}×{r.image_height})", r))
     elif isinstance(task.result, VideoResult):
         out.print(video_table(f"{title}: {len(task.result.frames)} frames", task.result))
+        if task.result.partial:  # the frames above are good; the rest never decoded
+            reason = task.result.summary.reason if task.result.summary else ""
+            err.print(f"[yellow]partial video[/]: {escape(reason or '')}")
     else:
         out.print(task_summary(task))
 

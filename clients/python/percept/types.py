@@ -295,12 +295,47 @@ class ImageResult:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoSummary:
+    """How a video ended. `partial`: it ended before its container said it would
+    (truncated, corrupt from some frame on, timestamps that put frames out of
+    reach); the frames before the break are still in the result, and `reason`
+    says where decoding stopped. `expected_frames` is None when the container
+    does not say how long the video is."""
+
+    partial: bool
+    reason: str | None
+    expected_frames: int | None
+    processed_frames: int
+    last_frame_index: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VideoSummary:
+        return cls(
+            bool(data.get("partial")),
+            data.get("reason") or None,
+            data.get("expected_frames") or None,
+            int(data.get("processed_frames") or 0),
+            int(data.get("last_frame_index") or 0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "partial": self.partial,
+            "reason": self.reason,
+            "expected_frames": self.expected_frames,
+            "processed_frames": self.processed_frames,
+            "last_frame_index": self.last_frame_index,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class FrameResult:
     """One processed video (or live) frame.
 
     `timestamp` is seconds from the start of the video (None for live frames);
     `expected_frames` is how many frames the whole request will process, when
-    the server knows (gRPC video streams only).
+    the server knows (gRPC video streams only). `summary` is set on a gRPC
+    video stream's last frame only: how the video ended (partial or not).
     """
 
     kind: Kind
@@ -311,6 +346,7 @@ class FrameResult:
     faces: tuple[Face, ...] = ()
     detections: tuple[Detection, ...] = ()
     expected_frames: int | None = None
+    summary: VideoSummary | None = None
 
     @property
     def boxes(self) -> tuple[Box, ...]:
@@ -347,17 +383,32 @@ class FrameResult:
 
 @dataclass(frozen=True, slots=True)
 class VideoResult:
-    """Every processed frame of a video, in frame order."""
+    """Every processed frame of a video, in frame order, and how the video
+    ended (`summary`; None from a server that does not say)."""
 
     kind: Kind
     frames: tuple[FrameResult, ...]
+    summary: VideoSummary | None = None
+
+    @property
+    def partial(self) -> bool:
+        """The video ended before its container said it would (see summary.reason)."""
+        return self.summary is not None and self.summary.partial
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], kind: Kind) -> VideoResult:
-        return cls(kind, tuple(FrameResult.from_json(f, kind) for f in data.get("frames", ())))
+        summary = data.get("summary")
+        return cls(
+            kind,
+            tuple(FrameResult.from_json(f, kind) for f in data.get("frames", ())),
+            VideoSummary.from_json(summary) if summary else None,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"frames": [f.to_json() for f in self.frames]}
+        out: dict[str, Any] = {"frames": [f.to_json() for f in self.frames]}
+        if self.summary is not None:
+            out["summary"] = self.summary.to_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,10 @@ describe("face service", () => {
       Array.from({ length: n }, (_, i) => BigInt(i)),
     );
     assert.ok(frames.every((f) => f.expectedFrames === BigInt(n)));
+    // the last frame says the video ended where its container said it would
+    assert.ok(frames.slice(0, -1).every((f) => f.summary === undefined));
+    assert.equal(frames.at(-1)?.summary?.partial, false);
+    assert.equal(frames.at(-1)?.summary?.processedFrames, BigInt(n));
     frames.forEach((frame, i) => {
       assert.ok(Math.abs(frame.timestamp - i / fx.faceVideo.fps) < 1e-3, `timestamp of frame ${i}`);
       assert.deepEqual(
@@ -130,6 +134,19 @@ describe("face service", () => {
         `faces of frame ${i}`,
       );
     });
+  });
+
+  test("a video cut in half succeeds with its good frames and a partial summary", async () => {
+    const whole = await readFile(fx.faceVideo.path);
+    const frames = await collect(faces.detectFacesInVideo(whole.subarray(0, whole.length >> 1)));
+    const n = fx.faceVideo.faces.length;
+    const last = frames.at(-1);
+    assert.ok(last?.summary?.partial, "the last frame says the video is partial");
+    assert.ok(frames.length >= 1 && frames.length < n);
+    assert.equal(last.summary.expectedFrames, BigInt(n));
+    assert.equal(last.summary.processedFrames, BigInt(frames.length));
+    assert.equal(last.summary.lastFrameIndex, last.frameIndex);
+    assert.match(last.summary.reason, /could not be decoded from frame \d+ on/);
   });
 
   test("video options: frameStride and maxFrames pick the frames", async () => {

@@ -30,6 +30,7 @@ from percept.types import (
     ModelInfo,
     Point,
     Verification,
+    VideoSummary,
     VideoURI,
 )
 
@@ -227,7 +228,23 @@ def frame_result(response, kind: Kind) -> FrameResult:
         response.image_width,
         response.image_height,
         expected_frames=getattr(response, "expected_frames", 0) or None,
+        summary=video_summary(response.summary) if _has(response, "summary") else None,
         **_items(response, kind),
+    )
+
+
+def _has(response, name: str) -> bool:
+    return name in response.DESCRIPTOR.fields_by_name and response.HasField(name)
+
+
+def video_summary(summary) -> VideoSummary:
+    """percept.common.v1.VideoSummary, as the REST result's `summary` reads."""
+    return VideoSummary(
+        summary.partial,
+        summary.reason or None,
+        summary.expected_frames or None,
+        summary.processed_frames,
+        summary.last_frame_index,
     )
 
 

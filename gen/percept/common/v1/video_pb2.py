@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpercept/common/v1/video.proto\x12\x11percept.common.v1\"9\n\x0bVideoSource\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x02 \x01(\tH\x00\x42\x08\n\x06sourceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpercept/common/v1/video.proto\x12\x11percept.common.v1\"9\n\x0bVideoSource\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"|\n\x0cVideoSummary\x12\x17\n\x0f\x65xpected_frames\x18\x01 \x01(\x04\x12\x18\n\x10processed_frames\x18\x02 \x01(\x04\x12\x18\n\x10last_frame_index\x18\x03 \x01(\x04\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,4 +33,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VIDEOSOURCE']._serialized_start=52
   _globals['_VIDEOSOURCE']._serialized_end=109
+  _globals['_VIDEOSUMMARY']._serialized_start=111
+  _globals['_VIDEOSUMMARY']._serialized_end=235
 # @@protoc_insertion_point(module_scope)

@@ -169,20 +169,22 @@ class DetectFacesInVideoRequest(_message.Message):
     def __init__(self, video: _Optional[_Union[_video_pb2.VideoSource, _Mapping]] = ..., frame_stride: _Optional[int] = ..., max_frames: _Optional[int] = ..., options: _Optional[_Union[FaceOptions, _Mapping]] = ..., collection_id: _Optional[str] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class DetectFacesInVideoResponse(_message.Message):
-    __slots__ = ("frame_index", "timestamp", "faces", "image_width", "image_height", "expected_frames")
+    __slots__ = ("frame_index", "timestamp", "faces", "image_width", "image_height", "expected_frames", "summary")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_WIDTH_FIELD_NUMBER: _ClassVar[int]
     IMAGE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     timestamp: float
     faces: _containers.RepeatedCompositeFieldContainer[Face]
     image_width: int
     image_height: int
     expected_frames: int
-    def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., expected_frames: _Optional[int] = ...) -> None: ...
+    summary: _video_pb2.VideoSummary
+    def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., expected_frames: _Optional[int] = ..., summary: _Optional[_Union[_video_pb2.VideoSummary, _Mapping]] = ...) -> None: ...
 
 class StreamFacesRequest(_message.Message):
     __slots__ = ("image", "options", "collection_id", "top_k", "threshold")

@@ -147,7 +147,8 @@ class FaceServiceServicer:
 
     def DetectFacesInVideo(self, request, context):
         """Finds the faces in a video, streaming one response per processed frame as
-        soon as that frame is done.
+        soon as that frame is done (the decoder reads one frame ahead). The last
+        response carries a summary: partial when the video ended early.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -76,20 +76,22 @@ class DetectObjectsInVideoRequest(_message.Message):
     def __init__(self, video: _Optional[_Union[_video_pb2.VideoSource, _Mapping]] = ..., frame_stride: _Optional[int] = ..., max_frames: _Optional[int] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ...) -> None: ...
 
 class DetectObjectsInVideoResponse(_message.Message):
-    __slots__ = ("frame_index", "timestamp", "detections", "image_width", "image_height", "expected_frames")
+    __slots__ = ("frame_index", "timestamp", "detections", "image_width", "image_height", "expected_frames", "summary")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_WIDTH_FIELD_NUMBER: _ClassVar[int]
     IMAGE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     timestamp: float
     detections: _containers.RepeatedCompositeFieldContainer[Detection]
     image_width: int
     image_height: int
     expected_frames: int
-    def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., expected_frames: _Optional[int] = ...) -> None: ...
+    summary: _video_pb2.VideoSummary
+    def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., expected_frames: _Optional[int] = ..., summary: _Optional[_Union[_video_pb2.VideoSummary, _Mapping]] = ...) -> None: ...
 
 class StreamObjectsRequest(_message.Message):
     __slots__ = ("image", "options")

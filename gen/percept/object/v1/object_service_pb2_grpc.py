@@ -72,7 +72,8 @@ class ObjectServiceServicer:
 
     def DetectObjectsInVideo(self, request, context):
         """Finds the objects in a video, streaming one response per processed frame
-        as soon as that frame is done.
+        as soon as that frame is done (the decoder reads one frame ahead). The
+        last response carries a summary: partial when the video ended early.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file percept/common/v1/video.proto.
  */
 export const file_percept_common_v1_video: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wZXJjZXB0L2NvbW1vbi92MS92aWRlby5wcm90bxIRcGVyY2VwdC5jb21tb24udjEiOQoLVmlkZW9Tb3VyY2USEQoHY29udGVudBgBIAEoDEgAEg0KA3VyaRgCIAEoCUgAQggKBnNvdXJjZWIGcHJvdG8z");
+  fileDesc("Ch1wZXJjZXB0L2NvbW1vbi92MS92aWRlby5wcm90bxIRcGVyY2VwdC5jb21tb24udjEiOQoLVmlkZW9Tb3VyY2USEQoHY29udGVudBgBIAEoDEgAEg0KA3VyaRgCIAEoCUgAQggKBnNvdXJjZSJ8CgxWaWRlb1N1bW1hcnkSFwoPZXhwZWN0ZWRfZnJhbWVzGAEgASgEEhgKEHByb2Nlc3NlZF9mcmFtZXMYAiABKAQSGAoQbGFzdF9mcmFtZV9pbmRleBgDIAEoBBIPCgdwYXJ0aWFsGAQgASgIEg4KBnJlYXNvbhgFIAEoCWIGcHJvdG8z");
 
 /**
  * Where a video comes from: the bytes themselves, or a location the server
@@ -53,4 +53,59 @@ export type VideoSource = Message<"percept.common.v1.VideoSource"> & {
  */
 export const VideoSourceSchema: GenMessage<VideoSource> = /*@__PURE__*/
   messageDesc(file_percept_common_v1_video, 0);
+
+/**
+ * How a video's decoding ended, sent on the last response of a video stream:
+ * whether every frame its container promised was processed. A video that ends
+ * early (truncated, corrupt from some frame on, or with timestamps that put
+ * frames out of the decoder's reach) still returns the frames it did decode,
+ * then says here that it is partial and why.
+ *
+ * @generated from message percept.common.v1.VideoSummary
+ */
+export type VideoSummary = Message<"percept.common.v1.VideoSummary"> & {
+  /**
+   * Frames the request was to process, from the container's length (after
+   * frame_stride and max_frames); 0 when the container does not say.
+   *
+   * @generated from field: uint64 expected_frames = 1;
+   */
+  expectedFrames: bigint;
+
+  /**
+   * Frames decoded and processed, [1, expected_frames] when partial.
+   *
+   * @generated from field: uint64 processed_frames = 2;
+   */
+  processedFrames: bigint;
+
+  /**
+   * Index of the last frame processed, among all decoded frames, from 0.
+   *
+   * @generated from field: uint64 last_frame_index = 3;
+   */
+  lastFrameIndex: bigint;
+
+  /**
+   * True when the video ended before expected_frames were processed.
+   *
+   * @generated from field: bool partial = 4;
+   */
+  partial: boolean;
+
+  /**
+   * Why the video is partial, in words: where decoding stopped and what the
+   * container declared; empty when it is not partial.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message percept.common.v1.VideoSummary.
+ * Use `create(VideoSummarySchema)` to create a new message.
+ */
+export const VideoSummarySchema: GenMessage<VideoSummary> = /*@__PURE__*/
+  messageDesc(file_percept_common_v1_video, 1);
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
+import threading
 import time
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
@@ -76,6 +78,10 @@ DEFAULT_FACE_TARGET = stack.DEFAULT_FACE_TARGET
 DEFAULT_OBJECT_TARGET = stack.DEFAULT_OBJECT_TARGET
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _DEFAULT: Any = object()  # "the client's default timeout" (None means no deadline)
+_END: Any = object()  # the caller's frames are exhausted
+FRAME_WAIT_S = 10.0  # at a live stream's end, how long to wait for the frame being read
+
+logger = logging.getLogger(__name__)
 
 
 def channel_target(spec: str) -> str:
@@ -366,12 +372,28 @@ class GrpcClient(_Base):
     ) -> Iterator[FrameResult]:
         opts = self._options(kind, options, fields)
         failure: list[BaseException] = []
+        # grpc reads `frames` on a daemon thread of its own. When the call ends (an error,
+        # the caller stopping early), that thread may be inside the caller's iterator, in
+        # native code (cv2.VideoCapture.read); were the process to exit then, finalization
+        # would kill the thread inside C++ and abort the interpreter ("terminate called
+        # without an active exception", exit 134). So no frame is read once the call has
+        # ended, and the call does not end until the frame being read is done.
+        ended = threading.Event()
+        reading = threading.Lock()  # held while the caller's iterator makes a frame
 
         def requests():
             first = True
             try:
-                for frame in frames:
-                    content = inputs.image_bytes(frame, color)
+                with reading:
+                    it = iter(frames)
+                while True:
+                    with reading:
+                        if ended.is_set():
+                            return
+                        frame = next(it, _END)
+                        if frame is _END:
+                            return
+                        content = inputs.image_bytes(frame, color)
                     yield _proto.stream_request(
                         kind, content, opts if first else None, identify if first else None
                     )
@@ -388,7 +410,15 @@ class GrpcClient(_Base):
         except grpc.RpcError as exc:
             raise from_grpc(exc) from None
         finally:
+            ended.set()
             call.cancel()
+            if reading.acquire(timeout=FRAME_WAIT_S):
+                reading.release()
+            else:
+                logger.warning(
+                    "the frame iterator did not return a frame within %.0f s of the stream's end",
+                    FRAME_WAIT_S,
+                )
         if failure:
             raise failure[0]
 

@@ -18,10 +18,14 @@ import httpx
 import percept
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from percept import stack
+from percept.cli import app
 from percept.types import Kind
+from typer.testing import CliRunner
 
 from gateway import __main__ as gateway_main
 from gateway.keys import Limits
+from tests.support import free_port
 
 STACK_URL = "http://127.0.0.1:8123"
 
@@ -287,3 +291,12 @@ def test_key_limits_read_as_people_write_them():
     assert text == "rps=0.5, burst=3, tasks=1000000000, bytes=500 MiB"
     assert gateway_main._limits_text(Limits(bytes=1536, videos=2)) == "bytes=1.5 KiB, videos=2"
     assert gateway_main._limits_text(Limits()) == "no limits"
+
+
+def test_percept_says_when_there_is_no_stack_to_reach(home, monkeypatch):
+    monkeypatch.setattr(stack, "DEFAULT_URL", f"http://127.0.0.1:{free_port()}")  # nothing there
+    result = CliRunner().invoke(app, ["health"])
+    assert result.exit_code == 3
+    said = " ".join(result.output.split())
+    assert f"cannot reach {stack.DEFAULT_URL}" in said
+    assert "no running `make run` stack was found" in said and "--server / PERCEPT_URL" in said

@@ -41,7 +41,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from percept import errors
+from percept import errors, stack
 from percept.inputs import guess_media
 from percept.options import FaceOptions, ObjectOptions
 from percept.types import (
@@ -170,6 +170,13 @@ def exit_code_for(error: BaseException) -> ExitCode:
 
 def fail(error: BaseException) -> NoReturn:
     err.print(f"[red]error:[/red] {Text(str(error) or type(error).__name__).plain}")
+    default = isinstance(error, errors.Unavailable) and stack.DEFAULT_URL in str(error)
+    if default and stack.find_stack() is None:
+        err.print(
+            "no running `make run` stack was found (.run/stack.json here or in a parent, "
+            "or PERCEPT_RUN_DIR): start one with `make run`, or name the gateway with "
+            "--server / PERCEPT_URL"
+        )
     raise typer.Exit(exit_code_for(error))
 
 

@@ -42,7 +42,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from percept import errors
+from percept import errors, stack
 from percept.inputs import guess_media
 from percept.options import FaceOptions, ObjectOptions
 from percept.types import (
@@ -102,15 +102,23 @@ app.add_typer(faces_app, name="faces")
 # --- options shared by the commands ------------------------------------------------------------
 
 Server = Annotated[
-    str,
-    typer.Option("--server", "-s", envvar="PERCEPT_URL", help="Gateway URL."),
+    str | None,
+    typer.Option(
+        "--server",
+        "-s",
+        envvar="PERCEPT_URL",
+        help="Gateway URL (default: the running `make run` stack's, found in .run/stack.json, "
+        "else http://127.0.0.1:8000).",
+        show_default=False,
+    ),
 ]
 ApiKey = Annotated[
     str | None,
     typer.Option(
         "--api-key",
         envvar="PERCEPT_API_KEY",
-        help="API key, sent as 'Authorization: Bearer <key>'.",
+        help="API key, sent as 'Authorization: Bearer <key>' (default: the `make run` "
+        "stack's admin key, when the server is the stack's).",
         show_default=False,
     ),
 ]
@@ -120,7 +128,7 @@ AsJson = Annotated[
 Timeout = Annotated[
     float, typer.Option("--timeout", help="Seconds the whole command may wait for the work.")
 ]
-DEFAULT_SERVER = "http://127.0.0.1:8000"
+DEFAULT_SERVER = None  # PERCEPT_URL, else the stack's (percept.stack), else :8000
 Inputs = Annotated[
     list[Path],
     typer.Argument(
@@ -163,10 +171,17 @@ def exit_code_for(error: BaseException) -> ExitCode:
 
 def fail(error: BaseException) -> NoReturn:
     err.print(f"[red]error:[/red] {Text(str(error) or type(error).__name__).plain}")
+    default = isinstance(error, errors.Unavailable) and stack.DEFAULT_URL in str(error)
+    if default and stack.find_stack() is None:
+        err.print(
+            "no running `make run` stack was found (.run/stack.json here or in a parent, "
+            "or PERCEPT_RUN_DIR): start one with `make run`, or name the gateway with "
+            "--server / PERCEPT_URL"
+        )
     raise typer.Exit(exit_code_for(error))
 
 
-def _client(server: str, api_key: str | None, timeout: float):
+def _client(server: str | None, api_key: str | None, timeout: float):
     from percept.transport.rest import AsyncClient
 
     return AsyncClient(server, api_key=api_key, timeout=min(30.0, timeout), wait_timeout=timeout)
@@ -363,7 +378,7 @@ async def _detect(
     kind: Kind,
     paths: Sequence[Path],
     options: FaceOptions | ObjectOptions,
-    server: str,
+    server: str | None,
     api_key: str | None,
     timeout: float,
     concurrency: int,
@@ -621,7 +636,7 @@ def identify(
 CollectionId = Annotated[str, typer.Argument(help="The collection's id.", show_default=False)]
 
 
-def _call(server: str, api_key: str | None, timeout: float, fn):
+def _call(server: str | None, api_key: str | None, timeout: float, fn):
     """Run fn(client) against the gateway; errors become exit codes."""
 
     async def run():
@@ -1059,11 +1074,11 @@ def health(
 ) -> None:
     """Is the gateway up and ready? Exit 0 ready, 1 up but not ready, 3 unreachable."""
 
-    async def run() -> Health:
+    async def run() -> tuple[str, Health]:
         async with _client(server, api_key, timeout) as client:
-            return await client.health(timeout=timeout)
+            return client.url, await client.health(timeout=timeout)
 
-    result = _run(run())
+    server, result = _run(run())  # the URL found when none was given
     if as_json:
         print_json(
             {

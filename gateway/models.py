@@ -100,8 +100,8 @@ class FaceIdentificationVideoResult(BaseModel):
 
 
 class Progress(BaseModel):
-    done: int = Field(description="Frames (or items) done.")
-    total: int | None = Field(description="Frames expected, when known.")
+    done: int = Field(description="Frames done (a video); an image: 1 once it succeeded, else 0.")
+    total: int | None = Field(description="Frames expected, when known (a video); an image: 1.")
 
 
 class TaskError(BaseModel):

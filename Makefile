@@ -149,6 +149,11 @@ bench-enroll: $(STAMP) ## face enrollment end to end: gRPC and REST vs detection
 	$(MAKE) --no-print-directory redis
 	$(PY) -m bench.enroll_bench
 
+.PHONY: bench-queue
+bench-queue: $(STAMP) ## the queue figures' read (overview, /metrics): empty vs 100,000 queued tasks
+	$(MAKE) --no-print-directory redis
+	$(PY) -m bench.queue_stats_bench
+
 certs: $(STAMP) ## make the gRPC CA, certificates and token compose and Kubernetes mount (deploy/k8s/secrets/)
 	$(PY) scripts/make_certs.py
 

@@ -85,7 +85,7 @@ class Auth:
             return True
         if path.startswith("/docs/assets/"):  # Swagger UI's and ReDoc's own files
             return True
-        if path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        if path in ("/docs", "/redoc", "/openapi.json"):
             return self.docs_public
         if path == "/metrics":
             return self.metrics_public

@@ -18,7 +18,7 @@ from redis.exceptions import ResponseError as RedisResponseError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import console, models
+from gateway import console, docs, models
 from gateway.auth import Auth
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
@@ -97,6 +97,8 @@ class GatewayApp(FastAPI):
                     principal = await gw.auth.authenticate(Request(scope, receive))
                 except Exception as exc:  # noqa: BLE001 - 401/429/503, answered here
                     response = response_for(exc, f"{scope['method']} {path}")
+                    if response.status_code == 401 and docs.wants_page(path, scope):
+                        response = docs.sign_in_page(getattr(exc, "message", ""))
                     await response(scope, receive, send)
                     HTTP_REQUESTS.labels(
                         "unauthenticated", scope["method"], str(response.status_code)
@@ -243,6 +245,8 @@ def create_app(
         summary="Face and object detection: upload, get a task id, poll or stream the result.",
         version="1.0",
         lifespan=lifespan,
+        docs_url=None,  # gateway/docs.py serves them, with no CDN
+        redoc_url=None,
     )
 
     def openapi() -> dict[str, Any]:
@@ -258,6 +262,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(collections.router)
     console.install(app)
+    docs.install(app)
     app.add_middleware(ObserveMiddleware)
 
     async def handled(request: Request, exc: Exception):

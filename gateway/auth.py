@@ -83,7 +83,9 @@ class Auth:
         """Paths anyone may fetch (the rest need a key)."""
         if path in ("/healthz", "/readyz", "/", "/api/session") or path.startswith("/console"):
             return True
-        if path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        if path.startswith("/docs/assets/"):  # Swagger UI's and ReDoc's own files
+            return True
+        if path in ("/docs", "/redoc", "/openapi.json"):
             return self.docs_public
         if path == "/metrics":
             return self.metrics_public

@@ -11,6 +11,9 @@ Layout (prefix `percept:`):
 - `tasks`, `tasks:status:{s}`, `tasks:kind:{k}`, `tasks:tenant:{t}`  sorted
                   sets of ids by creation time: listing reads the most
                   selective one, however many tasks there are;
+- `tasks:live:{s}:{kind}:{media}`  the same for the queued and the running
+                  tasks of each kind: the queue figures (queue_stats) are read
+                  from the records' own status, never from a consumer group;
 - `stats:{kind}:{media}:{minute}`  per-minute counts and run/wait histograms
                   (kept 26 h): the console's charts survive gateway restarts;
 - `preview:{id}`  a finished image task's request (its upload inside), kept a
@@ -74,15 +77,28 @@ TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 _LIB = (
     f"local P = '{PREFIX}'\n"
     f"local BOUNDS = {{{', '.join(map(str, BOUNDS_MS))}}}\n"  # gateway/stats.py reads them back
-    + """local function index(id, created, kind, tenant, status)
+    + """local LIVE = {queued = true, running = true}
+-- tasks:live:{status}:{kind}:{media}: the queued and the running tasks of each
+-- kind, kept with the status (the queue figures of /api/stats and /metrics)
+local function live(id, created, from, to)
+  if not (LIVE[from] or LIVE[to]) then return end
+  local t = redis.call('HMGET', P .. 'task:' .. id, 'kind', 'media')
+  if not t[1] then return end
+  local of = ':' .. t[1] .. ':' .. t[2]
+  if LIVE[from] then redis.call('ZREM', P .. 'tasks:live:' .. from .. of, id) end
+  if LIVE[to] then redis.call('ZADD', P .. 'tasks:live:' .. to .. of, created, id) end
+end
+local function index(id, created, kind, tenant, status)
   redis.call('ZADD', P .. 'tasks', created, id)
   redis.call('ZADD', P .. 'tasks:kind:' .. kind, created, id)
   redis.call('ZADD', P .. 'tasks:tenant:' .. tenant, created, id)
   redis.call('ZADD', P .. 'tasks:status:' .. status, created, id)
+  live(id, created, '', status)
 end
 local function move(id, created, from, to)
   if from and from ~= '' then redis.call('ZREM', P .. 'tasks:status:' .. from, id) end
   redis.call('ZADD', P .. 'tasks:status:' .. to, created, id)
+  live(id, created, from or '', to)
 end
 local function bucket(ms)
   for i, b in ipairs(BOUNDS) do if ms <= b then return i end end
@@ -303,6 +319,24 @@ return current or ''
 """
 )
 
+# KEYS: none. ARGV: a status (queued or running), then task ids. Puts each
+# task still in that status into its kind's live index (tasks recorded before
+# the live indexes existed); idempotent, and atomic against status changes.
+_INDEX_LIVE = (
+    _LIB
+    + """
+local added = 0
+for i = 2, #ARGV do
+  local t = redis.call('HMGET', P .. 'task:' .. ARGV[i], 'status', 'created_at')
+  if t[1] == ARGV[1] then
+    live(ARGV[i], t[2], '', ARGV[1])
+    added = added + 1
+  end
+end
+return added
+"""
+)
+
 # KEYS: frames, task, events. ARGV: frame index, frame json, done, total, ttl.
 _FRAME = """
 local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
@@ -375,6 +409,14 @@ class Task:
             mode=raw.get("mode") or "queued",
         )
 
+    def progress(self) -> dict[str, int | None]:
+        """A video: frames done of those expected (None until known). An image
+        is one item: 1 of 1 once it succeeded, 0 of 1 before, or when it failed
+        or was cancelled."""
+        if self.media == "image":
+            return {"done": int(self.status == Status.SUCCEEDED), "total": 1}
+        return {"done": self.progress_done, "total": self.progress_total or None}
+
     def to_json(self, status_url: str | None = None, *, tenant: bool = False) -> dict[str, Any]:
         """The task's REST body; `tenant` adds whose it is (for admins, who see all)."""
         body: dict[str, Any] = {
@@ -382,7 +424,7 @@ class Task:
             "kind": self.kind,
             "media": self.media,
             "status": self.status.value,
-            "progress": {"done": self.progress_done, "total": self.progress_total or None},
+            "progress": self.progress(),
             "attempts": self.attempts,
             "options": self.options,
             "created_at": _iso(self.created_at),
@@ -502,6 +544,7 @@ class JobStore:
         self._finish = redis.register_script(_FINISH)
         self._requeue = redis.register_script(_REQUEUE)
         self._frame = redis.register_script(_FRAME)
+        self._index_live = redis.register_script(_INDEX_LIVE)
 
     @classmethod
     def from_settings(cls, settings, kind_ids: Iterable[str]) -> JobStore:
@@ -553,9 +596,15 @@ class JobStore:
     def preview_key(task_id: str) -> str:
         return f"{PREFIX}preview:{task_id}"
 
+    @staticmethod
+    def live_key(status: Status, kind_id: str) -> str:
+        """The queued (or running) tasks of one kind (`kind:media`), by creation time."""
+        return f"{PREFIX}tasks:live:{status.value}:{kind_id}"
+
     INLINE = PREFIX + "inline"
     INDEX = PREFIX + "tasks"
     PREVIEWS = PREFIX + "previews"
+    LIVE_INDEXED = PREFIX + "live-indexed"  # (not under tasks: the pruning reads those)
 
     # --- set-up ---------------------------------------------------------------------
     async def ensure_groups(self) -> None:
@@ -568,6 +617,27 @@ class JobStore:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        await self.index_live()
+
+    async def index_live(self) -> None:
+        """Once per Redis data set (a marker key says it was done): the tasks
+        queued or running before the live indexes existed go into them."""
+        if await self.redis.exists(self.LIVE_INDEXED):
+            return
+        for status in (Status.QUEUED, Status.RUNNING):
+            index, lower, seen = f"{self.INDEX}:status:{status.value}", "-inf", set()
+            while True:  # by score, so ids moving out meanwhile skip none
+                rows = await self.redis.zrangebyscore(
+                    index, lower, "+inf", start=0, num=1000, withscores=True
+                )
+                fresh = [task_id for task_id, _ in rows if task_id not in seen]
+                if fresh:
+                    await self._index_live(args=[status.value, *fresh])
+                if len(rows) < 1000 or not fresh:
+                    break
+                lower = repr(rows[-1][1])
+                seen = {task_id for task_id, score in rows if score == rows[-1][1]}
+        await self.redis.set(self.LIVE_INDEXED, "1")
 
     async def groups_ready(self) -> bool:
         """Whether every queue has its consumer group (dispatch can proceed)."""
@@ -986,26 +1056,26 @@ class JobStore:
         return await self.redis.zrangebyscore(self.INLINE, "-inf", now, start=0, num=count)
 
     async def queue_stats(self) -> dict[str, dict[str, float]]:
-        """Per kind: entries waiting for a dispatcher, entries being run, and the
-        age in seconds of the oldest waiting one."""
+        """Per kind: tasks queued, tasks running, and the age in seconds of the
+        oldest queued one since it was accepted (0 when none). Read from the
+        records' own status (the live indexes), not from a consumer group's
+        lag, which goes stale when a group is recreated: these agree with
+        /api/tasks?status=queued. A few O(log n) reads, one round trip."""
+        horizon = time.time() - self.ttl_s
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind_id in self.kind_ids:
+                queued = self.live_key(Status.QUEUED, kind_id)
+                pipe.zcount(queued, horizon, "+inf")
+                pipe.zcount(self.live_key(Status.RUNNING, kind_id), horizon, "+inf")
+                pipe.zrangebyscore(queued, horizon, "+inf", start=0, num=1, withscores=True)
+            replies = await pipe.execute()
+        now = time.time()
         stats = {}
-        for kind_id in self.kind_ids:
-            queue = self.queue_key(kind_id)
-            waiting = running = 0
-            oldest = 0.0
-            try:
-                for group in await self.redis.xinfo_groups(queue):
-                    if group["name"] != GROUP:
-                        continue
-                    waiting = int(group.get("lag") or 0)
-                    running = int(group.get("pending") or 0)
-                    if waiting:
-                        first = await self.redis.xrange(
-                            queue, f"({group['last-delivered-id']}", "+", count=1
-                        )
-                        if first:
-                            oldest = max(0.0, time.time() - int(first[0][0].split("-")[0]) / 1000)
-            except ResponseError:
-                pass
-            stats[kind_id] = {"waiting": waiting, "running": running, "oldest_waiting_s": oldest}
+        for i, kind_id in enumerate(self.kind_ids):
+            waiting, running, first = replies[3 * i : 3 * i + 3]
+            stats[kind_id] = {
+                "waiting": int(waiting),
+                "running": int(running),
+                "oldest_waiting_s": max(0.0, now - float(first[0][1])) if first else 0.0,
+            }
         return stats

@@ -32,18 +32,21 @@ TASK_SECONDS = Histogram(
     ["kind", "media", "phase"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+# The queue gauges are set at each scrape from the task records' status (the
+# job table's live indexes, JobStore.queue_stats): the whole system's figures,
+# the same from every gateway process, and what /api/tasks?status= lists.
 QUEUE_WAITING = Gauge(
     "percept_gateway_queue_waiting",
-    "Tasks queued and not yet taken by a dispatcher, by kind and media.",
+    "Tasks queued (accepted, not yet started), by kind and media.",
     ["kind", "media"],
 )
 QUEUE_RUNNING = Gauge(
     "percept_gateway_queue_running",
-    "Tasks taken by a dispatcher and not yet ended, by kind and media.",
+    "Tasks running (on a dispatcher, or inline in simple mode), by kind and media.",
     ["kind", "media"],
 )
 QUEUE_OLDEST = Gauge(
     "percept_gateway_queue_oldest_waiting_seconds",
-    "Age of the oldest queued task, by kind and media.",
+    "Age of the oldest queued task since it was accepted (0: none queued), by kind and media.",
     ["kind", "media"],
 )

@@ -121,10 +121,10 @@ class FaceIdentificationVideoResult(BaseModel):
 
 
 class Progress(BaseModel):
-    done: int = Field(description="Frames (or items) done.")
+    done: int = Field(description="Frames done (a video); an image: 1 once it succeeded, else 0.")
     total: int | None = Field(
-        description="Frames expected, when known. A video that ends early stops short of it "
-        "and says so in result.summary (partial)."
+        description="Frames expected, when known (a video); an image: 1. A video that ends "
+        "early stops short of it and says so in result.summary (partial)."
     )
 
 

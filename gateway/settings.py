@@ -38,7 +38,9 @@ class GatewaySettings(BaseSettings):
         "enabled",
         description="API keys required (enabled) or not (disabled: every caller is an admin; a warning is logged at every start).",
     )
-    docs_public: bool = Field(False, description="Serve /docs and /openapi.json without a key.")
+    docs_public: bool = Field(
+        False, description="Serve /docs, /redoc and /openapi.json without a key."
+    )
     metrics_public: bool = Field(
         False, description="Serve /metrics without a key (else an admin key is needed)."
     )

@@ -41,9 +41,11 @@ class KindStats(BaseModel):
     kind: str
     media: Literal["image", "video"]
     backend: str
-    queued: int = Field(description="Tasks waiting for a dispatcher now.")
-    running: int = Field(description="Tasks a dispatcher is running now.")
-    oldest_waiting_s: float = Field(description="Age of the oldest waiting task, seconds.")
+    queued: int = Field(description="Tasks queued now (as /api/tasks?status=queued lists).")
+    running: int = Field(description="Tasks running now (as /api/tasks?status=running lists).")
+    oldest_waiting_s: float = Field(
+        description="Age of the oldest queued task since it was accepted, seconds (0: none)."
+    )
     last_5m: Summary
     last_60m: Summary
     series: list[Point] = Field(description="One point a minute, oldest first.")

@@ -175,6 +175,16 @@ def test_task_json_shape():
     assert "result" not in body and body["status_url"] == "http://h/api/task/abc"
 
 
+@pytest.mark.parametrize(
+    "status, done",
+    [(Status.QUEUED, 0), (Status.RUNNING, 0), (Status.SUCCEEDED, 1), (Status.FAILED, 0),
+     (Status.CANCELLED, 0)],
+)  # fmt: skip
+def test_an_image_task_is_one_item_done_once_it_succeeded(status, done):
+    task = Task("abc", "object_detection", "image", status, 1_700_000_000.0, 1_700_086_400.0)
+    assert task.to_json()["progress"] == {"done": done, "total": 1}
+
+
 def test_run_time_percentiles_from_the_minute_buckets():
     from gateway.stats import BOUNDS_MS, quantile, summarize
 

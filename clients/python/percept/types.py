@@ -413,7 +413,8 @@ class VideoResult:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Frames done of `total` (None until the server knows; images count 0 of None)."""
+    """Frames done of `total` (None until the server knows); an image is one
+    item: 1 of 1 once it succeeded, 0 of 1 before or when it failed."""
 
     done: int
     total: int | None

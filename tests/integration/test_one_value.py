@@ -14,6 +14,7 @@ from percept.face.v1 import face_service_pb2 as face_pb
 from percept.face.v1 import face_service_pb2_grpc as face_grpc
 
 from tests.conftest import encode
+from tests.integration.test_cli import percept_cli  # noqa: F401 - a fixture
 from tests.integration.test_face_service import FACE_PATCH
 
 pytestmark = pytest.mark.slow
@@ -160,6 +161,18 @@ def test_dot_ids_are_invalid_argument_over_grpc(stub, face_jpeg, collection, dot
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"subject {dots!r} cannot be used" in info.value.details()
+
+
+@pytest.mark.parametrize("dots", DOTS)
+def test_the_cli_says_the_same(percept_cli, dots):  # noqa: F811 - the imported fixture
+    created = percept_cli("collections", "create", dots)
+    assert created.returncode == 2, created.stderr  # a usage error
+    said = " ".join(created.stderr.split())
+    assert f"collection id {dots!r} is only dots: use 1-64 letters, digits" in said
+    shown = percept_cli("collections", "show", dots)  # never sent: it would reach another URL
+    assert shown.returncode == 2, shown.stderr
+    said = " ".join(shown.stderr.split())
+    assert f"collection id {dots!r} is only dots: a URL path cannot carry" in said
 
 
 def test_the_servers_keep_serving_and_one_value_each_still_works(http, face_jpeg, collection):

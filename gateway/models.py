@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -29,8 +30,17 @@ def _ascii_number(pattern: re.Pattern[str], accepted: str):
     return BeforeValidator(check)
 
 
-AsciiInt = Annotated[int | None, _ascii_number(INTEGER, INTEGER_TEXT)]
-AsciiFloat = Annotated[float | None, _ascii_number(DECIMAL, DECIMAL_TEXT)]
+def ascii_int(**bounds: int) -> Any:
+    """int, from JSON or a string of ASCII digits, within `bounds` (ge, gt, le,
+    lt; written before the check, so the schema keeps them as minimum/maximum)."""
+    return Annotated[int, annotated_types.Interval(**bounds), _ascii_number(INTEGER, INTEGER_TEXT)]
+
+
+def ascii_float(**bounds: float) -> Any:
+    """float, from JSON or a string of ASCII digits, within `bounds`."""
+    return Annotated[
+        float, annotated_types.Interval(**bounds), _ascii_number(DECIMAL, DECIMAL_TEXT)
+    ]
 
 
 class Box(BaseModel):
@@ -344,9 +354,9 @@ class SubjectDeleted(BaseModel):
 
 class SearchRequest(BaseModel):
     face_id: str = Field(description="An enrolled face of this collection.")
-    top_k: AsciiInt = Field(None, ge=1, le=100, description="Most matches; default 1.")
-    threshold: AsciiFloat = Field(
-        None, gt=0, le=4, description="Largest distance that matches; default 0.6."
+    top_k: ascii_int(ge=1, le=100) | None = Field(None, description="Most matches; default 1.")
+    threshold: ascii_float(gt=0, le=4) | None = Field(
+        None, description="Largest distance that matches; default 0.6."
     )
 
 

@@ -12,7 +12,7 @@ ranges and defaults come from the proto. Identification is a task kind
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import grpc
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -25,7 +25,7 @@ from gateway.backends import answered_by_replica
 from gateway.errors import ApiError, grpc_api_error
 from gateway.inputs import check_image
 from gateway.kinds import FACE, FACE_ALIASES, face_cost_guard
-from gateway.models import ErrorBody
+from gateway.models import ErrorBody, ascii_int
 from gateway.upload import read_upload
 from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
@@ -169,7 +169,7 @@ async def create_collection(body: models.NewCollection, request: Request) -> JSO
 )
 async def list_collections(
     request: Request,
-    page_size: int | None = Query(None, ge=1, le=1000, description="Default 100."),
+    page_size: Annotated[ascii_int(ge=1, le=1000) | None, Query(description="Default 100.")] = None,
     page_token: str | None = Query(None, description="next_page_token of the previous page."),
 ) -> JSONResponse:
     response = await _call(
@@ -259,7 +259,7 @@ async def list_faces(
     request: Request,
     collection_id: str = CollectionId,
     subject: str | None = Query(None, description="Only this subject's faces."),
-    page_size: int | None = Query(None, ge=1, le=1000, description="Default 100."),
+    page_size: Annotated[ascii_int(ge=1, le=1000) | None, Query(description="Default 100.")] = None,
     page_token: str | None = Query(None, description="next_page_token of the previous page."),
 ) -> JSONResponse:
     response = await _call(

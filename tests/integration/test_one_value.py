@@ -126,6 +126,35 @@ def test_search_numbers_sent_as_strings_must_be_ascii(http, collection):
         assert "ASCII digits" in refused(response, field)
 
 
+@pytest.mark.parametrize(
+    ("path", "name", "one", "two"),
+    [
+        ("/api/tasks", "limit", "1", "2"),
+        ("/api/tasks", "media", "image", "video"),
+        ("/api/collections", "page_size", "1", "2"),
+        ("/api/stats", "minutes", "5", "60"),
+    ],
+)
+def test_every_route_refuses_a_query_parameter_given_twice(http, path, name, one, two):
+    response = http.get(path, params=[(name, one), (name, two)])
+    assert f"{name} is given twice as a query parameter" in refused(response, name)
+    assert http.get(path, params={name: one}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/tasks", "limit"),
+        ("/api/tasks", "since"),
+        ("/api/collections", "page_size"),
+        ("/api/stats", "minutes"),
+    ],
+)
+@pytest.mark.parametrize("text", ["١٠", "１０", " 10", "10 ", "1_0"])
+def test_every_routes_numbers_are_ascii(http, path, name, text):
+    assert "ASCII digits" in refused(http.get(path, params={name: text}), name)
+
+
 @pytest.mark.parametrize("dots", DOTS)
 def test_dot_collection_ids_are_refused_over_rest(http, dots):
     message = refused(http.post("/api/collections", json={"collection_id": dots}), "collection_id")

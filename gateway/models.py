@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-import annotated_types
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -22,9 +21,10 @@ def _ascii_number(pattern: re.Pattern[str], accepted: str):
     def check(value: Any) -> Any:
         if isinstance(value, str) and not pattern.fullmatch(value):
             raise PydanticCustomError(
-                "ascii_number", "{value} is not valid: use {accepted}",
+                "ascii_number",
+                "{value} is not valid: use {accepted}",
                 {"value": repr(value[:64]), "accepted": accepted},
-            )  # fmt: skip
+            )
         return value
 
     return BeforeValidator(check)
@@ -33,14 +33,12 @@ def _ascii_number(pattern: re.Pattern[str], accepted: str):
 def ascii_int(**bounds: int) -> Any:
     """int, from JSON or a string of ASCII digits, within `bounds` (ge, gt, le,
     lt; written before the check, so the schema keeps them as minimum/maximum)."""
-    return Annotated[int, annotated_types.Interval(**bounds), _ascii_number(INTEGER, INTEGER_TEXT)]
+    return Annotated[int, Field(**bounds), _ascii_number(INTEGER, INTEGER_TEXT)]
 
 
 def ascii_float(**bounds: float) -> Any:
     """float, from JSON or a string of ASCII digits, within `bounds`."""
-    return Annotated[
-        float, annotated_types.Interval(**bounds), _ascii_number(DECIMAL, DECIMAL_TEXT)
-    ]
+    return Annotated[float, Field(**bounds), _ascii_number(DECIMAL, DECIMAL_TEXT)]
 
 
 class Box(BaseModel):

@@ -29,7 +29,7 @@ from face_service.gallery import (
     StoredFace,
     Verification,
 )
-from face_service.gallery.store import check_collection_id, check_subject
+from face_service.gallery.store import check_collection_id, check_new_subject, check_subject
 from face_service.inference import ChosenFaces, Face, FaceOptions, ImageFaces
 
 # The gallery searches at most this many probes per call.
@@ -127,7 +127,7 @@ class FaceCollections:
         opts: FaceOptions,
     ) -> Enrollment:
         """Enroll the largest face(s) of an image under `subject`."""
-        check_subject(subject)
+        check_new_subject(subject)
         await self.require(tenant, collection_id)
         opts = dataclasses.replace(opts, landmarks=False, encodings=True)
         chosen = await self.engine.largest_faces(

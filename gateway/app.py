@@ -11,14 +11,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Union
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, create_model
 from redis.exceptions import ResponseError as RedisResponseError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import console, docs, models
+from gateway import console, docs, models, protoform
 from gateway.auth import Auth
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
@@ -151,6 +151,12 @@ def _bounded(receive):
     return bounded
 
 
+def _query_once_each(request: Request) -> None:
+    """Every route: a query parameter given twice is 422 naming it (FastAPI
+    would silently keep one of the values)."""
+    protoform.options_of(request.query_params.multi_items(), {})
+
+
 def fast_route(path: str, handler):
     """An ASGI app running a submit handler, with the same error answers and
     metrics as the full stack."""
@@ -247,6 +253,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # gateway/docs.py serves them, with no CDN
         redoc_url=None,
+        dependencies=[Depends(_query_once_each)],
     )
 
     def openapi() -> dict[str, Any]:

@@ -174,7 +174,14 @@ def _classes(request: Message, raw: str) -> None:
     for item in (part.strip() for part in raw.split(",")):
         if not item:
             continue
-        if item.isdigit():
+        if item.isascii() and item.isdigit():  # an id; '²' or '١' is a (wrong) name
+            if int(item) >= 2**32:  # uint32 in the proto; no model has that many
+                raise ApiError(
+                    422,
+                    "invalid_option",
+                    f"classes: class id {item} is out of range",
+                    fields=["classes"],
+                )
             options.class_ids.append(int(item))
         else:
             options.class_names.append(item)

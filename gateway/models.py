@@ -4,9 +4,41 @@ tests check real answers against them."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from gateway.protoform import DECIMAL, DECIMAL_TEXT, INTEGER, INTEGER_TEXT
+from percept_runtime import ids
+
+
+def _ascii_number(pattern: re.Pattern[str], accepted: str):
+    """A JSON number, or a string holding one in ASCII digits (pydantic alone
+    would also take ' 2', '1_000' or '+2' as 2)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            raise PydanticCustomError(
+                "ascii_number",
+                "{value} is not valid: use {accepted}",
+                {"value": repr(value[:64]), "accepted": accepted},
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def ascii_int(**bounds: int) -> Any:
+    """int, from JSON or a string of ASCII digits, within `bounds` (ge, gt, le,
+    lt; written before the check, so the schema keeps them as minimum/maximum)."""
+    return Annotated[int, Field(**bounds), _ascii_number(INTEGER, INTEGER_TEXT)]
+
+
+def ascii_float(**bounds: float) -> Any:
+    """float, from JSON or a string of ASCII digits, within `bounds`."""
+    return Annotated[float, Field(**bounds), _ascii_number(DECIMAL, DECIMAL_TEXT)]
 
 
 class Box(BaseModel):
@@ -280,10 +312,18 @@ def task_url(request, task_id: str) -> str:
 
 class NewCollection(BaseModel):
     collection_id: str = Field(
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
-        description="1-64 letters, digits, '.', '_' or '-'; unique per tenant.",
+        json_schema_extra={"pattern": ids.COLLECTION_ID_PATTERN},
+        description=f"{ids.COLLECTION_ID_RULE}; unique per tenant.",
     )
     description: str = Field("", max_length=1024, description="What it is for.")
+
+    @field_validator("collection_id")
+    @classmethod
+    def _reachable(cls, value: str) -> str:
+        problem = ids.collection_id_problem(value)  # the face service's own rule
+        if problem is not None:
+            raise PydanticCustomError("collection_id", problem)
+        return value
 
 
 class Collection(BaseModel):
@@ -336,9 +376,9 @@ class SubjectDeleted(BaseModel):
 
 class SearchRequest(BaseModel):
     face_id: str = Field(description="An enrolled face of this collection.")
-    top_k: int | None = Field(None, ge=1, le=100, description="Most matches; default 1.")
-    threshold: float | None = Field(
-        None, gt=0, le=4, description="Largest distance that matches; default 0.6."
+    top_k: ascii_int(ge=1, le=100) | None = Field(None, description="Most matches; default 1.")
+    threshold: ascii_float(gt=0, le=4) | None = Field(
+        None, description="Largest distance that matches; default 0.6."
     )
 
 

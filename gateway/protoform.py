@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ from percept_runtime import fields as rules_
 DESCRIPTOR_SET = Path(__file__).resolve().parent.parent / "gen" / "descriptors.binpb"
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+# Numbers as written in ASCII, nothing around them: Python's int() and float()
+# would also take ' 2', '1_000', '١' (Arabic-Indic one), '２' (fullwidth two).
+INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+INTEGER_TEXT = "an integer in ASCII digits (0-9, no spaces)"
+DECIMAL_TEXT = "a finite number in ASCII digits, such as 0.25 (0-9 and '.', no spaces)"
 
 # A custom parameter: (request message, raw value) -> None, raising ApiError.
 Setter = Callable[[Message, str], None]
@@ -89,8 +96,9 @@ def enum_choices(field: FieldDescriptor) -> list[str]:
 
 
 def _convert(param: Param, raw: str, shown: str) -> Any:
+    """One value, exactly as written: no spaces around it, numbers in ASCII."""
     field = param.field
-    text = raw.strip()
+    text = raw
     if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
         low = text.lower()
         if low in _TRUE:
@@ -100,16 +108,15 @@ def _convert(param: Param, raw: str, shown: str) -> Any:
         raise _bad(shown, raw, "true or false")
     if field.enum_type is not None:
         prefix = enum_prefix(field)
-        wanted = text.upper()
+        wanted = text.upper() if text.isascii() else ""
         for v in field.enum_type.values:
             if v.name in (wanted, prefix + wanted) and not v.name.endswith("_UNSPECIFIED"):
                 return v.number
         raise _bad(shown, raw, "one of " + ", ".join(enum_choices(field)))
     if rules_.is_integer(field):
-        try:
-            number = int(text)
-        except ValueError:
-            raise _bad(shown, raw, "an integer") from None
+        if not INTEGER.fullmatch(text):
+            raise _bad(shown, raw, INTEGER_TEXT)
+        number = int(text)
         unsigned = field.cpp_type in (
             FieldDescriptor.CPPTYPE_UINT32,
             FieldDescriptor.CPPTYPE_UINT64,
@@ -131,10 +138,9 @@ def _convert(param: Param, raw: str, shown: str) -> Any:
             raise _bad(shown, raw, f"an integer in {limits}")
         return number
     if rules_.is_float(field):
-        try:
-            number = float(text)
-        except ValueError:
-            raise _bad(shown, raw, "a number") from None
+        if not DECIMAL.fullmatch(text):
+            raise _bad(shown, raw, DECIMAL_TEXT)
+        number = float(text)
         if not math.isfinite(number):
             raise _bad(shown, raw, "a finite number")
         return number
@@ -186,6 +192,36 @@ def set_param(message: Message, param: Param, raw: str, shown: str | None = None
             fields=[shown],
         )
     setattr(target, field.name, value)
+
+
+def given_twice(name: str, how: str) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_option",
+        f"{name} is given {how}: send each option once, with one value "
+        "(a list option takes its values comma-separated)",
+        fields=[name],
+    )
+
+
+def options_of(
+    query: Iterable[tuple[str, str]], form: Mapping[str, str], skip: Iterable[str] = ()
+) -> dict[str, str]:
+    """A request's options: its query parameters and form fields, each given
+    once. The same name twice in the query, or in the query and the form, is
+    422 naming it (the form itself refuses a repeated field: gateway/upload.py),
+    rather than one of the values silently winning."""
+    skip = frozenset(skip)
+    out: dict[str, str] = {}
+    for name, value in query:
+        if name in out:
+            raise given_twice(name, "twice as a query parameter")
+        out[name] = value
+    for name, value in form.items():
+        if name in out:
+            raise given_twice(name, "both as a query parameter and as a form field")
+        out[name] = value
+    return {name: value for name, value in out.items() if name not in skip}
 
 
 def parse(

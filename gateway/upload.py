@@ -11,6 +11,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from gateway.errors import ApiError
+from gateway.protoform import given_twice
 
 FILE_FIELD = "file"
 MAX_FIELDS = 64
@@ -109,6 +110,8 @@ class _Collector:
 
     def on_part_end(self) -> None:
         if not self._is_file and self._part is not None:
+            if self._name in self.fields:
+                raise given_twice(self._name, "twice as a form field")
             self.fields[self._name] = self._part.decode("utf-8", "replace")
         self._part = None
 
@@ -118,7 +121,12 @@ async def read_upload(request: Request, what: str, limit: int) -> Upload:
     video) in the field 'file'. Raises ApiError 413/415/422 for the caller's
     mistakes."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit + _MULTIPART_OVERHEAD:
+    if (
+        length
+        and length.isascii()
+        and length.isdigit()
+        and int(length) > limit + _MULTIPART_OVERHEAD
+    ):
         raise ApiError(
             413, "too_large", f"upload is {int(length)} bytes; the {what} limit is {limit} bytes"
         )

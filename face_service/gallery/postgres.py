@@ -267,7 +267,7 @@ class PostgresStore:
         self, tenant: str, collection_id: str, description: str = ""
     ) -> tuple[Collection, int]:
         check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_collection_id(collection_id, new=True)
         description = check_description(description)
         try:
             with self._tx() as conn:

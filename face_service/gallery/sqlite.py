@@ -280,7 +280,7 @@ class SqliteStore:
         self, tenant: str, collection_id: str, description: str = ""
     ) -> tuple[Collection, int]:
         check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_collection_id(collection_id, new=True)
         description = check_description(description)
         created = _now()
         try:

@@ -20,7 +20,6 @@ import binascii
 import enum
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -41,6 +40,7 @@ from face_service.gallery.errors import (
     SubjectNotFound,
     Unavailable,
 )
+from percept_runtime import ids
 
 __all__ = [
     "AlreadyExists",
@@ -68,7 +68,6 @@ __all__ = [
 ]
 
 ENCODING_SIZE = 128
-COLLECTION_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_TENANT_CHARS = 128
 MAX_SUBJECT_CHARS = 256
 MAX_EXTERNAL_ID_CHARS = 256
@@ -332,13 +331,9 @@ def check_tenant(tenant: str) -> str:
     return tenant
 
 
-def check_collection_id(collection_id: str) -> str:
-    if not isinstance(collection_id, str) or not COLLECTION_ID_PATTERN.fullmatch(collection_id):
-        raise InvalidInput(
-            f"collection id {str(collection_id)[:80]!r} is invalid: use 1-64 characters of "
-            "letters, digits, '.', '_' and '-'"
-        )
-    return collection_id
+def check_collection_id(collection_id: str, *, new: bool = False) -> str:
+    """The shared id rule (percept_runtime.ids): a new id must not be only dots."""
+    return ids.check_collection_id(collection_id, new=new)
 
 
 def check_description(description: str | None) -> str:
@@ -355,6 +350,15 @@ def check_subject(subject: str) -> str:
         raise InvalidInput(f"subject is longer than {MAX_SUBJECT_CHARS} characters")
     if not subject.isprintable():
         raise InvalidInput("subject must not contain control characters")
+    return subject
+
+
+def check_new_subject(subject: str) -> str:
+    """A new face's subject: check_subject, and one a URL path can carry (not only dots)."""
+    check_subject(subject)
+    problem = ids.subject_problem(subject)
+    if problem is not None:
+        raise InvalidInput(problem)
     return subject
 
 
@@ -404,7 +408,7 @@ def check_new_faces(faces: Sequence[NewFace]) -> list[NewFace]:
             raise InvalidInput("external_id must be printable characters (no control characters)")
         checked.append(
             NewFace(
-                subject=check_subject(face.subject),
+                subject=check_new_subject(face.subject),
                 encoding=check_encoding(face.encoding, f"faces[{i}].encoding"),
                 box=check_box(face.box),
                 external_id=external_id,

@@ -12,7 +12,7 @@ ranges and defaults come from the proto. Identification is a task kind
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import grpc
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -25,17 +25,15 @@ from gateway.backends import answered_by_replica
 from gateway.errors import ApiError, grpc_api_error
 from gateway.inputs import check_image
 from gateway.kinds import FACE, FACE_ALIASES, face_cost_guard
-from gateway.models import ErrorBody
+from gateway.models import ErrorBody, ascii_int
 from gateway.upload import read_upload
-from percept_runtime import fields
+from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
 
 router = APIRouter(tags=["collections"])
 
 
-CollectionId = Path(
-    description="The collection's id (1-64 letters, digits, '.', '_' or '-').",
-)
+CollectionId = Path(description=f"The collection's id ({ids.COLLECTION_ID_RULE}).")
 
 _ERRORS = {
     400: "Malformed request",
@@ -89,8 +87,7 @@ async def _upload_request(
     settings = gw.settings
     upload = await read_upload(request, "image", settings.max_image_bytes)
     size = check_image(upload.data, upload.content_type, settings.max_image_pixels)
-    raw = dict(request.query_params)
-    raw.update(upload.fields)
+    raw = protoform.options_of(request.query_params.multi_items(), upload.fields)
     message.image.content = upload.data
     protoform.parse(message, params, raw, aliases)
     for name in required:
@@ -172,7 +169,7 @@ async def create_collection(body: models.NewCollection, request: Request) -> JSO
 )
 async def list_collections(
     request: Request,
-    page_size: int | None = Query(None, ge=1, le=1000, description="Default 100."),
+    page_size: Annotated[ascii_int(ge=1, le=1000) | None, Query(description="Default 100.")] = None,
     page_token: str | None = Query(None, description="next_page_token of the previous page."),
 ) -> JSONResponse:
     response = await _call(
@@ -237,6 +234,9 @@ async def enroll(request: Request, collection_id: str = CollectionId) -> JSONRes
         {},
         ("subject",),
     )
+    problem = ids.subject_problem(message.subject)
+    if problem is not None:  # the face service says the same; no detection paid for
+        raise ApiError(422, "invalid_option", problem, fields=["subject"])
     response = await _call(request, "EnrollFaces", message)
     return JSONResponse(
         {
@@ -259,7 +259,7 @@ async def list_faces(
     request: Request,
     collection_id: str = CollectionId,
     subject: str | None = Query(None, description="Only this subject's faces."),
-    page_size: int | None = Query(None, ge=1, le=1000, description="Default 100."),
+    page_size: Annotated[ascii_int(ge=1, le=1000) | None, Query(description="Default 100.")] = None,
     page_token: str | None = Query(None, description="next_page_token of the previous page."),
 ) -> JSONResponse:
     response = await _call(

@@ -5,7 +5,7 @@ The console's page itself is static (gateway/console/static), served at /console
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -14,7 +14,7 @@ from gateway import stats
 from gateway.console.models import ReplicaList, Stats
 from gateway.errors import ApiError
 from gateway.kinds import backends_of
-from gateway.models import error_responses
+from gateway.models import ascii_int, error_responses
 from gateway.replicas import lease_holder, read_replicas
 from percept_runtime import imaging
 
@@ -38,7 +38,9 @@ async def home() -> RedirectResponse:
 )
 async def get_stats(
     request: Request,
-    minutes: int = Query(60, ge=5, le=1440, description="Minutes of per-minute series."),
+    minutes: Annotated[
+        ascii_int(ge=5, le=1440), Query(description="Minutes of per-minute series.")
+    ] = 60,
 ) -> JSONResponse:
     gw = request.app.state.gateway
     gw.auth.require_admin(request)

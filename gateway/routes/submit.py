@@ -66,8 +66,7 @@ def make_handler(kind: TaskKind):
         else:
             upload = await read_upload(request, "video", settings.max_video_bytes)
             size = await check_video(upload.data, upload.content_type, settings.max_image_pixels)
-        raw = {k: v for k, v in request.query_params.items() if k != "wait"}
-        raw.update(upload.fields)
+        raw = protoform.options_of(request.query_params.multi_items(), upload.fields, ("wait",))
         message = kind.build(upload.data, raw)
         if kind.checks:
             context = CheckContext(

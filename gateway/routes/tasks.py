@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
 from gateway.jobs import TERMINAL, Status
-from gateway.models import TaskPage, error_responses, task_url
+from gateway.models import TaskPage, ascii_float, ascii_int, error_responses, task_url
 
 EVENT_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 _U64 = 2**64 - 1  # Redis stream ids are two unsigned 64-bit numbers
@@ -131,20 +131,22 @@ def router_for(kinds, task_model) -> APIRouter:
             description="Only tasks of this kind.",
         ),
         media: Literal["image", "video"] | None = Query(None, description="Only this media."),
-        since: float | None = Query(
-            None, ge=0, description="Only tasks created at or after this time (Unix seconds)."
-        ),
-        until: float | None = Query(
-            None, ge=0, description="Only tasks created at or before this time (Unix seconds)."
-        ),
+        since: Annotated[
+            ascii_float(ge=0) | None,
+            Query(description="Only tasks created at or after this time (Unix seconds)."),
+        ] = None,
+        until: Annotated[
+            ascii_float(ge=0) | None,
+            Query(description="Only tasks created at or before this time (Unix seconds)."),
+        ] = None,
         q: str | None = Query(
             None,
             pattern="^[0-9a-f]{4,32}$",
             description="Only tasks whose id starts with this (4-32 hex digits).",
         ),
-        limit: int = Query(50, ge=1, le=500),
+        limit: Annotated[ascii_int(ge=1, le=500), Query()] = 50,
         cursor: str | None = Query(
-            None, pattern=r"^\d+(\.\d+)?$", description="next_cursor of the previous page."
+            None, pattern=r"^[0-9]+(\.[0-9]+)?$", description="next_cursor of the previous page."
         ),
     ) -> JSONResponse:
         gw = request.app.state.gateway

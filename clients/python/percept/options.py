@@ -58,7 +58,7 @@ class ObjectOptions:
     def __post_init__(self) -> None:
         if isinstance(self.classes, str):  # "circle,star" as on the command line
             parts = (c.strip() for c in self.classes.split(","))
-            classes = tuple(int(c) if c.isdigit() else c for c in parts if c)
+            classes = tuple(int(c) if c.isascii() and c.isdigit() else c for c in parts if c)
             object.__setattr__(self, "classes", classes)
         elif self.classes is not None:
             object.__setattr__(self, "classes", tuple(self.classes))

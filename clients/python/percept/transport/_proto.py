@@ -80,7 +80,7 @@ def object_options(o: ObjectOptions) -> object_pb.DetectionOptions:
     if o.iou_threshold is not None:
         msg.iou_threshold = o.iou_threshold
     for item in o.classes or ():
-        if isinstance(item, int) or str(item).isdigit():
+        if isinstance(item, int) or (str(item).isascii() and str(item).isdigit()):
             msg.class_ids.append(int(item))
         else:
             msg.class_names.append(str(item))

@@ -41,6 +41,7 @@ from percept import inputs, stack
 from percept.errors import (
     Conflict,
     DeadlineExceeded,
+    InvalidInput,
     PerceptError,
     Unavailable,
     from_http,
@@ -272,12 +273,23 @@ class _Call:
     answered_only: bool = False
 
 
-def _segment(value: str) -> str:
-    return urllib.parse.quote(str(value), safe="")
+def _segment(value: str, what: str) -> str:
+    """One URL path segment. An all-dots value ('.', '..', '...') cannot be one:
+    HTTP clients drop '.' or climb a level at '..' (and the server refuses such
+    ids where they are created), so it is refused here rather than sent elsewhere."""
+    text = str(value)
+    if text and text.strip(".") == "":
+        raise InvalidInput(
+            f"{what} {text!r} is only dots: a URL path cannot carry '.', '..' or '...' "
+            "as themselves",
+            code="invalid_argument",
+            fields=(what.replace(" ", "_"),),
+        )
+    return urllib.parse.quote(text, safe="")
 
 
 def _collection_path(collection_id: str) -> str:
-    return f"/api/collections/{_segment(collection_id)}"
+    return f"/api/collections/{_segment(collection_id, 'collection id')}"
 
 
 def _paging(page_size: int | None, page_token: str | None, **extra: str | None) -> dict[str, str]:
@@ -374,14 +386,16 @@ def _c_faces(collection_id, subject, page_size, page_token) -> _Call:
 
 def _c_delete_face(collection_id: str, face_id: str) -> _Call:
     return _Call(
-        "DELETE", f"{_collection_path(collection_id)}/faces/{_segment(face_id)}", lambda r: None
+        "DELETE",
+        f"{_collection_path(collection_id)}/faces/{_segment(face_id, 'face id')}",
+        lambda r: None,
     )
 
 
 def _c_delete_subject(collection_id: str, subject: str) -> _Call:
     return _Call(
         "DELETE",
-        f"{_collection_path(collection_id)}/subjects/{_segment(subject)}",
+        f"{_collection_path(collection_id)}/subjects/{_segment(subject, 'subject')}",
         lambda r: int(r.json()["deleted_faces"]),
     )
 

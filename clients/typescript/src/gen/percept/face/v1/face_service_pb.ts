@@ -816,7 +816,8 @@ export const EnrolledFaceSchema: GenMessage<EnrolledFace> = /*@__PURE__*/
  */
 export type CreateCollectionRequest = Message<"percept.face.v1.CreateCollectionRequest"> & {
   /**
-   * The new collection's id: 1-64 letters, digits, '.', '_' or '-'.
+   * The new collection's id: 1-64 letters, digits, '.', '_' or '-', not only
+   * dots (a URL path cannot carry '.', '..' or '...' as themselves).
    *
    * @generated from field: string collection_id = 1;
    */
@@ -1013,7 +1014,8 @@ export type EnrollFacesRequest = Message<"percept.face.v1.EnrollFacesRequest"> &
   image?: Image | undefined;
 
   /**
-   * Whose face it is: 1-256 printable characters.
+   * Whose face it is: 1-256 printable characters, with something besides dots
+   * in each '/'-separated part (it names the subject in REST paths).
    *
    * @generated from field: string subject = 3;
    */

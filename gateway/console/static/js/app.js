@@ -1,7 +1,7 @@
 // The console: a hash router over five pages, the sign-in screen, and the
 // "last updated" clock. Each page's mount() returns a function that stops it.
 
-import { api, whenUnauthorized } from "./api.js";
+import { api, csrfHeaders, setCsrfToken, whenUnauthorized } from "./api.js";
 import { clock } from "./format.js";
 import * as overview from "./pages/overview.js";
 import * as replicas from "./pages/replicas.js";
@@ -85,6 +85,7 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
       loginError.hidden = false;
       return;
     }
+    setCsrfToken((await response.json()).csrf_token);
     login.hidden = true;
     document.getElementById("login-key").value = "";
     who().then(render);
@@ -94,7 +95,8 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
   }
 });
 signout.addEventListener("click", async () => {
-  await fetch("../api/session", { method: "DELETE", credentials: "same-origin" }).catch(() => {});
+  await fetch("../api/session", { method: "DELETE", headers: csrfHeaders(), credentials: "same-origin" }).catch(() => {});
+  setCsrfToken("");
   signout.hidden = true;
   render();
 });
@@ -103,6 +105,7 @@ signout.addEventListener("click", async () => {
  * client key sees the pages its tenant may use. */
 function who() {
   return api("session").then((me) => {
+    setCsrfToken(me.csrf_token);
     signout.hidden = me.auth !== "enabled";
     signout.textContent = `Sign out ${me.name || ""}`.trim();
     signout.title = `${me.role} of tenant ${me.tenant}`;

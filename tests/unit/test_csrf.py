@@ -105,3 +105,18 @@ def test_sign_in_is_counted_per_address_and_per_key_id():
     assert signin.client_bucket("2001:db8::1") == "2001:db8::/64"
     assert signin.client_bucket("::ffff:10.0.0.7") == "10.0.0.7"
     assert signin.client_bucket(None) == "unknown"
+
+
+def test_the_openapi_document_names_the_refusal_on_every_state_changing_route():
+    from gateway.app import create_app
+
+    paths = create_app(GatewaySettings()).openapi()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if method in ("post", "delete") and path.startswith("/api/"):
+                assert "403" in operation["responses"], (method, path)
+    keys = paths["/api/keys"]["post"]["responses"]["403"]["description"]
+    assert keys == "Not allowed"  # a route's own 403 stays; the others say why
+    enroll = paths["/api/collections/{collection_id}/faces"]["post"]["responses"]
+    assert "X-CSRF-Token" in enroll["403"]["description"]
+    assert {"403", "429"} <= set(paths["/api/session"]["post"]["responses"])

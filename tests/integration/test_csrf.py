@@ -242,6 +242,72 @@ def test_successes_neither_count_nor_reset_the_failures(gw):
     retry_after(client.post("/api/session", json={"api_key": "nope"}))
 
 
+# --- behind a reverse proxy ---------------------------------------------------------------
+
+PUBLIC = "https://percept.example"
+
+
+@pytest.fixture(scope="module")
+def proxied(redis_db):
+    """A gateway as a proxy that believes it would see it: GATEWAY_PUBLIC_ORIGIN
+    names the address browsers use, GATEWAY_FORWARDED_ALLOW_IPS the proxy
+    (this test, on 127.0.0.1)."""
+    server = GatewayProcess(
+        "gateway",
+        env={
+            "REDIS_URL": redis_db,
+            "GATEWAY_FACE_TARGETS": "127.0.0.1:1",  # no task runs here
+            "GATEWAY_OBJECT_TARGETS": "127.0.0.1:1",
+            "GATEWAY_PUBLIC_ORIGIN": PUBLIC,
+            "GATEWAY_FORWARDED_ALLOW_IPS": "127.0.0.1",
+            "GATEWAY_LOGIN_WINDOW_S": str(WINDOW_S),
+            "GATEWAY_LOGIN_FAILURES": str(FAILURES),
+            "GATEWAY_DISPATCHERS": "false",
+            "GATEWAY_REPLICA_MONITOR": "false",
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_behind_a_proxy_the_public_origin_is_the_console_s(proxied):
+    cookie = httpx.Client(base_url=proxied.url, timeout=60)
+    assert (
+        cookie.post(
+            "/api/session", json={"api_key": proxied.api_key}, headers={"Origin": proxied.url}
+        ).status_code
+        == 403
+    )
+    login = cookie.post(
+        "/api/session", json={"api_key": proxied.api_key}, headers={"Origin": PUBLIC}
+    )
+    assert login.status_code == 200, login.text
+    token = {"X-CSRF-Token": login.json()["csrf_token"]}
+    new_key = {"name": "via-proxy", "tenant": "default"}
+    # the gateway's own address is not the console's any more: only the public one is
+    direct = cookie.post("/api/keys", json=new_key, headers={"Origin": proxied.url, **token})
+    assert direct.status_code == 403 and PUBLIC in direct.json()["error"]["message"]
+    made = cookie.post("/api/keys", json=new_key, headers={"Origin": PUBLIC, **token})
+    assert made.status_code == 201, made.text
+
+
+def test_behind_a_believed_proxy_each_forwarded_client_is_counted_alone(proxied):
+    def sign_in(client_address: str, key: str, claimed: str = "198.51.100.99") -> httpx.Response:
+        return httpx.post(  # the proxy appends the address it saw to what the client claimed
+            f"{proxied.url}/api/session",
+            json={"api_key": key},
+            headers={"X-Forwarded-For": f"{claimed}, {client_address}"},
+            timeout=60,
+        )
+
+    statuses = [sign_in("203.0.113.7", "wrong").status_code for _ in range(FAILURES + 1)]
+    assert statuses == [401] * FAILURES + [429]
+    # another client behind the same proxy is not held up by the first one's guesses
+    assert sign_in("203.0.113.8", proxied.api_key).status_code == 200
+    # what the proxy saw is believed, not what the client claimed before it
+    assert sign_in("203.0.113.7", proxied.api_key, claimed="203.0.113.8").status_code == 429
+
+
 # --- a real browser: another port of the same host, the admin signed in -------------------
 
 ATTACK_PAGE = """<!doctype html>

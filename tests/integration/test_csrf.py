@@ -396,6 +396,10 @@ def refused_403s(admin: httpx.Client) -> float:
     return total
 
 
+def sign_in_answer(response) -> bool:
+    return response.url.endswith("/api/session") and response.request.method == "POST"
+
+
 def test_a_page_on_another_port_changes_nothing_and_the_console_still_works(
     gw, admin, browser, tmp_path, zidane_bytes
 ):
@@ -452,5 +456,22 @@ def test_a_page_on_another_port_changes_nothing_and_the_console_still_works(
             f"{gw.url}/api/session", cookies={"percept_session": cookie["value"]}, timeout=30
         )
         assert replay.status_code == 401  # the sign-out ended the session on the server
+
+        # a wrong key typed into the console is refused; past the limit (the rest sent
+        # at once, so that the window cannot end between them), held off with a clear word
+        def typed_sign_in(key: str):
+            page.fill("#login-key", key)
+            with page.expect_response(sign_in_answer) as answer:
+                page.click("#login-form button[type=submit]")
+            return answer.value
+
+        assert typed_sign_in("pk_00000000_wrong").status == 401
+        expect(page.locator("#login-error")).to_have_text("That key was not accepted.")
+        with httpx.Client(base_url=gw.url, timeout=30) as same_address:
+            wrong_sign_ins(same_address, ["pk_00000000_wrong"] * (FAILURES - 1))
+        assert typed_sign_in(gw.api_key).status == 429
+        expect(page.locator("#login-error")).to_have_text(
+            re.compile(r"Too many wrong keys: try again in \d+ s\.")
+        )
     finally:
         context.close()

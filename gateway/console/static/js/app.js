@@ -81,7 +81,11 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
       credentials: "same-origin",
     });
     if (!response.ok) {
-      loginError.textContent = response.status === 401 ? "That key was not accepted." : `Sign-in failed (${response.status}).`;
+      let why = `Sign-in failed (${response.status}).`;
+      if (response.status === 401) why = "That key was not accepted.";
+      else if (response.status === 429) why = `Too many wrong keys: try again in ${response.headers.get("Retry-After")} s.`;
+      else why = (await response.json().catch(() => null))?.error?.message || why; // 403: says why
+      loginError.textContent = why;
       loginError.hidden = false;
       return;
     }

@@ -44,8 +44,9 @@ for _, k in ipairs(KEYS) do
 end
 if wait > 0 then return wait end
 for _, k in ipairs(KEYS) do
-  redis.call('INCR', k)
-  if redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, window) end
+  if redis.call('INCR', k) == 1 or redis.call('PTTL', k) < 0 then
+    redis.call('PEXPIRE', k, window)  -- the first failure opens the window
+  end
 end
 return 0
 """
@@ -53,7 +54,8 @@ return 0
 # KEYS: the counters an attempt that succeeded was counted in.
 _GIVE_BACK = """
 for _, k in ipairs(KEYS) do
-  if tonumber(redis.call('GET', k) or '0') > 0 then redis.call('DECR', k) end
+  local n = tonumber(redis.call('GET', k) or '0')
+  if n == 1 then redis.call('DEL', k) elseif n > 1 then redis.call('DECR', k) end
 end
 return 0
 """

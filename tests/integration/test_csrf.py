@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import redis
 
 from gateway.app import create_app
 from gateway.csrf import SAFE_METHODS
@@ -234,6 +235,10 @@ def test_wrong_sign_ins_for_one_key_id_throttle_that_key_alone(gw):
 
 
 def test_successes_neither_count_nor_reset_the_failures(gw):
+    # a success leaves nothing behind: no window opened for later failures to land in
+    signed = from_address(gw, "127.0.0.7").post("/api/session", json={"api_key": gw.api_key})
+    assert signed.status_code == 200
+    assert not redis.Redis.from_url(gw.env["REDIS_URL"]).keys("percept:signin:*127.0.0.7")
     client = from_address(gw, "127.0.0.6")
     assert {r.status_code for r in wrong_sign_ins(client, ["nope"] * (FAILURES - 1))} == {401}
     for _ in range(5):

@@ -122,6 +122,11 @@ def serve(args: argparse.Namespace) -> None:
         timeout_graceful_shutdown=10,
         access_log=False,
         root_path=settings.root_path,
+        # X-Forwarded-For/-Proto only from the proxies GATEWAY_FORWARDED_ALLOW_IPS names
+        # (uvicorn's own default believes any on 127.0.0.1): the client address the
+        # sign-in throttle counts under is the TCP peer's otherwise.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
     if settings.workers > 1:
         uvicorn.run("gateway.app:create_app", factory=True, workers=settings.workers, **common)

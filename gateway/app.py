@@ -31,6 +31,7 @@ from gateway.replicas import ReplicaMonitor
 from gateway.routes import admin, collections, ops, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
+from gateway.signin import SignInThrottle
 from gateway.submit import Submitter
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Gateway:
     keys: KeyStore | None = None
     dispatcher: Dispatcher | None = None
     replicas: ReplicaMonitor | None = None
+    signin: SignInThrottle | None = None  # None: auth disabled
 
 
 class ObserveMiddleware:
@@ -205,7 +207,12 @@ def create_app(
         backends = Backends(settings)
         runner = TaskRunner(store, backends)
         keys = KeyStore(store.redis) if settings.auth == "enabled" else None
-        auth = Auth(keys, docs_public=settings.docs_public, metrics_public=settings.metrics_public)
+        auth = Auth(
+            keys,
+            docs_public=settings.docs_public,
+            metrics_public=settings.metrics_public,
+            public_origins=settings.public_origins,
+        )
         if keys is None:
             logger.warning(
                 "GATEWAY_AUTH=disabled: every caller is an admin of every tenant; "
@@ -215,6 +222,10 @@ def create_app(
             settings, kinds, store, backends, runner, Submitter(store, backends, runner, settings),
             auth, keys,
         )  # fmt: skip
+        if keys is not None:
+            gw.signin = SignInThrottle(
+                store.redis, settings.login_failures, settings.login_window_s
+            )
         app.state.gateway = gw
         listeners = [asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener")]
         if keys is not None:

@@ -3,7 +3,9 @@
 Every request outside the open paths carries an API key - `Authorization:
 Bearer <key>`, `X-API-Key: <key>`, or the console's session cookie (COOKIE) -
 checked before any route runs (GatewayApp.__call__): a missing, unknown or
-revoked key is 401, a key over its request rate 429 with Retry-After. Routes
+revoked key is 401, a key over its request rate 429 with Retry-After, and a
+state-changing request signed in by the cookie but not provably the
+console's is 403 (gateway/csrf.py). Routes
 then ask `principal(request)` (whose data may this request see?) or
 `require_admin(request)`. With GATEWAY_AUTH=disabled every request acts as an
 admin of the default tenant, and the gateway warns at every start.
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from gateway import csrf
 from gateway.errors import ApiError
 from gateway.jobs import DEFAULT_TENANT, PREFIX
 from gateway.keys import KeyStore, Limits
@@ -69,10 +72,18 @@ def presented_key(request: Request) -> str | None:
 class Auth:
     """Authentication and per-key request rates (shared through Redis)."""
 
-    def __init__(self, keys: KeyStore | None, *, docs_public: bool, metrics_public: bool) -> None:
+    def __init__(
+        self,
+        keys: KeyStore | None,
+        *,
+        docs_public: bool,
+        metrics_public: bool,
+        public_origins: tuple[str, ...] = (),
+    ) -> None:
         self.keys = keys  # None: auth disabled
         self.docs_public = docs_public
         self.metrics_public = metrics_public
+        self.public_origins = public_origins  # GATEWAY_PUBLIC_ORIGIN, for the CSRF checks
         self._take = keys.redis.register_script(_TAKE) if keys else None
 
     @property
@@ -93,10 +104,15 @@ class Auth:
 
     async def authenticate(self, request: Request) -> Principal:
         """The caller's principal; ApiError 401 (no valid key) or 429 (rate)."""
-        if self.keys is None:
-            return ANONYMOUS_ADMIN
         key = presented_key(request)
+        unsafe = request.method not in csrf.SAFE_METHODS
+        if self.keys is None:
+            if unsafe and key is None:  # no key at all: still no other page's forms
+                csrf.check_origin(request, self.public_origins)
+            return ANONYMOUS_ADMIN
         session = None if key is not None else request.cookies.get(COOKIE)
+        if session and unsafe:
+            csrf.check_session_request(request, session, self.public_origins)
         if key is None and not session:
             raise ApiError(
                 401,

@@ -249,6 +249,10 @@ _JSON_BODY_ERRORS = {
     "415": "The body is not JSON",
 }
 _OPEN_PATHS = ("/", "/healthz", "/readyz")
+_CSRF_REFUSAL = (
+    "Signed in by the session cookie, but not provably the console's "
+    "(another Origin or Sec-Fetch-Site, or no X-CSRF-Token); API keys are not checked"
+)
 
 
 def document_access(schema: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +273,8 @@ def document_access(schema: dict[str, Any]) -> dict[str, Any]:
                     responses.setdefault(status, error(text))
             if path == "/metrics":
                 responses.setdefault("403", error("An admin key is needed"))
+            if method not in ("get", "head", "options") and path != "/api/session":
+                responses.setdefault("403", error(_CSRF_REFUSAL))
             body = operation.get("requestBody", {}).get("content", {})
             if "application/json" in body:
                 for status, text in _JSON_BODY_ERRORS.items():

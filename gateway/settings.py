@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -48,6 +48,22 @@ class GatewaySettings(BaseSettings):
         43200.0,
         gt=0,
         description="How long a console sign-in (session cookie) lasts; its key's revocation ends it at once.",
+    )
+    public_origin: str = Field(
+        "",
+        description="Origins browsers open the console at (scheme://host[:port], comma-separated), e.g. https://percept.example.com behind a TLS proxy; a state-changing request signed in by the session cookie must come from one (empty: the request's own scheme and Host).",
+    )
+    login_failures: int = Field(
+        10,
+        ge=0,
+        description="Wrong keys a client address, and separately a key id, may try at sign-in per login_window_s; beyond, 429 with Retry-After (0: no limit).",
+    )
+    login_window_s: float = Field(
+        60.0, gt=0, le=3600, description="The sign-in throttle's window, in seconds."
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies (IPs or CIDRs, comma-separated, or *) whose X-Forwarded-For and X-Forwarded-Proto are believed for the client address and scheme; empty: none, the TCP peer is the client.",
     )
     max_queued_bytes: int = Field(
         2 * 1024 * MiB,
@@ -164,6 +180,17 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="A replica neither answering nor resolved for this long drops off the console's list.",
     )
+
+    @field_validator("public_origin")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        from gateway.csrf import parse_origins
+
+        return ",".join(parse_origins(value))
+
+    @property
+    def public_origins(self) -> tuple[str, ...]:
+        return tuple(filter(None, self.public_origin.split(",")))
 
     @model_validator(mode="after")
     def _token_file(self) -> GatewaySettings:

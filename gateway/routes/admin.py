@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.auth import COOKIE
+from gateway import csrf, signin
+from gateway.auth import COOKIE, presented_key
 from gateway.errors import ApiError
 from gateway.keys import LIMIT_MAX, TENANT_PATTERN, KeyStore, Limits
 from gateway.models import error_responses
@@ -25,6 +26,11 @@ class Who(BaseModel):
     tenant: str
     role: Literal["admin", "client"]
     key_id: str = ""
+    csrf_token: str = Field(
+        "",
+        description="Signed in by the session cookie: the X-CSRF-Token header its "
+        "state-changing requests must send (empty for an API key).",
+    )
 
 
 class LimitsBody(BaseModel):
@@ -79,13 +85,14 @@ class KeyList(BaseModel):
     keys: list[KeyInfo]
 
 
-def _who(principal, enabled: bool) -> dict:
+def _who(principal, enabled: bool, session: str | None = None) -> dict:
     return {
         "auth": "enabled" if enabled else "disabled",
         "name": principal.name,
         "tenant": principal.tenant,
         "role": "admin" if principal.admin else "client",
         "key_id": principal.key_id,
+        "csrf_token": csrf.token_for(session) if session else "",
     }
 
 
@@ -98,14 +105,18 @@ def _who(principal, enabled: bool) -> dict:
 async def whoami(request: Request) -> JSONResponse:
     gw = request.app.state.gateway
     principal = await gw.auth.authenticate(request)
-    return JSONResponse(_who(principal, gw.auth.enabled))
+    session = None if presented_key(request) else request.cookies.get(COOKIE)
+    return JSONResponse(_who(principal, gw.auth.enabled, session if gw.auth.enabled else None))
 
 
 @router.post(
     "/api/session",
     summary="Log in with an API key: sets the console's session cookie",
+    description="Refused (403) from a page of another origin. Wrong keys are throttled "
+    "per client address and per key id: 429 with Retry-After (GATEWAY_LOGIN_FAILURES "
+    "per GATEWAY_LOGIN_WINDOW_S).",
     response_model=Who,
-    responses=error_responses(401, 422, 503),
+    responses=error_responses(401, 403, 422, 429, 503),
     openapi_extra={
         "requestBody": {
             "content": {
@@ -129,6 +140,7 @@ async def whoami(request: Request) -> JSONResponse:
 )
 async def login(request: Request) -> JSONResponse:
     gw = request.app.state.gateway
+    csrf.check_origin(request, gw.auth.public_origins)  # login CSRF: no other page signs us in
     body = await request.body()
     key = None
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -144,13 +156,16 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(422, "invalid_request", "send the field api_key", fields=["api_key"])
     if not gw.auth.enabled:
         return JSONResponse(_who(gw.auth.principal(request), False))
+    counted = signin.counters(request.client.host if request.client else None, key)
+    await gw.signin.attempt(counted)
     opened = await gw.keys.open_session(key, gw.settings.session_ttl_s)
     if opened is None:
         raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
+    await gw.signin.succeeded(counted)
     token, record = opened
     response = JSONResponse(
         {"auth": "enabled", "name": record.name, "tenant": record.tenant,
-         "role": record.role, "key_id": record.id}
+         "role": record.role, "key_id": record.id, "csrf_token": csrf.token_for(token)}
     )  # fmt: skip
     response.set_cookie(
         COOKIE,
@@ -167,13 +182,16 @@ async def login(request: Request) -> JSONResponse:
 @router.delete(
     "/api/session",
     summary="Log out: clears the session cookie",
+    description="With the session cookie, needs the X-CSRF-Token header like every "
+    "state-changing request the cookie signs in (403 without).",
     status_code=204,
-    responses=error_responses(500),
+    responses=error_responses(403, 500),
 )
 async def logout(request: Request) -> Response:
     gw = request.app.state.gateway
     token = request.cookies.get(COOKIE)
     if token and gw.keys is not None:
+        csrf.check_session_request(request, token, gw.auth.public_origins)
         await gw.keys.close_session(token)  # ended for every copy of the cookie
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path=request.scope.get("root_path") or "/")

@@ -179,8 +179,10 @@ def test_the_console_logs_in_with_a_session_cookie(gw, sec_redis):
     token = browser.cookies["percept_session"]
     assert key not in token and key.split("_")[2] not in token  # a session, not the key
     assert browser.get("/api/tasks").status_code == 200  # the cookie alone
-    assert browser.get("/api/session").json()["role"] == "client"
-    assert browser.delete("/api/session").status_code == 204
+    session = browser.get("/api/session").json()
+    assert session["role"] == "client"
+    signout = {"X-CSRF-Token": session["csrf_token"]}  # state changes need the session's token
+    assert browser.delete("/api/session", headers=signout).status_code == 204
     browser.cookies.clear()
     assert browser.get("/api/tasks").status_code == 401
     # Signing out ends the session itself: a copy of the cookie is refused too.

@@ -1,9 +1,21 @@
 // Talking to the gateway. Every URL is relative to the console's own
 // (…/console/), so the page works under a reverse proxy's path prefix.
 // Credentials: the session cookie (percept_session) rides along with every
-// request; a 401 shows the sign-in screen.
+// request; a 401 shows the sign-in screen. Every state-changing request also
+// sends the session's CSRF token (X-CSRF-Token), which only this page can read
+// (from GET /api/session): the gateway refuses the cookie's requests without it.
 
 export const API = "../api/";
+
+let csrfToken = "";
+/** The session's CSRF token, from the sign-in or GET /api/session answer. */
+export function setCsrfToken(token) {
+  csrfToken = token || "";
+}
+/** Headers a state-changing request signed in by the session must carry. */
+export function csrfHeaders() {
+  return csrfToken ? { "X-CSRF-Token": csrfToken } : {};
+}
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -37,7 +49,7 @@ export async function api(path, { method = "GET", body, signal, headers } = {}) 
     method,
     body,
     signal,
-    headers: { Accept: "application/json", ...headers },
+    headers: { Accept: "application/json", ...(method === "GET" ? {} : csrfHeaders()), ...headers },
     credentials: "same-origin",
   });
   if (!response.ok) throw await failure(response);

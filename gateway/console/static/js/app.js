@@ -1,7 +1,7 @@
 // The console: a hash router over five pages, the sign-in screen, and the
 // "last updated" clock. Each page's mount() returns a function that stops it.
 
-import { api, whenUnauthorized } from "./api.js";
+import { api, csrfHeaders, setCsrfToken, whenUnauthorized } from "./api.js";
 import { clock } from "./format.js";
 import * as overview from "./pages/overview.js";
 import * as replicas from "./pages/replicas.js";
@@ -81,10 +81,15 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
       credentials: "same-origin",
     });
     if (!response.ok) {
-      loginError.textContent = response.status === 401 ? "That key was not accepted." : `Sign-in failed (${response.status}).`;
+      let why = `Sign-in failed (${response.status}).`;
+      if (response.status === 401) why = "That key was not accepted.";
+      else if (response.status === 429) why = `Too many wrong keys: try again in ${response.headers.get("Retry-After")} s.`;
+      else why = (await response.json().catch(() => null))?.error?.message || why; // 403: says why
+      loginError.textContent = why;
       loginError.hidden = false;
       return;
     }
+    setCsrfToken((await response.json()).csrf_token);
     login.hidden = true;
     document.getElementById("login-key").value = "";
     who().then(render);
@@ -94,7 +99,8 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
   }
 });
 signout.addEventListener("click", async () => {
-  await fetch("../api/session", { method: "DELETE", credentials: "same-origin" }).catch(() => {});
+  await fetch("../api/session", { method: "DELETE", headers: csrfHeaders(), credentials: "same-origin" }).catch(() => {});
+  setCsrfToken("");
   signout.hidden = true;
   render();
 });
@@ -103,6 +109,7 @@ signout.addEventListener("click", async () => {
  * client key sees the pages its tenant may use. */
 function who() {
   return api("session").then((me) => {
+    setCsrfToken(me.csrf_token);
     signout.hidden = me.auth !== "enabled";
     signout.textContent = `Sign out ${me.name || ""}`.trim();
     signout.title = `${me.role} of tenant ${me.tenant}`;

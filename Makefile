@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll test-model redis clean
+.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll test-model redis samples clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -105,6 +105,9 @@ ifneq ($(origin REDIS_URL),file)
 else
 	FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
 endif
+
+samples: $(STAMP) ## write the README's sample images and videos into samples/ (only those missing)
+	$(PY) scripts/make_samples.py
 
 run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
 	$(PY) -m face_service

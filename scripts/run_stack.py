@@ -1,6 +1,6 @@
 """Start the whole Percept system on this machine, no Docker: N face replicas,
 M object replicas, and the gateway with its dispatchers. `make run` runs this
-after making sure Redis answers.
+(after making sure REDIS_URL answers, when one is given).
 
 - No static core partitioning: every replica starts one worker process per
   core (one inference thread each), so a burst of face work uses every core
@@ -19,7 +19,13 @@ after making sure Redis answers.
 - Face collections live in face-gallery.sqlite3 in the run directory
   (FACE_GALLERY_URL, when set, wins), shared by every face replica and kept
   across restarts.
-- "ready" is printed once every replica is SERVING and /readyz says so.
+- "ready" is printed once every replica is SERVING and /readyz says so, after
+  what a person needs: the console's URL, the admin key's file, the samples.
+- Once ready, stack.json in the run directory (mode 0600) names the stack:
+  its URLs, Redis, replica targets, the key and token files, the samples and
+  the launcher's pid. The SDK, the `percept` command and `python -m gateway
+  keys` find it there (PERCEPT_RUN_DIR, else .run/ in the current directory
+  or a parent) when nothing else names a server; a clean stop removes it.
 - A child that exits on its own is reported and restarted on the same port.
 - Ctrl-C / SIGTERM stops the gateway, then the replicas, gracefully; nothing is
   left behind.
@@ -30,6 +36,7 @@ python scripts/run_stack.py [--face-replicas N] [--object-replicas M]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -47,9 +54,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
-RUN = Path(os.environ.get("PERCEPT_RUN_DIR") or ROOT / ".run")
+RUN = Path(os.environ.get("PERCEPT_RUN_DIR") or ROOT / ".run").absolute()
 LOGS = RUN / "logs"
 GALLERY = RUN / "face-gallery.sqlite3"
+STACK_FILE = RUN / "stack.json"
+SAMPLES = ROOT / "samples"
 REDIS_PORT = 6380
 
 
@@ -188,6 +197,40 @@ def ensure_admin_key(python: str, redis_url: str) -> tuple[str, bool]:
         path.chmod(0o600)
         path.write_text(key + "\n")
     return key, key != old
+
+
+def write_stack_file(info: dict[str, object]) -> None:
+    """stack.json: how clients on this machine find the stack (mode 0600: it names
+    the secrets' files, and REDIS_URL may hold a password)."""
+    tmp = STACK_FILE.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(info, out, indent=2)
+        out.write("\n")
+    tmp.replace(STACK_FILE)
+
+
+def remove_stack_file() -> None:
+    """Remove stack.json if it is this launcher's (another may have replaced it)."""
+    try:
+        if json.loads(STACK_FILE.read_text()).get("pid") == os.getpid():
+            STACK_FILE.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def how_clients_find_it() -> list[str]:
+    where = (
+        [f"from {RUN.parent} or below; elsewhere: export PERCEPT_RUN_DIR={RUN}"]
+        if RUN.name == ".run"
+        else [f"with PERCEPT_RUN_DIR={RUN} exported"]
+    )
+    return [
+        "the percept command, percept.Client(), percept.GrpcClient() and python -m gateway keys",
+        f"find this stack through {STACK_FILE}",
+        *where,
+    ]
 
 
 def wait_ready(children: list[Child], timeout: float) -> bool:
@@ -354,16 +397,38 @@ def main() -> int:
         stop(services)
         return 1
     base = f"http://127.0.0.1:{gateway_port}"
+    key_file = RUN / "admin.key"
+    say(
+        f"console    {base}/console/" + (f"   (sign in with the key in {key_file})" if auth else "")
+    )
     say(f"REST API   {base}   (docs {base}/docs, metrics {base}/metrics)")
     if auth:
-        say(f"           send the admin key: Authorization: Bearer $(cat {RUN / 'admin.key'})")
-    say(f"gRPC token (replicas take calls only with it): in {token_file}")
+        say(f"admin key  {key_file}   (send it: Authorization: Bearer $(cat {key_file}))")
+    say(f"gRPC token {token_file}   (the replicas take calls only with it)")
     for child in replicas:
         say(
             f"{child.name:<10} grpc 127.0.0.1:{child.port}   metrics http://127.0.0.1:{child.env.get('FACE_METRICS_PORT') or child.env.get('OBJECT_METRICS_PORT')}/metrics"
         )
     store = gallery_url if gallery_url.startswith("sqlite") else "PostgreSQL (FACE_GALLERY_URL)"
     say(f"face collections in {store}")
+    if SAMPLES.is_dir():
+        say(f"samples    {SAMPLES}   (images and videos to try)")
+    write_stack_file(
+        {
+            "url": base,
+            "console": f"{base}/console/",
+            "docs": f"{base}/docs",
+            "redis_url": redis_url,
+            "face_targets": face_targets,
+            "object_targets": object_targets,
+            "admin_key_file": str(key_file) if auth else None,
+            "grpc_token_file": str(token_file),
+            "samples_dir": str(SAMPLES),
+            "pid": os.getpid(),
+        }
+    )
+    for i, line in enumerate(how_clients_find_it()):
+        say(f"{'clients' if i == 0 else '':<11}{line}")
     say("ready")
 
     while not stopping:
@@ -385,6 +450,7 @@ def main() -> int:
     stop([gateway])
     stop(replicas)
     stop(services)
+    remove_stack_file()
     say("stopped")
     return 0
 

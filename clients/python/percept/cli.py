@@ -101,15 +101,23 @@ app.add_typer(faces_app, name="faces")
 # --- options shared by the commands ------------------------------------------------------------
 
 Server = Annotated[
-    str,
-    typer.Option("--server", "-s", envvar="PERCEPT_URL", help="Gateway URL."),
+    str | None,
+    typer.Option(
+        "--server",
+        "-s",
+        envvar="PERCEPT_URL",
+        help="Gateway URL (default: the running `make run` stack's, found in .run/stack.json, "
+        "else http://127.0.0.1:8000).",
+        show_default=False,
+    ),
 ]
 ApiKey = Annotated[
     str | None,
     typer.Option(
         "--api-key",
         envvar="PERCEPT_API_KEY",
-        help="API key, sent as 'Authorization: Bearer <key>'.",
+        help="API key, sent as 'Authorization: Bearer <key>' (default: the `make run` "
+        "stack's admin key, when the server is the stack's).",
         show_default=False,
     ),
 ]
@@ -119,7 +127,7 @@ AsJson = Annotated[
 Timeout = Annotated[
     float, typer.Option("--timeout", help="Seconds the whole command may wait for the work.")
 ]
-DEFAULT_SERVER = "http://127.0.0.1:8000"
+DEFAULT_SERVER = None  # PERCEPT_URL, else the stack's (percept.stack), else :8000
 Inputs = Annotated[
     list[Path],
     typer.Argument(
@@ -165,7 +173,7 @@ def fail(error: BaseException) -> NoReturn:
     raise typer.Exit(exit_code_for(error))
 
 
-def _client(server: str, api_key: str | None, timeout: float):
+def _client(server: str | None, api_key: str | None, timeout: float):
     from percept.transport.rest import AsyncClient
 
     return AsyncClient(server, api_key=api_key, timeout=min(30.0, timeout), wait_timeout=timeout)
@@ -359,7 +367,7 @@ async def _detect(
     kind: Kind,
     paths: Sequence[Path],
     options: FaceOptions | ObjectOptions,
-    server: str,
+    server: str | None,
     api_key: str | None,
     timeout: float,
     concurrency: int,
@@ -617,7 +625,7 @@ def identify(
 CollectionId = Annotated[str, typer.Argument(help="The collection's id.", show_default=False)]
 
 
-def _call(server: str, api_key: str | None, timeout: float, fn):
+def _call(server: str | None, api_key: str | None, timeout: float, fn):
     """Run fn(client) against the gateway; errors become exit codes."""
 
     async def run():
@@ -1070,11 +1078,11 @@ def health(
 ) -> None:
     """Is the gateway up and ready? Exit 0 ready, 1 up but not ready, 3 unreachable."""
 
-    async def run() -> Health:
+    async def run() -> tuple[str, Health]:
         async with _client(server, api_key, timeout) as client:
-            return await client.health(timeout=timeout)
+            return client.url, await client.health(timeout=timeout)
 
-    result = _run(run())
+    server, result = _run(run())  # the URL found when none was given
     if as_json:
         print_json(
             {

@@ -25,7 +25,10 @@ that every call has; a video stream that breaks is reopened and continues after
 the last frame it delivered. Live streams are not retried: the frames already
 sent cannot be sent again.
 
-Authentication: `api_key=` (or PERCEPT_API_KEY) goes as `authorization: Bearer <key>` metadata.
+Authentication: the services' gRPC token, `token=` (or PERCEPT_GRPC_TOKEN, or the
+running `make run` stack's: see `percept.stack`), goes as `authorization: Bearer
+<token>` metadata. It is not the gateway's REST API key (`api_key=`, deprecated,
+is taken as the token).
 """
 
 from __future__ import annotations
@@ -33,15 +36,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import os
+import logging
+import threading
 import time
+import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from percept import inputs
+from percept import inputs, stack
 from percept.errors import Conflict, NotFound, PerceptError, from_grpc
 from percept.face.v1 import face_service_pb2 as face_pb
 from percept.face.v1 import face_service_pb2_grpc as face_grpc
@@ -69,10 +74,14 @@ from percept.types import (
     VideoURI,
 )
 
-DEFAULT_FACE_TARGET = "127.0.0.1:50051"
-DEFAULT_OBJECT_TARGET = "127.0.0.1:50052"
+DEFAULT_FACE_TARGET = stack.DEFAULT_FACE_TARGET
+DEFAULT_OBJECT_TARGET = stack.DEFAULT_OBJECT_TARGET
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _DEFAULT: Any = object()  # "the client's default timeout" (None means no deadline)
+_END: Any = object()  # the caller's frames are exhausted
+FRAME_WAIT_S = 10.0  # at a live stream's end, how long to wait for the frame being read
+
+logger = logging.getLogger(__name__)
 
 
 def channel_target(spec: str) -> str:
@@ -133,26 +142,31 @@ class _Base:
         face: str | None = None,
         object: str | None = None,  # noqa: A002 - the service's name reads best at the call site
         *,
-        api_key: str | None = None,
+        token: str | None = None,
         timeout: float | None = 60.0,
         video_timeout: float | None = 3600.0,
         retry: RetryPolicy | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         credentials: grpc.ChannelCredentials | None = None,
         tenant: str | None = None,
+        api_key: str | None = None,
     ) -> None:
-        self.targets = {
-            Kind.FACE: face or os.environ.get("PERCEPT_FACE_TARGET") or DEFAULT_FACE_TARGET,
-            Kind.OBJECT: object or os.environ.get("PERCEPT_OBJECT_TARGET") or DEFAULT_OBJECT_TARGET,
-        }
+        if api_key is not None:
+            warnings.warn(
+                "GrpcClient(api_key=) is deprecated: the services take the gRPC token, token=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            token = api_key if token is None else token
+        face, object, token = stack.grpc_settings(face, object, token)  # noqa: A001
+        self.targets = {Kind.FACE: face, Kind.OBJECT: object}
         self.timeout = timeout
         self.video_timeout = video_timeout
         self.retry = retry or RetryPolicy()
         self.max_message_bytes = max_message_bytes
         self._credentials = credentials
-        key = api_key if api_key is not None else os.environ.get("PERCEPT_API_KEY")
         self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {key}"),) if key else ()
+            (("authorization", f"Bearer {token}"),) if token else ()
         )
         if tenant:  # whose face collections (the services trust it; "default" unless given)
             self._metadata += (("x-percept-tenant", tenant),)
@@ -213,7 +227,9 @@ class GrpcClient(_Base):
     """The gRPC services, synchronously. Thread-safe; close it when done.
 
     `face` / `object` are targets (default PERCEPT_FACE_TARGET /
-    PERCEPT_OBJECT_TARGET, else 127.0.0.1:50051 / :50052). `timeout` is the
+    PERCEPT_OBJECT_TARGET, else the running `make run` stack's, else
+    127.0.0.1:50051 / :50052) and `token` the services' gRPC token (default
+    PERCEPT_GRPC_TOKEN, else the stack's: see `percept.stack`). `timeout` is the
     deadline of image calls, `video_timeout` of video and live streams; every
     method takes `timeout=` too (None: no deadline).
     """
@@ -356,12 +372,28 @@ class GrpcClient(_Base):
     ) -> Iterator[FrameResult]:
         opts = self._options(kind, options, fields)
         failure: list[BaseException] = []
+        # grpc reads `frames` on a daemon thread of its own. When the call ends (an error,
+        # the caller stopping early), that thread may be inside the caller's iterator, in
+        # native code (cv2.VideoCapture.read); were the process to exit then, finalization
+        # would kill the thread inside C++ and abort the interpreter ("terminate called
+        # without an active exception", exit 134). So no frame is read once the call has
+        # ended, and the call does not end until the frame being read is done.
+        ended = threading.Event()
+        reading = threading.Lock()  # held while the caller's iterator makes a frame
 
         def requests():
             first = True
             try:
-                for frame in frames:
-                    content = inputs.image_bytes(frame, color)
+                with reading:
+                    it = iter(frames)
+                while True:
+                    with reading:
+                        if ended.is_set():
+                            return
+                        frame = next(it, _END)
+                        if frame is _END:
+                            return
+                        content = inputs.image_bytes(frame, color)
                     yield _proto.stream_request(
                         kind, content, opts if first else None, identify if first else None
                     )
@@ -378,7 +410,15 @@ class GrpcClient(_Base):
         except grpc.RpcError as exc:
             raise from_grpc(exc) from None
         finally:
+            ended.set()
             call.cancel()
+            if reading.acquire(timeout=FRAME_WAIT_S):
+                reading.release()
+            else:
+                logger.warning(
+                    "the frame iterator did not return a frame within %.0f s of the stream's end",
+                    FRAME_WAIT_S,
+                )
         if failure:
             raise failure[0]
 

@@ -7,8 +7,9 @@ cancel, `GET /api/tasks`, `/healthz` and `/readyz`. Requests and answers are
 built and read by the module-level helpers below, once; the two classes only
 differ in how they wait for the network.
 
-Authentication: `api_key=` (or PERCEPT_API_KEY) is sent as
-`Authorization: Bearer <key>` on every request.
+Authentication: `api_key=` (or PERCEPT_API_KEY, or the running `make run`
+stack's admin key: see `percept.stack`) is sent as `Authorization: Bearer <key>`
+on every request.
 
 Face collections (`/api/collections...`): create, list, describe and delete
 collections; enroll, list and delete faces and subjects; search by an enrolled
@@ -36,7 +37,7 @@ from typing import IO, Any
 import httpx
 from httpx_sse import aconnect_sse, connect_sse
 
-from percept import inputs
+from percept import inputs, stack
 from percept.errors import (
     Conflict,
     DeadlineExceeded,
@@ -71,7 +72,7 @@ from percept.types import (
     event_from_sse,
 )
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = stack.DEFAULT_URL
 CONNECT_TIMEOUT_S = 10.0
 # The gateway sends an event or a keep-alive at least every 10 s: a stream
 # silent for this long is dead, and is reopened where it stopped.
@@ -422,11 +423,10 @@ class _Base:
         retry: RetryPolicy | None,
         headers: Mapping[str, str] | None,
     ) -> None:
-        self.url = (url or os.environ.get("PERCEPT_URL") or DEFAULT_URL).rstrip("/")
+        self.url, key = stack.rest_settings(url, api_key)
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.retry = retry or RetryPolicy()
-        key = api_key if api_key is not None else os.environ.get("PERCEPT_API_KEY")
         self._headers = {"User-Agent": "percept-python/0.1", **(headers or {})}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
@@ -462,8 +462,9 @@ class _Base:
 class Client(_Base):
     """The REST API, synchronously. Thread-safe; use one per process and close it.
 
-    `url` defaults to PERCEPT_URL, else http://127.0.0.1:8000; `api_key` to
-    PERCEPT_API_KEY. `timeout` bounds each plain request (retries included),
+    `url` defaults to PERCEPT_URL, else the running `make run` stack's, else
+    http://127.0.0.1:8000; `api_key` to PERCEPT_API_KEY, else the stack's admin
+    key when `url` is the stack's (see `percept.stack`). `timeout` bounds each plain request (retries included),
     `wait_timeout` how long waiting for a task may take (None: no limit).
     `transport` is an httpx transport (for proxies, tests or mounting an app).
     """

@@ -283,7 +283,7 @@ def main() -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     from make_samples import ensure_samples  # the README's examples use them
 
-    ensure_samples(ROOT / "samples")
+    ensure_samples(SAMPLES)
     python = sys.executable
     redis_url = os.environ.get("REDIS_URL")
     services: list[Child] = []

@@ -35,7 +35,7 @@ import pytest
 
 from tests.support import ROOT, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test waits for make run
 
 README = ROOT / "README.md"
 README_URL = "http://127.0.0.1:8000"

@@ -20,6 +20,7 @@ samples hold (the faces in people.jpg, the shapes, who is at the door).
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -193,7 +194,10 @@ def test_the_quick_start_runs_as_written(stack, attempt):
     out = run_shell(checkout, url, second_terminal[0])
     assert "Authorization: Bearer $(cat .run/admin.key)" in second_terminal[0]
     # the upload: the finished task with samples/people.jpg's two faces, as the README shows
-    assert '"status": "succeeded"' in out and out.count('"box"') == 2, out
+    answer, _ = json.JSONDecoder().raw_decode(out)
+    (shown,) = blocks(section(README.read_text(), "## Quick start"), "json")
+    assert answer["status"] == "succeeded", out
+    assert answer["result"] == json.loads(shown)["result"], out
     # the CLI: the demo model finds the circle and the square of samples/shapes.png
     assert "circle" in out and "square" in out, out
 

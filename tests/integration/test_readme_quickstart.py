@@ -34,37 +34,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, free_port
+from tests.support import ROOT, code_blocks, free_port, readme_section
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test waits for make run
 
-README = ROOT / "README.md"
 README_URL = "http://127.0.0.1:8000"
 NOT_RUN = re.compile(r"^# readme: not run \((?P<why>[^)]{8,})\)")
 PYTHONPATH = os.pathsep.join(str(p) for p in (ROOT / "clients" / "python", ROOT, ROOT / "gen"))
 
 
-def section(text: str, heading: str) -> str:
-    """The text under `heading` (a whole line) up to the next heading of its level or above."""
-    level = len(heading) - len(heading.lstrip("#"))
-    _, found, rest = text.partition(f"\n{heading}\n")
-    assert found, f"README.md has no {heading!r} section"
-    end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
-    return rest[: end.start()] if end else rest
-
-
-def blocks(text: str, lang: str) -> list[str]:
-    return re.findall(rf"^```{lang}\n(.*?)^```", text, re.S | re.M)
-
-
 def examples() -> dict[str, list[str]]:
-    text = README.read_text()
-    quick = section(text, "## Quick start")
-    sdk = section(text, "### Python SDK and the `percept` command line")
+    quick = readme_section("## Quick start")
+    sdk = readme_section("### Python SDK and the `percept` command line")
     return {
-        "quick_sh": blocks(quick, "sh"),
-        "python": blocks(quick, "python") + blocks(sdk, "python"),
-        "sdk_sh": blocks(sdk, "sh"),
+        "quick_sh": code_blocks(quick, "sh"),
+        "python": code_blocks(quick, "python") + code_blocks(sdk, "python"),
+        "sdk_sh": code_blocks(sdk, "sh"),
     }
 
 
@@ -195,7 +180,7 @@ def test_the_quick_start_runs_as_written(stack, attempt):
     assert "Authorization: Bearer $(cat .run/admin.key)" in second_terminal[0]
     # the upload: the finished task with samples/people.jpg's two faces, as the README shows
     answer, _ = json.JSONDecoder().raw_decode(out)
-    (shown,) = blocks(section(README.read_text(), "## Quick start"), "json")
+    (shown,) = code_blocks(readme_section("## Quick start"), "json")
     assert answer["status"] == "succeeded", out
     assert answer["result"] == json.loads(shown)["result"], out
     # the CLI: the demo model finds the circle and the square of samples/shapes.png

@@ -9,7 +9,7 @@ import re
 import cv2
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, code_blocks, readme_section
 
 spec = importlib.util.spec_from_file_location("make_samples", ROOT / "scripts" / "make_samples.py")
 make_samples = importlib.util.module_from_spec(spec)
@@ -49,13 +49,12 @@ def test_only_missing_files_are_written(samples):
 
 
 def test_the_readme_examples_read_only_files_that_ship():
-    readme = (ROOT / "README.md").read_text()
-    quick = readme.partition("\n## Quick start\n")[2].partition("\n## Architecture\n")[0]
-    clients = readme.partition("\n### Python SDK and the `percept` command line\n")[2]
+    sections = ("## Quick start", "### Python SDK and the `percept` command line", "### grpcurl")
     code = "".join(
-        re.findall(
-            r"^```(?:python|sh)\n(.*?)^```", quick + clients.partition("\n### ")[0], re.S | re.M
-        )
+        block
+        for heading in sections
+        for lang in ("python", "sh")
+        for block in code_blocks(readme_section(heading), lang)
     )
     code = re.sub(r"--draw \S+", "", code)  # a file the example writes
     files = re.findall(r"[\w./-]+\.(?:jpg|jpeg|png|webp|mp4|avi)\b", code)

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll test-model redis clean
+.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-memory test-model redis samples clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ else
 	FACE_REPLICAS="$(FACE_REPLICAS)" OBJECT_REPLICAS="$(OBJECT_REPLICAS)" $(PY) scripts/run_stack.py
 endif
 
+samples: $(STAMP) ## write the README's sample images and videos into samples/ (only those missing)
+	$(PY) scripts/make_samples.py
+
 run-face: $(STAMP) ## start one face service on FACE_PORT (default 50051)
 	$(PY) -m face_service
 
@@ -115,7 +118,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-memory ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -130,6 +133,9 @@ bench-gateway: $(STAMP) ## gateway benchmarks: submit latency, throughput vs dir
 bench-scale: $(STAMP) ## 1 vs 2 replicas through the gateway, one core each
 	$(MAKE) --no-print-directory redis
 	YOLO_OFFLINE=1 $(PY) -m bench.scale_bench
+
+bench-memory: $(STAMP) ## RSS of every process of a `make run` stack after a few calls of each kind (the README's figures)
+	YOLO_OFFLINE=1 $(PY) -m bench.stack_memory
 
 sdk-wheel: $(STAMP) ## build the SDK's wheel (generated gRPC code included) into dist/
 	$(PIP) wheel -q --disable-pip-version-check --no-deps -w dist clients/python

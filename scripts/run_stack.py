@@ -281,6 +281,9 @@ def main() -> int:
     if args.face_replicas < 1 or args.object_replicas < 1:
         parser.error("each backend needs at least one replica")
     LOGS.mkdir(parents=True, exist_ok=True)
+    from make_samples import ensure_samples  # the README's examples use them
+
+    ensure_samples(SAMPLES)
     python = sys.executable
     redis_url = os.environ.get("REDIS_URL")
     services: list[Child] = []

@@ -208,3 +208,24 @@ class GatewayProcess(ServerProcess):
             return urllib.request.urlopen(f"{self.url}/healthz", timeout=2).status == 200
         except OSError:
             return False
+
+
+def readme_section(heading: str, text: str | None = None) -> str:
+    """README.md's text under `heading` (a whole line such as "## Quick start") up to
+    the next heading of its level or above; lines in code blocks are never headings."""
+    lines = (text if text is not None else (ROOT / "README.md").read_text()).splitlines()
+    level = len(heading) - len(heading.lstrip("#"))
+    assert heading in lines, f"README.md has no {heading!r} section"
+    out, fenced = [], False
+    for line in lines[lines.index(heading) + 1 :]:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(rf"#{{1,{level}}} ", line):
+            break
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def code_blocks(text: str, lang: str) -> list[str]:
+    """The ```lang fenced blocks of a markdown text, in order."""
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, re.S | re.M)

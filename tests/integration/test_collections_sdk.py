@@ -110,6 +110,9 @@ def test_rest_client_manages_collections_and_identifies(gateway, photos):
                 assert isinstance(enrollment, percept.Enrollment)
                 assert [f.subject for f in enrollment.faces] == [person]
                 assert enrollment.faces[0].external_id == f"{person}/{i}"
+        # exist_ok: the collection as it is, faces kept, description unchanged
+        again = client.create_collection("sdk-rest", "another", exist_ok=True)
+        assert (again.description, again.face_count) == ("the SDK's", 2 * len(faces.PEOPLE))
         described = client.collection("sdk-rest")
         assert (described.face_count, described.subject_count) == (6, 3)
         assert [c.collection_id for c in client.iter_collections(page_size=1)] == ["sdk-rest"]
@@ -165,6 +168,11 @@ def test_async_rest_client_and_tenants(gateway, redis_db, photos):
         ):
             await client.create_collection("team")
             await client.enroll("team", photos["astronaut-0"], "eileen")
+            again = await client.create_collection("team", exist_ok=True)
+            assert again.face_count == 1
+            fresh = await stranger.create_collection("team", exist_ok=True)  # its own tenant's
+            assert fresh.face_count == 0
+            await stranger.delete_collection("team")
             result = await client.identify(photos["scene-1"], "team")
             names = {f.subject for f in result.faces}
             page = await stranger.collections()
@@ -189,6 +197,7 @@ def test_grpc_clients_manage_collections_and_identify(face, photos):
             client.create_collection("grpc")
         for person in faces.PEOPLE:
             client.enroll("grpc", photos[f"{person}-0"], person)
+        assert client.create_collection("grpc", exist_ok=True).face_count == len(faces.PEOPLE)
         result = client.identify(photos["scene-1"], "grpc")
         assert who_is_where(result, scene_truth(1)) == everyone(scene_truth(1))
         frames = list(client.identify_in_video(photos["video"], "grpc"))
@@ -213,6 +222,7 @@ def test_grpc_clients_manage_collections_and_identify(face, photos):
 
     async def main():
         async with percept.AsyncGrpcClient(face=face.address, tenant="sdk-grpc") as client:
+            assert (await client.create_collection("grpc", exist_ok=True)).face_count == 3
             walked_async = [f.face_id async for f in client.iter_faces("grpc", page_size=2)]
             assert sorted(walked_async) == sorted(walked)
             assert [c.collection_id async for c in client.iter_collections()] == ["grpc"]
@@ -273,6 +283,11 @@ def test_cli_collections_faces_and_identify(cli, photos):
     assert json.loads(created.stdout)["collection_id"] == "cli"
     again = cli("collections", "create", "cli")
     assert again.returncode == 1 and "already exists" in again.stderr
+    kept = cli("collections", "create", "cli", "--description", "other", "--exist-ok", "--json")
+    assert kept.returncode == 0, kept.stderr
+    assert json.loads(kept.stdout)["description"] == "from the CLI"  # left as it was
+    said = cli("collections", "create", "cli", "--exist-ok")
+    assert said.returncode == 0 and "exists already" in said.stdout
 
     enrolled = cli(
         "faces", "enroll", "cli", str(photos["astronaut-0"]), str(photos["astronaut-1"]),

@@ -76,7 +76,11 @@ def inputs(tmp_path_factory, assets):
     street = out / "street.png"
     scene, _ = scene_of_reliable_size(np.random.default_rng(HELD_OUT_SEED))
     street.write_bytes(encode(scene))
-    return {"photo.jpg": assets / "zidane.jpg", "clip.mp4": video, "street.jpg": street}
+    return {  # the README's names (samples/) for inputs whose answers this test knows
+        "samples/people.jpg": assets / "zidane.jpg",
+        "samples/faces.avi": video,
+        "samples/shapes.png": street,
+    }
 
 
 def test_readme_grpcurl_examples_work(face_server, object_server, inputs):
@@ -115,7 +119,7 @@ def test_readme_grpcurl_examples_work(face_server, object_server, inputs):
             assert json.loads(out) == {"status": "SERVING"}
             checked.add("health")
         elif command.endswith("FaceService/DetectFaces"):
-            image = face_recognition.load_image_file(inputs["photo.jpg"])
+            image = face_recognition.load_image_file(inputs["samples/people.jpg"])
             faces = json.loads(out)["faces"]
             expected = face_recognition.face_locations(image)
             assert [ltrb(f["box"]) for f in faces] == [[l, t, r, b] for t, r, b, l in expected]  # noqa: E741
@@ -124,7 +128,7 @@ def test_readme_grpcurl_examples_work(face_server, object_server, inputs):
         elif command.endswith("FaceService/DetectFacesInVideo"):
             frames = json_stream(out)
             assert [int(f.get("frame_index", 0)) for f in frames] == [0, 5, 10]
-            decoded = read_frames(inputs["clip.mp4"])
+            decoded = read_frames(inputs["samples/faces.avi"])
             for frame in frames:
                 expected = face_recognition.face_locations(
                     decoded[int(frame.get("frame_index", 0))]
@@ -140,7 +144,7 @@ def test_readme_grpcurl_examples_work(face_server, object_server, inputs):
             with grpc.insecure_channel(object_server.address) as channel:
                 direct = object_service_pb2_grpc.ObjectServiceStub(channel).DetectObjects(
                     object_pb.DetectObjectsRequest(
-                        image=image_pb2.Image(content=inputs["street.jpg"].read_bytes()),
+                        image=image_pb2.Image(content=inputs["samples/shapes.png"].read_bytes()),
                         options=object_pb.DetectionOptions(confidence_threshold=threshold),
                     ),
                     timeout=60,

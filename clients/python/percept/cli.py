@@ -682,18 +682,33 @@ def faces_table(title: str, faces: Sequence[EnrolledFace]) -> Table:
 def collections_create(
     collection_id: CollectionId,
     description: Annotated[str, typer.Option(help="What the collection is for.")] = "",
+    exist_ok: Annotated[
+        bool, typer.Option("--exist-ok", help="Succeed when it exists already (left as it is).")
+    ] = False,
     as_json: AsJson = False,
     server: Server = DEFAULT_SERVER,
     api_key: ApiKey = None,
 ) -> None:
-    """Create an empty face collection (exit 1 when it exists already)."""
-    collection = _call(
-        server, api_key, 30.0, lambda c: c.create_collection(collection_id, description)
-    )
+    """Create an empty face collection (exit 1 when it exists already, unless --exist-ok)."""
+
+    async def create(client) -> tuple[Collection, bool]:
+        try:
+            return await client.create_collection(collection_id, description), True
+        except errors.Conflict:
+            if not exist_ok:
+                raise
+            return await client.collection(collection_id), False
+
+    collection, created = _call(server, api_key, 30.0, create)
     if as_json:
         print_json(collection.to_json())
-    else:
+    elif created:
         out.print(f"created collection [bold]{collection.collection_id}[/bold]")
+    else:
+        out.print(
+            f"collection [bold]{collection.collection_id}[/bold] exists already "
+            f"({collection.face_count} faces, {collection.subject_count} subjects)"
+        )
     raise typer.Exit(ExitCode.OK)
 
 

@@ -47,7 +47,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from percept import inputs, stack
-from percept.errors import NotFound, PerceptError, from_grpc
+from percept.errors import Conflict, NotFound, PerceptError, from_grpc
 from percept.face.v1 import face_service_pb2 as face_pb
 from percept.face.v1 import face_service_pb2_grpc as face_grpc
 from percept.inputs import Color, ImageInput, VideoInput
@@ -464,13 +464,25 @@ class GrpcClient(_Base):
             raise from_grpc(exc) from None
 
     def create_collection(
-        self, collection_id: str, description: str = "", *, timeout: float | None = _DEFAULT
+        self,
+        collection_id: str,
+        description: str = "",
+        *,
+        exist_ok: bool = False,
+        timeout: float | None = _DEFAULT,
     ) -> Collection:
-        """A new, empty face collection; Conflict when the id is taken."""
+        """A new, empty face collection; Conflict when the id is taken, unless
+        `exist_ok` (then the existing collection, as it is)."""
         request = face_pb.CreateCollectionRequest(
             collection_id=collection_id, description=description
         )
-        return _proto.collection(self._collections("CreateCollection", request, timeout).collection)
+        try:
+            response = self._collections("CreateCollection", request, timeout)
+        except Conflict:
+            if not exist_ok:
+                raise
+            return self.collection(collection_id, timeout=timeout)
+        return _proto.collection(response.collection)
 
     def collections(
         self,
@@ -874,12 +886,24 @@ class AsyncGrpcClient(_Base):
             raise from_grpc(exc) from None
 
     async def create_collection(
-        self, collection_id: str, description: str = "", *, timeout: float | None = _DEFAULT
+        self,
+        collection_id: str,
+        description: str = "",
+        *,
+        exist_ok: bool = False,
+        timeout: float | None = _DEFAULT,
     ) -> Collection:
+        """A new, empty face collection; Conflict when the id is taken, unless
+        `exist_ok` (then the existing collection, as it is)."""
         request = face_pb.CreateCollectionRequest(
             collection_id=collection_id, description=description
         )
-        response = await self._collections("CreateCollection", request, timeout)
+        try:
+            response = await self._collections("CreateCollection", request, timeout)
+        except Conflict:
+            if not exist_ok:
+                raise
+            return await self.collection(collection_id, timeout=timeout)
         return _proto.collection(response.collection)
 
     async def collections(

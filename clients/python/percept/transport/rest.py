@@ -827,10 +827,21 @@ class Client(_Base):
         return call.parse(response)
 
     def create_collection(
-        self, collection_id: str, description: str = "", *, timeout: float | None = None
+        self,
+        collection_id: str,
+        description: str = "",
+        *,
+        exist_ok: bool = False,
+        timeout: float | None = None,
     ) -> Collection:
-        """A new, empty face collection; Conflict when the id is taken (by you)."""
-        return self._send(_c_create(collection_id, description), timeout)
+        """A new, empty face collection; Conflict when the id is taken (by you),
+        unless `exist_ok` (then the existing collection, as it is)."""
+        try:
+            return self._send(_c_create(collection_id, description), timeout)
+        except Conflict:
+            if not exist_ok:
+                raise
+            return self.collection(collection_id, timeout=timeout)
 
     def collections(
         self,
@@ -1316,10 +1327,21 @@ class AsyncClient(_Base):
         return call.parse(response)
 
     async def create_collection(
-        self, collection_id: str, description: str = "", *, timeout: float | None = None
+        self,
+        collection_id: str,
+        description: str = "",
+        *,
+        exist_ok: bool = False,
+        timeout: float | None = None,
     ) -> Collection:
-        """A new, empty face collection; Conflict when the id is taken (by you)."""
-        return await self._send(_c_create(collection_id, description), timeout)
+        """A new, empty face collection; Conflict when the id is taken (by you),
+        unless `exist_ok` (then the existing collection, as it is)."""
+        try:
+            return await self._send(_c_create(collection_id, description), timeout)
+        except Conflict:
+            if not exist_ok:
+                raise
+            return await self.collection(collection_id, timeout=timeout)
 
     async def collections(
         self,

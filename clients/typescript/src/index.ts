@@ -7,6 +7,8 @@ export type { CompareOptions, FaceOptionsInit, FaceReference, FaceVideoOptions }
 export { PerceptObjectClient } from "./object.js";
 export type { DetectionOptionsInit, ObjectVideoOptions } from "./object.js";
 export { Connection } from "./connection.js";
+export { fromStack, stackFile } from "./stack.js";
+export type { ServiceName } from "./stack.js";
 export type { CallOptions, ConnectionOptions, Pem, ServingStatus, TlsOptions } from "./connection.js";
 export type { Frames, VideoInput } from "./media.js";
 export {

@@ -135,9 +135,14 @@ async def keys(args: argparse.Namespace) -> int:
     import redis.asyncio as aioredis
 
     from gateway.keys import KeyStore, Limits
+    from gateway.redis_client import redis_client
 
     url = _redis_url()
-    client = aioredis.from_url(url, decode_responses=True)
+    try:
+        client = redis_client(url)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     store = KeyStore(client)
     try:
         await client.ping()
@@ -210,7 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     ksub = k.add_subparsers(dest="action", required=True)
     create = ksub.add_parser("create", help="create a key (printed once)")
     create.add_argument("--name", required=True)
-    create.add_argument("--tenant", default="default")
+    create.add_argument(
+        "--tenant",
+        help="share this tenant's tasks and collections (default: a tenant of the key's own)",
+    )
     create.add_argument("--role", choices=("admin", "client"), default="client")
     create.add_argument("--rps", type=float, default=0, help="requests per second (0: no limit)")
     create.add_argument("--burst", type=int, default=0, help="token bucket size (0: 2 x rps)")

@@ -45,6 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
+from gateway.redis_client import redis_client
 from gateway.stats import BOUNDS_MS
 
 if TYPE_CHECKING:
@@ -468,8 +469,8 @@ class JobStore:
             "retry_on_error": [RedisConnectionError],
         }
         return cls(
-            aioredis.from_url(url, decode_responses=True, **options),
-            aioredis.from_url(url, **options),
+            redis_client(url, decode_responses=True, **options),
+            redis_client(url, decode_responses=False, **options),
             ttl_s,
             tombstone_ttl_s,
             kind_ids,

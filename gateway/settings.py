@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.redis_client import is_sentinel_url, parse_sentinel_url
+
 MiB = 1024 * 1024
 
 
@@ -21,7 +23,8 @@ class GatewaySettings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "GATEWAY_REDIS_URL", "redis_url"),
-        description="Redis holding the job table and the queues.",
+        description="Redis holding the job table and the queues: redis://[:password@]host:port/db, "
+        "or redis+sentinel://[:password@]host:port,host:port,.../master/db to follow a failover.",
     )
     face_targets: str = Field(
         "127.0.0.1:50051",
@@ -162,6 +165,12 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="A replica neither answering nor resolved for this long drops off the console's list.",
     )
+
+    @model_validator(mode="after")
+    def _redis_url(self) -> GatewaySettings:
+        if is_sentinel_url(self.redis_url):
+            parse_sentinel_url(self.redis_url)  # ValueError: what is wrong, the form expected
+        return self
 
     @model_validator(mode="after")
     def _token_file(self) -> GatewaySettings:

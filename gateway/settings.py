@@ -26,6 +26,18 @@ class GatewaySettings(BaseSettings):
         description="Redis holding the job table and the queues: redis://[:password@]host:port/db, "
         "or redis+sentinel://[:password@]host:port,host:port,.../master/db to follow a failover.",
     )
+    redis_wait_replicas: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Replicas that must hold a task before it is answered 202 (Redis WAIT), so a "
+        "failover loses no accepted task; only as many as are in sync are waited for (a Redis "
+        "without replicas accepts at once); fewer answering within redis_wait_timeout_ms is "
+        "503. 0: never wait.",
+    )
+    redis_wait_timeout_ms: int = Field(
+        500, ge=1, le=60_000, description="Longest a submit waits for redis_wait_replicas."
+    )
     face_targets: str = Field(
         "127.0.0.1:50051",
         description="Face replicas: comma-separated host:port list, or one gRPC target such as dns:///face:50051.",

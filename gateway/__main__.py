@@ -137,11 +137,12 @@ async def keys(args: argparse.Namespace) -> int:
     from gateway.keys import KeyStore, Limits
     from gateway.redis_client import redis_client
 
-    url = _redis_url()
     try:
+        url = _redis_url()
         client = redis_client(url)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except ValueError as error:  # a malformed REDIS_URL (pydantic's error is a ValueError)
+        message = error.errors()[0]["msg"] if hasattr(error, "errors") else str(error)
+        print(f"error: {message}", file=sys.stderr)
         return 2
     store = KeyStore(client)
     try:

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import redis.asyncio as aioredis
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_PORT = 26379
@@ -38,6 +38,18 @@ class _SentinelRedis(aioredis.Redis):
         await super().aclose(close_connection_pool)
         if self.sentinel is not None:
             await self.sentinel.aclose()
+
+
+class _Sentinel(Sentinel):
+    async def discover_master(self, service_name: str):
+        try:
+            return await super().discover_master(service_name)
+        except MasterNotFoundError as exc:  # redis-py's message holds every client's repr
+            raise MasterNotFoundError(
+                f"none of the {len(self.sentinels)} sentinels names a primary for "
+                f"{service_name!r} (a failover in progress, the sentinels down, or another "
+                "master name)"
+            ) from exc
 
 
 def is_sentinel_url(url: str) -> bool:
@@ -90,7 +102,7 @@ def redis_client(url: str, *, decode_responses: bool = True, **options: Any) -> 
         "username": parts["sentinel_username"],
         "password": parts["sentinel_password"],
     }
-    sentinel = Sentinel(
+    sentinel = _Sentinel(
         parts["sentinels"],
         sentinel_kwargs={
             "socket_timeout": SENTINEL_TIMEOUT_S,

@@ -26,8 +26,9 @@ from gateway.errors import ApiError
 from gateway.jobs import JobStore
 from gateway.kinds import KINDS
 from tests import faces
+from tests.integration.test_gateway_keys_cli import keys as gateway_keys
 from tests.redis_ha import RedisNode, SentinelSetup, wait_until
-from tests.support import GatewayProcess
+from tests.support import GatewayProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +89,15 @@ def test_a_submit_waits_for_a_replica_and_never_stalls_without_one(tmp_path):
     finally:
         replica.stop()
         primary.stop()
+
+
+def test_gateway_keys_says_what_is_wrong_with_a_sentinel_url():
+    bad = gateway_keys("list", redis_url="redis+sentinel://127.0.0.1:1")
+    assert bad.returncode == 2 and "must name the sentinels and the master" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    down = gateway_keys("list", redis_url=f"redis+sentinel://127.0.0.1:{free_port()}/percept/0")
+    assert down.returncode == 3 and "Traceback" not in down.stderr
+    assert down.stderr.count("\n") == 1 and "names a primary for 'percept'" in down.stderr
 
 
 @pytest.fixture
@@ -156,6 +166,9 @@ def test_a_failover_loses_no_accepted_task(tmp_path, face_server, object_server,
                 time.sleep(0.1)
 
     try:
+        made = gateway_keys("create", "--name", "ops", "--json", redis_url=setup.url)
+        assert made.returncode == 0, made.stderr  # python -m gateway keys, through the sentinels
+        key_id = json.loads(made.stdout)["info"]["id"]
         gateway.start()
         started = time.monotonic()
         threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
@@ -221,6 +234,8 @@ def test_a_failover_loses_no_accepted_task(tmp_path, face_server, object_server,
             t: e for t, e in ended.items() if e != ["succeeded"]
         }
         rerun = sum(1 for b in statuses.values() if b["attempts"] > 1)
+        listed = gateway_keys("list", "--json", redis_url=setup.url)  # the keys moved too
+        assert key_id in {k["id"] for k in json.loads(listed.stdout)}, listed.stderr
         print(
             f"\n{TASKS} tasks from {CLIENTS} clients in {submitted_s:.1f} s; primary SIGKILLed "
             f"after {KILL_AFTER}: sentinels switched {switch - kill:.2f} s later; last 202 "

@@ -140,9 +140,15 @@ async def keys(args: argparse.Namespace) -> int:
     import redis.asyncio as aioredis
 
     from gateway.keys import KeyStore, Limits
+    from gateway.redis_client import redis_client
 
-    url = _redis_url()
-    client = aioredis.from_url(url, decode_responses=True)
+    try:
+        url = _redis_url()
+        client = redis_client(url)
+    except ValueError as error:  # a malformed REDIS_URL (pydantic's error is a ValueError)
+        message = error.errors()[0]["msg"] if hasattr(error, "errors") else str(error)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     store = KeyStore(client)
     try:
         await client.ping()
@@ -215,7 +221,10 @@ def main(argv: list[str] | None = None) -> None:
     ksub = k.add_subparsers(dest="action", required=True)
     create = ksub.add_parser("create", help="create a key (printed once)")
     create.add_argument("--name", required=True)
-    create.add_argument("--tenant", default="default")
+    create.add_argument(
+        "--tenant",
+        help="share this tenant's tasks and collections (default: a tenant of the key's own)",
+    )
     create.add_argument("--role", choices=("admin", "client"), default="client")
     create.add_argument("--rps", type=float, default=0, help="requests per second (0: no limit)")
     create.add_argument("--burst", type=int, default=0, help="token bucket size (0: 2 x rps)")

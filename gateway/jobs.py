@@ -33,6 +33,7 @@ one round trip each, and cancel, finish and retry cannot overwrite each other.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -48,15 +49,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
+from gateway.redis_client import redis_client
 from gateway.stats import BOUNDS_MS
 
 if TYPE_CHECKING:
     from gateway.keys import Limits
 
+logger = logging.getLogger(__name__)
+
 PREFIX = "percept:"
 GROUP = "dispatchers"
 CANCEL_CHANNEL = PREFIX + "cancel"
 SOCKET_TIMEOUT_S = 30.0
+REPLICAS_COUNT_S = 1.0  # how often a submitting process counts the primary's replicas
 MAX_BLOCK_MS = 10_000  # every blocking read stays well under the socket timeout
 DEFAULT_TENANT = "default"
 
@@ -497,6 +502,8 @@ class JobStore:
         keep_input_s: int = 0,
         keep_input_max: int = 1000,
         max_queued_bytes: int = 0,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
     ) -> JobStore:
         # redis-py's default 5 s socket timeout would cut blocking reads (XREAD
         # BLOCK for SSE and ?wait=true): allow more than the longest block.
@@ -510,14 +517,16 @@ class JobStore:
             "retry_on_error": [RedisConnectionError],
         }
         return cls(
-            aioredis.from_url(url, decode_responses=True, **options),
-            aioredis.from_url(url, **options),
+            redis_client(url, decode_responses=True, **options),
+            redis_client(url, decode_responses=False, **options),
             ttl_s,
             tombstone_ttl_s,
             kind_ids,
             keep_input_s,
             keep_input_max,
             max_queued_bytes,
+            wait_replicas,
+            wait_timeout_ms,
         )
 
     def __init__(
@@ -530,6 +539,8 @@ class JobStore:
         keep_input_s: int = 0,
         keep_input_max: int = 1000,
         max_queued_bytes: int = 0,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
     ) -> None:
         self.redis = redis  # decode_responses=True: records, events, queues
         self.raw = raw  # bytes in, bytes out: the stored requests
@@ -539,6 +550,10 @@ class JobStore:
         self.keep_input_s = keep_input_s
         self.keep_input_max = keep_input_max
         self.max_queued_bytes = max_queued_bytes
+        self.wait_replicas = wait_replicas  # a submit is accepted once on this many replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._replicas_online = 0
+        self._replicas_seen_at = 0.0
         self._submit = raw.register_script(_SUBMIT)
         self._start = raw.register_script(_START)
         self._finish = redis.register_script(_FINISH)
@@ -557,6 +572,8 @@ class JobStore:
             settings.keep_input_s,
             settings.keep_input_max,
             settings.max_queued_bytes,
+            settings.redis_wait_replicas,
+            settings.redis_wait_timeout_ms,
         )
 
     async def close(self) -> None:
@@ -680,40 +697,48 @@ class JobStore:
         inline = inline_deadline is not None
         if not inline:
             self._fits_at_all(len(request), key_id, limits)
-        code, found, *rest = await self._submit(
-            keys=[
-                self.task_key(task_id),
-                self.input_key(task_id),
-                f"{PREFIX}gone:{task_id}",
-                "",
-                self.events_key(task_id),
-                self.queue_key(f"{kind}:{media}"),
-                idem,
-                self.INLINE,
-            ],
-            args=[
-                self.ttl_s,
-                self.ttl_s + max(1, self.tombstone_ttl_s),
-                task_id,
-                kind,
-                media,
-                json.dumps(options),
-                repr(now),
-                repr(now + self.ttl_s),
-                b"" if inline else request,
-                tenant,
-                request_hash,
-                "inline" if inline else "queued",
-                repr(inline_deadline or 0),
-                key_id if limits is not None and limits.counted else "",
-                limits.tasks if limits else 0,
-                limits.bytes if limits else 0,
-                limits.videos if limits else 0,
-                self.max_queued_bytes,
-                key_id,
-                "1" if private else "0",
-            ],
-        )
+        keys = [
+            self.task_key(task_id),
+            self.input_key(task_id),
+            f"{PREFIX}gone:{task_id}",
+            "",
+            self.events_key(task_id),
+            self.queue_key(f"{kind}:{media}"),
+            idem,
+            self.INLINE,
+        ]
+        args = [
+            self.ttl_s,
+            self.ttl_s + max(1, self.tombstone_ttl_s),
+            task_id,
+            kind,
+            media,
+            json.dumps(options),
+            repr(now),
+            repr(now + self.ttl_s),
+            b"" if inline else request,
+            tenant,
+            request_hash,
+            "inline" if inline else "queued",
+            repr(inline_deadline or 0),
+            key_id if limits is not None and limits.counted else "",
+            limits.tasks if limits else 0,
+            limits.bytes if limits else 0,
+            limits.videos if limits else 0,
+            self.max_queued_bytes,
+            key_id,
+            "1" if private else "0",
+        ]
+        wait_for = await self._replicas_to_wait()
+        if wait_for:
+            # WAIT counts the replicas that have this connection's writes: the
+            # script and WAIT go down one connection, in one round trip.
+            async with self.raw.pipeline(transaction=False) as pipe:
+                await self._submit(keys=keys, args=args, client=pipe)
+                pipe.execute_command("WAIT", wait_for, self.wait_timeout_ms)
+                (code, found, *rest), acked = await pipe.execute()
+        else:
+            (code, found, *rest), acked = await self._submit(keys=keys, args=args), 0
         found = _text(found)
         _in_use = float(rest[0]) if rest else 0.0
         if code == -2:
@@ -739,7 +764,46 @@ class JobStore:
                 f"(task {found}); use a new key for a new request",
                 task_id=found,
             )
+        if acked < wait_for:
+            logger.warning(
+                "task %s: %d of %d Redis replicas confirmed it within %d ms",
+                found, acked, wait_for, self.wait_timeout_ms,
+            )  # fmt: skip
+            self._replicas_seen_at = 0.0  # count them again before the next submit
+            raise ApiError(
+                503,
+                "store_unreplicated",
+                f"task {found} is stored on the Redis primary, but {acked} of the "
+                f"{wait_for} replicas required (GATEWAY_REDIS_WAIT_REPLICAS) confirmed "
+                f"it within {self.wait_timeout_ms} ms, so it is not accepted and may still run: "
+                "retry with the same Idempotency-Key to get this task rather than a new one",
+                headers={"Retry-After": "2"},
+                task_id=found,
+            )
         return found, code == 1
+
+    async def _replicas_to_wait(self) -> int:
+        """How many replicas a submit waits for: GATEWAY_REDIS_WAIT_REPLICAS, or
+        fewer when fewer are in sync with the primary (counted at most once a
+        second): a lone Redis, or a new primary whose replica is not back yet,
+        accepts at once rather than refusing every submit."""
+        if not self.wait_replicas:
+            return 0
+        now = time.monotonic()
+        if now - self._replicas_seen_at > REPLICAS_COUNT_S:
+            self._replicas_seen_at = now
+            try:
+                info = await self.redis.info("replication")
+            except ResponseError:  # INFO refused (some managed Redis): trust the setting
+                self._replicas_online = self.wait_replicas
+            else:
+                self._replicas_online = sum(
+                    1
+                    for name, value in info.items()
+                    if name.startswith("slave") and isinstance(value, dict)
+                    and value.get("state") == "online"
+                )  # fmt: skip
+        return min(self.wait_replicas, self._replicas_online)
 
     def _fits_at_all(self, size: int, key_id: str, limits: Limits | None) -> None:
         """An upload larger than a byte cap could never be queued: 413, not a

@@ -41,7 +41,8 @@ CACHE_S = 30.0  # a cached key is re-read at least this often, changes or not
 TENANT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 # The largest value of each limit (beyond them a limit would mean nothing, or overflow).
 LIMIT_MAX = {"rps": 1e6, "burst": 1e6, "tasks": 1e9, "bytes": 2**50, "videos": 1e6}
-MIN_RPS = 0.001  # a slower bucket would outlive Redis' largest expiry
+MIN_RPS = 0.001
+OWN_TENANT_PREFIX = "key-"  # a key created without a tenant gets "key-<its id>"  # a slower bucket would outlive Redis' largest expiry
 
 
 @dataclass(frozen=True)
@@ -166,16 +167,23 @@ class KeyStore:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def create(
-        self, name: str, tenant: str, role: str = "client", limits: Limits | None = None
+        self,
+        name: str,
+        tenant: str | None = None,
+        role: str = "client",
+        limits: Limits | None = None,
     ) -> tuple[str, ApiKey]:
-        """A new key: returns (the key, its record). The key is shown once."""
+        """A new key: returns (the key, its record). The key is shown once.
+        Without a tenant it gets one of its own (`key-<its id>`): keys share a
+        tenant (its tasks, inputs and collections) only when it is named."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        if not re.fullmatch(TENANT_PATTERN, tenant):
+        if tenant is not None and not re.fullmatch(TENANT_PATTERN, tenant):
             raise ValueError("tenant must be 1-64 letters, digits, '.', '_' or '-'")
         if not 1 <= len(name) <= 100:
             raise ValueError("name must be 1-100 characters")
         key_id = secrets.token_hex(4)
+        tenant = tenant or f"{OWN_TENANT_PREFIX}{key_id}"
         secret = f"pk_{key_id}_{secrets.token_urlsafe(24)}"
         record = ApiKey(key_id, name, tenant, role, limits or Limits(), time.time())
         sha = digest(secret)

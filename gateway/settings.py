@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.redis_client import is_sentinel_url, parse_sentinel_url
+
 MiB = 1024 * 1024
 
 
@@ -21,7 +23,20 @@ class GatewaySettings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "GATEWAY_REDIS_URL", "redis_url"),
-        description="Redis holding the job table and the queues.",
+        description="Redis holding the job table and the queues: redis://[:password@]host:port/db, "
+        "or redis+sentinel://[:password@]host:port,host:port,.../master/db to follow a failover.",
+    )
+    redis_wait_replicas: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Replicas that must hold a task before it is answered 202 (Redis WAIT), so a "
+        "failover loses no accepted task; only as many as are in sync are waited for (a Redis "
+        "without replicas accepts at once); fewer answering within redis_wait_timeout_ms is "
+        "503. 0: never wait.",
+    )
+    redis_wait_timeout_ms: int = Field(
+        500, ge=1, le=60_000, description="Longest a submit waits for redis_wait_replicas."
     )
     face_targets: str = Field(
         "127.0.0.1:50051",
@@ -191,6 +206,12 @@ class GatewaySettings(BaseSettings):
     @property
     def public_origins(self) -> tuple[str, ...]:
         return tuple(filter(None, self.public_origin.split(",")))
+
+    @model_validator(mode="after")
+    def _redis_url(self) -> GatewaySettings:
+        if is_sentinel_url(self.redis_url):
+            parse_sentinel_url(self.redis_url)  # ValueError: what is wrong, the form expected
+        return self
 
     @model_validator(mode="after")
     def _token_file(self) -> GatewaySettings:

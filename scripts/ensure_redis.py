@@ -38,6 +38,15 @@ def install_redis() -> None:
 
 
 def main(url: str) -> None:
+    if "+sentinel://" in url:  # Redis Sentinel: never started here; one sentinel must answer
+        sys.path.insert(0, str(ROOT))
+        from gateway.redis_client import parse_sentinel_url
+
+        sentinels = parse_sentinel_url(url)["sentinels"]
+        if not any(ping(host, port) for host, port in sentinels):
+            sys.exit(f"redis: none of the sentinels {sentinels} answers")
+        print(f"redis: sentinels answering ({len(sentinels)} named)")
+        return
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
     if ping(host, port):

@@ -2,11 +2,13 @@
 Debian's packages (what `make tools` runs; the browser tests' fixture too):
 
 - chromium: the browser the console's tests drive through Playwright;
+- redis-sentinel: Redis Sentinel (Debian's `redis-sentinel`), for the failover
+  test's three sentinels in front of a primary and a replica;
 - promtool: Prometheus' own checker of the alert rules in deploy/monitoring/,
   taken out of Debian's `prometheus` package into .venv/bin (the server in that
   package is never installed or started).
 
-    python scripts/ensure_tools.py [chromium] [promtool]
+    python scripts/ensure_tools.py [chromium] [redis-sentinel] [promtool]
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ def chromium() -> str:
     return shutil.which("chromium") or sys.exit("chromium installed but not on PATH")
 
 
+def redis_sentinel() -> str:
+    found = shutil.which("redis-sentinel")
+    if found:
+        return found
+    _need_root("redis-sentinel")
+    print("installing redis-sentinel (Debian package) for the failover test", file=sys.stderr)
+    if _apt("install", "-y", "-q", "--no-install-recommends", "redis-sentinel").returncode != 0:
+        _apt("update", "-q")
+        done = _apt("install", "-y", "-q", "--no-install-recommends", "redis-sentinel")
+        if done.returncode != 0:
+            sys.exit(f"apt-get install redis-sentinel failed:\n{done.stderr}")
+    return shutil.which("redis-sentinel") or sys.exit("redis-sentinel installed but not on PATH")
+
+
 def promtool_path() -> Path:
     return Path(sysconfig.get_paths()["scripts"]) / "promtool"
 
@@ -77,7 +93,7 @@ def promtool() -> str:
     return str(target)
 
 
-TOOLS = {"chromium": chromium, "promtool": promtool}
+TOOLS = {"chromium": chromium, "redis-sentinel": redis_sentinel, "promtool": promtool}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(TOOLS):

@@ -175,10 +175,11 @@ def ensure_admin_key(python: str, redis_url: str) -> tuple[str, bool]:
     knows it, else a new one written there (mode 0600). Returns (key, new)."""
     path = RUN / "admin.key"
     code = (
-        "import asyncio, sys, redis.asyncio as r\n"
+        "import asyncio, sys\n"
         "from gateway.keys import KeyStore\n"
+        "from gateway.redis_client import redis_client\n"
         "async def main():\n"
-        "    client = r.from_url(sys.argv[1], decode_responses=True)\n"
+        "    client = redis_client(sys.argv[1])\n"
         "    store = KeyStore(client)\n"
         "    old = sys.argv[2]\n"
         "    if old and await store.lookup(old): print(old); return\n"

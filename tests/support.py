@@ -141,17 +141,17 @@ def fresh_db(redis_url: str, number: int) -> str:
 
 
 def create_key(
-    redis_url: str, role: str = "admin", tenant: str = "default", name: str = "tests", **limits
+    redis_url: str, role: str = "admin", tenant: str | None = None, name: str = "tests", **limits
 ) -> str:
-    """A new API key in the gateway's Redis (what `python -m gateway keys create` does)."""
+    """A new API key in the gateway's Redis (what `python -m gateway keys create`
+    does): without a tenant, in a tenant of its own."""
     import asyncio
 
-    import redis.asyncio as aioredis
-
     from gateway.keys import KeyStore, Limits
+    from gateway.redis_client import redis_client
 
     async def create() -> str:
-        client = aioredis.from_url(redis_url, decode_responses=True)
+        client = redis_client(redis_url)
         try:
             secret, _ = await KeyStore(client).create(name, tenant, role, Limits(**limits))
             return secret
@@ -182,7 +182,9 @@ class GatewayProcess(ServerProcess):
             url = self.env.get("REDIS_URL") or os.environ.get(
                 "REDIS_URL", "redis://127.0.0.1:6379/0"
             )
-            self.api_key = create_key(url)
+            # The stack's admin key, in the tenant "default" as make run's: the
+            # tests that reach its collections with another key name it too.
+            self.api_key = create_key(url, tenant="default")
         super().start(timeout)
         return self
 

@@ -71,7 +71,12 @@ class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    tenant: str = Field(pattern=TENANT_PATTERN)
+    tenant: str | None = Field(
+        None,
+        pattern=TENANT_PATTERN,
+        description="The tenant whose tasks and collections the key shares; left out, the key "
+        "gets a tenant of its own (key-<its id>), shared with no other key.",
+    )
     role: Literal["admin", "client"] = "client"
     limits: LimitsBody = LimitsBody()
 

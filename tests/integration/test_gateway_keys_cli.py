@@ -34,7 +34,7 @@ def test_keys_list_says_what_it_read(redis_url):
     key_id = json.loads(made.stdout)["info"]["id"]
     listed = keys("list", redis_url=url)
     row = next(line for line in listed.stdout.splitlines() if line.startswith(key_id))
-    assert row.split()[1:4] == ["client", "default", "alice"]
+    assert row.split()[1:4] == ["client", f"key-{key_id}", "alice"]  # a tenant of its own
     assert row.endswith("rps=2.5, tasks=100, bytes=500 MiB")
     assert json.loads(keys("list", "--json", redis_url=url).stdout)[0]["limits"]["bytes"] == (
         500 << 20

@@ -277,3 +277,53 @@ def test_auth_can_be_turned_off_and_says_so(env, zidane_bytes):
         assert "GATEWAY_AUTH=disabled" in open_gateway.log()
     finally:
         open_gateway.stop()
+
+
+def test_keys_made_without_a_tenant_share_nothing(gw, sec_redis, bus_bytes, zidane_bytes):
+    """Isolation by default: a key created without naming a tenant (by the admin
+    API or by `python -m gateway keys create`) gets one of its own, so two such
+    keys never read each other's tasks, inputs or collections."""
+    admin = client(gw, gw.api_key)
+    made = admin.post("/api/keys", json={"name": "app-one", "role": "client"})
+    assert made.status_code == 201, made.text
+    one_info = made.json()["info"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "create", "--name", "app-two", "--json"],
+        env={**os.environ, "REDIS_URL": sec_redis,
+             "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    two_info = json.loads(cli.stdout)["info"]
+    assert one_info["tenant"] == f"key-{one_info['id']}"
+    assert two_info["tenant"] == f"key-{two_info['id']}"
+    one, two = client(gw, made.json()["key"]), client(gw, json.loads(cli.stdout)["key"])
+
+    # Tasks: the record, its input, the list, cancelling.
+    task_id = submit(one, "/api/detect/object/image", bus_bytes, wait="true").json()["task_id"]
+    assert one.get(f"/api/task/{task_id}/input").content == bus_bytes
+    for path in (f"/api/task/{task_id}", f"/api/task/{task_id}/input"):
+        assert two.get(path).status_code == 404, path
+    assert two.delete(f"/api/task/{task_id}").status_code == 404
+    assert two.get("/api/tasks").json()["tasks"] == []
+    assert [t["task_id"] for t in one.get("/api/tasks").json()["tasks"]] == [task_id]
+
+    # Collections: the same name is two collections; neither key reaches the other's.
+    assert one.post("/api/collections", json={"collection_id": "staff"}).status_code == 201
+    assert two.get("/api/collections/staff").status_code == 404
+    assert two.delete("/api/collections/staff").status_code == 404
+    enroll = two.post(
+        "/api/collections/staff/faces",
+        files={"file": ("z.jpg", zidane_bytes, "image/jpeg")},
+        data={"subject": "intruder"},
+    )
+    assert enroll.status_code == 404
+    assert two.get("/api/collections").json()["collections"] == []
+    assert [c["collection_id"] for c in one.get("/api/collections").json()["collections"]] == [
+        "staff"
+    ]
+    assert one.get("/api/collections/staff").json()["face_count"] == 0
+    # Sharing is asked for by naming the tenant.
+    shared = client(gw, create_key(sec_redis, "client", one_info["tenant"]))
+    assert shared.get("/api/collections/staff").status_code == 200
+    assert shared.get(f"/api/task/{task_id}").status_code == 200

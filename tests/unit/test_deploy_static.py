@@ -69,6 +69,10 @@ MODEL_LIBRARIES = {
     "onnxruntime",
     "onnxslim",
 }
+K8S_HA_DIR = ROOT / "deploy" / "k8s-ha"
+COMPOSE_HA_ENV = ROOT / "deploy" / "compose-ha.env"
+SENTINEL_CONF = ROOT / "deploy" / "redis" / "sentinel.conf"
+HA_SERVICES = ("redis-replica", "sentinel-1", "sentinel-2", "sentinel-3")
 K8S_VERSIONS = ["1.30.0", "1.37.0"]  # oldest supported here, newest bundled
 APP_UID = 10001
 
@@ -83,6 +87,11 @@ def env_dict(env: Any) -> dict[str, str]:
     if isinstance(env, list):
         return dict(item.split("=", 1) for item in env)
     return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def compose_default(value: str) -> str:
+    """A compose value as it reads with its variables unset: ${VAR:-default} -> default."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
 
 
 def stages(parser: DockerfileParser) -> list[list[dict]]:
@@ -231,7 +240,7 @@ def test_gateway_and_worker_reach_every_replica_by_service_dns_name(services):
         env = env_dict(services[name]["environment"])
         assert env["GATEWAY_FACE_TARGETS"] == f"dns:///face:{face_port}", name
         assert env["GATEWAY_OBJECT_TARGETS"] == f"dns:///object:{object_port}", name
-        assert env["REDIS_URL"].startswith("redis://redis:6379/"), name
+        assert compose_default(env["REDIS_URL"]).startswith("redis://redis:6379/"), name
     # The GPU replicas answer to the same name.
     assert "object" in services["object-gpu"]["networks"]["default"]["aliases"]
     assert env_dict(services["object-gpu"]["environment"])["OBJECT_PORT"] == object_port
@@ -277,7 +286,7 @@ def test_gpu_variant_is_a_profile_with_an_nvidia_device(services, dockerfiles):
     gpu = services["object-gpu"]
     assert gpu["profiles"] == ["gpu"]
     for name, service in services.items():
-        if name not in ("object-gpu", "prometheus", "grafana"):
+        if name not in ("object-gpu", "prometheus", "grafana", *HA_SERVICES):
             assert "profiles" not in service, f"{name} must start by default"
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
@@ -817,3 +826,154 @@ def test_the_face_gallery_is_a_shared_postgresql_with_its_url_from_a_secret(k8s_
     assert url.startswith("postgresql://percept:") and url.strip().endswith(
         "@postgres:5432/percept"
     )
+
+
+# --- Redis that survives losing its primary (compose profile ha, deploy/k8s-ha) --------
+
+
+def sentinel_monitor(text: str) -> tuple[str, str, int, int]:
+    """(master name, primary host, port, quorum) of a sentinel configuration's monitor line."""
+    (line,) = [ln.split() for ln in text.splitlines() if ln.strip().startswith("sentinel monitor")]
+    return line[2], line[3], int(line[4]), int(line[5])
+
+
+def test_compose_profile_ha_adds_a_replica_and_three_sentinels_the_gateway_follows(services):
+    from gateway.redis_client import parse_sentinel_url
+
+    for name in HA_SERVICES:
+        assert services[name]["profiles"] == ["ha"], name
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+    replica = services["redis-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+    assert replica[replica.index("--appendonly") + 1] == "yes"
+    # Known to the sentinels by service name, so a restarted container is found again.
+    for name in ("redis", "redis-replica"):
+        command = services[name]["command"]
+        assert command[command.index("--replica-announce-ip") + 1] == name
+    master, host, port, quorum = sentinel_monitor(SENTINEL_CONF.read_text())
+    assert (host, port) == ("redis", 6379) and quorum == 2  # a majority of three
+    assert "sentinel resolve-hostnames yes" in SENTINEL_CONF.read_text()
+    sentinels = [n for n in HA_SERVICES if n.startswith("sentinel-")]
+    for name in sentinels:
+        mounts = services[name]["volumes"]
+        assert "./deploy/redis/sentinel.conf:/etc/redis/sentinel.conf:ro" in mounts, name
+        assert "--sentinel" in services[name]["command"][-1], name
+        assert services[name]["healthcheck"]["test"][-3:] == ["-p", "26379", "ping"], name
+    # deploy/compose-ha.env turns the profile on and points REDIS_URL at the sentinels.
+    env = dict(
+        line.split("=", 1)
+        for line in COMPOSE_HA_ENV.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env["COMPOSE_PROFILES"] == "ha"
+    url = parse_sentinel_url(env["PERCEPT_REDIS_URL"])
+    assert url["sentinels"] == [(name, 26379) for name in sentinels]
+    assert url["master"] == master
+    for name in ("gateway", "worker"):
+        redis_url = env_dict(services[name]["environment"])["REDIS_URL"]
+        assert redis_url.startswith("${PERCEPT_REDIS_URL:-"), name
+
+
+def k8s_ha_docs(base: list[dict]) -> tuple[dict, list[dict]]:
+    """deploy/k8s-ha as kustomize builds it: its kustomization, and the base's
+    documents with the deletions and the ConfigMap patch applied, plus its own."""
+    kustomization = yaml.safe_load((K8S_HA_DIR / "kustomization.yaml").read_text())
+    docs = json.loads(json.dumps(base))
+    for entry in kustomization["patches"]:
+        patch = yaml.safe_load(entry["patch"])
+        same = [
+            d for d in docs
+            if (d["kind"], d["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])
+        ]  # fmt: skip
+        assert len(same) == 1, patch["metadata"]
+        if patch.get("$patch") == "delete":
+            docs.remove(same[0])
+        else:
+            same[0]["data"].update(patch["data"])
+    for name in kustomization["resources"][1:]:
+        docs += [d for d in yaml.safe_load_all((K8S_HA_DIR / name).read_text()) if d]
+    return kustomization, docs
+
+
+def test_k8s_ha_replaces_redis_with_a_primary_a_replica_and_three_sentinels(k8s_docs):
+    from gateway.redis_client import parse_sentinel_url
+
+    kustomization, docs = k8s_ha_docs(k8s_docs)
+    assert kustomization["resources"][0] == "../k8s"
+    assert kustomization["namespace"] == "percept"
+    assert {f.name for f in K8S_HA_DIR.glob("*.yaml")} - {"kustomization.yaml"} == set(
+        kustomization["resources"][1:]
+    )
+    assert not [d for d in docs if d["metadata"]["name"] == "redis"]  # the single one is gone
+    nodes = k8s(docs, "StatefulSet", "redis-ha")
+    sentinels = k8s(docs, "StatefulSet", "redis-sentinel")
+    assert nodes["spec"]["replicas"] == 2 and sentinels["spec"]["replicas"] == 3
+    for workload in (nodes, sentinels):
+        service = k8s(docs, "Service", workload["spec"]["serviceName"])
+        assert (
+            service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"]
+        )
+        pdbs = [
+            p for p in k8s(docs, "PodDisruptionBudget")
+            if p["spec"]["selector"]["matchLabels"].items()
+            <= workload["spec"]["template"]["metadata"]["labels"].items()
+        ]  # fmt: skip
+        assert len(pdbs) == 1 and pdbs[0]["spec"]["maxUnavailable"] == 1
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["automountServiceAccountToken"] is False
+        (container,) = spec["containers"]
+        assert re.fullmatch(r"redis:7\.\d+\.\d+(-[a-z0-9.]+)?", container["image"])
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        script = container["command"][-1]
+        checked = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True)
+        assert checked.returncode == 0, checked.stderr  # the start script parses
+    node_script = pod_spec(nodes)["containers"][0]["command"][-1]
+    assert "--appendonly yes" in node_script and "--replicaof" in node_script
+    (claim,) = nodes["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in pod_spec(nodes)["containers"][0]["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == "/data"
+    sentinel_script = pod_spec(sentinels)["containers"][0]["command"][-1]
+    conf = sentinel_script[sentinel_script.index("<<CONF") : sentinel_script.index("\nCONF")]
+    master, host, port, quorum = sentinel_monitor(conf)
+    assert (host, port, quorum) == ("$primary", 6379, 2)
+    assert 'primary="redis-ha-0.redis-ha"' in sentinel_script  # the first start's primary
+    # The gateway and the workers reach Redis through every sentinel, and wait for the replica.
+    gateway = config_data(docs, "percept-gateway")
+    url = parse_sentinel_url(gateway["REDIS_URL"])
+    assert url["master"] == master
+    assert url["sentinels"] == [(f"redis-sentinel-{i}.redis-sentinel", 26379) for i in range(3)]
+    assert gateway["GATEWAY_REDIS_WAIT_REPLICAS"] == "1"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_k8s_ha_manifests_match_the_kubernetes_schemas(version, k8s_docs):
+    import kubernetes_validate
+
+    _, docs = k8s_ha_docs(k8s_docs)
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (k8s {version}): {exc.message}")
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl (its kustomize) is not installed")
+def test_kubectl_kustomize_builds_the_ha_overlay(tmp_path, k8s_docs):
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    secrets = tmp_path / "deploy" / "k8s" / "secrets"
+    secrets.mkdir(exist_ok=True)
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    for generator in kustomization["secretGenerator"]:
+        for name in generator["files"]:
+            (tmp_path / "deploy" / "k8s" / name).write_text("placeholder\n")
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path / "deploy" / "k8s-ha")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    docs = [d for d in yaml.safe_load_all(built.stdout) if d and d["kind"] != "Secret"]
+    _, expected = k8s_ha_docs(k8s_docs)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert names == {(d["kind"], d["metadata"]["name"]) for d in expected}
+    assert config_data(docs, "percept-gateway") == config_data(expected, "percept-gateway")

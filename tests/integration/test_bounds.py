@@ -1,7 +1,8 @@
 """Bounded memory and disk: big uploads are queued within the caps or refused
 (503 + Retry-After past the queue's byte cap, 413 past the upload limit,
 chunked or not, without reading the rest), and Redis, the gateway's memory and
-the disk come back to their baseline once the tasks end."""
+the disk come back to their baseline once the tasks end; the uploads kept for
+the console after their tasks stay within their byte budgets."""
 
 from __future__ import annotations
 
@@ -10,15 +11,21 @@ import shutil
 import socket
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import cv2
+import httpx
 import numpy as np
 import psutil
 import pytest
 import redis
 
-from tests.integration.test_gateway import submit
-from tests.support import GatewayProcess, fresh_db
+from gateway.settings import GatewaySettings, redis_maxmemory
+from tests.conftest import encode
+from tests.integration.test_gateway import submit, wait_done
+from tests.integration.test_redis_restart import RedisServer
+from tests.support import GatewayProcess, create_key, fresh_db
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +147,110 @@ def test_a_chunked_gigabyte_is_refused_without_being_read(gateway):
     assert rss(gateway) < before + 150 * MiB
     assert shutil.disk_usage(tempfile.gettempdir()).used < tmp_before + 16 * MiB
     print(f"1 GiB chunked upload refused after {sent / MiB:.0f} MiB sent")
+
+
+# The preview budget, small so that the test is quick: 2 MiB uploads, each held
+# by Redis as 2 MiB (its jemalloc size class), so 2 per tenant and 3 in all.
+IMAGE_LIMIT = 2 * MiB
+PREVIEW_CAPS = {"GATEWAY_PREVIEW_BYTES_PER_TENANT": 5 * MiB, "GATEWAY_PREVIEW_BYTES_TOTAL": 7 * MiB}
+SMALL_QUEUE_CAP = 64 * MiB  # 20 queued uploads fit; the other 20 run inline (?wait=true)
+
+
+def test_uploads_kept_for_the_console_stay_within_their_byte_budget(tmp_path, object_server):
+    """Two bursts of 40 concurrent uploads just under the limit, from two tenants:
+    every task is accepted and succeeds, Redis stays under the maxmemory the
+    caps call for (the count-only design would keep 80 previews, 160 MiB, past
+    it), the previews fit their budgets (as counted and as Redis holds them),
+    the newest are kept and the oldest dropped, and the console's /input says
+    why a dropped one is gone."""
+    env = {"GATEWAY_MAX_IMAGE_BYTES": IMAGE_LIMIT, "GATEWAY_MAX_QUEUED_BYTES": SMALL_QUEUE_CAP,
+           **PREVIEW_CAPS}  # fmt: skip
+    settings = GatewaySettings(**{k.removeprefix("GATEWAY_").lower(): v for k, v in env.items()})
+    # headroom: Redis holds a request whole while it arrives; 40 arrive at once
+    maxmemory = redis_maxmemory(settings, headroom=48 * MiB)
+    server = RedisServer(tmp_path, aof=False,
+                         args=("--maxmemory", str(maxmemory), "--maxmemory-policy", "noeviction"))  # fmt: skip
+    server.start()
+    store = redis.Redis.from_url(server.url)
+    gateway = GatewayProcess(
+        "gateway",
+        env={"REDIS_URL": server.url, "GATEWAY_FACE_TARGETS": object_server.address,
+             "GATEWAY_OBJECT_TARGETS": object_server.address, "GATEWAY_WAIT_TIMEOUT_S": "120",
+             **{k: str(v) for k, v in env.items()}},
+    )  # fmt: skip
+    rng = np.random.default_rng(7)
+    image = encode(rng.integers(0, 255, (832, 832, 3), dtype=np.uint8))  # noise: no compression
+    assert IMAGE_LIMIT - 32 * 1024 < len(image) < IMAGE_LIMIT
+    try:
+        gateway.start()
+        keys = {tenant: create_key(server.url, "client", tenant) for tenant in ("alpha", "beta")}
+        store.config_resetstat()  # used_memory_peak from here
+        bursts: list[list[tuple[str, str]]] = []  # (tenant, task id) per burst
+        with gateway.client(timeout=180) as admin:
+            for _burst in range(2):
+
+                def one(i: int) -> tuple[str, str]:
+                    tenant = ("alpha", "beta")[i % 2]
+                    headers = {"Authorization": f"Bearer {keys[tenant]}"}
+                    with httpx.Client(base_url=gateway.url, headers=headers, timeout=180) as http:
+                        wait = {"wait": "true"} if i % 4 < 2 else {}  # half inline, half queued
+                        r = submit(http, "/api/detect/object/image", image, "n.png", "image/png",
+                                   **wait)  # fmt: skip
+                    assert r.status_code in (200, 202), (r.status_code, r.text)  # never refused
+                    return tenant, r.json()["task_id"]
+
+                with ThreadPoolExecutor(40) as pool:
+                    burst = list(pool.map(one, range(40)))
+                for _tenant, task_id in burst:
+                    assert wait_done(admin, task_id)["status"] == "succeeded"
+                bursts.append(burst)
+                assert_previews_within_budget(store, maxmemory)
+
+            tasks = {tid: admin.get(f"/api/task/{tid}").json() for b in bursts for _, tid in b}
+            kept = {tid for tid in tasks if store.exists(f"percept:preview:{tid}")}
+            first, second = ({tid for _, tid in burst} for burst in bursts)
+            # the newest are kept: none of the first burst, and only tasks among the
+            # last ones to finish (finishes a few ms apart may reach Redis swapped)
+            assert kept and kept <= second, (len(kept & first), len(kept))
+            assert len(kept) == 3  # 3 x 2 MiB fill the 7 MiB; a 4th would not fit
+            for tenant in ("alpha", "beta"):
+                mine = sorted((t for t in tasks.values() if t["tenant"] == tenant),
+                              key=lambda t: datetime.fromisoformat(t["finished_at"]))  # fmt: skip
+                latest = {t["task_id"] for t in mine[-4:]}
+                assert {tid for tid in kept if tasks[tid]["tenant"] == tenant} <= latest, tenant
+            survivor = next(iter(kept))
+            shown = admin.get(f"/api/task/{survivor}/input")
+            assert shown.status_code == 200 and shown.content == image
+            for dropped in (bursts[0][0][1], next(iter(second - kept))):
+                gone = admin.get(f"/api/task/{dropped}/input")
+                assert gone.status_code == 404, gone.text
+                error = gone.json()["error"]
+                assert error["code"] == "input_not_kept"
+                assert "GATEWAY_PREVIEW_BYTES_PER_TENANT" in error["message"]
+        print(
+            f"Redis peak {store.info('memory')['used_memory_peak'] / MiB:.1f} MiB "
+            f"(maxmemory {maxmemory / MiB:.0f} MiB) for 80 uploads of {len(image) / MiB:.2f} MiB; "
+            f"{len(kept)} previews kept"
+        )
+    finally:
+        gateway.stop()
+        server.stop()
+
+
+def assert_previews_within_budget(store: redis.Redis, maxmemory: int) -> None:
+    """The previews' accounting, what Redis really holds for them, and Redis itself
+    are within their bounds."""
+    info = store.info("memory")
+    assert info["maxmemory"] == maxmemory and info["maxmemory_policy"] == "noeviction"
+    assert info["used_memory_peak"] <= maxmemory, (info["used_memory_peak"], maxmemory)
+    counted = {k.decode(): int(v) for k, v in store.hgetall("percept:previews:bytes").items()}
+    held: dict[str, int] = {}
+    for key in store.scan_iter(match="percept:preview:*", count=1000):
+        task_id = key.decode().rsplit(":", 1)[1]
+        tenant = store.hget(f"percept:task:{task_id}", "tenant").decode()
+        held[tenant] = held.get(tenant, 0) + store.memory_usage(key)
+    per_tenant = PREVIEW_CAPS["GATEWAY_PREVIEW_BYTES_PER_TENANT"]
+    total = PREVIEW_CAPS["GATEWAY_PREVIEW_BYTES_TOTAL"]
+    assert counted.get("all", 0) == sum(held.values()) <= total, (counted, held)
+    for tenant, size in held.items():
+        assert counted[f"t:{tenant}"] == size <= per_tenant, (tenant, counted, held)

@@ -32,6 +32,7 @@ from gateway.routes import admin, collections, ops, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.submit import Submitter
+from percept_runtime.heap import release_heap_every
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,11 @@ def create_app(
             auth, keys,
         )  # fmt: skip
         app.state.gateway = gw
-        listeners = [asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener")]
+        listeners = [
+            asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener"),
+            # a burst of big uploads leaves malloc holding its peak: given back
+            asyncio.create_task(release_heap_every(), name="heap-release"),
+        ]
         if keys is not None:
             listeners.append(asyncio.create_task(keys.listen_for_changes(), name="key-changes"))
         if settings.dispatchers:

@@ -34,6 +34,7 @@ one round trip each, and cancel, finish and retry cannot overwrite each other.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -62,6 +63,8 @@ SOCKET_TIMEOUT_S = 30.0
 MAX_BLOCK_MS = 10_000  # every blocking read stays well under the socket timeout
 DEFAULT_TENANT = "default"
 PREVIEW_BYTES = (64 << 20, 256 << 20)  # previews kept: bytes per tenant, in all
+BIG_WRITE_BYTES = 1 << 20  # an upload this big is written to Redis ...
+BIG_WRITES = 2  # ... with at most this many others at once (per process)
 
 
 class Status(StrEnum):
@@ -568,11 +571,27 @@ class JobStore:
         self.keep_input_max = keep_input_max
         self.max_queued_bytes = max_queued_bytes
         self.preview_bytes = preview_bytes  # (per tenant, in all)
-        self._submit = raw.register_script(_SUBMIT)
+        # Big requests go to Redis a few at a time (it holds each whole in a
+        # buffer until its script runs, and runs scripts one by one).
+        self._big_writes = asyncio.Semaphore(BIG_WRITES)
+        self._submit = self._few_big_at_once(raw.register_script(_SUBMIT), 8)
         self._start = raw.register_script(_START)
-        self._finish = redis.register_script(_FINISH)
+        self._finish = self._few_big_at_once(redis.register_script(_FINISH), 11)
         self._requeue = redis.register_script(_REQUEUE)
         self._frame = redis.register_script(_FRAME)
+
+    def _few_big_at_once(self, script, upload_arg: int):
+        """`script`, called with at most BIG_WRITES big uploads (ARGV[upload_arg +
+        1]) in flight to Redis from this process: a burst of them neither fills
+        Redis' query buffers nor queues everyone else's small requests behind it."""
+
+        async def call(keys, args):
+            if len(args[upload_arg]) < BIG_WRITE_BYTES:
+                return await script(keys=keys, args=args)
+            async with self._big_writes:
+                return await script(keys=keys, args=args)
+
+        return call
 
     @classmethod
     def from_settings(cls, settings, kind_ids: Iterable[str]) -> JobStore:

@@ -81,11 +81,16 @@ def trim_heap() -> bool:
 
 
 async def release_heap_every(seconds: float = 5.0, least: int = 64 << 20) -> None:
-    """Forever: every `seconds`, once malloc holds `least` bytes free, give them
-    back (`trim_heap`, in a thread: the first trim after a burst takes tens of
-    ms, the next ones nothing). A burst of big uploads leaves the heap holding
-    what it needed at its peak; glibc returns only the top of it by itself."""
+    """Forever: every `seconds`, once malloc holds `least` bytes free and that
+    stayed put since the last look (the burst is over: trimming while buffers
+    churn would take the heap's lock from them for nothing), give them back
+    (`trim_heap`, in a thread: the first trim after a burst takes tens of ms,
+    the next ones nothing). A burst of big uploads leaves the heap holding what
+    it needed at its peak; glibc returns only the top of it by itself."""
+    last = -least
     while True:
         await asyncio.sleep(seconds)
-        if free_heap_bytes() >= least:
+        free = free_heap_bytes()
+        if free >= least and abs(free - last) <= least // 8:
             await asyncio.to_thread(trim_heap)
+        last = free

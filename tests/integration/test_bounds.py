@@ -166,8 +166,9 @@ def test_uploads_kept_for_the_console_stay_within_their_byte_budget(tmp_path, ob
     env = {"GATEWAY_MAX_IMAGE_BYTES": IMAGE_LIMIT, "GATEWAY_MAX_QUEUED_BYTES": SMALL_QUEUE_CAP,
            **PREVIEW_CAPS}  # fmt: skip
     settings = GatewaySettings(**{k.removeprefix("GATEWAY_").lower(): v for k, v in env.items()})
-    # headroom: Redis holds a request whole while it arrives; 40 arrive at once
-    maxmemory = redis_maxmemory(settings, headroom=48 * MiB)
+    # headroom: records, events, and the uploads on their way in (Redis holds each
+    # whole until its script runs; the gateway sends it a few at a time)
+    maxmemory = redis_maxmemory(settings, headroom=32 * MiB)
     server = RedisServer(tmp_path, aof=False,
                          args=("--maxmemory", str(maxmemory), "--maxmemory-policy", "noeviction"))  # fmt: skip
     server.start()

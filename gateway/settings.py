@@ -182,7 +182,8 @@ class GatewaySettings(BaseSettings):
 
 # What Redis holds beyond the capped bytes: task records, events, results and
 # statistics (a few KiB per task kept GATEWAY_TASK_TTL_S), and uploads on their
-# way in (a client's request sits in Redis' query buffer until its script runs).
+# way in (a request sits whole in Redis' query buffer until its script runs; a
+# gateway process sends at most 2 big ones at once: gateway.jobs.BIG_WRITES).
 REDIS_HEADROOM_BYTES = 512 * MiB
 # The allocator (jemalloc) rounds a large value up to its size class: up to a
 # quarter more than the upload for queued ones (previews are counted as held).

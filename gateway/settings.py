@@ -105,7 +105,7 @@ class GatewaySettings(BaseSettings):
     preview_bytes_total: int = Field(
         256 * MiB,
         ge=0,
-        description="The same, all tenants together (0 keeps none). Give Redis maxmemory for it: see redis_maxmemory().",
+        description="The same, all tenants together (0 keeps none); Redis' maxmemory must fit it (gateway.settings.redis_maxmemory).",
     )
     lease_s: float = Field(
         30.0,

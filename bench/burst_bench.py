@@ -21,6 +21,7 @@ import asyncio
 import importlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -258,11 +259,15 @@ def main() -> None:
             f"3. a small request from another key: idle {quantiles(calm)}; during the bursts "
             f"{quantiles(loaded)} (target p99 < 1 s) " + ("ok" if p99 < 1 else "ABOVE TARGET")
         )
+        print(
+            f"   (the machine's load average, 1 min: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
     finally:
         gateway.stop()
         replica.stop()
         redis_child.proc.terminate()
         redis_child.proc.wait(30)
+        shutil.rmtree(run_dir, ignore_errors=True)  # its append-only file: hundreds of MiB
 
 
 if __name__ == "__main__":

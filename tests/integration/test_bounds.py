@@ -218,13 +218,15 @@ def test_uploads_kept_for_the_console_stay_within_their_byte_budget(tmp_path, ob
             kept = {tid for tid in tasks if store.exists(f"percept:preview:{tid}")}
             first, second = ({tid for _, tid in burst} for burst in bursts)
             # the newest are kept: none of the first burst, and only tasks among the
-            # last ones to finish (finishes a few ms apart may reach Redis swapped)
+            # last ones to finish (finishes close together may reach Redis swapped:
+            # one carrying its upload may wait for another's; the exact order is
+            # test_previews_make_room_oldest_first's)
             assert kept and kept <= second, (len(kept & first), len(kept))
             assert len(kept) == 3  # 3 x 2 MiB fill the 7 MiB; a 4th would not fit
             for tenant in ("alpha", "beta"):
                 mine = sorted((t for t in tasks.values() if t["tenant"] == tenant),
                               key=lambda t: datetime.fromisoformat(t["finished_at"]))  # fmt: skip
-                latest = {t["task_id"] for t in mine[-4:]}
+                latest = {t["task_id"] for t in mine[-8:]}
                 assert {tid for tid in kept if tasks[tid]["tenant"] == tenant} <= latest, tenant
             survivor = next(iter(kept))
             shown = admin.get(f"/api/task/{survivor}/input")
@@ -262,3 +264,63 @@ def assert_previews_within_budget(store: redis.Redis, maxmemory: int) -> None:
     assert counted.get("all", 0) == sum(held.values()) <= total, (counted, held)
     for tenant, size in held.items():
         assert counted[f"t:{tenant}"] == size <= per_tenant, (tenant, counted, held)
+
+
+def test_previews_make_room_oldest_first(redis_url):
+    """Previews kept one after another: exactly the newest that fit stay (a
+    tenant's own oldest make room first, then anyone's), the accounting is what
+    Redis holds, and a preview whose time ran out stops counting."""
+    import asyncio
+
+    from gateway.jobs import JobStore, Status
+
+    per_tenant, total = 5 * MiB, 8 * MiB
+    store = JobStore.from_url(fresh_db(redis_url, 13), 600, 600, ["detect:image"],
+                              keep_input_s=600, preview_bytes=(per_tenant, total))  # fmt: skip
+    tenants = ["a", "a", "b", "a", "a", "b", "b", "a", "b", "b", "a", "a"]
+
+    async def keep(tenant: str, size: int = MiB) -> str:
+        task_id, _ = await store.submit("detect", "image", {}, b"x" * size, tenant=tenant)
+        await store.start(task_id, 3)
+        await store.finish(task_id, Status.SUCCEEDED, result={})
+        return task_id
+
+    async def held() -> dict[str, int]:
+        out: dict[str, int] = {}
+        async for key in store.raw.scan_iter(match="percept:preview:*"):
+            task_id = key.decode().rsplit(":", 1)[1]
+            tenant = await store.redis.hget(store.task_key(task_id), "tenant")
+            out[tenant] = out.get(tenant, 0) + await store.raw.memory_usage(key)
+        return out
+
+    async def main() -> None:
+        kept: list[tuple[str, str, int]] = []  # what should stay: (id, tenant, bytes)
+        for tenant in tenants:
+            task_id = await keep(tenant)
+            size = await store.raw.memory_usage(store.preview_key(task_id))
+            kept.append((task_id, tenant, size))
+            for budget, mine in ((per_tenant, tenant), (total, None)):
+                while sum(s for _, t, s in kept if mine in (None, t)) > budget:
+                    kept.remove(next(k for k in kept if mine in (None, k[1])))
+            present = {tid for tid, _, _ in kept}
+            assert {k.decode().rsplit(":", 1)[1] async for k in
+                    store.raw.scan_iter(match="percept:preview:*")} == present  # fmt: skip
+            in_all, by_tenant = await store.preview_bytes_held()
+            assert by_tenant == await held() and in_all == sum(by_tenant.values()) <= total
+            assert max(by_tenant.values()) <= per_tenant
+        assert len(kept) < len(tenants)  # some made room
+        # one larger than a whole budget is not kept, and drops nothing
+        big = await keep("a", 6 * MiB)
+        assert await store.preview(big) is None
+        assert await store.preview_bytes_held() == (sum(s for *_, s in kept), await held())
+        # a preview that expired stops counting at the next keep
+        gone = kept[0][0]
+        await store.raw.delete(store.preview_key(gone))
+        await store.redis.zadd("percept:previews", {gone: 0})  # kept long ago
+        await keep("b", 1000)
+        assert gone not in await store.redis.hgetall("percept:previews:sizes")
+        in_all, by_tenant = await store.preview_bytes_held()
+        assert by_tenant == await held() and in_all == sum(by_tenant.values())
+        await store.close()
+
+    asyncio.run(main())

@@ -33,6 +33,7 @@ from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.signin import SignInThrottle
 from gateway.submit import Submitter
+from percept_runtime.heap import release_heap_every
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +228,11 @@ def create_app(
                 store.redis, settings.login_failures, settings.login_window_s
             )
         app.state.gateway = gw
-        listeners = [asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener")]
+        listeners = [
+            asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener"),
+            # a burst of big uploads leaves malloc holding its peak: given back
+            asyncio.create_task(release_heap_every(), name="heap-release"),
+        ]
         if keys is not None:
             listeners.append(asyncio.create_task(keys.listen_for_changes(), name="key-changes"))
         if settings.dispatchers:

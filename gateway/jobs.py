@@ -17,8 +17,13 @@ Layout (prefix `percept:`):
 - `stats:{kind}:{media}:{minute}`  per-minute counts and run/wait histograms
                   (kept 26 h): the console's charts survive gateway restarts;
 - `preview:{id}`  a finished image task's request (its upload inside), kept a
-                  while (GATEWAY_KEEP_INPUT_S) for the console to draw on;
-                  `previews` lists them, so at most GATEWAY_KEEP_INPUT_MAX;
+                  while (GATEWAY_KEEP_INPUT_S) for the console to draw on,
+                  within byte budgets per tenant and in all
+                  (GATEWAY_PREVIEW_BYTES_PER_TENANT / _TOTAL) and at most
+                  GATEWAY_KEEP_INPUT_MAX of them; the oldest go first:
+  `previews`, `previews:tenant:{t}`  sorted sets of their ids by when kept;
+  `previews:sizes`  hash id -> "bytes|tenant" (what Redis holds: MEMORY USAGE);
+  `previews:bytes`  hash: `all` and `t:{tenant}` -> the bytes kept;
 - `inline`        sorted set of tasks run by an API process in simple mode,
                   scored by when they must have ended (a crashed process's
                   tasks are then failed, not left running);
@@ -32,6 +37,8 @@ one round trip each, and cancel, finish and retry cannot overwrite each other.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -64,6 +71,9 @@ SOCKET_TIMEOUT_S = 30.0
 REPLICAS_COUNT_S = 1.0  # how often a submitting process counts the primary's replicas
 MAX_BLOCK_MS = 10_000  # every blocking read stays well under the socket timeout
 DEFAULT_TENANT = "default"
+PREVIEW_BYTES = (64 << 20, 256 << 20)  # previews kept: bytes per tenant, in all
+BIG_WRITE_BYTES = 1 << 20  # an upload this big is written to Redis ...
+BIG_WRITES = 2  # ... with at most this many others at once (per process)
 
 
 class Status(StrEnum):
@@ -225,19 +235,83 @@ return 1
 """
 )
 
+# Previews (see the layout above), counted as Redis holds them and ordered by
+# Redis' own clock (the one their expiry runs on), whichever process keeps them.
+# A preview whose expiry ran out is forgotten at the next keep; one dropped to
+# make room marks its task (`input_dropped`), so /input can say why.
+_PREVIEWS = """
+local PREVIEWS, SIZES, BYTES = P .. 'previews', P .. 'previews:sizes', P .. 'previews:bytes'
+local function add_bytes(field, n)
+  if n ~= 0 and redis.call('HINCRBY', BYTES, field, n) <= 0 then redis.call('HDEL', BYTES, field) end
+end
+-- Stop counting a kept preview; returns its bytes (0 when it was not counted).
+local function forget_preview(id)
+  redis.call('ZREM', PREVIEWS, id)
+  local entry = redis.call('HGET', SIZES, id)
+  if not entry then return 0 end
+  local sep = string.find(entry, '|', 1, true)
+  local size, tenant = tonumber(string.sub(entry, 1, sep - 1)), string.sub(entry, sep + 1)
+  redis.call('HDEL', SIZES, id)
+  redis.call('ZREM', PREVIEWS .. ':tenant:' .. tenant, id)
+  add_bytes('all', -size)
+  add_bytes('t:' .. tenant, -size)
+  return size
+end
+local function drop_preview(id)
+  redis.call('DEL', P .. 'preview:' .. id)
+  if redis.call('EXISTS', P .. 'task:' .. id) == 1 then
+    redis.call('HSET', P .. 'task:' .. id, 'input_dropped', 1)
+  end
+  return forget_preview(id)
+end
+local function keep_preview(id, tenant, ttl, most, per_tenant, total)
+  if redis.call('TYPE', PREVIEWS).ok == 'list' then redis.call('DEL', PREVIEWS) end  -- the older layout
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) + tonumber(time[2]) / 1e6
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', PREVIEWS, '-inf', now - ttl, 'LIMIT', 0, 100)) do
+    if redis.call('EXISTS', P .. 'preview:' .. old) == 0 then forget_preview(old) end
+  end
+  forget_preview(id)  -- kept again (never counted twice)
+  local size = redis.call('MEMORY', 'USAGE', P .. 'preview:' .. id) or 0
+  if size > per_tenant or size > total or most < 1 then
+    redis.call('DEL', P .. 'preview:' .. id)  -- larger than a whole budget: not kept
+    return
+  end
+  local mine = PREVIEWS .. ':tenant:' .. tenant
+  redis.call('ZADD', PREVIEWS, now, id)
+  redis.call('ZADD', mine, now, id)
+  redis.call('HSET', SIZES, id, size .. '|' .. tenant)
+  add_bytes('all', size)
+  add_bytes('t:' .. tenant, size)
+  for _, set in ipairs({mine, PREVIEWS}) do  -- the tenant's oldest first, then anyone's
+    local field, budget = set == mine and 't:' .. tenant or 'all', set == mine and per_tenant or total
+    while tonumber(redis.call('HGET', BYTES, field) or '0') > budget
+        or (set == PREVIEWS and redis.call('ZCARD', PREVIEWS) > most) do
+      local oldest = redis.call('ZRANGE', set, 0, 0)[1]
+      if not oldest then break end
+      drop_preview(oldest)
+      redis.call('ZREM', set, oldest)
+    end
+  end
+end
+"""
+
 # KEYS: task, events, input, frames, queue (or ""), inline index, tombstone,
-#       preview, previews list.
+#       preview, previews set.
 # ARGV: allowed statuses (csv), new status, event json, queue entry id (or ""),
 #       group, task id, ttl, tombstone ttl, now, preview ttl (0: keep none),
-#       most previews kept, preview bytes (simple mode: the request; else ""),
-#       n, then n create field/value pairs, then the final field/value pairs.
+#       the previews' budget ("most bytes-per-tenant bytes-in-all"), preview
+#       bytes (simple mode: the request; else ""), n, then n create field/value
+#       pairs, then the final field/value pairs.
 # Ends a task in an allowed status; a task with no record yet (simple mode
 # records a task once, when it ends) is created whole when create pairs are
-# given. Keeps the request as the console's preview for a while (images).
+# given. Keeps the request as the console's preview for a while (images),
+# within the budget: the oldest previews make room (_PREVIEWS).
 # Returns the previous status ('' when created), or false when the task was in
 # no allowed status (the queue entry is acknowledged either way).
 _FINISH = (
     _LIB
+    + _PREVIEWS
     + """
 if KEYS[5] ~= '' then
   redis.call('XACK', KEYS[5], ARGV[5], ARGV[4])
@@ -310,13 +384,10 @@ if keep > 0 and media == 'image' then
     redis.call('RENAME', KEYS[3], KEYS[8])
     redis.call('EXPIRE', KEYS[8], keep)
   end
-  redis.call('LPUSH', KEYS[9], id)
-  local most = tonumber(ARGV[11])
-  if redis.call('LLEN', KEYS[9]) > most then
-    for _, old in ipairs(redis.call('LRANGE', KEYS[9], most, -1)) do
-      redis.call('DEL', P .. 'preview:' .. old)
-    end
-    redis.call('LTRIM', KEYS[9], 0, most - 1)
+  if redis.call('EXISTS', KEYS[8]) == 1 then
+    local most, per_tenant, total = string.match(ARGV[11], '^(%d+) (%d+) (%d+)$')
+    keep_preview(id, redis.call('HGET', KEYS[1], 'tenant') or 'default', keep,
+                 tonumber(most), tonumber(per_tenant), tonumber(total))
   end
 end
 redis.call('DEL', KEYS[3], KEYS[4])
@@ -504,6 +575,7 @@ class JobStore:
         max_queued_bytes: int = 0,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
+        preview_bytes: tuple[int, int] = PREVIEW_BYTES,
     ) -> JobStore:
         # redis-py's default 5 s socket timeout would cut blocking reads (XREAD
         # BLOCK for SSE and ?wait=true): allow more than the longest block.
@@ -527,6 +599,7 @@ class JobStore:
             max_queued_bytes,
             wait_replicas,
             wait_timeout_ms,
+            preview_bytes,
         )
 
     def __init__(
@@ -541,6 +614,7 @@ class JobStore:
         max_queued_bytes: int = 0,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
+        preview_bytes: tuple[int, int] = PREVIEW_BYTES,
     ) -> None:
         self.redis = redis  # decode_responses=True: records, events, queues
         self.raw = raw  # bytes in, bytes out: the stored requests
@@ -554,12 +628,32 @@ class JobStore:
         self.wait_timeout_ms = wait_timeout_ms
         self._replicas_online = 0
         self._replicas_seen_at = 0.0
-        self._submit = raw.register_script(_SUBMIT)
+        self.preview_bytes = preview_bytes  # (per tenant, in all)
+        # Big requests go to Redis a few at a time (it holds each whole in a
+        # buffer until its script runs, and runs scripts one by one).
+        self._big_writes = asyncio.Semaphore(BIG_WRITES)
+        self._submit = raw.register_script(_SUBMIT)  # big uploads: see _big_write
         self._start = raw.register_script(_START)
-        self._finish = redis.register_script(_FINISH)
+        self._finish = self._few_big_at_once(redis.register_script(_FINISH), 11)
         self._requeue = redis.register_script(_REQUEUE)
         self._frame = redis.register_script(_FRAME)
         self._index_live = redis.register_script(_INDEX_LIVE)
+
+    def _few_big_at_once(self, script, upload_arg: int):
+        """`script`, called with at most BIG_WRITES big uploads (ARGV[upload_arg +
+        1]) in flight to Redis from this process: a burst of them neither fills
+        Redis' query buffers nor queues everyone else's small requests behind it."""
+
+        async def call(keys, args):
+            async with self._big_write(args[upload_arg]):
+                return await script(keys=keys, args=args)
+
+        return call
+
+    def _big_write(self, payload: bytes) -> contextlib.AbstractAsyncContextManager:
+        """A slot among BIG_WRITES for a big `payload` on its way to Redis; a
+        small one needs none."""
+        return self._big_writes if len(payload) >= BIG_WRITE_BYTES else contextlib.nullcontext()
 
     @classmethod
     def from_settings(cls, settings, kind_ids: Iterable[str]) -> JobStore:
@@ -574,6 +668,7 @@ class JobStore:
             settings.max_queued_bytes,
             settings.redis_wait_replicas,
             settings.redis_wait_timeout_ms,
+            (settings.preview_bytes_per_tenant, settings.preview_bytes_total),
         )
 
     async def close(self) -> None:
@@ -730,15 +825,16 @@ class JobStore:
             "1" if private else "0",
         ]
         wait_for = await self._replicas_to_wait()
-        if wait_for:
-            # WAIT counts the replicas that have this connection's writes: the
-            # script and WAIT go down one connection, in one round trip.
-            async with self.raw.pipeline(transaction=False) as pipe:
-                await self._submit(keys=keys, args=args, client=pipe)
-                pipe.execute_command("WAIT", wait_for, self.wait_timeout_ms)
-                (code, found, *rest), acked = await pipe.execute()
-        else:
-            (code, found, *rest), acked = await self._submit(keys=keys, args=args), 0
+        async with self._big_write(args[8]):
+            if wait_for:
+                # WAIT counts the replicas that have this connection's writes: the
+                # script and WAIT go down one connection, in one round trip.
+                async with self.raw.pipeline(transaction=False) as pipe:
+                    await self._submit(keys=keys, args=args, client=pipe)
+                    pipe.execute_command("WAIT", wait_for, self.wait_timeout_ms)
+                    (code, found, *rest), acked = await pipe.execute()
+            else:
+                (code, found, *rest), acked = await self._submit(keys=keys, args=args), 0
         found = _text(found)
         _in_use = float(rest[0]) if rest else 0.0
         if code == -2:
@@ -952,6 +1048,16 @@ class JobStore:
         """The request a finished image task ran (its upload inside), while kept."""
         return await self.raw.get(self.preview_key(task_id))
 
+    async def preview_dropped(self, task_id: str) -> bool:
+        """Whether the task's preview was dropped to keep the previews' budget."""
+        return bool(await self.redis.hget(self.task_key(task_id), "input_dropped"))
+
+    async def preview_bytes_held(self) -> tuple[int, dict[str, int]]:
+        """Bytes of previews kept, as Redis holds them: in all, and per tenant."""
+        raw = await self.redis.hgetall(f"{PREFIX}previews:bytes")
+        tenants = {k[2:]: int(v) for k, v in raw.items() if k.startswith("t:")}
+        return int(raw.get("all", 0)), tenants
+
     async def cancel(self, task_id: str, tenant: str | None = None) -> tuple[Task, bool]:
         """Cancel a queued or running task. Returns (task, changed)."""
         await self.get(task_id, tenant)  # NotFound for another tenant's task
@@ -1086,7 +1192,7 @@ class JobStore:
             self.ttl_s + max(1, self.tombstone_ttl_s),
             repr(now),
             self.keep_input_s,
-            self.keep_input_max,
+            f"{self.keep_input_max} {self.preview_bytes[0]} {self.preview_bytes[1]}",
             preview or b"",
             len(fields),
             *fields,

@@ -130,6 +130,16 @@ class GatewaySettings(BaseSettings):
     keep_input_max: int = Field(
         1000, ge=1, description="Most uploads kept for the console at once (oldest dropped first)."
     )
+    preview_bytes_per_tenant: int = Field(
+        64 * MiB,
+        ge=0,
+        description="Bytes of finished uploads kept for the console per tenant, as Redis holds them; beyond, that tenant's oldest are dropped (0 keeps none). Never refuses work.",
+    )
+    preview_bytes_total: int = Field(
+        256 * MiB,
+        ge=0,
+        description="The same, all tenants together (0 keeps none); Redis' maxmemory must fit it (gateway.settings.redis_maxmemory).",
+    )
     lease_s: float = Field(
         30.0,
         gt=0,
@@ -218,3 +228,23 @@ class GatewaySettings(BaseSettings):
         if self.grpc_token_file and not self.grpc_token:
             self.grpc_token = self.grpc_token_file.read_text().strip()
         return self
+
+
+# What Redis holds beyond the capped bytes: task records, events, results and
+# statistics (a few KiB per task kept GATEWAY_TASK_TTL_S), and uploads on their
+# way in (a request sits whole in Redis' query buffer until its script runs; a
+# gateway process sends at most 2 big ones at once: gateway.jobs.BIG_WRITES).
+REDIS_HEADROOM_BYTES = 512 * MiB
+# The allocator (jemalloc) rounds a large value up to its size class: up to a
+# quarter more than the upload for queued ones (previews are counted as held).
+ALLOCATOR_SLACK = 1.25
+
+
+def redis_maxmemory(settings: GatewaySettings, headroom: int = REDIS_HEADROOM_BYTES) -> int:
+    """The `maxmemory` a Redis serving these settings needs: the cap on queued
+    uploads (with the allocator's rounding), the preview budget, and headroom.
+    0 when uploads are not capped (GATEWAY_MAX_QUEUED_BYTES=0): no bound fits."""
+    if not settings.max_queued_bytes:
+        return 0
+    queued = int(settings.max_queued_bytes * ALLOCATOR_SLACK)
+    return queued + settings.preview_bytes_total + headroom

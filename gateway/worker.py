@@ -18,6 +18,7 @@ from gateway.jobs import JobStore
 from gateway.kinds import KINDS
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
+from percept_runtime.heap import release_heap_every
 from percept_runtime.logs import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ async def run(settings: GatewaySettings) -> None:
     runner = TaskRunner(store, backends)
     dispatcher = Dispatcher(store, backends, settings, KINDS, runner)
     listener = asyncio.create_task(runner.listen_for_cancels())
+    heap = asyncio.create_task(release_heap_every(), name="heap-release")  # big requests pass
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -42,6 +44,7 @@ async def run(settings: GatewaySettings) -> None:
         logger.info("stopping: running tasks go back to the queue")
         await dispatcher.stop()
         listener.cancel()
+        heap.cancel()
         await backends.close()
         await store.close()
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
 import logging
 import multiprocessing as mp
 import os
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from percept_runtime.errors import Unavailable
+from percept_runtime.heap import steady_heap
 from percept_runtime.metrics import WORKER_RESTARTS, WORKERS
 
 logger = logging.getLogger(__name__)
@@ -118,33 +118,6 @@ def _picklable(exc: BaseException) -> BaseException:
         return exc
     except Exception:  # noqa: BLE001 - anything unpicklable is described instead
         return RuntimeError(f"{type(exc).__name__}: {exc}")
-
-
-# glibc's mallopt parameters, and the values a worker runs with.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-HEAP_MMAP_THRESHOLD = 32 << 20  # glibc's ceiling for this setting on 64-bit
-HEAP_TRIM_THRESHOLD = 128 << 20
-
-
-def steady_heap() -> bool:
-    """Keep freed image-sized buffers in this process's heap (glibc only).
-
-    A call allocates the same few megabyte-sized arrays every time (decoded
-    pixels, the model's input); glibc by default may hand them back to the
-    kernel and fault them in again page by page on the next call, which
-    measured 2,400 page faults and +4 ms on a 10 ms object call. Buffers up to
-    32 MiB now come from the heap, and up to 128 MiB of free heap stays mapped
-    (counted in the worker's RSS, which `max_rss_bytes` still bounds).
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False  # not glibc (musl, macOS): their defaults stand
-    return bool(
-        mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)
-        and mallopt(_M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD)
-    )
 
 
 def _worker_main(

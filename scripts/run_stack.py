@@ -148,7 +148,15 @@ def choose_model() -> str:
 
 
 def redis_child(python: str) -> tuple[Child, str]:
-    """A Redis of the stack's own: AOF under the run directory, no eviction."""
+    """A Redis of the stack's own: AOF under the run directory, no eviction, and
+    a maxmemory that fits the gateway's caps (GATEWAY_MAX_QUEUED_BYTES and the
+    preview budget, plus headroom: gateway.settings.redis_maxmemory). Past it a
+    write is refused (503 store_full), never an accepted task evicted."""
+    caps = "from gateway.settings import GatewaySettings as S, redis_maxmemory as m; print(m(S()))"
+    maxmemory = subprocess.run(
+        [python, "-c", caps], cwd=ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}"},
+    ).stdout.strip()  # fmt: skip
     data = RUN / "redis"
     data.mkdir(parents=True, exist_ok=True)
     port = REDIS_PORT
@@ -165,7 +173,7 @@ def redis_child(python: str) -> tuple[Child, str]:
     argv = [
         server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-        "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
+        "--maxmemory", maxmemory, "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
     ]  # fmt: skip
     return Child("redis", argv, {}, port, redis_ping=True), f"redis://127.0.0.1:{port}/0"
 

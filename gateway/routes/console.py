@@ -132,11 +132,20 @@ async def task_input(task_id: str, request: Request) -> Response:
     store = gw.store
     data = await store.preview(task_id) or await store.raw.get(store.input_key(task_id))
     if not data:
+        settings = gw.settings
+        if await store.preview_dropped(task_id):
+            why = (
+                "newer uploads took its place within the bytes kept for the console "
+                f"({settings.preview_bytes_per_tenant} per tenant, GATEWAY_PREVIEW_BYTES_PER_TENANT; "
+                f"{settings.preview_bytes_total} in all, GATEWAY_PREVIEW_BYTES_TOTAL)"
+            )
+        else:
+            why = (
+                f"uploads are kept {settings.keep_input_s} s after a task ends "
+                "(GATEWAY_KEEP_INPUT_S), within a byte budget"
+            )
         raise ApiError(
-            404,
-            "input_not_kept",
-            f"the image of task {task_id} is no longer kept: uploads are kept "
-            f"{gw.settings.keep_input_s} s after a task ends (GATEWAY_KEEP_INPUT_S)",
+            404, "input_not_kept", f"the image of task {task_id} is no longer kept: {why}"
         )
     image = getattr(kind.request_class.FromString(data), kind.input_field).content
     return Response(

@@ -15,7 +15,9 @@ import httpx
 import numpy as np
 import psutil
 import pytest
+import redis
 
+from gateway.settings import GatewaySettings, redis_maxmemory
 from tests.conftest import encode
 from tests.integration.test_object_service import scene_of_reliable_size
 from tests.support import ROOT, free_port
@@ -74,6 +76,11 @@ def test_make_run_serves_restarts_and_stops_cleanly(tmp_path, zidane_bytes):
         assert f"http://127.0.0.1:{port}/docs" in output
         # its own Redis, persisting to an append-only file in the run directory
         assert "the stack's own" in output and (run_dir / "redis" / "appendonlydir").is_dir()
+        # with a maxmemory that fits the gateway's caps, and no eviction
+        own = redis.Redis.from_url(re.search(r"own on (redis://\S+)", output).group(1))
+        memory = own.config_get("maxmemory*")
+        assert int(memory["maxmemory"]) == redis_maxmemory(GatewaySettings()) > 0
+        assert memory["maxmemory-policy"] == "noeviction"
         # an admin key, printed once and kept readable by its owner only
         key_file = run_dir / "admin.key"
         key = key_file.read_text().strip()

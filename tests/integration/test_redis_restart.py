@@ -23,17 +23,19 @@ pytestmark = pytest.mark.slow
 class RedisServer:
     """A redis-server of the test's own, restartable on the same port."""
 
-    def __init__(self, data_dir, aof: bool) -> None:
+    def __init__(self, data_dir, aof: bool, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.dir = data_dir
         self.aof = aof
+        self.args = args  # more redis-server options (--maxmemory ...)
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
         argv = [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
                 "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always"]  # fmt: skip
+                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
+                *self.args]  # fmt: skip
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         for _ in range(100):

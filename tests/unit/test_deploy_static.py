@@ -282,6 +282,58 @@ def test_redis_keeps_an_append_only_file_on_a_named_volume(compose, services):
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
+# Redis' memory units (redis.conf: 1k = 1000, 1kb = 1024, ...), Docker's (binary) and
+# Kubernetes' quantities.
+_REDIS_UNITS = {"": 1, "k": 10**3, "kb": 2**10, "m": 10**6, "mb": 2**20, "g": 10**9, "gb": 2**30}
+_DOCKER_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+_K8S_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+_CAPS = (
+    "GATEWAY_MAX_QUEUED_BYTES",
+    "GATEWAY_PREVIEW_BYTES_PER_TENANT",
+    "GATEWAY_PREVIEW_BYTES_TOTAL",
+)
+
+
+def size(text: str, units: dict[str, int]) -> int:
+    number, unit = re.fullmatch(r"(\d+)([A-Za-z]*)", str(text).strip()).groups()
+    return int(number) * (units[unit] if unit in units else units[unit.lower()])
+
+
+def redis_memory(argv: list[str]) -> tuple[int, str]:
+    """A redis-server command line's maxmemory (bytes) and maxmemory-policy."""
+    assert "--maxmemory" in argv and "--maxmemory-policy" in argv, f"no maxmemory in {argv}"
+    maxmemory = size(argv[argv.index("--maxmemory") + 1], _REDIS_UNITS)
+    return maxmemory, argv[argv.index("--maxmemory-policy") + 1]
+
+
+def redis_needs(env: dict[str, str]) -> int:
+    """The maxmemory the gateway's caps in `env` call for (the rest at their defaults)."""
+    from gateway.settings import GatewaySettings, redis_maxmemory
+
+    caps = {name.removeprefix("GATEWAY_").lower(): env[name] for name in _CAPS if name in env}
+    return redis_maxmemory(GatewaySettings(**caps))
+
+
+def test_compose_redis_maxmemory_fits_the_gateway_caps_without_eviction(services):
+    redis = services["redis"]
+    maxmemory, policy = redis_memory(redis["command"])
+    assert policy == "noeviction"  # a full Redis refuses writes; it never drops a task
+    for name in ("gateway", "worker"):
+        env = env_dict(services[name]["environment"])
+        assert set(_CAPS) <= set(env), f"{name}: say the caps Redis is sized for"
+        assert 0 < redis_needs(env) <= maxmemory, name
+    limit = size(redis["deploy"]["resources"]["limits"]["memory"], _DOCKER_UNITS)
+    assert limit >= 1.2 * maxmemory  # room for the append-only file's rewrite
+
+
+def test_redis_sizing_check_catches_caps_past_maxmemory(services):
+    env = env_dict(services["gateway"]["environment"])
+    maxmemory, _ = redis_memory(services["redis"]["command"])
+    assert redis_needs({**env, "GATEWAY_PREVIEW_BYTES_TOTAL": str(maxmemory)}) > maxmemory
+    argv = ["redis-server", "--maxmemory", "3gb", "--maxmemory-policy", "noeviction"]
+    assert redis_memory(argv) == (3 << 30, "noeviction")
+
+
 def test_gpu_variant_is_a_profile_with_an_nvidia_device(services, dockerfiles):
     gpu = services["object-gpu"]
     assert gpu["profiles"] == ["gpu"]
@@ -794,6 +846,17 @@ def test_redis_is_a_statefulset_with_an_append_only_file_on_a_claim(k8s_docs):
     args = container["args"]
     assert args[args.index("--appendonly") + 1] == "yes"
     assert re.fullmatch(r"redis:7\.\d+\.\d+(-[a-z0-9.]+)?", container["image"])
+
+
+def test_k8s_redis_maxmemory_fits_the_gateway_caps_without_eviction(k8s_docs):
+    container = pod_spec(k8s(k8s_docs, "StatefulSet", "redis"))["containers"][0]
+    maxmemory, policy = redis_memory(container["args"])
+    assert policy == "noeviction"
+    env = config_data(k8s_docs, "percept-gateway")
+    assert set(_CAPS) <= set(env), "say the caps Redis is sized for"
+    assert 0 < redis_needs(env) <= maxmemory
+    limit = size(container["resources"]["limits"]["memory"], _K8S_UNITS)
+    assert limit >= 1.2 * maxmemory  # room for the append-only file's rewrite
 
 
 def test_the_face_gallery_is_a_shared_postgresql_with_its_url_from_a_secret(k8s_docs, services):

@@ -6,6 +6,8 @@ import asyncio
 import os
 import resource
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -156,6 +158,26 @@ def test_workers_keep_their_heap_between_calls():
             await pool.close()
 
     run(main())
+
+
+def test_a_trimmed_heap_gives_a_burst_of_big_buffers_back():
+    """What the gateway does after a burst of big uploads: glibc keeps the freed
+    buffers (counted in the RSS) until trim_heap hands them back."""
+    code = (
+        "import psutil\n"
+        "from percept_runtime.heap import free_heap_bytes, trim_heap\n"
+        "rss = lambda: psutil.Process().memory_info().rss\n"
+        "bytes(16 << 20)  # freed: glibc now keeps buffers of this size in its heap\n"
+        "buffers = [bytearray(b'x' * (16 << 20)) for _ in range(20)]\n"
+        "del buffers[::2]  # freed between live ones: the heap cannot shrink from its top\n"
+        "held, free = rss(), free_heap_bytes()\n"
+        "print(held, free, trim_heap(), rss())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    held, free, trimmed, after = out.stdout.split()
+    MiB = 1 << 20
+    assert int(free) >= 150 * MiB and int(held) > int(after) + 150 * MiB, out.stdout
+    assert trimmed == "True"
 
 
 def test_a_failing_initializer_fails_start():

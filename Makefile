@@ -162,6 +162,15 @@ bench-queue: $(STAMP) ## the queue figures' read (overview, /metrics): empty vs 
 bench-burst: $(STAMP) ## 2 x 40 uploads near the size limit at once: gateway RSS idle/peak/after, Redis vs maxmemory, a small request's p50/p99
 	YOLO_OFFLINE=1 $(PY) -m bench.burst_bench $(BENCH_ARGS)
 
+.PHONY: images test-compose
+PERCEPT_WHEELHOUSE ?=
+
+images: ## build percept/gateway, face, object (one at a time, build cache; PERCEPT_WHEELHOUSE=DIR: CPU torch from DIR)
+	PYTHON=$(PY) PERCEPT_WHEELHOUSE="$(PERCEPT_WHEELHOUSE)" scripts/build_images.sh
+
+test-compose: $(STAMP) images ## docker compose for real: 2 face + 2 object replicas, REST, gRPC, a replica killed (not in `make test`)
+	PERCEPT_COMPOSE_TEST=1 YOLO_OFFLINE=1 $(PY) -m pytest -v -s --timeout 3600 tests/compose $(PYTEST_ARGS)
+
 certs: $(STAMP) ## make the gRPC CA, certificates and token compose and Kubernetes mount (deploy/k8s/secrets/)
 	$(PY) scripts/make_certs.py
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from percept.face.v1 import face_service_pb2, face_service_pb2_grpc
 
@@ -15,6 +16,21 @@ from percept_runtime.server import Availability, GrpcService, serve
 
 SERVICE_NAME = face_service_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name
 GALLERY = "the face gallery database"
+# While the gallery has not opened, say why every this many seconds.
+GALLERY_WAIT_LOG_S = 30.0
+
+logger = logging.getLogger(__name__)
+
+
+def wait_for_gallery(gallery: Gallery, log_every_s: float = GALLERY_WAIT_LOG_S) -> None:
+    """Block until the gallery's first load is done; until then, log why the replica
+    is NOT_SERVING (the store's last error: a path it cannot write, a database it
+    cannot reach), so a replica that never opens its gallery says so."""
+    while not gallery.wait_ready(log_every_s):
+        logger.warning(
+            "NOT_SERVING: the face gallery has not opened yet: %s",
+            gallery.sync.last_error or "still loading",
+        )
 
 
 async def run_server(
@@ -45,7 +61,7 @@ async def run_server(
 
     async def startup() -> None:
         gallery.start()
-        await asyncio.gather(engine.start(), asyncio.to_thread(gallery.wait_ready, None))
+        await asyncio.gather(engine.start(), asyncio.to_thread(wait_for_gallery, gallery))
         availability.set(GALLERY, gallery.available)
 
     async def shutdown() -> None:

@@ -171,7 +171,10 @@ class SqliteStore:
             conn.execute("PRAGMA secure_delete = ON")
             conn.execute("PRAGMA synchronous = FULL")
         except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"cannot open the gallery database: {exc}") from None
+            raise StoreUnavailable(
+                f"cannot open the gallery database {self.path}: {exc} (FACE_GALLERY_URL "
+                "names it: a sqlite:///path this user can write, or a postgresql:// URL)"
+            ) from None
         return conn
 
     def _conn(self) -> sqlite3.Connection:

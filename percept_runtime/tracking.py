@@ -227,3 +227,44 @@ class SceneLog:
     def summary(self) -> list[TrackRecord]:
         """Every track, by first appearance."""
         return sorted(self.tracks.values(), key=lambda r: (r.first_frame, r.track_id))
+
+
+class Scene:
+    """One call's tracker and its log: update() once per frame, in frame order."""
+
+    def __init__(self, config: TrackerConfig) -> None:
+        self.tracker = Tracker(config)
+        self.log = SceneLog()
+        self.frames = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.tracker.config.enabled
+
+    def update(
+        self,
+        frame: int,
+        time: float,
+        boxes: list[tuple[float, float, float, float]],
+        scores: list[float],
+        classes: list[int],
+        ranks: list[float] | None = None,
+    ) -> list[int]:
+        """Track one frame's boxes (left, top, right, bottom) and log them; return
+        their track ids (0: untracked). `ranks` orders a track's sightings for
+        its best one (default: the scores)."""
+        self.frames += 1
+        ids = self.tracker.update(np.asarray(boxes, dtype=np.float32), scores, classes)
+        ranks = scores if ranks is None else ranks
+        for i, track_id in enumerate(ids):
+            self.log.observe(track_id, frame, time, boxes[i], ranks[i], classes[i])
+        return ids
+
+    def close(self) -> None:
+        self.tracker.close()
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -79,7 +79,8 @@ def ultralytics_track(weights: Path, frames: list[np.ndarray]) -> float:
     from ultralytics import YOLO
 
     model = YOLO(str(weights), task="detect")
-    model.predict(frames[0], verbose=False)  # warm: the model loads
+    # warm: the model and the tracker load (the tracker then sees frame 0 twice)
+    model.track(frames[0], persist=True, verbose=False, tracker="bytetrack.yaml")
     start = time.perf_counter()
     for frame in frames:
         model.track(frame, persist=True, verbose=False, tracker="bytetrack.yaml")

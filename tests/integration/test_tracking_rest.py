@@ -143,3 +143,59 @@ def test_tracker_options_are_not_taken_on_images(http):
     response = submit(http, "/api/detect/object/image", png, "a.png", "image/png", tracker="off")
     assert response.status_code == 422
     assert "tracker" in response.text
+
+
+# --- the command line: the tracks table, and the whole summary with --json -----------
+
+CLI_COLLECTION = "tracking-cli"
+
+
+def test_cli_prints_the_tracks_table_and_json_the_summary(gateway, http, clip, tmp_path):
+    from tests.integration.test_video_partial import percept_cli
+
+    video = tmp_path / "shapes.avi"
+    video.write_bytes(clip)
+    shown = percept_cli(gateway, "detect", "object", str(video))
+    assert shown.returncode == 0, shown.stderr
+    assert "4 tracks" in shown.stdout
+    table = shown.stdout[shown.stdout.index("4 tracks") :]
+    assert (table.count("circle"), table.count("square"), table.count("triangle")) == (2, 1, 1)
+    assert "first frame" in table and "best frame" in table
+    as_json = percept_cli(gateway, "detect", "object", str(video), "--json")
+    (item,) = json.loads(as_json.stdout)
+    tracks = item["result"]["summary"]["tracks"]
+    assert sorted(t["label"] for t in tracks) == ["circle", "circle", "square", "triangle"]
+    off = percept_cli(gateway, "detect", "object", str(video), "--tracker", "off", "--json")
+    (item,) = json.loads(off.stdout)
+    assert item["result"]["summary"]["tracks"] == []
+
+
+def test_cli_identify_names_each_track(gateway, http, tmp_path):
+    from tests import faces
+    from tests.integration.test_video_partial import percept_cli
+
+    created = http.post("/api/collections", json={"collection_id": CLI_COLLECTION})
+    assert created.status_code == 201, created.text
+    try:
+        for person in ("astronaut", "grace-hopper"):
+            enrolled = http.post(
+                f"/api/collections/{CLI_COLLECTION}/faces",
+                files={"file": ("p.jpg", faces.encode(faces.photos()[person].rgb), "image/jpeg")},
+                data={"subject": person},
+            )
+            assert enrolled.status_code == 201, enrolled.text
+        video = tmp_path / "crossing.avi"
+        faces.crossing_heads_video(video, ("astronaut", "grace-hopper"), n_frames=20)
+        shown = percept_cli(gateway, "identify", str(video), "--collection", CLI_COLLECTION)
+        assert shown.returncode == 0, shown.stderr
+        table = shown.stdout[shown.stdout.index("2 tracks") :]
+        assert "astronaut (0." in table and "grace-hopper (0." in table
+        as_json = percept_cli(
+            gateway, "identify", str(video), "--collection", CLI_COLLECTION, "--json"
+        )
+        (item,) = json.loads(as_json.stdout)
+        summary = item["result"]["summary"]
+        assert sorted(t["subject"] for t in summary["tracks"]) == ["astronaut", "grace-hopper"]
+        assert 2 <= summary["gallery_searches"] <= 6  # of 40 faces: once per track
+    finally:
+        http.delete(f"/api/collections/{CLI_COLLECTION}")

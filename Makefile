@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-memory bench-burst bench-queue test-model redis samples clean
+.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-memory bench-burst bench-queue bench-tracking test-model redis samples clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -118,7 +118,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-memory bench-burst ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-memory bench-burst bench-tracking ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -170,6 +170,9 @@ images: ## build percept/gateway, face, object (one at a time, build cache; PERC
 
 test-compose: $(STAMP) images ## docker compose for real: 2 face + 2 object replicas, REST, gRPC, a replica killed (not in `make test`)
 	PERCEPT_COMPOSE_TEST=1 YOLO_OFFLINE=1 $(PY) -m pytest -v -s --timeout 3600 tests/compose $(PYTEST_ARGS)
+
+bench-tracking: $(STAMP) ## tracking: CPU per frame, frames/s on vs off, vs model.track, gallery searches per frame
+	YOLO_OFFLINE=1 $(PY) -m bench.tracking_bench
 
 certs: $(STAMP) ## make the gRPC CA, certificates and token compose and Kubernetes mount (deploy/k8s/secrets/)
 	$(PY) scripts/make_certs.py

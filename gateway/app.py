@@ -111,7 +111,12 @@ class GatewayApp(FastAPI):
                     ).inc()
                     return
                 scope.setdefault("state", {})["principal"] = principal
-            if gw is not None and scope["method"] == "POST" and _UPLOAD_ROUTE.match(path):
+            if (
+                gw is not None
+                and gw.uploads
+                and scope["method"] == "POST"
+                and _UPLOAD_ROUTE.match(path)
+            ):
                 await gw.uploads.serve(scope, receive, send, self._upload)  # bytes bounded
                 return
             if scope["method"] == "POST":

@@ -47,6 +47,10 @@ def multipart(image: bytes) -> tuple[bytes, str]:
 
 
 def test_a_burst_of_uploads_stays_within_the_process_budget(redis_url, object_server):
+    rng = np.random.default_rng(3)
+    big = encode(rng.integers(0, 255, (832, 832, 3), dtype=np.uint8))  # noise: no compression
+    assert IMAGE_LIMIT - 64 * 1024 < len(big) < IMAGE_LIMIT
+    small = encode(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     url = fresh_db(redis_url, 14)
     store = redis.Redis.from_url(url)
     gateway = GatewayProcess(
@@ -58,10 +62,6 @@ def test_a_burst_of_uploads_stays_within_the_process_budget(redis_url, object_se
              "GATEWAY_MAX_INFLIGHT_UPLOAD_BYTES": str(BUDGET),
              "GATEWAY_UPLOAD_SMALL_BYTES": str(SMALL), "GATEWAY_UPLOAD_WAIT_S": "2"},
     ).start()  # fmt: skip
-    rng = np.random.default_rng(3)
-    big = encode(rng.integers(0, 255, (832, 832, 3), dtype=np.uint8))  # noise: no compression
-    assert IMAGE_LIMIT - 64 * 1024 < len(big) < IMAGE_LIMIT
-    small = encode(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     other = {"Authorization": f"Bearer {create_key(url, 'client', 'other')}"}
     try:
         with gateway.client(timeout=120) as admin:

@@ -148,3 +148,23 @@ def test_the_asgi_wrapper_releases_on_success_error_and_chunked_growth():
         assert b.used == 10 * MiB
 
     asyncio.run(main())
+
+
+def test_a_chunked_upload_past_a_full_budget_is_told_503_as_it_reads():
+    async def main():
+        b = budget(wait_s=0.05)
+        await b.acquire(9 * MiB)  # others hold most of it
+        raised: list[ApiError] = []
+
+        async def reads_all(scope, receive, send):
+            try:
+                while (await receive())["more_body"]:
+                    pass
+            except ApiError as exc:  # what read_upload passes on: the route answers it
+                raised.append(exc)
+
+        await _serve(b, [], [b"x" * 700_000] * 3, reads_all)
+        assert raised and raised[0].status == 503 and raised[0].code == "uploads_busy"
+        assert b.used == 9 * MiB  # its first step (under the small size) given back too
+
+    asyncio.run(main())

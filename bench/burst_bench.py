@@ -118,18 +118,28 @@ async def small_requests(port: int, request: bytes, stop: asyncio.Event) -> list
     return latencies
 
 
+BUSY = [0]  # big submits answered 503 uploads_busy (then retried after Retry-After)
+
+
 async def burst(port: int, request: bytes, uploads: int, admin: dict[str, str]) -> float:
-    """`uploads` big submits at once; returns when every task has ended (monotonic time)."""
+    """`uploads` big submits at once; returns when every task has ended (monotonic time).
+    One told 503 `uploads_busy` (the gateway's upload budget full) comes back after
+    its Retry-After, as a client would."""
 
     async def one() -> str:
-        conn = Connection("127.0.0.1", port)
-        try:
-            status, body = await conn.exchange(request)
-        finally:
-            conn.close()
-        if status != 202:
-            raise RuntimeError(f"a big submit answered HTTP {status}: {body[:200]!r}")
-        return json.loads(body)["task_id"]
+        while True:
+            conn = Connection("127.0.0.1", port)
+            try:
+                status, body = await conn.exchange(request)
+            finally:
+                conn.close()
+            if status == 503 and b"uploads_busy" in body:
+                BUSY[0] += 1
+                await asyncio.sleep(2)
+                continue
+            if status != 202:
+                raise RuntimeError(f"a big submit answered HTTP {status}: {body[:200]!r}")
+            return json.loads(body)["task_id"]
 
     task_ids = await asyncio.gather(*(one() for _ in range(uploads)))
     conn = Connection("127.0.0.1", port)
@@ -161,6 +171,15 @@ async def idle_latencies(port: int, small: bytes, seconds: float) -> list[float]
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(seconds, stop.set)
     return await small_requests(port, small, stop)
+
+
+async def metrics_text(port: int, admin: dict[str, str]) -> str:
+    conn = Connection("127.0.0.1", port)
+    try:
+        _, body = await conn.exchange(get_request("127.0.0.1", port, "/metrics", admin))
+    finally:
+        conn.close()
+    return body.decode()
 
 
 def quantiles(latencies: list[float]) -> str:
@@ -254,6 +273,14 @@ def main() -> None:
         print(
             "   Redis' own longest stalls (LATENCY LATEST): "
             + (", ".join(f"{event} {ms} ms" for event, ms in stalls.items()) or "none over 100 ms")
+        )
+        metrics = asyncio.run(metrics_text(port, admin))
+        held = next(line.split()[1] for line in metrics.splitlines()
+                    if line.startswith("percept_gateway_upload_bytes_inflight_peak "))  # fmt: skip
+        print(
+            f"   upload bytes the gateway held at once: peak {float(held) / MiB:.0f} MiB (budget "
+            f"{settings.max_inflight_upload_bytes / MiB:.0f} MiB); big submits told 503 "
+            f"uploads_busy and retried: {BUSY[0]}"
         )
         print(
             f"3. a small request from another key: idle {quantiles(calm)}; during the bursts "

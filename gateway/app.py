@@ -23,6 +23,7 @@ from gateway.auth import Auth
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
 from gateway.errors import HTTP_ERRORS, STORE_DOWN, ApiError, error_response, response_for
+from gateway.inflight import UploadBudget
 from gateway.jobs import JobStore
 from gateway.keys import KeyStore
 from gateway.kinds import KINDS, TaskKind, backends_of
@@ -33,6 +34,7 @@ from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.signin import SignInThrottle
 from gateway.submit import Submitter
+from gateway.upload import MULTIPART_OVERHEAD
 from percept_runtime.heap import release_heap_every
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class Gateway:
     dispatcher: Dispatcher | None = None
     replicas: ReplicaMonitor | None = None
     signin: SignInThrottle | None = None  # None: auth disabled
+    uploads: UploadBudget | None = None
 
 
 class ObserveMiddleware:
@@ -108,6 +111,14 @@ class GatewayApp(FastAPI):
                     ).inc()
                     return
                 scope.setdefault("state", {})["principal"] = principal
+            if (
+                gw is not None
+                and gw.uploads
+                and scope["method"] == "POST"
+                and _UPLOAD_ROUTE.match(path)
+            ):
+                await gw.uploads.serve(scope, receive, send, self._upload)  # bytes bounded
+                return
             if scope["method"] == "POST":
                 handler = self.fast.get(path)
                 if handler is not None:
@@ -121,6 +132,14 @@ class GatewayApp(FastAPI):
                     return
                 receive = _bounded(receive)
         await super().__call__(scope, receive, send)
+
+    async def _upload(self, scope, receive, send) -> None:
+        handler = self.fast.get(get_route_path(scope))
+        if handler is not None:
+            scope["app"] = self
+            await handler(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 # Every body but an upload's (collections, searches, keys, sign-in) is small:
@@ -227,6 +246,11 @@ def create_app(
             gw.signin = SignInThrottle(
                 store.redis, settings.login_failures, settings.login_window_s
             )
+        gw.uploads = UploadBudget(
+            settings.max_inflight_upload_bytes, settings.upload_wait_s,
+            settings.upload_small_bytes,
+            max(settings.max_image_bytes, settings.max_video_bytes) + MULTIPART_OVERHEAD,
+        )  # fmt: skip
         app.state.gateway = gw
         listeners = [
             asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener"),

@@ -157,6 +157,22 @@ class GatewaySettings(BaseSettings):
         ge=1,
         description="Largest video upload; larger is 413 (keep under the services' max message size).",
     )
+    max_inflight_upload_bytes: int = Field(
+        256 * MiB,
+        ge=0,
+        description="Upload bytes one gateway process holds at once (each upload reserves its size before its body is read); beyond, a big upload waits up to upload_wait_s, then 503 uploads_busy with Retry-After. At least max_image_bytes and max_video_bytes (0: no bound).",
+    )
+    upload_wait_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="Longest an upload waits for room in max_inflight_upload_bytes before its 503.",
+    )
+    upload_small_bytes: int = Field(
+        1 * MiB,
+        ge=0,
+        description="An upload smaller than this never waits for max_inflight_upload_bytes (admitted at once, counted), so small requests are not stuck behind big ones.",
+    )
     max_image_pixels: int = Field(
         40_000_000, ge=1, description="Largest image (width x height) accepted."
     )
@@ -221,6 +237,17 @@ class GatewaySettings(BaseSettings):
     def _redis_url(self) -> GatewaySettings:
         if is_sentinel_url(self.redis_url):
             parse_sentinel_url(self.redis_url)  # ValueError: what is wrong, the form expected
+        return self
+
+    @model_validator(mode="after")
+    def _inflight_fits_an_upload(self) -> GatewaySettings:
+        largest = max(self.max_image_bytes, self.max_video_bytes)
+        if self.max_inflight_upload_bytes and self.max_inflight_upload_bytes < largest:
+            raise ValueError(
+                f"max_inflight_upload_bytes ({self.max_inflight_upload_bytes}) must be at least "
+                f"the largest upload allowed (max_image_bytes, max_video_bytes: {largest}), "
+                "or 0 for no bound"
+            )
         return self
 
     @model_validator(mode="after")

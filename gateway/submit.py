@@ -56,11 +56,11 @@ class Submitter:
         `wait` the finished task when it ended in time (else None), and its
         status as of now (a replayed Idempotency-Key's task may have ended)."""
         tenant = principal.tenant
-        request_hash = (
-            hashlib.sha256(kind.id.encode() + b"\0" + request).hexdigest()
-            if idempotency_key
-            else ""
-        )
+        request_hash = ""
+        if idempotency_key:  # hashed in place: no copy of the upload
+            digest = hashlib.sha256(kind.id.encode() + b"\0")
+            digest.update(request)
+            request_hash = digest.hexdigest()
         common = dict(
             tenant=tenant,
             idempotency_key=idempotency_key,

@@ -16,7 +16,7 @@ from gateway.protoform import given_twice
 FILE_FIELD = "file"
 MAX_FIELDS = 64
 MAX_FIELD_BYTES = 64 * 1024
-_MULTIPART_OVERHEAD = 64 * 1024  # headers and boundaries around the file
+MULTIPART_OVERHEAD = 64 * 1024  # headers and boundaries around the file
 
 
 @dataclass
@@ -125,7 +125,7 @@ async def read_upload(request: Request, what: str, limit: int) -> Upload:
         length
         and length.isascii()
         and length.isdigit()
-        and int(length) > limit + _MULTIPART_OVERHEAD
+        and int(length) > limit + MULTIPART_OVERHEAD
     ):
         raise ApiError(
             413, "too_large", f"upload is {int(length)} bytes; the {what} limit is {limit} bytes"
@@ -161,7 +161,7 @@ async def read_upload(request: Request, what: str, limit: int) -> Upload:
         )
     }
     try:
-        parser = MultipartParser(boundary, callbacks, max_size=limit + _MULTIPART_OVERHEAD)
+        parser = MultipartParser(boundary, callbacks, max_size=limit + MULTIPART_OVERHEAD)
         async for chunk in request.stream():
             if chunk:
                 parser.write(chunk)

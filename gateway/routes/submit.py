@@ -68,16 +68,21 @@ def make_handler(kind: TaskKind):
             size = await check_video(upload.data, upload.content_type, settings.max_image_pixels)
         raw = protoform.options_of(request.query_params.multi_items(), upload.fields, ("wait",))
         message = kind.build(upload.data, raw)
+        del upload  # the message holds its own copy of the bytes: one copy at a time
         if kind.checks:
             context = CheckContext(
                 gw.backends, settings, size, tenant=principal.tenant, collections=gw.backends
             )
             for check in kind.checks:
                 await check(message, context)
+        serialized, options = message.SerializeToString(), kind.options(message)
+        # only the serialized request is held from here on (the submit may wait
+        # its turn to reach Redis, or run inline for as long as the call takes)
+        del message
         task_id, task, status = await gw.submitter.submit(
             kind,
-            message.SerializeToString(),
-            kind.options(message),
+            serialized,
+            options,
             principal=principal,
             idempotency_key=idempotency_key,
             wait=wait,

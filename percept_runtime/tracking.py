@@ -113,10 +113,41 @@ def _tracker_classes() -> tuple[type, type]:
                 self._next_track_id = self._id_base + 1
 
             def update(self, detections, frame=None, timestamp=None):
+                self._stage_rows = None
                 try:
                     return super().update(detections, frame, timestamp)
                 finally:
                     self._first_frame = False
+
+            def _get_associated_indices(self, similarity, threshold):
+                # The official ByteTrack (and the library's BoT-SORT) match the
+                # confirmed tracks first and give a track seen once (unconfirmed)
+                # only the boxes left; the library's ByteTrack matches all at
+                # once, so a duplicate box's one-frame track could take an
+                # object whose track was lost for a few frames. Rows are
+                # self.tracks in the first (high-score) association, then the
+                # tracks it left unmatched.
+                rows = self.tracks if self._stage_rows is None else self._stage_rows
+                confirmed = np.array([t.tracker_id != -1 for t in rows], dtype=bool)
+                if confirmed.all() or not confirmed.any():
+                    result = super()._get_associated_indices(similarity, threshold)
+                else:
+                    first, second = np.flatnonzero(confirmed), np.flatnonzero(~confirmed)
+                    matched, _, left = super()._get_associated_indices(similarity[first], threshold)
+                    late, _, left_over = super()._get_associated_indices(
+                        similarity[np.ix_(second, left)], threshold
+                    )
+                    pairs = [(int(first[r]), c) for r, c in matched]
+                    pairs += [(int(second[r]), left[c]) for r, c in late]
+                    taken = {r for r, _ in pairs}
+                    result = (
+                        pairs,
+                        [r for r in range(len(rows)) if r not in taken],
+                        sorted(left[c] for c in left_over),
+                    )
+                if self._stage_rows is None:
+                    self._stage_rows = [rows[r] for r in result[1]]
+                return result
 
             def _spawn_new_tracks(
                 self, boxes, confidences, unmatched_high, high_indices, out_indices, out_ids

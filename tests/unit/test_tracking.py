@@ -104,6 +104,18 @@ def test_a_new_object_gets_its_id_from_its_second_frame_and_low_scores_none():
         assert tracker.update(np.array([[400.0, 400, 440, 440]]), [0.05], [0]) == [0]
 
 
+def test_a_duplicate_boxs_one_frame_track_does_not_take_a_confirmed_object():
+    """A second, weaker box on one object (another class) starts a track seen
+    once; next frame the object's box overlaps that one more than its own
+    track's prediction, and still keeps its id: confirmed tracks match first."""
+    with Tracker(TrackerConfig()) as tracker:
+        for _ in range(5):
+            (first,) = tracker.update(np.array([[10.0, 10, 50, 50]]), [0.9], [0])
+        both = np.array([[10.0, 10, 50, 50], [14.0, 10, 54, 50]])
+        assert tracker.update(both, [0.9, 0.43], [0, 1]) == [first, 0]
+        assert tracker.update(np.array([[14.0, 10, 54, 50]]), [0.9], [0]) == [first]
+
+
 def test_scene_log_votes_the_class_and_keeps_the_best_observation():
     log = SceneLog()
     for frame, (cls, conf) in enumerate([(1, 0.5), (2, 0.9), (1, 0.6), (1, 0.4)]):

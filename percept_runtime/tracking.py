@@ -2,9 +2,9 @@
 
 The association itself is Roboflow's `trackers` (ByteTrack / BoT-SORT; called,
 not copied; numpy and scipy, no torch); this module feeds it plain numpy boxes
-in frame order, gives each tracker its own id range, and keeps the scene summary (per track: first and
-last frame, frames seen, its best observation, its class by vote, its
-identity). Both services use it: the object service on YOLO boxes, the face
+in frame order, gives each tracker its own id range, and keeps the scene
+summary (per track: first and last frame, frames seen, its best observation,
+its class by vote, its identity). Both services use it: the object service on YOLO boxes, the face
 service on face boxes. Plain numpy and `trackers`: no grpc here.
 
 State belongs to one call (one video, one stream): a Tracker is made per call
@@ -201,7 +201,9 @@ def _library_tracker(config: TrackerConfig, base: int):
     first, score-fused association; its second and unconfirmed ones keep the
     library's 0.5 and 0.3). BoT-SORT runs without camera-motion compensation
     (fixed cameras; it would need every frame's pixels) and, as in the
-    library, without an appearance model."""
+    library, without an appearance model. ByteTrack gets two settings of ours
+    (_tracker_classes): confirmed tracks match first, and boxes are trusted to
+    about 1 px."""
     bytetrack, botsort = _tracker_classes()
     min_iou = max(0.0, 1.0 - config.match_threshold)
     common = dict(

@@ -84,7 +84,7 @@ def preload() -> bool:
         except ImportError as exc:
             logger.warning(
                 "tracking is unavailable on this replica (%s): videos and streams are "
-                "answered untracked; install trackers (the face and object extras)",
+                "answered untracked; install trackers and supervision (see Dockerfile.face)",
                 exc,
             )
             _available = False

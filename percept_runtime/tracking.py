@@ -1,11 +1,11 @@
 """Multi-object tracking for videos and live streams: a track id for every box.
 
-The association itself is ultralytics' ByteTrack / BoT-SORT (called, not
-copied); this module feeds it plain numpy boxes in frame order, gives each
-tracker its own id range, and keeps the scene summary (per track: first and
-last frame, frames seen, its best observation, its class by vote, its
-identity). Both services use it: the object service on YOLO boxes, the face
-service on face boxes. Plain numpy and ultralytics: no grpc here.
+The association itself is Roboflow's `trackers` (ByteTrack / BoT-SORT; called,
+not copied; numpy and scipy, no torch); this module feeds it plain numpy boxes
+in frame order, gives each tracker its own id range, and keeps the scene
+summary (per track: first and last frame, frames seen, its best observation,
+its class by vote, its identity). Both services use it: the object service on YOLO boxes, the face
+service on face boxes. Plain numpy and `trackers`: no grpc here.
 
 State belongs to one call (one video, one stream): a Tracker is made per call
 and dies with it, so ids are never shared across calls, streams or tenants.
@@ -18,7 +18,6 @@ import secrets
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -36,8 +35,9 @@ _bases_lock = threading.Lock()
 @dataclass(frozen=True)
 class TrackerConfig:
     """How to track. The defaults equal the proto's (TrackerOptions in
-    percept/common/v1/tracking.proto, where the ranges are checked) and
-    ultralytics' bytetrack.yaml."""
+    percept/common/v1/video.proto, where the ranges are checked), which
+    are ultralytics' bytetrack.yaml (see _library_tracker for how they map
+    onto Roboflow's trackers)."""
 
     kind: str = "bytetrack"
     # Processed frames a lost track is kept, waiting to be matched again.
@@ -65,82 +65,168 @@ def _take_base() -> int:
                 return base
 
 
-class _Boxes:
-    """The Results-like view ultralytics' trackers read: conf, cls, xywh, and
-    boolean indexing."""
-
-    def __init__(self, xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray) -> None:
-        self.xyxy = xyxy
-        self.conf = conf
-        self.cls = cls
-
-    @property
-    def xywh(self) -> np.ndarray:
-        out = np.empty_like(self.xyxy)
-        out[:, 0] = (self.xyxy[:, 0] + self.xyxy[:, 2]) / 2
-        out[:, 1] = (self.xyxy[:, 1] + self.xyxy[:, 3]) / 2
-        out[:, 2] = self.xyxy[:, 2] - self.xyxy[:, 0]
-        out[:, 3] = self.xyxy[:, 3] - self.xyxy[:, 1]
-        return out
-
-    def __len__(self) -> int:
-        return len(self.conf)
-
-    def __getitem__(self, index) -> _Boxes:
-        return _Boxes(self.xyxy[index], self.conf[index], self.cls[index])
-
-
-_available: bool | None = None  # whether ultralytics' trackers import (preload)
+_available: bool | None = None  # whether Roboflow's trackers import (preload)
 
 
 def preload() -> bool:
-    """Import ultralytics' trackers (and torch under them): seconds, so a server
-    calls this at start-up, off its event loop, not on its first tracked call.
-    Without them (an image without ultralytics and lap) every call answers
-    untracked, as with tracker off, and this says so once, at start-up."""
+    """Import the trackers (scipy and supervision under them, no torch): about
+    a second, so a server calls this at start-up, off its event loop, not on
+    its first tracked call. Without them (an image without the `trackers`
+    package) every call answers untracked, as with tracker off, and this says
+    so once, at start-up."""
     global _available
     if _available is None:
         try:
-            from ultralytics.trackers import bot_sort, byte_tracker  # noqa: F401
+            from trackers.core.botsort.tracker import BoTSORTTracker  # noqa: F401
+            from trackers.core.bytetrack.tracker import ByteTrackTracker  # noqa: F401
 
             _available = True
         except ImportError as exc:
             logger.warning(
                 "tracking is unavailable on this replica (%s): videos and streams are "
-                "answered untracked; install ultralytics and lap (the object extra)",
+                "answered untracked; install trackers and supervision (see Dockerfile.face)",
                 exc,
             )
             _available = False
     return _available
 
 
-def _ultralytics_tracker(config: TrackerConfig, base: int):
-    from ultralytics.trackers.bot_sort import BOTSORT
-    from ultralytics.trackers.byte_tracker import BYTETracker
+# ByteTrack's measurement noise (px², each box coordinate); see _tracker_classes.
+_BYTETRACK_MEASUREMENT_NOISE = 1.0
+_classes: tuple[type, type] | None = None
 
-    args = SimpleNamespace(
-        tracker_type=config.kind,
-        track_high_thresh=config.high_threshold,
-        track_low_thresh=config.low_threshold,
-        new_track_thresh=config.new_track_threshold,
-        track_buffer=config.lost_track_frames,
-        match_thresh=config.match_threshold,
-        fuse_score=True,
-        # BoT-SORT: no camera-motion compensation (fixed cameras; it would need
-        # every frame's pixels) and no appearance model.
-        gmc_method="none",
-        proximity_thresh=0.5,
-        appearance_thresh=0.8,
-        with_reid=False,
-        model="auto",
+
+def _tracker_classes() -> tuple[type, type]:
+    """The library's ByteTrack and BoT-SORT, numbering tracks from an id base
+    (and ByteTrack confirming the first frame's tracks at once); made once."""
+    global _classes
+    if _classes is None:
+        from trackers.core.botsort.tracker import BoTSORTTracker
+        from trackers.core.bytetrack.tracker import ByteTrackTracker
+
+        class _ByteTrack(ByteTrackTracker):
+            tracker_id = None  # not in the library's registry of named trackers
+            _id_base = 0
+            _first_frame = True
+
+            def _reset_id_allocator(self) -> None:
+                self._next_track_id = self._id_base + 1
+
+            def update(self, detections, frame=None, timestamp=None):
+                self._stage_rows = None
+                try:
+                    return super().update(detections, frame, timestamp)
+                finally:
+                    self._first_frame = False
+
+            def _get_associated_indices(self, similarity, threshold):
+                # The official ByteTrack (and the library's BoT-SORT) match the
+                # confirmed tracks first and give a track seen once (unconfirmed)
+                # only the boxes left; the library's ByteTrack matches all at
+                # once, so a duplicate box's one-frame track could take an
+                # object whose track was lost for a few frames. Rows are
+                # self.tracks in the first (high-score) association, then the
+                # tracks it left unmatched.
+                rows = self.tracks if self._stage_rows is None else self._stage_rows
+                confirmed = np.array([t.tracker_id != -1 for t in rows], dtype=bool)
+                if confirmed.all() or not confirmed.any():
+                    result = super()._get_associated_indices(similarity, threshold)
+                else:
+                    first, second = np.flatnonzero(confirmed), np.flatnonzero(~confirmed)
+                    matched, _, left = super()._get_associated_indices(similarity[first], threshold)
+                    late, _, left_over = super()._get_associated_indices(
+                        similarity[np.ix_(second, left)], threshold
+                    )
+                    pairs = [(int(first[r]), c) for r, c in matched]
+                    pairs += [(int(second[r]), left[c]) for r, c in late]
+                    taken = {r for r, _ in pairs}
+                    result = (
+                        pairs,
+                        [r for r in range(len(rows)) if r not in taken],
+                        sorted(left[c] for c in left_over),
+                    )
+                if self._stage_rows is None:
+                    self._stage_rows = [rows[r] for r in result[1]]
+                return result
+
+            def _spawn_new_tracks(
+                self, boxes, confidences, unmatched_high, high_indices, out_indices, out_ids
+            ) -> None:
+                tracks_before, out_before = len(self.tracks), len(out_indices)
+                super()._spawn_new_tracks(
+                    boxes, confidences, unmatched_high, high_indices, out_indices, out_ids
+                )
+                for track in self.tracks[tracks_before:]:
+                    # The library's ByteTrack trusts a box to ~0.3 px (0.1 px²):
+                    # real detectors jitter by pixels, and with that much trust
+                    # two crossing people swap ids (TUD-Stadtmitte: IDF1 0.85,
+                    # 2 switches; with 1 px², 0.94 and none). Its public setter.
+                    estimator = track.state_estimator
+                    estimator.set_kf_covariances(
+                        measurement_noise=np.eye(estimator.kf.dim_z) * _BYTETRACK_MEASUREMENT_NOISE
+                    )
+                if not self._first_frame:
+                    return
+                # The first frame's new tracks are confirmed at once: the library
+                # spawned one per listed detection scoring at least the threshold.
+                spawned = iter(self.tracks[tracks_before:])
+                for k in range(out_before, len(out_indices)):
+                    if float(confidences[out_indices[k]]) >= self.track_activation_threshold:
+                        track = next(spawned)
+                        track.tracker_id = self._allocate_tracker_id()
+                        out_ids[k] = track.tracker_id
+
+        class _BoTSORT(BoTSORTTracker):
+            tracker_id = None
+            _id_base = 0
+
+            def _reset_id_allocator(self) -> None:
+                self._next_track_id = self._id_base + 1
+
+        _classes = (_ByteTrack, _BoTSORT)
+    return _classes
+
+
+def _library_tracker(config: TrackerConfig, base: int):
+    """Roboflow's ByteTrack or BoT-SORT for `config`, numbering its tracks from
+    base + 1.
+
+    The library counts one step per update() (no timestamps: fixed rate), so
+    lost_track_frames is its lost-track buffer at its 30 fps reference rate.
+    A track gets its id once seen in two consecutive frames, except the
+    tracks of the call's first frame, which get theirs at once (BoT-SORT's
+    instant_first_frame_activation; the same rule added to ByteTrack, as in
+    the original ByteTrack). match_threshold is a largest cost, 1 - IoU: the
+    library takes the smallest IoU, 1 - match_threshold (BoT-SORT: for its
+    first, score-fused association; its second and unconfirmed ones keep the
+    library's 0.5 and 0.3). BoT-SORT runs without camera-motion compensation
+    (fixed cameras; it would need every frame's pixels) and, as in the
+    library, without an appearance model. ByteTrack gets two settings of ours
+    (_tracker_classes): confirmed tracks match first, and boxes are trusted to
+    about 1 px."""
+    bytetrack, botsort = _tracker_classes()
+    min_iou = max(0.0, 1.0 - config.match_threshold)
+    common = dict(
+        lost_track_buffer=config.lost_track_frames,
+        frame_rate=30.0,
+        track_activation_threshold=config.new_track_threshold,
+        minimum_consecutive_frames=2,
+        high_conf_det_threshold=config.high_threshold,
     )
-    cls = BOTSORT if config.kind == "botsort" else BYTETracker
-
-    class _Tracker(cls):
-        def reset_id(self) -> None:
-            self._ids = iter(range(base + 1, base + _ID_SPAN))
-
-    return _Tracker(args)
+    if config.kind == "botsort":
+        impl = botsort.__new__(botsort)
+        impl._id_base = base
+        impl.__init__(
+            **common,
+            minimum_iou_threshold_first_assoc=min_iou,
+            enable_cmc=False,
+            instant_first_frame_activation=True,
+        )
+        return impl
+    impl = bytetrack.__new__(bytetrack)
+    impl._id_base = base
+    impl.__init__(**common, minimum_iou_threshold=min_iou)
+    return impl
 
 
 class Tracker:
@@ -151,7 +237,7 @@ class Tracker:
             config = TrackerConfig(kind="off")
         self.config = config
         self._base = _take_base() if config.enabled else None
-        self._impl = _ultralytics_tracker(config, self._base) if config.enabled else None
+        self._impl = _library_tracker(config, self._base) if config.enabled else None
 
     def update(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> list[int]:
         """Track one frame's detections (boxes: N x 4 left, top, right, bottom,
@@ -160,20 +246,25 @@ class Tracker:
         n = len(scores)
         if self._impl is None:
             return [0] * n
+        import supervision as sv
+
         boxes = np.asarray(boxes, dtype=np.float32).reshape(n, 4)
-        impl = self._impl
-        impl.update(
-            _Boxes(
-                boxes,
-                np.asarray(scores, dtype=np.float32).reshape(n),
-                np.asarray(classes, dtype=np.float32).reshape(n),
+        scores = np.asarray(scores, dtype=np.float32).reshape(n)
+        # At or under low_threshold a box is no one's: the library would use it
+        # to extend a track (its ByteTrack has no lower bound).
+        kept = np.flatnonzero(scores > self.config.low_threshold)
+        result = self._impl.update(
+            sv.Detections(
+                xyxy=boxes[kept],
+                confidence=scores[kept],
+                class_id=np.asarray(classes, dtype=int).reshape(n)[kept],
+                data={"index": kept},
             )
         )
-        # Read the tracks themselves: update()'s float32 array would round ids.
         ids = [0] * n
-        for track in impl.tracked_stracks:
-            if track.is_activated and track.frame_id == impl.frame_id:
-                ids[int(track.idx)] = int(track.track_id)
+        for index, track_id in zip(result.data.get("index", ()), result.tracker_id, strict=True):
+            if track_id >= 0:
+                ids[int(index)] = int(track_id)
         return ids
 
     def close(self) -> None:

@@ -1040,3 +1040,42 @@ def test_kubectl_kustomize_builds_the_ha_overlay(tmp_path, k8s_docs):
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert names == {(d["kind"], d["metadata"]["name"]) for d in expected}
     assert config_data(docs, "percept-gateway") == config_data(expected, "percept-gateway")
+
+
+def test_face_image_has_what_the_tracker_imports_and_no_torch(dockerfiles):
+    """The face image installs trackers and supervision with --no-deps (their
+    metadata would bring opencv-python over the headless cv2): every
+    distribution that importing and running the tracker loads must come from
+    [project] + the face extra or those two, and none is torch."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runs = " ".join(v for stage in stages(dockerfiles["face"]) for v in instructions(stage, "RUN"))
+    no_deps = re.findall(r"--no-deps ((?:[\w.-]+==[\w.]+ ?)+)", runs)
+    extra = {canonicalize_name(r.split("==")[0]) for group in no_deps for r in group.split()}
+    assert {"trackers", "supervision"} <= extra
+    available = (
+        dependency_closure(project["dependencies"] + project["optional-dependencies"]["face"])
+        | extra
+    )
+    assert not {"torch", "opencv-python", "ultralytics"} & available
+    code = """
+import json, sys
+from importlib.metadata import packages_distributions
+import numpy as np
+from percept_runtime.tracking import Tracker, TrackerConfig
+for kind in ("bytetrack", "botsort"):
+    with Tracker(TrackerConfig(kind=kind)) as tracker:
+        tracker.update(np.array([[1.0, 1, 9, 9]]), [0.9], [0])
+owners = packages_distributions()
+print(json.dumps(sorted({d for m in list(sys.modules) for d in owners.get(m.split(".")[0], [])})))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = {canonicalize_name(d) for d in json.loads(done.stdout)}
+    assert "trackers" in loaded
+    # cv2 is owned by both OpenCV wheels in this venv; the image has the headless one.
+    missing = loaded - available - {"percept", "opencv-python"}
+    assert not missing, f"the face image lacks {missing}"

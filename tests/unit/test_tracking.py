@@ -3,6 +3,9 @@ the pedestrian ground truth that ships inside motmetrics. No servers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import motmetrics
 import numpy as np
 import pytest
@@ -101,6 +104,18 @@ def test_a_new_object_gets_its_id_from_its_second_frame_and_low_scores_none():
         assert tracker.update(np.array([[400.0, 400, 440, 440]]), [0.05], [0]) == [0]
 
 
+def test_a_duplicate_boxs_one_frame_track_does_not_take_a_confirmed_object():
+    """A second, weaker box on one object (another class) starts a track seen
+    once; next frame the object's box overlaps that one more than its own
+    track's prediction, and still keeps its id: confirmed tracks match first."""
+    with Tracker(TrackerConfig()) as tracker:
+        for _ in range(5):
+            (first,) = tracker.update(np.array([[10.0, 10, 50, 50]]), [0.9], [0])
+        both = np.array([[10.0, 10, 50, 50], [14.0, 10, 54, 50]])
+        assert tracker.update(both, [0.9, 0.43], [0, 1]) == [first, 0]
+        assert tracker.update(np.array([[14.0, 10, 54, 50]]), [0.9], [0]) == [first]
+
+
 def test_scene_log_votes_the_class_and_keeps_the_best_observation():
     log = SceneLog()
     for frame, (cls, conf) in enumerate([(1, 0.5), (2, 0.9), (1, 0.6), (1, 0.4)]):
@@ -113,10 +128,32 @@ def test_scene_log_votes_the_class_and_keeps_the_best_observation():
     assert record.last_time == pytest.approx(0.3)
 
 
-def test_a_replica_without_ultralytics_answers_untracked(monkeypatch):
+def test_a_replica_without_the_trackers_package_answers_untracked(monkeypatch):
     from percept_runtime import tracking
 
     monkeypatch.setattr(tracking, "_available", False)
     with Scene(TrackerConfig()) as scene:
         assert not scene.enabled
         assert scene.tracker.update(np.array([[1.0, 1, 9, 9]]), [0.9], [0]) == [0]
+
+
+def test_tracking_loads_no_torch():
+    """Both services track, the face service without torch (its image has none):
+    importing the tracker and tracking with it must not import torch."""
+    code = """
+import sys
+import numpy as np
+from percept_runtime.tracking import Tracker, TrackerConfig, preload
+assert preload()
+for kind in ("bytetrack", "botsort"):
+    with Tracker(TrackerConfig(kind=kind)) as tracker:
+        for i in range(3):
+            ids = tracker.update(np.array([[10.0 + i, 10, 50 + i, 50]]), [0.9], [0])
+        assert ids[0], ids
+print(sorted(m for m in ("torch", "ultralytics", "torchvision") if m in sys.modules))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

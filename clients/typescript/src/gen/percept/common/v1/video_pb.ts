@@ -317,7 +317,7 @@ export enum TrackerType {
   UNSPECIFIED = 0,
 
   /**
-   * ByteTrack (ultralytics): motion (Kalman) and box overlap, low-score boxes
+   * ByteTrack (Roboflow trackers): motion (Kalman) and box overlap, low-score boxes
    * used to extend tracks.
    *
    * @generated from enum value: TRACKER_TYPE_BYTETRACK = 1;
@@ -325,7 +325,7 @@ export enum TrackerType {
   BYTETRACK = 1,
 
   /**
-   * BoT-SORT (ultralytics), without camera-motion compensation or appearance
+   * BoT-SORT (Roboflow trackers), without camera-motion compensation or appearance
    * model: ByteTrack with a refined motion model.
    *
    * @generated from enum value: TRACKER_TYPE_BOTSORT = 2;

@@ -29,6 +29,7 @@ from gateway.kinds import KINDS, TaskKind, backends_of
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.replicas import ReplicaMonitor
 from gateway.routes import admin, collections, ops, submit, tasks
+from gateway.routes import events as event_routes
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.signin import SignInThrottle
@@ -279,6 +280,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(admin.router)
     app.include_router(collections.router)
+    app.include_router(event_routes.router)
     console.install(app)
     docs.install(app)
     app.add_middleware(ObserveMiddleware)

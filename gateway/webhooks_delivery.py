@@ -152,6 +152,7 @@ class Deliverer:
         self._work: set[asyncio.Task] = set()
         self._subs: dict[str, list[Subscription]] = {}
         self._subs_version: str | None = None
+        self.mqtt = None
         self._fanout = redis.register_script(_FANOUT)
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
@@ -173,6 +174,11 @@ class Deliverer:
             asyncio.create_task(self._reclaim_loop(), name="webhook-reclaim"),
             asyncio.create_task(self._deliver_loop(), name="webhook-delivery"),
         ]
+        if self.settings.mqtt_url:
+            from gateway.mqtt import MqttPublisher
+
+            self.mqtt = MqttPublisher(self.redis, self.settings, self.consumer)
+            await self.mqtt.start()
         logger.info("webhook delivery started: consumer %s", self.consumer)
 
     async def stop(self) -> None:
@@ -181,6 +187,8 @@ class Deliverer:
         for task in list(self._work):
             task.cancel()
         await asyncio.gather(*self._tasks, *self._work, return_exceptions=True)
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         await self.http.aclose()
 
     async def _ensure_group(self) -> None:

@@ -7,19 +7,21 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 
 import httpx
 import numpy as np
+import percept
 import pytest
 import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway import events
 from tests.conftest import encode
-from tests.support import GatewayProcess, create_key, free_port, fresh_db
+from tests.support import ROOT, GatewayProcess, create_key, free_port, fresh_db
 from tests.webhook_receiver import Receiver, outage
 
 # The outage is 60 s while 1,000 events are produced; the suite keeps
@@ -341,5 +343,54 @@ def test_timestamps_are_current(stack):
             sent = int(receiver.received[0].headers["webhook-timestamp"])
             assert abs(sent - datetime.now(UTC).timestamp()) < 120
             verified(receiver, sub["secret"])
+    finally:
+        receiver.close()
+
+
+def cli(stack, tenant: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PERCEPT_URL": stack.url, "PERCEPT_API_KEY": stack.keys[tenant],
+           "PYTHONPATH": f"{ROOT}/clients/python{os.pathsep}{ROOT}", "COLUMNS": "200"}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "percept", *args], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_the_sdk_and_the_cli_manage_subscriptions_and_read_events(stack):
+    receiver = Receiver()
+    try:
+        with percept.Client(stack.url, api_key=stack.keys["globex"]) as client:
+            sub = client.create_webhook(receiver.url, ["zone.entered"], source_ids=["cam9"])
+            assert sub.secret and sub.secret.startswith("whsec_") and sub.source_ids == ("cam9",)
+            assert [s.id for s in client.webhooks()] == [sub.id]
+            assert client.webhook(sub.id).secret is None  # never shown again
+            with pytest.raises(percept.InvalidInput, match="unknown event type"):
+                client.create_webhook(receiver.url, ["zone.exploded"])
+            ids = publish_many(stack.redis_url, "globex", [
+                ("zone.entered", {"source_id": "cam9"}), ("zone.entered", {"source_id": "cam1"}),
+            ])  # fmt: skip
+            assert receiver.wait_for(lambda r: ids[0] in r.ids(), 60)
+            event_id = client.send_test_webhook(sub.id)
+            assert receiver.wait_for(lambda r: event_id in r.ids(), 60)
+            assert ids[1] not in receiver.ids()  # another source's
+            page = client.list_events(types=["zone.entered"], limit=10)
+            assert [e.id for e in page.events][:2] == ids[::-1]
+            follow = client.follow_events(types="zone.entered", after=page.events[1].seq)
+            assert next(follow).id == ids[1]
+            updated = client.update_webhook(sub.id, enabled=False)
+            assert updated.enabled is False
+
+        listed = cli(stack, "globex", "webhooks", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [s["id"] for s in json.loads(listed.stdout)["webhooks"]] == [sub.id]
+        log = cli(stack, "globex", "webhooks", "deliveries", sub.id)
+        assert log.returncode == 0 and ids[0] in log.stdout and "200" in log.stdout
+        rotated = cli(stack, "globex", "webhooks", "rotate", sub.id, "--json")
+        assert json.loads(rotated.stdout)["secret"] != sub.secret
+        shown = cli(stack, "globex", "events", "--type", "zone.entered", "--json", "--limit", "2")
+        assert [json.loads(line)["id"] for line in shown.stdout.splitlines()] == ids[::-1]
+        missing = cli(stack, "acme", "webhooks", "show", sub.id)  # another tenant's
+        assert missing.returncode == 2 and "no webhook subscription" in missing.stderr
+        created = cli(stack, "acme", "webhooks", "create", receiver.url, "--type", "task.failed")
+        assert created.returncode == 0 and "whsec_" in created.stdout, created.stderr
+        assert cli(stack, "globex", "webhooks", "delete", sub.id, "--yes").returncode == 0
     finally:
         receiver.close()

@@ -239,9 +239,6 @@ class Deliverer:
         await self._guarded("reclaim", once)
 
     async def _subscriptions(self, tenant: str) -> list[Subscription]:
-        version = await self.redis.get(webhooks.VERSION)
-        if version != self._subs_version:
-            self._subs, self._subs_version = {}, version
         subs = self._subs.get(tenant)
         if subs is None:
             subs = self._subs[tenant] = await self.store.of_tenant(tenant)
@@ -250,6 +247,9 @@ class Deliverer:
     async def _fan_out(self, entries) -> None:
         now = repr(time.time())
         queued = 0
+        version = await self.redis.get(webhooks.VERSION)  # a change since: read them again
+        if version != self._subs_version:
+            self._subs, self._subs_version = {}, version
         for entry_id, fields in entries:
             envelope = json.loads(fields["e"])
             targets = [

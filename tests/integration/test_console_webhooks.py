@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.integration.test_console import Watched, browser, signed_in  # noqa: F401 - fixture
 from tests.integration.test_webhooks import stack  # noqa: F401 - fixture
 from tests.webhook_receiver import Receiver
-
-pytestmark = pytest.mark.slow
 
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS", "")
 

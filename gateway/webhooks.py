@@ -151,8 +151,9 @@ async def resolve(host: str, port: int, allow_private: bool) -> str:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError as exc:
-            raise TargetRefused(f"{host} does not resolve ({exc.strerror or exc})") from None
+        except (OSError, ValueError) as exc:  # (an invalid IDNA name is a UnicodeError)
+            why = getattr(exc, "strerror", None) or exc
+            raise TargetRefused(f"{host} does not resolve ({why})") from None
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
     for address in addresses:
         why = address_refusal(address, allow_private)

@@ -368,8 +368,11 @@ class Deliverer:
             address = await webhooks.resolve(host, port, self.settings.webhook_allow_private)
         except TargetRefused as exc:
             return None, None, f"refused: {exc}", None
-        parts = httpx.URL(sub.url)
-        target = parts.copy_with(host=address)
+        try:
+            parts = httpx.URL(sub.url)
+            target = parts.copy_with(host=address)
+        except (httpx.InvalidURL, ValueError) as exc:
+            return None, None, f"invalid URL: {exc}"[:300], None
         headers = webhooks.sign(sub.signing_secrets(time.time()), event_id, time.time(), body)
         headers["content-type"] = "application/json"
         headers["user-agent"] = "Percept-Webhooks/1"

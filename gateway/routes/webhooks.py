@@ -133,7 +133,7 @@ async def create_subscription(body: SubscriptionIn, request: Request) -> JSONRes
     "/api/webhooks",
     summary="The tenant's webhook subscriptions (admins: all)",
     response_model=list[SubscriptionOut],
-    responses=error_responses(401, 503),
+    responses=error_responses(401, 422, 503),
 )
 async def list_subscriptions(request: Request) -> JSONResponse:
     scope = request.app.state.gateway.auth.principal(request).scope
@@ -144,7 +144,7 @@ async def list_subscriptions(request: Request) -> JSONResponse:
     "/api/webhooks/{sub_id}",
     summary="One webhook subscription",
     response_model=SubscriptionOut,
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def get_subscription(sub_id: str, request: Request) -> JSONResponse:
     return JSONResponse((await _get(request, sub_id)).to_json())
@@ -175,7 +175,7 @@ async def update_subscription(
     "/api/webhooks/{sub_id}",
     status_code=204,
     summary="Delete a subscription and its pending deliveries",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def delete_subscription(sub_id: str, request: Request):
     sub = await _get(request, sub_id)
@@ -187,7 +187,7 @@ async def delete_subscription(sub_id: str, request: Request):
     "/api/webhooks/{sub_id}/rotate",
     summary="A new signing secret; the old one also signs for the overlap",
     response_model=SubscriptionOut,
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def rotate_secret(sub_id: str, request: Request) -> JSONResponse:
     sub = await _get(request, sub_id)
@@ -218,7 +218,7 @@ async def delivery_log(
 @router.get(
     "/api/webhooks/{sub_id}/deliveries/{event_id}",
     summary="One delivery: its event, state, attempts and last answer",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def get_delivery(sub_id: str, event_id: str, request: Request) -> JSONResponse:
     sub = await _get(request, sub_id)
@@ -232,7 +232,7 @@ async def get_delivery(sub_id: str, event_id: str, request: Request) -> JSONResp
     "/api/webhooks/{sub_id}/deliveries/{event_id}/retry",
     status_code=202,
     summary="Send a delivery again (a failed one, typically)",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def send_again(sub_id: str, event_id: str, request: Request) -> JSONResponse:
     sub = await _get(request, sub_id)
@@ -245,7 +245,7 @@ async def send_again(sub_id: str, event_id: str, request: Request) -> JSONRespon
     "/api/webhooks/{sub_id}/test",
     status_code=202,
     summary="Send a test event (type webhook.test) to this subscription",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def send_test(sub_id: str, request: Request) -> JSONResponse:
     import time

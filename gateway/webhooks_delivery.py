@@ -80,14 +80,33 @@ return #ARGV - 6
 """
 )
 
-# KEYS: due, ready. ARGV: sub id, now, lease until, most to take.
+# KEYS: due, ready, subscription. ARGV: sub id, now, lease until, most to
+# take, delivery key prefix. Takes due deliveries (their due time pushed a
+# lease ahead), counts their attempt, and returns what sending needs in the
+# same round trip: {subscription fields, id, envelope, attempt, first try, ...}
+# ({} when the subscription is gone: its deliveries are dropped).
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
+local sub = redis.call('HGETALL', KEYS[3])
+local out = {sub}
+for _, id in ipairs(ids) do
+  local key = ARGV[5] .. id
+  local d = redis.call('HMGET', key, 'event', 'status', 'first_at')
+  if #sub == 0 or not d[1] or d[2] ~= 'pending' then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    local attempt = redis.call('HINCRBY', key, 'attempts', 1)
+    table.insert(out, id)
+    table.insert(out, d[1])
+    table.insert(out, attempt)
+    table.insert(out, d[3] or ARGV[2])
+  end
+end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if first[1] then redis.call('ZADD', KEYS[2], first[2], ARGV[1])
 else redis.call('ZREM', KEYS[2], ARGV[1]) end
-return ids
+return out
 """
 
 # KEYS: delivery, due, ready, failed, log. ARGV: sub id, event id, outcome
@@ -288,14 +307,22 @@ class Deliverer:
             room = min(per_sub - self.inflight.get(sub_id, 0), self._free)
             if room <= 0:
                 continue
-            ids = await self._claim(
-                keys=[webhooks.due_key(sub_id), webhooks.READY],
-                args=[sub_id, repr(now), repr(now + self.lease_s), room],
-            )
-            for event_id in ids:
+            reply = await self._claim(
+                keys=[webhooks.due_key(sub_id), webhooks.READY, webhooks.sub_key(sub_id)],
+                args=[sub_id, repr(now), repr(now + self.lease_s), room,
+                      webhooks.delivery_key(sub_id, "")],
+            )  # fmt: skip
+            if len(reply) < 2:
+                continue
+            fields = reply[0]
+            sub = Subscription.from_hash(dict(zip(fields[::2], fields[1::2], strict=True)))
+            for i in range(1, len(reply), 4):
+                event_id, body, attempt, first_at = reply[i : i + 4]
                 self._free -= 1
                 self.inflight[sub_id] = self.inflight.get(sub_id, 0) + 1
-                task = asyncio.create_task(self._deliver(sub_id, event_id))
+                task = asyncio.create_task(
+                    self._deliver(sub, event_id, body, int(attempt), float(first_at))
+                )
                 self._work.add(task)
                 task.add_done_callback(self._work.discard)
                 taken += 1
@@ -303,9 +330,12 @@ class Deliverer:
                 break
         return taken
 
-    async def _deliver(self, sub_id: str, event_id: str) -> None:
+    async def _deliver(
+        self, sub: Subscription, event_id: str, body: str, attempt: int, first_at: float
+    ) -> None:
+        sub_id = sub.id
         try:
-            await self._attempt(sub_id, event_id)
+            await self._attempt(sub, event_id, body, attempt, first_at)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - due again after the lease
@@ -319,20 +349,13 @@ class Deliverer:
                 self.inflight.pop(sub_id, None)
             self._wake.set()
 
-    async def _attempt(self, sub_id: str, event_id: str) -> None:
+    async def _attempt(
+        self, sub: Subscription, event_id: str, raw_body: str, attempt: int, first_at: float
+    ) -> None:
+        sub_id = sub.id
         key = webhooks.delivery_key(sub_id, event_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(key)
-            pipe.hgetall(webhooks.sub_key(sub_id))
-            raw, sub_raw = await pipe.execute()
-        if not raw or not sub_raw or raw.get("status") != "pending":
-            await self.redis.zrem(webhooks.due_key(sub_id), event_id)
-            return
-        sub = Subscription.from_hash(sub_raw)
-        attempt = await self.redis.hincrby(key, "attempts", 1)
-        body = raw["event"].encode()
-        event_type = json.loads(raw["event"])["type"]
-        code, latency_ms, error, wait = await self.send(sub, event_id, body)
+        event_type = json.loads(raw_body)["type"]
+        code, latency_ms, error, wait = await self.send(sub, event_id, raw_body.encode())
         now = time.time()
         s = self.settings
         if code is not None and 200 <= code < 300:
@@ -341,7 +364,7 @@ class Deliverer:
             delay = backoff(attempt, s.webhook_backoff_s, s.webhook_backoff_max_s)
             if wait is not None:
                 delay = min(max(delay, wait), s.webhook_backoff_max_s)
-            if now + delay > float(raw.get("first_at") or now) + s.webhook_retry_for_s:
+            if now + delay > first_at + s.webhook_retry_for_s:
                 outcome, next_try = "failed", ""
             else:
                 outcome, next_try = "retry", repr(now + delay)

@@ -39,13 +39,14 @@ import socket
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 from prometheus_client import Counter, Histogram
 from redis.exceptions import ResponseError
 
 from gateway import events, webhooks
 from gateway.webhooks import Subscription, TargetRefused, WebhookStore
+from gateway.webhooks_http import HttpError, Sender
 
 logger = logging.getLogger(__name__)
 
@@ -175,15 +176,7 @@ class Deliverer:
         self._fanout = redis.register_script(_FANOUT)
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
-        self.http = httpx.AsyncClient(
-            timeout=settings.webhook_timeout_s,
-            follow_redirects=False,
-            trust_env=False,  # a proxy from the environment would skip the address check
-            limits=httpx.Limits(
-                max_connections=settings.webhook_concurrency,
-                max_keepalive_connections=settings.webhook_concurrency,
-            ),
-        )
+        self.http = Sender(settings.webhook_timeout_s, MAX_RESPONSE_BYTES)  # no redirect, bounded
 
     async def start(self) -> None:
         with contextlib.suppress(Exception):
@@ -208,7 +201,7 @@ class Deliverer:
         await asyncio.gather(*self._tasks, *self._work, return_exceptions=True)
         if self.mqtt is not None:
             await self.mqtt.stop()
-        await self.http.aclose()
+        await self.http.close()
 
     async def _ensure_group(self) -> None:
         try:
@@ -391,37 +384,27 @@ class Deliverer:
             address = await webhooks.resolve(host, port, self.settings.webhook_allow_private)
         except TargetRefused as exc:
             return None, None, f"refused: {exc}", None
-        try:
-            parts = httpx.URL(sub.url)
-            target = parts.copy_with(host=address)
-        except (httpx.InvalidURL, ValueError) as exc:
-            return None, None, f"invalid URL: {exc}"[:300], None
+        parts = urlsplit(sub.url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = webhooks.sign(sub.signing_secrets(time.time()), event_id, time.time(), body)
-        headers["content-type"] = "application/json"
-        headers["user-agent"] = "Percept-Webhooks/1"
-        headers["host"] = parts.netloc.decode().rsplit("@", 1)[-1]
-        extensions = {"sni_hostname": host} if scheme == "https" else {}
+        headers["Content-Type"] = "application/json"
+        headers["User-Agent"] = "Percept-Webhooks/1"
         start = time.perf_counter()
         try:
-            async with self.http.stream(
-                "POST", target, content=body, headers=headers, extensions=extensions
-            ) as response:
-                latency_ms = (time.perf_counter() - start) * 1000
-                seen = 0
-                async for chunk in response.aiter_raw():
-                    seen += len(chunk)
-                    if seen >= MAX_RESPONSE_BYTES:
-                        break
-                code = response.status_code
-                wait = retry_after(response.headers.get("retry-after"))
-        except httpx.TimeoutException:
-            return None, None, f"no answer within {self.settings.webhook_timeout_s:g} s", None
-        except httpx.HTTPError as exc:
-            return None, None, f"{type(exc).__name__}: {exc}"[:300], None
+            answer = await self.http.post(
+                scheme, address, port, parts.netloc, host, path, headers, body
+            )
+        except TimeoutError:
+            return None, None, f"no answer within {self.http.timeout_s:g} s", None
+        except (HttpError, OSError) as exc:
+            return None, None, str(exc)[:300] or type(exc).__name__, None
+        latency_ms = (time.perf_counter() - start) * 1000
+        code = answer.status
+        wait = retry_after(answer.headers.get("retry-after"))
         DELIVERY_SECONDS.observe(latency_ms / 1000)
         error = ""
         if 300 <= code < 400:
-            error = f"redirect to {response.headers.get('location', '?')[:200]} not followed"
+            error = f"redirect to {answer.headers.get('location', '?')[:200]} not followed"
         elif not 200 <= code < 300:
             error = f"HTTP {code}"
         return code, latency_ms, error, wait

@@ -186,6 +186,9 @@ def _openapi(kind: TaskKind) -> dict[str, Any]:
 def router_for(kinds: tuple[TaskKind, ...], task_model) -> APIRouter:
     router = APIRouter(tags=["submit"])
     for kind in kinds:
+        errors = error_responses(400, 401, 404, 413, 415, 422, 429, 500, 503, 504, *kind.errors)
+        unknown = "Unknown webhook subscription" + (" or collection" if 404 in kind.errors else "")
+        errors[404] = {**errors[404], "description": unknown}
         router.add_api_route(
             kind.path,
             make_handler(kind),
@@ -201,7 +204,7 @@ def router_for(kinds: tuple[TaskKind, ...], task_model) -> APIRouter:
             response_model=Accepted,
             responses={
                 200: {"model": task_model, "description": "Simple mode: the finished task."},
-                **error_responses(400, 401, 413, 415, 422, 429, 500, 503, 504, *kind.errors),
+                **errors,
             },
             openapi_extra=_openapi(kind),
             response_class=JSONResponse,

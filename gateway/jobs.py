@@ -404,6 +404,8 @@ if ARGV[2] == 'succeeded' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled' then
                 created_at = tonumber(created), started_at = tonumber(started),
                 finished_at = tonumber(e[1]), attempts = tonumber(e[2])}
   if e[3] then data.error = cjson.decode(e[3]) end
+  local o = redis.call('HGET', KEYS[1], 'options')  -- the subscription it names (routes/submit.py)
+  if o and string.find(o, '"webhook"', 1, true) then data.webhook = cjson.decode(o).webhook end
   publish_event(tenant or 'default', 'task.' .. ARGV[2],
                 'evt_' .. string.sub(redis.sha1hex(id .. ':' .. ARGV[2]), 1, 24), ARGV[9],
                 cjson.encode(data), ARGV[last + 1], ARGV[last + 2], ARGV[last + 3])

@@ -60,6 +60,8 @@ class Submitter:
         if idempotency_key:  # hashed in place: no copy of the upload
             digest = hashlib.sha256(kind.id.encode() + b"\0")
             digest.update(request)
+            if "webhook" in options:  # another subscription named: another request
+                digest.update(b"\0webhook=" + options["webhook"].encode())
             request_hash = digest.hexdigest()
         common = dict(
             tenant=tenant,

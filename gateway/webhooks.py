@@ -48,6 +48,7 @@ VERSION = P + "version"  # bumped at every change: the fan-out's cache reloads
 LOG_MAXLEN = 1000
 TEST_EVENT = "webhook.test"
 DELIVERY_TYPES = (*events.EVENT_TYPES, TEST_EVENT)
+TASKS_ALL, TASKS_NAMED = "all", "named"  # a subscription's `tasks` setting
 
 
 def sub_key(sub_id: str) -> str:
@@ -178,6 +179,7 @@ class Subscription:
     types: list[str]
     kinds: list[str] = field(default_factory=list)
     source_ids: list[str] = field(default_factory=list)
+    tasks: str = "all"  # TASKS_ALL: every matching task's events; TASKS_NAMED: only tasks naming it
     description: str = ""
     enabled: bool = True
     created_at: float = 0.0
@@ -194,6 +196,7 @@ class Subscription:
             types=json.loads(raw.get("types") or "[]"),
             kinds=json.loads(raw.get("kinds") or "[]"),
             source_ids=json.loads(raw.get("source_ids") or "[]"),
+            tasks=raw.get("tasks") or TASKS_ALL,
             description=raw.get("description", ""),
             enabled=raw.get("enabled", "1") == "1",
             created_at=float(raw.get("created_at") or 0),
@@ -210,6 +213,7 @@ class Subscription:
             "types": json.dumps(self.types),
             "kinds": json.dumps(self.kinds),
             "source_ids": json.dumps(self.source_ids),
+            "tasks": self.tasks,
             "description": self.description,
             "enabled": "1" if self.enabled else "0",
             "created_at": repr(self.created_at),
@@ -219,10 +223,18 @@ class Subscription:
         }
 
     def wants(self, envelope: dict[str, Any]) -> bool:
-        """Whether an event goes to this subscription (its type, kind, source)."""
+        """Whether an event goes to this subscription (its type, kind, source).
+        A task that names this subscription (its `webhook` option) reaches it
+        whatever its `kinds` filter says; with `tasks` "named" only such tasks'
+        events do (other event types follow the filters as ever)."""
         if not self.enabled or envelope["type"] not in self.types:
             return False
         data = envelope.get("data") or {}
+        if "task_id" in data:
+            if data.get("webhook") == self.id:
+                return True
+            if self.tasks == TASKS_NAMED:
+                return False
         if self.kinds and "task_id" in data and data.get("kind") not in self.kinds:
             return False
         return not (
@@ -244,6 +256,7 @@ class Subscription:
             "types": self.types,
             "kinds": self.kinds,
             "source_ids": self.source_ids,
+            "tasks": self.tasks,
             "description": self.description,
             "enabled": self.enabled,
             "created_at": self.created_at,

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway import protoform
+from gateway import protoform, webhooks
 from gateway.errors import ApiError, error_response, http_status_for_task_error
 from gateway.inputs import check_image, check_video
 from gateway.kinds import CheckContext, TaskKind
@@ -26,6 +26,7 @@ from gateway.upload import read_upload
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
+WEBHOOK = "webhook"  # a submit option that is not the proto's: the subscription to tell
 
 
 def _wait(request: Request) -> bool:
@@ -53,6 +54,25 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
+async def _webhook(gw, raw: dict[str, str], tenant: str) -> str | None:
+    """The subscription a task names (its `webhook` option): one of the
+    caller's tenant's (the task's end is published to that tenant), else 404."""
+    sub_id = raw.pop(WEBHOOK, None)
+    if sub_id is None:
+        return None
+    try:
+        await webhooks.WebhookStore(gw.store.redis).get(sub_id, tenant)
+    except webhooks.SubscriptionNotFound:
+        raise ApiError(
+            404,
+            "not_found",
+            f"webhook: no webhook subscription {sub_id[:64]!r} in your tenant "
+            "(GET /api/webhooks lists them)",
+            fields=[WEBHOOK],
+        ) from None
+    return sub_id
+
+
 def make_handler(kind: TaskKind):
     async def submit(request: Request) -> JSONResponse:
         gw = request.app.state.gateway
@@ -67,6 +87,7 @@ def make_handler(kind: TaskKind):
             upload = await read_upload(request, "video", settings.max_video_bytes)
             size = await check_video(upload.data, upload.content_type, settings.max_image_pixels)
         raw = protoform.options_of(request.query_params.multi_items(), upload.fields, ("wait",))
+        webhook = await _webhook(gw, raw, principal.tenant)
         message = kind.build(upload.data, raw)
         del upload  # the message holds its own copy of the bytes: one copy at a time
         if kind.checks:
@@ -76,6 +97,8 @@ def make_handler(kind: TaskKind):
             for check in kind.checks:
                 await check(message, context)
         serialized, options = message.SerializeToString(), kind.options(message)
+        if webhook is not None:
+            options[WEBHOOK] = webhook  # kept with the task; its end event names it
         # only the serialized request is held from here on (the submit may wait
         # its turn to reach Redis, or run inline for as long as the call takes)
         del message
@@ -123,6 +146,11 @@ def _openapi(kind: TaskKind) -> dict[str, Any]:
             }
         else:
             properties[alias] = {"type": "string", "description": (target.__doc__ or "").strip()}
+    properties[WEBHOOK] = {
+        "type": "string",
+        "description": "A webhook subscription id of your tenant (sub_...): the task's end "
+        "event goes to it, even one that takes only the tasks naming it (tasks: named).",
+    }
     return {
         "parameters": [
             {
@@ -158,6 +186,9 @@ def _openapi(kind: TaskKind) -> dict[str, Any]:
 def router_for(kinds: tuple[TaskKind, ...], task_model) -> APIRouter:
     router = APIRouter(tags=["submit"])
     for kind in kinds:
+        errors = error_responses(400, 401, 404, 413, 415, 422, 429, 500, 503, 504, *kind.errors)
+        unknown = "Unknown webhook subscription" + (" or collection" if 404 in kind.errors else "")
+        errors[404] = {**errors[404], "description": unknown}
         router.add_api_route(
             kind.path,
             make_handler(kind),
@@ -173,7 +204,7 @@ def router_for(kinds: tuple[TaskKind, ...], task_model) -> APIRouter:
             response_model=Accepted,
             responses={
                 200: {"model": task_model, "description": "Simple mode: the finished task."},
-                **error_responses(400, 401, 413, 415, 422, 429, 500, 503, 504, *kind.errors),
+                **errors,
             },
             openapi_extra=_openapi(kind),
             response_class=JSONResponse,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,6 +18,11 @@ from gateway.webhooks_delivery import test_event
 router = APIRouter(tags=["webhooks"])
 KIND_NAMES = sorted({k.kind for k in KINDS})
 MAX_FILTERS = 100
+TASKS_DOC = (
+    "Task events of every matching task (all), or only of tasks that name this "
+    "subscription in their `webhook` option (named). A task naming it reaches it either way, "
+    "whatever `kinds` says."
+)
 
 
 class SubscriptionIn(BaseModel):
@@ -33,6 +38,7 @@ class SubscriptionIn(BaseModel):
     source_ids: list[str] = Field(
         default_factory=list, description="Source events only of these sources (empty: all)."
     )
+    tasks: Literal["all", "named"] = Field("all", description=TASKS_DOC)
     description: str = Field("", max_length=200)
 
 
@@ -43,6 +49,7 @@ class SubscriptionPatch(BaseModel):
     types: list[str] | None = None
     kinds: list[str] | None = None
     source_ids: list[str] | None = None
+    tasks: Literal["all", "named"] | None = None
     description: str | None = Field(None, max_length=200)
     enabled: bool | None = None
 
@@ -54,6 +61,7 @@ class SubscriptionOut(BaseModel):
     types: list[str]
     kinds: list[str]
     source_ids: list[str]
+    tasks: Literal["all", "named"] = Field(description=TASKS_DOC)
     description: str
     enabled: bool
     created_at: float = Field(description="Unix seconds.")
@@ -123,7 +131,7 @@ async def create_subscription(body: SubscriptionIn, request: Request) -> JSONRes
     sub = Subscription(
         id="", tenant=gw.auth.principal(request).tenant, url=body.url,
         types=list(dict.fromkeys(body.types)), kinds=body.kinds, source_ids=body.source_ids,
-        description=body.description,
+        tasks=body.tasks, description=body.description,
     )  # fmt: skip
     sub = await _store(request).create(sub)
     return JSONResponse(sub.to_json(secret=True), status_code=201)
@@ -163,7 +171,7 @@ async def update_subscription(
     _check_filters(body.types, body.kinds, body.source_ids)
     if body.url is not None:
         await _check_target(request, body.url)
-    for name in ("url", "types", "kinds", "source_ids", "description", "enabled"):
+    for name in ("url", "types", "kinds", "source_ids", "tasks", "description", "enabled"):
         value = getattr(body, name)
         if value is not None:
             setattr(sub, name, value)

@@ -393,3 +393,57 @@ def test_the_sdk_and_the_cli_manage_subscriptions_and_read_events(stack):
         assert cli(stack, "globex", "webhooks", "delete", sub.id, "--yes").returncode == 0
     finally:
         receiver.close()
+
+
+def test_a_task_names_its_subscription(stack, tmp_path):
+    """A task's `webhook` option sends its end to that subscription, even one
+    that takes only the tasks naming it (and whose kinds filter excludes it);
+    a subscription taking every task gets both."""
+    named, every = Receiver(), Receiver()
+    png = encode(np.full((32, 32, 3), 127, np.uint8), ".png")
+    try:
+        with as_tenant(stack, "acme") as acme, as_tenant(stack, "globex") as globex:
+            n = subscribe(acme, named.url, types=("task.cancelled",), tasks="named",
+                          kinds=["object_detection"])  # fmt: skip
+            assert n["tasks"] == "named" and acme.get(f"/api/webhooks/{n['id']}").json()["tasks"]
+            a = subscribe(acme, every.url, types=("task.cancelled",))
+            assert a["tasks"] == "all"
+            with percept.Client(stack.url, api_key=stack.keys["acme"]) as client:
+                mine = client.submit("face", png, media="image", webhook=n["id"]).task_id
+                other = client.submit("face", png, media="image").task_id
+            assert acme.get(f"/api/task/{mine}").json()["options"]["webhook"] == n["id"]
+            for task_id in (mine, other):
+                assert acme.delete(f"/api/task/{task_id}").status_code == 200
+            assert every.wait_for(lambda r: len(r.received) >= 2, 60), len(every.received)
+            assert {b["data"]["task_id"] for b in verified(every, a["secret"])} == {mine, other}
+            assert named.wait_for(lambda r: len(r.received) >= 1, 60)
+            [got] = verified(named, n["secret"])
+            assert got["data"]["task_id"] == mine and got["data"]["webhook"] == n["id"]
+            # the fan-out of the other task's end is done (the "all" one has it): no delivery
+            [theirs] = [
+                b["id"] for b in verified(every, a["secret"]) if b["data"]["task_id"] == other
+            ]
+            assert acme.get(f"/api/webhooks/{n['id']}/deliveries/{theirs}").status_code == 404
+
+            files = {"file": ("a.png", png, "image/png")}
+            route = "/api/detect/face/image"
+            for who, sub_id in ((acme, "sub_0123456789abcdef"), (globex, n["id"])):
+                r = who.post(route, files=files, data={"webhook": sub_id})
+                assert r.status_code == 404 and sub_id in r.json()["error"]["message"], r.text
+            twice = acme.post(f"{route}?webhook={n['id']}", files=files, data={"webhook": n["id"]})
+            assert twice.status_code == 422 and "webhook" in twice.json()["error"]["message"]
+            r = acme.post(f"{route}?webhook={n['id']}&webhook={a['id']}", files=files)
+            assert r.status_code == 422, r.text
+            bad = acme.post("/api/webhooks", json={"url": every.url, "types": ["task.failed"],
+                                                   "tasks": "mine"})  # fmt: skip
+            assert bad.status_code == 422 and "named" in bad.text, bad.text
+            patched = acme.patch(f"/api/webhooks/{a['id']}", json={"tasks": "named"})
+            assert patched.json()["tasks"] == "named"
+        (tmp_path / "a.png").write_bytes(png)
+        refused = cli(stack, "acme", "detect", "face", str(tmp_path / "a.png"),
+                      "--webhook", "sub_0123456789abcdef")  # fmt: skip
+        assert refused.returncode != 0
+        assert "no webhook subscription 'sub_0123456789abcdef'" in refused.stdout + refused.stderr
+    finally:
+        named.close()
+        every.close()

@@ -109,6 +109,21 @@ def test_filters_by_type_kind_and_source():
     assert not sub.wants(task)
 
 
+def test_a_task_naming_a_subscription_reaches_it_whatever_its_filters():
+    sub = Subscription("s", "t", "https://x/", ["task.failed", "zone.entered"],
+                       kinds=["face_detection"], tasks="named")  # fmt: skip
+    task = {"type": "task.failed", "data": {"task_id": "1", "kind": "object_detection"}}
+    assert not sub.wants(task)  # names no subscription
+    assert sub.wants({**task, "data": {**task["data"], "webhook": "s"}})  # (kinds aside)
+    assert not sub.wants({**task, "data": {**task["data"], "webhook": "other"}})
+    assert not sub.wants({"type": "task.succeeded", "data": {"task_id": "1", "webhook": "s"}})
+    assert sub.wants({"type": "zone.entered", "data": {"source_id": "cam1"}})  # not a task's
+    assert Subscription.from_hash(sub.to_hash()).tasks == "named"
+    sub.tasks = "all"
+    assert not sub.wants(task)  # its kinds filter, as ever
+    assert sub.wants({**task, "data": {**task["data"], "kind": "face_detection"}})
+
+
 def test_backoff_grows_with_jitter_and_retry_after_is_read():
     delays = [backoff(a, 1.0, 600.0) for a in range(1, 12)]
     assert 0.5 <= delays[0] <= 1.0 and 256 <= delays[9] <= 512 and delays[10] <= 600

@@ -155,6 +155,15 @@ class TrackerChoice(enum.StrEnum):
     off = "off"
 
 
+WebhookOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--webhook",
+        help="A webhook subscription id (sub_...): each task's end event goes to it.",
+        show_default=False,
+    ),
+]
+
 TrackerOpt = Annotated[
     TrackerChoice | None,
     typer.Option(
@@ -562,6 +571,7 @@ def detect_face(
     frame_stride: FrameStride = None,
     max_frames: MaxFrames = None,
     tracker: TrackerOpt = None,
+    webhook: WebhookOpt = None,
     as_json: AsJson = False,
     draw: Draw = None,
     server: Server = DEFAULT_SERVER,
@@ -581,7 +591,10 @@ def detect_face(
         max_frames=max_frames,
         tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
     )
-    _run_detect(Kind.FACE, inputs, options, server, api_key, timeout, concurrency, as_json, draw)
+    extra = {"webhook": webhook} if webhook else None
+    _run_detect(
+        Kind.FACE, inputs, options, server, api_key, timeout, concurrency, as_json, draw, extra
+    )
 
 
 @detect_app.command("object")
@@ -605,6 +618,7 @@ def detect_object(
     frame_stride: FrameStride = None,
     max_frames: MaxFrames = None,
     tracker: TrackerOpt = None,
+    webhook: WebhookOpt = None,
     as_json: AsJson = False,
     draw: Draw = None,
     server: Server = DEFAULT_SERVER,
@@ -622,7 +636,10 @@ def detect_object(
         max_frames=max_frames,
         tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
     )
-    _run_detect(Kind.OBJECT, inputs, options, server, api_key, timeout, concurrency, as_json, draw)
+    extra = {"webhook": webhook} if webhook else None
+    _run_detect(
+        Kind.OBJECT, inputs, options, server, api_key, timeout, concurrency, as_json, draw, extra
+    )
 
 
 # --- identify ----------------------------------------------------------------------------------
@@ -659,6 +676,7 @@ def identify(
     frame_stride: FrameStride = None,
     max_frames: MaxFrames = None,
     tracker: TrackerOpt = None,
+    webhook: WebhookOpt = None,
     as_json: AsJson = False,
     draw: Draw = None,
     server: Server = DEFAULT_SERVER,
@@ -676,6 +694,7 @@ def identify(
         tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
     )
     extra = {"collection_id": collection, "top_k": top_k, "threshold": threshold}
+    extra["webhook"] = webhook
     _run_detect(
         Kind.IDENTIFY, inputs, options, server, api_key, timeout, concurrency, as_json, draw,
         extra,

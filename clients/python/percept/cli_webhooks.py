@@ -60,7 +60,11 @@ def _subs_table(title: str, subs: list[Subscription]) -> Table:
         table.add_column(name, no_wrap=name == "id")
     for s in subs:
         filters = ", ".join(
-            [*(f"kind={k}" for k in s.kinds), *(f"source={x}" for x in s.source_ids)]
+            [
+                *(f"kind={k}" for k in s.kinds),
+                *(f"source={x}" for x in s.source_ids),
+                *(["tasks=named"] if s.tasks == "named" else []),
+            ]
         )
         table.add_row(s.id, s.url, ", ".join(s.types), filters, "yes" if s.enabled else "no",
                       _when(s.created_at))  # fmt: skip
@@ -82,6 +86,12 @@ def webhooks_create(
     types: TypesOpt = None,
     kind: Annotated[list[str] | None, typer.Option(help="Task events of this kind only.")] = None,
     source: Annotated[list[str] | None, typer.Option(help="Events of this source only.")] = None,
+    named: Annotated[
+        bool,
+        typer.Option(
+            "--named-tasks", help="Task events only of tasks that name it (submit --webhook)."
+        ),
+    ] = False,
     description: Annotated[str, typer.Option(help="What it is for.")] = "",
     as_json: AsJson = False,
     server: Server = DEFAULT_SERVER,
@@ -91,7 +101,8 @@ def webhooks_create(
     if not types:
         fail(ValueError(f"name at least one --type: {', '.join(EVENT_TYPES)}"))
     sub = _call(server, api_key, 30.0, lambda c: c.create_webhook(
-        url, types, kinds=kind or (), source_ids=source or (), description=description))  # fmt: skip
+        url, types, kinds=kind or (), source_ids=source or (), description=description,
+        tasks="named" if named else "all"))  # fmt: skip
     _show_secret(sub, as_json)
     raise typer.Exit(ExitCode.OK)
 

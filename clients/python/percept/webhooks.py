@@ -78,6 +78,7 @@ class Subscription:
     created_at: float = 0.0
     secret: str | None = None
     previous_secret_valid_until: float | None = None
+    tasks: str = "all"  # "named": only the task events of tasks that name it (submit webhook=)
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Subscription:
@@ -86,13 +87,13 @@ class Subscription:
             tuple(body.get("kinds") or ()), tuple(body.get("source_ids") or ()),
             body.get("description") or "", bool(body.get("enabled", True)),
             float(body.get("created_at") or 0), body.get("secret"),
-            body.get("previous_secret_valid_until"),
+            body.get("previous_secret_valid_until"), body.get("tasks") or "all",
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         body = {"id": self.id, "tenant": self.tenant, "url": self.url, "types": list(self.types),
                 "kinds": list(self.kinds), "source_ids": list(self.source_ids),
-                "description": self.description, "enabled": self.enabled,
+                "tasks": self.tasks, "description": self.description, "enabled": self.enabled,
                 "created_at": self.created_at}  # fmt: skip
         if self.secret:
             body["secret"] = self.secret
@@ -159,9 +160,9 @@ def _sub(r: httpx.Response) -> Subscription:
     return Subscription.from_json(r.json())
 
 
-def _create(url, types, kinds, source_ids, description) -> _Req:
+def _create(url, types, kinds, source_ids, description, tasks="all") -> _Req:
     body = {"url": url, "types": list(types), "kinds": list(kinds),
-            "source_ids": list(source_ids), "description": description}  # fmt: skip
+            "source_ids": list(source_ids), "tasks": tasks, "description": description}  # fmt: skip
     return _Req("POST", "/api/webhooks", _sub, json=body, answered_only=True)
 
 
@@ -170,7 +171,7 @@ def _list() -> _Req:
 
 
 def _update(sub_id: str, changes: Mapping[str, Any]) -> _Req:
-    allowed = {"url", "types", "kinds", "source_ids", "description", "enabled"}
+    allowed = {"url", "types", "kinds", "source_ids", "tasks", "description", "enabled"}
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"cannot change {', '.join(sorted(unknown))}; only {sorted(allowed)}")
@@ -235,10 +236,12 @@ class WebhookMethods:
 
     def create_webhook(
         self, url: str, types: Sequence[str], *, kinds: Sequence[str] = (),
-        source_ids: Sequence[str] = (), description: str = "", timeout: float | None = None,
+        source_ids: Sequence[str] = (), description: str = "", tasks: str = "all",
+        timeout: float | None = None,
     ) -> Subscription:  # fmt: skip
-        """Subscribe `url` to event types; the answer's `secret` is shown this once."""
-        return self._send(_create(url, types, kinds, source_ids, description), timeout)
+        """Subscribe `url` to event types; the answer's `secret` is shown this once.
+        `tasks="named"`: task events only of the tasks that name it (submit's `webhook=`)."""
+        return self._send(_create(url, types, kinds, source_ids, description, tasks), timeout)
 
     def webhooks(self, *, timeout: float | None = None) -> list[Subscription]:
         """Your tenant's subscriptions (an admin's: every tenant's)."""
@@ -248,7 +251,7 @@ class WebhookMethods:
         return self._send(_Req("GET", _sub_path(sub_id), _sub), timeout)
 
     def update_webhook(self, sub_id: str, *, timeout: float | None = None, **changes: Any):
-        """Change url, types, kinds, source_ids, description or enabled."""
+        """Change url, types, kinds, source_ids, tasks, description or enabled."""
         return self._send(_update(sub_id, changes), timeout)
 
     def delete_webhook(self, sub_id: str, *, timeout: float | None = None) -> None:
@@ -311,9 +314,10 @@ class AsyncWebhookMethods:
 
     async def create_webhook(
         self, url: str, types: Sequence[str], *, kinds: Sequence[str] = (),
-        source_ids: Sequence[str] = (), description: str = "", timeout: float | None = None,
+        source_ids: Sequence[str] = (), description: str = "", tasks: str = "all",
+        timeout: float | None = None,
     ) -> Subscription:  # fmt: skip
-        return await self._send(_create(url, types, kinds, source_ids, description), timeout)
+        return await self._send(_create(url, types, kinds, source_ids, description, tasks), timeout)
 
     async def webhooks(self, *, timeout: float | None = None) -> list[Subscription]:
         return await self._send(_list(), timeout)

@@ -562,6 +562,7 @@ class Client(WebhookMethods, _Base):
         collection_id: str | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
+        webhook: str | None = None,
         **fields: Any,
     ) -> Task:
         """Upload an image or video for `kind` ("face" or "object") and return its task.
@@ -572,10 +573,13 @@ class Client(WebhookMethods, _Base):
         ended task when it ends quickly (simple mode); the task is returned either way
         (check `task.ended`). Options: an options object and/or keywords (see
         FaceOptions, ObjectOptions). Kind "identify" takes `collection_id` (required),
-        `top_k` and `threshold` too.
+        `top_k` and `threshold` too. `webhook` names a webhook subscription (its id)
+        that the task's end event goes to (see `webhooks.create(..., tasks="named")`).
         """
         kind = Kind.parse(kind)
         extra = identify_form(kind, collection_id, top_k, threshold)
+        if webhook is not None:
+            extra["webhook"] = webhook
         upload = _upload(kind, source, options, fields, media, color, idempotency_key, extra)
         deadline = Deadline(self._submit_timeout(timeout, wait))
         try:
@@ -1081,11 +1085,14 @@ class AsyncClient(AsyncWebhookMethods, _Base):
         collection_id: str | None = None,
         top_k: int | None = None,
         threshold: float | None = None,
+        webhook: str | None = None,
         **fields: Any,
     ) -> Task:
         """See `Client.submit`. A video file is streamed from disk (read in chunks)."""
         kind = Kind.parse(kind)
         extra = identify_form(kind, collection_id, top_k, threshold)
+        if webhook is not None:
+            extra["webhook"] = webhook
         upload = _upload(kind, source, options, fields, media, color, idempotency_key, extra)
         deadline = Deadline(self._submit_timeout(timeout, wait))
         try:

@@ -249,3 +249,58 @@ def _strip(result: IdentifiedFaces, opts: FaceOptions) -> IdentifiedFaces:
         for face in result.image.faces:
             face.encoding = None
     return result
+
+
+class TrackIdentities:
+    """Identification once per track, for one tracked video or stream.
+
+    A track is searched from its first face, then again only when a clearly
+    better face of it arrives (quality at least BETTER times the one it was
+    identified from); every face of the track carries the track's current
+    identity, so a name does not flicker from frame to frame. A face in no
+    track (its first frame, or tracking off) is searched on its own. The
+    track's identity goes into the scene's log for the summary."""
+
+    BETTER = 1.25
+
+    def __init__(self, collections: FaceCollections, tenant: str, search: Search, scene) -> None:
+        self.collections = collections
+        self.tenant = tenant
+        self.search = search
+        self.scene = scene
+        self.searches = 0
+        self._identity: dict[int, Identification] = {}
+        self._quality: dict[int, float] = {}
+
+    async def identify(self, image: ImageFaces, track_ids: list[int]) -> IdentifiedFaces:
+        """Each face's identification (its track's), searching only where needed."""
+        wanted = []
+        for i, face in enumerate(image.faces):
+            tid = track_ids[i] if track_ids else 0
+            quality = face.quality or 0.0
+            if not tid or tid not in self._identity or quality > self._quality[tid] * self.BETTER:
+                wanted.append(i)
+        found: dict[int, Identification] = {}
+        if wanted:
+            probes = ImageFaces(image.width, image.height, [image.faces[i] for i in wanted])
+            result = await self.collections.identify(self.tenant, self.search, probes)
+            self.searches += len(wanted)
+            found = dict(zip(wanted, result.identities, strict=True))
+        identities = []
+        for i, face in enumerate(image.faces):
+            tid = track_ids[i] if track_ids else 0
+            if tid and i in found:
+                self._identity[tid] = found[i]
+                self._quality[tid] = face.quality or 0.0
+                record = self.scene.log.tracks.get(tid)
+                best = found[i].best
+                if record is not None:
+                    record.subject = best.subject if best else ""
+                    record.face_id = best.face_id if best else ""
+                    record.distance = best.distance if best else 0.0
+            identities.append(self._identity[tid] if tid else found[i])
+        return IdentifiedFaces(image, identities, self.threshold)
+
+    @property
+    def threshold(self) -> float:
+        return self.collections.threshold(self.search.threshold)

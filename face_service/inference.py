@@ -34,6 +34,9 @@ class FaceOptions:
     encodings: bool = False
     detection_max_side: int = 0
     num_jitters: int = 1
+    # Score each face's quality (Face.quality): set by the tracked video and
+    # stream calls, which identify a track from its best face. Not in the proto.
+    quality: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Face:
     box: Box
     landmarks: dict[str, list[tuple[int, int]]] | None = None
     encoding: np.ndarray | None = None
+    # How good a picture of the person this is (face_quality); None unless asked.
+    quality: float | None = None
 
 
 @dataclass
@@ -128,7 +133,35 @@ def detect_faces(rgb: np.ndarray, opts: FaceOptions) -> ImageFaces:
         encodings = fr.face_encodings(rgb, locations, num_jitters=opts.num_jitters)
         for face, encoding in zip(faces, encodings, strict=True):
             face.encoding = encoding.astype(np.float32)
+    if locations and opts.quality:
+        five = fr.face_landmarks(rgb, locations, model="small")
+        for face, marks in zip(faces, five, strict=True):
+            face.quality = face_quality(rgb, face.box, marks)
     return ImageFaces(width, height, faces)
+
+
+def face_quality(rgb: np.ndarray, box: Box, marks: dict[str, list[tuple[int, int]]]) -> float:
+    """How good a face is to identify someone from, >= 0: its size (the
+    shorter side, pixels) times how frontal it is (the nose tip halfway between
+    the eyes: 1; turned to a profile: towards 0) times how sharp it is
+    (variance of the crop's Laplacian, mapped to [0, 1))."""
+    side = float(_side(box))
+    if side <= 0:
+        return 0.0
+    left = np.mean(marks.get("left_eye", [(0, 0)]), axis=0)
+    right = np.mean(marks.get("right_eye", [(0, 0)]), axis=0)
+    nose = np.asarray(marks.get("nose_tip", [(0, 0)])[0], dtype=float)
+    to_left, to_right = np.linalg.norm(nose - left), np.linalg.norm(nose - right)
+    frontal = 1.0 - abs(to_left - to_right) / max(to_left + to_right, 1e-6)
+    crop = rgb[max(0, box.top) : box.bottom, max(0, box.left) : box.right]
+    if crop.size == 0:
+        return 0.0
+    gray = crop.mean(axis=2)
+    laplacian = (
+        -4 * gray[1:-1, 1:-1] + gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:]
+    )
+    sharpness = float(laplacian.var()) if laplacian.size else 0.0
+    return side * frontal * (sharpness / (sharpness + 100.0))
 
 
 def _side(box: Box) -> int:

@@ -8,6 +8,7 @@ gateway (with the shared token or a client certificate) can reach them."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -17,7 +18,7 @@ from percept.common.v1 import image_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
-from face_service.collections import FaceCollections, IdentifiedFaces, Search
+from face_service.collections import FaceCollections, IdentifiedFaces, Search, TrackIdentities
 from face_service.gallery import Collection, Identification, StoredFace
 from face_service.gallery.store import check_tenant
 from face_service.inference import (
@@ -29,7 +30,14 @@ from face_service.inference import (
 )
 from percept_runtime.errors import InvalidInput, Unavailable
 from percept_runtime.fields import check, value
-from percept_runtime.streaming import live_results, summary_message, video_results
+from percept_runtime.streaming import (
+    live_results,
+    stream_summary,
+    summary_message,
+    tracker_config,
+    video_results,
+)
+from percept_runtime.tracking import Scene
 from percept_runtime.video import VideoPolicy
 
 _DETECTORS = {pb.DETECTOR_UNSPECIFIED: "hog", pb.DETECTOR_HOG: "hog", pb.DETECTOR_CNN: "cnn"}
@@ -124,10 +132,13 @@ def _identified(result: IdentifiedFaces) -> list[pb.Face]:
     ]
 
 
-def face_to_proto(face: Face, identification: Identification | None = None) -> pb.Face:
+def face_to_proto(
+    face: Face, identification: Identification | None = None, track_id: int = 0
+) -> pb.Face:
     box = face.box
     out = pb.Face(
-        box=image_pb2.BoundingBox(left=box.left, top=box.top, right=box.right, bottom=box.bottom)
+        box=image_pb2.BoundingBox(left=box.left, top=box.top, right=box.right, bottom=box.bottom),
+        track_id=track_id,
     )
     if face.landmarks is not None:
         for part in _LANDMARK_PARTS:
@@ -143,6 +154,44 @@ def face_to_proto(face: Face, identification: Identification | None = None) -> p
 
 def _faces(result: ImageFaces) -> list[pb.Face]:
     return [face_to_proto(face) for face in result.faces]
+
+
+def _run_options(opts: FaceOptions, scene: Scene, search: Search | None) -> FaceOptions:
+    """What a tracked frame needs computed: each face's quality (a track's best
+    face), and its encoding when identifying."""
+    return dataclasses.replace(
+        opts,
+        quality=scene.enabled,
+        encodings=opts.encodings or search is not None,
+    )
+
+
+def _track_faces(scene: Scene, index: int, timestamp: float, image: ImageFaces) -> list[int]:
+    """The frame's faces through the call's tracker (in frame order); a face's
+    quality ranks its track's sightings. Faces score 1: dlib gives no score."""
+    if not scene.enabled:
+        return []
+    boxes = [(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in image.faces]
+    n = len(boxes)
+    ranks = [f.quality or 0.0 for f in image.faces]
+    return scene.update(index, timestamp, boxes, [1.0] * n, [0] * n, ranks)
+
+
+async def _tracked_faces(
+    image: ImageFaces,
+    track_ids: list[int],
+    identities: TrackIdentities | None,
+    opts: FaceOptions,
+) -> list[pb.Face]:
+    ids = track_ids or [0] * len(image.faces)
+    found = await identities.identify(image, track_ids) if identities else None
+    if not opts.encodings:
+        for face in image.faces:
+            face.encoding = None  # computed to identify; not asked for
+    return [
+        face_to_proto(face, found.identities[i] if found else None, ids[i])
+        for i, face in enumerate(image.faces)
+    ]
 
 
 class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
@@ -219,82 +268,91 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
     ) -> AsyncIterator[pb.DetectFacesInVideoResponse]:
         check(request)
         opts = options_from_proto(request.options)
+        config = tracker_config(request.tracker)
+        search = None
         if request.collection_id:
             tenant, search = tenant_of(context), search_from_proto(request)
             await self.collections.require(tenant, search.collection_id)
+        with Scene(config) as scene:
+            run_opts = _run_options(opts, scene, search)
+            per_track = TrackIdentities(self.collections, tenant, search, scene) if search else None
 
-            async def identify(frames: list[np.ndarray]) -> list[IdentifiedFaces]:
-                return [
-                    await self.collections.identify_frame(tenant, search, frame, opts)
-                    for frame in frames
-                ]
+            async def infer(frames: list[np.ndarray]) -> list[ImageFaces]:
+                return [await self.engine.detect_frame(frame, run_opts) for frame in frames]
 
             async for frame, result, expected in video_results(
-                request, self.video_policy, identify, window=self.window,
+                request, self.video_policy, infer, window=self.window,
                 method="DetectFacesInVideo",
             ):  # fmt: skip
+                ids = _track_faces(scene, frame.index, frame.timestamp, result)
                 yield pb.DetectFacesInVideoResponse(
                     frame_index=frame.index,
                     timestamp=frame.timestamp,
-                    faces=_identified(result),
-                    image_width=result.image.width,
-                    image_height=result.image.height,
+                    faces=await _tracked_faces(result, ids, per_track, opts),
+                    image_width=result.width,
+                    image_height=result.height,
                     expected_frames=expected,
-                    summary=summary_message(frame),
+                    summary=summary_message(
+                        frame,
+                        scene if scene.enabled else None,
+                        gallery_searches=per_track.searches if per_track else 0,
+                    ),
                 )
-            return
-
-        async def infer(frames: list[np.ndarray]) -> list[ImageFaces]:
-            return [await self.engine.detect_frame(frame, opts) for frame in frames]
-
-        async for frame, result, expected in video_results(
-            request, self.video_policy, infer, window=self.window, method="DetectFacesInVideo"
-        ):
-            yield pb.DetectFacesInVideoResponse(
-                frame_index=frame.index,
-                timestamp=frame.timestamp,
-                faces=_faces(result),
-                image_width=result.width,
-                image_height=result.height,
-                expected_frames=expected,
-                summary=summary_message(frame),
-            )
 
     async def StreamFaces(
         self, request_iterator: AsyncIterator[pb.StreamFacesRequest], context
     ) -> AsyncIterator[pb.StreamFacesResponse]:
-        search: list[tuple[str, Search] | None] = []  # from the first message
+        # From the first message: the call's tracker, and whom to identify against.
+        scenes: list[Scene] = []
+        searches: list[Search | None] = []
+        per_track: list[TrackIdentities | None] = []
 
         async def requests():
             async for request in request_iterator:
-                if not search:
+                if not scenes:
                     check(request)
                     wanted = None
                     if request.collection_id:
-                        wanted = (tenant_of(context), search_from_proto(request))
-                        await self.collections.require(wanted[0], wanted[1].collection_id)
-                    search.append(wanted)
+                        tenant, wanted = tenant_of(context), search_from_proto(request)
+                        await self.collections.require(tenant, wanted.collection_id)
+                    scenes.append(Scene(tracker_config(request.tracker)))
+                    searches.append(wanted)
+                    per_track.append(
+                        TrackIdentities(self.collections, tenant, wanted, scenes[0])
+                        if wanted
+                        else None
+                    )
                 yield request
 
         async def infer(content: bytes, opts: FaceOptions):
-            if search[0] is None:
-                return await self.engine.detect_image(content, opts)
-            tenant, wanted = search[0]
-            return await self.collections.identify_encoded_frame(tenant, wanted, content, opts)
-
-        async for index, result in live_results(
-            requests(), infer, options_from_proto, window=self.window, method="StreamFaces"
-        ):
-            if isinstance(result, IdentifiedFaces):
-                faces, image = _identified(result), result.image
-            else:
-                faces, image = _faces(result), result
-            yield pb.StreamFacesResponse(
-                frame_index=index,
-                faces=faces,
-                image_width=image.width,
-                image_height=image.height,
+            return await self.engine.detect_image(
+                content, _run_options(opts, scenes[0], searches[0])
             )
+
+        try:
+            async for index, result, request in live_results(
+                requests(), infer, options_from_proto, window=self.window, method="StreamFaces"
+            ):
+                scene, identities = scenes[0], per_track[0]
+                ids = _track_faces(scene, index, 0.0, result)
+                opts = options_from_proto(request.options)
+                faces = await _tracked_faces(result, ids, identities, opts)
+                yield pb.StreamFacesResponse(
+                    frame_index=index,
+                    faces=faces,
+                    image_width=result.width,
+                    image_height=result.height,
+                    summary=(
+                        stream_summary(
+                            scene, gallery_searches=identities.searches if identities else 0
+                        )
+                        if request.summarize
+                        else None
+                    ),
+                )
+        finally:
+            for scene in scenes:
+                scene.close()
 
     # --- collections ------------------------------------------------------------------
 

@@ -18,7 +18,14 @@ from object_service.inference import (
 )
 from percept_runtime.errors import Unavailable
 from percept_runtime.fields import check, value
-from percept_runtime.streaming import live_results, summary_message, video_results
+from percept_runtime.streaming import (
+    live_results,
+    stream_summary,
+    summary_message,
+    tracker_config,
+    video_results,
+)
+from percept_runtime.tracking import Scene
 from percept_runtime.video import VideoPolicy
 
 _BACKENDS = {"pytorch": pb.BACKEND_PYTORCH, "onnxruntime": pb.BACKEND_ONNXRUNTIME}
@@ -35,16 +42,32 @@ class Engine(Protocol):
     ) -> list[ImageDetections]: ...
 
 
-def _detections(result: ImageDetections) -> list[pb.Detection]:
+def _detections(result: ImageDetections, track_ids: list[int] | None = None) -> list[pb.Detection]:
+    ids = track_ids or [0] * len(result.detections)
     return [
         pb.Detection(
             label=d.label,
             class_id=d.class_id,
             confidence=d.confidence,
             box=image_pb2.BoundingBox(left=d.left, top=d.top, right=d.right, bottom=d.bottom),
+            track_id=track_id,
         )
-        for d in result.detections
+        for d, track_id in zip(result.detections, ids, strict=True)
     ]
+
+
+def _track(scene: Scene, index: int, timestamp: float, result: ImageDetections) -> list[int]:
+    """The frame's detections through the call's tracker (in frame order)."""
+    if not scene.enabled:
+        return []
+    dets = result.detections
+    return scene.update(
+        index,
+        timestamp,
+        [(d.left, d.top, d.right, d.bottom) for d in dets],
+        [d.confidence for d in dets],
+        [d.class_id for d in dets],
+    )
 
 
 class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
@@ -83,44 +106,67 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
     ) -> AsyncIterator[pb.DetectObjectsInVideoResponse]:
         check(request)
         opts = self.options_from_proto(request.options)
+        config = tracker_config(request.tracker)
+        labels = self._info().class_names
 
         async def infer(frames: list[np.ndarray]) -> list[ImageDetections]:
             return await self.engine.detect_frames(frames, opts)
 
-        async for frame, result, expected in video_results(
-            request,
-            self.video_policy,
-            infer,
-            window=self.window,
-            batch_size=self.engine.video_batch,
-            method="DetectObjectsInVideo",
-        ):
-            yield pb.DetectObjectsInVideoResponse(
-                frame_index=frame.index,
-                timestamp=frame.timestamp,
-                detections=_detections(result),
-                image_width=result.width,
-                image_height=result.height,
-                expected_frames=expected,
-                summary=summary_message(frame),
-            )
+        with Scene(config) as scene:
+            async for frame, result, expected in video_results(
+                request,
+                self.video_policy,
+                infer,
+                window=self.window,
+                batch_size=self.engine.video_batch,
+                method="DetectObjectsInVideo",
+            ):
+                ids = _track(scene, frame.index, frame.timestamp, result)
+                yield pb.DetectObjectsInVideoResponse(
+                    frame_index=frame.index,
+                    timestamp=frame.timestamp,
+                    detections=_detections(result, ids),
+                    image_width=result.width,
+                    image_height=result.height,
+                    expected_frames=expected,
+                    summary=summary_message(frame, scene if scene.enabled else None, labels),
+                )
 
     async def StreamObjects(
         self, request_iterator: AsyncIterator[pb.StreamObjectsRequest], context
     ) -> AsyncIterator[pb.StreamObjectsResponse]:
-        async for index, result in live_results(
-            request_iterator,
-            self.engine.detect_image,
-            self.options_from_proto,
-            window=self.window,
-            method="StreamObjects",
-        ):
-            yield pb.StreamObjectsResponse(
-                frame_index=index,
-                detections=_detections(result),
-                image_width=result.width,
-                image_height=result.height,
-            )
+        scenes: list[Scene] = []  # the call's tracker, from the first message's options
+
+        async def requests():
+            async for request in request_iterator:
+                if not scenes:
+                    scenes.append(Scene(tracker_config(request.tracker)))
+                yield request
+
+        try:
+            async for index, result, request in live_results(
+                requests(),
+                self.engine.detect_image,
+                self.options_from_proto,
+                window=self.window,
+                method="StreamObjects",
+            ):
+                scene = scenes[0]
+                ids = _track(scene, index, 0.0, result)
+                yield pb.StreamObjectsResponse(
+                    frame_index=index,
+                    detections=_detections(result, ids),
+                    image_width=result.width,
+                    image_height=result.height,
+                    summary=(
+                        stream_summary(scene, self._info().class_names)
+                        if request.summarize
+                        else None
+                    ),
+                )
+        finally:
+            for scene in scenes:
+                scene.close()
 
     async def GetModelInfo(
         self, request: pb.GetModelInfoRequest, context

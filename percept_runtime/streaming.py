@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import numpy as np
-from percept.common.v1 import video_pb2
+from percept.common.v1 import image_pb2, video_pb2
 
-from percept_runtime.errors import PerceptError
+from percept_runtime.errors import InvalidInput, PerceptError
+from percept_runtime.fields import check, value
 from percept_runtime.metrics import FRAMES
+from percept_runtime.tracking import Scene, TrackerConfig, TrackRecord
 from percept_runtime.video import Frame, VideoPolicy, VideoReader
 
 T = TypeVar("T")
@@ -167,9 +169,14 @@ async def video_results(
             yield frame, result, expected
 
 
-def summary_message(frame: Frame) -> video_pb2.VideoSummary | None:
+def summary_message(
+    frame: Frame,
+    scene: Scene | None = None,
+    labels: Sequence[str] = (),
+    gallery_searches: int = 0,
+) -> video_pb2.VideoSummary | None:
     """The percept.common.v1.VideoSummary a video response carries: set on the
-    last frame only (None, the field unset, before)."""
+    last frame only (None, the field unset, before), with the scene's tracks."""
     summary = frame.summary
     if summary is None:
         return None
@@ -179,7 +186,78 @@ def summary_message(frame: Frame) -> video_pb2.VideoSummary | None:
         last_frame_index=summary.last_frame_index,
         partial=summary.partial,
         reason=summary.reason,
+        tracks=tracks_message(scene.log.summary(), labels) if scene is not None else (),
+        gallery_searches=gallery_searches,
     )
+
+
+def stream_summary(
+    scene: Scene, labels: Sequence[str] = (), gallery_searches: int = 0
+) -> video_pb2.VideoSummary:
+    """A live stream's summary so far (asked for with `summarize`)."""
+    return video_pb2.VideoSummary(
+        processed_frames=scene.frames,
+        tracks=tracks_message(scene.log.summary(), labels),
+        gallery_searches=gallery_searches,
+    )
+
+
+# --- tracking ---------------------------------------------------------------------
+
+_TRACKERS = {
+    video_pb2.TRACKER_TYPE_UNSPECIFIED: "bytetrack",
+    video_pb2.TRACKER_TYPE_BYTETRACK: "bytetrack",
+    video_pb2.TRACKER_TYPE_BOTSORT: "botsort",
+    video_pb2.TRACKER_TYPE_OFF: "off",
+}
+
+
+def tracker_config(msg: video_pb2.TrackerOptions, path: str = "tracker") -> TrackerConfig:
+    """Domain tracker settings from TrackerOptions (checked against the proto's
+    rules); unset fields take the proto's defaults."""
+    check(msg, path)
+    config = TrackerConfig(
+        kind=_TRACKERS[msg.tracker],
+        lost_track_frames=value(msg, "lost_track_frames"),
+        high_threshold=value(msg, "high_threshold"),
+        low_threshold=value(msg, "low_threshold"),
+        new_track_threshold=value(msg, "new_track_threshold"),
+        match_threshold=value(msg, "match_threshold"),
+    )
+    if config.low_threshold > config.high_threshold:
+        raise InvalidInput(
+            f"{path}.low_threshold is {config.low_threshold:g}: it must not exceed "
+            f"{path}.high_threshold ({config.high_threshold:g})"
+        )
+    return config
+
+
+def tracks_message(
+    records: Sequence[TrackRecord], labels: Sequence[str] = ()
+) -> list[video_pb2.TrackSummary]:
+    out = []
+    for r in records:
+        left, top, right, bottom = r.best_box
+        class_id = r.class_id
+        out.append(
+            video_pb2.TrackSummary(
+                track_id=r.track_id,
+                first_frame_index=r.first_frame,
+                first_timestamp=r.first_time,
+                last_frame_index=r.last_frame,
+                last_timestamp=r.last_time,
+                frames_seen=r.frames_seen,
+                best_frame_index=r.best_frame,
+                best_box=image_pb2.BoundingBox(left=left, top=top, right=right, bottom=bottom),
+                best_score=max(0.0, r.best_score),
+                label=labels[class_id] if class_id < len(labels) else "",
+                class_id=class_id,
+                subject=r.subject,
+                face_id=r.face_id,
+                distance=r.distance,
+            )
+        )
+    return out
 
 
 async def live_results(
@@ -189,10 +267,10 @@ async def live_results(
     *,
     window: int,
     method: str,
-) -> AsyncIterator[tuple[int, R]]:
+) -> AsyncIterator[tuple[int, R, object]]:
     """Run `infer` on each request's image as it arrives, `window` in flight;
-    yield (frame_index, result) in order. A request without options uses the
-    first request's. An error names the frame it came from."""
+    yield (frame_index, result, request) in order. A request without options
+    uses the first request's. An error names the frame it came from."""
     frames_metric = FRAMES.labels(method)
     first: list[O] = []
 
@@ -205,17 +283,18 @@ async def live_results(
                     first.append(opts)
             else:
                 opts = first[0]
-            yield index, request.image.content, opts
+            yield index, request, opts
             index += 1
 
     async def run(item):
-        index, content, opts = item
+        index, request, opts = item
+        content = request.image.content
         try:
             result = await infer(content, opts)
         except PerceptError as exc:
             raise type(exc)(f"frame {index}: {exc.message}") from None
         frames_metric.inc()
-        return index, result
+        return index, result, request
 
     async for pair in ordered_map(numbered(), run, window):
         yield pair

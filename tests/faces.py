@@ -212,3 +212,46 @@ def tiny_face_image(person: str = "astronaut", side: int = 36) -> np.ndarray:
     h, w = small.shape[:2]
     canvas[60 : 60 + h, 100 : 100 + w] = small
     return canvas
+
+
+def crossing_heads_video(
+    path: Path | str,
+    people: tuple[str, str],
+    n_frames: int,
+    away: range = range(0),
+    size: tuple[int, int] = (640, 360),
+    fps: float = 10.0,
+) -> list[list[Placed]]:
+    """An MJPG AVI of two people's heads crossing paths over the coffee photo:
+    the first left to right, the second right to left, a little lower, drawn on
+    top where they meet; the second is out of the picture for the frames in
+    `away`. -> each frame's heads."""
+    width, height = size
+    crops = []
+    for person in people:
+        crop, _ = head(person)
+        scale = 130 / max(crop.shape[:2])
+        crops.append(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    base = background("coffee", size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened(), "OpenCV cannot write MJPG"
+    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+    truth = []
+    for i in range(n_frames):
+        frame = base.copy()
+        t = i / max(1, n_frames - 1)
+        spots = [
+            (int(10 + t * (width - 150)), 40),
+            (int(width - 140 - t * (width - 150)), height - 200),
+        ]
+        placed = []
+        for k, (person, crop, (x, y)) in enumerate(zip(people, crops, spots, strict=True)):
+            if k == 1 and i in away:
+                continue
+            h, w = crop.shape[:2]
+            frame[y : y + h, x : x + w] = crop
+            placed.append(Placed(person, (x, y, x + w, y + h)))
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        truth.append(placed)
+    writer.release()
+    return truth

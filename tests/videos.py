@@ -172,3 +172,66 @@ def truncate(path: Path, fraction: float) -> bytes:
     data = path.read_bytes()[: int(path.stat().st_size * fraction)]
     path.write_bytes(data)
     return data
+
+
+# --- tracking: known identities that cross, hide, leave and come back ------------
+
+
+def tracking_shapes_video(
+    path: Path, seed: int, n_frames: int = 36, fps: float = 10.0
+) -> list[list[tuple[int, object]]]:
+    """Write an MJPG AVI of four shapes with known identities: two of the same
+    class crossing paths at different speeds (the later drawn hiding part of
+    the other), one leaving the frame and coming back ~8 frames later,
+    each speeding up and slowing down. Returns, per frame, (identity, Shape) of
+    the shapes fully in the frame and at least 60% visible."""
+    from object_service import synthetic
+
+    rng = np.random.default_rng(seed)
+    width, height = 640, 480
+    base = background(width, height)
+    t = np.arange(n_frames)
+    pace = np.cumsum(1.0 + 0.5 * np.sin(t / 5 + rng.uniform(0, 6)))  # varying speed
+    pace = pace / pace[-1]
+    y0 = rng.uniform(110, 150)
+    paths = {
+        # identity: (class, x(t), y(t), size, colour)
+        1: (synthetic.CIRCLE, 70 + 500 * pace, y0 + 0 * t, 80, (230, 40, 40)),
+        2: (synthetic.CIRCLE, 570 - 500 * t / n_frames, y0 + 25 + 0 * t, 80, (30, 200, 60)),
+        3: (synthetic.SQUARE, 520 + 0 * t, 360 - 60 * pace, 100, (20, 20, 220)),
+        # leaves on the right around 40% of the clip, returns by 65%
+        4: (
+            synthetic.TRIANGLE,
+            np.where((t > 0.4 * n_frames) & (t < 0.62 * n_frames), 900, 120 + 10 * t),
+            380 + 0 * t,
+            90,
+            (240, 200, 30),
+        ),
+    }
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write MJPG"
+    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+    truth = []
+    for i in range(n_frames):
+        frame = base.copy()
+        drawn, masks = [], []
+        for ident, (cls, xs, ys, size, colour) in paths.items():
+            x, y = float(xs[i]), float(ys[i])
+            if x - size / 2 >= width:
+                continue  # off the frame
+            mask = np.zeros((height, width), np.uint8)
+            synthetic.draw_shape(mask, cls, x, y, size, (255,), angle=5.0 * i)
+            for earlier in masks:  # drawn later: on top of those before
+                earlier &= ~mask
+            shape = synthetic.draw_shape(frame, cls, x, y, size, colour, angle=5.0 * i)
+            drawn.append((ident, shape, int(mask.sum() // 255)))
+            masks.append(mask)
+        visible = []
+        for (ident, shape, area), mask in zip(drawn, masks, strict=True):
+            inside = shape.left > 0 and shape.top > 0 and shape.right < width - 1
+            if inside and shape.bottom < height - 1 and mask.sum() // 255 >= 0.6 * area:
+                visible.append((ident, shape))
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        truth.append(visible)
+    writer.release()
+    return truth

@@ -22,17 +22,35 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from percept.common.v1 import field_rules_pb2 as percept_dot_common_dot_v1_dot_field__rules__pb2
+from percept.common.v1 import image_pb2 as percept_dot_common_dot_v1_dot_image__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpercept/common/v1/video.proto\x12\x11percept.common.v1\"9\n\x0bVideoSource\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"|\n\x0cVideoSummary\x12\x17\n\x0f\x65xpected_frames\x18\x01 \x01(\x04\x12\x18\n\x10processed_frames\x18\x02 \x01(\x04\x12\x18\n\x10last_frame_index\x18\x03 \x01(\x04\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpercept/common/v1/video.proto\x12\x11percept.common.v1\x1a#percept/common/v1/field_rules.proto\x1a\x1dpercept/common/v1/image.proto\"9\n\x0bVideoSource\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"\xc7\x01\n\x0cVideoSummary\x12\x17\n\x0f\x65xpected_frames\x18\x01 \x01(\x04\x12\x18\n\x10processed_frames\x18\x02 \x01(\x04\x12\x18\n\x10last_frame_index\x18\x03 \x01(\x04\x12\x0f\n\x07partial\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12/\n\x06tracks\x18\x06 \x03(\x0b\x32\x1f.percept.common.v1.TrackSummary\x12\x18\n\x10gallery_searches\x18\x07 \x01(\x04\"\xcf\x03\n\x0eTrackerOptions\x12/\n\x07tracker\x18\x01 \x01(\x0e\x32\x1e.percept.common.v1.TrackerType\x12<\n\x11lost_track_frames\x18\x02 \x01(\rB!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x00\x88\xc3@!\x00\x00\x00\x00\x00\x00>@(\x01\x12<\n\x0ehigh_threshold\x18\x03 \x01(\x02\x42\x1f\xa2\xbb\x18\x1b\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?!\x00\x00\x00\x00\x00\x00\xd0?H\x00\x88\x01\x01\x12;\n\rlow_threshold\x18\x04 \x01(\x02\x42\x1f\xa2\xbb\x18\x1b\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?!\x9a\x99\x99\x99\x99\x99\xb9?H\x01\x88\x01\x01\x12\x41\n\x13new_track_threshold\x18\x05 \x01(\x02\x42\x1f\xa2\xbb\x18\x1b\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?!\x00\x00\x00\x00\x00\x00\xd0?H\x02\x88\x01\x01\x12?\n\x0fmatch_threshold\x18\x06 \x01(\x02\x42!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?\x18\x01!\x9a\x99\x99\x99\x99\x99\xe9?H\x03\x88\x01\x01\x42\x11\n\x0f_high_thresholdB\x10\n\x0e_low_thresholdB\x16\n\x14_new_track_thresholdB\x12\n\x10_match_threshold\"\xd0\x02\n\x0cTrackSummary\x12\x10\n\x08track_id\x18\x01 \x01(\r\x12\x19\n\x11\x66irst_frame_index\x18\x02 \x01(\x04\x12\x17\n\x0f\x66irst_timestamp\x18\x03 \x01(\x01\x12\x18\n\x10last_frame_index\x18\x04 \x01(\x04\x12\x16\n\x0elast_timestamp\x18\x05 \x01(\x01\x12\x13\n\x0b\x66rames_seen\x18\x06 \x01(\r\x12\x18\n\x10\x62\x65st_frame_index\x18\x07 \x01(\x04\x12\x30\n\x08\x62\x65st_box\x18\x08 \x01(\x0b\x32\x1e.percept.common.v1.BoundingBox\x12\x12\n\nbest_score\x18\t \x01(\x02\x12\r\n\x05label\x18\n \x01(\t\x12\x10\n\x08\x63lass_id\x18\x0b \x01(\r\x12\x0f\n\x07subject\x18\x0c \x01(\t\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\r \x01(\t\x12\x10\n\x08\x64istance\x18\x0e \x01(\x02*w\n\x0bTrackerType\x12\x1c\n\x18TRACKER_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRACKER_TYPE_BYTETRACK\x10\x01\x12\x18\n\x14TRACKER_TYPE_BOTSORT\x10\x02\x12\x14\n\x10TRACKER_TYPE_OFF\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'percept.common.v1.video_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VIDEOSOURCE']._serialized_start=52
-  _globals['_VIDEOSOURCE']._serialized_end=109
-  _globals['_VIDEOSUMMARY']._serialized_start=111
-  _globals['_VIDEOSUMMARY']._serialized_end=235
+  _globals['_TRACKEROPTIONS'].fields_by_name['lost_track_frames']._loaded_options = None
+  _globals['_TRACKEROPTIONS'].fields_by_name['lost_track_frames']._serialized_options = b'\242\273\030\035\t\000\000\000\000\000\000\360?\021\000\000\000\000\000\210\303@!\000\000\000\000\000\000>@(\001'
+  _globals['_TRACKEROPTIONS'].fields_by_name['high_threshold']._loaded_options = None
+  _globals['_TRACKEROPTIONS'].fields_by_name['high_threshold']._serialized_options = b'\242\273\030\033\t\000\000\000\000\000\000\000\000\021\000\000\000\000\000\000\360?!\000\000\000\000\000\000\320?'
+  _globals['_TRACKEROPTIONS'].fields_by_name['low_threshold']._loaded_options = None
+  _globals['_TRACKEROPTIONS'].fields_by_name['low_threshold']._serialized_options = b'\242\273\030\033\t\000\000\000\000\000\000\000\000\021\000\000\000\000\000\000\360?!\232\231\231\231\231\231\271?'
+  _globals['_TRACKEROPTIONS'].fields_by_name['new_track_threshold']._loaded_options = None
+  _globals['_TRACKEROPTIONS'].fields_by_name['new_track_threshold']._serialized_options = b'\242\273\030\033\t\000\000\000\000\000\000\000\000\021\000\000\000\000\000\000\360?!\000\000\000\000\000\000\320?'
+  _globals['_TRACKEROPTIONS'].fields_by_name['match_threshold']._loaded_options = None
+  _globals['_TRACKEROPTIONS'].fields_by_name['match_threshold']._serialized_options = b'\242\273\030\035\t\000\000\000\000\000\000\000\000\021\000\000\000\000\000\000\360?\030\001!\232\231\231\231\231\231\351?'
+  _globals['_TRACKERTYPE']._serialized_start=1186
+  _globals['_TRACKERTYPE']._serialized_end=1305
+  _globals['_VIDEOSOURCE']._serialized_start=120
+  _globals['_VIDEOSOURCE']._serialized_end=177
+  _globals['_VIDEOSUMMARY']._serialized_start=180
+  _globals['_VIDEOSUMMARY']._serialized_end=379
+  _globals['_TRACKEROPTIONS']._serialized_start=382
+  _globals['_TRACKEROPTIONS']._serialized_end=845
+  _globals['_TRACKSUMMARY']._serialized_start=848
+  _globals['_TRACKSUMMARY']._serialized_end=1184
 # @@protoc_insertion_point(module_scope)

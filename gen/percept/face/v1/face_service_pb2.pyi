@@ -67,16 +67,18 @@ class FaceEncoding(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("box", "landmarks", "encoding", "matches")
+    __slots__ = ("box", "landmarks", "encoding", "matches", "track_id")
     BOX_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     MATCHES_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     box: _image_pb2.BoundingBox
     landmarks: FaceLandmarks
     encoding: _containers.RepeatedScalarFieldContainer[float]
     matches: _containers.RepeatedCompositeFieldContainer[IdentityMatch]
-    def __init__(self, box: _Optional[_Union[_image_pb2.BoundingBox, _Mapping]] = ..., landmarks: _Optional[_Union[FaceLandmarks, _Mapping]] = ..., encoding: _Optional[_Iterable[float]] = ..., matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ...) -> None: ...
+    track_id: int
+    def __init__(self, box: _Optional[_Union[_image_pb2.BoundingBox, _Mapping]] = ..., landmarks: _Optional[_Union[FaceLandmarks, _Mapping]] = ..., encoding: _Optional[_Iterable[float]] = ..., matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., track_id: _Optional[int] = ...) -> None: ...
 
 class IdentityMatch(_message.Message):
     __slots__ = ("face_id", "subject", "distance")
@@ -151,7 +153,7 @@ class CompareFacesResponse(_message.Message):
     def __init__(self, probe_faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., reference_faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., matches: _Optional[_Iterable[_Union[FaceMatch, _Mapping]]] = ..., tolerance: _Optional[float] = ...) -> None: ...
 
 class DetectFacesInVideoRequest(_message.Message):
-    __slots__ = ("video", "frame_stride", "max_frames", "options", "collection_id", "top_k", "threshold")
+    __slots__ = ("video", "frame_stride", "max_frames", "options", "collection_id", "top_k", "threshold", "tracker")
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     FRAME_STRIDE_FIELD_NUMBER: _ClassVar[int]
     MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +161,7 @@ class DetectFacesInVideoRequest(_message.Message):
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
     video: _video_pb2.VideoSource
     frame_stride: int
     max_frames: int
@@ -166,7 +169,8 @@ class DetectFacesInVideoRequest(_message.Message):
     collection_id: str
     top_k: int
     threshold: float
-    def __init__(self, video: _Optional[_Union[_video_pb2.VideoSource, _Mapping]] = ..., frame_stride: _Optional[int] = ..., max_frames: _Optional[int] = ..., options: _Optional[_Union[FaceOptions, _Mapping]] = ..., collection_id: _Optional[str] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+    tracker: _video_pb2.TrackerOptions
+    def __init__(self, video: _Optional[_Union[_video_pb2.VideoSource, _Mapping]] = ..., frame_stride: _Optional[int] = ..., max_frames: _Optional[int] = ..., options: _Optional[_Union[FaceOptions, _Mapping]] = ..., collection_id: _Optional[str] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., tracker: _Optional[_Union[_video_pb2.TrackerOptions, _Mapping]] = ...) -> None: ...
 
 class DetectFacesInVideoResponse(_message.Message):
     __slots__ = ("frame_index", "timestamp", "faces", "image_width", "image_height", "expected_frames", "summary")
@@ -187,30 +191,36 @@ class DetectFacesInVideoResponse(_message.Message):
     def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., expected_frames: _Optional[int] = ..., summary: _Optional[_Union[_video_pb2.VideoSummary, _Mapping]] = ...) -> None: ...
 
 class StreamFacesRequest(_message.Message):
-    __slots__ = ("image", "options", "collection_id", "top_k", "threshold")
+    __slots__ = ("image", "options", "collection_id", "top_k", "threshold", "tracker", "summarize")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
+    SUMMARIZE_FIELD_NUMBER: _ClassVar[int]
     image: _image_pb2.Image
     options: FaceOptions
     collection_id: str
     top_k: int
     threshold: float
-    def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., options: _Optional[_Union[FaceOptions, _Mapping]] = ..., collection_id: _Optional[str] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+    tracker: _video_pb2.TrackerOptions
+    summarize: bool
+    def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., options: _Optional[_Union[FaceOptions, _Mapping]] = ..., collection_id: _Optional[str] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., tracker: _Optional[_Union[_video_pb2.TrackerOptions, _Mapping]] = ..., summarize: _Optional[bool] = ...) -> None: ...
 
 class StreamFacesResponse(_message.Message):
-    __slots__ = ("frame_index", "faces", "image_width", "image_height")
+    __slots__ = ("frame_index", "faces", "image_width", "image_height", "summary")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_WIDTH_FIELD_NUMBER: _ClassVar[int]
     IMAGE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     faces: _containers.RepeatedCompositeFieldContainer[Face]
     image_width: int
     image_height: int
-    def __init__(self, frame_index: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ...) -> None: ...
+    summary: _video_pb2.VideoSummary
+    def __init__(self, frame_index: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., summary: _Optional[_Union[_video_pb2.VideoSummary, _Mapping]] = ...) -> None: ...
 
 class Collection(_message.Message):
     __slots__ = ("collection_id", "description", "created_at", "face_count", "subject_count")

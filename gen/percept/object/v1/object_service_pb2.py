@@ -27,7 +27,7 @@ from percept.common.v1 import image_pb2 as percept_dot_common_dot_v1_dot_image__
 from percept.common.v1 import video_pb2 as percept_dot_common_dot_v1_dot_video__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&percept/object/v1/object_service.proto\x12\x11percept.object.v1\x1a#percept/common/v1/field_rules.proto\x1a\x1dpercept/common/v1/image.proto\x1a\x1dpercept/common/v1/video.proto\"\xb5\x02\n\x10\x44\x65tectionOptions\x12\x42\n\x14\x63onfidence_threshold\x18\x01 \x01(\x02\x42\x1f\xa2\xbb\x18\x1b\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?!\x00\x00\x00\x00\x00\x00\xd0?H\x00\x88\x01\x01\x12=\n\riou_threshold\x18\x02 \x01(\x02\x42!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?\x18\x01!ffffff\xe6?H\x01\x88\x01\x01\x12\x1c\n\x0b\x63lass_names\x18\x03 \x03(\tB\x07\xa2\xbb\x18\x03\x30\xe8\x07\x12\x1a\n\tclass_ids\x18\x04 \x03(\rB\x07\xa2\xbb\x18\x03\x30\xe8\x07\x12\x39\n\x0emax_detections\x18\x05 \x01(\rB!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x00@\x8f@!\x00\x00\x00\x00\x00\xc0r@(\x01\x42\x17\n\x15_confidence_thresholdB\x10\n\x0e_iou_threshold\"m\n\tDetection\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x02 \x01(\r\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12+\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x1e.percept.common.v1.BoundingBox\"u\n\x14\x44\x65tectObjectsRequest\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.percept.object.v1.DetectionOptions\"t\n\x15\x44\x65tectObjectsResponse\x12\x30\n\ndetections\x18\x01 \x03(\x0b\x32\x1c.percept.object.v1.Detection\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\"\xe9\x01\n\x1b\x44\x65tectObjectsInVideoRequest\x12-\n\x05video\x18\x01 \x01(\x0b\x32\x1e.percept.common.v1.VideoSource\x12\x37\n\x0c\x66rame_stride\x18\x02 \x01(\rB!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x00j\xf8@!\x00\x00\x00\x00\x00\x00\xf0?(\x01\x12,\n\nmax_frames\x18\x03 \x01(\rB\x18\xa2\xbb\x18\x14\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x80\x84.A(\x01\x12\x34\n\x07options\x18\x04 \x01(\x0b\x32#.percept.object.v1.DetectionOptions\"\xee\x01\n\x1c\x44\x65tectObjectsInVideoResponse\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x30\n\ndetections\x18\x03 \x03(\x0b\x32\x1c.percept.object.v1.Detection\x12\x13\n\x0bimage_width\x18\x04 \x01(\x05\x12\x14\n\x0cimage_height\x18\x05 \x01(\x05\x12\x17\n\x0f\x65xpected_frames\x18\x06 \x01(\x04\x12\x30\n\x07summary\x18\x07 \x01(\x0b\x32\x1f.percept.common.v1.VideoSummary\"u\n\x14StreamObjectsRequest\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.percept.object.v1.DetectionOptions\"\x89\x01\n\x15StreamObjectsResponse\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12\x30\n\ndetections\x18\x02 \x03(\x0b\x32\x1c.percept.object.v1.Detection\x12\x13\n\x0bimage_width\x18\x03 \x01(\x05\x12\x14\n\x0cimage_height\x18\x04 \x01(\x05\"\x15\n\x13GetModelInfoRequest\"\xaf\x01\n\x14GetModelInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12+\n\x07\x62\x61\x63kend\x18\x02 \x01(\x0e\x32\x1a.percept.object.v1.Backend\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x12\n\ninput_size\x18\x04 \x01(\r\x12\x13\n\x0b\x63lass_names\x18\x05 \x03(\t\x12\x0f\n\x07weights\x18\x06 \x01(\t\x12\x0c\n\x04task\x18\x07 \x01(\t*P\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x42\x41\x43KEND_PYTORCH\x10\x01\x12\x17\n\x13\x42\x41\x43KEND_ONNXRUNTIME\x10\x02\x32\xb7\x03\n\rObjectService\x12\x62\n\rDetectObjects\x12\'.percept.object.v1.DetectObjectsRequest\x1a(.percept.object.v1.DetectObjectsResponse\x12y\n\x14\x44\x65tectObjectsInVideo\x12..percept.object.v1.DetectObjectsInVideoRequest\x1a/.percept.object.v1.DetectObjectsInVideoResponse0\x01\x12\x66\n\rStreamObjects\x12\'.percept.object.v1.StreamObjectsRequest\x1a(.percept.object.v1.StreamObjectsResponse(\x01\x30\x01\x12_\n\x0cGetModelInfo\x12&.percept.object.v1.GetModelInfoRequest\x1a\'.percept.object.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&percept/object/v1/object_service.proto\x12\x11percept.object.v1\x1a#percept/common/v1/field_rules.proto\x1a\x1dpercept/common/v1/image.proto\x1a\x1dpercept/common/v1/video.proto\"\xb5\x02\n\x10\x44\x65tectionOptions\x12\x42\n\x14\x63onfidence_threshold\x18\x01 \x01(\x02\x42\x1f\xa2\xbb\x18\x1b\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?!\x00\x00\x00\x00\x00\x00\xd0?H\x00\x88\x01\x01\x12=\n\riou_threshold\x18\x02 \x01(\x02\x42!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\xf0?\x18\x01!ffffff\xe6?H\x01\x88\x01\x01\x12\x1c\n\x0b\x63lass_names\x18\x03 \x03(\tB\x07\xa2\xbb\x18\x03\x30\xe8\x07\x12\x1a\n\tclass_ids\x18\x04 \x03(\rB\x07\xa2\xbb\x18\x03\x30\xe8\x07\x12\x39\n\x0emax_detections\x18\x05 \x01(\rB!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x00@\x8f@!\x00\x00\x00\x00\x00\xc0r@(\x01\x42\x17\n\x15_confidence_thresholdB\x10\n\x0e_iou_threshold\"\x7f\n\tDetection\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x02 \x01(\r\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12+\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x1e.percept.common.v1.BoundingBox\x12\x10\n\x08track_id\x18\x05 \x01(\r\"u\n\x14\x44\x65tectObjectsRequest\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.percept.object.v1.DetectionOptions\"t\n\x15\x44\x65tectObjectsResponse\x12\x30\n\ndetections\x18\x01 \x03(\x0b\x32\x1c.percept.object.v1.Detection\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\"\x9d\x02\n\x1b\x44\x65tectObjectsInVideoRequest\x12-\n\x05video\x18\x01 \x01(\x0b\x32\x1e.percept.common.v1.VideoSource\x12\x37\n\x0c\x66rame_stride\x18\x02 \x01(\rB!\xa2\xbb\x18\x1d\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x00j\xf8@!\x00\x00\x00\x00\x00\x00\xf0?(\x01\x12,\n\nmax_frames\x18\x03 \x01(\rB\x18\xa2\xbb\x18\x14\t\x00\x00\x00\x00\x00\x00\xf0?\x11\x00\x00\x00\x00\x80\x84.A(\x01\x12\x34\n\x07options\x18\x04 \x01(\x0b\x32#.percept.object.v1.DetectionOptions\x12\x32\n\x07tracker\x18\x05 \x01(\x0b\x32!.percept.common.v1.TrackerOptions\"\xee\x01\n\x1c\x44\x65tectObjectsInVideoResponse\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x30\n\ndetections\x18\x03 \x03(\x0b\x32\x1c.percept.object.v1.Detection\x12\x13\n\x0bimage_width\x18\x04 \x01(\x05\x12\x14\n\x0cimage_height\x18\x05 \x01(\x05\x12\x17\n\x0f\x65xpected_frames\x18\x06 \x01(\x04\x12\x30\n\x07summary\x18\x07 \x01(\x0b\x32\x1f.percept.common.v1.VideoSummary\"\xbc\x01\n\x14StreamObjectsRequest\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.percept.common.v1.Image\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32#.percept.object.v1.DetectionOptions\x12\x32\n\x07tracker\x18\x03 \x01(\x0b\x32!.percept.common.v1.TrackerOptions\x12\x11\n\tsummarize\x18\x04 \x01(\x08\"\xbb\x01\n\x15StreamObjectsResponse\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x04\x12\x30\n\ndetections\x18\x02 \x03(\x0b\x32\x1c.percept.object.v1.Detection\x12\x13\n\x0bimage_width\x18\x03 \x01(\x05\x12\x14\n\x0cimage_height\x18\x04 \x01(\x05\x12\x30\n\x07summary\x18\x05 \x01(\x0b\x32\x1f.percept.common.v1.VideoSummary\"\x15\n\x13GetModelInfoRequest\"\xaf\x01\n\x14GetModelInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12+\n\x07\x62\x61\x63kend\x18\x02 \x01(\x0e\x32\x1a.percept.object.v1.Backend\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x12\n\ninput_size\x18\x04 \x01(\r\x12\x13\n\x0b\x63lass_names\x18\x05 \x03(\t\x12\x0f\n\x07weights\x18\x06 \x01(\t\x12\x0c\n\x04task\x18\x07 \x01(\t*P\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x42\x41\x43KEND_PYTORCH\x10\x01\x12\x17\n\x13\x42\x41\x43KEND_ONNXRUNTIME\x10\x02\x32\xb7\x03\n\rObjectService\x12\x62\n\rDetectObjects\x12\'.percept.object.v1.DetectObjectsRequest\x1a(.percept.object.v1.DetectObjectsResponse\x12y\n\x14\x44\x65tectObjectsInVideo\x12..percept.object.v1.DetectObjectsInVideoRequest\x1a/.percept.object.v1.DetectObjectsInVideoResponse0\x01\x12\x66\n\rStreamObjects\x12\'.percept.object.v1.StreamObjectsRequest\x1a(.percept.object.v1.StreamObjectsResponse(\x01\x30\x01\x12_\n\x0cGetModelInfo\x12&.percept.object.v1.GetModelInfoRequest\x1a\'.percept.object.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,28 +48,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DETECTOBJECTSINVIDEOREQUEST'].fields_by_name['frame_stride']._serialized_options = b'\242\273\030\035\t\000\000\000\000\000\000\360?\021\000\000\000\000\000j\370@!\000\000\000\000\000\000\360?(\001'
   _globals['_DETECTOBJECTSINVIDEOREQUEST'].fields_by_name['max_frames']._loaded_options = None
   _globals['_DETECTOBJECTSINVIDEOREQUEST'].fields_by_name['max_frames']._serialized_options = b'\242\273\030\024\t\000\000\000\000\000\000\360?\021\000\000\000\000\200\204.A(\001'
-  _globals['_BACKEND']._serialized_start=1757
-  _globals['_BACKEND']._serialized_end=1837
+  _globals['_BACKEND']._serialized_start=1949
+  _globals['_BACKEND']._serialized_end=2029
   _globals['_DETECTIONOPTIONS']._serialized_start=161
   _globals['_DETECTIONOPTIONS']._serialized_end=470
   _globals['_DETECTION']._serialized_start=472
-  _globals['_DETECTION']._serialized_end=581
-  _globals['_DETECTOBJECTSREQUEST']._serialized_start=583
-  _globals['_DETECTOBJECTSREQUEST']._serialized_end=700
-  _globals['_DETECTOBJECTSRESPONSE']._serialized_start=702
-  _globals['_DETECTOBJECTSRESPONSE']._serialized_end=818
-  _globals['_DETECTOBJECTSINVIDEOREQUEST']._serialized_start=821
-  _globals['_DETECTOBJECTSINVIDEOREQUEST']._serialized_end=1054
-  _globals['_DETECTOBJECTSINVIDEORESPONSE']._serialized_start=1057
-  _globals['_DETECTOBJECTSINVIDEORESPONSE']._serialized_end=1295
-  _globals['_STREAMOBJECTSREQUEST']._serialized_start=1297
-  _globals['_STREAMOBJECTSREQUEST']._serialized_end=1414
-  _globals['_STREAMOBJECTSRESPONSE']._serialized_start=1417
-  _globals['_STREAMOBJECTSRESPONSE']._serialized_end=1554
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1556
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1577
-  _globals['_GETMODELINFORESPONSE']._serialized_start=1580
-  _globals['_GETMODELINFORESPONSE']._serialized_end=1755
-  _globals['_OBJECTSERVICE']._serialized_start=1840
-  _globals['_OBJECTSERVICE']._serialized_end=2279
+  _globals['_DETECTION']._serialized_end=599
+  _globals['_DETECTOBJECTSREQUEST']._serialized_start=601
+  _globals['_DETECTOBJECTSREQUEST']._serialized_end=718
+  _globals['_DETECTOBJECTSRESPONSE']._serialized_start=720
+  _globals['_DETECTOBJECTSRESPONSE']._serialized_end=836
+  _globals['_DETECTOBJECTSINVIDEOREQUEST']._serialized_start=839
+  _globals['_DETECTOBJECTSINVIDEOREQUEST']._serialized_end=1124
+  _globals['_DETECTOBJECTSINVIDEORESPONSE']._serialized_start=1127
+  _globals['_DETECTOBJECTSINVIDEORESPONSE']._serialized_end=1365
+  _globals['_STREAMOBJECTSREQUEST']._serialized_start=1368
+  _globals['_STREAMOBJECTSREQUEST']._serialized_end=1556
+  _globals['_STREAMOBJECTSRESPONSE']._serialized_start=1559
+  _globals['_STREAMOBJECTSRESPONSE']._serialized_end=1746
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1748
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1769
+  _globals['_GETMODELINFORESPONSE']._serialized_start=1772
+  _globals['_GETMODELINFORESPONSE']._serialized_end=1947
+  _globals['_OBJECTSERVICE']._serialized_start=2032
+  _globals['_OBJECTSERVICE']._serialized_end=2471
 # @@protoc_insertion_point(module_scope)

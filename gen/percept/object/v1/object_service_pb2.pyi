@@ -34,16 +34,18 @@ class DetectionOptions(_message.Message):
     def __init__(self, confidence_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., class_names: _Optional[_Iterable[str]] = ..., class_ids: _Optional[_Iterable[int]] = ..., max_detections: _Optional[int] = ...) -> None: ...
 
 class Detection(_message.Message):
-    __slots__ = ("label", "class_id", "confidence", "box")
+    __slots__ = ("label", "class_id", "confidence", "box", "track_id")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     label: str
     class_id: int
     confidence: float
     box: _image_pb2.BoundingBox
-    def __init__(self, label: _Optional[str] = ..., class_id: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[_image_pb2.BoundingBox, _Mapping]] = ...) -> None: ...
+    track_id: int
+    def __init__(self, label: _Optional[str] = ..., class_id: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[_image_pb2.BoundingBox, _Mapping]] = ..., track_id: _Optional[int] = ...) -> None: ...
 
 class DetectObjectsRequest(_message.Message):
     __slots__ = ("image", "options")
@@ -64,16 +66,18 @@ class DetectObjectsResponse(_message.Message):
     def __init__(self, detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ...) -> None: ...
 
 class DetectObjectsInVideoRequest(_message.Message):
-    __slots__ = ("video", "frame_stride", "max_frames", "options")
+    __slots__ = ("video", "frame_stride", "max_frames", "options", "tracker")
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     FRAME_STRIDE_FIELD_NUMBER: _ClassVar[int]
     MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
     video: _video_pb2.VideoSource
     frame_stride: int
     max_frames: int
     options: DetectionOptions
-    def __init__(self, video: _Optional[_Union[_video_pb2.VideoSource, _Mapping]] = ..., frame_stride: _Optional[int] = ..., max_frames: _Optional[int] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ...) -> None: ...
+    tracker: _video_pb2.TrackerOptions
+    def __init__(self, video: _Optional[_Union[_video_pb2.VideoSource, _Mapping]] = ..., frame_stride: _Optional[int] = ..., max_frames: _Optional[int] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ..., tracker: _Optional[_Union[_video_pb2.TrackerOptions, _Mapping]] = ...) -> None: ...
 
 class DetectObjectsInVideoResponse(_message.Message):
     __slots__ = ("frame_index", "timestamp", "detections", "image_width", "image_height", "expected_frames", "summary")
@@ -94,24 +98,30 @@ class DetectObjectsInVideoResponse(_message.Message):
     def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., expected_frames: _Optional[int] = ..., summary: _Optional[_Union[_video_pb2.VideoSummary, _Mapping]] = ...) -> None: ...
 
 class StreamObjectsRequest(_message.Message):
-    __slots__ = ("image", "options")
+    __slots__ = ("image", "options", "tracker", "summarize")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
+    SUMMARIZE_FIELD_NUMBER: _ClassVar[int]
     image: _image_pb2.Image
     options: DetectionOptions
-    def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ...) -> None: ...
+    tracker: _video_pb2.TrackerOptions
+    summarize: bool
+    def __init__(self, image: _Optional[_Union[_image_pb2.Image, _Mapping]] = ..., options: _Optional[_Union[DetectionOptions, _Mapping]] = ..., tracker: _Optional[_Union[_video_pb2.TrackerOptions, _Mapping]] = ..., summarize: _Optional[bool] = ...) -> None: ...
 
 class StreamObjectsResponse(_message.Message):
-    __slots__ = ("frame_index", "detections", "image_width", "image_height")
+    __slots__ = ("frame_index", "detections", "image_width", "image_height", "summary")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_WIDTH_FIELD_NUMBER: _ClassVar[int]
     IMAGE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     detections: _containers.RepeatedCompositeFieldContainer[Detection]
     image_width: int
     image_height: int
-    def __init__(self, frame_index: _Optional[int] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ...) -> None: ...
+    summary: _video_pb2.VideoSummary
+    def __init__(self, frame_index: _Optional[int] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., summary: _Optional[_Union[_video_pb2.VideoSummary, _Mapping]] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()

@@ -2,15 +2,18 @@
 // @generated from file percept/common/v1/video.proto (package percept.common.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_percept_common_v1_field_rules } from "./field_rules_pb.js";
+import type { BoundingBox } from "./image_pb.js";
+import { file_percept_common_v1_image } from "./image_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file percept/common/v1/video.proto.
  */
 export const file_percept_common_v1_video: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wZXJjZXB0L2NvbW1vbi92MS92aWRlby5wcm90bxIRcGVyY2VwdC5jb21tb24udjEiOQoLVmlkZW9Tb3VyY2USEQoHY29udGVudBgBIAEoDEgAEg0KA3VyaRgCIAEoCUgAQggKBnNvdXJjZSJ8CgxWaWRlb1N1bW1hcnkSFwoPZXhwZWN0ZWRfZnJhbWVzGAEgASgEEhgKEHByb2Nlc3NlZF9mcmFtZXMYAiABKAQSGAoQbGFzdF9mcmFtZV9pbmRleBgDIAEoBBIPCgdwYXJ0aWFsGAQgASgIEg4KBnJlYXNvbhgFIAEoCWIGcHJvdG8z");
+  fileDesc("Ch1wZXJjZXB0L2NvbW1vbi92MS92aWRlby5wcm90bxIRcGVyY2VwdC5jb21tb24udjEiOQoLVmlkZW9Tb3VyY2USEQoHY29udGVudBgBIAEoDEgAEg0KA3VyaRgCIAEoCUgAQggKBnNvdXJjZSLHAQoMVmlkZW9TdW1tYXJ5EhcKD2V4cGVjdGVkX2ZyYW1lcxgBIAEoBBIYChBwcm9jZXNzZWRfZnJhbWVzGAIgASgEEhgKEGxhc3RfZnJhbWVfaW5kZXgYAyABKAQSDwoHcGFydGlhbBgEIAEoCBIOCgZyZWFzb24YBSABKAkSLwoGdHJhY2tzGAYgAygLMh8ucGVyY2VwdC5jb21tb24udjEuVHJhY2tTdW1tYXJ5EhgKEGdhbGxlcnlfc2VhcmNoZXMYByABKAQizwMKDlRyYWNrZXJPcHRpb25zEi8KB3RyYWNrZXIYASABKA4yHi5wZXJjZXB0LmNvbW1vbi52MS5UcmFja2VyVHlwZRI8ChFsb3N0X3RyYWNrX2ZyYW1lcxgCIAEoDUIhorsYHQkAAAAAAADwPxEAAAAAAIjDQCEAAAAAAAA+QCgBEjwKDmhpZ2hfdGhyZXNob2xkGAMgASgCQh+iuxgbCQAAAAAAAAAAEQAAAAAAAPA/IQAAAAAAANA/SACIAQESOwoNbG93X3RocmVzaG9sZBgEIAEoAkIforsYGwkAAAAAAAAAABEAAAAAAADwPyGamZmZmZm5P0gBiAEBEkEKE25ld190cmFja190aHJlc2hvbGQYBSABKAJCH6K7GBsJAAAAAAAAAAARAAAAAAAA8D8hAAAAAAAA0D9IAogBARI/Cg9tYXRjaF90aHJlc2hvbGQYBiABKAJCIaK7GB0JAAAAAAAAAAARAAAAAAAA8D8YASGamZmZmZnpP0gDiAEBQhEKD19oaWdoX3RocmVzaG9sZEIQCg5fbG93X3RocmVzaG9sZEIWChRfbmV3X3RyYWNrX3RocmVzaG9sZEISChBfbWF0Y2hfdGhyZXNob2xkItACCgxUcmFja1N1bW1hcnkSEAoIdHJhY2tfaWQYASABKA0SGQoRZmlyc3RfZnJhbWVfaW5kZXgYAiABKAQSFwoPZmlyc3RfdGltZXN0YW1wGAMgASgBEhgKEGxhc3RfZnJhbWVfaW5kZXgYBCABKAQSFgoObGFzdF90aW1lc3RhbXAYBSABKAESEwoLZnJhbWVzX3NlZW4YBiABKA0SGAoQYmVzdF9mcmFtZV9pbmRleBgHIAEoBBIwCghiZXN0X2JveBgIIAEoCzIeLnBlcmNlcHQuY29tbW9uLnYxLkJvdW5kaW5nQm94EhIKCmJlc3Rfc2NvcmUYCSABKAISDQoFbGFiZWwYCiABKAkSEAoIY2xhc3NfaWQYCyABKA0SDwoHc3ViamVjdBgMIAEoCRIPCgdmYWNlX2lkGA0gASgJEhAKCGRpc3RhbmNlGA4gASgCKncKC1RyYWNrZXJUeXBlEhwKGFRSQUNLRVJfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlRSQUNLRVJfVFlQRV9CWVRFVFJBQ0sQARIYChRUUkFDS0VSX1RZUEVfQk9UU09SVBACEhQKEFRSQUNLRVJfVFlQRV9PRkYQA2IGcHJvdG8z", [file_percept_common_v1_field_rules, file_percept_common_v1_image]);
 
 /**
  * Where a video comes from: the bytes themselves, or a location the server
@@ -100,6 +103,21 @@ export type VideoSummary = Message<"percept.common.v1.VideoSummary"> & {
    * @generated from field: string reason = 5;
    */
   reason: string;
+
+  /**
+   * Every track of the call, by first appearance; empty when tracking is off.
+   *
+   * @generated from field: repeated percept.common.v1.TrackSummary tracks = 6;
+   */
+  tracks: TrackSummary[];
+
+  /**
+   * Faces identified against a collection: gallery searches made (one per
+   * probe face searched; once per track, not once per face per frame).
+   *
+   * @generated from field: uint64 gallery_searches = 7;
+   */
+  gallerySearches: bigint;
 };
 
 /**
@@ -108,4 +126,223 @@ export type VideoSummary = Message<"percept.common.v1.VideoSummary"> & {
  */
 export const VideoSummarySchema: GenMessage<VideoSummary> = /*@__PURE__*/
   messageDesc(file_percept_common_v1_video, 1);
+
+/**
+ * How faces or objects are tracked across the frames of one video or stream.
+ * Tracking is on by default; ids are stable within one call and never shared
+ * with another call, stream or tenant.
+ *
+ * @generated from message percept.common.v1.TrackerOptions
+ */
+export type TrackerOptions = Message<"percept.common.v1.TrackerOptions"> & {
+  /**
+   * The tracker; unset means ByteTrack.
+   *
+   * @generated from field: percept.common.v1.TrackerType tracker = 1;
+   */
+  tracker: TrackerType;
+
+  /**
+   * Processed frames a lost track is kept waiting to be seen again (then it
+   * ends, and a later sighting is a new track), [1, 10000]; 0 means 30.
+   *
+   * @generated from field: uint32 lost_track_frames = 2;
+   */
+  lostTrackFrames: number;
+
+  /**
+   * Boxes at or above this score are matched first and may start tracks,
+   * [0, 1]; unset means 0.25. Faces score 1.
+   *
+   * @generated from field: optional float high_threshold = 3;
+   */
+  highThreshold?: number | undefined;
+
+  /**
+   * Boxes above this score but under high_threshold only extend tracks,
+   * [0, 1]; unset means 0.1.
+   *
+   * @generated from field: optional float low_threshold = 4;
+   */
+  lowThreshold?: number | undefined;
+
+  /**
+   * Smallest score that starts a new track, [0, 1]; unset means 0.25.
+   *
+   * @generated from field: optional float new_track_threshold = 5;
+   */
+  newTrackThreshold?: number | undefined;
+
+  /**
+   * Largest matching cost accepted between a track and a box (1 - overlap,
+   * fused with the score), (0, 1]; unset means 0.8.
+   *
+   * @generated from field: optional float match_threshold = 6;
+   */
+  matchThreshold?: number | undefined;
+};
+
+/**
+ * Describes the message percept.common.v1.TrackerOptions.
+ * Use `create(TrackerOptionsSchema)` to create a new message.
+ */
+export const TrackerOptionsSchema: GenMessage<TrackerOptions> = /*@__PURE__*/
+  messageDesc(file_percept_common_v1_video, 2);
+
+/**
+ * What one track did over a video (or a stream, so far).
+ *
+ * @generated from message percept.common.v1.TrackSummary
+ */
+export type TrackSummary = Message<"percept.common.v1.TrackSummary"> & {
+  /**
+   * The track's id, as on its faces or detections.
+   *
+   * @generated from field: uint32 track_id = 1;
+   */
+  trackId: number;
+
+  /**
+   * Index of the first frame the track was seen in.
+   *
+   * @generated from field: uint64 first_frame_index = 2;
+   */
+  firstFrameIndex: bigint;
+
+  /**
+   * Time of that frame, seconds from the start (0 for streams).
+   *
+   * @generated from field: double first_timestamp = 3;
+   */
+  firstTimestamp: number;
+
+  /**
+   * Index of the last frame the track was seen in.
+   *
+   * @generated from field: uint64 last_frame_index = 4;
+   */
+  lastFrameIndex: bigint;
+
+  /**
+   * Time of that frame, seconds from the start (0 for streams).
+   *
+   * @generated from field: double last_timestamp = 5;
+   */
+  lastTimestamp: number;
+
+  /**
+   * Frames the track was seen in, >= 1.
+   *
+   * @generated from field: uint32 frames_seen = 6;
+   */
+  framesSeen: number;
+
+  /**
+   * The frame of the track's best sighting: the highest-confidence box, or
+   * the best face (largest, sharpest, most frontal).
+   *
+   * @generated from field: uint64 best_frame_index = 7;
+   */
+  bestFrameIndex: bigint;
+
+  /**
+   * Where the track was in that frame, pixels.
+   *
+   * @generated from field: percept.common.v1.BoundingBox best_box = 8;
+   */
+  bestBox?: BoundingBox | undefined;
+
+  /**
+   * Objects: that box's confidence, [0, 1]; faces: its quality score, >= 0.
+   *
+   * @generated from field: float best_score = 9;
+   */
+  bestScore: number;
+
+  /**
+   * Objects: the class the track was seen as most often.
+   *
+   * @generated from field: string label = 10;
+   */
+  label: string;
+
+  /**
+   * Objects: that class's id.
+   *
+   * @generated from field: uint32 class_id = 11;
+   */
+  classId: number;
+
+  /**
+   * Faces identified against a collection: who the track is; empty when
+   * unknown.
+   *
+   * @generated from field: string subject = 12;
+   */
+  subject: string;
+
+  /**
+   * The enrolled face that matched.
+   *
+   * @generated from field: string face_id = 13;
+   */
+  faceId: string;
+
+  /**
+   * Distance to that enrolled face, >= 0; lower is more alike.
+   *
+   * @generated from field: float distance = 14;
+   */
+  distance: number;
+};
+
+/**
+ * Describes the message percept.common.v1.TrackSummary.
+ * Use `create(TrackSummarySchema)` to create a new message.
+ */
+export const TrackSummarySchema: GenMessage<TrackSummary> = /*@__PURE__*/
+  messageDesc(file_percept_common_v1_video, 3);
+
+/**
+ * Which tracker links a video's boxes into tracks.
+ *
+ * @generated from enum percept.common.v1.TrackerType
+ */
+export enum TrackerType {
+  /**
+   * The default: TRACKER_TYPE_BYTETRACK.
+   *
+   * @generated from enum value: TRACKER_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * ByteTrack (ultralytics): motion (Kalman) and box overlap, low-score boxes
+   * used to extend tracks.
+   *
+   * @generated from enum value: TRACKER_TYPE_BYTETRACK = 1;
+   */
+  BYTETRACK = 1,
+
+  /**
+   * BoT-SORT (ultralytics), without camera-motion compensation or appearance
+   * model: ByteTrack with a refined motion model.
+   *
+   * @generated from enum value: TRACKER_TYPE_BOTSORT = 2;
+   */
+  BOTSORT = 2,
+
+  /**
+   * No tracking: every track_id is 0 and the summary lists no tracks.
+   *
+   * @generated from enum value: TRACKER_TYPE_OFF = 3;
+   */
+  OFF = 3,
+}
+
+/**
+ * Describes the enum percept.common.v1.TrackerType.
+ */
+export const TrackerTypeSchema: GenEnum<TrackerType> = /*@__PURE__*/
+  enumDesc(file_percept_common_v1_video, 0);
 

@@ -7,7 +7,7 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_percept_common_v1_field_rules } from "../../common/v1/field_rules_pb.js";
 import type { BoundingBox, Image } from "../../common/v1/image_pb.js";
 import { file_percept_common_v1_image } from "../../common/v1/image_pb.js";
-import type { VideoSource, VideoSummary } from "../../common/v1/video_pb.js";
+import type { TrackerOptions, VideoSource, VideoSummary } from "../../common/v1/video_pb.js";
 import { file_percept_common_v1_video } from "../../common/v1/video_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file percept/object/v1/object_service.proto.
  */
 export const file_percept_object_v1_object_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZwZXJjZXB0L29iamVjdC92MS9vYmplY3Rfc2VydmljZS5wcm90bxIRcGVyY2VwdC5vYmplY3QudjEitQIKEERldGVjdGlvbk9wdGlvbnMSQgoUY29uZmlkZW5jZV90aHJlc2hvbGQYASABKAJCH6K7GBsJAAAAAAAAAAARAAAAAAAA8D8hAAAAAAAA0D9IAIgBARI9Cg1pb3VfdGhyZXNob2xkGAIgASgCQiGiuxgdCQAAAAAAAAAAEQAAAAAAAPA/GAEhZmZmZmZm5j9IAYgBARIcCgtjbGFzc19uYW1lcxgDIAMoCUIHorsYAzDoBxIaCgljbGFzc19pZHMYBCADKA1CB6K7GAMw6AcSOQoObWF4X2RldGVjdGlvbnMYBSABKA1CIaK7GB0JAAAAAAAA8D8RAAAAAABAj0AhAAAAAADAckAoAUIXChVfY29uZmlkZW5jZV90aHJlc2hvbGRCEAoOX2lvdV90aHJlc2hvbGQibQoJRGV0ZWN0aW9uEg0KBWxhYmVsGAEgASgJEhAKCGNsYXNzX2lkGAIgASgNEhIKCmNvbmZpZGVuY2UYAyABKAISKwoDYm94GAQgASgLMh4ucGVyY2VwdC5jb21tb24udjEuQm91bmRpbmdCb3gidQoURGV0ZWN0T2JqZWN0c1JlcXVlc3QSJwoFaW1hZ2UYASABKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5JbWFnZRI0CgdvcHRpb25zGAIgASgLMiMucGVyY2VwdC5vYmplY3QudjEuRGV0ZWN0aW9uT3B0aW9ucyJ0ChVEZXRlY3RPYmplY3RzUmVzcG9uc2USMAoKZGV0ZWN0aW9ucxgBIAMoCzIcLnBlcmNlcHQub2JqZWN0LnYxLkRldGVjdGlvbhITCgtpbWFnZV93aWR0aBgCIAEoBRIUCgxpbWFnZV9oZWlnaHQYAyABKAUi6QEKG0RldGVjdE9iamVjdHNJblZpZGVvUmVxdWVzdBItCgV2aWRlbxgBIAEoCzIeLnBlcmNlcHQuY29tbW9uLnYxLlZpZGVvU291cmNlEjcKDGZyYW1lX3N0cmlkZRgCIAEoDUIhorsYHQkAAAAAAADwPxEAAAAAAGr4QCEAAAAAAADwPygBEiwKCm1heF9mcmFtZXMYAyABKA1CGKK7GBQJAAAAAAAA8D8RAAAAAICELkEoARI0CgdvcHRpb25zGAQgASgLMiMucGVyY2VwdC5vYmplY3QudjEuRGV0ZWN0aW9uT3B0aW9ucyLuAQocRGV0ZWN0T2JqZWN0c0luVmlkZW9SZXNwb25zZRITCgtmcmFtZV9pbmRleBgBIAEoBBIRCgl0aW1lc3RhbXAYAiABKAESMAoKZGV0ZWN0aW9ucxgDIAMoCzIcLnBlcmNlcHQub2JqZWN0LnYxLkRldGVjdGlvbhITCgtpbWFnZV93aWR0aBgEIAEoBRIUCgxpbWFnZV9oZWlnaHQYBSABKAUSFwoPZXhwZWN0ZWRfZnJhbWVzGAYgASgEEjAKB3N1bW1hcnkYByABKAsyHy5wZXJjZXB0LmNvbW1vbi52MS5WaWRlb1N1bW1hcnkidQoUU3RyZWFtT2JqZWN0c1JlcXVlc3QSJwoFaW1hZ2UYASABKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5JbWFnZRI0CgdvcHRpb25zGAIgASgLMiMucGVyY2VwdC5vYmplY3QudjEuRGV0ZWN0aW9uT3B0aW9ucyKJAQoVU3RyZWFtT2JqZWN0c1Jlc3BvbnNlEhMKC2ZyYW1lX2luZGV4GAEgASgEEjAKCmRldGVjdGlvbnMYAiADKAsyHC5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3Rpb24SEwoLaW1hZ2Vfd2lkdGgYAyABKAUSFAoMaW1hZ2VfaGVpZ2h0GAQgASgFIhUKE0dldE1vZGVsSW5mb1JlcXVlc3QirwEKFEdldE1vZGVsSW5mb1Jlc3BvbnNlEhIKCm1vZGVsX25hbWUYASABKAkSKwoHYmFja2VuZBgCIAEoDjIaLnBlcmNlcHQub2JqZWN0LnYxLkJhY2tlbmQSDgoGZGV2aWNlGAMgASgJEhIKCmlucHV0X3NpemUYBCABKA0SEwoLY2xhc3NfbmFtZXMYBSADKAkSDwoHd2VpZ2h0cxgGIAEoCRIMCgR0YXNrGAcgASgJKlAKB0JhY2tlbmQSFwoTQkFDS0VORF9VTlNQRUNJRklFRBAAEhMKD0JBQ0tFTkRfUFlUT1JDSBABEhcKE0JBQ0tFTkRfT05OWFJVTlRJTUUQAjK3AwoNT2JqZWN0U2VydmljZRJiCg1EZXRlY3RPYmplY3RzEicucGVyY2VwdC5vYmplY3QudjEuRGV0ZWN0T2JqZWN0c1JlcXVlc3QaKC5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3RPYmplY3RzUmVzcG9uc2USeQoURGV0ZWN0T2JqZWN0c0luVmlkZW8SLi5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3RPYmplY3RzSW5WaWRlb1JlcXVlc3QaLy5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3RPYmplY3RzSW5WaWRlb1Jlc3BvbnNlMAESZgoNU3RyZWFtT2JqZWN0cxInLnBlcmNlcHQub2JqZWN0LnYxLlN0cmVhbU9iamVjdHNSZXF1ZXN0GigucGVyY2VwdC5vYmplY3QudjEuU3RyZWFtT2JqZWN0c1Jlc3BvbnNlKAEwARJfCgxHZXRNb2RlbEluZm8SJi5wZXJjZXB0Lm9iamVjdC52MS5HZXRNb2RlbEluZm9SZXF1ZXN0GicucGVyY2VwdC5vYmplY3QudjEuR2V0TW9kZWxJbmZvUmVzcG9uc2ViBnByb3RvMw", [file_percept_common_v1_field_rules, file_percept_common_v1_image, file_percept_common_v1_video]);
+  fileDesc("CiZwZXJjZXB0L29iamVjdC92MS9vYmplY3Rfc2VydmljZS5wcm90bxIRcGVyY2VwdC5vYmplY3QudjEitQIKEERldGVjdGlvbk9wdGlvbnMSQgoUY29uZmlkZW5jZV90aHJlc2hvbGQYASABKAJCH6K7GBsJAAAAAAAAAAARAAAAAAAA8D8hAAAAAAAA0D9IAIgBARI9Cg1pb3VfdGhyZXNob2xkGAIgASgCQiGiuxgdCQAAAAAAAAAAEQAAAAAAAPA/GAEhZmZmZmZm5j9IAYgBARIcCgtjbGFzc19uYW1lcxgDIAMoCUIHorsYAzDoBxIaCgljbGFzc19pZHMYBCADKA1CB6K7GAMw6AcSOQoObWF4X2RldGVjdGlvbnMYBSABKA1CIaK7GB0JAAAAAAAA8D8RAAAAAABAj0AhAAAAAADAckAoAUIXChVfY29uZmlkZW5jZV90aHJlc2hvbGRCEAoOX2lvdV90aHJlc2hvbGQifwoJRGV0ZWN0aW9uEg0KBWxhYmVsGAEgASgJEhAKCGNsYXNzX2lkGAIgASgNEhIKCmNvbmZpZGVuY2UYAyABKAISKwoDYm94GAQgASgLMh4ucGVyY2VwdC5jb21tb24udjEuQm91bmRpbmdCb3gSEAoIdHJhY2tfaWQYBSABKA0idQoURGV0ZWN0T2JqZWN0c1JlcXVlc3QSJwoFaW1hZ2UYASABKAsyGC5wZXJjZXB0LmNvbW1vbi52MS5JbWFnZRI0CgdvcHRpb25zGAIgASgLMiMucGVyY2VwdC5vYmplY3QudjEuRGV0ZWN0aW9uT3B0aW9ucyJ0ChVEZXRlY3RPYmplY3RzUmVzcG9uc2USMAoKZGV0ZWN0aW9ucxgBIAMoCzIcLnBlcmNlcHQub2JqZWN0LnYxLkRldGVjdGlvbhITCgtpbWFnZV93aWR0aBgCIAEoBRIUCgxpbWFnZV9oZWlnaHQYAyABKAUinQIKG0RldGVjdE9iamVjdHNJblZpZGVvUmVxdWVzdBItCgV2aWRlbxgBIAEoCzIeLnBlcmNlcHQuY29tbW9uLnYxLlZpZGVvU291cmNlEjcKDGZyYW1lX3N0cmlkZRgCIAEoDUIhorsYHQkAAAAAAADwPxEAAAAAAGr4QCEAAAAAAADwPygBEiwKCm1heF9mcmFtZXMYAyABKA1CGKK7GBQJAAAAAAAA8D8RAAAAAICELkEoARI0CgdvcHRpb25zGAQgASgLMiMucGVyY2VwdC5vYmplY3QudjEuRGV0ZWN0aW9uT3B0aW9ucxIyCgd0cmFja2VyGAUgASgLMiEucGVyY2VwdC5jb21tb24udjEuVHJhY2tlck9wdGlvbnMi7gEKHERldGVjdE9iamVjdHNJblZpZGVvUmVzcG9uc2USEwoLZnJhbWVfaW5kZXgYASABKAQSEQoJdGltZXN0YW1wGAIgASgBEjAKCmRldGVjdGlvbnMYAyADKAsyHC5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3Rpb24SEwoLaW1hZ2Vfd2lkdGgYBCABKAUSFAoMaW1hZ2VfaGVpZ2h0GAUgASgFEhcKD2V4cGVjdGVkX2ZyYW1lcxgGIAEoBBIwCgdzdW1tYXJ5GAcgASgLMh8ucGVyY2VwdC5jb21tb24udjEuVmlkZW9TdW1tYXJ5IrwBChRTdHJlYW1PYmplY3RzUmVxdWVzdBInCgVpbWFnZRgBIAEoCzIYLnBlcmNlcHQuY29tbW9uLnYxLkltYWdlEjQKB29wdGlvbnMYAiABKAsyIy5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3Rpb25PcHRpb25zEjIKB3RyYWNrZXIYAyABKAsyIS5wZXJjZXB0LmNvbW1vbi52MS5UcmFja2VyT3B0aW9ucxIRCglzdW1tYXJpemUYBCABKAgiuwEKFVN0cmVhbU9iamVjdHNSZXNwb25zZRITCgtmcmFtZV9pbmRleBgBIAEoBBIwCgpkZXRlY3Rpb25zGAIgAygLMhwucGVyY2VwdC5vYmplY3QudjEuRGV0ZWN0aW9uEhMKC2ltYWdlX3dpZHRoGAMgASgFEhQKDGltYWdlX2hlaWdodBgEIAEoBRIwCgdzdW1tYXJ5GAUgASgLMh8ucGVyY2VwdC5jb21tb24udjEuVmlkZW9TdW1tYXJ5IhUKE0dldE1vZGVsSW5mb1JlcXVlc3QirwEKFEdldE1vZGVsSW5mb1Jlc3BvbnNlEhIKCm1vZGVsX25hbWUYASABKAkSKwoHYmFja2VuZBgCIAEoDjIaLnBlcmNlcHQub2JqZWN0LnYxLkJhY2tlbmQSDgoGZGV2aWNlGAMgASgJEhIKCmlucHV0X3NpemUYBCABKA0SEwoLY2xhc3NfbmFtZXMYBSADKAkSDwoHd2VpZ2h0cxgGIAEoCRIMCgR0YXNrGAcgASgJKlAKB0JhY2tlbmQSFwoTQkFDS0VORF9VTlNQRUNJRklFRBAAEhMKD0JBQ0tFTkRfUFlUT1JDSBABEhcKE0JBQ0tFTkRfT05OWFJVTlRJTUUQAjK3AwoNT2JqZWN0U2VydmljZRJiCg1EZXRlY3RPYmplY3RzEicucGVyY2VwdC5vYmplY3QudjEuRGV0ZWN0T2JqZWN0c1JlcXVlc3QaKC5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3RPYmplY3RzUmVzcG9uc2USeQoURGV0ZWN0T2JqZWN0c0luVmlkZW8SLi5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3RPYmplY3RzSW5WaWRlb1JlcXVlc3QaLy5wZXJjZXB0Lm9iamVjdC52MS5EZXRlY3RPYmplY3RzSW5WaWRlb1Jlc3BvbnNlMAESZgoNU3RyZWFtT2JqZWN0cxInLnBlcmNlcHQub2JqZWN0LnYxLlN0cmVhbU9iamVjdHNSZXF1ZXN0GigucGVyY2VwdC5vYmplY3QudjEuU3RyZWFtT2JqZWN0c1Jlc3BvbnNlKAEwARJfCgxHZXRNb2RlbEluZm8SJi5wZXJjZXB0Lm9iamVjdC52MS5HZXRNb2RlbEluZm9SZXF1ZXN0GicucGVyY2VwdC5vYmplY3QudjEuR2V0TW9kZWxJbmZvUmVzcG9uc2ViBnByb3RvMw", [file_percept_common_v1_field_rules, file_percept_common_v1_image, file_percept_common_v1_video]);
 
 /**
  * Which detections to return.
@@ -100,6 +100,15 @@ export type Detection = Message<"percept.object.v1.Detection"> & {
    * @generated from field: percept.common.v1.BoundingBox box = 4;
    */
   box?: BoundingBox | undefined;
+
+  /**
+   * Videos and streams: the object's track, stable across frames within the
+   * call; 0 when untracked (single images, tracking off, an object's first
+   * frame, a low score).
+   *
+   * @generated from field: uint32 track_id = 5;
+   */
+  trackId: number;
 };
 
 /**
@@ -207,6 +216,13 @@ export type DetectObjectsInVideoRequest = Message<"percept.object.v1.DetectObjec
    * @generated from field: percept.object.v1.DetectionOptions options = 4;
    */
   options?: DetectionOptions | undefined;
+
+  /**
+   * How objects are tracked across frames; ByteTrack when unset.
+   *
+   * @generated from field: percept.common.v1.TrackerOptions tracker = 5;
+   */
+  tracker?: TrackerOptions | undefined;
 };
 
 /**
@@ -301,6 +317,22 @@ export type StreamObjectsRequest = Message<"percept.object.v1.StreamObjectsReque
    * @generated from field: percept.object.v1.DetectionOptions options = 2;
    */
   options?: DetectionOptions | undefined;
+
+  /**
+   * How objects are tracked across frames; read from the first message only;
+   * ByteTrack when unset.
+   *
+   * @generated from field: percept.common.v1.TrackerOptions tracker = 3;
+   */
+  tracker?: TrackerOptions | undefined;
+
+  /**
+   * True: this frame's response carries the stream's summary so far (its
+   * tracks).
+   *
+   * @generated from field: bool summarize = 4;
+   */
+  summarize: boolean;
 };
 
 /**
@@ -343,6 +375,13 @@ export type StreamObjectsResponse = Message<"percept.object.v1.StreamObjectsResp
    * @generated from field: int32 image_height = 4;
    */
   imageHeight: number;
+
+  /**
+   * Set when the request asked for it (summarize): the stream's tracks so far.
+   *
+   * @generated from field: percept.common.v1.VideoSummary summary = 5;
+   */
+  summary?: VideoSummary | undefined;
 };
 
 /**

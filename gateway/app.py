@@ -28,10 +28,11 @@ from gateway.keys import KeyStore
 from gateway.kinds import KINDS, TaskKind, backends_of
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.replicas import ReplicaMonitor
-from gateway.routes import admin, collections, ops, submit, tasks
+from gateway.routes import admin, collections, ops, sources, submit, tasks
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.signin import SignInThrottle
+from gateway.sources import SourceStore
 from gateway.submit import Submitter
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Gateway:
     dispatcher: Dispatcher | None = None
     replicas: ReplicaMonitor | None = None
     signin: SignInThrottle | None = None  # None: auth disabled
+    sources: SourceStore | None = None
 
 
 class ObserveMiddleware:
@@ -226,6 +228,7 @@ def create_app(
             gw.signin = SignInThrottle(
                 store.redis, settings.login_failures, settings.login_window_s
             )
+        gw.sources = SourceStore(store.redis)
         app.state.gateway = gw
         listeners = [asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener")]
         if keys is not None:
@@ -279,6 +282,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(admin.router)
     app.include_router(collections.router)
+    app.include_router(sources.router)
     console.install(app)
     docs.install(app)
     app.add_middleware(ObserveMiddleware)

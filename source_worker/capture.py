@@ -81,7 +81,8 @@ class Capture:
 
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 
 import cv2
 import grpc
+import numpy as np
 from percept.common.v1 import video_pb2
 from percept.face.v1 import face_service_pb2 as face_pb
 from percept.object.v1 import object_service_pb2 as object_pb
@@ -120,6 +121,7 @@ class SourceRunner:
         self._streams: dict[str, _Stream] = {}
         self._events: asyncio.Queue[tuple[str, dict]] = asyncio.Queue(maxsize=10_000)
         self._counts_dirty = False
+        self._ending: str | None = None  # the file ended: its reason, until the tracks end
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -142,7 +144,6 @@ class SourceRunner:
                 face_pb.StreamFacesResponse, metadata,
             )  # fmt: skip
         self._tracker = tracker
-        self.capture.start()
         self._tasks = [
             asyncio.create_task(self._process(), name=f"process-{self.id}"),
             asyncio.create_task(self._report(), name=f"report-{self.id}"),
@@ -177,6 +178,11 @@ class SourceRunner:
             self._loop.call_soon_threadsafe(self._new_frame.set)
 
     def _on_state(self, state: str, reason: str) -> None:
+        if state == "ended" and self._ending is None:
+            # The processor ends the tracks after the last frame, then the source.
+            self._ending = reason
+            self._new_frame.set()
+            return
         if (state, reason) == (self.state, self.reason):
             return
         previous, self.state, self.reason = self.state, state, reason
@@ -187,24 +193,40 @@ class SourceRunner:
             self._emit(
                 "source.state_changed", {"state": state, "previous": previous, "reason": reason}
             )
-        if state == "ended":
-            for event in self.rules.expire(time.time(), everything=True):
-                self._emit(event.type, event.data)
         self._loop.create_task(self._write_status(state=state, reason=reason))
 
     # --- processing --------------------------------------------------------------------
 
+    async def _warm(self) -> None:
+        """Open the streams with one blank frame before reading the source: the
+        first call of a stream pays for its set-up (the replica's tracker, the
+        channel), and a file must not lose its first seconds to that."""
+        ok, blank = cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))
+        for kind, stream in self._streams.items():
+            try:
+                await asyncio.wait_for(self._ask(kind, stream, blank.tobytes()), 30.0)
+            except (grpc.aio.AioRpcError, ConnectionError, TimeoutError) as exc:
+                stream.close()
+                logger.info("source %s: %s stream not warmed (%s)", self.id, kind, exc)
+
     async def _process(self) -> None:
+        await self._warm()
+        self.capture.start()
         next_due = 0.0
         failures = 0
         while True:
-            await self._new_frame.wait()
+            if self._ending is None or self.state == "ended":
+                await self._new_frame.wait()
             wait = next_due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             self._new_frame.clear()
             frame = self.capture.take()
             if frame is None:
+                if self._ending is not None and self.state != "ended":
+                    for event in self.rules.expire(time.time(), everything=True):
+                        self._emit(event.type, {**event.data, "at": event.data["last_at"]})
+                    self._on_state("ended", self._ending)
                 continue
             next_due = time.monotonic() + self.period
             # Frames overwritten while already due were dropped (the model

@@ -101,7 +101,9 @@ def worker_process(env: dict[str, str], name: str) -> ServerProcess:
         def ready(self) -> bool:
             return "started" in self.log()
 
-    return Worker("source_worker", env=env)
+    worker = Worker("source_worker", env=env)
+    worker.name = name
+    return worker
 
 
 def wait_status(

@@ -366,7 +366,23 @@ def main() -> int:
         gateway_port,
         http_ready=f"http://127.0.0.1:{gateway_port}/readyz",
     )
-    children = [*services, *replicas, gateway]
+    sources_metrics = free_port()
+    sources = Child(  # live sources (/api/sources): python -m source_worker
+        "sources",
+        [python, "-m", "source_worker", "--metrics-port", str(sources_metrics)],
+        {
+            "GATEWAY_FACE_TARGETS": face_targets,
+            "GATEWAY_OBJECT_TARGETS": object_targets,
+            "GATEWAY_GRPC_TOKEN": token,
+            "REDIS_URL": redis_url,
+            "SOURCES_FILE_DIRS": os.environ.get("SOURCES_FILE_DIRS") or str(SAMPLES),
+            "SOURCES_HEARTBEAT_FILE": str(RUN / "sources.alive"),
+        },
+        sources_metrics,
+        http_ready=f"http://127.0.0.1:{sources_metrics}/metrics",
+    )
+    gateway.env["SOURCES_FILE_DIRS"] = sources.env["SOURCES_FILE_DIRS"]
+    children = [*services, *replicas, gateway, sources]
 
     stopping = False
 
@@ -389,8 +405,9 @@ def main() -> int:
         stop(services)
         return 1
     gateway.start()
-    if not wait_ready([gateway], 120) or stopping:
-        stop([gateway, *replicas])
+    sources.start()
+    if not wait_ready([gateway, sources], 120) or stopping:
+        stop([sources, gateway, *replicas])
         stop(services)
         return 1
     base = f"http://127.0.0.1:{gateway_port}"
@@ -444,7 +461,7 @@ def main() -> int:
                 say(f"{child.name} restarted on port {child.port}")
 
     say("stopping: gateway first, then the replicas" + (", then Redis" if services else ""))
-    stop([gateway])
+    stop([sources, gateway])
     stop(replicas)
     stop(services)
     remove_stack_file()

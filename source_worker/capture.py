@@ -165,6 +165,7 @@ class Capture:
         period = 1.0 / fps if 0 < fps <= 240 else 0.0
         started = time.monotonic()
         base = time.time()
+        pts_base = base
         n = 0
         while not self._stop.is_set():
             ok, image = cap.read()
@@ -188,7 +189,14 @@ class Capture:
                 if wait > 0 and self._stop.wait(wait):
                     return True
             now = time.time()
-            at = base + (n - 1) * period if period else now
+            if period:
+                at = base + (n - 1) * period
+            else:  # a stream: its presentation time, when it has one (arrival jitters)
+                pts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                if n == 1 or pts <= 0:
+                    pts_base, at = now - max(pts, 0.0), now
+                else:
+                    at = pts_base + pts
             with self._lock:
                 self.frames_in += 1
                 if self._slot is not None and self._slot.captured_at >= self.due_at:

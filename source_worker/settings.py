@@ -33,5 +33,9 @@ class WorkerSettings(SourcePolicy):
     track_end_s: float = Field(
         3.0, gt=0, description="A track unseen this long has ended (track.ended)."
     )
+    heartbeat_file: str = Field(
+        "/tmp/percept-sources.alive",
+        description="Touched on every poll that reached Redis; `python -m source_worker --check` reads it.",
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port (0: off).")
     log_level: str = Field("INFO", description="Python logging level.")

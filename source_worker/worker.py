@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from gateway import sources
@@ -70,6 +71,7 @@ class SourceWorker:
             while not stop.is_set():
                 try:
                     await self.tick()
+                    _touch(self.settings.heartbeat_file)
                 except Exception:  # noqa: BLE001 - Redis down: keep running what we hold
                     logger.exception("source worker %s: cannot read the sources", self.id)
                 with contextlib.suppress(TimeoutError):
@@ -157,3 +159,8 @@ class SourceWorker:
         await runner.stop()
         if release:
             await self._release(keys=[sources.lease_key(source_id)], args=[self.id])
+
+
+def _touch(path: str) -> None:
+    with contextlib.suppress(OSError):
+        Path(path).touch()

@@ -141,3 +141,69 @@ def events_of(redis_url: str, tenant: str, source_id: str) -> list[dict]:
 
 def synthetic_noise_frame(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def rtsp_available() -> str | None:
+    """Why the GStreamer RTSP server cannot run here (None when it can)."""
+    import subprocess
+
+    probe = (
+        "import gi; gi.require_version('GstRtspServer', '1.0');"
+        "from gi.repository import GstRtspServer"
+    )
+    try:
+        subprocess.run([SYSTEM_PYTHON, "-c", probe], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return (
+            "GStreamer's RTSP server is not installed (python fixture/ensure_tools.py installs it)"
+        )
+    return None
+
+
+class RtspServer:
+    """tests/rtsp_server.py on a loopback port; stop() kills it, start() brings
+    it back on the same port."""
+
+    def __init__(self, clip: Path) -> None:
+        from tests.support import free_port
+
+        self.clip = clip
+        self.port = free_port()
+        self.proc = None
+
+    def url(self, mount: str) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/{mount}"
+
+    def start(self, timeout: float = 30.0) -> RtspServer:
+        import subprocess
+
+        from tests.support import ROOT
+
+        self.proc = subprocess.Popen(
+            [SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), str(self.port), str(self.clip)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.proc.stdout.readline()  # "ready" once it listens
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the RTSP server did not start (said {line!r})")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def threads_and_rss(pid: int) -> tuple[int, int]:
+    """A process's thread count and resident memory (kB), from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["Threads"]), int(fields["VmRSS"].split()[0])

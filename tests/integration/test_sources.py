@@ -419,8 +419,8 @@ def test_an_rtsp_outage_reconnects_and_leaks_nothing(stack, tenants, rtsp):
                 back = time.monotonic()
                 got = wait_status(
                     c, sid,
-                    lambda s: s["status"]["state"] == LIVE
-                    and s["status"]["reconnects"] == reconnects + 1,
+                    lambda s, before=reconnects: s["status"]["state"] == LIVE
+                    and s["status"]["reconnects"] == before + 1,
                     60, "live again",
                 )  # fmt: skip
                 print(f"cycle {cycle}: live {time.monotonic() - back:.1f}s after the server "

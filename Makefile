@@ -72,8 +72,8 @@ lint: $(STAMP) $(BUF) ## ruff + buf lint
 redis: ## make sure a Redis answers on REDIS_URL (starts a local one if not)
 	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
 
-tools: $(STAMP) ## chromium (the console's browser tests) and promtool (alert rules), from Debian packages, when missing
-	@$(PY) scripts/ensure_tools.py chromium promtool
+tools: $(STAMP) ## chromium (the console's browser tests), promtool (alert rules) and mosquitto (MQTT test), from Debian packages, when missing
+	@$(PY) scripts/ensure_tools.py chromium promtool mosquitto
 
 test: $(STAMP) ## run every test (unit + integration with real servers and Redis, the TypeScript client's)
 	$(MAKE) --no-print-directory redis
@@ -93,7 +93,7 @@ test-integration: $(STAMP) ## tests against real servers
 
 console-screenshots: $(STAMP) ## redo docs/console-*.png: the console's browser tests against a real stack
 	$(MAKE) --no-print-directory tools
-	CONSOLE_SCREENSHOTS=$(CURDIR)/docs YOLO_OFFLINE=1 $(PY) -m pytest -q tests/integration/test_console.py $(PYTEST_ARGS)
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs YOLO_OFFLINE=1 $(PY) -m pytest -q tests/integration/test_console.py tests/integration/test_console_webhooks.py $(PYTEST_ARGS)
 
 FACE_REPLICAS ?=
 OBJECT_REPLICAS ?=
@@ -115,7 +115,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-webhooks ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -148,6 +148,10 @@ bench-gallery: $(STAMP) ## face gallery: identify latency 10k/100k/1M, recall, m
 bench-enroll: $(STAMP) ## face enrollment end to end: gRPC and REST vs detection alone, SQLite and PostgreSQL
 	$(MAKE) --no-print-directory redis
 	$(PY) -m bench.enroll_bench
+
+.PHONY: bench-webhooks
+bench-webhooks: $(STAMP) ## webhooks: deliveries/s from one process, event -> delivery delay, task rate with 3 subscriptions vs none
+	YOLO_OFFLINE=1 $(PY) -m bench.webhook_bench $(BENCH_ARGS)
 
 .PHONY: bench-queue
 bench-queue: $(STAMP) ## the queue figures' read (overview, /metrics): empty vs 100,000 queued tasks

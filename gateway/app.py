@@ -29,6 +29,8 @@ from gateway.kinds import KINDS, TaskKind, backends_of
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.replicas import ReplicaMonitor
 from gateway.routes import admin, collections, ops, sources, submit, tasks
+from gateway.routes import events as event_routes
+from gateway.routes import webhooks as webhook_routes
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.signin import SignInThrottle
@@ -54,6 +56,7 @@ class Gateway:
     replicas: ReplicaMonitor | None = None
     signin: SignInThrottle | None = None  # None: auth disabled
     sources: SourceStore | None = None
+    deliverer: Any = None  # gateway.webhooks_delivery.Deliverer, with the dispatchers
 
 
 class ObserveMiddleware:
@@ -236,6 +239,11 @@ def create_app(
         if settings.dispatchers:
             gw.dispatcher = Dispatcher(store, backends, settings, kinds, runner)
             await gw.dispatcher.start()
+            if settings.webhook_delivery:
+                from gateway.webhooks_delivery import Deliverer
+
+                gw.deliverer = Deliverer(store.redis, settings)
+                await gw.deliverer.start()
         if settings.replica_monitor:
             gw.replicas = ReplicaMonitor(store.redis, settings, backends_of(kinds))
             await gw.replicas.start()
@@ -252,6 +260,8 @@ def create_app(
                 await gw.replicas.stop()
             if gw.dispatcher:
                 await gw.dispatcher.stop()
+            if gw.deliverer:
+                await gw.deliverer.stop()
             await gw.submitter.close()
             for listener in listeners:
                 listener.cancel()
@@ -283,6 +293,8 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(collections.router)
     app.include_router(sources.router)
+    app.include_router(event_routes.router)
+    app.include_router(webhook_routes.router)
     console.install(app)
     docs.install(app)
     app.add_middleware(ObserveMiddleware)

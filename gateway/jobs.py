@@ -48,6 +48,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError, TaskGone, TaskNotFound
+from gateway.events import LUA_PUBLISH, Retention
 from gateway.stats import BOUNDS_MS
 
 if TYPE_CHECKING:
@@ -225,14 +226,19 @@ return 1
 # ARGV: allowed statuses (csv), new status, event json, queue entry id (or ""),
 #       group, task id, ttl, tombstone ttl, now, preview ttl (0: keep none),
 #       most previews kept, preview bytes (simple mode: the request; else ""),
-#       n, then n create field/value pairs, then the final field/value pairs.
+#       n, then n create field/value pairs, then the final field/value pairs,
+#       then the event log's retention (gateway/events.py: 3 values).
 # Ends a task in an allowed status; a task with no record yet (simple mode
 # records a task once, when it ends) is created whole when create pairs are
 # given. Keeps the request as the console's preview for a while (images).
+# Publishes the task's end (task.succeeded / failed / cancelled) to the
+# tenant's event log and the webhook outbox in the same step, with an id
+# derived from the task and status: an end is announced once, and never lost.
 # Returns the previous status ('' when created), or false when the task was in
 # no allowed status (the queue entry is acknowledged either way).
 _FINISH = (
     _LIB
+    + LUA_PUBLISH
     + """
 if KEYS[5] ~= '' then
   redis.call('XACK', KEYS[5], ARGV[5], ARGV[4])
@@ -260,12 +266,13 @@ else
     if current == s then allowed = true end
   end
   if not allowed then return false end
-  local f = redis.call('HMGET', KEYS[1], 'kind', 'media', 'created_at', 'started_at')
-  kind, media, created, started = f[1], f[2], f[3], f[4]
+  local f = redis.call('HMGET', KEYS[1], 'kind', 'media', 'created_at', 'started_at', 'tenant')
+  kind, media, created, started, tenant = f[1], f[2], f[3], f[4], f[5]
   redis.call('HSET', KEYS[1], 'status', ARGV[2])
   move(id, created, current, ARGV[2])
 end
-if final <= #ARGV then redis.call('HSET', KEYS[1], unpack(ARGV, final)) end
+local last = #ARGV - 3
+if final <= last then redis.call('HSET', KEYS[1], unpack(ARGV, final, last)) end
 local q = redis.call('HMGET', KEYS[1], 'q_key', 'q_video', 'input_bytes')
 local size = tonumber(q[3]) or 0
 if q[1] then
@@ -315,6 +322,16 @@ if keep > 0 and media == 'image' then
   end
 end
 redis.call('DEL', KEYS[3], KEYS[4])
+if ARGV[2] == 'succeeded' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled' then
+  local e = redis.call('HMGET', KEYS[1], 'finished_at', 'attempts', 'error')
+  local data = {task_id = id, kind = kind, media = media, status = ARGV[2],
+                created_at = tonumber(created), started_at = tonumber(started),
+                finished_at = tonumber(e[1]), attempts = tonumber(e[2])}
+  if e[3] then data.error = cjson.decode(e[3]) end
+  publish_event(tenant or 'default', 'task.' .. ARGV[2],
+                'evt_' .. string.sub(redis.sha1hex(id .. ':' .. ARGV[2]), 1, 24), ARGV[9],
+                cjson.encode(data), ARGV[last + 1], ARGV[last + 2], ARGV[last + 3])
+end
 return current or ''
 """
 )
@@ -1035,6 +1052,7 @@ class JobStore:
             args += ["error", json.dumps(error)]
         if replica:
             args += ["replica", replica]
+        args += Retention.from_env().args()
         previous = await self._finish(
             keys=[
                 self.task_key(task_id),

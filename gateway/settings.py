@@ -180,6 +180,60 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="A replica neither answering nor resolved for this long drops off the console's list.",
     )
+    events_maxlen: int = Field(
+        10_000, ge=1, description="Events kept in each tenant's event log (GET /api/events)."
+    )
+    events_max_age_s: int = Field(
+        7 * 86_400, ge=1, description="Longest an event stays in the event log, in seconds."
+    )
+    events_outbox_maxlen: int = Field(
+        200_000,
+        ge=1,
+        description="Events waiting to be fanned out to webhooks and MQTT; past it the oldest are dropped (a delivery process down that long).",
+    )
+    webhook_delivery: bool = Field(
+        True,
+        description="Deliver webhooks from this process (API processes only with dispatchers on; python -m gateway.worker always).",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Allow webhook URLs on loopback, private and link-local addresses (refused otherwise, at subscription and at every connect).",
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Time a receiver has to answer one delivery."
+    )
+    webhook_retry_for_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long a delivery is retried (exponential backoff with jitter) before it is marked failed.",
+    )
+    webhook_backoff_s: float = Field(
+        1.0, gt=0, description="First retry delay; doubled at each attempt, with full jitter."
+    )
+    webhook_backoff_max_s: float = Field(
+        600.0, gt=0, description="Longest delay between two attempts (Retry-After included)."
+    )
+    webhook_concurrency: int = Field(
+        128, ge=1, le=10_000, description="Deliveries in flight per delivering process."
+    )
+    webhook_per_subscription: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Deliveries in flight per subscription per process: a burst or a slow receiver takes no more.",
+    )
+    webhook_rotation_overlap_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="After a secret rotation, how long deliveries are also signed with the old secret.",
+    )
+    mqtt_url: str = Field(
+        "",
+        description="mqtt://host:port of a broker to publish every event to (QoS 1; empty: off).",
+    )
+    mqtt_topic_prefix: str = Field(
+        "percept", description="MQTT topics: {prefix}/{tenant}/{event type}."
+    )
 
     @field_validator("public_origin")
     @classmethod

@@ -34,6 +34,12 @@ async def run(settings: GatewaySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await dispatcher.start()
+    deliverer = None
+    if settings.webhook_delivery:  # webhooks go out from the dispatcher processes too
+        from gateway.webhooks_delivery import Deliverer
+
+        deliverer = Deliverer(store.redis, settings)
+        await deliverer.start()
     if settings.metrics_port:  # the tasks it ends are counted here, not by the API
         start_http_server(settings.metrics_port)
     try:
@@ -41,6 +47,8 @@ async def run(settings: GatewaySettings) -> None:
     finally:
         logger.info("stopping: running tasks go back to the queue")
         await dispatcher.stop()
+        if deliverer is not None:
+            await deliverer.stop()
         listener.cancel()
         await backends.close()
         await store.close()

@@ -4,9 +4,10 @@ Debian's packages (what `make tools` runs; the browser tests' fixture too):
 - chromium: the browser the console's tests drive through Playwright;
 - promtool: Prometheus' own checker of the alert rules in deploy/monitoring/,
   taken out of Debian's `prometheus` package into .venv/bin (the server in that
-  package is never installed or started).
+  package is never installed or started);
+- mosquitto: the MQTT broker the MQTT publisher's test starts on loopback.
 
-    python scripts/ensure_tools.py [chromium] [promtool]
+    python scripts/ensure_tools.py [chromium] [promtool] [mosquitto]
 """
 
 from __future__ import annotations
@@ -77,7 +78,21 @@ def promtool() -> str:
     return str(target)
 
 
-TOOLS = {"chromium": chromium, "promtool": promtool}
+def mosquitto() -> str:
+    found = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
+    if found:
+        return found
+    _need_root("mosquitto")
+    print("installing mosquitto (Debian package) for the MQTT test", file=sys.stderr)
+    if _apt("install", "-y", "-q", "--no-install-recommends", "mosquitto").returncode != 0:
+        _apt("update", "-q")
+        done = _apt("install", "-y", "-q", "--no-install-recommends", "mosquitto")
+        if done.returncode != 0:
+            sys.exit(f"apt-get install mosquitto failed:\n{done.stderr}")
+    return shutil.which("/usr/sbin/mosquitto") or sys.exit("mosquitto installed but not found")
+
+
+TOOLS = {"chromium": chromium, "promtool": promtool, "mosquitto": mosquitto}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(TOOLS):

@@ -332,6 +332,7 @@ def test_every_page_loads_with_no_error_and_no_failed_request(gateway, http, wat
         ("#/tasks", f"tr[data-task='{task['task_id']}']"),
         (f"#/task/{task['task_id']}", ".stage rect.box"),
         ("#/try", "#try-options label"),
+        ("#/webhooks", "#webhook-table"),
     ]:
         page.goto(console_url(gateway.url, fragment))
         expect(page.locator(ready).first).to_be_visible()
@@ -853,7 +854,7 @@ def test_a_client_key_gets_its_tenants_pages_and_no_refusals(gateway, browser):
         expect(page).to_have_url(re.compile(r"#/tasks$"))
         expect(page.locator("#signout")).to_contain_text("Sign out")
         visible = [a.inner_text() for a in page.query_selector_all("nav a") if a.is_visible()]
-        assert visible == ["Tasks", "Try it"], visible
+        assert visible == ["Tasks", "Try it", "Webhooks"], visible
         page.goto(console_url(gateway.url, "#/replicas"))
         expect(page).to_have_url(re.compile(r"#/tasks$"))
     finally:

@@ -277,7 +277,7 @@ def test_gpu_variant_is_a_profile_with_an_nvidia_device(services, dockerfiles):
     gpu = services["object-gpu"]
     assert gpu["profiles"] == ["gpu"]
     for name, service in services.items():
-        if name not in ("object-gpu", "prometheus", "grafana"):
+        if name not in ("object-gpu", "prometheus", "grafana", "mosquitto"):
             assert "profiles" not in service, f"{name} must start by default"
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]

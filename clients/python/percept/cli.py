@@ -1102,3 +1102,7 @@ def health(
 
 def main() -> None:
     app()
+
+
+# `percept webhooks ...` and `percept events` register themselves on `app`.
+from percept import cli_webhooks  # noqa: E402, F401

@@ -73,6 +73,7 @@ from percept.types import (
     VideoURI,
     event_from_sse,
 )
+from percept.webhooks import AsyncWebhookMethods, WebhookMethods
 
 DEFAULT_URL = stack.DEFAULT_URL
 CONNECT_TIMEOUT_S = 10.0
@@ -508,7 +509,7 @@ class _Base:
         return delay
 
 
-class Client(_Base):
+class Client(WebhookMethods, _Base):
     """The REST API, synchronously. Thread-safe; use one per process and close it.
 
     `url` defaults to PERCEPT_URL, else the running `make run` stack's, else
@@ -1049,7 +1050,7 @@ class Client(_Base):
         return Health(True, ready.status_code == 200, {k: bool(v) for k, v in checks.items()})
 
 
-class AsyncClient(_Base):
+class AsyncClient(AsyncWebhookMethods, _Base):
     """The REST API for asyncio: the same methods as `Client`, awaited.
 
     `events()` and `iter_frames()` / `detect_*_in_video()` are async iterators;

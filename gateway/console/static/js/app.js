@@ -8,6 +8,7 @@ import * as replicas from "./pages/replicas.js";
 import * as tasks from "./pages/tasks.js";
 import * as task from "./pages/task.js";
 import * as tryIt from "./pages/try.js";
+import * as webhooks from "./pages/webhooks.js";
 
 const ADMIN_ONLY = new Set(["overview", "replicas"]); // their APIs need an admin key
 
@@ -17,6 +18,7 @@ const routes = [
   [/^\/tasks$/, "tasks", tasks],
   [/^\/task\/([0-9a-f]{32})$/, "tasks", task],
   [/^\/try$/, "try", tryIt],
+  [/^\/webhooks$/, "webhooks", webhooks],
 ];
 
 const view = document.getElementById("view");

@@ -1,0 +1,190 @@
+"""Webhook benchmarks, printed side by side in one run:
+
+1. deliveries per second from one delivery process (python -m
+   gateway.webhooks_delivery) to a receiver on loopback, signed, logged and
+   settled in Redis (target >= 500/s);
+2. the extra delay from event to delivery (receiver's arrival time minus the
+   event's time) at 100 events/s: p50 and p95;
+3. face tasks per second through the gateway (?wait=true, one face replica)
+   with 3 webhook subscriptions receiving every task.succeeded vs none,
+   alternating rounds (target >= 0.97x).
+
+The receiver is tests/webhook_receiver.py (a threaded http.server) in this
+process: it shares the machine's cores with the sender.
+
+python -m bench.webhook_bench [--events N] [--images N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import redis
+import redis.asyncio as aioredis
+
+from bench.common import alternate, report
+from gateway import events
+from gateway.webhooks import Subscription, WebhookStore
+from tests.support import GatewayProcess, ServerProcess
+from tests.webhook_receiver import Receiver
+
+
+class DeliveryProcess(GatewayProcess):
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gateway.webhooks_delivery"]
+
+    def ready(self) -> bool:
+        return "webhook delivery started" in self.log()
+
+
+async def subscribe(url: str, tenant: str, target: str, types: list[str]) -> Subscription:
+    client = aioredis.from_url(url, decode_responses=True)
+    try:
+        sub = Subscription("", tenant, target, types)
+        return await WebhookStore(client).create(sub)
+    finally:
+        await client.aclose()
+
+
+async def publish(url: str, n: int, rate: float | None) -> list[str]:
+    """n events for tenant "bench", as fast as possible or at `rate` per second."""
+    client = aioredis.from_url(url, decode_responses=True)
+    try:
+        ids, start = [], time.perf_counter()
+        for i in range(n):
+            if rate:
+                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            ids.append(
+                await events.publish(client, "bench", "zone.entered", {"source_id": "b", "n": i})
+            )
+        return ids
+    finally:
+        await client.aclose()
+
+
+def deliveries(url: str, n: int) -> tuple[float, list[float]]:
+    receiver = Receiver()
+    delivery = DeliveryProcess(
+        "gateway.webhooks_delivery",
+        env={"REDIS_URL": url, "GATEWAY_WEBHOOK_ALLOW_PRIVATE": "true",
+             "GATEWAY_WEBHOOK_PER_SUBSCRIPTION": "32", "GATEWAY_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    delivery.log_path = Path(f"/tmp/percept-bench-webhooks-{os.getpid()}.log")
+    delivery.start(60)
+    try:
+        asyncio.run(subscribe(url, "bench", receiver.url, ["zone.entered"]))
+        asyncio.run(publish(url, 50, None))  # warm: connections, scripts
+        assert receiver.wait_for(lambda r: len(r.received) >= 50, 60)
+        receiver.received.clear()
+        start = time.monotonic()
+        ids = asyncio.run(publish(url, n, None))
+        assert receiver.wait_for(lambda r: set(ids) <= r.ids(), 300), "deliveries missing"
+        rate = n / (max(r.at for r in receiver.received) - start)
+        receiver.received.clear()
+        ids = asyncio.run(publish(url, 1000, 100.0))
+        assert receiver.wait_for(lambda r: set(ids) <= r.ids(), 120)
+        # the event's time is wall-clock; arrival too (both on this machine)
+        offset = time.time() - time.monotonic()
+        delays = [
+            (r.at + offset - json.loads(r.body)["time"]) * 1000
+            for r in receiver.received
+            if r.headers.get("webhook-id") in set(ids)
+        ]
+        return rate, delays
+    finally:
+        delivery.stop()
+        receiver.close()
+
+
+async def task_rate(url: str, content: bytes, n: int, concurrency: int, headers) -> float:
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=300, headers=headers) as client:
+
+        async def one() -> None:
+            async with sem:
+                r = await client.post("/api/detect/face/image", params={"wait": "true"},
+                                      files={"file": ("z.jpg", content, "image/jpeg")})  # fmt: skip
+                assert r.status_code == 200, r.text
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        return n / (time.perf_counter() - start)
+
+
+def tasks_with_subscriptions(url: str, images: int) -> tuple[float, float, int]:
+    import ultralytics
+
+    content = (Path(ultralytics.__file__).parent / "assets" / "zidane.jpg").read_bytes()
+    cores = os.cpu_count() or 1
+    face = ServerProcess("face_service", env={"FACE_WORKERS": str(cores)}).start()
+    receivers = [Receiver() for _ in range(3)]
+    gateway = GatewayProcess("gateway", env={
+        "REDIS_URL": url, "GATEWAY_FACE_TARGETS": face.address,
+        "GATEWAY_OBJECT_TARGETS": face.address, "GATEWAY_WEBHOOK_ALLOW_PRIVATE": "true",
+        "GATEWAY_FACE_CONCURRENCY": str(2 * cores), "GATEWAY_LOG_LEVEL": "WARNING",
+    }).start()  # fmt: skip
+    subs: list[str] = []
+    try:
+        with gateway.client(timeout=60) as http:
+
+            def hooked() -> float:
+                for r in receivers:
+                    body = {"url": r.url, "types": ["task.succeeded"]}
+                    subs.append(http.post("/api/webhooks", json=body).json()["id"])
+                try:
+                    return asyncio.run(task_rate(gateway.url, content, images, 2 * cores,
+                                                 gateway.headers))  # fmt: skip
+                finally:
+                    while subs:
+                        http.delete(f"/api/webhooks/{subs.pop()}")
+
+            def plain() -> float:
+                return asyncio.run(
+                    task_rate(gateway.url, content, images, 2 * cores, gateway.headers)
+                )
+
+            ours, base = alternate(hooked, plain)
+        return ours, base, sum(len(r.received) for r in receivers)
+    finally:
+        gateway.stop()
+        face.stop()
+        for r in receivers:
+            r.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--images", type=int, default=40)
+    args = parser.parse_args()
+    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+    url = f"{base}/12"
+    redis.Redis.from_url(url).flushdb()
+    print(f"webhook benchmarks: {os.cpu_count()} cores, receiver on loopback")
+    try:
+        rate, delays = deliveries(url, args.events)
+        verdict = "ok" if rate >= 500 else "BELOW TARGET"
+        print(f"1. deliveries from one process, {args.events} events: {rate:.0f}/s "
+              f"(target >= 500/s) {verdict}", flush=True)  # fmt: skip
+        q = statistics.quantiles(delays, n=100)
+        print(f"2. event -> delivery at 100 events/s ({len(delays)} events): "
+              f"p50 {q[49]:.1f} ms, p95 {q[94]:.1f} ms", flush=True)  # fmt: skip
+        redis.Redis.from_url(url).flushdb()
+        ours, plain, received = tasks_with_subscriptions(url, args.images)
+        report("3. face tasks/s, 3 webhook subscriptions vs none", ours, plain, "tasks/s", 0.97)
+        print(f"   ({received} task.succeeded deliveries received)")
+    finally:
+        redis.Redis.from_url(url).flushdb()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""`percept webhooks ...` and `percept events`: push delivery from the command line.
+
+percept webhooks create https://example.com/hooks --type task.succeeded --type task.failed
+percept webhooks list
+percept webhooks deliveries sub_0123abcd
+percept webhooks redeliver sub_0123abcd evt_...
+percept events --type zone.entered --follow
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from percept.cli import (
+    DEFAULT_SERVER,
+    ApiKey,
+    AsJson,
+    ExitCode,
+    Server,
+    _call,
+    _client,
+    _run,
+    app,
+    err,
+    fail,
+    out,
+    print_json,
+)
+from percept.webhooks import EVENT_TYPES, Event, Subscription
+
+webhooks_app = typer.Typer(
+    help="Subscribe URLs to events (signed webhooks), see their deliveries, send again.",
+    no_args_is_help=True,
+)
+app.add_typer(webhooks_app, name="webhooks")
+
+SubId = Annotated[str, typer.Argument(help="The subscription's id (sub_...).", show_default=False)]
+TypesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--type", "-t", help=f"Event type (repeat): {', '.join(EVENT_TYPES)}."),
+]
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _subs_table(title: str, subs: list[Subscription]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("id", "url", "types", "filters", "enabled", "created"):
+        table.add_column(name, no_wrap=name == "id")
+    for s in subs:
+        filters = ", ".join(
+            [*(f"kind={k}" for k in s.kinds), *(f"source={x}" for x in s.source_ids)]
+        )
+        table.add_row(s.id, s.url, ", ".join(s.types), filters, "yes" if s.enabled else "no",
+                      _when(s.created_at))  # fmt: skip
+    return table
+
+
+def _show_secret(sub: Subscription, as_json: bool) -> None:
+    if as_json:
+        print_json(sub.to_json())
+        return
+    out.print(_subs_table(sub.id, [sub]))
+    out.print(f"secret: {sub.secret}")
+    err.print("keep the secret now: it is not shown again (rotate to get a new one)")
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    url: Annotated[str, typer.Argument(help="https:// URL to POST events to.")],
+    types: TypesOpt = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Task events of this kind only.")] = None,
+    source: Annotated[list[str] | None, typer.Option(help="Events of this source only.")] = None,
+    description: Annotated[str, typer.Option(help="What it is for.")] = "",
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Subscribe a URL to event types; prints its signing secret (once)."""
+    if not types:
+        fail(ValueError(f"name at least one --type: {', '.join(EVENT_TYPES)}"))
+    sub = _call(server, api_key, 30.0, lambda c: c.create_webhook(
+        url, types, kinds=kind or (), source_ids=source or (), description=description))  # fmt: skip
+    _show_secret(sub, as_json)
+    raise typer.Exit(ExitCode.OK)
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    as_json: AsJson = False, server: Server = DEFAULT_SERVER, api_key: ApiKey = None
+) -> None:
+    """Your subscriptions (an admin's: every tenant's)."""
+    subs = _call(server, api_key, 30.0, lambda c: c.webhooks())
+    if as_json:
+        print_json({"webhooks": [s.to_json() for s in subs]})
+    else:
+        out.print(_subs_table(f"{len(subs)} subscriptions", subs))
+    raise typer.Exit(ExitCode.OK)
+
+
+@webhooks_app.command("show")
+def webhooks_show(
+    sub_id: SubId, as_json: AsJson = False, server: Server = DEFAULT_SERVER, api_key: ApiKey = None
+) -> None:
+    """One subscription."""
+    sub = _call(server, api_key, 30.0, lambda c: c.webhook(sub_id))
+    print_json(sub.to_json()) if as_json else out.print(_subs_table(sub.id, [sub]))
+    raise typer.Exit(ExitCode.OK)
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(
+    sub_id: SubId,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Delete a subscription and its pending deliveries (asks first unless --yes)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(ValueError("deleting a subscription needs --yes when not run interactively"))
+        typer.confirm(f"Delete subscription {sub_id}?", abort=True, err=True)
+    _call(server, api_key, 30.0, lambda c: c.delete_webhook(sub_id))
+    err.print(f"deleted subscription {sub_id}")
+    raise typer.Exit(ExitCode.OK)
+
+
+@webhooks_app.command("rotate")
+def webhooks_rotate(
+    sub_id: SubId, as_json: AsJson = False, server: Server = DEFAULT_SERVER, api_key: ApiKey = None
+) -> None:
+    """A new signing secret; the old one keeps signing for the server's overlap."""
+    sub = _call(server, api_key, 30.0, lambda c: c.rotate_webhook_secret(sub_id))
+    _show_secret(sub, as_json)
+    if not as_json and sub.previous_secret_valid_until:
+        err.print(f"the previous secret also signs until {_when(sub.previous_secret_valid_until)}")
+    raise typer.Exit(ExitCode.OK)
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    sub_id: SubId,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Attempts shown, newest first.")] = 50,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """The delivery log: event, attempt, status code, latency, next try."""
+    log = _call(server, api_key, 30.0, lambda c: c.webhook_deliveries(sub_id, limit=limit))
+    if as_json:
+        attempts = [dataclasses.asdict(a) for a in log.attempts]
+        print_json({"attempts": attempts, "failed": list(log.failed),
+                    "next_cursor": log.next_cursor})  # fmt: skip
+        raise typer.Exit(ExitCode.OK)
+    table = Table(title=f"{sub_id}: {len(log.attempts)} attempts", title_justify="left")
+    for name in ("time", "event", "type", "attempt", "status", "latency ms", "next try", "error"):
+        table.add_column(name, no_wrap=name == "event")
+    for a in log.attempts:
+        style = {"succeeded": "green", "failed": "red"}.get(a.outcome, "yellow")
+        table.add_row(_when(a.time), a.event_id, a.event_type, str(a.attempt),
+                      Text(str(a.status_code or "-"), style=style),
+                      f"{a.latency_ms:.0f}" if a.latency_ms is not None else "",
+                      _when(a.next_try), a.error or "")  # fmt: skip
+    out.print(table)
+    if log.failed:
+        err.print(f"{len(log.failed)} failed for good: percept webhooks redeliver {sub_id} EVENT")
+    raise typer.Exit(ExitCode.OK)
+
+
+@webhooks_app.command("redeliver")
+def webhooks_redeliver(
+    sub_id: SubId,
+    event_id: Annotated[str, typer.Argument(help="The event's id (evt_...).")],
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """Send a delivery again (one that failed for good, typically)."""
+    _call(server, api_key, 30.0, lambda c: c.redeliver(sub_id, event_id))
+    err.print(f"{event_id} queued again for {sub_id}")
+    raise typer.Exit(ExitCode.OK)
+
+
+@webhooks_app.command("test")
+def webhooks_test(sub_id: SubId, server: Server = DEFAULT_SERVER, api_key: ApiKey = None) -> None:
+    """Send a test event (type webhook.test) to the subscription."""
+    event_id = _call(server, api_key, 30.0, lambda c: c.send_test_webhook(sub_id))
+    out.print(event_id)
+    raise typer.Exit(ExitCode.OK)
+
+
+def _event_line(e: Event) -> str:
+    data = json.dumps(dict(e.data), separators=(",", ":"))
+    return f"{_when(e.time)}  {e.type:<20} {e.id}  {data}"
+
+
+@app.command("events")
+def events_command(
+    types: TypesOpt = None,
+    source: Annotated[str | None, typer.Option(help="Only this source's.")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task's.")] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=500, help="Most shown (not with --follow).")
+    ] = 50,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print new events as they come.")
+    ] = False,
+    as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    api_key: ApiKey = None,
+) -> None:
+    """The event log, newest first; --follow prints new ones as they happen (Ctrl-C stops)."""
+    if not follow:
+        page = _call(server, api_key, 30.0, lambda c: c.list_events(
+            types=types, source_id=source, task_id=task, limit=limit))  # fmt: skip
+        for e in page.events:
+            out.print(json.dumps(e.to_json()) if as_json else Text(_event_line(e)))
+        raise typer.Exit(ExitCode.OK)
+
+    async def run() -> None:
+        async with _client(server, api_key, 3600.0) as client:
+            async for e in client.follow_events(types=types, source_id=source, task_id=task):
+                line = json.dumps(e.to_json()) if as_json else _event_line(e)
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(run())
+    raise typer.Exit(ExitCode.OK)

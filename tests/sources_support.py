@@ -122,21 +122,19 @@ def wait_status(
     raise AssertionError(f"source {source_id} never {what or 'matched'}: last {source}")
 
 
-def events_of(redis_url: str, tenant: str, source_id: str) -> list[dict]:
-    """Every event of a source, oldest first, as stored."""
-    import json
-
-    import redis
-
-    from gateway.jobs import PREFIX
-
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    out = []
-    for _, fields in client.xrange(f"{PREFIX}events:{tenant}"):
-        data = json.loads(fields["data"])
-        if data.get("source_id") == source_id:
-            out.append({"type": fields["type"], **data})
-    return out
+def events_of(client: httpx.Client, source_id: str) -> list[dict]:
+    """Every event of a source the client may read (GET /api/events), oldest
+    first, each as {"type": ..., **data}."""
+    out, cursor = [], None
+    while True:
+        params = {"source_id": source_id, "limit": 500, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/events", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        out += [{"type": e["type"], **e["data"]} for e in body["events"]]
+        cursor = body.get("next_cursor")
+        if not cursor or not body["events"]:
+            return out[::-1]
 
 
 def synthetic_noise_frame(seed: int = 0) -> np.ndarray:

@@ -103,12 +103,12 @@ def test_a_file_source_counts_every_crossing_and_the_dwell_time(stack, tenants, 
         ended = wait_status(
             c, source["id"], lambda s: s["status"]["state"] == "ended", 120, "ended"
         )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # the last event written is the source's end
-        events = events_of(stack["redis_url"], "acme", source["id"])
-        if events and events[-1].get("state") == "ended":
-            break
-        time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the last event written is the source's end
+            events = events_of(c, source["id"])
+            if events and events[-1].get("state") == "ended":
+                break
+            time.sleep(0.2)
     crossings = [e["direction"] for e in events if e["type"] == "line.crossed"]
     print("crossings", crossings, "status", ended["status"])
     assert crossings.count("in") == truth.crossings_in
@@ -154,8 +154,9 @@ def test_tenants_see_only_their_own_sources(stack, tenants, loop_clip):
             )
             live = acme.get(f"/api/sources/{sid}/live")
             assert live.status_code == 200 and live.json()["width"] == 640
-            assert all(e["source_id"] == sid for e in events_of(stack["redis_url"], "acme", sid))
-            assert events_of(stack["redis_url"], "globex", sid) == []
+            mine = events_of(acme, sid)
+            assert mine and all(e["source_id"] == sid for e in mine)
+            assert events_of(globex, sid) == []  # another tenant reads none of them
         finally:
             assert acme.delete(f"/api/sources/{sid}").status_code == 204
         assert acme.get(f"/api/sources/{sid}").status_code == 404
@@ -380,9 +381,9 @@ def test_an_rtsp_stream_counts_every_crossing(stack, tenants, rtsp, clip):
                 c, source["id"], lambda s: s["status"].get("reconnects", 0) >= 1, 120, "replayed"
             )
             print("rtsp status", replayed["status"])
+            events = events_of(c, source["id"])
         finally:
             c.delete(f"/api/sources/{source['id']}")
-    events = events_of(stack["redis_url"], "acme", source["id"])
     first = next(
         i for i, e in enumerate(events)
         if e["type"] == "source.state_changed" and e["state"] == "reconnecting"
@@ -432,7 +433,7 @@ def test_an_rtsp_outage_reconnects_and_leaks_nothing(stack, tenants, rtsp):
             assert threads <= baseline[0] + 2, (baseline, threads)
             assert rss - baseline[1] < 30_000, (baseline, rss)
             states = [
-                e["state"] for e in events_of(stack["redis_url"], "acme", sid)
+                e["state"] for e in events_of(c, sid)
                 if e["type"] == "source.state_changed"
             ]  # fmt: skip
             assert states.count("reconnecting") == CYCLES

@@ -161,7 +161,10 @@ class Capture:
 
     def _read(self, cap: cv2.VideoCapture) -> bool:
         """Read until the stream ends or fails; whether any frame came."""
-        fps = cap.get(cv2.CAP_PROP_FPS) if self.is_file else 0.0
+        # Files, and streams of a known length (an HLS VOD playlist), play at
+        # their own rate; live streams come at theirs.
+        recorded = self.is_file or cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0
+        fps = cap.get(cv2.CAP_PROP_FPS) if recorded else 0.0
         period = 1.0 / fps if 0 < fps <= 240 else 0.0
         started = time.monotonic()
         base = time.time()

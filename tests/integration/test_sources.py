@@ -439,3 +439,95 @@ def test_an_rtsp_outage_reconnects_and_leaks_nothing(stack, tenants, rtsp):
             assert states.count("reconnecting") == CYCLES
         finally:
             c.delete(f"/api/sources/{sid}")
+
+
+class _Mjpeg(http.server.BaseHTTPRequestHandler):
+    """multipart/x-mixed-replace JPEGs at 10 fps: what IP cameras serve."""
+
+    frames: list[bytes] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        try:
+            for i in range(600):
+                jpeg = self.frames[i % len(self.frames)]
+                self.wfile.write(
+                    b"--frame\r\nContent-Type: image/jpeg\r\n"
+                    + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                    + jpeg
+                    + b"\r\n"
+                )
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(handler) -> socketserver.ThreadingTCPServer:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _runs(c: httpx.Client, url: str) -> dict:
+    sid = add(c, url=url, max_fps=5)["id"]
+    try:
+        got = wait_status(
+            c, sid, lambda s: s["status"].get("frames_processed", 0) >= 5, 90, "processing"
+        )
+        live = c.get(f"/api/sources/{sid}/live").json()
+        assert (live["width"], live["height"]) == (640, 480)
+        assert any(b["label"] == "square" for b in live["boxes"]), live["boxes"]
+        return got
+    finally:
+        c.delete(f"/api/sources/{sid}")
+
+
+def test_an_mjpeg_stream_over_http_works_the_same(stack, tenants, loop_clip):
+    from tests.videos import read_frames
+
+    _Mjpeg.frames = [
+        cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
+        for f in read_frames(loop_clip)
+    ]
+    server = _serve(_Mjpeg)
+    try:
+        with client(stack, tenants["acme"]) as c:
+            got = _runs(c, f"http://127.0.0.1:{server.server_address[1]}/video.mjpg")
+        print("mjpeg", got["status"])
+    finally:
+        server.shutdown()
+
+
+def test_an_hls_stream_works_the_same(stack, tenants, loop_clip, tmp_path):
+    import functools
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (python fixture/ensure_tools.py installs it)")
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-stream_loop", "3", "-i", str(loop_clip), "-c:v", "mpeg2video",
+         "-q:v", "3", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+         str(hls / "index.m3u8")],
+        check=True, timeout=120,
+    )  # fmt: skip
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = _serve(functools.partial(Quiet, directory=str(hls)))
+    try:
+        with client(stack, tenants["acme"]) as c:
+            got = _runs(c, f"http://127.0.0.1:{server.server_address[1]}/index.m3u8")
+        print("hls", got["status"])
+    finally:
+        server.shutdown()

@@ -531,3 +531,49 @@ def test_an_hls_stream_works_the_same(stack, tenants, loop_clip, tmp_path):
         print("hls", got["status"])
     finally:
         server.shutdown()
+
+
+def test_the_sdk_and_the_cli_manage_sources(stack, tenants, loop_clip):
+    import json
+    import subprocess
+    import sys
+
+    import percept
+
+    from tests.support import ROOT
+
+    gateway = stack["gateway"]
+    with percept.Client(gateway.url, api_key=tenants["acme"]) as sdk:
+        source = sdk.add_source(str(loop_clip), name="sdk", loop=True, max_fps=2, lines=[LINE])
+        assert isinstance(source, percept.Source) and source.lines[0]["id"] == "door"
+        assert source.source_id in [s.source_id for s in sdk.sources()]
+        assert sdk.pause_source(source.source_id).status.state == "paused"
+        assert sdk.change_source(source.source_id, name="renamed").name == "renamed"
+        sdk.delete_source(source.source_id)
+        with pytest.raises(percept.NotFound):
+            sdk.source(source.source_id)
+        with pytest.raises(percept.InvalidInput, match="scheme 'gopher' is not accepted"):
+            sdk.add_source("gopher://127.0.0.1/cam")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "percept", *args, "--server", gateway.url,
+             "--api-key", tenants["acme"]],
+            capture_output=True, text=True, timeout=120, cwd=ROOT,
+            env={**__import__("os").environ, "COLUMNS": "200",
+                 "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}:{ROOT / 'clients' / 'python'}"},
+        )  # fmt: skip
+
+    added = cli("sources", "add", str(loop_clip), "--loop", "--fps", "2", "--name", "cli",
+                "--zone", "shelf:440,140:639,140:639,340:440,340", "--json")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    sid = json.loads(added.stdout)["id"]
+    listed = cli("sources", "list")
+    assert listed.returncode == 0 and sid in listed.stdout and "cli" in listed.stdout
+    shown = json.loads(cli("sources", "show", sid, "--json").stdout)
+    assert shown["zones"][0]["id"] == "shelf"
+    assert cli("sources", "rm", sid).returncode == 0
+    refused = cli("sources", "add", "ftp://127.0.0.1/x")
+    assert refused.returncode == 2 and "scheme 'ftp' is not accepted" in refused.stderr
+    bad_zone = cli("sources", "add", str(loop_clip), "--zone", "shelf:1,2:3")
+    assert bad_zone.returncode == 2 and "ID:X,Y" in bad_zone.stderr

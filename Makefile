@@ -72,8 +72,8 @@ lint: $(STAMP) $(BUF) ## ruff + buf lint
 redis: ## make sure a Redis answers on REDIS_URL (starts a local one if not)
 	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
 
-tools: $(STAMP) ## chromium (the console's browser tests), promtool (alert rules) and mosquitto (MQTT test), from Debian packages, when missing
-	@$(PY) scripts/ensure_tools.py chromium promtool mosquitto
+tools: $(STAMP) ## chromium (the console's browser tests), promtool (alert rules), mosquitto (MQTT test), GStreamer's RTSP server and ffmpeg (live sources' tests), from Debian packages, when missing
+	@$(PY) scripts/ensure_tools.py chromium promtool mosquitto rtsp ffmpeg
 
 test: $(STAMP) ## run every test (unit + integration with real servers and Redis, the TypeScript client's)
 	$(MAKE) --no-print-directory redis

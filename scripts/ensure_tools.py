@@ -5,9 +5,12 @@ Debian's packages (what `make tools` runs; the browser tests' fixture too):
 - promtool: Prometheus' own checker of the alert rules in deploy/monitoring/,
   taken out of Debian's `prometheus` package into .venv/bin (the server in that
   package is never installed or started);
-- mosquitto: the MQTT broker the MQTT publisher's test starts on loopback.
+- mosquitto: the MQTT broker the MQTT publisher's test starts on loopback;
+- rtsp: GStreamer's RTSP server with Debian's python3 bindings (the live
+  sources' tests serve a clip over RTSP on loopback with it);
+- ffmpeg: makes the HLS segments the live sources' HLS test serves.
 
-    python scripts/ensure_tools.py [chromium] [promtool] [mosquitto]
+    python scripts/ensure_tools.py [chromium] [promtool] [mosquitto] [rtsp] [ffmpeg]
 """
 
 from __future__ import annotations
@@ -92,7 +95,58 @@ def mosquitto() -> str:
     return shutil.which("/usr/sbin/mosquitto") or sys.exit("mosquitto installed but not found")
 
 
-TOOLS = {"chromium": chromium, "promtool": promtool, "mosquitto": mosquitto}
+def _debian(packages: list[str], what: str) -> None:
+    _need_root(" ".join(packages))
+    print(f"installing {what} (Debian packages)", file=sys.stderr)
+    if _apt("install", "-y", "-q", "--no-install-recommends", *packages).returncode != 0:
+        _apt("update", "-q")
+        done = _apt("install", "-y", "-q", "--no-install-recommends", *packages)
+        if done.returncode != 0:
+            sys.exit(f"apt-get install {' '.join(packages)} failed:\n{done.stderr}")
+
+
+RTSP_PACKAGES = [
+    "python3-gi",
+    "gir1.2-gst-rtsp-server-1.0",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-ugly",
+]
+RTSP_PROBE = (
+    "import gi; gi.require_version('GstRtspServer', '1.0'); "
+    "from gi.repository import GstRtspServer"
+)
+
+
+def rtsp() -> str:
+    """Debian's python3 that can import GstRtspServer (tests/rtsp_server.py runs on it)."""
+    python = "/usr/bin/python3"
+
+    def works() -> bool:
+        return subprocess.run([python, "-c", RTSP_PROBE], capture_output=True).returncode == 0
+
+    if not (Path(python).exists() and works()):
+        _debian(RTSP_PACKAGES, "GStreamer's RTSP server")
+        if not works():
+            sys.exit("GStreamer's RTSP server installed, but python3 cannot import it")
+    return python
+
+
+def ffmpeg() -> str:
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    _debian(["ffmpeg"], "ffmpeg")
+    return shutil.which("ffmpeg") or sys.exit("ffmpeg installed but not on PATH")
+
+
+TOOLS = {
+    "chromium": chromium,
+    "promtool": promtool,
+    "mosquitto": mosquitto,
+    "rtsp": rtsp,
+    "ffmpeg": ffmpeg,
+}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(TOOLS):

@@ -144,21 +144,20 @@ def synthetic_noise_frame(seed: int = 0) -> np.ndarray:
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def rtsp_available() -> str | None:
-    """Why the GStreamer RTSP server cannot run here (None when it can)."""
-    import subprocess
+def ensure_tool(name: str) -> str:
+    """A tool the live sources' tests need (rtsp: Debian's python3 with
+    GStreamer's RTSP server; ffmpeg), installed from Debian's packages when
+    missing (scripts/ensure_tools.py, what `make tools` runs)."""
+    import sys
 
-    probe = (
-        "import gi; gi.require_version('GstRtspServer', '1.0');"
-        "from gi.repository import GstRtspServer"
-    )
+    from tests.support import ROOT
+
+    sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        subprocess.run([SYSTEM_PYTHON, "-c", probe], check=True, capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return (
-            "GStreamer's RTSP server is not installed (python fixture/ensure_tools.py installs it)"
-        )
-    return None
+        import ensure_tools
+    finally:
+        sys.path.pop(0)
+    return ensure_tools.TOOLS[name]()
 
 
 class RtspServer:

@@ -23,8 +23,8 @@ from tests.sources_support import (
     ZONE,
     RtspServer,
     crossing_clip,
+    ensure_tool,
     events_of,
-    rtsp_available,
     threads_and_rss,
     wait_status,
     worker_process,
@@ -362,9 +362,7 @@ def test_sources_survive_a_gateway_restart(stack, tenants, loop_clip):
 
 @pytest.fixture(scope="module")
 def rtsp(clip):
-    why = rtsp_available()
-    if why:
-        pytest.skip(why)
+    ensure_tool("rtsp")
     server = RtspServer(clip[0]).start()
     yield server
     server.stop()
@@ -506,15 +504,13 @@ def test_an_mjpeg_stream_over_http_works_the_same(stack, tenants, loop_clip):
 
 def test_an_hls_stream_works_the_same(stack, tenants, loop_clip, tmp_path):
     import functools
-    import shutil
     import subprocess
 
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (python fixture/ensure_tools.py installs it)")
+    ffmpeg = ensure_tool("ffmpeg")
     hls = tmp_path / "hls"
     hls.mkdir()
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-stream_loop", "3", "-i", str(loop_clip), "-c:v", "mpeg2video",
+        [ffmpeg, "-v", "error", "-stream_loop", "3", "-i", str(loop_clip), "-c:v", "mpeg2video",
          "-q:v", "3", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
          str(hls / "index.m3u8")],
         check=True, timeout=120,

@@ -113,8 +113,7 @@ RTSP_PACKAGES = [
     "gstreamer1.0-plugins-ugly",
 ]
 RTSP_PROBE = (
-    "import gi; gi.require_version('GstRtspServer', '1.0'); "
-    "from gi.repository import GstRtspServer"
+    "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
 )
 
 

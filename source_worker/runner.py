@@ -36,6 +36,11 @@ from source_worker.settings import WorkerSettings
 logger = logging.getLogger(__name__)
 
 LIVE_FRAME_TTL_S = 10
+# What a change must restart the run for (the rest is taken in place).
+PIPELINE_FIELDS = (
+    "url", "loop", "detect", "object_options", "face_options", "collection_id", "max_fps",
+    "face_snapshots", "paused",
+)  # fmt: skip
 JPEG_QUALITY = 85
 
 
@@ -120,7 +125,6 @@ class SourceRunner:
         self._tasks: list[asyncio.Task] = []
         self._streams: dict[str, _Stream] = {}
         self._events: asyncio.Queue[tuple[str, dict]] = asyncio.Queue(maxsize=10_000)
-        self._counts_dirty = False
         self._ending: str | None = None  # the file ended: its reason, until the tracks end
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -162,6 +166,18 @@ class SourceRunner:
         await asyncio.to_thread(self.capture.stop, self.settings.read_timeout_s + 2)
         metrics.forget(self.id)
         logger.info("source %s stopped", self.id)
+
+    def update(self, record: dict[str, Any]) -> bool:
+        """Take a changed record in place when only its rules or name changed
+        (the stream and the replicas' streams go on); False when it must restart."""
+        if any(record.get(k) != self.record.get(k) for k in PIPELINE_FIELDS):
+            return False
+        self.rules = Rules(
+            record.get("zones", ()), record.get("lines", ()), end_after_s=self.settings.track_end_s
+        )
+        self.record, self.revision = record, record["revision"]
+        logger.info("source %s: rules changed (revision %d)", self.id, self.revision)
+        return True
 
     @property
     def done(self) -> bool:
@@ -263,7 +279,6 @@ class SourceRunner:
         self.last_frame_at = frame.captured_at
         for event in self.rules.update(boxes, frame.at):
             self._emit(event.type, {**event.data, "at": frame.at})
-            self._counts_dirty = True
         meta = {
             "seq": frame.seq,
             "at": frame.at,
@@ -327,11 +342,22 @@ class SourceRunner:
             except Exception:  # noqa: BLE001 - keep the source running; Redis comes back
                 logger.exception("source %s: cannot write a %s event", self.id, type_)
                 await asyncio.sleep(1.0)
-            if self._counts_dirty:
-                self._counts_dirty = False
-                counts = dict(self.rules.counts)
-                if counts:
-                    await self.redis.hset(sources.counts_key(self.id), mapping=counts)
+            await self._count(type_, data)
+
+    async def _count(self, type_: str, data: dict) -> None:
+        """The counts per zone and line, in Redis: totals incremented per event
+        (so they carry on across restarts and handovers), and who is inside now."""
+        key = sources.counts_key(self.id)
+        if type_ == "line.crossed":
+            await self.redis.hincrby(key, f"{data['line_id']}:{data['direction']}", 1)
+        elif type_ in ("zone.entered", "zone.left"):
+            what = "entered" if type_ == "zone.entered" else "left"
+            inside = {k: v for k, v in self.rules.counts.items() if k.endswith(":inside")}
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(key, f"{data['zone_id']}:{what}", 1)
+                if inside:
+                    pipe.hset(key, mapping=inside)
+                await pipe.execute()
 
     async def _write_status(self, **fields: Any) -> None:
         if not await self.redis.exists(sources.source_key(self.id)):

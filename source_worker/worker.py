@@ -113,7 +113,7 @@ class SourceWorker:
                 continue
             if runner.done:
                 continue  # an ended file: keep the lease, so no one starts it again
-            if record["revision"] != runner.revision:
+            if record["revision"] != runner.revision and not runner.update(record):
                 await self._stop(source_id, release=False)
                 await self._start(record)
                 continue

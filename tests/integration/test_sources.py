@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.integration.test_console import browser  # noqa: F401 - the fixture
 from tests.sources_support import (
     LINE,
     ZONE,
@@ -109,6 +110,7 @@ def test_a_file_source_counts_every_crossing_and_the_dwell_time(stack, tenants, 
             if events and events[-1].get("state") == "ended":
                 break
             time.sleep(0.2)
+        c.delete(f"/api/sources/{source['id']}")  # its events stay in the log
     crossings = [e["direction"] for e in events if e["type"] == "line.crossed"]
     print("crossings", crossings, "status", ended["status"])
     assert crossings.count("in") == truth.crossings_in
@@ -573,3 +575,60 @@ def test_the_sdk_and_the_cli_manage_sources(stack, tenants, loop_clip):
     assert refused.returncode == 2 and "scheme 'ftp' is not accepted" in refused.stderr
     bad_zone = cli("sources", "add", str(loop_clip), "--zone", "shelf:1,2:3")
     assert bad_zone.returncode == 2 and "ID:X,Y" in bad_zone.stderr
+
+
+def test_the_console_shows_sources_live_and_draws_rules_on_the_frame(
+    stack,
+    tenants,
+    loop_clip,
+    browser,  # noqa: F811 - test_console's fixture
+):
+    from tests.integration.test_console import Watched, screenshot, signed_in
+
+    gateway = stack["gateway"]
+    with client(stack, tenants["acme"]) as c:
+        sid = add(
+            c, name="shop floor", url=str(loop_clip), loop=True, max_fps=5,
+            zones=[{"id": "aisle", "polygon": [[150, 120], [330, 120], [330, 300], [150, 300]]}],
+            lines=[LINE],
+        )["id"]  # fmt: skip
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        try:
+            signed_in(context, gateway.url, tenants["acme"])
+            page = context.new_page()
+            watched = Watched(page)
+            page.goto(f"{gateway.url}/console/#/sources")
+            row = page.locator(f"#source-rows tr[data-id='{sid}']")
+            row.locator(".state", has_text="live").wait_for(timeout=60_000)
+            assert "shop floor" in row.inner_text()
+            screenshot(page, "sources")
+            row.locator("a").click()
+            canvas = page.locator("#source-canvas")
+            canvas.wait_for()
+            # The live view refreshes several times a second.
+            page.wait_for_function(
+                "() => Number(document.querySelector('#source-canvas').dataset.seq) > 0",
+                timeout=60_000,
+            )
+            first = int(canvas.get_attribute("data-seq"))
+            page.wait_for_function(
+                f"() => Number(document.querySelector('#source-canvas').dataset.seq) > {first + 2}",
+                timeout=30_000,
+            )
+            page.locator("#source-events tr").first.wait_for(timeout=30_000)
+            assert "zone aisle" in page.locator("#source-counts").inner_text()
+            # Draw a second line on the frame and save it.
+            page.get_by_role("button", name="Draw line").click()
+            box = canvas.bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.8)
+            page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.8)
+            page.get_by_role("button", name="Save zones and lines").click()
+            page.locator("#draw-hint", has_text="Saved").wait_for(timeout=30_000)
+            saved = c.get(f"/api/sources/{sid}").json()["lines"]
+            assert len(saved) == 2 and abs(saved[1]["start"][1] - 384) <= 8, saved
+            page.wait_for_timeout(1500)
+            screenshot(page, "source")
+            watched.check()
+        finally:
+            context.close()
+            c.delete(f"/api/sources/{sid}")

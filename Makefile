@@ -115,7 +115,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-webhooks ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-webhooks bench-sources ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -152,6 +152,11 @@ bench-enroll: $(STAMP) ## face enrollment end to end: gRPC and REST vs detection
 .PHONY: bench-webhooks
 bench-webhooks: $(STAMP) ## webhooks: deliveries/s from one process, event -> delivery delay, task rate with 3 subscriptions vs none
 	YOLO_OFFLINE=1 $(PY) -m bench.webhook_bench $(BENCH_ARGS)
+
+.PHONY: bench-sources
+bench-sources: $(STAMP) ## live sources: 5 fps sources one worker holds, saturated fps vs in-process, latency p95, RSS over a soak
+	$(MAKE) --no-print-directory redis
+	YOLO_OFFLINE=1 $(PY) -m bench.sources_bench $(BENCH_ARGS)
 
 .PHONY: bench-queue
 bench-queue: $(STAMP) ## the queue figures' read (overview, /metrics): empty vs 100,000 queued tasks

@@ -264,10 +264,6 @@ class SourceFields(BaseModel):
     max_fps: float = Field(5.0, gt=0, le=60, description="Frames processed per second, at most.")
     zones: list[Zone] = Field(default_factory=list, max_length=32)
     lines: list[Line] = Field(default_factory=list, max_length=32)
-    face_snapshots: bool = Field(
-        False,
-        description="Keep a small JPEG of each identified face with its event (personal data: off unless asked; erased with the events).",
-    )
     paused: bool = Field(False, description="Registered but not watched.")
 
     @model_validator(mode="after")
@@ -300,7 +296,6 @@ class SourceChange(BaseModel):
     max_fps: float | None = Field(None, gt=0, le=60)
     zones: list[Zone] | None = Field(None, max_length=32)
     lines: list[Line] | None = Field(None, max_length=32)
-    face_snapshots: bool | None = None
     paused: bool | None = None
 
 

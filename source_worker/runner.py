@@ -39,7 +39,7 @@ LIVE_FRAME_TTL_S = 10
 # What a change must restart the run for (the rest is taken in place).
 PIPELINE_FIELDS = (
     "url", "loop", "detect", "object_options", "face_options", "collection_id", "max_fps",
-    "face_snapshots", "paused",
+    "paused",
 )  # fmt: skip
 JPEG_QUALITY = 85
 

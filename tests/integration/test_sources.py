@@ -54,12 +54,12 @@ def loop_clip(media_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(object_server, redis_url, media_dir):
+def stack(object_server, face_server, redis_url, media_dir):
     url = fresh_db(redis_url, 13)
     env = {
         "REDIS_URL": url,
         "GATEWAY_OBJECT_TARGETS": object_server.address,
-        "GATEWAY_FACE_TARGETS": "127.0.0.1:9",
+        "GATEWAY_FACE_TARGETS": face_server.address,
         "SOURCES_FILE_DIRS": str(media_dir),
         "SOURCES_ALLOW_NETWORKS": "127.0.0.0/8",
         "SOURCES_MAX_PIXELS": str(1280 * 720),
@@ -437,6 +437,7 @@ def test_an_rtsp_outage_reconnects_and_leaks_nothing(stack, tenants, rtsp):
                 if e["type"] == "source.state_changed"
             ]  # fmt: skip
             assert states.count("reconnecting") == CYCLES
+            assert worker.metric("percept_source_reconnects_total", source=sid) == CYCLES
         finally:
             c.delete(f"/api/sources/{sid}")
 
@@ -632,3 +633,41 @@ def test_the_console_shows_sources_live_and_draws_rules_on_the_frame(
         finally:
             context.close()
             c.delete(f"/api/sources/{sid}")
+
+
+def test_a_face_source_identifies_enrolled_people_once_per_track(stack, tenants, media_dir):
+    from tests import faces
+
+    path = media_dir / "heads.avi"
+    faces.moving_heads_video(path, ("astronaut", "zidane"), n_frames=40)
+    with client(stack, tenants["acme"]) as c:
+        created = c.post("/api/collections", json={"collection_id": "staff"})
+        assert created.status_code in (201, 409), created.text
+        for image in faces.enrollment_images("astronaut"):
+            enrolled = c.post(
+                "/api/collections/staff/faces",
+                files={"file": ("a.jpg", faces.encode(image), "image/jpeg")},
+                data={"subject": "astronaut"},
+            )
+            assert enrolled.status_code == 201, enrolled.text
+        source = add(c, url=str(path), detect="faces", collection_id="staff", max_fps=5)
+        try:
+            wait_status(c, source["id"], lambda s: s["status"]["state"] == "ended", 120, "ended")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                events = events_of(c, source["id"])
+                if events and events[-1].get("state") == "ended":
+                    break
+                time.sleep(0.2)
+        finally:
+            c.delete(f"/api/sources/{source['id']}")
+    identified = [e for e in events if e["type"] == "face.identified"]
+    print("identified", [(e["subject"], e["distance"], e["track_id"]) for e in identified])
+    assert {e["subject"] for e in identified} == {"astronaut"}
+    assert all(e["distance"] <= 0.6 for e in identified)
+    tracks = {e["track_id"] for e in identified}
+    assert len(identified) == len(tracks)  # once per track, not per frame
+    started = [e for e in events if e["type"] == "track.started"]
+    assert {e["label"] for e in started} == {"face"} and len(started) >= 2
+    ended = [e for e in events if e["type"] == "track.ended" and e["subject"] == "astronaut"]
+    assert ended, "the astronaut's track ends with its identity in the summary"

@@ -423,6 +423,7 @@ def main() -> int:
         say(
             f"{child.name:<10} grpc 127.0.0.1:{child.port}   metrics http://127.0.0.1:{child.env.get('FACE_METRICS_PORT') or child.env.get('OBJECT_METRICS_PORT')}/metrics"
         )
+    say(f"sources    live-source worker, metrics http://127.0.0.1:{sources_metrics}/metrics")
     store = gallery_url if gallery_url.startswith("sqlite") else "PostgreSQL (FACE_GALLERY_URL)"
     say(f"face collections in {store}")
     if SAMPLES.is_dir():

@@ -18,6 +18,7 @@ Plain Python + redis; no FastAPI here.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -25,7 +26,7 @@ import secrets
 import socket
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from google.protobuf import json_format
@@ -191,7 +192,9 @@ def check_file(path: str, policy: SourcePolicy) -> Path:
 
 # --- the resource --------------------------------------------------------------------------
 
-Point = tuple[float, float]
+# Frame coordinates, pixels: finite and within a (very large) frame.
+Coord = Annotated[float, Field(ge=0, le=100_000)]
+Point = tuple[Coord, Coord]
 _ID_RULE = "1-64 letters, digits, '.', '_' or '-'"
 
 
@@ -311,7 +314,7 @@ def _options(raw: dict[str, Any], message, name: str):
     try:
         json_format.ParseDict(raw, message, ignore_unknown_fields=False)
         fields.check(message)
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, TypeError, ValueError) as exc:
         raise InvalidInput(f"{name}: {exc}") from None
     except InvalidInput as exc:
         raise InvalidInput(f"{name}: {exc.message}") from None
@@ -376,7 +379,7 @@ class SourceStore:
         self.policy = policy or SourcePolicy()
 
     async def create(self, tenant: str, spec: NewSource) -> dict[str, Any]:
-        check_spec(spec, self.policy)
+        await asyncio.to_thread(check_spec, spec, self.policy)  # DNS: off the event loop
         if await self.redis.zcard(tenant_key(tenant)) >= self.policy.max_per_tenant:
             raise InvalidInput(
                 f"tenant has {self.policy.max_per_tenant} sources, the most allowed "
@@ -427,7 +430,7 @@ class SourceStore:
             raise InvalidInput("url cannot be null")
         merged = {**{k: record[k] for k in SourceFields.model_fields}, **updates}
         spec = SourceFields.model_validate(merged)
-        check_spec(spec, self.policy)
+        await asyncio.to_thread(check_spec, spec, self.policy)  # DNS: off the event loop
         was_paused = record.get("paused", False)
         record = {
             **record,

@@ -122,14 +122,17 @@ async def delete_source(source_id: str, request: Request) -> Response:
 
 async def _pause(request: Request, source_id: str, paused: bool) -> JSONResponse:
     store, record = await _record(request, source_id)
-    record = await store.change(record, sources.SourceChange(paused=paused))
+    try:
+        record = await store.change(record, sources.SourceChange(paused=paused))
+    except InvalidInput as exc:  # its URL is refused now (a file gone, a policy changed)
+        raise _invalid(exc) from None
     return JSONResponse(await _shown(store, record))
 
 
 @router.post(
     "/api/sources/{source_id}/pause",
     summary="Stop watching a source, keeping it",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def pause_source(source_id: str, request: Request) -> JSONResponse:
     return await _pause(request, source_id, True)
@@ -138,7 +141,7 @@ async def pause_source(source_id: str, request: Request) -> JSONResponse:
 @router.post(
     "/api/sources/{source_id}/resume",
     summary="Watch a paused source again",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def resume_source(source_id: str, request: Request) -> JSONResponse:
     return await _pause(request, source_id, False)

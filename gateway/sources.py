@@ -430,7 +430,15 @@ class SourceStore:
             raise InvalidInput("url cannot be null")
         merged = {**{k: record[k] for k in SourceFields.model_fields}, **updates}
         spec = SourceFields.model_validate(merged)
-        await asyncio.to_thread(check_spec, spec, self.policy)  # DNS: off the event loop
+        if set(updates) & {
+            "url",
+            "loop",
+            "detect",
+            "object_options",
+            "face_options",
+            "collection_id",
+        }:
+            await asyncio.to_thread(check_spec, spec, self.policy)  # DNS: off the event loop
         was_paused = record.get("paused", False)
         record = {
             **record,

@@ -164,7 +164,6 @@ class SourceRunner:
         for stream in self._streams.values():
             stream.close()
         await asyncio.to_thread(self.capture.stop, self.settings.read_timeout_s + 2)
-        metrics.forget(self.id)
         logger.info("source %s stopped", self.id)
 
     def update(self, record: dict[str, Any]) -> bool:

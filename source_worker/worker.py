@@ -61,6 +61,7 @@ class SourceWorker:
         self.id = settings.worker_id
         self.running: dict[str, SourceRunner] = {}
         self._free_since: dict[str, float] = {}
+        self._stopping: set[asyncio.Task] = set()
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self.ttl_ms = int(settings.lease_s * 1000)
@@ -84,6 +85,7 @@ class SourceWorker:
         it at once (not after the lease expires)."""
         for source_id in list(self.running):
             await self._stop(source_id, release=True)
+        await asyncio.gather(*self._stopping, return_exceptions=True)
         with contextlib.suppress(Exception):  # Redis gone: the heartbeat expires
             await self.redis.zrem(sources.WORKERS, self.id)
 
@@ -154,11 +156,24 @@ class SourceWorker:
             )
 
     async def _stop(self, source_id: str, *, release: bool) -> None:
+        """Stop a source in the background: its processing is cancelled at once,
+        its reader thread may take a read timeout to notice, and the poll must
+        go on meanwhile (or the other leases would lapse)."""
         runner = self.running.pop(source_id)
         metrics.RUNNING.set(len(self.running))
-        await runner.stop()
-        if release:
-            await self._release(keys=[sources.lease_key(source_id)], args=[self.id])
+        task = asyncio.create_task(self._finish(source_id, runner, release))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _finish(self, source_id: str, runner: SourceRunner, release: bool) -> None:
+        try:
+            await runner.stop()
+            if source_id not in self.running:  # not started again meanwhile
+                metrics.forget(source_id)
+        finally:
+            if release:
+                with contextlib.suppress(Exception):  # Redis gone: the lease expires
+                    await self._release(keys=[sources.lease_key(source_id)], args=[self.id])
 
 
 def _touch(path: str) -> None:

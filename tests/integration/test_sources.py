@@ -639,7 +639,7 @@ def test_a_face_source_identifies_enrolled_people_once_per_track(stack, tenants,
     from tests import faces
 
     path = media_dir / "heads.avi"
-    faces.moving_heads_video(path, ("astronaut", "zidane"), n_frames=40)
+    faces.moving_heads_video(path, ("astronaut", "zidane"), n_frames=80)
     with client(stack, tenants["acme"]) as c:
         created = c.post("/api/collections", json={"collection_id": "staff"})
         assert created.status_code in (201, 409), created.text
@@ -652,7 +652,10 @@ def test_a_face_source_identifies_enrolled_people_once_per_track(stack, tenants,
             assert enrolled.status_code == 201, enrolled.text
         source = add(c, url=str(path), detect="faces", collection_id="staff", max_fps=5)
         try:
-            wait_status(c, source["id"], lambda s: s["status"]["state"] == "ended", 120, "ended")
+            done = wait_status(
+                c, source["id"], lambda s: s["status"]["state"] == "ended", 120, "ended"
+            )
+            print("face source", done["status"])
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 events = events_of(c, source["id"])

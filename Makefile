@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll test-model redis clean
+.PHONY: tools console-screenshots certs sdk-wheel help setup proto proto-check ts-client ts-check test-ts lint test test-unit test-integration run run-face run-object bench bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-tracking test-model redis clean
 
 help: ## list the verbs
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -115,7 +115,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-webhooks bench-sources ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-webhooks bench-sources bench-tracking ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -162,6 +162,9 @@ bench-sources: $(STAMP) ## live sources: 5 fps sources one worker holds, saturat
 bench-queue: $(STAMP) ## the queue figures' read (overview, /metrics): empty vs 100,000 queued tasks
 	$(MAKE) --no-print-directory redis
 	$(PY) -m bench.queue_stats_bench
+
+bench-tracking: $(STAMP) ## tracking: CPU per frame, frames/s on vs off, vs model.track, gallery searches per frame
+	YOLO_OFFLINE=1 $(PY) -m bench.tracking_bench
 
 certs: $(STAMP) ## make the gRPC CA, certificates and token compose and Kubernetes mount (deploy/k8s/secrets/)
 	$(PY) scripts/make_certs.py

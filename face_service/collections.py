@@ -256,12 +256,16 @@ class TrackIdentities:
 
     A track is searched from its first face, then again only when a clearly
     better face of it arrives (quality at least BETTER times the one it was
-    identified from); every face of the track carries the track's current
-    identity, so a name does not flicker from frame to frame. A face in no
-    track (its first frame, or tracking off) is searched on its own. The
-    track's identity goes into the scene's log for the summary."""
+    identified from), or when a face of it no longer looks like the face it was
+    identified from (encodings further apart than SAME_PERSON: the tracker
+    joined two people, at a scene cut for instance). Every face of the track
+    carries the track's current identity, so a name does not flicker from
+    frame to frame. A face in no track (its first frame, or tracking off) is
+    searched on its own. The track's identity goes into the scene's log for the
+    summary. Encodings stay in this object, for the call's lifetime only."""
 
     BETTER = 1.25
+    SAME_PERSON = 0.6  # face_recognition's tolerance
 
     def __init__(self, collections: FaceCollections, tenant: str, search: Search, scene) -> None:
         self.collections = collections
@@ -271,15 +275,20 @@ class TrackIdentities:
         self.searches = 0
         self._identity: dict[int, Identification] = {}
         self._quality: dict[int, float] = {}
+        self._reference: dict[int, np.ndarray] = {}
+
+    def _needs_search(self, track_id: int, face: Face) -> bool:
+        if not track_id or track_id not in self._identity:
+            return True
+        if (face.quality or 0.0) > self._quality[track_id] * self.BETTER:
+            return True
+        distance = float(np.linalg.norm(face.encoding - self._reference[track_id]))
+        return distance > self.SAME_PERSON
 
     async def identify(self, image: ImageFaces, track_ids: list[int]) -> IdentifiedFaces:
         """Each face's identification (its track's), searching only where needed."""
-        wanted = []
-        for i, face in enumerate(image.faces):
-            tid = track_ids[i] if track_ids else 0
-            quality = face.quality or 0.0
-            if not tid or tid not in self._identity or quality > self._quality[tid] * self.BETTER:
-                wanted.append(i)
+        ids = track_ids or [0] * len(image.faces)
+        wanted = [i for i, face in enumerate(image.faces) if self._needs_search(ids[i], face)]
         found: dict[int, Identification] = {}
         if wanted:
             probes = ImageFaces(image.width, image.height, [image.faces[i] for i in wanted])
@@ -288,18 +297,22 @@ class TrackIdentities:
             found = dict(zip(wanted, result.identities, strict=True))
         identities = []
         for i, face in enumerate(image.faces):
-            tid = track_ids[i] if track_ids else 0
+            tid = ids[i]
             if tid and i in found:
                 self._identity[tid] = found[i]
                 self._quality[tid] = face.quality or 0.0
-                record = self.scene.log.tracks.get(tid)
-                best = found[i].best
-                if record is not None:
-                    record.subject = best.subject if best else ""
-                    record.face_id = best.face_id if best else ""
-                    record.distance = best.distance if best else 0.0
+                self._reference[tid] = face.encoding
+                self._record(tid, found[i])
             identities.append(self._identity[tid] if tid else found[i])
         return IdentifiedFaces(image, identities, self.threshold)
+
+    def _record(self, track_id: int, identification: Identification) -> None:
+        record = self.scene.log.tracks.get(track_id)
+        if record is not None:
+            best = identification.best
+            record.subject = best.subject if best else ""
+            record.face_id = best.face_id if best else ""
+            record.distance = best.distance if best else 0.0
 
     @property
     def threshold(self) -> float:

@@ -11,6 +11,7 @@ from face_service.engine import FaceEngine
 from face_service.gallery import Gallery, GallerySettings
 from face_service.servicer import FaceServicer
 from face_service.settings import FaceSettings
+from percept_runtime import tracking
 from percept_runtime.server import Availability, GrpcService, serve
 
 SERVICE_NAME = face_service_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name
@@ -45,7 +46,11 @@ async def run_server(
 
     async def startup() -> None:
         gallery.start()
-        await asyncio.gather(engine.start(), asyncio.to_thread(gallery.wait_ready, None))
+        await asyncio.gather(
+            engine.start(),
+            asyncio.to_thread(gallery.wait_ready, None),
+            asyncio.to_thread(tracking.preload),
+        )
         availability.set(GALLERY, gallery.available)
 
     async def shutdown() -> None:

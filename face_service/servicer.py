@@ -325,17 +325,15 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
                 yield request
 
         async def infer(content: bytes, opts: FaceOptions):
-            return await self.engine.detect_image(
-                content, _run_options(opts, scenes[0], searches[0])
-            )
+            run_opts = _run_options(opts, scenes[0], searches[0])
+            return await self.engine.detect_image(content, run_opts), opts
 
         try:
-            async for index, result, request in live_results(
+            async for index, (result, opts), request in live_results(
                 requests(), infer, options_from_proto, window=self.window, method="StreamFaces"
             ):
                 scene, identities = scenes[0], per_track[0]
                 ids = _track_faces(scene, index, 0.0, result)
-                opts = options_from_proto(request.options)
                 faces = await _tracked_faces(result, ids, identities, opts)
                 yield pb.StreamFacesResponse(
                     frame_index=index,

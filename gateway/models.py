@@ -56,6 +56,11 @@ class Face(BaseModel):
         None, description="68 points in 9 named parts, [x, y] pixels; when asked."
     )
     encoding: list[float] | None = Field(None, description="128 floats; when asked.")
+    track_id: int | None = Field(
+        None,
+        description="Videos: the face's track, stable across frames within the task; absent "
+        "when untracked (tracker=off, a face's first frame).",
+    )
 
 
 class FaceImageResult(BaseModel):
@@ -69,6 +74,11 @@ class Detection(BaseModel):
     class_id: int
     confidence: float = Field(description="[0, 1]")
     box: Box
+    track_id: int | None = Field(
+        None,
+        description="Videos: the object's track, stable across frames within the task; absent "
+        "when untracked (tracker=off, an object's first frame, a low score).",
+    )
 
 
 class ObjectImageResult(BaseModel):
@@ -90,6 +100,28 @@ class ObjectFrame(ObjectImageResult, FrameFields):
     pass
 
 
+class Track(BaseModel):
+    """One face or object over the video: where and when it was, its best sighting."""
+
+    track_id: int
+    first_frame_index: int
+    first_timestamp: float = Field(description="Seconds from the start.")
+    last_frame_index: int
+    last_timestamp: float = Field(description="Seconds from the start.")
+    frames_seen: int
+    best_frame_index: int = Field(
+        description="The frame of the highest-confidence box, or of the best face (largest, "
+        "sharpest, most frontal)."
+    )
+    best_box: Box
+    best_score: float = Field(description="Objects: that confidence; faces: a quality >= 0.")
+    label: str | None = Field(None, description="Objects: the class seen most often.")
+    class_id: int | None = None
+    subject: str | None = Field(None, description="Identification: who the track is.")
+    face_id: str | None = Field(None, description="Identification: the enrolled face matched.")
+    distance: float | None = Field(None, description="Identification: distance to it.")
+
+
 class VideoSummary(BaseModel):
     """How a video ended: a video that ends before its container said it would
     (truncated, corrupt from some frame on, timestamps that put frames out of
@@ -106,6 +138,13 @@ class VideoSummary(BaseModel):
     )
     processed_frames: int = Field(description="Frames decoded and processed.")
     last_frame_index: int = Field(description="Index of the last frame processed, from 0.")
+    tracks: list[Track] = Field(
+        default_factory=list,
+        description="Every track, by first appearance; empty when tracker=off.",
+    )
+    gallery_searches: int = Field(
+        0, description="Identification: gallery searches made (once per track, not per frame)."
+    )
 
 
 class FaceVideoResult(BaseModel):

@@ -18,11 +18,16 @@ def face(f) -> dict[str, Any]:
         }
     if len(f.encoding):
         out["encoding"] = list(f.encoding)
+    if f.track_id:
+        out["track_id"] = f.track_id
     return out
 
 
 def detection(d) -> dict[str, Any]:
-    return {"label": d.label, "class_id": d.class_id, "confidence": d.confidence, "box": box(d.box)}
+    out = {"label": d.label, "class_id": d.class_id, "confidence": d.confidence, "box": box(d.box)}
+    if d.track_id:
+        out["track_id"] = d.track_id
+    return out
 
 
 def image_result(response) -> dict[str, Any]:
@@ -51,7 +56,29 @@ def video_summary(summary) -> dict[str, Any]:
         "expected_frames": summary.expected_frames or None,
         "processed_frames": summary.processed_frames,
         "last_frame_index": summary.last_frame_index,
+        "tracks": [track(t) for t in summary.tracks],
+        "gallery_searches": summary.gallery_searches,
     }
+
+
+def track(t) -> dict[str, Any]:
+    """percept.common.v1.TrackSummary: one track over the video."""
+    out: dict[str, Any] = {
+        "track_id": t.track_id,
+        "first_frame_index": t.first_frame_index,
+        "first_timestamp": t.first_timestamp,
+        "last_frame_index": t.last_frame_index,
+        "last_timestamp": t.last_timestamp,
+        "frames_seen": t.frames_seen,
+        "best_frame_index": t.best_frame_index,
+        "best_box": box(t.best_box),
+        "best_score": round(t.best_score, 6),
+    }
+    if t.label:
+        out["label"], out["class_id"] = t.label, t.class_id
+    if t.face_id:
+        out.update(subject=t.subject, face_id=t.face_id, distance=round(t.distance, 6))
+    return out
 
 
 # --- face collections ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from percept.object.v1 import object_service_pb2, object_service_pb2_grpc
 from object_service.engine import ObjectEngine
 from object_service.servicer import ObjectServicer
 from object_service.settings import ObjectSettings
+from percept_runtime import tracking
 from percept_runtime.server import GrpcService, serve
 
 SERVICE_NAME = object_service_pb2.DESCRIPTOR.services_by_name["ObjectService"].full_name
@@ -29,10 +30,14 @@ async def run_server(settings: ObjectSettings, stop: asyncio.Event | None = None
             servicer, server
         ),
     )
+
+    async def startup() -> None:
+        await asyncio.gather(engine.start(), asyncio.to_thread(tracking.preload))
+
     await serve(
         settings,
         [service],
-        startup=engine.start,
+        startup=startup,
         shutdown=engine.close,
         describe=engine.describe,
         stop=stop,

@@ -90,8 +90,31 @@ class _Boxes:
         return _Boxes(self.xyxy[index], self.conf[index], self.cls[index])
 
 
+_available: bool | None = None  # whether ultralytics' trackers import (preload)
+
+
+def preload() -> bool:
+    """Import ultralytics' trackers (and torch under them): seconds, so a server
+    calls this at start-up, off its event loop, not on its first tracked call.
+    Without them (an image without ultralytics and lap) every call answers
+    untracked, as with tracker off, and this says so once, at start-up."""
+    global _available
+    if _available is None:
+        try:
+            from ultralytics.trackers import bot_sort, byte_tracker  # noqa: F401
+
+            _available = True
+        except ImportError as exc:
+            logger.warning(
+                "tracking is unavailable on this replica (%s): videos and streams are "
+                "answered untracked; install ultralytics and lap (the object extra)",
+                exc,
+            )
+            _available = False
+    return _available
+
+
 def _ultralytics_tracker(config: TrackerConfig, base: int):
-    # Imported here: ultralytics (and torch under it) loads on the first tracked call.
     from ultralytics.trackers.bot_sort import BOTSORT
     from ultralytics.trackers.byte_tracker import BYTETracker
 
@@ -124,6 +147,8 @@ class Tracker:
     """One call's tracker: update() once per frame, in frame order."""
 
     def __init__(self, config: TrackerConfig) -> None:
+        if config.enabled and not preload():
+            config = TrackerConfig(kind="off")
         self.config = config
         self._base = _take_base() if config.enabled else None
         self._impl = _ultralytics_tracker(config, self._base) if config.enabled else None

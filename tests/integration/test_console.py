@@ -860,3 +860,54 @@ def test_a_client_key_gets_its_tenants_pages_and_no_refusals(gateway, browser):
     finally:
         context.close()
     watched.check()
+
+
+def test_video_task_draws_each_track_in_its_colour_and_lists_the_tracks(
+    gateway, http, watched, tmp_path
+):
+    from tests.videos import tracking_shapes_video
+
+    video = tmp_path / "tracks.avi"
+    tracking_shapes_video(video, seed=1, n_frames=24)
+    response = http.post(
+        "/api/detect/object/video", files={"file": ("tracks.avi", video.read_bytes())}
+    )
+    assert response.status_code == 202, response.text
+    task = wait_done(http, response.json()["task_id"])
+    tracks = task["result"]["summary"]["tracks"]
+    assert len(tracks) == 4
+    frames = task["result"]["frames"]
+    page = watched.page
+    page.goto(console_url(gateway.url, f"#/task/{task['task_id']}"))
+    rows = page.locator("#tracks tr[data-track]")
+    expect(rows).to_have_count(4)
+    # the last frame is shown: every tracked box in its track's group, one colour each
+    last = frames[-1]
+    groups = page.locator(".viewer .stage g[data-track]")
+    expect(groups).to_have_count(sum(1 for d in last["detections"] if d.get("track_id")))
+    drawn = {
+        int(g.get_attribute("data-track")): g.locator("rect.box").evaluate(
+            "r => getComputedStyle(r).stroke"
+        )
+        for g in groups.all()
+    }
+    assert set(drawn) == {d["track_id"] for d in last["detections"] if d.get("track_id")}
+    assert len(set(drawn.values())) == len(drawn)  # a colour per track
+    assert page.locator(".viewer .stage polyline.trail").count() == len(drawn)  # trails
+    labels = page.locator(".viewer .stage g[data-track] text").all_text_contents()
+    assert all(re.match(r"#[1-4] \w+ \d+%", label) for label in labels), labels
+    # the list: who/what, first and last seen, frames; a click seeks to the best frame
+    track = next(t for t in tracks if t["label"] == "triangle")
+    row = page.locator(f"#tracks tr[data-track='{track['track_id']}']")
+    expect(row).to_contain_text("triangle")
+    expect(row).to_contain_text(f"frame {track['first_frame_index']}")
+    expect(row.locator("td").last).to_have_text(str(track["frames_seen"]))
+    row.click()
+    expect(page.locator(".viewer .frames tr.on")).to_have_attribute(
+        "data-frame", str(track["best_frame_index"])
+    )
+    best = page.locator(f".viewer .stage g[data-track='{track['track_id']}'] rect.box")
+    box = track["best_box"]
+    assert float(best.get_attribute("x")) == pytest.approx(box["left"], abs=0.01)
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky bar over the page otherwise
+    screenshot(page, "tracks")

@@ -277,14 +277,18 @@ def test_stream_faces_carry_track_ids_and_identities(face_server, face_stub, peo
 
     def requests():
         for i, frame in enumerate(frames):
-            yield fpb.StreamFacesRequest(
+            request = fpb.StreamFacesRequest(
                 image=image_pb2.Image(content=faces.encode(frame)),
                 collection_id=COLLECTION if i == 0 else "",
                 summarize=i == len(frames) - 1,
             )
+            if i == 0:  # the first message's options apply to every frame
+                request.options.return_encodings = True
+            yield request
 
     responses = list(face_stub.StreamFaces(requests(), timeout=300))
     ids = {f.track_id for r in responses for f in r.faces}
     assert len(ids) == 2 and 0 not in ids
+    assert all(len(f.encoding) == 128 for r in responses for f in r.faces)
     assert {t.subject for t in responses[-1].summary.tracks} == set(PEOPLE)
     assert responses[-1].summary.gallery_searches <= 4

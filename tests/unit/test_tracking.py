@@ -7,7 +7,7 @@ import motmetrics
 import numpy as np
 import pytest
 
-from percept_runtime.tracking import SceneLog, Tracker, TrackerConfig
+from percept_runtime.tracking import Scene, SceneLog, Tracker, TrackerConfig
 from tests.tracking_support import TUD_SEQUENCES, accumulate, score, score_tud
 
 
@@ -111,3 +111,12 @@ def test_scene_log_votes_the_class_and_keeps_the_best_observation():
     assert record.frames_seen == 4 and record.class_id == 1
     assert record.best_frame == 1 and record.best_box == (1, 0, 6, 5)
     assert record.last_time == pytest.approx(0.3)
+
+
+def test_a_replica_without_ultralytics_answers_untracked(monkeypatch):
+    from percept_runtime import tracking
+
+    monkeypatch.setattr(tracking, "_available", False)
+    with Scene(TrackerConfig()) as scene:
+        assert not scene.enabled
+        assert scene.tracker.update(np.array([[1.0, 1, 9, 9]]), [0.9], [0]) == [0]

@@ -147,6 +147,22 @@ MaxFrames = Annotated[
     int | None,
     typer.Option(min=0, help="Videos: stop after this many processed frames.", show_default=False),
 ]
+
+
+class TrackerChoice(enum.StrEnum):
+    bytetrack = "bytetrack"
+    botsort = "botsort"
+    off = "off"
+
+
+TrackerOpt = Annotated[
+    TrackerChoice | None,
+    typer.Option(
+        help="Videos: how faces or objects are tracked across frames (bytetrack, the "
+        "default; botsort; off).",
+        show_default=False,
+    ),
+]
 Draw = Annotated[
     Path | None,
     typer.Option(
@@ -276,6 +292,28 @@ def video_table(title: str, result: VideoResult) -> Table:
     return table
 
 
+def tracks_table(title: str, result: VideoResult) -> Table:
+    """The video's tracks: who or what, when first and last seen, in how many frames."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("track", justify="right")
+    table.add_column("who" if result.kind is Kind.IDENTIFY else "class")
+    for name in ("first frame", "first (s)", "last frame", "last (s)", "frames", "best frame"):
+        table.add_column(name, justify="right")
+    for t in result.summary.tracks if result.summary else ():
+        if result.kind is Kind.IDENTIFY:
+            what = (
+                f"{t.subject} ({t.distance:.3f})" if t.subject else Text("unknown", style="yellow")
+            )
+        else:
+            what = t.label or ""
+        table.add_row(
+            str(t.track_id), what, str(t.first_frame_index), f"{t.first_timestamp:.2f}",
+            str(t.last_frame_index), f"{t.last_timestamp:.2f}", str(t.frames_seen),
+            str(t.best_frame_index),
+        )  # fmt: skip
+    return table
+
+
 def task_summary(task: Task) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -310,6 +348,9 @@ def show_task(task: Task, title: str | None = None) -> None:
         out.print(result_table(f"{title}: {count} {noun} ({r.image_width}×{r.image_height})", r))
     elif isinstance(task.result, VideoResult):
         out.print(video_table(f"{title}: {len(task.result.frames)} frames", task.result))
+        tracks = task.result.summary.tracks if task.result.summary else ()
+        if tracks:
+            out.print(tracks_table(f"{title}: {len(tracks)} tracks", task.result))
         if task.result.partial:  # the frames above are good; the rest never decoded
             reason = task.result.summary.reason if task.result.summary else ""
             err.print(f"[yellow]partial video[/]: {escape(reason or '')}")
@@ -520,6 +561,7 @@ def detect_face(
     ] = None,
     frame_stride: FrameStride = None,
     max_frames: MaxFrames = None,
+    tracker: TrackerOpt = None,
     as_json: AsJson = False,
     draw: Draw = None,
     server: Server = DEFAULT_SERVER,
@@ -537,6 +579,7 @@ def detect_face(
         num_jitters=num_jitters,
         frame_stride=frame_stride,
         max_frames=max_frames,
+        tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
     )
     _run_detect(Kind.FACE, inputs, options, server, api_key, timeout, concurrency, as_json, draw)
 
@@ -561,6 +604,7 @@ def detect_object(
     ] = None,
     frame_stride: FrameStride = None,
     max_frames: MaxFrames = None,
+    tracker: TrackerOpt = None,
     as_json: AsJson = False,
     draw: Draw = None,
     server: Server = DEFAULT_SERVER,
@@ -576,6 +620,7 @@ def detect_object(
         max_detections=max_detections,
         frame_stride=frame_stride,
         max_frames=max_frames,
+        tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
     )
     _run_detect(Kind.OBJECT, inputs, options, server, api_key, timeout, concurrency, as_json, draw)
 
@@ -613,6 +658,7 @@ def identify(
     ] = None,
     frame_stride: FrameStride = None,
     max_frames: MaxFrames = None,
+    tracker: TrackerOpt = None,
     as_json: AsJson = False,
     draw: Draw = None,
     server: Server = DEFAULT_SERVER,
@@ -623,7 +669,12 @@ def identify(
     """Name every face in images and videos from a face collection, or "unknown"."""
     if threshold is not None and threshold <= 0:
         fail(ValueError("--threshold must be > 0"))
-    options = FaceOptions(upsample=upsample, frame_stride=frame_stride, max_frames=max_frames)
+    options = FaceOptions(
+        upsample=upsample,
+        frame_stride=frame_stride,
+        max_frames=max_frames,
+        tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
+    )
     extra = {"collection_id": collection, "top_k": top_k, "threshold": threshold}
     _run_detect(
         Kind.IDENTIFY, inputs, options, server, api_key, timeout, concurrency, as_json, draw,

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 
 from percept.types import Media
 
-_VIDEO_ONLY = ("frame_stride", "max_frames")
+_VIDEO_ONLY = ("frame_stride", "max_frames", "tracker", "lost_track_frames", "match_threshold")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,13 @@ class FaceOptions:
     """Videos only: process every Nth frame; default 1."""
     max_frames: int | None = None
     """Videos only: stop after this many processed frames; default: the server's limit."""
+    tracker: Literal["bytetrack", "botsort", "off"] | None = None
+    """Videos and streams: how faces are tracked across frames (each gets a
+    track_id); default bytetrack; off: no tracks."""
+    lost_track_frames: int | None = None
+    """Videos and streams: frames a lost track is kept waiting, [1, 10000]; default 30."""
+    match_threshold: float | None = None
+    """Videos and streams: largest track-to-box matching cost, (0, 1]; default 0.8."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,13 @@ class ObjectOptions:
     """Videos only: process every Nth frame; default 1."""
     max_frames: int | None = None
     """Videos only: stop after this many processed frames; default: the server's limit."""
+    tracker: Literal["bytetrack", "botsort", "off"] | None = None
+    """Videos and streams: how objects are tracked across frames (each gets a
+    track_id); default bytetrack; off: no tracks."""
+    lost_track_frames: int | None = None
+    """Videos and streams: frames a lost track is kept waiting, [1, 10000]; default 30."""
+    match_threshold: float | None = None
+    """Videos and streams: largest track-to-box matching cost, (0, 1]; default 0.8."""
 
     def __post_init__(self) -> None:
         if isinstance(self.classes, str):  # "circle,star" as on the command line

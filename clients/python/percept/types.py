@@ -175,6 +175,7 @@ class Face:
     landmarks: Landmarks | None = None
     encoding: tuple[float, ...] | None = None
     matches: tuple[Match, ...] | None = None
+    track_id: int | None = None  # videos and streams: the face's track; None: untracked
 
     @property
     def subject(self) -> str | None:
@@ -196,6 +197,7 @@ class Face:
             Landmarks.from_json(landmarks) if landmarks else None,
             tuple(encoding) if encoding else None,
             tuple(Match.from_json(m) for m in matches) if matches is not None else None,
+            data.get("track_id"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -207,6 +209,8 @@ class Face:
         if self.matches is not None:
             out["matches"] = [m.to_json() for m in self.matches]
             out["subject"] = self.subject
+        if self.track_id is not None:
+            out["track_id"] = self.track_id
         return out
 
 
@@ -218,18 +222,28 @@ class Detection:
     class_id: int
     confidence: float  # [0, 1]
     box: Box
+    track_id: int | None = None  # videos and streams: the object's track; None: untracked
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Detection:
-        return cls(data["label"], data["class_id"], data["confidence"], Box.from_json(data["box"]))
+        return cls(
+            data["label"],
+            data["class_id"],
+            data["confidence"],
+            Box.from_json(data["box"]),
+            data.get("track_id"),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "label": self.label,
             "class_id": self.class_id,
             "confidence": self.confidence,
             "box": self.box.to_json(),
         }
+        if self.track_id is not None:
+            out["track_id"] = self.track_id
+        return out
 
 
 def _items_from_json(
@@ -295,6 +309,57 @@ class ImageResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Track:
+    """One face or object over a video (or a stream so far): when it was first
+    and last seen, in how many frames, its best sighting (the highest-confidence
+    box, or the best face), its class by vote (objects) or who it is
+    (identification; None: unknown)."""
+
+    track_id: int
+    first_frame_index: int
+    first_timestamp: float
+    last_frame_index: int
+    last_timestamp: float
+    frames_seen: int
+    best_frame_index: int
+    best_box: Box
+    best_score: float
+    label: str | None = None
+    class_id: int | None = None
+    subject: str | None = None
+    face_id: str | None = None
+    distance: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Track:
+        return cls(
+            data["track_id"],
+            data["first_frame_index"],
+            data["first_timestamp"],
+            data["last_frame_index"],
+            data["last_timestamp"],
+            data["frames_seen"],
+            data["best_frame_index"],
+            Box.from_json(data["best_box"]),
+            data["best_score"],
+            data.get("label"),
+            data.get("class_id"),
+            data.get("subject"),
+            data.get("face_id"),
+            data.get("distance"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            name: getattr(self, name)
+            for name in self.__slots__
+            if getattr(self, name) is not None and name != "best_box"
+        }
+        out["best_box"] = self.best_box.to_json()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class VideoSummary:
     """How a video ended. `partial`: it ended before its container said it would
     (truncated, corrupt from some frame on, timestamps that put frames out of
@@ -307,6 +372,8 @@ class VideoSummary:
     expected_frames: int | None
     processed_frames: int
     last_frame_index: int
+    tracks: tuple[Track, ...] = ()  # every track, by first appearance; () when untracked
+    gallery_searches: int = 0  # identification: gallery searches made
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VideoSummary:
@@ -316,6 +383,8 @@ class VideoSummary:
             data.get("expected_frames") or None,
             int(data.get("processed_frames") or 0),
             int(data.get("last_frame_index") or 0),
+            tuple(Track.from_json(t) for t in data.get("tracks") or ()),
+            int(data.get("gallery_searches") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -325,6 +394,8 @@ class VideoSummary:
             "expected_frames": self.expected_frames,
             "processed_frames": self.processed_frames,
             "last_frame_index": self.last_frame_index,
+            "tracks": [t.to_json() for t in self.tracks],
+            "gallery_searches": self.gallery_searches,
         }
 
 

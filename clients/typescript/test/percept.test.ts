@@ -126,6 +126,13 @@ describe("face service", () => {
     assert.ok(frames.slice(0, -1).every((f) => f.summary === undefined));
     assert.equal(frames.at(-1)?.summary?.partial, false);
     assert.equal(frames.at(-1)?.summary?.processedFrames, BigInt(n));
+    // one face throughout: one track, its id on every frame's face
+    const ids = new Set(frames.flatMap((f) => f.faces.map((face) => face.trackId)));
+    assert.equal(ids.size, 1);
+    assert.ok(!ids.has(0), "the face is tracked");
+    const tracks = frames.at(-1)?.summary?.tracks ?? [];
+    assert.deepEqual(tracks.map((t) => t.trackId), [...ids]);
+    assert.equal(tracks[0]?.framesSeen, n);
     frames.forEach((frame, i) => {
       assert.ok(Math.abs(frame.timestamp - i / fx.faceVideo.fps) < 1e-3, `timestamp of frame ${i}`);
       assert.deepEqual(

@@ -29,6 +29,7 @@ from percept.types import (
     Match,
     ModelInfo,
     Point,
+    Track,
     Verification,
     VideoSummary,
     VideoURI,
@@ -89,6 +90,27 @@ def object_options(o: ObjectOptions) -> object_pb.DetectionOptions:
     return msg
 
 
+_TRACKERS = {
+    "bytetrack": video_pb2.TRACKER_TYPE_BYTETRACK,
+    "botsort": video_pb2.TRACKER_TYPE_BOTSORT,
+    "off": video_pb2.TRACKER_TYPE_OFF,
+}
+
+
+def tracker_options(o: FaceOptions | ObjectOptions) -> video_pb2.TrackerOptions:
+    """Only what is set: unset fields keep the service's defaults."""
+    msg = video_pb2.TrackerOptions()
+    if o.tracker is not None:
+        if o.tracker not in _TRACKERS:
+            raise ValueError(f"tracker must be one of {', '.join(_TRACKERS)} (got {o.tracker!r})")
+        msg.tracker = _TRACKERS[o.tracker]
+    if o.lost_track_frames is not None:
+        msg.lost_track_frames = o.lost_track_frames
+    if o.match_threshold is not None:
+        msg.match_threshold = o.match_threshold
+    return msg
+
+
 def identify_fields(collection_id: str | None, top_k: int | None, threshold: float | None):
     """The identification fields of a face request (none when not identifying)."""
     if collection_id is None:
@@ -122,6 +144,7 @@ def video_request(
         "video": video(source),
         "frame_stride": options.frame_stride or 0,
         "max_frames": options.max_frames or 0,
+        "tracker": tracker_options(options),
     }
     if kind.faces:
         return face_pb.DetectFacesInVideoRequest(
@@ -143,10 +166,12 @@ def stream_request(
         msg = face_pb.StreamFacesRequest(image=image(content), **(identify or {}))
         if options is not None:
             msg.options.CopyFrom(face_options(options))  # type: ignore[arg-type]
+            msg.tracker.CopyFrom(tracker_options(options))
         return msg
     msg = object_pb.StreamObjectsRequest(image=image(content))
     if options is not None:
         msg.options.CopyFrom(object_options(options))  # type: ignore[arg-type]
+        msg.tracker.CopyFrom(tracker_options(options))
     return msg
 
 
@@ -191,7 +216,8 @@ def face(f, identifying: bool = False) -> Face:
             }
         )
     matches = tuple(match(m) for m in f.matches) if identifying else None
-    return Face(box(f.box), landmarks, tuple(f.encoding) if len(f.encoding) else None, matches)
+    encoding = tuple(f.encoding) if len(f.encoding) else None
+    return Face(box(f.box), landmarks, encoding, matches, f.track_id or None)
 
 
 def match(m) -> Match:
@@ -199,7 +225,7 @@ def match(m) -> Match:
 
 
 def detection(d) -> Detection:
-    return Detection(d.label, d.class_id, d.confidence, box(d.box))
+    return Detection(d.label, d.class_id, d.confidence, box(d.box), d.track_id or None)
 
 
 def _items(response, kind: Kind) -> dict:
@@ -245,6 +271,27 @@ def video_summary(summary) -> VideoSummary:
         summary.expected_frames or None,
         summary.processed_frames,
         summary.last_frame_index,
+        tuple(track(t) for t in summary.tracks),
+        summary.gallery_searches,
+    )
+
+
+def track(t) -> Track:
+    return Track(
+        t.track_id,
+        t.first_frame_index,
+        t.first_timestamp,
+        t.last_frame_index,
+        t.last_timestamp,
+        t.frames_seen,
+        t.best_frame_index,
+        box(t.best_box),
+        round(t.best_score, 6),
+        t.label or None,
+        t.class_id if t.label else None,
+        t.subject if t.face_id else None,
+        t.face_id or None,
+        round(t.distance, 6) if t.face_id else None,
     )
 
 

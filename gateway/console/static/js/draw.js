@@ -19,8 +19,17 @@ export function blank(width, height) {
   return el("div", { class: "blank", style: `width:min(${wide}px, calc(100vw - 64px));aspect-ratio:${width}/${height}` });
 }
 
-/** Replace what the overlay shows with one result (faces or detections). */
-export function drawResult(overlay, result) {
+/** A track's colour: hues far apart for tracks numbered 1, 2, 3... */
+export function trackColour(ordinal) {
+  return `hsl(${Math.round((ordinal * 137.508) % 360)} 85% 60%)`;
+}
+
+/**
+ * Replace what the overlay shows with one result (faces or detections).
+ * tracks (videos): {ordinal(trackId) -> 1, 2, ...; trails: Map trackId -> [[x, y]...]}:
+ * each tracked box in its track's colour, labelled with its number, with a short trail.
+ */
+export function drawResult(overlay, result, tracks = null) {
   overlay.replaceChildren();
   if (!result) return;
   overlay.setAttribute("viewBox", `0 0 ${result.image_width} ${result.image_height}`);
@@ -32,16 +41,27 @@ export function drawResult(overlay, result) {
   items.forEach((item, index) => {
     const b = item.box;
     const group = svg("g", { class: result.faces ? "face" : "detection", "data-index": index });
+    const ordinal = tracks && item.track_id ? tracks.ordinal(item.track_id) : 0;
+    const colour = ordinal ? trackColour(ordinal) : null;
+    if (ordinal) {
+      group.setAttribute("data-track", String(item.track_id));
+      group.style.setProperty("--box", colour);
+      const trail = tracks.trails.get(item.track_id) || [];
+      if (trail.length > 1) {
+        group.append(svg("polyline", { class: "trail", points: trail.map(([x, y]) => `${x},${y}`).join(" ") }));
+      }
+    }
     group.append(svg("rect", {
       class: "box", x: b.left, y: b.top, width: b.right - b.left, height: b.bottom - b.top,
       "data-left": b.left, "data-top": b.top, "data-right": b.right, "data-bottom": b.bottom,
     }));
-    const text =
+    const what =
       item.label !== undefined
         ? `${item.label} ${(item.confidence * 100).toFixed(0)}%`
         : item.matches !== undefined // identified: the name, or unknown
           ? item.subject ?? "unknown"
-          : `face ${index + 1}`;
+          : ordinal ? "face" : `face ${index + 1}`;
+    const text = ordinal ? `#${ordinal} ${what}` : what;
     const size = 12 * perPixel;
     const tagY = b.top - size * 1.35 >= 0 ? b.top - size * 1.35 : b.top;
     // sized to the text as drawn (bold): an estimate until the overlay is on screen

@@ -1,7 +1,7 @@
 // What a task found, drawn over what it was given: one image, or a video's
 // frames one by one as they arrive (a slider to go back to any of them).
 
-import { blank, drawResult, found, stage } from "./draw.js";
+import { blank, drawResult, found, stage, trackColour } from "./draw.js";
 import { el, int, num } from "./format.js";
 
 /**
@@ -24,6 +24,18 @@ export function createViewer(media, source) {
   let shown = -1;
   let follow = true;
   let videoOk = false;
+  // tracks (videos): numbered 1, 2, ... in order of first appearance
+  const ordinals = new Map();
+  const TRAIL = 12; // frames of trail behind each tracked box
+  const trackRows = el("tbody");
+  const trackTable = el("div", { class: "tracks", id: "tracks", hidden: true },
+    el("h4", { text: "Tracks" }),
+    el("table", {}, el("thead", {}, el("tr", {}, ...["Track", "Id", "Who / what", "First seen", "Last seen", "Frames"].map(
+      (t, i) => el("th", { class: i === 0 || i >= 3 ? "num" : "", text: t })))), trackRows));
+  const ordinal = (trackId) => {
+    if (!ordinals.has(trackId)) ordinals.set(trackId, ordinals.size + 1);
+    return ordinals.get(trackId);
+  };
 
   if (source && source.url) {
     picture = el("img", { src: source.url, alt: "the uploaded image" });
@@ -55,7 +67,7 @@ export function createViewer(media, source) {
     view = stage(picture, 1, 1);
     holder.append(view.root);
   }
-  root.append(holder, note, bar, barLabel, slider, frameTable);
+  root.append(holder, note, bar, barLabel, slider, frameTable, trackTable);
 
   function place(result) {
     lastResult = result;
@@ -64,7 +76,22 @@ export function createViewer(media, source) {
       view = stage(wanted, result.image_width, result.image_height);
       holder.replaceChildren(view.root);
     }
-    drawResult(view.overlay, result);
+    drawResult(view.overlay, result, media === "video" ? { ordinal, trails: trailsUpTo(result) } : null);
+  }
+
+  /** Each track's recent box centres up to the frame shown (its own included). */
+  function trailsUpTo(frame) {
+    const trails = new Map();
+    const at = frames.indexOf(frame);
+    for (const f of frames.slice(Math.max(0, at - TRAIL + 1), at + 1)) {
+      for (const item of f.faces || f.detections || []) {
+        if (!item.track_id) continue;
+        const b = item.box;
+        if (!trails.has(item.track_id)) trails.set(item.track_id, []);
+        trails.get(item.track_id).push([(b.left + b.right) / 2, (b.top + b.bottom) / 2]);
+      }
+    }
+    return trails;
   }
 
   function showFrame(i) {
@@ -93,6 +120,7 @@ export function createViewer(media, source) {
       if (frames.some((f) => f.frame_index === frame.frame_index)) return;
       frames.push(frame);
       frames.sort((a, b) => a.frame_index - b.frame_index);
+      for (const item of frame.faces || frame.detections || []) if (item.track_id) ordinal(item.track_id);
       const i = frames.indexOf(frame);
       const tr = el("tr", { "data-i": i, "data-frame": frame.frame_index, onclick: () => { follow = false; showFrame(Number(tr.dataset.i)); } },
         el("td", { class: "num", text: int(frame.frame_index) }),
@@ -113,6 +141,28 @@ export function createViewer(media, source) {
       bar.dataset.done = String(done);
       bar.dataset.total = String(total || "");
       barLabel.textContent = total ? `${int(done)} / ${int(total)} frames (${Math.round(fraction * 100)}%)` : `${int(done)} frames`;
+    },
+    /** The video's tracks (result.summary.tracks): a list; a click shows the track's best frame. */
+    setTracks(tracks) {
+      trackTable.hidden = !tracks || tracks.length === 0;
+      if (trackTable.hidden) return;
+      const when = (i, t) => `frame ${int(i)} · ${num(t, 2)} s`;
+      trackRows.replaceChildren(...tracks.map((t) => {
+        const n = ordinal(t.track_id);
+        const identifying = frames.some((f) => (f.faces || []).some((x) => x.matches !== undefined));
+        const who = t.face_id ? `${t.subject} (${num(t.distance, 3)})` : t.label || (identifying ? "unknown" : "face");
+        return el("tr", { "data-track": t.track_id, title: `best frame ${t.best_frame_index}`,
+          onclick: () => {
+            const i = frames.findIndex((f) => f.frame_index === t.best_frame_index);
+            if (i >= 0) { follow = false; showFrame(i); }
+          } },
+        el("td", { class: "num" }, el("span", { class: "swatch", style: `background:${trackColour(n)}` }), `#${n}`),
+        el("td", { class: "mono", text: String(t.track_id) }),
+        el("td", { text: who }),
+        el("td", { class: "num", text: when(t.first_frame_index, t.first_timestamp) }),
+        el("td", { class: "num", text: when(t.last_frame_index, t.last_timestamp) }),
+        el("td", { class: "num", text: int(t.frames_seen) }));
+      }));
     },
     get shown() {
       return shown;

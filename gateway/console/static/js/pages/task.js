@@ -82,7 +82,10 @@ export function mount(view, { match }, ctx) {
     if (task.media === "image") viewer.setImage(task.result);
     else {
       viewer.setProgress(task.progress.done, task.progress.total);
-      if (task.result) viewer.setFrames(task.result.frames);
+      if (task.result) {
+        viewer.setFrames(task.result.frames);
+        viewer.setTracks(task.result.summary ? task.result.summary.tracks : []);
+      }
     }
   }
 

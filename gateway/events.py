@@ -205,7 +205,7 @@ async def page(
     read per call; a sparse filter then returns a short page with a cursor."""
     key = stream_of(tenant)
     upper = f"({cursor}" if cursor else "+"
-    lower = str(int(since * 1000)) if since else "-"
+    lower = str(int(min(since, 1e15) * 1000)) if since else "-"  # (a stream id is u64 ms)
     found: list[tuple[str, dict]] = []
     scanned = 0
     while scanned < scan_cap:

@@ -125,6 +125,11 @@ def check_url(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of a webhook URL, or TargetRefused."""
     if len(url) > 2000:
         raise TargetRefused("the URL is over 2000 characters")
+    if not url.isascii() or any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        raise TargetRefused(
+            "the URL may hold only printable ASCII: percent-encode the rest "
+            "(and write an international host name in its xn-- form)"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port

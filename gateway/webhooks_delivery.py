@@ -39,13 +39,14 @@ import socket
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 from prometheus_client import Counter, Histogram
 from redis.exceptions import ResponseError
 
 from gateway import events, webhooks
 from gateway.webhooks import Subscription, TargetRefused, WebhookStore
+from gateway.webhooks_http import HttpError, Sender
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +81,33 @@ return #ARGV - 6
 """
 )
 
-# KEYS: due, ready. ARGV: sub id, now, lease until, most to take.
+# KEYS: due, ready, subscription. ARGV: sub id, now, lease until, most to
+# take, delivery key prefix. Takes due deliveries (their due time pushed a
+# lease ahead), counts their attempt, and returns what sending needs in the
+# same round trip: {subscription fields, id, envelope, attempt, first try, ...}
+# ({} when the subscription is gone: its deliveries are dropped).
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
+local sub = redis.call('HGETALL', KEYS[3])
+local out = {sub}
+for _, id in ipairs(ids) do
+  local key = ARGV[5] .. id
+  local d = redis.call('HMGET', key, 'event', 'status', 'first_at')
+  if #sub == 0 or not d[1] or d[2] ~= 'pending' then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    local attempt = redis.call('HINCRBY', key, 'attempts', 1)
+    table.insert(out, id)
+    table.insert(out, d[1])
+    table.insert(out, attempt)
+    table.insert(out, d[3] or ARGV[2])
+  end
+end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if first[1] then redis.call('ZADD', KEYS[2], first[2], ARGV[1])
 else redis.call('ZREM', KEYS[2], ARGV[1]) end
-return ids
+return out
 """
 
 # KEYS: delivery, due, ready, failed, log. ARGV: sub id, event id, outcome
@@ -156,15 +176,7 @@ class Deliverer:
         self._fanout = redis.register_script(_FANOUT)
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
-        self.http = httpx.AsyncClient(
-            timeout=settings.webhook_timeout_s,
-            follow_redirects=False,
-            trust_env=False,  # a proxy from the environment would skip the address check
-            limits=httpx.Limits(
-                max_connections=settings.webhook_concurrency,
-                max_keepalive_connections=settings.webhook_concurrency,
-            ),
-        )
+        self.http = Sender(settings.webhook_timeout_s, MAX_RESPONSE_BYTES)  # no redirect, bounded
 
     async def start(self) -> None:
         with contextlib.suppress(Exception):
@@ -189,7 +201,7 @@ class Deliverer:
         await asyncio.gather(*self._tasks, *self._work, return_exceptions=True)
         if self.mqtt is not None:
             await self.mqtt.stop()
-        await self.http.aclose()
+        await self.http.close()
 
     async def _ensure_group(self) -> None:
         try:
@@ -288,14 +300,22 @@ class Deliverer:
             room = min(per_sub - self.inflight.get(sub_id, 0), self._free)
             if room <= 0:
                 continue
-            ids = await self._claim(
-                keys=[webhooks.due_key(sub_id), webhooks.READY],
-                args=[sub_id, repr(now), repr(now + self.lease_s), room],
-            )
-            for event_id in ids:
+            reply = await self._claim(
+                keys=[webhooks.due_key(sub_id), webhooks.READY, webhooks.sub_key(sub_id)],
+                args=[sub_id, repr(now), repr(now + self.lease_s), room,
+                      webhooks.delivery_key(sub_id, "")],
+            )  # fmt: skip
+            if len(reply) < 2:
+                continue
+            fields = reply[0]
+            sub = Subscription.from_hash(dict(zip(fields[::2], fields[1::2], strict=True)))
+            for i in range(1, len(reply), 4):
+                event_id, body, attempt, first_at = reply[i : i + 4]
                 self._free -= 1
                 self.inflight[sub_id] = self.inflight.get(sub_id, 0) + 1
-                task = asyncio.create_task(self._deliver(sub_id, event_id))
+                task = asyncio.create_task(
+                    self._deliver(sub, event_id, body, int(attempt), float(first_at))
+                )
                 self._work.add(task)
                 task.add_done_callback(self._work.discard)
                 taken += 1
@@ -303,9 +323,12 @@ class Deliverer:
                 break
         return taken
 
-    async def _deliver(self, sub_id: str, event_id: str) -> None:
+    async def _deliver(
+        self, sub: Subscription, event_id: str, body: str, attempt: int, first_at: float
+    ) -> None:
+        sub_id = sub.id
         try:
-            await self._attempt(sub_id, event_id)
+            await self._attempt(sub, event_id, body, attempt, first_at)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - due again after the lease
@@ -319,20 +342,13 @@ class Deliverer:
                 self.inflight.pop(sub_id, None)
             self._wake.set()
 
-    async def _attempt(self, sub_id: str, event_id: str) -> None:
+    async def _attempt(
+        self, sub: Subscription, event_id: str, raw_body: str, attempt: int, first_at: float
+    ) -> None:
+        sub_id = sub.id
         key = webhooks.delivery_key(sub_id, event_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(key)
-            pipe.hgetall(webhooks.sub_key(sub_id))
-            raw, sub_raw = await pipe.execute()
-        if not raw or not sub_raw or raw.get("status") != "pending":
-            await self.redis.zrem(webhooks.due_key(sub_id), event_id)
-            return
-        sub = Subscription.from_hash(sub_raw)
-        attempt = await self.redis.hincrby(key, "attempts", 1)
-        body = raw["event"].encode()
-        event_type = json.loads(raw["event"])["type"]
-        code, latency_ms, error, wait = await self.send(sub, event_id, body)
+        event_type = json.loads(raw_body)["type"]
+        code, latency_ms, error, wait = await self.send(sub, event_id, raw_body.encode())
         now = time.time()
         s = self.settings
         if code is not None and 200 <= code < 300:
@@ -341,7 +357,7 @@ class Deliverer:
             delay = backoff(attempt, s.webhook_backoff_s, s.webhook_backoff_max_s)
             if wait is not None:
                 delay = min(max(delay, wait), s.webhook_backoff_max_s)
-            if now + delay > float(raw.get("first_at") or now) + s.webhook_retry_for_s:
+            if now + delay > first_at + s.webhook_retry_for_s:
                 outcome, next_try = "failed", ""
             else:
                 outcome, next_try = "retry", repr(now + delay)
@@ -368,37 +384,27 @@ class Deliverer:
             address = await webhooks.resolve(host, port, self.settings.webhook_allow_private)
         except TargetRefused as exc:
             return None, None, f"refused: {exc}", None
-        try:
-            parts = httpx.URL(sub.url)
-            target = parts.copy_with(host=address)
-        except (httpx.InvalidURL, ValueError) as exc:
-            return None, None, f"invalid URL: {exc}"[:300], None
+        parts = urlsplit(sub.url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = webhooks.sign(sub.signing_secrets(time.time()), event_id, time.time(), body)
-        headers["content-type"] = "application/json"
-        headers["user-agent"] = "Percept-Webhooks/1"
-        headers["host"] = parts.netloc.decode().rsplit("@", 1)[-1]
-        extensions = {"sni_hostname": host} if scheme == "https" else {}
+        headers["Content-Type"] = "application/json"
+        headers["User-Agent"] = "Percept-Webhooks/1"
         start = time.perf_counter()
         try:
-            async with self.http.stream(
-                "POST", target, content=body, headers=headers, extensions=extensions
-            ) as response:
-                latency_ms = (time.perf_counter() - start) * 1000
-                seen = 0
-                async for chunk in response.aiter_raw():
-                    seen += len(chunk)
-                    if seen >= MAX_RESPONSE_BYTES:
-                        break
-                code = response.status_code
-                wait = retry_after(response.headers.get("retry-after"))
-        except httpx.TimeoutException:
-            return None, None, f"no answer within {self.settings.webhook_timeout_s:g} s", None
-        except httpx.HTTPError as exc:
-            return None, None, f"{type(exc).__name__}: {exc}"[:300], None
+            answer = await self.http.post(
+                scheme, address, port, parts.netloc, host, path, headers, body
+            )
+        except TimeoutError:
+            return None, None, f"no answer within {self.http.timeout_s:g} s", None
+        except (HttpError, OSError) as exc:
+            return None, None, str(exc)[:300] or type(exc).__name__, None
+        latency_ms = (time.perf_counter() - start) * 1000
+        code = answer.status
+        wait = retry_after(answer.headers.get("retry-after"))
         DELIVERY_SECONDS.observe(latency_ms / 1000)
         error = ""
         if 300 <= code < 400:
-            error = f"redirect to {response.headers.get('location', '?')[:200]} not followed"
+            error = f"redirect to {answer.headers.get('location', '?')[:200]} not followed"
         elif not 200 <= code < 300:
             error = f"HTTP {code}"
         return code, latency_ms, error, wait

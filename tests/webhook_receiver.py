@@ -20,6 +20,7 @@ class Received:
     body: bytes
     at: float  # time.monotonic() when it arrived
     answered_at: float = 0.0
+    code: int = 0  # the status it was answered
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Receiver:
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        self._seen: set[str] = set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,10 +50,12 @@ class Receiver:
                                 time.monotonic())  # fmt: skip
                 with receiver._changed:
                     receiver.received.append(item)
+                    receiver._seen.add(item.headers.get("webhook-id", ""))
                     receiver._changed.notify_all()
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
                 code = 302 if receiver.redirect_to else receiver.status()
+                item.code = code
                 payload = b'{"ok": true}' if code < 300 else b"x" * 100_000  # big: read to a bound
                 self.send_response(code)
                 if receiver.redirect_to:
@@ -67,7 +71,11 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address) -> None:
+                pass  # a sender that went away (a killed delivery process): not news
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
@@ -75,19 +83,36 @@ class Receiver:
         self._thread.start()
 
     def ids(self) -> set[str]:
+        """The distinct webhook-ids received so far."""
         with self._lock:
-            return {r.headers.get("webhook-id", "") for r in self.received}
+            return set(self._seen)
+
+    def ok_ids(self) -> set[str]:
+        """The webhook-ids answered 2xx at least once (delivered)."""
+        with self._lock:
+            return {r.headers.get("webhook-id", "") for r in self.received if 200 <= r.code < 300}
+
+    def count(self) -> int:
+        """How many distinct webhook-ids arrived (cheap: for waiting on bursts)."""
+        return len(self._seen)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.received.clear()
+            self._seen.clear()
 
     def wait_for(self, predicate: Callable[[Receiver], bool], timeout: float) -> bool:
         """Wait (on arrivals, not a sleep loop) until predicate(self) holds."""
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while not predicate(self):
+        while True:
+            with self._changed:
+                if predicate(self):
+                    return True
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._changed.wait(min(left, 1.0))
-        return True
+            time.sleep(0.02)  # judge a burst every 20 ms, not at each arrival
 
     def close(self) -> None:
         self.server.shutdown()

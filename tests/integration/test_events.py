@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -153,3 +154,28 @@ def test_the_live_stream_delivers_new_events_and_resumes(api):
         assert resumed[0]["data"]["id"] == second
         bad = acme.get("/api/events/stream", headers={"Last-Event-ID": "nope"})
         assert bad.status_code == 400
+
+
+@pytest.mark.slow
+def test_succeeded_tasks_are_published_from_both_ways_a_task_runs(gateway, zidane_bytes):
+    """Queued (a dispatcher ends it) and simple mode (?wait=true: the API process
+    records it whole when it ends): one task.succeeded each, with its summary."""
+    with gateway.client(timeout=120) as http:
+        files = {"file": ("z.jpg", zidane_bytes, "image/jpeg")}
+        inline = http.post("/api/detect/face/image", files=files, params={"wait": "true"})
+        assert inline.status_code == 200, inline.text
+        queued = http.post("/api/detect/face/image", files=files)
+        assert queued.status_code == 202
+        for task_id in (inline.json()["task_id"], queued.json()["task_id"]):
+            deadline = time.monotonic() + 120
+            while True:
+                page = http.get("/api/events", params={"task_id": task_id}).json()["events"]
+                if page or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert [e["type"] for e in page] == ["task.succeeded"], page
+            data = page[0]["data"]
+            assert data["task_id"] == task_id and data["status"] == "succeeded"
+            assert data["kind"] == "face_detection" and data["attempts"] >= 1
+            assert data["finished_at"] >= data["started_at"] >= data["created_at"] > 0
+            assert "result" not in data  # the summary, not the result

@@ -68,6 +68,8 @@ def test_a_name_is_judged_by_every_address_it_resolves_to():
         ("https:///path", "no host"),
         ("https://u:p@example.com/", "user or password"),
         ("https://example.com:99999/", "not a URL"),
+        ("https://example.com/a\r\nX-Injected: 1", "printable ASCII"),
+        ("https://exämple.com/", "printable ASCII"),
     ],
 )
 def test_bad_urls_say_what_is_accepted(url, message):

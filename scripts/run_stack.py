@@ -377,11 +377,15 @@ def main() -> int:
             "REDIS_URL": redis_url,
             "SOURCES_FILE_DIRS": os.environ.get("SOURCES_FILE_DIRS") or str(SAMPLES),
             "SOURCES_HEARTBEAT_FILE": str(RUN / "sources.alive"),
+            # A local stack watches cameras on the LAN (and this machine's streams).
+            "SOURCES_ALLOW_NETWORKS": os.environ.get("SOURCES_ALLOW_NETWORKS")
+            or "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
         },
         sources_metrics,
         http_ready=f"http://127.0.0.1:{sources_metrics}/metrics",
     )
-    gateway.env["SOURCES_FILE_DIRS"] = sources.env["SOURCES_FILE_DIRS"]
+    for name in ("SOURCES_FILE_DIRS", "SOURCES_ALLOW_NETWORKS"):  # the API checks URLs the same way
+        gateway.env[name] = sources.env[name]
     children = [*services, *replicas, gateway, sources]
 
     stopping = False

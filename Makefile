@@ -72,8 +72,8 @@ lint: $(STAMP) $(BUF) ## ruff + buf lint
 redis: ## make sure a Redis answers on REDIS_URL (starts a local one if not)
 	@$(PY) scripts/ensure_redis.py "$(REDIS_URL)"
 
-tools: $(STAMP) ## chromium (the console's browser tests), redis-sentinel (the failover test), promtool (alert rules) and mosquitto (MQTT test), from Debian packages, when missing
-	@$(PY) scripts/ensure_tools.py chromium redis-sentinel promtool mosquitto
+tools: $(STAMP) ## chromium (the console's browser tests), redis-sentinel (the failover test), promtool (alert rules), mosquitto (MQTT test), GStreamer's RTSP server and ffmpeg (live sources' tests), from Debian packages, when missing
+	@$(PY) scripts/ensure_tools.py chromium redis-sentinel promtool mosquitto rtsp ffmpeg
 
 test: $(STAMP) ## run every test (unit + integration with real servers and Redis, the TypeScript client's)
 	$(MAKE) --no-print-directory redis
@@ -118,7 +118,7 @@ run-object: $(STAMP) ## start one object service on OBJECT_PORT (default 50052) 
 test-model: $(STAMP) ## retrain the demo detector object_service/models/shapes-yolo.pt (CPU, minutes)
 	$(PY) scripts/train_test_model.py
 
-bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-memory bench-burst bench-tracking bench-webhooks ## run every benchmark (prints ratios)
+bench: bench-face bench-object bench-gateway bench-scale bench-vs-seed bench-gallery bench-enroll bench-queue bench-memory bench-burst bench-tracking bench-webhooks bench-sources ## run every benchmark (prints ratios)
 
 bench-face: $(STAMP) ## face benchmarks: in-process vs gRPC, 1 vs all cores, video
 	$(PY) -m bench.face_bench
@@ -158,6 +158,11 @@ bench-enroll: $(STAMP) ## face enrollment end to end: gRPC and REST vs detection
 .PHONY: bench-webhooks
 bench-webhooks: $(STAMP) ## webhooks: deliveries/s from one process, event -> delivery delay, task rate with 3 subscriptions vs none
 	YOLO_OFFLINE=1 $(PY) -m bench.webhook_bench $(BENCH_ARGS)
+
+.PHONY: bench-sources
+bench-sources: $(STAMP) ## live sources: 5 fps sources one worker holds, saturated fps vs in-process, latency p95, RSS over a soak
+	$(MAKE) --no-print-directory redis
+	YOLO_OFFLINE=1 $(PY) -m bench.sources_bench $(BENCH_ARGS)
 
 bench-queue: $(STAMP) ## the queue figures' read (overview, /metrics): empty vs 100,000 queued tasks
 	$(MAKE) --no-print-directory redis

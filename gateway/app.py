@@ -29,12 +29,13 @@ from gateway.keys import KeyStore
 from gateway.kinds import KINDS, TaskKind, backends_of
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.replicas import ReplicaMonitor
-from gateway.routes import admin, collections, ops, submit, tasks
+from gateway.routes import admin, collections, ops, sources, submit, tasks
 from gateway.routes import events as event_routes
 from gateway.routes import webhooks as webhook_routes
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from gateway.signin import SignInThrottle
+from gateway.sources import SourceStore
 from gateway.submit import Submitter
 from gateway.upload import MULTIPART_OVERHEAD
 from percept_runtime.heap import release_heap_every
@@ -58,6 +59,7 @@ class Gateway:
     replicas: ReplicaMonitor | None = None
     signin: SignInThrottle | None = None  # None: auth disabled
     uploads: UploadBudget | None = None
+    sources: SourceStore | None = None
     deliverer: Any = None  # gateway.webhooks_delivery.Deliverer, with the dispatchers
 
 
@@ -254,6 +256,7 @@ def create_app(
             settings.upload_small_bytes,
             max(settings.max_image_bytes, settings.max_video_bytes) + MULTIPART_OVERHEAD,
         )  # fmt: skip
+        gw.sources = SourceStore(store.redis)
         app.state.gateway = gw
         listeners = [
             asyncio.create_task(runner.listen_for_cancels(), name="cancel-listener"),
@@ -318,6 +321,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(admin.router)
     app.include_router(collections.router)
+    app.include_router(sources.router)
     app.include_router(event_routes.router)
     app.include_router(webhook_routes.router)
     console.install(app)

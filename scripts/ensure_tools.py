@@ -7,9 +7,12 @@ Debian's packages (what `make tools` runs; the browser tests' fixture too):
 - promtool: Prometheus' own checker of the alert rules in deploy/monitoring/,
   taken out of Debian's `prometheus` package into .venv/bin (the server in that
   package is never installed or started);
-- mosquitto: the MQTT broker the MQTT publisher's test starts on loopback.
+- mosquitto: the MQTT broker the MQTT publisher's test starts on loopback;
+- rtsp: GStreamer's RTSP server with Debian's python3 bindings (the live
+  sources' tests serve a clip over RTSP on loopback with it);
+- ffmpeg: makes the HLS segments the live sources' HLS test serves.
 
-    python scripts/ensure_tools.py [chromium] [redis-sentinel] [promtool] [mosquitto]
+    python scripts/ensure_tools.py [chromium] [redis-sentinel] [promtool] [mosquitto] [rtsp] [ffmpeg]
 """
 
 from __future__ import annotations
@@ -33,32 +36,30 @@ def _need_root(what: str) -> None:
         sys.exit(f"{what} is missing: install it (Debian: apt-get install {what}) and run again")
 
 
+def _debian(packages: list[str], what: str) -> None:
+    _need_root(" ".join(packages))
+    print(f"installing {what} (Debian packages)", file=sys.stderr)
+    if _apt("install", "-y", "-q", "--no-install-recommends", *packages).returncode != 0:
+        _apt("update", "-q")
+        done = _apt("install", "-y", "-q", "--no-install-recommends", *packages)
+        if done.returncode != 0:
+            sys.exit(f"apt-get install {' '.join(packages)} failed:\n{done.stderr}")
+
+
 def chromium() -> str:
     found = shutil.which("chromium")
     if found:
         return found
-    _need_root("chromium")
-    print("installing chromium (Debian package) for the browser tests", file=sys.stderr)
-    if _apt("install", "-y", "-q", "--no-install-recommends", "chromium").returncode != 0:
-        _apt("update", "-q")
-        done = _apt("install", "-y", "-q", "--no-install-recommends", "chromium")
-        if done.returncode != 0:
-            sys.exit(f"apt-get install chromium failed:\n{done.stderr}")
-    return shutil.which("chromium") or sys.exit("chromium installed but not on PATH")
+    _debian(["chromium"], "chromium for the browser tests")
+    return shutil.which("chromium") or sys.exit("chromium installed but not found")
 
 
 def redis_sentinel() -> str:
     found = shutil.which("redis-sentinel")
     if found:
         return found
-    _need_root("redis-sentinel")
-    print("installing redis-sentinel (Debian package) for the failover test", file=sys.stderr)
-    if _apt("install", "-y", "-q", "--no-install-recommends", "redis-sentinel").returncode != 0:
-        _apt("update", "-q")
-        done = _apt("install", "-y", "-q", "--no-install-recommends", "redis-sentinel")
-        if done.returncode != 0:
-            sys.exit(f"apt-get install redis-sentinel failed:\n{done.stderr}")
-    return shutil.which("redis-sentinel") or sys.exit("redis-sentinel installed but not on PATH")
+    _debian(["redis-sentinel"], "redis-sentinel for the failover test")
+    return shutil.which("redis-sentinel") or sys.exit("redis-sentinel installed but not found")
 
 
 def promtool_path() -> Path:
@@ -98,14 +99,42 @@ def mosquitto() -> str:
     found = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
     if found:
         return found
-    _need_root("mosquitto")
-    print("installing mosquitto (Debian package) for the MQTT test", file=sys.stderr)
-    if _apt("install", "-y", "-q", "--no-install-recommends", "mosquitto").returncode != 0:
-        _apt("update", "-q")
-        done = _apt("install", "-y", "-q", "--no-install-recommends", "mosquitto")
-        if done.returncode != 0:
-            sys.exit(f"apt-get install mosquitto failed:\n{done.stderr}")
+    _debian(["mosquitto"], "mosquitto for the MQTT test")
     return shutil.which("/usr/sbin/mosquitto") or sys.exit("mosquitto installed but not found")
+
+
+RTSP_PACKAGES = [
+    "python3-gi",
+    "gir1.2-gst-rtsp-server-1.0",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-ugly",
+]
+RTSP_PROBE = (
+    "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+)
+
+
+def rtsp() -> str:
+    """Debian's python3 that can import GstRtspServer (tests/rtsp_server.py runs on it)."""
+    python = "/usr/bin/python3"
+
+    def works() -> bool:
+        return subprocess.run([python, "-c", RTSP_PROBE], capture_output=True).returncode == 0
+
+    if not (Path(python).exists() and works()):
+        _debian(RTSP_PACKAGES, "GStreamer's RTSP server")
+        if not works():
+            sys.exit("GStreamer's RTSP server installed, but python3 cannot import it")
+    return python
+
+
+def ffmpeg() -> str:
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    _debian(["ffmpeg"], "ffmpeg")
+    return shutil.which("ffmpeg") or sys.exit("ffmpeg installed but not on PATH")
 
 
 TOOLS = {
@@ -113,6 +142,8 @@ TOOLS = {
     "redis-sentinel": redis_sentinel,
     "promtool": promtool,
     "mosquitto": mosquitto,
+    "rtsp": rtsp,
+    "ffmpeg": ffmpeg,
 }
 
 if __name__ == "__main__":

@@ -378,7 +378,27 @@ def main() -> int:
         gateway_port,
         http_ready=f"http://127.0.0.1:{gateway_port}/readyz",
     )
-    children = [*services, *replicas, gateway]
+    sources_metrics = free_port()
+    sources = Child(  # live sources (/api/sources): python -m source_worker
+        "sources",
+        [python, "-m", "source_worker", "--metrics-port", str(sources_metrics)],
+        {
+            "GATEWAY_FACE_TARGETS": face_targets,
+            "GATEWAY_OBJECT_TARGETS": object_targets,
+            "GATEWAY_GRPC_TOKEN": token,
+            "REDIS_URL": redis_url,
+            "SOURCES_FILE_DIRS": os.environ.get("SOURCES_FILE_DIRS") or str(SAMPLES),
+            "SOURCES_HEARTBEAT_FILE": str(RUN / "sources.alive"),
+            # A local stack watches cameras on the LAN (and this machine's streams).
+            "SOURCES_ALLOW_NETWORKS": os.environ.get("SOURCES_ALLOW_NETWORKS")
+            or "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
+        },
+        sources_metrics,
+        http_ready=f"http://127.0.0.1:{sources_metrics}/metrics",
+    )
+    for name in ("SOURCES_FILE_DIRS", "SOURCES_ALLOW_NETWORKS"):  # the API checks URLs the same way
+        gateway.env[name] = sources.env[name]
+    children = [*services, *replicas, gateway, sources]
 
     stopping = False
 
@@ -401,8 +421,9 @@ def main() -> int:
         stop(services)
         return 1
     gateway.start()
-    if not wait_ready([gateway], 120) or stopping:
-        stop([gateway, *replicas])
+    sources.start()
+    if not wait_ready([gateway, sources], 120) or stopping:
+        stop([sources, gateway, *replicas])
         stop(services)
         return 1
     base = f"http://127.0.0.1:{gateway_port}"
@@ -418,6 +439,7 @@ def main() -> int:
         say(
             f"{child.name:<10} grpc 127.0.0.1:{child.port}   metrics http://127.0.0.1:{child.env.get('FACE_METRICS_PORT') or child.env.get('OBJECT_METRICS_PORT')}/metrics"
         )
+    say(f"sources    live-source worker, metrics http://127.0.0.1:{sources_metrics}/metrics")
     store = gallery_url if gallery_url.startswith("sqlite") else "PostgreSQL (FACE_GALLERY_URL)"
     say(f"face collections in {store}")
     if SAMPLES.is_dir():
@@ -456,7 +478,7 @@ def main() -> int:
                 say(f"{child.name} restarted on port {child.port}")
 
     say("stopping: gateway first, then the replicas" + (", then Redis" if services else ""))
-    stop([gateway])
+    stop([sources, gateway])
     stop(replicas)
     stop(services)
     remove_stack_file()

@@ -333,6 +333,7 @@ def test_every_page_loads_with_no_error_and_no_failed_request(gateway, http, wat
         (f"#/task/{task['task_id']}", ".stage rect.box"),
         ("#/try", "#try-options label"),
         ("#/webhooks", "#webhook-table"),
+        ("#/sources", "#source-table"),
     ]:
         page.goto(console_url(gateway.url, fragment))
         expect(page.locator(ready).first).to_be_visible()
@@ -854,7 +855,7 @@ def test_a_client_key_gets_its_tenants_pages_and_no_refusals(gateway, browser):
         expect(page).to_have_url(re.compile(r"#/tasks$"))
         expect(page.locator("#signout")).to_contain_text("Sign out")
         visible = [a.inner_text() for a in page.query_selector_all("nav a") if a.is_visible()]
-        assert visible == ["Tasks", "Try it", "Webhooks"], visible
+        assert visible == ["Tasks", "Try it", "Sources", "Webhooks"], visible
         page.goto(console_url(gateway.url, "#/replicas"))
         expect(page).to_have_url(re.compile(r"#/tasks$"))
     finally:

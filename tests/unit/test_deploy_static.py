@@ -778,7 +778,7 @@ def test_pod_disruption_budgets_cover_every_deployment(k8s_docs):
 
 def test_pods_run_as_non_root_with_requests_and_limits(k8s_docs):
     workloads = k8s(k8s_docs, "Deployment") + k8s(k8s_docs, "StatefulSet")
-    assert len(workloads) == 6
+    assert len(workloads) == 7
     for workload in workloads:
         name = workload["metadata"]["name"]
         spec = pod_spec(workload)
@@ -1079,3 +1079,26 @@ print(json.dumps(sorted({d for m in list(sys.modules) for d in owners.get(m.spli
     # cv2 is owned by both OpenCV wheels in this venv; the image has the headless one.
     missing = loaded - available - {"percept", "opencv-python"}
     assert not missing, f"the face image lacks {missing}"
+
+
+def test_source_workers_scale_in_compose_and_kubernetes(services, k8s_docs, dockerfiles):
+    """python -m source_worker: a compose service that scales (no host port, no
+    container name, the gateway image and its replica targets) and a Deployment
+    with exec probes on its heartbeat; the image carries the package."""
+    sources = services["sources"]
+    assert sources["command"][:3] == ["python", "-m", "source_worker"]
+    assert "ports" not in sources and "container_name" not in sources
+    env = env_dict(sources["environment"])
+    assert env["GATEWAY_OBJECT_TARGETS"] == "dns:///object:50052"
+    assert env["REDIS_URL"].startswith("redis://redis:6379/")
+    assert sources["healthcheck"]["test"][1:4] == ["python", "-m", "source_worker"]
+    assert sources["image"] == services["worker"]["image"]
+    deployment = next(d for d in k8s(k8s_docs, "Deployment") if d["metadata"]["name"] == "sources")
+    container = pod_spec(deployment)["containers"][0]
+    assert container["command"][:3] == ["python", "-m", "source_worker"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"][:4] == [
+            "python", "-m", "source_worker", "--check",
+        ]  # fmt: skip
+    copied = [i["value"] for i in dockerfiles["gateway"].structure if i["instruction"] == "COPY"]
+    assert any(c.startswith("source_worker/") for c in copied), copied

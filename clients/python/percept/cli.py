@@ -1189,5 +1189,6 @@ def main() -> None:
     app()
 
 
-# `percept webhooks ...` and `percept events` register themselves on `app`.
+# `percept webhooks ...`, `percept events` and `percept sources ...` register themselves on `app`.
+from percept import cli_sources  # noqa: E402, F401, I001
 from percept import cli_webhooks  # noqa: E402, F401

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Media = Literal["image", "video"]
@@ -918,3 +918,73 @@ class VideoURI:
     or a URL whose scheme it allows) instead of bytes sent with the request."""
 
     uri: str
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """How a live source is doing, as its source worker last reported."""
+
+    state: str  # connecting, live, reconnecting, failed, paused, ended
+    reason: str  # why it is not live ('' when it is)
+    fps_in: float  # frames read from the stream per second
+    fps_processed: float  # frames processed per second
+    frames_dropped: int  # frames lost while the model was busy
+    reconnects: int  # times the stream dropped and was reopened
+    last_frame_at: datetime | None
+    latency_ms: float  # capture to processed, median of the last frames
+    worker: str  # the source worker running it
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SourceStatus:
+        return cls(
+            data.get("state", "connecting"),
+            data.get("reason", ""),
+            float(data.get("fps_in") or 0),
+            float(data.get("fps_processed") or 0),
+            int(data.get("frames_dropped") or 0),
+            int(data.get("reconnects") or 0),
+            _unix(data.get("last_frame_at")),
+            float(data.get("latency_ms") or 0),
+            data.get("worker", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """A live source the stack watches (per tenant): its URL (credentials
+    masked), what runs on it, its rules, status and counts per zone and line."""
+
+    source_id: str
+    name: str
+    url: str
+    detect: str
+    max_fps: float
+    paused: bool
+    zones: tuple[dict[str, Any], ...]
+    lines: tuple[dict[str, Any], ...]
+    status: SourceStatus
+    counts: dict[str, dict[str, int]]
+    raw: dict[str, Any]  # every field the API sent
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Source:
+        return cls(
+            data["id"],
+            data.get("name", ""),
+            data["url"],
+            data.get("detect", "objects"),
+            float(data.get("max_fps") or 0),
+            bool(data.get("paused")),
+            tuple(data.get("zones") or ()),
+            tuple(data.get("lines") or ()),
+            SourceStatus.from_json(data.get("status") or {}),
+            dict(data.get("counts") or {}),
+            dict(data),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+
+def _unix(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(float(value), tz=UTC) if value else None

@@ -63,6 +63,7 @@ from percept.types import (
     ImageResult,
     Kind,
     Media,
+    Source,
     StatusEvent,
     Task,
     TaskEvent,
@@ -426,6 +427,40 @@ def _c_verify(collection_id, image, subject, threshold, options, color, fields) 
         data=data,
         files=files,
     )
+
+
+def _source_path(source_id: str, action: str = "") -> str:
+    return f"/api/sources/{_segment(source_id, 'source id')}{action}"
+
+
+def _s_add(fields: Mapping[str, Any]) -> _Call:
+    return _Call("POST", "/api/sources", lambda r: Source.from_json(r.json()), json=dict(fields))
+
+
+def _s_list() -> _Call:
+    return _Call(
+        "GET", "/api/sources", lambda r: [Source.from_json(s) for s in r.json()["sources"]]
+    )
+
+
+def _s_get(source_id: str) -> _Call:
+    return _Call("GET", _source_path(source_id), lambda r: Source.from_json(r.json()))
+
+
+def _s_change(source_id: str, fields: Mapping[str, Any]) -> _Call:
+    return _Call(
+        "PATCH", _source_path(source_id), lambda r: Source.from_json(r.json()), json=dict(fields)
+    )
+
+
+def _s_action(source_id: str, action: str) -> _Call:
+    return _Call(
+        "POST", _source_path(source_id, f"/{action}"), lambda r: Source.from_json(r.json())
+    )
+
+
+def _s_delete(source_id: str) -> _Call:
+    return _Call("DELETE", _source_path(source_id), lambda r: None)
 
 
 class _Base:
@@ -989,6 +1024,36 @@ class Client(WebhookMethods, _Base):
         return self._video(Kind.IDENTIFY, video, options, timeout, {**fields, **ident})
 
     # --- operations ---------------------------------------------------------------------------
+    # --- live sources ------------------------------------------------------------------
+
+    def add_source(self, url: str, *, timeout: float | None = None, **fields: Any) -> Source:
+        """Register a camera, stream or file (rtsp://, http(s)://, file://); the
+        stack's source workers start on it at once. `fields`: name, detect
+        ('objects', 'faces', 'both'), max_fps, zones, lines, object_options, ..."""
+        return self._send(_s_add({"url": url, **fields}), timeout)
+
+    def sources(self, *, timeout: float | None = None) -> list[Source]:
+        """Your sources with their state, rates and counts."""
+        return self._send(_s_list(), timeout)
+
+    def source(self, source_id: str, *, timeout: float | None = None) -> Source:
+        return self._send(_s_get(source_id), timeout)
+
+    def change_source(
+        self, source_id: str, *, timeout: float | None = None, **fields: Any
+    ) -> Source:
+        """Change only the fields given; the worker applies it at once."""
+        return self._send(_s_change(source_id, fields), timeout)
+
+    def pause_source(self, source_id: str, *, timeout: float | None = None) -> Source:
+        return self._send(_s_action(source_id, "pause"), timeout)
+
+    def resume_source(self, source_id: str, *, timeout: float | None = None) -> Source:
+        return self._send(_s_action(source_id, "resume"), timeout)
+
+    def delete_source(self, source_id: str, *, timeout: float | None = None) -> None:
+        self._send(_s_delete(source_id), timeout)
+
     def health(self, *, timeout: float | None = None) -> Health:
         """Whether the gateway answers (/healthz) and is ready (/readyz, with its checks).
         Tried once: an unreachable gateway raises Unavailable at once."""
@@ -1492,6 +1557,31 @@ class AsyncClient(AsyncWebhookMethods, _Base):
         as it is done. Stopping early cancels the task."""
         ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
         return self._video(Kind.IDENTIFY, video, options, timeout, {**fields, **ident})
+
+    # --- live sources ------------------------------------------------------------------
+
+    async def add_source(self, url: str, *, timeout: float | None = None, **fields: Any) -> Source:
+        return await self._send(_s_add({"url": url, **fields}), timeout)
+
+    async def sources(self, *, timeout: float | None = None) -> list[Source]:
+        return await self._send(_s_list(), timeout)
+
+    async def source(self, source_id: str, *, timeout: float | None = None) -> Source:
+        return await self._send(_s_get(source_id), timeout)
+
+    async def change_source(
+        self, source_id: str, *, timeout: float | None = None, **fields: Any
+    ) -> Source:
+        return await self._send(_s_change(source_id, fields), timeout)
+
+    async def pause_source(self, source_id: str, *, timeout: float | None = None) -> Source:
+        return await self._send(_s_action(source_id, "pause"), timeout)
+
+    async def resume_source(self, source_id: str, *, timeout: float | None = None) -> Source:
+        return await self._send(_s_action(source_id, "resume"), timeout)
+
+    async def delete_source(self, source_id: str, *, timeout: float | None = None) -> None:
+        await self._send(_s_delete(source_id), timeout)
 
     async def health(self, *, timeout: float | None = None) -> Health:
         deadline = Deadline(timeout if timeout is not None else self.timeout)

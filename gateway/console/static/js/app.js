@@ -9,6 +9,7 @@ import * as tasks from "./pages/tasks.js";
 import * as task from "./pages/task.js";
 import * as tryIt from "./pages/try.js";
 import * as webhooks from "./pages/webhooks.js";
+import * as sources from "./pages/sources.js";
 
 const ADMIN_ONLY = new Set(["overview", "replicas"]); // their APIs need an admin key
 
@@ -19,6 +20,7 @@ const routes = [
   [/^\/task\/([0-9a-f]{32})$/, "tasks", task],
   [/^\/try$/, "try", tryIt],
   [/^\/webhooks$/, "webhooks", webhooks],
+  [/^\/sources$/, "sources", sources],
 ];
 
 const view = document.getElementById("view");

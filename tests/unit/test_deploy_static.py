@@ -1090,7 +1090,8 @@ def test_source_workers_scale_in_compose_and_kubernetes(services, k8s_docs, dock
     assert "ports" not in sources and "container_name" not in sources
     env = env_dict(sources["environment"])
     assert env["GATEWAY_OBJECT_TARGETS"] == "dns:///object:50052"
-    assert env["REDIS_URL"].startswith("redis://redis:6379/")
+    # the workers' Redis, sentinels included (profile ha)
+    assert env["REDIS_URL"] == env_dict(services["worker"]["environment"])["REDIS_URL"]
     assert sources["healthcheck"]["test"][1:4] == ["python", "-m", "source_worker"]
     assert sources["image"] == services["worker"]["image"]
     deployment = next(d for d in k8s(k8s_docs, "Deployment") if d["metadata"]["name"] == "sources")

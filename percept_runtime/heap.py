@@ -80,7 +80,7 @@ def trim_heap() -> bool:
     return bool(trim(ctypes.c_size_t(0)))
 
 
-async def release_heap_every(seconds: float = 5.0, least: int = 64 << 20) -> None:
+async def release_heap_every(seconds: float = 5.0, least: int = 16 << 20) -> None:
     """Forever: every `seconds`, once malloc holds `least` bytes free and that
     stayed put since the last look (the burst is over: trimming while buffers
     churn would take the heap's lock from them for nothing), give them back

@@ -71,7 +71,7 @@ async def create_source(body: sources.NewSource, request: Request) -> JSONRespon
 @router.get(
     "/api/sources",
     summary="List your sources with their state, rates and counts",
-    responses=error_responses(401, 503),
+    responses=error_responses(401, 422, 503),
 )
 async def list_sources(request: Request) -> JSONResponse:
     store = _store(request)
@@ -83,7 +83,7 @@ async def list_sources(request: Request) -> JSONResponse:
 @router.get(
     "/api/sources/{source_id}",
     summary="One source: its settings, state, rates and counts",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def get_source(source_id: str, request: Request) -> JSONResponse:
     store, record = await _record(request, source_id)
@@ -112,7 +112,7 @@ async def change_source(
     "/api/sources/{source_id}",
     summary="Stop watching a source and forget it",
     status_code=204,
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def delete_source(source_id: str, request: Request) -> Response:
     store, record = await _record(request, source_id)
@@ -150,7 +150,7 @@ async def resume_source(source_id: str, request: Request) -> JSONResponse:
 @router.get(
     "/api/sources/{source_id}/live",
     summary="The newest processed frame (base64 JPEG) with its boxes and track ids, for live views",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def source_live(source_id: str, request: Request) -> JSONResponse:
     await _record(request, source_id)

@@ -206,7 +206,7 @@ def stack(images) -> Iterator[Stack]:
             "--scale", f"face={REPLICAS['face']}", "--scale", f"object={REPLICAS['object']}",
             timeout=UP_TIMEOUT_S,
         )  # fmt: skip
-        expected = {"redis": 1, "postgres": 1, "gateway": 1, "worker": 1, **REPLICAS}
+        expected = {"redis": 1, "postgres": 1, "gateway": 1, "worker": 1, "sources": 1, **REPLICAS}
         wait_healthy(stack, expected, UP_TIMEOUT_S - (time.monotonic() - started))
         print(
             f"\nstack {project} healthy in {time.monotonic() - started:.0f} s (up -> all healthy)"

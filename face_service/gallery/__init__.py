@@ -18,7 +18,8 @@ from face_service.gallery.errors import (
 from face_service.gallery.index import Identification, Match, Verification
 from face_service.gallery.service import Gallery, GalleryStats, open_store
 from face_service.gallery.settings import GallerySettings
-from face_service.gallery.store import Box, Collection, GalleryStore, NewFace, Page, StoredFace
+from face_service.gallery.sql import GalleryStore
+from face_service.gallery.store import Box, Collection, NewFace, Page, StoredFace
 
 __all__ = [
     "AlreadyExists",

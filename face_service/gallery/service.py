@@ -29,9 +29,9 @@ from face_service.gallery.index import (
     check_search,
 )
 from face_service.gallery.settings import GallerySettings
+from face_service.gallery.sql import GalleryStore
 from face_service.gallery.store import (
     Collection,
-    GalleryStore,
     NewFace,
     Page,
     StoredFace,

@@ -1,7 +1,7 @@
-"""The gallery's system of record: one small interface, its dataclasses and checks.
+"""The gallery's system of record: its dataclasses, input checks and page tokens.
 
-Two implementations hold the same data behind `GalleryStore`: `sqlite.py`
-(the embedded default, a file) and `postgres.py` (many replicas at scale).
+`sql.py` keeps them in a database (`GalleryStore`, on `sqlite.py`, the
+embedded default, or `postgres.py`, for many replicas at scale).
 Everything is scoped by a tenant: a collection id is unique per tenant and
 another tenant's collection answers CollectionNotFound.
 
@@ -9,8 +9,8 @@ Every mutation also appends one row to a change log (a monotonic `seq`, the
 collection, and the ids of the faces it touched; never an encoding), in the
 same transaction; `sync.py` replays it into each replica's in-memory index.
 
-The methods block (sqlite3 / psycopg): from asyncio call them through
-`asyncio.to_thread`.
+The store's methods block (sqlite3 / psycopg): from asyncio call them
+through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -53,10 +52,8 @@ __all__ = [
     "CollectionRef",
     "FaceNotFound",
     "FaceRows",
-    "GalleryStore",
     "Head",
     "InvalidInput",
-    "Listener",
     "NewFace",
     "NotFound",
     "Page",
@@ -232,92 +229,6 @@ class Snapshot:
     seq: int
     collections: list[CollectionRef]
     chunks: Iterator[FaceRows] = field(default_factory=lambda: iter(()))
-
-
-class Listener(Protocol):
-    """Wakes the sync loop when the store may have changed."""
-
-    def wait(self, timeout: float) -> None:
-        """Return when a change may have been committed, or after `timeout` seconds."""
-
-    def head(self) -> Head:
-        """The change log's head, read on the listener's own connection (a liveness check too)."""
-
-    def close(self) -> None: ...
-
-
-class GalleryStore(Protocol):
-    """The system of record. Every method blocks; raises StoreUnavailable when
-    the database cannot be reached."""
-
-    def migrate(self) -> int:
-        """Create or upgrade the schema; returns its version. Safe to run from many
-        processes at once."""
-
-    def close(self) -> None: ...
-
-    # collections
-    def create_collection(
-        self, tenant: str, collection_id: str, description: str = ""
-    ) -> tuple[Collection, int]:
-        """-> (the new collection, change seq). CollectionExists when the id is taken."""
-
-    def list_collections(
-        self, tenant: str, page_size: int = 0, page_token: str = ""
-    ) -> Page[Collection]: ...
-
-    def get_collection(self, tenant: str, collection_id: str) -> Collection: ...
-
-    def delete_collection(self, tenant: str, collection_id: str) -> int:
-        """Deletes the collection and every face in it; -> change seq."""
-
-    # faces
-    def add_faces(
-        self, tenant: str, collection_id: str, faces: Sequence[NewFace]
-    ) -> tuple[list[StoredFace], int]:
-        """-> (the stored faces with their new ids, in order; change seq)."""
-
-    def list_faces(
-        self,
-        tenant: str,
-        collection_id: str,
-        *,
-        subject: str | None = None,
-        page_size: int = 0,
-        page_token: str = "",
-        include_encodings: bool = False,
-    ) -> Page[StoredFace]: ...
-
-    def get_face(
-        self, tenant: str, collection_id: str, face_id: str, include_encoding: bool = False
-    ) -> StoredFace: ...
-
-    def delete_faces(
-        self, tenant: str, collection_id: str, face_ids: Sequence[str]
-    ) -> tuple[list[str], int]:
-        """-> (ids that were deleted; unknown ones are skipped, change seq or 0)."""
-
-    def delete_subject(self, tenant: str, collection_id: str, subject: str) -> tuple[int, int]:
-        """-> (faces deleted, change seq). SubjectNotFound when it has none."""
-
-    # what the sync needs
-    def head(self) -> Head: ...
-
-    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]: ...
-
-    def faces_by_pks(self, pks: Sequence[int]) -> FaceRows:
-        """The faces among `pks` that still exist, in pk order."""
-
-    def snapshot(self, chunk_size: int = 20_000) -> AbstractContextManager[Snapshot]: ...
-
-    def open_listener(self, poll_interval_s: float) -> Listener: ...
-
-    def prune_changes(self, older_than_s: float) -> int:
-        """Delete change-log rows older than this; -> rows deleted."""
-
-    def erase_residue(self) -> None:
-        """Ask the database to drop the physical remains of deleted rows now
-        (SQLite: WAL checkpoint + VACUUM; PostgreSQL: VACUUM)."""
 
 
 # ------------------------------------------------------------------ input checks

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 from face_service.gallery.errors import StoreUnavailable
 from face_service.gallery.index import GalleryIndex
-from face_service.gallery.store import Change, ChangeKind, CollectionRef, GalleryStore
+from face_service.gallery.sql import GalleryStore
+from face_service.gallery.store import Change, ChangeKind, CollectionRef
 
 logger = logging.getLogger(__name__)
 

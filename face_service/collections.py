@@ -19,7 +19,6 @@ from typing import Protocol
 
 import numpy as np
 
-from face_service.gallery import Box as StoreBox
 from face_service.gallery import (
     Collection,
     Gallery,
@@ -137,7 +136,7 @@ class FaceCollections:
             NewFace(
                 subject,
                 face.encoding,
-                StoreBox(face.box.left, face.box.top, face.box.right, face.box.bottom),
+                face.box,
                 external_id or None,
             )
             for face in chosen.faces

@@ -181,25 +181,10 @@ class Gallery:
         self.sync.wait_applied(seq)
         return stored
 
-    def list_faces(
-        self,
-        tenant: str,
-        collection_id: str,
-        *,
-        subject: str | None = None,
-        page_size: int = 0,
-        page_token: str = "",
-        include_encodings: bool = False,
-    ) -> Page[StoredFace]:
-        return self._call(
-            self.store.list_faces,
-            tenant,
-            collection_id,
-            subject=subject,
-            page_size=page_size,
-            page_token=page_token,
-            include_encodings=include_encodings,
-        )
+    def list_faces(self, tenant: str, collection_id: str, **options) -> Page[StoredFace]:
+        """A page of the collection's faces; `options` are GalleryStore.list_faces's
+        (subject, page_size, page_token, include_encodings)."""
+        return self._call(self.store.list_faces, tenant, collection_id, **options)
 
     def delete_faces(self, tenant: str, collection_id: str, face_ids: Sequence[str]) -> list[str]:
         """Delete faces by id; -> the ids that existed (and are now gone everywhere)."""
@@ -241,6 +226,19 @@ class Gallery:
         """The distance a match must be within: the caller's, else the setting."""
         return self.settings.threshold if threshold is None else threshold
 
+    def _search(
+        self, top_k: int, threshold: float | None, distinct_subjects: bool, exact: bool | None
+    ) -> dict:
+        """The checked options of a search, as CollectionIndex.search takes them."""
+        threshold = self.threshold(threshold)
+        check_search(top_k, threshold)
+        return {
+            "top_k": top_k,
+            "threshold": threshold,
+            "distinct_subjects": distinct_subjects,
+            "exact": exact,
+        }
+
     def identify(
         self,
         tenant: str,
@@ -256,17 +254,9 @@ class Gallery:
         up to top_k enrolled faces within the threshold, best first; none = unknown.
         distinct_subjects: at most one face per subject. exact: None = approximate
         when the collection has that index, True = always exact."""
-        threshold = self.threshold(threshold)
-        check_search(top_k, threshold)
+        search = self._search(top_k, threshold, distinct_subjects, exact)
         probes = check_probes(encodings)
-        index = self._collection(tenant, collection_id)
-        return index.search(
-            probes,
-            top_k=top_k,
-            threshold=threshold,
-            distinct_subjects=distinct_subjects,
-            exact=exact,
-        )
+        return self._collection(tenant, collection_id).search(probes, **search)
 
     def identify_face(
         self,
@@ -280,16 +270,8 @@ class Gallery:
         exact: bool | None = None,
     ) -> Identification:
         """Search with an enrolled face (by id); the face itself is not among the matches."""
-        threshold = self.threshold(threshold)
-        check_search(top_k, threshold)
-        index = self._collection(tenant, collection_id)
-        return index.search_face(
-            face_id,
-            top_k=top_k,
-            threshold=threshold,
-            distinct_subjects=distinct_subjects,
-            exact=exact,
-        )
+        search = self._search(top_k, threshold, distinct_subjects, exact)
+        return self._collection(tenant, collection_id).search_face(face_id, **search)
 
     def verify(
         self,

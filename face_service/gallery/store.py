@@ -39,6 +39,7 @@ from face_service.gallery.errors import (
     SubjectNotFound,
     Unavailable,
 )
+from face_service.inference import ENCODING_SIZE, Box  # the model's face, as enrolled
 from percept_runtime import ids
 
 __all__ = [
@@ -64,7 +65,7 @@ __all__ = [
     "Unavailable",
 ]
 
-ENCODING_SIZE = 128
+
 MAX_TENANT_CHARS = 128
 MAX_SUBJECT_CHARS = 256
 MAX_EXTERNAL_ID_CHARS = 256
@@ -77,16 +78,6 @@ MAX_ENCODING_COMPONENT = 100.0
 
 
 # --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Box:
-    """Face rectangle in the enrolled image, pixels."""
-
-    left: int
-    top: int
-    right: int
-    bottom: int
 
 
 @dataclass(frozen=True, eq=False)

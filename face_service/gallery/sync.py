@@ -194,20 +194,14 @@ class GallerySync:
                     self._maybe_prune()
                     backoff = 0.1
                     listener.wait(self.settings.heartbeat_s)
-                except StoreUnavailable as exc:
-                    self.report_failure(exc)
-                    if listener is not None:
-                        _close_quietly(listener)
-                        listener = None
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 2.0)
                 except RuntimeError as exc:  # e.g. a schema newer than this code
                     logger.error("face gallery sync stopped: %s", exc)
                     self._fatal = exc
                     self.report_failure(exc)
                     return
-                except Exception as exc:
-                    logger.exception("face gallery sync failed; retrying")
+                except Exception as exc:  # the store is unreachable, or a bug: retry
+                    if not isinstance(exc, StoreUnavailable):
+                        logger.exception("face gallery sync failed; retrying")
                     self.report_failure(exc)
                     if listener is not None:
                         _close_quietly(listener)

@@ -7,11 +7,10 @@ import numpy as np
 
 from face_service import inference
 from face_service.inference import ChosenFaces, FaceOptions, ImageFaces
-from percept_runtime.replica import Description
-from percept_runtime.workers import ProcessWorkers
+from percept_runtime.engine import Description, PooledEngine
 
 
-class FaceEngine:
+class FaceEngine(PooledEngine):
     """Loads the models in `workers` processes; each call runs in one of them."""
 
     def __init__(
@@ -23,27 +22,12 @@ class FaceEngine:
         max_cnn_pixels: int = 0,
         max_worker_rss_bytes: int = 0,
     ) -> None:
+        super().__init__(workers, inference.warm_up, max_worker_rss_bytes)
         self.max_pixels = max_pixels
         self.limits = inference.CostLimits(max_detection_pixels, max_cnn_pixels)
-        self._pool = ProcessWorkers(
-            workers, initializer=inference.warm_up, max_rss_bytes=max_worker_rss_bytes
-        )
-
-    async def start(self) -> None:
-        await self._pool.start()
 
     def describe(self) -> Description:
-        return Description(
-            model="face_recognition (dlib HOG/CNN, 128-d encoder)",
-            backend="dlib",
-            device="cpu",
-            workers=self._pool.size,
-            workers_ready=self._pool.ready_count,
-            worker_restarts=self._pool.restarts,
-        )
-
-    async def close(self) -> None:
-        await self._pool.close()
+        return self._describe("face_recognition (dlib HOG/CNN, 128-d encoder)", "dlib", "cpu")
 
     async def detect_image(self, data: bytes, opts: FaceOptions) -> ImageFaces:
         """Decode and detect an encoded image (both in a worker; the cost guard

@@ -13,13 +13,12 @@ import numpy as np
 
 from object_service import inference
 from object_service.inference import DetectOptions, ImageDetections, ModelConfig, ModelInfo
-from percept_runtime.replica import Description
-from percept_runtime.workers import ProcessWorkers
+from percept_runtime.engine import Description, PooledEngine
 
 logger = logging.getLogger(__name__)
 
 
-class ObjectEngine:
+class ObjectEngine(PooledEngine):
     """Loads the model in `workers` processes; each call runs in one of them."""
 
     def __init__(
@@ -31,13 +30,11 @@ class ObjectEngine:
         *,
         max_worker_rss_bytes: int = 0,
     ) -> None:
+        super().__init__(workers, inference.load_in_worker, max_worker_rss_bytes)
         self.config = config
         self.max_pixels = max_pixels
         self.video_batch = video_batch
         self.info: ModelInfo | None = None
-        self._pool = ProcessWorkers(
-            workers, initializer=inference.load_in_worker, max_rss_bytes=max_worker_rss_bytes
-        )
 
     async def start(self) -> None:
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as once:
@@ -50,17 +47,9 @@ class ObjectEngine:
 
     def describe(self) -> Description:
         info = self.info
-        return Description(
-            model=info.name if info else self.config.model,
-            backend=info.backend if info else self.config.backend,
-            device=info.device if info else self.config.device,
-            workers=self._pool.size,
-            workers_ready=self._pool.ready_count,
-            worker_restarts=self._pool.restarts,
-        )
-
-    async def close(self) -> None:
-        await self._pool.close()
+        if info is None:  # not loaded yet: what was asked for
+            return self._describe(self.config.model, self.config.backend, self.config.device)
+        return self._describe(info.name, info.backend, info.device)
 
     async def detect_image(self, data: bytes, opts: DetectOptions) -> ImageDetections:
         """Decode and detect an encoded image (both in a worker)."""

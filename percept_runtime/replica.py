@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from percept.common.v1 import replica_service_pb2 as pb
 from percept.common.v1 import replica_service_pb2_grpc
 
+from percept_runtime.engine import Description
 from percept_runtime.interceptors import STATS
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ReplicaService"].full_name
-
-
-@dataclass(frozen=True)
-class Description:
-    """What an engine says about itself."""
-
-    model: str
-    backend: str
-    device: str
-    workers: int
-    workers_ready: int
-    worker_restarts: int
 
 
 class ReplicaServicer(replica_service_pb2_grpc.ReplicaServiceServicer):

@@ -12,10 +12,9 @@ import {
   type DetectFacesResponse,
   type FaceOptionsSchema,
   FaceService,
-  type StreamFacesRequestSchema,
   type StreamFacesResponse,
 } from "./gen/percept/face/v1/face_service_pb.js";
-import { type Frames, type VideoInput, videoSource } from "./media.js";
+import { type Frames, frameRequests, type VideoInput, videoRequest } from "./media.js";
 
 /** What to detect and return for each face (`percept.face.v1.FaceOptions`); unset fields take the server's defaults. */
 export type FaceOptionsInit = MessageInitShape<typeof FaceOptionsSchema>;
@@ -92,10 +91,7 @@ export class PerceptFaceClient extends Connection {
     call: CallOptions = {},
   ): AsyncGenerator<DetectFacesInVideoResponse, void, undefined> {
     return streaming(
-      this.raw.detectFacesInVideo(
-        { ...options, video: videoSource(video) },
-        this.callOptions(call, this.videoTimeoutMs),
-      ),
+      this.raw.detectFacesInVideo(videoRequest(video, options), this.callOptions(call, this.videoTimeoutMs)),
     );
   }
 
@@ -108,13 +104,6 @@ export class PerceptFaceClient extends Connection {
     options?: FaceOptionsInit,
     call: CallOptions = {},
   ): AsyncGenerator<StreamFacesResponse, void, undefined> {
-    async function* requests(): AsyncGenerator<MessageInitShape<typeof StreamFacesRequestSchema>> {
-      let first = true;
-      for await (const image of frames) {
-        yield { image: { content: image }, options: first ? options : undefined };
-        first = false;
-      }
-    }
-    return streaming(this.raw.streamFaces(requests(), this.callOptions(call, undefined)));
+    return streaming(this.raw.streamFaces(frameRequests(frames, options), this.callOptions(call, undefined)));
   }
 }

@@ -13,3 +13,23 @@ export function videoSource(video: VideoInput): MessageInitShape<typeof VideoSou
     ? { source: { case: "content", value: video } }
     : { source: { case: "uri", value: video.uri } };
 }
+
+/** A video call's request: the caller's other fields, and the video as a `VideoSource`. */
+export function videoRequest<Fields extends object>(video: VideoInput, fields: Fields) {
+  return { ...fields, video: videoSource(video) };
+}
+
+/**
+ * Live frames as a stream's requests: each frame's image, with `options` on
+ * the first only (the server applies the first message's options to the whole call).
+ */
+export async function* frameRequests<Options>(
+  frames: Frames,
+  options: Options | undefined,
+): AsyncGenerator<{ image: { content: Uint8Array }; options: Options | undefined }> {
+  let first = true;
+  for await (const image of frames) {
+    yield { image: { content: image }, options: first ? options : undefined };
+    first = false;
+  }
+}

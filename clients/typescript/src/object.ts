@@ -11,10 +11,9 @@ import {
   type DetectionOptionsSchema,
   type GetModelInfoResponse,
   ObjectService,
-  type StreamObjectsRequestSchema,
   type StreamObjectsResponse,
 } from "./gen/percept/object/v1/object_service_pb.js";
-import { type Frames, type VideoInput, videoSource } from "./media.js";
+import { type Frames, frameRequests, type VideoInput, videoRequest } from "./media.js";
 
 /** Thresholds and class filters (`percept.object.v1.DetectionOptions`); unset fields take the server's defaults. */
 export type DetectionOptionsInit = MessageInitShape<typeof DetectionOptionsSchema>;
@@ -68,10 +67,7 @@ export class PerceptObjectClient extends Connection {
     call: CallOptions = {},
   ): AsyncGenerator<DetectObjectsInVideoResponse, void, undefined> {
     return streaming(
-      this.raw.detectObjectsInVideo(
-        { ...options, video: videoSource(video) },
-        this.callOptions(call, this.videoTimeoutMs),
-      ),
+      this.raw.detectObjectsInVideo(videoRequest(video, options), this.callOptions(call, this.videoTimeoutMs)),
     );
   }
 
@@ -84,13 +80,6 @@ export class PerceptObjectClient extends Connection {
     options?: DetectionOptionsInit,
     call: CallOptions = {},
   ): AsyncGenerator<StreamObjectsResponse, void, undefined> {
-    async function* requests(): AsyncGenerator<MessageInitShape<typeof StreamObjectsRequestSchema>> {
-      let first = true;
-      for await (const image of frames) {
-        yield { image: { content: image }, options: first ? options : undefined };
-        first = false;
-      }
-    }
-    return streaming(this.raw.streamObjects(requests(), this.callOptions(call, undefined)));
+    return streaming(this.raw.streamObjects(frameRequests(frames, options), this.callOptions(call, undefined)));
   }
 }

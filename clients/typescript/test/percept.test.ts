@@ -65,6 +65,20 @@ function assertFound(detections: Detection[], truth: ShapeTruth[], where: string
   }
 }
 
+/** Frames answered once each, in order: indexes 0 .. n-1. */
+function assertInOrder(frames: { frameIndex: bigint }[], n: number): void {
+  assert.deepEqual(
+    frames.map((f) => f.frameIndex),
+    Array.from({ length: n }, (_, i) => BigInt(i)),
+  );
+}
+
+/** A whole video's frames: each once, in order, each announcing the video's length. */
+function assertWholeVideo(frames: { frameIndex: bigint; expectedFrames: bigint }[], n: number): void {
+  assertInOrder(frames, n);
+  assert.ok(frames.every((f) => f.expectedFrames === BigInt(n)));
+}
+
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) {
@@ -117,11 +131,7 @@ describe("face service", () => {
   test("detectFacesInVideo yields every frame in order with the faces found in it", async () => {
     const frames = await collect(faces.detectFacesInVideo(await readFile(fx.faceVideo.path)));
     const n = fx.faceVideo.faces.length;
-    assert.deepEqual(
-      frames.map((f) => f.frameIndex),
-      Array.from({ length: n }, (_, i) => BigInt(i)),
-    );
-    assert.ok(frames.every((f) => f.expectedFrames === BigInt(n)));
+    assertWholeVideo(frames, n);
     // the last frame says the video ended where its container said it would
     assert.ok(frames.slice(0, -1).every((f) => f.summary === undefined));
     assert.equal(frames.at(-1)?.summary?.partial, false);
@@ -193,10 +203,7 @@ describe("face service", () => {
       answered += 1;
       wake();
     }
-    assert.deepEqual(
-      got.map((r) => r.frameIndex),
-      images.map((_, i) => BigInt(i)),
-    );
+    assertInOrder(got, images.length);
     got.forEach((response, i) => {
       assert.deepEqual(
         response.faces.map((f) => ltrb(f.box)),
@@ -276,11 +283,7 @@ describe("object service", () => {
   test("detectObjectsInVideo yields every frame in order with the moving shapes", async () => {
     const frames = await collect(objects.detectObjectsInVideo(await readFile(fx.shapesVideo.path)));
     const n = fx.shapesVideo.shapes.length;
-    assert.deepEqual(
-      frames.map((f) => f.frameIndex),
-      Array.from({ length: n }, (_, i) => BigInt(i)),
-    );
-    assert.ok(frames.every((f) => f.expectedFrames === BigInt(n)));
+    assertWholeVideo(frames, n);
     frames.forEach((frame, i) => assertFound(frame.detections, fx.shapesVideo.shapes[i] ?? [], `frame ${i}`));
   });
 
@@ -293,10 +296,7 @@ describe("object service", () => {
     const kept = all.filter((d) => d.confidence >= threshold);
     assert.ok(kept.length > 0 && kept.length < all.length);
     const got = await collect(objects.streamObjects([scene, scene, scene], { confidenceThreshold: threshold }));
-    assert.deepEqual(
-      got.map((r) => r.frameIndex),
-      [0n, 1n, 2n],
-    );
+    assertInOrder(got, 3);
     for (const response of got) {
       assert.deepEqual(
         response.detections.map((d) => [d.label, ltrb(d.box)]),

@@ -35,9 +35,8 @@ from face_service.gallery.store import (
     NewFace,
     Page,
     StoredFace,
-    check_collection_id,
     check_encoding,
-    check_tenant,
+    check_scope,
 )
 from face_service.gallery.sync import GallerySync
 
@@ -201,8 +200,7 @@ class Gallery:
     # ---------------------------------------------------------------- search
 
     def _collection(self, tenant: str, collection_id: str) -> CollectionIndex:
-        check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_scope(tenant, collection_id)
         self.sync.check_available()
         index = self.index.get(tenant, collection_id)
         if index is None:

@@ -45,6 +45,7 @@ from face_service.gallery.store import (
     check_description,
     check_new_faces,
     check_page_size,
+    check_scope,
     check_subject,
     check_tenant,
     decode_page_token,
@@ -366,8 +367,7 @@ class GalleryStore:
         return Page(items, token)
 
     def get_collection(self, tenant: str, collection_id: str) -> Collection:
-        check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_scope(tenant, collection_id)
         with self._tx(write=False) as tx:
             row = tx.execute(
                 "SELECT collection_id, description, created_at, face_count, subject_count"
@@ -380,8 +380,7 @@ class GalleryStore:
 
     def delete_collection(self, tenant: str, collection_id: str) -> int:
         """Deletes the collection and every face in it; -> change seq."""
-        check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_scope(tenant, collection_id)
         with self._tx(write=True) as tx:
             pk = self._collection_pk(tx, tenant, collection_id, lock=True)
             tx.execute("DELETE FROM gallery_faces WHERE collection_pk = ?", (pk,))
@@ -397,8 +396,7 @@ class GalleryStore:
         self, tenant: str, collection_id: str, faces: Sequence[NewFace]
     ) -> tuple[list[StoredFace], int]:
         """-> (the stored faces with their new ids, in order; change seq)."""
-        check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_scope(tenant, collection_id)
         faces = check_new_faces(faces)
         created = datetime.now(UTC)
         stamp = self.dialect.stamp(created)
@@ -456,8 +454,7 @@ class GalleryStore:
         page_token: str = "",
         include_encodings: bool = False,
     ) -> Page[StoredFace]:
-        check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_scope(tenant, collection_id)
         if subject is not None:
             check_subject(subject)
         size = check_page_size(page_size)
@@ -479,8 +476,7 @@ class GalleryStore:
     def get_face(
         self, tenant: str, collection_id: str, face_id: str, include_encoding: bool = False
     ) -> StoredFace:
-        check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_scope(tenant, collection_id)
         fid = parse_face_id(face_id)
         columns = _face_columns(self.dialect, include_encoding)
         with self._tx(write=False) as tx:
@@ -526,8 +522,7 @@ class GalleryStore:
         self, tenant: str, collection_id: str, face_ids: Sequence[str]
     ) -> tuple[list[str], int]:
         """-> (ids that were deleted; unknown ones are skipped, change seq or 0)."""
-        check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_scope(tenant, collection_id)
         fids = parse_face_ids(face_ids)
         with self._tx(write=True) as tx:
             cpk = self._collection_pk(tx, tenant, collection_id, lock=True)
@@ -546,8 +541,7 @@ class GalleryStore:
 
     def delete_subject(self, tenant: str, collection_id: str, subject: str) -> tuple[int, int]:
         """-> (faces deleted, change seq). SubjectNotFound when it has none."""
-        check_tenant(tenant)
-        check_collection_id(collection_id)
+        check_scope(tenant, collection_id)
         check_subject(subject)
         with self._tx(write=True) as tx:
             cpk = self._collection_pk(tx, tenant, collection_id, lock=True)

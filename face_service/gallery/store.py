@@ -238,6 +238,12 @@ def check_collection_id(collection_id: str, *, new: bool = False) -> str:
     return ids.check_collection_id(collection_id, new=new)
 
 
+def check_scope(tenant: str, collection_id: str) -> None:
+    """The tenant and the existing collection every call on one collection names."""
+    check_tenant(tenant)
+    check_collection_id(collection_id)
+
+
 def check_description(description: str | None) -> str:
     description = description or ""
     if len(description) > MAX_DESCRIPTION_CHARS:

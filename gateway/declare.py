@@ -174,72 +174,84 @@ def backends_of(kinds) -> list[Backend]:
 # --- the registry ---------------------------------------------------------------------
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_BACKENDS: dict[str, Backend] = {}
-_KINDS: dict[str, TaskKind] = {}
 
 
-def backend(
-    name: str,
-    service: ServiceDescriptor,
-    *,
-    targets: str,
-    concurrency: int = 4,
-    descriptor_set: Path | None = None,
-) -> Backend:
-    """Declare a backend: `name` (lower case) names its settings
-    GATEWAY_{NAME}_TARGETS (default `targets`) and GATEWAY_{NAME}_CONCURRENCY.
-    `descriptor_set`: its protos compiled with --include_source_info, so the
-    options' comments document its kinds (the built-in ones' are in gen/)."""
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"backend name {name!r}: lower-case letters, digits and _ only")
-    declared = Backend(name, service, targets, concurrency)
-    if _BACKENDS.setdefault(name, declared) != declared:
-        raise ValueError(f"backend {name!r} is declared twice, differently")
-    if descriptor_set is not None:
-        protoform.add_descriptor_set(descriptor_set)
-    return declared
+class Registry:
+    """Declared backends and kinds, in declaration order. The gateway's is
+    DECLARED (behind `backend`, `kind`, `backends`, `kinds`); a test may
+    declare into one of its own."""
+
+    def __init__(self) -> None:
+        self._backends: dict[str, Backend] = {}
+        self._kinds: dict[str, TaskKind] = {}
+
+    def backend(
+        self,
+        name: str,
+        service: ServiceDescriptor,
+        *,
+        targets: str,
+        concurrency: int = 4,
+        descriptor_set: Path | None = None,
+    ) -> Backend:
+        """Declare a backend: `name` (lower case) names its settings
+        GATEWAY_{NAME}_TARGETS (default `targets`) and GATEWAY_{NAME}_CONCURRENCY.
+        `descriptor_set`: its protos compiled with --include_source_info, so the
+        options' comments document its kinds (the built-in ones' are in gen/)."""
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"backend name {name!r}: lower-case letters, digits and _ only")
+        declared = Backend(name, service, targets, concurrency)
+        if self._backends.setdefault(name, declared) != declared:
+            raise ValueError(f"backend {name!r} is declared twice, differently")
+        if descriptor_set is not None:
+            protoform.add_descriptor_set(descriptor_set)
+        return declared
+
+    def kind(
+        self,
+        kind: str,
+        media: Media,
+        backend: Backend,
+        method: str,
+        path: str,
+        summary: str,
+        result: Callable[[Message], dict[str, Any]] | None = None,
+        result_model: type[BaseModel] | None = None,
+        **more: Any,
+    ) -> TaskKind:
+        """Declare a task kind on a declared backend. Without `result` its
+        responses take the generic shape (results.generic: boxes, labels,
+        keypoints, masks), which the console draws and the SDK reads as a
+        GenericResult. `more`: any other TaskKind field (aliases, checks...)."""
+        name = f"{kind}:{media}"
+        if self._backends.get(backend.name) != backend:
+            raise ValueError(f"kind {name}: declare its backend {backend.name!r} first")
+        if method not in backend.service.methods_by_name:
+            raise ValueError(f"kind {name}: {backend.service_name} has no method {method!r}")
+        declared = TaskKind(
+            kind, media, backend, method, path, summary,
+            result or results.generic(),
+            result_model or models.GENERIC_RESULTS[media],
+            **more,
+        )  # fmt: skip
+        declared.input_field  # noqa: B018 - a request without an input of that media fails now
+        clash = next((k for k in self._kinds.values() if k.path == path and k.id != name), None)
+        if clash is not None:
+            raise ValueError(f"kind {name}: {path} is already {clash.id}'s route")
+        if self._kinds.setdefault(name, declared) != declared:
+            raise ValueError(f"kind {name} is declared twice, differently")
+        return declared
+
+    def backends(self) -> tuple[Backend, ...]:
+        return tuple(self._backends.values())
+
+    def kinds(self) -> tuple[TaskKind, ...]:
+        return tuple(self._kinds.values())
 
 
-def kind(
-    kind: str,
-    media: Media,
-    backend: Backend,
-    method: str,
-    path: str,
-    summary: str,
-    result: Callable[[Message], dict[str, Any]] | None = None,
-    result_model: type[BaseModel] | None = None,
-    **more: Any,
-) -> TaskKind:
-    """Declare a task kind on a declared backend. Without `result` its responses
-    take the generic shape (results.generic: boxes, labels, keypoints, masks),
-    which the console draws and the SDK reads as a GenericResult. `more`: any
-    other TaskKind field (aliases, checks, private...)."""
-    if _BACKENDS.get(backend.name) != backend:
-        raise ValueError(f"kind {kind}:{media}: declare its backend {backend.name!r} first")
-    declared = TaskKind(
-        kind, media, backend, method, path, summary,
-        result or results.generic(),
-        result_model or models.GENERIC_RESULTS[media],
-        **more,
-    )  # fmt: skip
-    declared.input_field  # noqa: B018 - an unknown method or a request without the media fails now
-    clash = next((k for k in _KINDS.values() if declared.path == k.path), None)
-    if clash is not None and clash.id != declared.id:
-        raise ValueError(f"kind {declared.id}: {path} is already {clash.id}'s route")
-    if _KINDS.setdefault(declared.id, declared) != declared:
-        raise ValueError(f"kind {declared.id} is declared twice, differently")
-    return declared
-
-
-def backends() -> tuple[Backend, ...]:
-    """Every declared backend, in declaration order."""
-    return tuple(_BACKENDS.values())
-
-
-def kinds() -> tuple[TaskKind, ...]:
-    """Every declared kind, in declaration order."""
-    return tuple(_KINDS.values())
+DECLARED = Registry()
+backend, kind = DECLARED.backend, DECLARED.kind
+backends, kinds = DECLARED.backends, DECLARED.kinds
 
 
 def load(modules: str) -> None:

@@ -108,9 +108,7 @@ class Dispatcher:
                     self._spawn(claimed)
             except asyncio.CancelledError:
                 raise
-            except ResponseError as exc:
-                await self._redis_trouble(exc)
-            except _REDIS_DOWN as exc:
+            except (ResponseError, *_REDIS_DOWN) as exc:
                 await self._redis_trouble(exc)
             except Exception:  # noqa: BLE001 - keep dispatching whatever one read did
                 logger.exception("dispatcher loop for %s failed; continuing", backend)
@@ -220,9 +218,7 @@ class Dispatcher:
                     await self.store.prune_indexes()
             except asyncio.CancelledError:
                 raise
-            except ResponseError as exc:
-                await self._redis_trouble(exc)
-            except _REDIS_DOWN as exc:
+            except (ResponseError, *_REDIS_DOWN) as exc:
                 await self._redis_trouble(exc)
             except Exception:  # noqa: BLE001
                 logger.exception("sweep failed; continuing")

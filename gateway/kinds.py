@@ -117,6 +117,14 @@ FACE_ALIASES = {"landmarks": "return_landmarks", "encodings": "return_encodings"
 # Identification fields of the face video request: only the identification kind takes them.
 _IDENTIFY_FIELDS = ("collection_id", "top_k", "threshold")
 _OBJECT_ALIASES = {"classes": _classes}
+# What both identification kinds declare: a collection required, checked at submit.
+_IDENTIFYING = {
+    "aliases": FACE_ALIASES,
+    "checks": (_check_face_cost, _check_collection),
+    "required": ("collection_id",),
+    "private": True,  # faces are personal data
+    "errors": (404,),  # an unknown collection
+}
 
 
 KINDS: tuple[TaskKind, ...] = (
@@ -154,11 +162,7 @@ KINDS: tuple[TaskKind, ...] = (
         "Identify every face of an uploaded image against a face collection",
         results.identification_result,
         models.FaceIdentificationResult,
-        aliases=FACE_ALIASES,
-        checks=(_check_face_cost, _check_collection),
-        required=("collection_id",),
-        private=True,
-        errors=(404,),  # an unknown collection
+        **_IDENTIFYING,
     ),
     kind(
         "face_identification",
@@ -169,11 +173,7 @@ KINDS: tuple[TaskKind, ...] = (
         "Identify every face of every sampled frame of an uploaded video against a face collection",
         results.identification_frame,
         models.FaceIdentificationVideoResult,
-        aliases=FACE_ALIASES,
-        checks=(_check_face_cost, _check_collection),
-        required=("collection_id",),
-        private=True,
-        errors=(404,),  # an unknown collection
+        **_IDENTIFYING,
     ),
     kind(
         "object_detection",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -141,6 +142,19 @@ def test_the_toy_is_declared_and_documented(http):
     assert "GenericImageResult" in spec["components"]["schemas"]
     ready = http.get("/readyz").json()["checks"]
     assert ready["toy"] is True  # its replica answers SERVING
+
+
+def test_the_replica_monitor_watches_the_toys_replica(http, toy):
+    """Probed as the built-in replicas are: listed for the console, serving."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        replicas = http.get("/api/replicas").json()
+        toys = [r for r in replicas["replicas"] if r["backend"] == "toy"]
+        if toys and toys[0]["state"] == "serving":
+            break
+        time.sleep(0.2)  # the monitor probes every GATEWAY_REPLICA_PROBE_S
+    assert [(r["address"], r["state"]) for r in toys] == [(toy.address, "serving")]
+    assert replicas["targets"]["toy"] == toy.address
 
 
 def test_rest_queued_and_simple_mode(http, picture):

@@ -228,7 +228,8 @@ def test_toy_backend_through_sdk(gateway, picture, tmp_path):
     path.write_bytes(picture)
     with percept.Client(gateway.url, api_key=gateway.api_key) as client:
         assert KIND in [k.kind for k in client.kinds()]
-        result = client.submit(KIND, path).wait()
+        task = client.wait(client.submit(KIND, path))
+    result = task.result
     assert isinstance(result, percept.GenericResult)
     assert (result.image_width, result.image_height) == (WIDTH, HEIGHT)
     square, circle = result.items

@@ -73,6 +73,7 @@ def gateway(toy, toy_path, redis_url):
             "GATEWAY_TOY_CONCURRENCY": "2",
             "GATEWAY_FACE_TARGETS": nowhere,
             "GATEWAY_OBJECT_TARGETS": nowhere,
+            "GATEWAY_WEBHOOK_ALLOW_PRIVATE": "true",  # a subscription on loopback
         },
     ).start()
     yield server
@@ -177,6 +178,15 @@ def test_rest_queued_and_simple_mode(http, picture):
     assert {t["task_id"] for t in listed} >= {task["task_id"], simple.json()["task_id"]}
     metrics = http.get("/metrics").text
     assert f'kind="{KIND}",media="image",status="succeeded"' in metrics
+
+
+def test_webhooks_filter_on_the_toys_kind(http):
+    hook = {"url": "http://127.0.0.1:9/toy", "types": ["task.succeeded"]}  # deleted unused
+    created = http.post("/api/webhooks", json={**hook, "kinds": [KIND]})
+    assert created.status_code == 201, created.text
+    assert http.delete(f"/api/webhooks/{created.json()['id']}").status_code == 204
+    unknown = http.post("/api/webhooks", json={**hook, "kinds": ["no_such_kind"]})
+    assert unknown.status_code == 422 and KIND in unknown.json()["error"]["message"]
 
 
 def test_sse_stream_ends_with_the_result(gateway, http, picture):

@@ -21,13 +21,12 @@ import percept
 import pytest
 
 from tests.conftest import encode
-from tests.integration.test_console import (  # noqa: F401 - browser: a fixture
-    Watched,
+from tests.integration.test_console import (  # noqa: F401 - browser, watched: fixtures
     assert_boxes_drawn_at,
     browser,
     console_url,
     screenshot,
-    signed_in,
+    watched,
 )
 from tests.integration.test_gateway import wait_done
 from tests.support import ROOT, GatewayProcess, ServerProcess, free_port, fresh_db
@@ -197,39 +196,46 @@ def test_sse_stream_ends_with_the_result(gateway, http, picture):
     assert_toy_result(final["task"]["result"])
 
 
-def test_console_task_page_draws_boxes_keypoints_and_masks(gateway, http, browser, picture):  # noqa: F811
+def test_console_task_page_draws_boxes_keypoints_and_masks(gateway, http, watched, picture):  # noqa: F811
     task = wait_done(http, submit(http, picture).json()["task_id"])
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    signed_in(context, gateway.url, gateway.api_key)
-    watched = Watched(context.new_page())
     page = watched.page
-    try:
-        page.goto(console_url(gateway.url, f"#/task/{task['task_id']}"))
-        stage = page.locator(".viewer .stage")
-        page.wait_for_function("document.querySelector('.viewer .stage img')?.naturalWidth > 0")
-        items = task["result"]["items"]
-        assert_boxes_drawn_at(page, ".viewer .stage", items, WIDTH, HEIGHT)
-        groups = stage.locator("g.item")
-        expect(groups).to_have_count(2)
-        expect(groups.nth(0).locator("text")).to_have_text("square 93% · track 7")
-        expect(groups.nth(1).locator("text")).to_have_text("circle 71%")
-        # keypoints at their pixels, named
-        points = groups.nth(0).locator("circle.keypoint")
-        expect(points).to_have_count(2)
-        assert [
-            (float(points.nth(i).get_attribute("cx")), float(points.nth(i).get_attribute("cy")))
-            for i in range(2)
-        ] == [(110.0, 97.5), (110.0, 30.0)]
-        expect(points.nth(0).locator("title")).to_have_text("centre 90%")
-        # the masks: one polygon each, at the API's points
-        masks = stage.locator("polygon.mask")
-        expect(masks).to_have_count(2)
-        assert masks.nth(0).get_attribute("points") == "110,30 180,97.5 110,165 40,97.5"
-        expect(page.locator("#task-facts [data-fact=attempts]")).to_have_text("1")
-        screenshot(page, "generic")
-    finally:
-        context.close()
-    watched.check()
+    page.goto(console_url(gateway.url, f"#/task/{task['task_id']}"))
+    stage = page.locator(".viewer .stage")
+    page.wait_for_function("document.querySelector('.viewer .stage img')?.naturalWidth > 0")
+    assert_boxes_drawn_at(page, ".viewer .stage", task["result"]["items"], WIDTH, HEIGHT)
+    groups = stage.locator("g.item")
+    expect(groups).to_have_count(2)
+    expect(groups.nth(0).locator("text")).to_have_text("square 93% · track 7")
+    expect(groups.nth(1).locator("text")).to_have_text("circle 71%")
+    # keypoints at their pixels, named
+    points = groups.nth(0).locator("circle.keypoint")
+    expect(points).to_have_count(2)
+    assert [
+        (float(points.nth(i).get_attribute("cx")), float(points.nth(i).get_attribute("cy")))
+        for i in range(2)
+    ] == [(110.0, 97.5), (110.0, 30.0)]
+    expect(points.nth(0).locator("title")).to_have_text("centre 90%")
+    # the masks: one polygon each, at the API's points
+    masks = stage.locator("polygon.mask")
+    expect(masks).to_have_count(2)
+    assert masks.nth(0).get_attribute("points") == "110,30 180,97.5 110,165 40,97.5"
+    expect(page.locator("#task-facts [data-fact=attempts]")).to_have_text("1")
+    screenshot(page, "generic")
+
+
+def test_console_try_it_runs_the_toy_with_its_option(gateway, watched, picture, tmp_path):  # noqa: F811
+    path = tmp_path / "toy.png"
+    path.write_bytes(picture)
+    page = watched.page
+    page.goto(console_url(gateway.url, "#/try"))
+    page.select_option("select[name=kind]", KIND)  # listed from /api/kinds
+    page.set_input_files("input[name=file]", str(path))
+    page.fill("#try-options input[name=max_shapes]", "1")  # its option, from the toy's proto
+    page.click("#try-form button[type=submit]")
+    expect(page.locator("#try-status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#try-result .stage g.item")).to_have_count(1)
+    expect(page.locator("#try-result .stage polygon.mask")).to_have_count(1)
+    expect(page.locator("#try-result .stage text")).to_have_text("square 93% · track 7")
 
 
 @pytest.mark.skipif(not hasattr(percept, "GenericResult"), reason="needs the SDK core")

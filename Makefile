@@ -93,7 +93,7 @@ test-integration: $(STAMP) ## tests against real servers
 
 console-screenshots: $(STAMP) ## redo docs/console-*.png: the console's browser tests against a real stack
 	$(MAKE) --no-print-directory tools
-	CONSOLE_SCREENSHOTS=$(CURDIR)/docs YOLO_OFFLINE=1 $(PY) -m pytest -q tests/integration/test_console.py tests/integration/test_console_webhooks.py $(PYTEST_ARGS)
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs YOLO_OFFLINE=1 $(PY) -m pytest -q tests/integration/test_console.py tests/integration/test_console_webhooks.py tests/integration/test_toy_backend.py $(PYTEST_ARGS)
 
 FACE_REPLICAS ?=
 OBJECT_REPLICAS ?=

@@ -18,15 +18,15 @@ from redis.exceptions import ResponseError as RedisResponseError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import console, docs, models, protoform
+from gateway import console, declare, docs, models, protoform
 from gateway.auth import Auth
 from gateway.backends import Backends
+from gateway.declare import TaskKind, backends_of
 from gateway.dispatcher import Dispatcher
 from gateway.errors import HTTP_ERRORS, STORE_DOWN, ApiError, error_response, response_for
 from gateway.inflight import UploadBudget
 from gateway.jobs import JobStore
 from gateway.keys import KeyStore
-from gateway.kinds import KINDS, TaskKind, backends_of
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gateway.replicas import ReplicaMonitor
 from gateway.routes import admin, collections, ops, sources, submit, tasks
@@ -120,7 +120,7 @@ class GatewayApp(FastAPI):
                 gw is not None
                 and gw.uploads
                 and scope["method"] == "POST"
-                and _UPLOAD_ROUTE.match(path)
+                and self._uploads_to(path)
             ):
                 await gw.uploads.serve(scope, receive, send, self._upload)  # bytes bounded
                 return
@@ -130,13 +130,17 @@ class GatewayApp(FastAPI):
                     scope["app"] = self
                     await handler(scope, receive, send)
                     return
-            if scope["method"] in ("POST", "PUT", "PATCH") and not _UPLOAD_ROUTE.match(path):
+            if scope["method"] in ("POST", "PUT", "PATCH") and not self._uploads_to(path):
                 too_big = _declared_too_big(scope)
                 if too_big is not None:
                     await too_big(scope, receive, send)
                     return
                 receive = _bounded(receive)
         await super().__call__(scope, receive, send)
+
+    def _uploads_to(self, path: str) -> bool:
+        """An upload route: a kind's (declared anywhere), enroll or verify."""
+        return path in self.fast or _UPLOAD_ROUTE.match(path) is not None
 
     async def _upload(self, scope, receive, send) -> None:
         handler = self.fast.get(get_route_path(scope))
@@ -221,7 +225,10 @@ def create_app(
     settings: GatewaySettings | None = None, kinds: tuple[TaskKind, ...] | None = None
 ) -> FastAPI:
     settings = settings or GatewaySettings()
-    kinds = tuple(kinds or KINDS)
+    declare.load(settings.declarations)
+    kinds = tuple(kinds or declare.kinds())
+    for backend in {*declare.backends(), *backends_of(kinds)}:
+        settings.backend(backend)  # a wrong GATEWAY_{NAME}_* stops the start, naming it
     model = task_model(kinds)
 
     @asynccontextmanager
@@ -277,10 +284,9 @@ def create_app(
             gw.replicas = ReplicaMonitor(store.redis, settings, backends_of(kinds))
             await gw.replicas.start()
         logger.info(
-            "gateway ready: %d task kinds; face %s, object %s",
+            "gateway ready: %d task kinds; %s",
             len(kinds),
-            settings.face_targets,
-            settings.object_targets,
+            ", ".join(f"{b.name} {settings.backend(b).targets}" for b in backends_of(kinds)),
         )
         try:
             yield

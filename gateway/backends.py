@@ -23,10 +23,11 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway import results
+from gateway import declare, results
+from gateway.declare import Backend, TaskKind
 from gateway.errors import ApiError, grpc_api_error
 from gateway.jobs import DEFAULT_TENANT
-from gateway.kinds import BACKENDS, FACE, Backend, TaskKind
+from gateway.kinds import FACE
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -140,14 +141,14 @@ class Backends:
     task run. Requests travel as the bytes the job table stored (serialized
     once, at submit); responses become the task's JSON once, here."""
 
-    def __init__(self, settings: GatewaySettings, backends: tuple[Backend, ...] = BACKENDS) -> None:
+    def __init__(
+        self, settings: GatewaySettings, backends: tuple[Backend, ...] | None = None
+    ) -> None:
         limit = max(settings.max_video_bytes, settings.max_image_bytes) + 1024 * 1024
-        self.backends = {b.name: b for b in backends}
+        self.backends = {b.name: b for b in backends or declare.backends()}
         self.channels = {
-            b.name: make_channel(
-                getattr(settings, f"{b.name}_targets"), b.service_name, limit, settings
-            )
-            for b in backends
+            b.name: make_channel(settings.backend(b).targets, b.service_name, limit, settings)
+            for b in self.backends.values()
         }
         self.metadata = call_metadata(settings)
         self.image_deadline = settings.image_deadline_s

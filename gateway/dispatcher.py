@@ -59,7 +59,7 @@ class Dispatcher:
         self.by_backend: dict[str, list[str]] = defaultdict(list)
         for kind in kinds:
             self.by_backend[kind.backend.name].append(kind.id)
-        self.limit = {name: getattr(settings, f"{name}_concurrency") for name in self.by_backend}
+        self.limit = {k.backend.name: settings.backend(k.backend).concurrency for k in kinds}
         self.active: dict[str, int] = dict.fromkeys(self.by_backend, 0)
         self._freed = {name: asyncio.Event() for name in self.by_backend}
         self._held: dict[str, set[str]] = defaultdict(set)  # kind id -> entry ids running here
@@ -108,9 +108,7 @@ class Dispatcher:
                     self._spawn(claimed)
             except asyncio.CancelledError:
                 raise
-            except ResponseError as exc:
-                await self._redis_trouble(exc)
-            except _REDIS_DOWN as exc:
+            except (ResponseError, *_REDIS_DOWN) as exc:
                 await self._redis_trouble(exc)
             except Exception:  # noqa: BLE001 - keep dispatching whatever one read did
                 logger.exception("dispatcher loop for %s failed; continuing", backend)
@@ -220,9 +218,7 @@ class Dispatcher:
                     await self.store.prune_indexes()
             except asyncio.CancelledError:
                 raise
-            except ResponseError as exc:
-                await self._redis_trouble(exc)
-            except _REDIS_DOWN as exc:
+            except (ResponseError, *_REDIS_DOWN) as exc:
                 await self._redis_trouble(exc)
             except Exception:  # noqa: BLE001
                 logger.exception("sweep failed; continuing")

@@ -1,168 +1,30 @@
-"""Task kinds, each declared once, here.
-
-A TaskKind says everything the gateway needs about one kind of work: its REST
-route, the gRPC method it becomes (so its request message - and with it every
-option, range and default - comes from the proto), how results come back, and
-any check that needs the model. Routes, dispatchers, OpenAPI, metrics and the
-console all read these declarations; adding a kind is one `TaskKind(...)` in
-KINDS (plus its tests).
+"""The built-in backends (face, object) and their task kinds, declared as any
+backend is (gateway/declare.py): one `backend(...)`, one `kind(...)` per kind.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-from google.protobuf import message_factory
-from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from percept.face.v1 import face_service_pb2 as face_pb
 from percept.object.v1 import object_service_pb2 as object_pb
-from pydantic import BaseModel
 
-from gateway import models, protoform, results
+from gateway import models, results
+from gateway.declare import Backend, CheckContext, TaskKind, backend, backends_of, kind
 from gateway.errors import ApiError
-from gateway.jobs import DEFAULT_TENANT
 from percept_runtime import fields
 from percept_runtime.cost import check_face_cost
 from percept_runtime.errors import InvalidInput
 
-Media = Literal["image", "video"]
-_INPUT_TYPES = {"percept.common.v1.Image": "image", "percept.common.v1.VideoSource": "video"}
-
-
-@dataclass(frozen=True)
-class Backend:
-    """A gRPC service the gateway feeds: its replicas are `GATEWAY_{NAME}_TARGETS`,
-    dispatchers run `GATEWAY_{NAME}_CONCURRENCY` of its tasks at once."""
-
-    name: str
-    service: ServiceDescriptor
-
-    @property
-    def service_name(self) -> str:
-        return self.service.full_name
-
-
-class ModelInfoSource(Protocol):
-    async def model_info(self, backend: Backend) -> Message | None: ...
-
-
-class CollectionSource(Protocol):
-    async def collection_exists(self, tenant: str, collection_id: str) -> bool | None: ...
-
-
-@dataclass(frozen=True)
-class CheckContext:
-    """What a kind's checks may consult: the backends' model info, the
-    gateway's settings, the upload's size in pixels (width, height), the
-    caller's tenant and whether a face collection exists."""
-
-    models: ModelInfoSource
-    settings: Any
-    size: tuple[int, int] | None = None
-    tenant: str = DEFAULT_TENANT
-    collections: CollectionSource | None = None
-
-
-Check = Callable[[Message, CheckContext], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class TaskKind:
-    """One kind of task, declared once."""
-
-    kind: str  # what the task does, as clients see it ("face_detection")
-    media: Media  # what it takes: one image, or a whole video
-    backend: Backend
-    method: str  # the gRPC method of backend.service
-    path: str  # the REST route
-    summary: str
-    result: Callable[[Message], dict[str, Any]]  # a response (a video: one frame's) -> JSON
-    result_model: type[BaseModel]  # the task's `result`, for OpenAPI
-    aliases: Mapping[str, str | protoform.Setter] = field(default_factory=dict)
-    preset: Mapping[str, str] = field(default_factory=dict)  # options this kind always sets
-    checks: tuple[Check, ...] = ()  # what needs the model or the upload's size
-    required: tuple[str, ...] = ()  # options a caller must give
-    exclude: tuple[str, ...] = ()  # request fields this kind does not take over REST
-    private: bool = False  # its uploads are personal data: never kept for the console
-    errors: tuple[int, ...] = ()  # HTTP statuses its checks answer beyond the common ones
-
-    @property
-    def id(self) -> str:
-        return f"{self.kind}:{self.media}"
-
-    @functools.cached_property
-    def rpc(self):
-        return self.backend.service.methods_by_name[self.method]
-
-    @property
-    def rpc_path(self) -> str:
-        return f"/{self.backend.service_name}/{self.method}"
-
-    @property
-    def streaming(self) -> bool:
-        return self.rpc.server_streaming
-
-    @functools.cached_property
-    def request_class(self) -> type[Message]:
-        return message_factory.GetMessageClass(self.rpc.input_type)
-
-    @functools.cached_property
-    def response_class(self) -> type[Message]:
-        return message_factory.GetMessageClass(self.rpc.output_type)
-
-    @functools.cached_property
-    def input_field(self) -> str:
-        """The request field that carries the upload (an Image or a VideoSource)."""
-        return _input_field(self.rpc.input_type, self.media)
-
-    @functools.cached_property
-    def params(self) -> dict[str, protoform.Param]:
-        params = protoform.params_of(self.rpc.input_type, skip=(self.input_field,))
-        return {name: p for name, p in params.items() if name not in self.exclude}
-
-    def build(self, data: bytes, raw: Mapping[str, str]) -> Message:
-        """The gRPC request for an upload and its raw REST options, checked
-        against the proto's rules (ApiError 422 naming the option otherwise)."""
-        request = self.request_class()
-        getattr(request, self.input_field).content = data
-        protoform.parse(request, self.params, {**self.preset, **raw}, self.aliases)
-        for name in self.required:
-            param = self.params[name]
-            if not fields.is_set(param.container(request), param.field):
-                raise ApiError(
-                    422,
-                    "invalid_option",
-                    f"{name} is required on {self.path}: give it as a form field or query "
-                    "parameter",
-                    fields=[name],
-                )
-        try:
-            fields.check(request)
-        except InvalidInput as exc:
-            raise ApiError(422, "invalid_option", exc.message) from None
-        return request
-
-    def options(self, request: Message) -> dict[str, Any]:
-        """What the caller set, in REST spelling (the task's `options`)."""
-        return protoform.to_rest(request, self.params)
-
-
-def _input_field(descriptor: Descriptor, media: str) -> str:
-    for f in descriptor.fields:
-        if f.message_type is not None and _INPUT_TYPES.get(f.message_type.full_name) == media:
-            return f.name
-    raise ValueError(f"{descriptor.full_name} has no {media} field")
-
+__all__ = ["FACE", "KINDS", "OBJECT", "Backend", "CheckContext", "TaskKind", "backends_of"]
 
 # --- the backends ---------------------------------------------------------------------
 
-FACE = Backend("face", face_pb.DESCRIPTOR.services_by_name["FaceService"])
-OBJECT = Backend("object", object_pb.DESCRIPTOR.services_by_name["ObjectService"])
-BACKENDS = (FACE, OBJECT)
+FACE = backend(
+    "face", face_pb.DESCRIPTOR.services_by_name["FaceService"], targets="127.0.0.1:50051"
+)
+OBJECT = backend(
+    "object", object_pb.DESCRIPTOR.services_by_name["ObjectService"], targets="127.0.0.1:50052"
+)
 
 
 # --- object classes: names/ids mixed in one parameter, checked against the model -------
@@ -255,40 +117,43 @@ FACE_ALIASES = {"landmarks": "return_landmarks", "encodings": "return_encodings"
 # Identification fields of the face video request: only the identification kind takes them.
 _IDENTIFY_FIELDS = ("collection_id", "top_k", "threshold")
 _OBJECT_ALIASES = {"classes": _classes}
-
-
-def backends_of(kinds) -> list[Backend]:
-    """The backends some kinds use, each once, in order."""
-    return list({k.backend.name: k.backend for k in kinds}.values())
+# What both identification kinds declare: a collection required, checked at submit.
+_IDENTIFYING = {
+    "aliases": FACE_ALIASES,
+    "checks": (_check_face_cost, _check_collection),
+    "required": ("collection_id",),
+    "private": True,  # faces are personal data
+    "errors": (404,),  # an unknown collection
+}
 
 
 KINDS: tuple[TaskKind, ...] = (
-    TaskKind(
+    kind(
         "face_detection",
         "image",
         FACE,
         "DetectFaces",
         "/api/detect/face/image",
         "Detect faces in an uploaded image",
-        results.image_result,
+        results.face_image,
         models.FaceImageResult,
         aliases=FACE_ALIASES,
         checks=(_check_face_cost,),
     ),
-    TaskKind(
+    kind(
         "face_detection",
         "video",
         FACE,
         "DetectFacesInVideo",
         "/api/detect/face/video",
         "Detect faces in every sampled frame of an uploaded video",
-        results.frame_result,
+        results.face_frame,
         models.FaceVideoResult,
         aliases=FACE_ALIASES,
         checks=(_check_face_cost,),
         exclude=_IDENTIFY_FIELDS,
     ),
-    TaskKind(
+    kind(
         "face_identification",
         "image",
         FACE,
@@ -297,13 +162,9 @@ KINDS: tuple[TaskKind, ...] = (
         "Identify every face of an uploaded image against a face collection",
         results.identification_result,
         models.FaceIdentificationResult,
-        aliases=FACE_ALIASES,
-        checks=(_check_face_cost, _check_collection),
-        required=("collection_id",),
-        private=True,
-        errors=(404,),  # an unknown collection
+        **_IDENTIFYING,
     ),
-    TaskKind(
+    kind(
         "face_identification",
         "video",
         FACE,
@@ -312,32 +173,28 @@ KINDS: tuple[TaskKind, ...] = (
         "Identify every face of every sampled frame of an uploaded video against a face collection",
         results.identification_frame,
         models.FaceIdentificationVideoResult,
-        aliases=FACE_ALIASES,
-        checks=(_check_face_cost, _check_collection),
-        required=("collection_id",),
-        private=True,
-        errors=(404,),  # an unknown collection
+        **_IDENTIFYING,
     ),
-    TaskKind(
+    kind(
         "object_detection",
         "image",
         OBJECT,
         "DetectObjects",
         "/api/detect/object/image",
         "Detect objects in an uploaded image",
-        results.image_result,
+        results.object_image,
         models.ObjectImageResult,
         aliases=_OBJECT_ALIASES,
         checks=(_check_classes,),
     ),
-    TaskKind(
+    kind(
         "object_detection",
         "video",
         OBJECT,
         "DetectObjectsInVideo",
         "/api/detect/object/video",
         "Detect objects in every sampled frame of an uploaded video",
-        results.frame_result,
+        results.object_frame,
         models.ObjectVideoResult,
         aliases=_OBJECT_ALIASES,
         checks=(_check_classes,),

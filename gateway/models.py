@@ -157,6 +157,46 @@ class ObjectVideoResult(BaseModel):
     summary: VideoSummary | None = Field(None, description="How the video ended.")
 
 
+class Keypoint(BaseModel):
+    x: float
+    y: float
+    name: str | None = Field(None, description="What the point is (nose, left_wrist...).")
+    score: float | None = None
+
+
+class GenericItem(BaseModel):
+    """One thing a backend of the generic shape found; it carries what its backend gives."""
+
+    box: Box | None = None
+    label: str | None = None
+    score: float | None = None
+    keypoints: list[Keypoint] | None = None
+    mask: list[tuple[float, float]] | None = Field(
+        None, description="A polygon outlining the thing: [x, y] pixels."
+    )
+    track_id: int | None = Field(None, description="Videos: its track, stable across frames.")
+
+
+class GenericImageResult(BaseModel):
+    """The result of a kind whose backend declares no shape of its own."""
+
+    items: list[GenericItem]
+    image_width: int
+    image_height: int
+
+
+class GenericFrame(GenericImageResult, FrameFields):
+    pass
+
+
+class GenericVideoResult(BaseModel):
+    frames: list[GenericFrame]
+    summary: VideoSummary | None = Field(None, description="How the video ended.")
+
+
+GENERIC_RESULTS = {"image": GenericImageResult, "video": GenericVideoResult}
+
+
 class Match(BaseModel):
     """An enrolled face close enough to be the same person."""
 

@@ -25,6 +25,9 @@ from gateway.errors import ApiError
 from percept_runtime import fields as rules_
 
 DESCRIPTOR_SET = Path(__file__).resolve().parent.parent / "gen" / "descriptors.binpb"
+# Descriptor sets with source info (protoc --include_source_info): the built-in
+# protos', and those a declared backend names (gateway.declare.backend).
+_DESCRIPTOR_SETS = [DESCRIPTOR_SET]
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 # Numbers as written in ASCII, nothing around them: Python's int() and float()
@@ -323,16 +326,25 @@ def _num(field: FieldDescriptor, value: float) -> int | float:
 # --- comments from the descriptor set `make proto` writes ----------------------------
 
 
+def add_descriptor_set(path: Path) -> None:
+    """Document a declared backend's options from its protos' comments too."""
+    if path not in _DESCRIPTOR_SETS:
+        _DESCRIPTOR_SETS.append(path)
+        _comments.cache_clear()
+
+
 @functools.cache
 def _comments() -> dict[str, str]:
-    """Full field name -> its leading comment, from gen/descriptors.binpb."""
-    try:
-        data = DESCRIPTOR_SET.read_bytes()
-    except OSError:
-        return {}
-    fds = descriptor_pb2.FileDescriptorSet.FromString(data)
+    """Full field name -> its leading comment, from gen/descriptors.binpb and
+    the descriptor sets of declared backends."""
+    files = []
+    for path in _DESCRIPTOR_SETS:
+        try:
+            files += descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes()).file
+        except OSError:
+            continue
     out: dict[str, str] = {}
-    for file in fds.file:
+    for file in files:
         locations = {tuple(loc.path): loc for loc in file.source_code_info.location}
         for i, msg in enumerate(file.message_type):
             for j, field in enumerate(msg.field):

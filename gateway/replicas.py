@@ -1,7 +1,7 @@
-"""The replica monitor: every face and object replica the gateway can reach,
-with its health and what it says about itself, kept in Redis for the console.
+"""The replica monitor: every replica of every declared backend the gateway can
+reach, with its health and what it says about itself, kept in Redis for the console.
 
-Each backend's targets (GATEWAY_FACE_TARGETS, GATEWAY_OBJECT_TARGETS: a
+Each backend's targets (GATEWAY_{NAME}_TARGETS, e.g. GATEWAY_FACE_TARGETS: a
 `host:port` list or one `dns:///name:port` target) are resolved again every
 few seconds, so replicas that appear in DNS show up by themselves. Every
 address is probed about once a second with grpc.health.v1 Check and
@@ -40,9 +40,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from percept.common.v1 import replica_service_pb2 as replica_pb
 from percept.common.v1 import replica_service_pb2_grpc as replica_grpc
 
+from gateway import declare
 from gateway.backends import call_metadata, channel_credentials
+from gateway.declare import Backend
 from gateway.jobs import PREFIX
-from gateway.kinds import BACKENDS, Backend
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -281,16 +282,15 @@ class ReplicaMonitor:
         self,
         redis,
         settings: GatewaySettings,
-        backends: Iterable[Backend] = BACKENDS,
+        backends: Iterable[Backend] | None = None,
     ) -> None:
+        backends = tuple(backends or declare.backends())
         self.redis = redis  # decode_responses=True
         self.interval = settings.replica_probe_s
         self.timeout = min(settings.replica_probe_timeout_s, max(0.2, self.interval))
         self.resolve_every = settings.replica_resolve_s
         self.forget_after = settings.replica_forget_s
-        self.targets = {
-            b.name: parse_target(getattr(settings, f"{b.name}_targets")) for b in backends
-        }
+        self.targets = {b.name: parse_target(settings.backend(b).targets) for b in backends}
         self.services = {b.name: b.service_name for b in backends}
         # The gateway's own way to the replicas: TLS (mutual) and the shared token.
         self._credentials = channel_credentials(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -30,22 +31,89 @@ def detection(d) -> dict[str, Any]:
     return out
 
 
-def image_result(response) -> dict[str, Any]:
-    """DetectFacesResponse or DetectObjectsResponse."""
-    if hasattr(response, "faces"):
-        items = {"faces": [face(f) for f in response.faces]}
-    else:
-        items = {"detections": [detection(d) for d in response.detections]}
-    return {**items, "image_width": response.image_width, "image_height": response.image_height}
+Result = Callable[[Any], dict[str, Any]]
 
 
-def frame_result(response) -> dict[str, Any]:
-    """DetectFacesInVideoResponse or DetectObjectsInVideoResponse."""
-    return {
-        "frame_index": response.frame_index,
-        "timestamp": response.timestamp,
-        **image_result(response),
-    }
+def image_of(items: str, item: Callable[[Any], dict[str, Any]]) -> Result:
+    """A result function: the response's repeated `items`, each through `item`,
+    and the image's size."""
+
+    def result(response) -> dict[str, Any]:
+        return {
+            items: [item(i) for i in getattr(response, items)],
+            "image_width": response.image_width,
+            "image_height": response.image_height,
+        }
+
+    return result
+
+
+def framed(image: Result) -> Result:
+    """The result function of one video frame: an image's, with the frame's index and time."""
+
+    def result(response) -> dict[str, Any]:
+        return {
+            "frame_index": response.frame_index,
+            "timestamp": response.timestamp,
+            **image(response),
+        }
+
+    return result
+
+
+face_image = image_of("faces", face)  # DetectFacesResponse
+face_frame = framed(face_image)  # DetectFacesInVideoResponse
+object_image = image_of("detections", detection)  # DetectObjectsResponse
+object_frame = framed(object_image)  # DetectObjectsInVideoResponse
+
+
+# --- the generic shape: any backend's boxes, labels, keypoints, masks, tracks -----------
+
+
+def generic(items: str = "items") -> Result:
+    """The result function of a response in the generic shape, which the console
+    draws and the SDK reads (GenericResult): the response has `image_width`,
+    `image_height` and a repeated message field `items` (a video frame also
+    `frame_index` and `timestamp`). Each item may have any of: `box` (left,
+    top, right, bottom), `label`, `score`, `keypoints` (repeated: name, x, y,
+    score), `mask` (repeated points x, y: a polygon in pixels), `track_id`;
+    the JSON carries the ones it has and sets."""
+    image = image_of(items, generic_item)
+    frame = framed(image)
+
+    def result(response) -> dict[str, Any]:
+        return (frame if "frame_index" in response.DESCRIPTOR.fields_by_name else image)(response)
+
+    return result
+
+
+def generic_item(item) -> dict[str, Any]:
+    """One item of the generic shape (see `generic`)."""
+    has = item.DESCRIPTOR.fields_by_name
+    out: dict[str, Any] = {}
+    if "box" in has and item.HasField("box"):
+        out["box"] = box(item.box)
+    if "label" in has and item.label:
+        out["label"] = item.label
+    if "score" in has:
+        out["score"] = round(item.score, 6)
+    if "keypoints" in has and item.keypoints:
+        out["keypoints"] = [_keypoint(k) for k in item.keypoints]
+    if "mask" in has and item.mask:
+        out["mask"] = [[p.x, p.y] for p in item.mask]
+    if "track_id" in has and item.track_id:
+        out["track_id"] = item.track_id
+    return out
+
+
+def _keypoint(k) -> dict[str, Any]:
+    has = k.DESCRIPTOR.fields_by_name
+    out: dict[str, Any] = {"x": k.x, "y": k.y}
+    if "name" in has and k.name:
+        out["name"] = k.name
+    if "score" in has:
+        out["score"] = round(k.score, 6)
+    return out
 
 
 def video_summary(summary) -> dict[str, Any]:
@@ -108,15 +176,8 @@ def identification_result(response) -> dict[str, Any]:
     }
 
 
-def identification_frame(response) -> dict[str, Any]:
-    """DetectFacesInVideoResponse of an identifying call."""
-    return {
-        "frame_index": response.frame_index,
-        "timestamp": response.timestamp,
-        "faces": [identified_face(f) for f in response.faces],
-        "image_width": response.image_width,
-        "image_height": response.image_height,
-    }
+# DetectFacesInVideoResponse of an identifying call.
+identification_frame = framed(image_of("faces", identified_face))
 
 
 def _time(ts) -> str:

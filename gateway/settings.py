@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.redis_client import is_sentinel_url, parse_sentinel_url
@@ -13,10 +21,30 @@ from gateway.redis_client import is_sentinel_url, parse_sentinel_url
 MiB = 1024 * 1024
 
 
+class Declared(Protocol):
+    """What settings need of a declared backend (gateway.declare.Backend)."""
+
+    name: str
+    targets: str
+    concurrency: int
+
+
+class BackendSettings(BaseModel):
+    """One declared backend's settings (GATEWAY_{NAME}_TARGETS, _CONCURRENCY)."""
+
+    targets: str = Field(
+        min_length=1,
+        description="Replicas: comma-separated host:port list, or one gRPC target such as dns:///face:50051.",
+    )
+    concurrency: int = Field(ge=1, le=256, description="Tasks in flight per dispatcher process.")
+
+
 class GatewaySettings(BaseSettings):
     """Percept REST gateway. Every setting is env GATEWAY_<NAME>, except REDIS_URL."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+    # extra="allow": a declared backend's settings given as keywords (face_targets=...)
+    # are kept for `backend`; its env is read there (backends are declared after this).
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="allow")
 
     host: str = Field("0.0.0.0", description="Address the REST API listens on.")
     port: int = Field(8000, ge=0, le=65535, description="REST port.")
@@ -38,11 +66,10 @@ class GatewaySettings(BaseSettings):
     redis_wait_timeout_ms: int = Field(
         500, ge=1, le=60_000, description="Longest a submit waits for redis_wait_replicas."
     )
-    face_targets: str = Field(
-        "127.0.0.1:50051",
-        description="Face replicas: comma-separated host:port list, or one gRPC target such as dns:///face:50051.",
+    declarations: str = Field(
+        "",
+        description="Modules declaring more backends and their task kinds (importable names, comma-separated), imported at start; each backend NAME then has GATEWAY_{NAME}_TARGETS and GATEWAY_{NAME}_CONCURRENCY like face and object.",
     )
-    object_targets: str = Field("127.0.0.1:50052", description="Object replicas, as face_targets.")
     workers: int = Field(
         1,
         ge=1,
@@ -107,12 +134,6 @@ class GatewaySettings(BaseSettings):
         ge=0,
         le=10_000,
         description="Simple-mode (?wait=true) image tasks one API process runs itself at once; beyond, they queue.",
-    )
-    face_concurrency: int = Field(
-        4, ge=1, le=256, description="Face tasks in flight per dispatcher process."
-    )
-    object_concurrency: int = Field(
-        4, ge=1, le=256, description="Object tasks in flight per dispatcher process."
     )
     task_ttl_s: int = Field(
         86_400, ge=1, description="How long a task record (and its result) is kept."
@@ -275,6 +296,21 @@ class GatewaySettings(BaseSettings):
     mqtt_topic_prefix: str = Field(
         "percept", description="MQTT topics: {prefix}/{tenant}/{event type}."
     )
+
+    def backend(self, backend: Declared) -> BackendSettings:
+        """A declared backend's settings: GATEWAY_{NAME}_TARGETS and
+        GATEWAY_{NAME}_CONCURRENCY given as keywords, else from env, else the
+        declaration's defaults. ValueError when one is wrong."""
+        env = {k.upper(): v for k, v in os.environ.items()}
+        values = {}
+        for name in BackendSettings.model_fields:
+            key = f"{backend.name}_{name}"
+            value = (self.model_extra or {}).get(key, env.get(f"GATEWAY_{key.upper()}"))
+            values[name] = getattr(backend, name) if value is None else value
+        try:
+            return BackendSettings(**values)
+        except ValidationError as exc:
+            raise ValueError(f"GATEWAY_{backend.name.upper()}_*: {exc}") from None
 
     @field_validator("public_origin")
     @classmethod

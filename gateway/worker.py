@@ -12,10 +12,10 @@ import time
 
 from prometheus_client import start_http_server
 
+from gateway import declare
 from gateway.backends import Backends
 from gateway.dispatcher import Dispatcher
 from gateway.jobs import JobStore
-from gateway.kinds import KINDS
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings
 from percept_runtime.heap import release_heap_every
@@ -25,10 +25,12 @@ logger = logging.getLogger(__name__)
 
 
 async def run(settings: GatewaySettings) -> None:
-    store = JobStore.from_settings(settings, (k.id for k in KINDS))
+    declare.load(settings.declarations)
+    kinds = declare.kinds()
+    store = JobStore.from_settings(settings, (k.id for k in kinds))
     backends = Backends(settings)
     runner = TaskRunner(store, backends)
-    dispatcher = Dispatcher(store, backends, settings, KINDS, runner)
+    dispatcher = Dispatcher(store, backends, settings, kinds, runner)
     listener = asyncio.create_task(runner.listen_for_cancels())
     heap = asyncio.create_task(release_heap_every(), name="heap-release")  # big requests pass
     stop = asyncio.Event()

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from gateway import stats
 from gateway.console.models import ReplicaList, Stats
+from gateway.declare import backends_of
 from gateway.errors import ApiError
-from gateway.kinds import backends_of
 from gateway.models import ascii_int, error_responses
 from gateway.replicas import lease_holder, read_replicas
 from percept_runtime import imaging
@@ -95,9 +95,7 @@ async def get_replicas(request: Request) -> JSONResponse:
             "replicas": await read_replicas(redis, stale_after),
             "probe_interval_s": settings.replica_probe_s,
             "forget_after_s": settings.replica_forget_s,
-            "targets": {
-                b.name: getattr(settings, f"{b.name}_targets") for b in backends_of(gw.kinds)
-            },
+            "targets": {b.name: settings.backend(b).targets for b in backends_of(gw.kinds)},
             "monitor": await lease_holder(redis),
         }
     )

@@ -8,15 +8,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import events, webhooks
+from gateway import declare, events, webhooks
 from gateway.errors import ApiError
-from gateway.kinds import KINDS
 from gateway.models import ascii_int, error_responses
 from gateway.webhooks import Subscription, SubscriptionNotFound, TargetRefused, WebhookStore
 from gateway.webhooks_delivery import test_event
 
 router = APIRouter(tags=["webhooks"])
-KIND_NAMES = sorted({k.kind for k in KINDS})
 MAX_FILTERS = 100
 TASKS_DOC = (
     "Task events of every matching task (all), or only of tasks that name this "
@@ -88,11 +86,12 @@ def _check_filters(types, kinds, source_ids) -> None:
                 fields=["types"],
             )  # fmt: skip
     if kinds is not None:
-        unknown = sorted(set(kinds) - set(KIND_NAMES))
+        known = sorted({k.kind for k in declare.kinds()})  # plug-in kinds too
+        unknown = sorted(set(kinds) - set(known))
         if unknown:
             raise ApiError(
                 422, "invalid_kinds",
-                f"unknown kind {', '.join(unknown)}; one of {', '.join(KIND_NAMES)}",
+                f"unknown kind {', '.join(unknown)}; one of {', '.join(known)}",
                 fields=["kinds"],
             )  # fmt: skip
     for name, values in (("types", types), ("kinds", kinds), ("source_ids", source_ids)):

@@ -19,7 +19,7 @@ from percept.face.v1 import face_service_pb2_grpc
 from gateway import models
 from gateway.app import create_app
 from gateway.kinds import FACE, KINDS, TaskKind
-from gateway.results import image_result
+from gateway.results import face_image
 from gateway.settings import GatewaySettings
 from tests.integration.test_gateway import submit, wait_done
 from tests.support import create_key, free_port, fresh_db
@@ -33,7 +33,7 @@ LANDMARKS = TaskKind(
     "DetectFaces",
     "/api/test/landmarks",
     "Landmarks of every face (a kind declared by a test)",
-    image_result,
+    face_image,
     models.FaceImageResult,
     preset={"return_landmarks": "true"},
 )

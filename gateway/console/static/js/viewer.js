@@ -1,7 +1,7 @@
 // What a task found, drawn over what it was given: one image, or a video's
 // frames one by one as they arrive (a slider to go back to any of them).
 
-import { blank, drawResult, found, stage, trackColour } from "./draw.js";
+import { blank, drawResult, found, itemsOf, stage, trackColour } from "./draw.js";
 import { el, int, num } from "./format.js";
 
 /**
@@ -84,8 +84,8 @@ export function createViewer(media, source) {
     const trails = new Map();
     const at = frames.indexOf(frame);
     for (const f of frames.slice(Math.max(0, at - TRAIL + 1), at + 1)) {
-      for (const item of f.faces || f.detections || []) {
-        if (!item.track_id) continue;
+      for (const item of itemsOf(f)) {
+        if (!item.track_id || !item.box) continue;
         const b = item.box;
         if (!trails.has(item.track_id)) trails.set(item.track_id, []);
         trails.get(item.track_id).push([(b.left + b.right) / 2, (b.top + b.bottom) / 2]);
@@ -120,7 +120,7 @@ export function createViewer(media, source) {
       if (frames.some((f) => f.frame_index === frame.frame_index)) return;
       frames.push(frame);
       frames.sort((a, b) => a.frame_index - b.frame_index);
-      for (const item of frame.faces || frame.detections || []) if (item.track_id) ordinal(item.track_id);
+      for (const item of itemsOf(frame)) if (item.track_id) ordinal(item.track_id);
       const i = frames.indexOf(frame);
       const tr = el("tr", { "data-i": i, "data-frame": frame.frame_index, onclick: () => { follow = false; showFrame(Number(tr.dataset.i)); } },
         el("td", { class: "num", text: int(frame.frame_index) }),

@@ -26,6 +26,7 @@ from gateway.errors import ApiError, grpc_api_error
 from gateway.inputs import check_image
 from gateway.kinds import FACE, FACE_ALIASES, face_cost_guard
 from gateway.models import ErrorBody, ascii_int
+from gateway.routes.openapi import multipart_body
 from gateway.upload import read_upload
 from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
@@ -118,20 +119,7 @@ def _multipart_doc(params, aliases, required: tuple[str, ...], what: str) -> dic
                 **protoform.openapi_schema(params[target]),
                 "description": f"Same as {target}.",
             }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file", *required],
-                        "properties": properties,
-                    }
-                }
-            },
-        }
-    }
+    return {"requestBody": multipart_body(properties, ["file", *required])}
 
 
 def _collection_url(request: Request, collection_id: str) -> str:

@@ -62,6 +62,7 @@ from percept.cli_common import (
 from percept.cli_options import given as given_options
 from percept.cli_options import kind_rules, parameters, video_only
 from percept.inputs import guess_media
+from percept.rules import SHORT_NAMES
 from percept.types import (
     Face,
     FrameResult,
@@ -71,6 +72,7 @@ from percept.types import (
     ProgressEvent,
     StatusEvent,
     Task,
+    TaskStatus,
     VideoResult,
 )
 
@@ -516,23 +518,14 @@ async def task_cancel(client, task_id: TaskId) -> Task:
     return await client.cancel(await _task_id(client, task_id))
 
 
-class StatusChoice(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-class KindChoice(enum.StrEnum):
-    face = "face"
-    object = "object"
+# The kinds by the short names the SDK takes (face, object, identify).
+KindChoice = enum.StrEnum("KindChoice", {name: name for name in SHORT_NAMES})
 
 
 @task_app.command("list")
 def task_list(
     status: Annotated[
-        StatusChoice | None, typer.Option(help="Only tasks in this status.", show_default=False)
+        TaskStatus | None, typer.Option(help="Only tasks in this status.", show_default=False)
     ] = None,
     kind: Annotated[
         KindChoice | None, typer.Option(help="Only tasks of this kind.", show_default=False)

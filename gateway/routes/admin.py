@@ -197,10 +197,8 @@ async def logout(request: Request) -> Response:
     return response
 
 
-# The API key routes: admins only (_keys), 409 while keys are off.
-keys_router = APIRouter(
-    prefix="/api/keys", tags=["access"], responses=error_responses(401, 403, 409, 503)
-)
+# The API key routes (tagged as `router`'s): admins only (_keys), 409 while keys are off.
+keys_router = APIRouter(prefix="/api/keys", responses=error_responses(401, 403, 409, 503))
 
 
 def _keys(request: Request):

@@ -121,7 +121,10 @@ async def delete_source(source_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _pausing(paused: bool):
+def _pause_route(paused: bool, summary: str) -> None:
+    """POST /api/sources/{id}/pause (or /resume): the source's `paused` set, the source shown."""
+    action = "pause" if paused else "resume"
+
     async def route(source_id: str, request: Request) -> JSONResponse:
         store, record = await _record(request, source_id)
         try:
@@ -130,21 +133,12 @@ def _pausing(paused: bool):
             raise _invalid(exc) from None
         return JSONResponse(await _shown(store, record))
 
-    return route
+    router.add_api_route(f"/api/sources/{{source_id}}/{action}", route, methods=["POST"],
+                         name=f"{action}_source", summary=summary, responses=ONE)  # fmt: skip
 
 
-for _action, _paused, _summary in (
-    ("pause", True, "Stop watching a source, keeping it"),
-    ("resume", False, "Watch a paused source again"),
-):
-    router.add_api_route(
-        f"/api/sources/{{source_id}}/{_action}",
-        _pausing(_paused),
-        methods=["POST"],
-        name=f"{_action}_source",
-        summary=_summary,
-        responses=ONE,
-    )
+_pause_route(True, "Stop watching a source, keeping it")
+_pause_route(False, "Watch a paused source again")
 
 
 @router.get(

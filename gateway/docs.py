@@ -10,38 +10,23 @@ leads to the console's sign-in instead of a 401 JSON body (SIGN_IN_PAGE)."""
 
 from __future__ import annotations
 
+import functools
 import html
-from functools import cache
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
-from starlette.staticfiles import StaticFiles
 
-PAGES = ("/docs", "/redoc")
+from gateway.static import LabelledFiles
+
+PAGES = ("/docs", "/redoc")  # the pages install() adds
 ASSETS = "/docs/assets"  # open: public library files, no data of the API's
 # Relative to /docs and /redoc (both at the root): right under any prefix.
 _ASSETS = ASSETS.lstrip("/")
 _OPENAPI = "openapi.json"
-
-
-class _Route:
-    path = ASSETS  # the metrics' route label of every asset
-
-
-class AssetFiles(StaticFiles):
-    """The pages' scripts, styles and icon; they change only with the package."""
-
-    async def __call__(self, scope, receive, send) -> None:
-        scope["route"] = _Route
-        await super().__call__(scope, receive, send)
-
-    def file_response(self, *args, **kwargs):
-        response = super().file_response(*args, **kwargs)
-        response.headers["Cache-Control"] = "public, max-age=86400"
-        return response
-
+_CACHED = "public, max-age=86400"
 
 STATIC = files("fastapi_offline") / "static"
 # ReDoc's footer shows Redocly's logo from their CDN (hidden when it fails to
@@ -49,7 +34,7 @@ STATIC = files("fastapi_offline") / "static"
 _REDOC_LOGO = b'"https://cdn.redoc.ly/redoc/logo-mini.svg"'
 
 
-@cache
+@functools.cache
 def _redoc_script() -> bytes:
     return (STATIC / "redoc.standalone.js").read_bytes().replace(_REDOC_LOGO, b'""')
 
@@ -63,32 +48,40 @@ def install(app: FastAPI) -> None:
         return Response(
             _redoc_script(),
             media_type="text/javascript",
-            headers={"Cache-Control": "public, max-age=86400"},
+            headers={"Cache-Control": _CACHED},
         )
 
-    app.mount(ASSETS, AssetFiles(directory=str(STATIC)), name="docs-assets")
+    # Public library files that change only with the package.
+    assets = LabelledFiles(label=ASSETS, cache_control=_CACHED, directory=str(STATIC))
+    app.mount(ASSETS, assets, name="docs-assets")
 
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=_OPENAPI,
+    pages = {
+        "/docs": functools.partial(
+            get_swagger_ui_html,
             title=f"{app.title} API - Swagger UI",
             swagger_js_url=f"{_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{_ASSETS}/favicon.png",
             # no badge fetched from validator.swagger.io
             swagger_ui_parameters={"validatorUrl": None},
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=_OPENAPI,
+        ),
+        "/redoc": functools.partial(
+            get_redoc_html,
             title=f"{app.title} API - ReDoc",
             redoc_js_url=f"{_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=f"{_ASSETS}/favicon.png",
             with_google_fonts=False,
-        )
+        ),
+    }
+    for path, page in pages.items():
+        app.add_api_route(path, _page_route(page), include_in_schema=False)
+
+
+def _page_route(page: Callable[..., HTMLResponse]) -> Callable[[], Awaitable[HTMLResponse]]:
+    async def serve() -> HTMLResponse:
+        return page(openapi_url=_OPENAPI)
+
+    return serve
 
 
 def wants_page(path: str, scope) -> bool:

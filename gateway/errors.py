@@ -19,15 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from percept_runtime.errors import (
-    AccessDenied,
-    AlreadyExists,
-    InputTooLarge,
-    InvalidInput,
-    NotFound,
-    PerceptError,
-    Unavailable,
-)
+from percept_runtime import errors as domain
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +54,12 @@ class TaskNotFound(Exception):
 
 # Domain exceptions -> (HTTP status, error code). Subclasses match their base.
 HTTP_ERRORS: dict[type[BaseException], tuple[int, str]] = {
-    InvalidInput: (422, "invalid_input"),
-    InputTooLarge: (413, "too_large"),
-    AccessDenied: (403, "forbidden"),
-    NotFound: (404, "not_found"),
-    AlreadyExists: (409, "already_exists"),
-    Unavailable: (503, "unavailable"),
+    domain.InvalidInput: (422, "invalid_input"),
+    domain.InputTooLarge: (413, "too_large"),
+    domain.AccessDenied: (403, "forbidden"),
+    domain.NotFound: (404, "not_found"),
+    domain.AlreadyExists: (409, "already_exists"),
+    domain.Unavailable: (503, "unavailable"),
     TaskNotFound: (404, "not_found"),
     TaskGone: (410, "expired"),
 }
@@ -173,7 +165,7 @@ def mapped_error(exc: BaseException) -> ApiError | None:
     for cls in type(exc).__mro__:
         hit = HTTP_ERRORS.get(cls)
         if hit is not None:
-            message = exc.message if isinstance(exc, PerceptError) else _default_message(exc)
+            message = exc.message if isinstance(exc, domain.PerceptError) else _default_message(exc)
             return ApiError(hit[0], hit[1], message)
     return None
 
@@ -186,6 +178,21 @@ def _default_message(exc: BaseException) -> str:
     return str(exc)
 
 
+def _store_failure(exc: BaseException, where: str) -> tuple[str, str, str] | None:
+    """(code, message, Retry-After) when the job store failed, logged here; else None."""
+    if isinstance(exc, RedisResponseError) and str(exc).startswith("OOM"):
+        logger.error("job store full on %s: %s", where, exc)
+        return (
+            "store_full",
+            "the job store (Redis) is full: nothing new is accepted until tasks end; retry later",
+            "10",
+        )
+    if isinstance(exc, STORE_DOWN):
+        logger.warning("job store unavailable on %s: %s", where, exc)
+        return "store_unavailable", "the job store (Redis) is unavailable; retry shortly", "2"
+    return None
+
+
 def response_for(exc: BaseException, where: str = "") -> JSONResponse:
     """The answer to any exception a route raised: the one place that decides."""
     if isinstance(exc, ApiError):
@@ -193,21 +200,9 @@ def response_for(exc: BaseException, where: str = "") -> JSONResponse:
     mapped = mapped_error(exc)
     if mapped is not None:
         return api_error_response(mapped)
-    if isinstance(exc, RedisResponseError) and str(exc).startswith("OOM"):
-        logger.error("job store full on %s: %s", where, exc)
-        return error_response(
-            503,
-            "store_full",
-            "the job store (Redis) is full: nothing new is accepted until tasks end; retry later",
-            headers={"Retry-After": "10"},
-        )
-    if isinstance(exc, STORE_DOWN):
-        logger.warning("job store unavailable on %s: %s", where, exc)
-        return error_response(
-            503,
-            "store_unavailable",
-            "the job store (Redis) is unavailable; retry shortly",
-            headers={"Retry-After": "2"},
-        )
+    failure = _store_failure(exc, where)
+    if failure is not None:
+        code, message, retry_after = failure
+        return error_response(503, code, message, headers={"Retry-After": retry_after})
     logger.error("unhandled error on %s", where, exc_info=exc)
     return error_response(500, "internal", "internal error; see the gateway log")

@@ -21,13 +21,13 @@ import logging
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from redis.exceptions import ResponseError
 
 from gateway import events
+from gateway.webhooks_delivery import MQTT_GROUP as GROUP
+from gateway.webhooks_delivery import ensure_group
 
 logger = logging.getLogger(__name__)
 
-GROUP = "mqtt"
 LEASE_S = 10.0
 PUBACK_TIMEOUT_S = 10.0
 
@@ -60,11 +60,7 @@ class MqttPublisher:
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        try:
-            await self.redis.xgroup_create(events.OUTBOX, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, GROUP)
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()  # paho's network thread; reconnects by itself
         self._tasks = [
@@ -96,7 +92,7 @@ class MqttPublisher:
             except Exception as exc:  # noqa: BLE001 - Redis or the broker away: go on later
                 if "NOGROUP" in str(exc):
                     with contextlib.suppress(Exception):
-                        await self.redis.xgroup_create(events.OUTBOX, GROUP, id="0", mkstream=True)
+                        await ensure_group(self.redis, GROUP)
                 else:
                     logger.warning("MQTT publisher: %s; going on", exc)
                 await asyncio.sleep(1)

@@ -345,28 +345,15 @@ WORKERS = f"{PREFIX}source-workers"  # zset worker id -> last heartbeat (unix s)
 CHANGED = f"{PREFIX}sources:changed"  # pub/sub: a source id whose spec changed
 
 
+# Key builders, each given the source's id: status_key("src_1").
+source_key = (PREFIX + "source:{}").format
+status_key, counts_key, lease_key, frame_key = (
+    (PREFIX + "source:{}:" + part).format for part in ("status", "counts", "lease", "frame")
+)
+
+
 def tenant_key(tenant: str) -> str:
     return f"{PREFIX}sources:tenant:{tenant}"
-
-
-def source_key(source_id: str) -> str:
-    return f"{PREFIX}source:{source_id}"
-
-
-def status_key(source_id: str) -> str:
-    return f"{PREFIX}source:{source_id}:status"
-
-
-def counts_key(source_id: str) -> str:
-    return f"{PREFIX}source:{source_id}:counts"
-
-
-def lease_key(source_id: str) -> str:
-    return f"{PREFIX}source:{source_id}:lease"
-
-
-def frame_key(source_id: str) -> str:
-    return f"{PREFIX}source:{source_id}:frame"
 
 
 class SourceStore:

@@ -51,28 +51,14 @@ DELIVERY_TYPES = (*events.EVENT_TYPES, TEST_EVENT)
 TASKS_ALL, TASKS_NAMED = "all", "named"  # a subscription's `tasks` setting
 
 
-def sub_key(sub_id: str) -> str:
-    return f"{P}sub:{sub_id}"
-
-
-def tenant_key(tenant: str) -> str:
-    return f"{P}tenant:{tenant}"
+# Key builders, each given the one id it names: sub_key("sub_1").
+sub_key, tenant_key, due_key, log_key, failed_key = (
+    (P + part + ":{}").format for part in ("sub", "tenant", "due", "log", "failed")
+)
 
 
 def delivery_key(sub_id: str, event_id: str) -> str:
     return f"{P}dlv:{sub_id}:{event_id}"
-
-
-def due_key(sub_id: str) -> str:
-    return f"{P}due:{sub_id}"
-
-
-def log_key(sub_id: str) -> str:
-    return f"{P}log:{sub_id}"
-
-
-def failed_key(sub_id: str) -> str:
-    return f"{P}failed:{sub_id}"
 
 
 def new_secret() -> str:

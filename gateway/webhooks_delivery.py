@@ -56,6 +56,17 @@ FANOUT_LEASE_S = 10.0
 MAX_RESPONSE_BYTES = 4096
 POLL_S = 0.05
 
+
+async def ensure_group(redis, group: str) -> None:
+    """Create the outbox's consumer group `group` (reading from the start)
+    unless it exists: the webhook fan-out's and the MQTT publisher's."""
+    try:
+        await redis.xgroup_create(events.OUTBOX, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
 DELIVERIES = Counter(
     "percept_webhook_attempts_total", "Webhook delivery attempts, by outcome", ["outcome"]
 )
@@ -180,7 +191,7 @@ class Deliverer:
 
     async def start(self) -> None:
         with contextlib.suppress(Exception):
-            await self._ensure_group()
+            await ensure_group(self.redis, GROUP)
         self._tasks = [
             asyncio.create_task(self._fanout_loop(), name="webhook-fanout"),
             asyncio.create_task(self._reclaim_loop(), name="webhook-reclaim"),
@@ -203,13 +214,6 @@ class Deliverer:
             await self.mqtt.stop()
         await self.http.close()
 
-    async def _ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(events.OUTBOX, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
     async def _guarded(self, what: str, body) -> None:
         """Run a loop body forever: a Redis restart or a bug is logged, not fatal."""
         while True:
@@ -220,7 +224,7 @@ class Deliverer:
             except Exception as exc:  # noqa: BLE001
                 if "NOGROUP" in str(exc):
                     with contextlib.suppress(Exception):
-                        await self._ensure_group()
+                        await ensure_group(self.redis, GROUP)
                 else:
                     logger.warning("webhook %s: %s; going on", what, exc, exc_info=True)
                 await asyncio.sleep(1)

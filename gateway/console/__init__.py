@@ -10,32 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.staticfiles import StaticFiles
 
 from gateway.routes import console as routes
+from gateway.static import LabelledFiles
 
 STATIC = Path(__file__).parent / "static"
-
-
-class _Route:
-    path = "/console"  # the metrics' route label of every console file
-
-
-class ConsoleFiles(StaticFiles):
-    """Static files that browsers revalidate (a new gateway serves new code),
-    counted in the HTTP metrics under one route, /console."""
-
-    async def __call__(self, scope, receive, send) -> None:
-        scope["route"] = _Route
-        await super().__call__(scope, receive, send)
-
-    def file_response(self, *args, **kwargs):
-        response = super().file_response(*args, **kwargs)
-        response.headers["Cache-Control"] = "no-cache"
-        return response
 
 
 def install(app: FastAPI) -> None:
     """Add the console's APIs and its page (/console/) to the app."""
     app.include_router(routes.router)
-    app.mount("/console", ConsoleFiles(directory=STATIC, html=True), name="console")
+    # Revalidated by browsers: a new gateway serves new code.
+    files = LabelledFiles(label="/console", cache_control="no-cache", directory=STATIC, html=True)
+    app.mount("/console", files, name="console")

@@ -114,6 +114,15 @@ async def whoami(request: Request) -> JSONResponse:
     return JSONResponse(_who(principal, gw.auth.enabled, session if gw.auth.enabled else None))
 
 
+# The login's body, as JSON or as a form.
+_API_KEY_FORM = {
+    "type": "object",
+    "required": ["api_key"],
+    "properties": {"api_key": {"type": "string"}},
+}
+_LOGIN_MEDIA_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+
 @router.post(
     "/api/session",
     summary="Log in with an API key: sets the console's session cookie",
@@ -124,22 +133,7 @@ async def whoami(request: Request) -> JSONResponse:
     responses=error_responses(401, 403, 422, 429, 503),
     openapi_extra={
         "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["api_key"],
-                        "properties": {"api_key": {"type": "string"}},
-                    }
-                },
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["api_key"],
-                        "properties": {"api_key": {"type": "string"}},
-                    }
-                },
-            }
+            "content": {media: {"schema": _API_KEY_FORM} for media in _LOGIN_MEDIA_TYPES}
         }
     },
 )
@@ -203,6 +197,10 @@ async def logout(request: Request) -> Response:
     return response
 
 
+# The API key routes (tagged as `router`'s): admins only (_keys), 409 while keys are off.
+keys_router = APIRouter(prefix="/api/keys", responses=error_responses(401, 403, 409, 503))
+
+
 def _keys(request: Request):
     gw = request.app.state.gateway
     gw.auth.require_admin(request)
@@ -211,23 +209,18 @@ def _keys(request: Request):
     return gw.keys
 
 
-@router.get(
-    "/api/keys",
-    summary="List API keys (admin)",
-    response_model=KeyList,
-    responses=error_responses(401, 403, 409, 503),
-)
+@keys_router.get("", summary="List API keys (admin)", response_model=KeyList)
 async def list_keys(request: Request) -> JSONResponse:
     keys = await _keys(request).list()
     return JSONResponse({"keys": [k.to_json() for k in keys]})
 
 
-@router.post(
-    "/api/keys",
+@keys_router.post(
+    "",
     summary="Create an API key (admin); the key is shown once",
     status_code=201,
     response_model=CreatedKey,
-    responses=error_responses(401, 403, 409, 422, 503),
+    responses=error_responses(422),
 )
 async def create_key(
     request: Request, keys: Annotated[KeyStore, Depends(_keys)], body: NewKey
@@ -241,11 +234,11 @@ async def create_key(
     return JSONResponse({"key": secret, "info": record.to_json()}, status_code=201)
 
 
-@router.delete(
-    "/api/keys/{key_id}",
+@keys_router.delete(
+    "/{key_id}",
     summary="Revoke an API key at once, on every gateway process (admin)",
     response_model=KeyInfo,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(404, 422),
 )
 async def revoke_key(key_id: str, request: Request) -> JSONResponse:
     if not re.fullmatch(r"[0-9a-f]{8}", key_id):
@@ -254,3 +247,6 @@ async def revoke_key(key_id: str, request: Request) -> JSONResponse:
     if record is None:
         raise ApiError(404, "not_found", f"no API key {key_id}")
     return JSONResponse(record.to_json())
+
+
+router.include_router(keys_router)

@@ -26,12 +26,10 @@ from gateway.errors import ApiError, grpc_api_error
 from gateway.inputs import check_image
 from gateway.kinds import FACE, FACE_ALIASES, face_cost_guard
 from gateway.models import ErrorBody, ascii_int
+from gateway.routes.openapi import multipart_body
 from gateway.upload import read_upload
 from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
-
-router = APIRouter(tags=["collections"])
-
 
 CollectionId = Path(description=f"The collection's id ({ids.COLLECTION_ID_RULE}).")
 
@@ -54,6 +52,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": _ERRORS[s]} for s in statuses}
 
 
+# Every route may answer these; each adds its own (404 for a collection's routes).
+router = APIRouter(tags=["collections"], responses=_errors(401, 422, 429, 500, 503, 504))
+
+
 def _params(message_class, skip: tuple[str, ...], drop: tuple[str, ...] = ()):
     params = protoform.params_of(message_class.DESCRIPTOR, skip=skip)
     return {name: p for name, p in params.items() if name not in drop}
@@ -67,7 +69,9 @@ _ENROLL_PARAMS = _params(
 _VERIFY_PARAMS = _params(pb.VerifyFaceRequest, ("image", "collection_id"))
 
 
-async def _call(request: Request, method: str, message: Message):
+async def _call(request: Request, message: Message):
+    """The face service's RPC named by the request (DeleteFacesRequest: DeleteFaces)."""
+    method = message.DESCRIPTOR.name.removesuffix("Request")
     gw = request.app.state.gateway
     tenant = gw.auth.principal(request).tenant
     try:
@@ -115,28 +119,16 @@ def _multipart_doc(params, aliases, required: tuple[str, ...], what: str) -> dic
                 **protoform.openapi_schema(params[target]),
                 "description": f"Same as {target}.",
             }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file", *required],
-                        "properties": properties,
-                    }
-                }
-            },
-        }
-    }
+    return {"requestBody": multipart_body(properties, ["file", *required])}
 
 
 def _collection_url(request: Request, collection_id: str) -> str:
     return f"{request.base_url}api/collections/{collection_id}"
 
 
-def _token(value: str) -> str | None:
-    return value or None
+def _page(name: str, items: list[dict[str, Any]], next_page_token: str) -> JSONResponse:
+    """One page of a listing: its items and the next page's token (null on the last)."""
+    return JSONResponse({name: items, "next_page_token": next_page_token or None})
 
 
 # --- collections -------------------------------------------------------------------------
@@ -147,12 +139,11 @@ def _token(value: str) -> str | None:
     summary="Create a face collection",
     status_code=201,
     response_model=models.Collection,
-    responses=_errors(400, 401, 409, 422, 429, 500, 503, 504),
+    responses=_errors(400, 409),
 )
 async def create_collection(body: models.NewCollection, request: Request) -> JSONResponse:
     response = await _call(
         request,
-        "CreateCollection",
         pb.CreateCollectionRequest(collection_id=body.collection_id, description=body.description),
     )
     url = _collection_url(request, body.collection_id)
@@ -165,7 +156,6 @@ async def create_collection(body: models.NewCollection, request: Request) -> JSO
     "/api/collections",
     summary="List your face collections, by id",
     response_model=models.CollectionPage,
-    responses=_errors(401, 422, 429, 500, 503, 504),
 )
 async def list_collections(
     request: Request,
@@ -174,27 +164,20 @@ async def list_collections(
 ) -> JSONResponse:
     response = await _call(
         request,
-        "ListCollections",
         pb.ListCollectionsRequest(page_size=page_size or 0, page_token=page_token or ""),
     )
-    return JSONResponse(
-        {
-            "collections": [results.collection(c) for c in response.collections],
-            "next_page_token": _token(response.next_page_token),
-        }
-    )
+    collections = [results.collection(c) for c in response.collections]
+    return _page("collections", collections, response.next_page_token)
 
 
 @router.get(
     "/api/collections/{collection_id}",
     summary="A face collection, with its face and subject counts",
     response_model=models.Collection,
-    responses=_errors(401, 404, 422, 429, 500, 503, 504),
+    responses=_errors(404),
 )
 async def get_collection(request: Request, collection_id: str = CollectionId) -> JSONResponse:
-    response = await _call(
-        request, "DescribeCollection", pb.DescribeCollectionRequest(collection_id=collection_id)
-    )
+    response = await _call(request, pb.DescribeCollectionRequest(collection_id=collection_id))
     return JSONResponse(results.collection(response.collection))
 
 
@@ -203,12 +186,10 @@ async def get_collection(request: Request, collection_id: str = CollectionId) ->
     summary="Delete a face collection and every face in it, everywhere",
     status_code=204,
     response_class=Response,
-    responses={204: {"description": "Deleted."}, **_errors(401, 404, 422, 429, 500, 503, 504)},
+    responses={204: {"description": "Deleted."}, **_errors(404)},
 )
 async def delete_collection(request: Request, collection_id: str = CollectionId) -> Response:
-    await _call(
-        request, "DeleteCollection", pb.DeleteCollectionRequest(collection_id=collection_id)
-    )
+    await _call(request, pb.DeleteCollectionRequest(collection_id=collection_id))
     return Response(status_code=204)
 
 
@@ -223,7 +204,7 @@ async def delete_collection(request: Request, collection_id: str = CollectionId)
     "saying so.",
     status_code=201,
     response_model=models.Enrollment,
-    responses=_errors(400, 401, 404, 413, 415, 422, 429, 500, 503, 504),
+    responses=_errors(400, 404, 413, 415),
     openapi_extra=_multipart_doc(_ENROLL_PARAMS, {}, ("subject",), "A photo of the subject."),
 )
 async def enroll(request: Request, collection_id: str = CollectionId) -> JSONResponse:
@@ -237,7 +218,7 @@ async def enroll(request: Request, collection_id: str = CollectionId) -> JSONRes
     problem = ids.subject_problem(message.subject)
     if problem is not None:  # the face service says the same; no detection paid for
         raise ApiError(422, "invalid_option", problem, fields=["subject"])
-    response = await _call(request, "EnrollFaces", message)
+    response = await _call(request, message)
     return JSONResponse(
         {
             "faces": [results.enrolled_face(f) for f in response.faces],
@@ -253,7 +234,7 @@ async def enroll(request: Request, collection_id: str = CollectionId) -> JSONRes
     "/api/collections/{collection_id}/faces",
     summary="List a collection's enrolled faces",
     response_model=models.FacePage,
-    responses=_errors(401, 404, 422, 429, 500, 503, 504),
+    responses=_errors(404),
 )
 async def list_faces(
     request: Request,
@@ -264,7 +245,6 @@ async def list_faces(
 ) -> JSONResponse:
     response = await _call(
         request,
-        "ListFaces",
         pb.ListFacesRequest(
             collection_id=collection_id,
             subject=subject or "",
@@ -272,12 +252,8 @@ async def list_faces(
             page_token=page_token or "",
         ),
     )
-    return JSONResponse(
-        {
-            "faces": [results.enrolled_face(f) for f in response.faces],
-            "next_page_token": _token(response.next_page_token),
-        }
-    )
+    faces = [results.enrolled_face(f) for f in response.faces]
+    return _page("faces", faces, response.next_page_token)
 
 
 @router.delete(
@@ -285,7 +261,7 @@ async def list_faces(
     summary="Delete an enrolled face, everywhere",
     status_code=204,
     response_class=Response,
-    responses={204: {"description": "Deleted."}, **_errors(401, 404, 422, 429, 500, 503, 504)},
+    responses={204: {"description": "Deleted."}, **_errors(404)},
 )
 async def delete_face(
     request: Request,
@@ -294,7 +270,6 @@ async def delete_face(
 ) -> Response:
     response = await _call(
         request,
-        "DeleteFaces",
         pb.DeleteFacesRequest(collection_id=collection_id, face_ids=[face_id]),
     )
     if face_id.lower() not in [f.lower() for f in response.deleted_face_ids]:
@@ -306,7 +281,7 @@ async def delete_face(
     "/api/collections/{collection_id}/subjects/{subject:path}",
     summary="Delete every face of a subject, everywhere",
     response_model=models.SubjectDeleted,
-    responses=_errors(401, 404, 422, 429, 500, 503, 504),
+    responses=_errors(404),
 )
 async def delete_subject(
     request: Request,
@@ -315,7 +290,6 @@ async def delete_subject(
 ) -> JSONResponse:
     response = await _call(
         request,
-        "DeleteSubject",
         pb.DeleteSubjectRequest(collection_id=collection_id, subject=subject),
     )
     return JSONResponse({"subject": subject, "deleted_faces": response.deleted_faces})
@@ -328,7 +302,7 @@ async def delete_subject(
     "/api/collections/{collection_id}/search",
     summary="The enrolled faces closest to an enrolled face",
     response_model=models.SearchResult,
-    responses=_errors(400, 401, 404, 422, 429, 500, 503, 504),
+    responses=_errors(400, 404),
 )
 async def search(
     body: models.SearchRequest, request: Request, collection_id: str = CollectionId
@@ -338,7 +312,7 @@ async def search(
     )
     if body.threshold is not None:
         message.threshold = body.threshold
-    response = await _call(request, "SearchFaces", message)
+    response = await _call(request, message)
     return JSONResponse(
         {
             "face_id": body.face_id,
@@ -352,7 +326,7 @@ async def search(
     "/api/collections/{collection_id}/verify",
     summary="Is the image's largest face this subject?",
     response_model=models.Verification,
-    responses=_errors(400, 401, 404, 413, 415, 422, 429, 500, 503, 504),
+    responses=_errors(400, 404, 413, 415),
     openapi_extra=_multipart_doc(_VERIFY_PARAMS, FACE_ALIASES, ("subject",), "The face to verify."),
 )
 async def verify(request: Request, collection_id: str = CollectionId) -> JSONResponse:
@@ -363,7 +337,7 @@ async def verify(request: Request, collection_id: str = CollectionId) -> JSONRes
         FACE_ALIASES,
         ("subject",),
     )
-    response = await _call(request, "VerifyFace", message)
+    response = await _call(request, message)
     return JSONResponse(
         {
             "subject": message.subject,

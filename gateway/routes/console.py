@@ -18,7 +18,7 @@ from gateway.models import ascii_int, error_responses
 from gateway.replicas import lease_holder, read_replicas
 from percept_runtime import imaging
 
-router = APIRouter(tags=["console"])
+router = APIRouter(tags=["console"], responses=error_responses(401, 503))
 
 STATS_CACHE_S = 1.0  # many open consoles cost Redis one read a second
 _cache: dict[tuple[int, int], tuple[float, dict]] = {}
@@ -34,7 +34,7 @@ async def home() -> RedirectResponse:
     "/api/stats",
     summary="The console's overview: live counts and per-minute statistics of every task kind",
     response_model=Stats,
-    responses=error_responses(401, 403, 422, 503),
+    responses=error_responses(403, 422),
 )
 async def get_stats(
     request: Request,
@@ -82,7 +82,7 @@ async def overview(gw, minutes: int) -> dict[str, Any]:
     "/api/replicas",
     summary="Every face and object replica the gateway can reach, with health and load",
     response_model=ReplicaList,
-    responses=error_responses(401, 403, 503),
+    responses=error_responses(403),
 )
 async def get_replicas(request: Request) -> JSONResponse:
     gw = request.app.state.gateway
@@ -112,7 +112,7 @@ async def get_replicas(request: Request) -> JSONResponse:
             },
             "description": "The uploaded image, as it was sent.",
         },
-        **error_responses(401, 404, 410, 422, 503),
+        **error_responses(404, 410, 422),
     },
 )
 async def task_input(task_id: str, request: Request) -> Response:

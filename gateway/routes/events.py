@@ -15,8 +15,9 @@ from gateway import events
 from gateway.errors import ApiError
 from gateway.jobs import MAX_BLOCK_MS
 from gateway.models import ascii_float, ascii_int, error_responses
+from gateway.routes.openapi import sse_response
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=error_responses(400, 401, 422, 503))
 
 POSITION = re.compile(r"^\d{1,20}-\d{1,20}$")
 _U64 = 2**64 - 1
@@ -66,7 +67,6 @@ TypeQuery = Query(None, alias="type", description="Only these types (repeat, or 
     "/api/events",
     summary="The event log, newest first",
     response_model=EventPage,
-    responses=error_responses(400, 401, 422, 503),
 )
 async def list_events(
     request: Request,
@@ -97,14 +97,10 @@ async def list_events(
     "/api/events/stream",
     summary="Server-Sent Events: the event log, live",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "One SSE event per Percept event: `event:` its type, `id:` its "
-            "seq (send it back as Last-Event-ID to resume), `data:` the envelope.",
-        },
-        **error_responses(400, 401, 422, 503),
-    },
+    responses=sse_response(
+        "One SSE event per Percept event: `event:` its type, `id:` its seq (send it back "
+        "as Last-Event-ID to resume), `data:` the envelope."
+    ),
 )
 async def stream_events(
     request: Request,

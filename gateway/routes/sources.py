@@ -21,7 +21,9 @@ from gateway.errors import ApiError
 from gateway.models import error_responses
 from percept_runtime.errors import InvalidInput
 
-router = APIRouter(tags=["sources"])
+# Every route may answer these; the routes on one source add 404 (ONE).
+router = APIRouter(tags=["sources"], responses=error_responses(401, 422, 503))
+ONE = error_responses(404)
 
 
 def _store(request: Request) -> sources.SourceStore:
@@ -52,7 +54,7 @@ def _invalid(exc: InvalidInput) -> ApiError:
     "/api/sources",
     summary="Register a live source (camera, stream or file); workers start on it at once",
     status_code=201,
-    responses=error_responses(400, 401, 422, 503),
+    responses=error_responses(400),
 )
 async def create_source(body: sources.NewSource, request: Request) -> JSONResponse:
     store = _store(request)
@@ -71,7 +73,6 @@ async def create_source(body: sources.NewSource, request: Request) -> JSONRespon
 @router.get(
     "/api/sources",
     summary="List your sources with their state, rates and counts",
-    responses=error_responses(401, 422, 503),
 )
 async def list_sources(request: Request) -> JSONResponse:
     store = _store(request)
@@ -83,7 +84,7 @@ async def list_sources(request: Request) -> JSONResponse:
 @router.get(
     "/api/sources/{source_id}",
     summary="One source: its settings, state, rates and counts",
-    responses=error_responses(401, 404, 422, 503),
+    responses=ONE,
 )
 async def get_source(source_id: str, request: Request) -> JSONResponse:
     store, record = await _record(request, source_id)
@@ -93,7 +94,7 @@ async def get_source(source_id: str, request: Request) -> JSONResponse:
 @router.patch(
     "/api/sources/{source_id}",
     summary="Change a source (only the fields given); the worker applies it at once",
-    responses=error_responses(400, 401, 404, 422, 503),
+    responses=error_responses(400, 404),
 )
 async def change_source(
     source_id: str, body: sources.SourceChange, request: Request
@@ -112,7 +113,7 @@ async def change_source(
     "/api/sources/{source_id}",
     summary="Stop watching a source and forget it",
     status_code=204,
-    responses=error_responses(401, 404, 422, 503),
+    responses=ONE,
 )
 async def delete_source(source_id: str, request: Request) -> Response:
     store, record = await _record(request, source_id)
@@ -120,37 +121,30 @@ async def delete_source(source_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _pause(request: Request, source_id: str, paused: bool) -> JSONResponse:
-    store, record = await _record(request, source_id)
-    try:
-        record = await store.change(record, sources.SourceChange(paused=paused))
-    except InvalidInput as exc:  # its URL is refused now (a file gone, a policy changed)
-        raise _invalid(exc) from None
-    return JSONResponse(await _shown(store, record))
+def _pause_route(paused: bool, summary: str) -> None:
+    """POST /api/sources/{id}/pause (or /resume): the source's `paused` set, the source shown."""
+    action = "pause" if paused else "resume"
+
+    async def route(source_id: str, request: Request) -> JSONResponse:
+        store, record = await _record(request, source_id)
+        try:
+            record = await store.change(record, sources.SourceChange(paused=paused))
+        except InvalidInput as exc:  # its URL is refused now (a file gone, a policy changed)
+            raise _invalid(exc) from None
+        return JSONResponse(await _shown(store, record))
+
+    router.add_api_route(f"/api/sources/{{source_id}}/{action}", route, methods=["POST"],
+                         name=f"{action}_source", summary=summary, responses=ONE)  # fmt: skip
 
 
-@router.post(
-    "/api/sources/{source_id}/pause",
-    summary="Stop watching a source, keeping it",
-    responses=error_responses(401, 404, 422, 503),
-)
-async def pause_source(source_id: str, request: Request) -> JSONResponse:
-    return await _pause(request, source_id, True)
-
-
-@router.post(
-    "/api/sources/{source_id}/resume",
-    summary="Watch a paused source again",
-    responses=error_responses(401, 404, 422, 503),
-)
-async def resume_source(source_id: str, request: Request) -> JSONResponse:
-    return await _pause(request, source_id, False)
+_pause_route(True, "Stop watching a source, keeping it")
+_pause_route(False, "Watch a paused source again")
 
 
 @router.get(
     "/api/sources/{source_id}/live",
     summary="The newest processed frame (base64 JPEG) with its boxes and track ids, for live views",
-    responses=error_responses(401, 404, 422, 503),
+    responses=ONE,
 )
 async def source_live(source_id: str, request: Request) -> JSONResponse:
     await _record(request, source_id)

@@ -14,7 +14,9 @@ from gateway.models import ascii_int, error_responses
 from gateway.webhooks import Subscription, SubscriptionNotFound, TargetRefused, WebhookStore
 from gateway.webhooks_delivery import test_event
 
-router = APIRouter(tags=["webhooks"])
+# Every route may answer these; the routes on one subscription add 404 (SUB).
+router = APIRouter(tags=["webhooks"], responses=error_responses(401, 422, 503))
+SUB = error_responses(404)
 MAX_FILTERS = 100
 TASKS_DOC = (
     "Task events of every matching task (all), or only of tasks that name this "
@@ -121,7 +123,6 @@ async def _get(request: Request, sub_id: str) -> Subscription:
     status_code=201,
     summary="Subscribe a URL to events (the answer carries its signing secret, once)",
     response_model=SubscriptionOut,
-    responses=error_responses(401, 422, 503),
 )
 async def create_subscription(body: SubscriptionIn, request: Request) -> JSONResponse:
     gw = request.app.state.gateway
@@ -140,7 +141,6 @@ async def create_subscription(body: SubscriptionIn, request: Request) -> JSONRes
     "/api/webhooks",
     summary="The tenant's webhook subscriptions (admins: all)",
     response_model=list[SubscriptionOut],
-    responses=error_responses(401, 422, 503),
 )
 async def list_subscriptions(request: Request) -> JSONResponse:
     scope = request.app.state.gateway.auth.principal(request).scope
@@ -151,7 +151,7 @@ async def list_subscriptions(request: Request) -> JSONResponse:
     "/api/webhooks/{sub_id}",
     summary="One webhook subscription",
     response_model=SubscriptionOut,
-    responses=error_responses(401, 404, 422, 503),
+    responses=SUB,
 )
 async def get_subscription(sub_id: str, request: Request) -> JSONResponse:
     return JSONResponse((await _get(request, sub_id)).to_json())
@@ -161,7 +161,7 @@ async def get_subscription(sub_id: str, request: Request) -> JSONResponse:
     "/api/webhooks/{sub_id}",
     summary="Change a subscription's URL, filters or state",
     response_model=SubscriptionOut,
-    responses=error_responses(401, 404, 422, 503),
+    responses=SUB,
 )
 async def update_subscription(
     sub_id: str, body: SubscriptionPatch, request: Request
@@ -182,7 +182,7 @@ async def update_subscription(
     "/api/webhooks/{sub_id}",
     status_code=204,
     summary="Delete a subscription and its pending deliveries",
-    responses=error_responses(401, 404, 422, 503),
+    responses=SUB,
 )
 async def delete_subscription(sub_id: str, request: Request):
     sub = await _get(request, sub_id)
@@ -194,7 +194,7 @@ async def delete_subscription(sub_id: str, request: Request):
     "/api/webhooks/{sub_id}/rotate",
     summary="A new signing secret; the old one also signs for the overlap",
     response_model=SubscriptionOut,
-    responses=error_responses(401, 404, 422, 503),
+    responses=SUB,
 )
 async def rotate_secret(sub_id: str, request: Request) -> JSONResponse:
     sub = await _get(request, sub_id)
@@ -206,7 +206,7 @@ async def rotate_secret(sub_id: str, request: Request) -> JSONResponse:
 @router.get(
     "/api/webhooks/{sub_id}/deliveries",
     summary="The delivery log: every attempt, newest first",
-    responses=error_responses(401, 404, 422, 503),
+    responses=SUB,
 )
 async def delivery_log(
     sub_id: str,
@@ -225,7 +225,7 @@ async def delivery_log(
 @router.get(
     "/api/webhooks/{sub_id}/deliveries/{event_id}",
     summary="One delivery: its event, state, attempts and last answer",
-    responses=error_responses(401, 404, 422, 503),
+    responses=SUB,
 )
 async def get_delivery(sub_id: str, event_id: str, request: Request) -> JSONResponse:
     sub = await _get(request, sub_id)
@@ -239,7 +239,7 @@ async def get_delivery(sub_id: str, event_id: str, request: Request) -> JSONResp
     "/api/webhooks/{sub_id}/deliveries/{event_id}/retry",
     status_code=202,
     summary="Send a delivery again (a failed one, typically)",
-    responses=error_responses(401, 404, 422, 503),
+    responses=SUB,
 )
 async def send_again(sub_id: str, event_id: str, request: Request) -> JSONResponse:
     sub = await _get(request, sub_id)
@@ -252,7 +252,7 @@ async def send_again(sub_id: str, event_id: str, request: Request) -> JSONRespon
     "/api/webhooks/{sub_id}/test",
     status_code=202,
     summary="Send a test event (type webhook.test) to this subscription",
-    responses=error_responses(401, 404, 422, 503),
+    responses=SUB,
 )
 async def send_test(sub_id: str, request: Request) -> JSONResponse:
     import time

@@ -8,11 +8,9 @@
     percept task list --status running
     percept health
 
-Exit codes: 0 ok; 1 the work failed (a task failed or was cancelled, the server
-failed, a collection to create exists already); 2 usage (bad arguments, a file
-that cannot be read, a request the server refused as invalid (an image without
-a usable face), an unknown task, collection, face or subject, a refused API
-key); 3 the server cannot be reached (or has no replica to serve).
+A task kind's options (their names, types, ranges and help) are its proto
+fields' rules, read by percept.rules as the gateway reads them
+(percept.cli_options). Exit codes: see percept.cli_common.
 """
 
 from __future__ import annotations
@@ -20,14 +18,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import json
-import sys
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -42,12 +38,32 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from percept import errors, stack
+from percept import FaceOptions, ObjectOptions, errors
+from percept.cli_common import (
+    DEFAULT_SERVER,
+    USAGE_ERRORS,
+    ApiKey,
+    AsJson,
+    ExitCode,
+    Server,
+    app,
+    connect,
+    err,
+    exit_code_for,
+    fail,
+    files_argument,
+    out,
+    param,
+    print_json,
+    run_command,
+    sdk_command,
+    with_params,
+)
+from percept.cli_options import given as given_options
+from percept.cli_options import kind_rules, parameters, video_only
 from percept.inputs import guess_media
-from percept.options import FaceOptions, ObjectOptions
+from percept.rules import SHORT_NAMES
 from percept.types import (
-    Collection,
-    EnrolledFace,
     Face,
     FrameResult,
     Health,
@@ -56,119 +72,26 @@ from percept.types import (
     ProgressEvent,
     StatusEvent,
     Task,
+    TaskStatus,
     VideoResult,
 )
 
+__all__ = ["USAGE_ERRORS", "ExitCode", "app", "exit_code_for", "fail", "main"]
 
-class ExitCode(enum.IntEnum):
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    UNREACHABLE = 3
-
-
-USAGE_ERRORS = (
-    errors.InvalidInput,
-    errors.TooLarge,
-    errors.NotFound,
-    errors.Unauthorized,
-    errors.Forbidden,
-)
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-app = typer.Typer(
-    name="percept",
-    help="Face and object detection through a Percept gateway.",
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 ok, 1 the work failed, 2 usage error, 3 server unreachable.",
-)
 detect_app = typer.Typer(help="Detect faces or objects in images and videos.", no_args_is_help=True)
 task_app = typer.Typer(help="Show, follow, cancel and list tasks.", no_args_is_help=True)
-collections_app = typer.Typer(
-    help="Create, list, show and delete face collections.", no_args_is_help=True
-)
-faces_app = typer.Typer(
-    help="Enroll, list and delete the faces of a collection.", no_args_is_help=True
-)
 app.add_typer(detect_app, name="detect")
 app.add_typer(task_app, name="task")
-app.add_typer(collections_app, name="collections")
-app.add_typer(faces_app, name="faces")
 
-# --- options shared by the commands ------------------------------------------------------------
-
-Server = Annotated[
-    str | None,
-    typer.Option(
-        "--server",
-        "-s",
-        envvar="PERCEPT_URL",
-        help="Gateway URL (default: the running `make run` stack's, found in .run/stack.json, "
-        "else http://127.0.0.1:8000).",
-        show_default=False,
-    ),
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="PERCEPT_API_KEY",
-        help="API key, sent as 'Authorization: Bearer <key>' (default: the `make run` "
-        "stack's admin key, when the server is the stack's).",
-        show_default=False,
-    ),
-]
-AsJson = Annotated[
-    bool, typer.Option("--json", help="Print JSON (the API's task objects) instead of tables.")
-]
 Timeout = Annotated[
     float, typer.Option("--timeout", help="Seconds the whole command may wait for the work.")
 ]
-DEFAULT_SERVER = None  # PERCEPT_URL, else the stack's (percept.stack), else :8000
-Inputs = Annotated[
-    list[Path],
-    typer.Argument(
-        help="Image (JPEG, PNG, WebP, BMP) or video files.",
-        metavar="IMAGE_OR_VIDEO",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        show_default=False,
-    ),
-]
-FrameStride = Annotated[
-    int | None, typer.Option(min=1, help="Videos: process every Nth frame.", show_default=False)
-]
-MaxFrames = Annotated[
-    int | None,
-    typer.Option(min=0, help="Videos: stop after this many processed frames.", show_default=False),
-]
-
-
-class TrackerChoice(enum.StrEnum):
-    bytetrack = "bytetrack"
-    botsort = "botsort"
-    off = "off"
-
-
+Inputs = files_argument("Image (JPEG, PNG, WebP, BMP) or video files.", "IMAGE_OR_VIDEO")
 WebhookOpt = Annotated[
     str | None,
     typer.Option(
         "--webhook",
         help="A webhook subscription id (sub_...): each task's end event goes to it.",
-        show_default=False,
-    ),
-]
-
-TrackerOpt = Annotated[
-    TrackerChoice | None,
-    typer.Option(
-        help="Videos: how faces or objects are tracked across frames (bytetrack, the "
-        "default; botsort; off).",
         show_default=False,
     ),
 ]
@@ -181,42 +104,10 @@ Draw = Annotated[
     ),
 ]
 Concurrency = Annotated[int, typer.Option(min=1, help="Uploads in flight at once.")]
-
-
-# --- errors -> exit codes --------------------------------------------------------------------
-
-
-def exit_code_for(error: BaseException) -> ExitCode:
-    if isinstance(error, errors.Unavailable):
-        return ExitCode.UNREACHABLE
-    if isinstance(error, (*USAGE_ERRORS, ValueError, TypeError, OSError)):
-        return ExitCode.USAGE
-    return ExitCode.FAILED
-
-
-def fail(error: BaseException) -> NoReturn:
-    err.print(f"[red]error:[/red] {Text(str(error) or type(error).__name__).plain}")
-    default = isinstance(error, errors.Unavailable) and stack.DEFAULT_URL in str(error)
-    if default and stack.find_stack() is None:
-        err.print(
-            "no running `make run` stack was found (.run/stack.json here or in a parent, "
-            "or PERCEPT_RUN_DIR): start one with `make run`, or name the gateway with "
-            "--server / PERCEPT_URL"
-        )
-    raise typer.Exit(exit_code_for(error))
-
-
-def _client(server: str | None, api_key: str | None, timeout: float):
-    from percept.transport.rest import AsyncClient
-
-    return AsyncClient(server, api_key=api_key, timeout=min(30.0, timeout), wait_timeout=timeout)
-
-
-def _run(coro) -> Any:
-    try:
-        return asyncio.run(coro)
-    except (errors.PerceptError, ValueError, TypeError, OSError) as error:
-        fail(error)
+CollectionOption = Annotated[
+    str,
+    typer.Option("--collection", "-c", help="The face collection to search.", show_default=False),
+]
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -367,11 +258,6 @@ def show_task(task: Task, title: str | None = None) -> None:
         out.print(task_summary(task))
 
 
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2) + "\n")
-    sys.stdout.flush()
-
-
 class RateColumn(ProgressColumn):
     """Items per second (Rich's own speed columns are for bytes)."""
 
@@ -428,6 +314,7 @@ async def _detect(
     kind: Kind,
     paths: Sequence[Path],
     options: FaceOptions | ObjectOptions,
+    image_options: FaceOptions | ObjectOptions,
     server: str | None,
     api_key: str | None,
     timeout: float,
@@ -436,9 +323,8 @@ async def _detect(
 ) -> list[Outcome]:
     media = {p: guess_media(p) for p in paths}
     images = [p for p in paths if media[p] == "image"]
-    image_options = dataclasses.replace(options, frame_stride=None, max_frames=None)
     limit = asyncio.Semaphore(concurrency)
-    async with _client(server, api_key, timeout) as client:
+    async with connect(server, api_key, timeout) as client:
         with progress_bar() as progress:
             batch = (
                 progress.add_task(f"{len(images)} images", total=len(images))
@@ -523,478 +409,49 @@ def _report(outcomes: list[Outcome], as_json: bool, draw_to: Path | None) -> NoR
     raise typer.Exit(ExitCode.OK)
 
 
-def _run_detect(
-    kind, inputs, options, server, api_key, timeout, concurrency, as_json, draw, extra=None
-):
-    for path in inputs:
-        guess_media(path)  # unreadable files fail here, before anything is sent
-    outcomes = _run(_detect(kind, inputs, options, server, api_key, timeout, concurrency, extra))
-    _report(outcomes, as_json, draw)
+def detect_command(group: typer.Typer, name: str, kind: Kind, options_class, help: str,
+                   leading: Sequence[inspect.Parameter] = ()) -> None:  # fmt: skip
+    """Register the command that runs `kind` on images and videos: its options
+    are the kind's rules (those the SDK's options class takes, and the
+    identification's own), before the ones every detect command has."""
+    rules = kind_rules(kind.value)
+    fields = {f.name for f in dataclasses.fields(options_class)}
+    names = [n for n in rules if n in fields or n in IDENTIFY_OPTIONS]
+    videos_only = {n: None for n in video_only(kind.value) if n in fields}
+
+    def command(inputs, webhook, as_json, draw, server, api_key, timeout, concurrency, **chosen):
+        for path in inputs:
+            guess_media(path)  # unreadable files fail here, before anything is sent
+        values = given_options(chosen)
+        extra = {n: values.pop(n) for n in list(values) if n not in fields}
+        if webhook:
+            extra["webhook"] = webhook
+        options = options_class(**values)
+        image_options = dataclasses.replace(options, **videos_only)
+        work = _detect(kind, inputs, options, image_options, server, api_key, timeout,
+                       concurrency, extra)  # fmt: skip
+        _report(run_command(work), as_json, draw)
+
+    command.__name__, command.__doc__ = f"{name}_command", help
+    with_params(command, [
+        param("inputs", Inputs), *leading, *parameters(rules, names),
+        param("webhook", WebhookOpt, None), param("as_json", AsJson, False),
+        param("draw", Draw, None), param("server", Server, DEFAULT_SERVER),
+        param("api_key", ApiKey, None), param("timeout", Timeout, 3600.0),
+        param("concurrency", Concurrency, 4),
+    ])  # fmt: skip
+    group.command(name)(command)
 
 
-class DetectorChoice(enum.StrEnum):
-    hog = "hog"
-    cnn = "cnn"
-
-
-@detect_app.command("face")
-def detect_face(
-    inputs: Inputs,
-    landmarks: Annotated[
-        bool, typer.Option("--landmarks", help="Return the 68 landmarks.")
-    ] = False,
-    encodings: Annotated[
-        bool, typer.Option("--encodings", help="Return the 128-d encodings.")
-    ] = False,
-    detector: Annotated[
-        DetectorChoice | None,
-        typer.Option(
-            help="hog (fast, the default) or cnn (accurate, slow on CPU).", show_default=False
-        ),
-    ] = None,
-    upsample: Annotated[
-        int | None,
-        typer.Option(
-            min=0, max=3, help="Upsample N times to find smaller faces.", show_default=False
-        ),
-    ] = None,
-    detection_max_side: Annotated[
-        int | None,
-        typer.Option(
-            min=0, help="Detect on a copy at most this long (pixels).", show_default=False
-        ),
-    ] = None,
-    num_jitters: Annotated[
-        int | None,
-        typer.Option(min=1, max=100, help="Re-samples per face when encoding.", show_default=False),
-    ] = None,
-    frame_stride: FrameStride = None,
-    max_frames: MaxFrames = None,
-    tracker: TrackerOpt = None,
-    webhook: WebhookOpt = None,
-    as_json: AsJson = False,
-    draw: Draw = None,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-    timeout: Timeout = 3600.0,
-    concurrency: Concurrency = 4,
-) -> None:
-    """Find faces in images and videos."""
-    options = FaceOptions(
-        detector=detector.value if detector else None,  # type: ignore[arg-type]
-        upsample=upsample,
-        landmarks=landmarks or None,
-        encodings=encodings or None,
-        detection_max_side=detection_max_side,
-        num_jitters=num_jitters,
-        frame_stride=frame_stride,
-        max_frames=max_frames,
-        tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
-    )
-    extra = {"webhook": webhook} if webhook else None
-    _run_detect(
-        Kind.FACE, inputs, options, server, api_key, timeout, concurrency, as_json, draw, extra
-    )
-
-
-@detect_app.command("object")
-def detect_object(
-    inputs: Inputs,
-    confidence: Annotated[
-        float | None,
-        typer.Option(min=0.0, max=1.0, help="Smallest confidence kept.", show_default=False),
-    ] = None,
-    iou: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="NMS IoU threshold.", show_default=False)
-    ] = None,
-    classes: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated class names or ids to keep.", show_default=False),
-    ] = None,
-    max_detections: Annotated[
-        int | None,
-        typer.Option(min=1, max=1000, help="Most detections per image.", show_default=False),
-    ] = None,
-    frame_stride: FrameStride = None,
-    max_frames: MaxFrames = None,
-    tracker: TrackerOpt = None,
-    webhook: WebhookOpt = None,
-    as_json: AsJson = False,
-    draw: Draw = None,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-    timeout: Timeout = 3600.0,
-    concurrency: Concurrency = 4,
-) -> None:
-    """Find objects in images and videos."""
-    options = ObjectOptions(
-        confidence_threshold=confidence,
-        iou_threshold=iou,
-        classes=classes,
-        max_detections=max_detections,
-        frame_stride=frame_stride,
-        max_frames=max_frames,
-        tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
-    )
-    extra = {"webhook": webhook} if webhook else None
-    _run_detect(
-        Kind.OBJECT, inputs, options, server, api_key, timeout, concurrency, as_json, draw, extra
-    )
-
-
-# --- identify ----------------------------------------------------------------------------------
-
-CollectionOption = Annotated[
-    str,
-    typer.Option("--collection", "-c", help="The face collection to search.", show_default=False),
-]
-
-
-@app.command("identify")
-def identify(
-    inputs: Inputs,
-    collection: CollectionOption,
-    top_k: Annotated[
-        int | None,
-        typer.Option(min=1, max=100, help="Matches per face (default 1).", show_default=False),
-    ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=4.0,
-            help="Largest distance that counts as a match (default 0.6).",
-            show_default=False,
-        ),
-    ] = None,
-    upsample: Annotated[
-        int | None,
-        typer.Option(
-            min=0, max=3, help="Upsample N times to find smaller faces.", show_default=False
-        ),
-    ] = None,
-    frame_stride: FrameStride = None,
-    max_frames: MaxFrames = None,
-    tracker: TrackerOpt = None,
-    webhook: WebhookOpt = None,
-    as_json: AsJson = False,
-    draw: Draw = None,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-    timeout: Timeout = 3600.0,
-    concurrency: Concurrency = 4,
-) -> None:
-    """Name every face in images and videos from a face collection, or "unknown"."""
-    if threshold is not None and threshold <= 0:
-        fail(ValueError("--threshold must be > 0"))
-    options = FaceOptions(
-        upsample=upsample,
-        frame_stride=frame_stride,
-        max_frames=max_frames,
-        tracker=tracker.value if tracker else None,  # type: ignore[arg-type]
-    )
-    extra = {"collection_id": collection, "top_k": top_k, "threshold": threshold}
-    extra["webhook"] = webhook
-    _run_detect(
-        Kind.IDENTIFY, inputs, options, server, api_key, timeout, concurrency, as_json, draw,
-        extra,
-    )  # fmt: skip
-
-
-# --- collections and faces -----------------------------------------------------------------------
-
-CollectionId = Annotated[str, typer.Argument(help="The collection's id.", show_default=False)]
-
-
-def _call(server: str | None, api_key: str | None, timeout: float, fn):
-    """Run fn(client) against the gateway; errors become exit codes."""
-
-    async def run():
-        async with _client(server, api_key, timeout) as client:
-            return await fn(client)
-
-    return _run(run())
-
-
-def _when(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
-
-
-def collections_table(title: str, collections: Sequence[Collection]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name, justify in (
-        ("collection", "left"),
-        ("faces", "right"),
-        ("subjects", "right"),
-        ("created", "left"),
-        ("description", "left"),
-    ):
-        table.add_column(name, justify=justify)
-    for c in collections:
-        table.add_row(
-            c.collection_id, str(c.face_count), str(c.subject_count), _when(c.created_at),
-            c.description,
-        )  # fmt: skip
-    return table
-
-
-def faces_table(title: str, faces: Sequence[EnrolledFace]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name in ("face", "subject", "external id", "box (left, top, right, bottom)", "enrolled"):
-        table.add_column(name)
-    for f in faces:
-        box = "(" + ", ".join(map(_fmt, f.box.as_tuple())) + ")" if f.box else ""
-        table.add_row(f.face_id, f.subject, f.external_id or "", box, _when(f.created_at))
-    return table
-
-
-@collections_app.command("create")
-def collections_create(
-    collection_id: CollectionId,
-    description: Annotated[str, typer.Option(help="What the collection is for.")] = "",
-    exist_ok: Annotated[
-        bool, typer.Option("--exist-ok", help="Succeed when it exists already (left as it is).")
-    ] = False,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
-    """Create an empty face collection (exit 1 when it exists already, unless --exist-ok)."""
-
-    async def create(client) -> tuple[Collection, bool]:
-        try:
-            return await client.create_collection(collection_id, description), True
-        except errors.Conflict:
-            if not exist_ok:
-                raise
-            return await client.collection(collection_id), False
-
-    collection, created = _call(server, api_key, 30.0, create)
-    if as_json:
-        print_json(collection.to_json())
-    elif created:
-        out.print(f"created collection [bold]{collection.collection_id}[/bold]")
-    else:
-        out.print(
-            f"collection [bold]{collection.collection_id}[/bold] exists already "
-            f"({collection.face_count} faces, {collection.subject_count} subjects)"
-        )
-    raise typer.Exit(ExitCode.OK)
-
-
-@collections_app.command("list")
-def collections_list(
-    limit: Annotated[int, typer.Option(min=1, help="Most collections shown.")] = 1000,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
-    """List your face collections, by id."""
-
-    async def fetch(client) -> list[Collection]:
-        found: list[Collection] = []
-        async for collection in client.iter_collections(page_size=min(limit, 1000)):
-            found.append(collection)
-            if len(found) >= limit:
-                break
-        return found
-
-    collections = _call(server, api_key, 60.0, fetch)
-    if as_json:
-        print_json({"collections": [c.to_json() for c in collections]})
-    else:
-        out.print(collections_table(f"{len(collections)} collections", collections))
-    raise typer.Exit(ExitCode.OK)
-
-
-@collections_app.command("show")
-def collections_show(
-    collection_id: CollectionId,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
-    """Show a collection: its face and subject counts."""
-    collection = _call(server, api_key, 30.0, lambda c: c.collection(collection_id))
-    if as_json:
-        print_json(collection.to_json())
-    else:
-        out.print(collections_table(collection.collection_id, [collection]))
-    raise typer.Exit(ExitCode.OK)
-
-
-@collections_app.command("delete")
-def collections_delete(
-    collection_id: CollectionId,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
-    """Delete a collection and every face in it, everywhere (asks first unless --yes)."""
-    if not yes:
-        if not sys.stdin.isatty():
-            fail(ValueError("deleting a collection needs --yes when not run interactively"))
-        typer.confirm(
-            f"Delete collection {collection_id} and every face in it?", abort=True, err=True
-        )
-    _call(server, api_key, 30.0, lambda c: c.delete_collection(collection_id))
-    err.print(f"deleted collection {collection_id}")
-    raise typer.Exit(ExitCode.OK)
-
-
-@faces_app.command("enroll")
-def faces_enroll(
-    collection_id: CollectionId,
-    images: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Photos of the subject (JPEG, PNG, WebP, BMP).",
-            metavar="IMAGE",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            show_default=False,
-        ),
-    ],
-    subject: Annotated[str, typer.Option(help="Whose face it is.", show_default=False)],
-    external_id: Annotated[
-        str | None, typer.Option(help="Your own id for the face(s).", show_default=False)
-    ] = None,
-    max_faces: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=100,
-            help="Enroll up to N faces per image (default: the largest only).",
-            show_default=False,
-        ),
-    ] = None,
-    upsample: Annotated[
-        int | None,
-        typer.Option(
-            min=0, max=3, help="Upsample N times to find smaller faces.", show_default=False
-        ),
-    ] = None,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
-    """Enroll the face in each image under a subject. An image without a usable face
-    is refused with the reason (exit 2); the others are still enrolled."""
-
-    async def enroll_all(client) -> list[tuple[Path, Any]]:
-        done = []
-        for path in images:
-            try:
-                enrolled = await client.enroll(
-                    collection_id, path, subject, external_id=external_id,
-                    max_faces=max_faces, upsample=upsample,
-                )  # fmt: skip
-                done.append((path, enrolled))
-            except errors.PerceptError as error:
-                if isinstance(error, errors.Unavailable | errors.NotFound):
-                    raise  # nothing else will work either
-                done.append((path, error))
-        return done
-
-    results = _call(server, api_key, 120.0, enroll_all)
-    failed = [(p, e) for p, e in results if isinstance(e, BaseException)]
-    enrolled = [(p, r) for p, r in results if not isinstance(r, BaseException)]
-    if as_json:
-        print_json(
-            [
-                {"input": str(p), **r.to_json()}
-                if not isinstance(r, BaseException)
-                else {"input": str(p), "error": {"code": r.code, "message": str(r.message)}}
-                for p, r in results
-            ]
-        )
-    else:
-        faces = [f for _, r in enrolled for f in r.faces]
-        out.print(faces_table(f"{len(faces)} faces enrolled in {collection_id}", faces))
-    for path, error in failed:
-        err.print(f"[red]{path}:[/red] {Text(str(error)).plain}")
-    if failed:
-        raise typer.Exit(max(exit_code_for(e) for _, e in failed))
-    raise typer.Exit(ExitCode.OK)
-
-
-@faces_app.command("list")
-def faces_list(
-    collection_id: CollectionId,
-    subject: Annotated[
-        str | None, typer.Option(help="Only this subject's faces.", show_default=False)
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="Most faces shown.")] = 1000,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
-    """List a collection's enrolled faces."""
-
-    async def fetch(client) -> list[EnrolledFace]:
-        found: list[EnrolledFace] = []
-        async for face in client.iter_faces(
-            collection_id, subject=subject, page_size=min(limit, 1000)
-        ):
-            found.append(face)
-            if len(found) >= limit:
-                break
-        return found
-
-    faces = _call(server, api_key, 60.0, fetch)
-    if as_json:
-        print_json({"faces": [f.to_json() for f in faces]})
-    else:
-        out.print(faces_table(f"{collection_id}: {len(faces)} faces", faces))
-    raise typer.Exit(ExitCode.OK)
-
-
-@faces_app.command("delete")
-def faces_delete(
-    collection_id: CollectionId,
-    face_ids: Annotated[
-        list[str] | None,
-        typer.Argument(help="Ids of the faces to delete.", metavar="FACE_ID", show_default=False),
-    ] = None,
-    subject: Annotated[
-        str | None,
-        typer.Option(help="Delete every face of this subject instead.", show_default=False),
-    ] = None,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
-    """Delete faces by id, or every face of a subject (--subject), everywhere."""
-    if bool(face_ids) == bool(subject):
-        fail(ValueError("give face ids, or --subject (not both)"))
-
-    async def delete(client) -> dict[str, Any]:
-        if subject:
-            return {"subject": subject, "deleted_faces": await client.delete_subject(
-                collection_id, subject)}  # fmt: skip
-        deleted, missing = [], []
-        for face_id in face_ids or ():
-            try:
-                await client.delete_face(collection_id, face_id)
-                deleted.append(face_id)
-            except errors.NotFound as error:
-                if "collection" in error.message and "does not exist" in error.message:
-                    raise
-                missing.append(face_id)
-        return {"deleted_face_ids": deleted, "not_found": missing}
-
-    outcome = _call(server, api_key, 60.0, delete)
-    if as_json:
-        print_json(outcome)
-    elif subject:
-        out.print(f"deleted {outcome['deleted_faces']} faces of {subject}")
-    else:
-        out.print(f"deleted {len(outcome['deleted_face_ids'])} faces")
-    for face_id in outcome.get("not_found", ()):
-        err.print(f"[red]{face_id}:[/red] no such face in {collection_id}")
-    raise typer.Exit(ExitCode.USAGE if outcome.get("not_found") else ExitCode.OK)
-
+# The identification's own options (sent beside the face options).
+IDENTIFY_OPTIONS = ("top_k", "threshold")
+_COLLECTION = param("collection_id", CollectionOption)
+detect_command(detect_app, "face", Kind.FACE, FaceOptions, "Find faces in images and videos.")
+detect_command(detect_app, "object", Kind.OBJECT, ObjectOptions,
+               "Find objects in images and videos.")  # fmt: skip
+detect_command(app, "identify", Kind.IDENTIFY, FaceOptions,
+               'Name every face in images and videos from a face collection, or "unknown".',
+               leading=[_COLLECTION])  # fmt: skip
 
 # --- task --------------------------------------------------------------------------------------
 
@@ -1018,27 +475,16 @@ async def _task_id(client, given: str) -> str:
     return page.tasks[0].task_id
 
 
-@task_app.command("get")
-def task_get(
-    task_id: TaskId,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+def _show_whole(task: Task, **_: Any) -> None:
+    out.print(task_summary(task))
+    if task.result is not None:
+        show_task(task)
+
+
+@sdk_command(task_app, "get", shows=_show_whole)
+async def task_get(client, task_id: TaskId) -> Task:
     """Show a task: its status, progress and result."""
-
-    async def run() -> Task:
-        async with _client(server, api_key, 30.0) as client:
-            return await client.task(await _task_id(client, task_id))
-
-    task = _run(run())
-    if as_json:
-        print_json(task.to_json())
-    else:
-        out.print(task_summary(task))
-        if task.result is not None:
-            show_task(task)
-    raise typer.Exit(ExitCode.OK)
+    return await client.task(await _task_id(client, task_id))
 
 
 @task_app.command("watch")
@@ -1052,60 +498,34 @@ def task_watch(
     """Follow a task until it ends, with a progress bar; exit 1 unless it succeeds."""
 
     async def run() -> Task:
-        async with _client(server, api_key, timeout) as client:
+        async with connect(server, api_key, timeout) as client:
             task = await client.task(await _task_id(client, task_id))
             with progress_bar() as progress:
                 bar = progress.add_task(task.task_id[:12], total=None)
                 return await _follow(client, task, progress, bar, True)
 
-    task = _run(run())
+    task = run_command(run())
     if as_json:
         print_json(task.to_json())
     else:
-        out.print(task_summary(task))
-        if task.result is not None:
-            show_task(task)
+        _show_whole(task)
     raise typer.Exit(ExitCode.OK if task.succeeded else ExitCode.FAILED)
 
 
-@task_app.command("cancel")
-def task_cancel(
-    task_id: TaskId,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+@sdk_command(task_app, "cancel", shows=lambda task, **_: out.print(task_summary(task)))
+async def task_cancel(client, task_id: TaskId) -> Task:
     """Cancel a queued or running task (exit 1 when it had already ended)."""
-
-    async def run() -> Task:
-        async with _client(server, api_key, 30.0) as client:
-            return await client.cancel(await _task_id(client, task_id))
-
-    task = _run(run())
-    if as_json:
-        print_json(task.to_json())
-    else:
-        out.print(task_summary(task))
-    raise typer.Exit(ExitCode.OK)
+    return await client.cancel(await _task_id(client, task_id))
 
 
-class StatusChoice(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-class KindChoice(enum.StrEnum):
-    face = "face"
-    object = "object"
+# The kinds by the short names the SDK takes (face, object, identify).
+KindChoice = enum.StrEnum("KindChoice", {name: name for name in SHORT_NAMES})
 
 
 @task_app.command("list")
 def task_list(
     status: Annotated[
-        StatusChoice | None, typer.Option(help="Only tasks in this status.", show_default=False)
+        TaskStatus | None, typer.Option(help="Only tasks in this status.", show_default=False)
     ] = None,
     kind: Annotated[
         KindChoice | None, typer.Option(help="Only tasks of this kind.", show_default=False)
@@ -1118,14 +538,14 @@ def task_list(
     """List tasks, newest first."""
 
     async def run():
-        async with _client(server, api_key, 30.0) as client:
+        async with connect(server, api_key, 30.0) as client:
             return await client.tasks(
                 status=status.value if status else None,
                 kind=kind.value if kind else None,
                 limit=limit,
             )
 
-    page = _run(run())
+    page = run_command(run())
     if as_json:
         print_json({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
         raise typer.Exit(ExitCode.OK)
@@ -1160,10 +580,10 @@ def health(
     """Is the gateway up and ready? Exit 0 ready, 1 up but not ready, 3 unreachable."""
 
     async def run() -> tuple[str, Health]:
-        async with _client(server, api_key, timeout) as client:
+        async with connect(server, api_key, timeout) as client:
             return client.url, await client.health(timeout=timeout)
 
-    server, result = _run(run())  # the URL found when none was given
+    server, result = run_command(run())  # the URL found when none was given
     if as_json:
         print_json(
             {
@@ -1189,6 +609,5 @@ def main() -> None:
     app()
 
 
-# `percept webhooks ...`, `percept events` and `percept sources ...` register themselves on `app`.
-from percept import cli_sources  # noqa: E402, F401, I001
-from percept import cli_webhooks  # noqa: E402, F401
+# The other command groups register themselves on `app`.
+from percept import cli_collections, cli_sources, cli_webhooks  # noqa: E402, F401, I001

@@ -15,18 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from percept.cli import (
-    DEFAULT_SERVER,
-    ApiKey,
-    AsJson,
-    ExitCode,
-    Server,
-    _call,
-    app,
-    out,
-    print_json,
-)
-from percept.types import Source
+from percept import Source
+from percept.cli_common import app, out, sdk_command, titled
 
 sources_app = typer.Typer(
     help="Register cameras and streams the stack watches itself; list, pause, remove them.",
@@ -75,17 +65,15 @@ def _counts(source: Source) -> Table:
     return table
 
 
-def _show(source: Source, as_json: bool) -> None:
-    if as_json:
-        print_json(source.to_json())
-    else:
-        out.print(_table(source.source_id, [source]))
-        if source.counts:
-            out.print(_counts(source))
+def _show(source: Source, **_: Any) -> None:
+    out.print(_table(source.source_id, [source]))
+    if source.counts:
+        out.print(_counts(source))
 
 
-@sources_app.command("add")
+@sdk_command(sources_app, "add", shows=lambda s, **_: out.print(f"added {s.source_id} ({s.url})"))
 def sources_add(
+    client,
     url: Annotated[
         str, typer.Argument(help="rtsp://, rtsps://, http(s):// (MJPEG, HLS) or a file.")
     ],
@@ -100,10 +88,7 @@ def sources_add(
     line: Annotated[
         list[str] | None, typer.Option(help="A counting line (repeat): ID:X,Y:X,Y in pixels.")
     ] = None,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+):
     """Register a live source; the stack's source workers start on it at once."""
     fields: dict[str, Any] = {"name": name, "detect": detect, "max_fps": fps, "loop": loop}
     if collection:
@@ -116,68 +101,34 @@ def sources_add(
             raise typer.BadParameter(f"line {text!r}: give exactly two points, ID:X,Y:X,Y")
         lines.append({"id": line_id, "start": points[0], "end": points[1]})
     fields["lines"] = lines
-    source = _call(server, api_key, 30.0, lambda c: c.add_source(url, **fields))
-    if as_json:
-        print_json(source.to_json())
-    else:
-        out.print(f"added {source.source_id} ({source.url})")
-    raise typer.Exit(ExitCode.OK)
+    return client.add_source(url, **fields)
 
 
-@sources_app.command("list")
-def sources_list(
-    as_json: AsJson = False, server: Server = DEFAULT_SERVER, api_key: ApiKey = None
-) -> None:
+@sdk_command(sources_app, "list", listing="sources", shows=titled(_table, "{n} sources"))
+def sources_list(client):
     """Your sources with their state and rates."""
-    sources = _call(server, api_key, 30.0, lambda c: c.sources())
-    if as_json:
-        print_json({"sources": [s.to_json() for s in sources]})
-    else:
-        out.print(_table(f"{len(sources)} sources", sources))
-    raise typer.Exit(ExitCode.OK)
+    return client.sources()
 
 
-@sources_app.command("show")
-def sources_show(
-    source_id: SourceId,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+@sdk_command(sources_app, "show", shows=_show)
+def sources_show(client, source_id: SourceId):
     """One source: state, rates and the counts per zone and line."""
-    _show(_call(server, api_key, 30.0, lambda c: c.source(source_id)), as_json)
-    raise typer.Exit(ExitCode.OK)
+    return client.source(source_id)
 
 
-@sources_app.command("pause")
-def sources_pause(
-    source_id: SourceId,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+@sdk_command(sources_app, "pause", shows=_show)
+def sources_pause(client, source_id: SourceId):
     """Stop watching a source, keeping it."""
-    _show(_call(server, api_key, 30.0, lambda c: c.pause_source(source_id)), as_json)
-    raise typer.Exit(ExitCode.OK)
+    return client.pause_source(source_id)
 
 
-@sources_app.command("resume")
-def sources_resume(
-    source_id: SourceId,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+@sdk_command(sources_app, "resume", shows=_show)
+def sources_resume(client, source_id: SourceId):
     """Watch a paused source again."""
-    _show(_call(server, api_key, 30.0, lambda c: c.resume_source(source_id)), as_json)
-    raise typer.Exit(ExitCode.OK)
+    return client.resume_source(source_id)
 
 
-@sources_app.command("rm")
-def sources_rm(
-    source_id: SourceId, server: Server = DEFAULT_SERVER, api_key: ApiKey = None
-) -> None:
+@sdk_command(sources_app, "rm", says=lambda _, source_id: out.print(f"removed {source_id}"))
+def sources_rm(client, source_id: SourceId):
     """Stop watching a source and forget it."""
-    _call(server, api_key, 30.0, lambda c: c.delete_source(source_id))
-    out.print(f"removed {source_id}")
-    raise typer.Exit(ExitCode.OK)
+    return client.delete_source(source_id)

@@ -14,26 +14,28 @@ import dataclasses
 import json
 import sys
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from percept.cli import (
+from percept.cli_common import (
     DEFAULT_SERVER,
     ApiKey,
     AsJson,
     ExitCode,
     Server,
-    _call,
-    _client,
-    _run,
     app,
+    call,
+    connect,
     err,
-    fail,
+    one,
     out,
     print_json,
+    run_command,
+    sdk_command,
+    titled,
 )
 from percept.webhooks import EVENT_TYPES, Event, Subscription
 
@@ -71,17 +73,21 @@ def _subs_table(title: str, subs: list[Subscription]) -> Table:
     return table
 
 
-def _show_secret(sub: Subscription, as_json: bool) -> None:
-    if as_json:
-        print_json(sub.to_json())
-        return
+def _show_secret(sub: Subscription, **_: Any) -> None:
     out.print(_subs_table(sub.id, [sub]))
     out.print(f"secret: {sub.secret}")
     err.print("keep the secret now: it is not shown again (rotate to get a new one)")
 
 
-@webhooks_app.command("create")
+def _show_rotated(sub: Subscription, **_: Any) -> None:
+    _show_secret(sub)
+    if sub.previous_secret_valid_until:
+        err.print(f"the previous secret also signs until {_when(sub.previous_secret_valid_until)}")
+
+
+@sdk_command(webhooks_app, "create", shows=_show_secret)
 def webhooks_create(
+    client,
     url: Annotated[str, typer.Argument(help="https:// URL to POST events to.")],
     types: TypesOpt = None,
     kind: Annotated[list[str] | None, typer.Option(help="Task events of this kind only.")] = None,
@@ -93,70 +99,40 @@ def webhooks_create(
         ),
     ] = False,
     description: Annotated[str, typer.Option(help="What it is for.")] = "",
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+):
     """Subscribe a URL to event types; prints its signing secret (once)."""
     if not types:
-        fail(ValueError(f"name at least one --type: {', '.join(EVENT_TYPES)}"))
-    sub = _call(server, api_key, 30.0, lambda c: c.create_webhook(
+        raise ValueError(f"name at least one --type: {', '.join(EVENT_TYPES)}")
+    return client.create_webhook(
         url, types, kinds=kind or (), source_ids=source or (), description=description,
-        tasks="named" if named else "all"))  # fmt: skip
-    _show_secret(sub, as_json)
-    raise typer.Exit(ExitCode.OK)
+        tasks="named" if named else "all",
+    )  # fmt: skip
 
 
-@webhooks_app.command("list")
-def webhooks_list(
-    as_json: AsJson = False, server: Server = DEFAULT_SERVER, api_key: ApiKey = None
-) -> None:
+@sdk_command(
+    webhooks_app, "list", listing="webhooks", shows=titled(_subs_table, "{n} subscriptions")
+)
+def webhooks_list(client):
     """Your subscriptions (an admin's: every tenant's)."""
-    subs = _call(server, api_key, 30.0, lambda c: c.webhooks())
-    if as_json:
-        print_json({"webhooks": [s.to_json() for s in subs]})
-    else:
-        out.print(_subs_table(f"{len(subs)} subscriptions", subs))
-    raise typer.Exit(ExitCode.OK)
+    return client.webhooks()
 
 
-@webhooks_app.command("show")
-def webhooks_show(
-    sub_id: SubId, as_json: AsJson = False, server: Server = DEFAULT_SERVER, api_key: ApiKey = None
-) -> None:
+@sdk_command(webhooks_app, "show", shows=one(_subs_table, "id"))
+def webhooks_show(client, sub_id: SubId):
     """One subscription."""
-    sub = _call(server, api_key, 30.0, lambda c: c.webhook(sub_id))
-    print_json(sub.to_json()) if as_json else out.print(_subs_table(sub.id, [sub]))
-    raise typer.Exit(ExitCode.OK)
+    return client.webhook(sub_id)
 
 
-@webhooks_app.command("delete")
-def webhooks_delete(
-    sub_id: SubId,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+@sdk_command(webhooks_app, "delete", deletes="subscription {sub_id}")
+def webhooks_delete(client, sub_id: SubId):
     """Delete a subscription and its pending deliveries (asks first unless --yes)."""
-    if not yes:
-        if not sys.stdin.isatty():
-            fail(ValueError("deleting a subscription needs --yes when not run interactively"))
-        typer.confirm(f"Delete subscription {sub_id}?", abort=True, err=True)
-    _call(server, api_key, 30.0, lambda c: c.delete_webhook(sub_id))
-    err.print(f"deleted subscription {sub_id}")
-    raise typer.Exit(ExitCode.OK)
+    return client.delete_webhook(sub_id)
 
 
-@webhooks_app.command("rotate")
-def webhooks_rotate(
-    sub_id: SubId, as_json: AsJson = False, server: Server = DEFAULT_SERVER, api_key: ApiKey = None
-) -> None:
+@sdk_command(webhooks_app, "rotate", shows=_show_rotated)
+def webhooks_rotate(client, sub_id: SubId):
     """A new signing secret; the old one keeps signing for the server's overlap."""
-    sub = _call(server, api_key, 30.0, lambda c: c.rotate_webhook_secret(sub_id))
-    _show_secret(sub, as_json)
-    if not as_json and sub.previous_secret_valid_until:
-        err.print(f"the previous secret also signs until {_when(sub.previous_secret_valid_until)}")
-    raise typer.Exit(ExitCode.OK)
+    return client.rotate_webhook_secret(sub_id)
 
 
 @webhooks_app.command("deliveries")
@@ -168,7 +144,7 @@ def webhooks_deliveries(
     api_key: ApiKey = None,
 ) -> None:
     """The delivery log: event, attempt, status code, latency, next try."""
-    log = _call(server, api_key, 30.0, lambda c: c.webhook_deliveries(sub_id, limit=limit))
+    log = call(server, api_key, 30.0, lambda c: c.webhook_deliveries(sub_id, limit=limit))
     if as_json:
         attempts = [dataclasses.asdict(a) for a in log.attempts]
         print_json({"attempts": attempts, "failed": list(log.failed),
@@ -189,25 +165,24 @@ def webhooks_deliveries(
     raise typer.Exit(ExitCode.OK)
 
 
-@webhooks_app.command("redeliver")
+@sdk_command(
+    webhooks_app,
+    "redeliver",
+    says=lambda _, sub_id, event_id: err.print(f"{event_id} queued again for {sub_id}"),
+)
 def webhooks_redeliver(
+    client,
     sub_id: SubId,
     event_id: Annotated[str, typer.Argument(help="The event's id (evt_...).")],
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-) -> None:
+):
     """Send a delivery again (one that failed for good, typically)."""
-    _call(server, api_key, 30.0, lambda c: c.redeliver(sub_id, event_id))
-    err.print(f"{event_id} queued again for {sub_id}")
-    raise typer.Exit(ExitCode.OK)
+    return client.redeliver(sub_id, event_id)
 
 
-@webhooks_app.command("test")
-def webhooks_test(sub_id: SubId, server: Server = DEFAULT_SERVER, api_key: ApiKey = None) -> None:
+@sdk_command(webhooks_app, "test", says=lambda event_id, **_: out.print(event_id))
+def webhooks_test(client, sub_id: SubId):
     """Send a test event (type webhook.test) to the subscription."""
-    event_id = _call(server, api_key, 30.0, lambda c: c.send_test_webhook(sub_id))
-    out.print(event_id)
-    raise typer.Exit(ExitCode.OK)
+    return client.send_test_webhook(sub_id)
 
 
 def _event_line(e: Event) -> str:
@@ -232,19 +207,19 @@ def events_command(
 ) -> None:
     """The event log, newest first; --follow prints new ones as they happen (Ctrl-C stops)."""
     if not follow:
-        page = _call(server, api_key, 30.0, lambda c: c.list_events(
+        page = call(server, api_key, 30.0, lambda c: c.list_events(
             types=types, source_id=source, task_id=task, limit=limit))  # fmt: skip
         for e in page.events:
             out.print(json.dumps(e.to_json()) if as_json else Text(_event_line(e)))
         raise typer.Exit(ExitCode.OK)
 
     async def run() -> None:
-        async with _client(server, api_key, 3600.0) as client:
+        async with connect(server, api_key, 3600.0) as client:
             async for e in client.follow_events(types=types, source_id=source, task_id=task):
                 line = json.dumps(e.to_json()) if as_json else _event_line(e)
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(run())
+        run_command(run())
     raise typer.Exit(ExitCode.OK)

@@ -14,7 +14,6 @@ class FaceSettings(ServerSettings):
 
     model_config = SettingsConfigDict(env_prefix="FACE_", extra="ignore")
 
-    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
     max_detection_pixels: int = Field(
         40_000_000,
         ge=0,

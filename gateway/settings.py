@@ -5,25 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from gateway.redis_client import is_sentinel_url, parse_sentinel_url
+from percept_runtime.settings import LoggingSettings, Port, SecretFiles, redis_url_field
 
 MiB = 1024 * 1024
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(LoggingSettings, SecretFiles):
     """Percept REST gateway. Every setting is env GATEWAY_<NAME>, except REDIS_URL."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+    secret_files = (("grpc_token", "grpc_token_file"),)
 
     host: str = Field("0.0.0.0", description="Address the REST API listens on.")
-    port: int = Field(8000, ge=0, le=65535, description="REST port.")
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        validation_alias=AliasChoices("REDIS_URL", "GATEWAY_REDIS_URL", "redis_url"),
-        description="Redis holding the job table and the queues: redis://[:password@]host:port/db, "
+    port: Port = Field(8000, description="REST port.")
+    redis_url: str = redis_url_field(
+        "GATEWAY_",
+        "Redis holding the job table and the queues: redis://[:password@]host:port/db, "
         "or redis+sentinel://[:password@]host:port,host:port,.../master/db to follow a failover.",
     )
     redis_wait_replicas: int = Field(
@@ -186,17 +187,14 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="The same for the CNN detector; keep equal to FACE_MAX_CNN_PIXELS.",
     )
-    metrics_port: int = Field(
+    metrics_port: Port = Field(
         0,
-        ge=0,
-        le=65535,
         description="python -m gateway.worker only: serve its Prometheus /metrics on this port (0: off); API processes serve /metrics on the API port.",
     )
     heartbeat_file: str = Field(
         "/tmp/percept-dispatcher.alive",
         description="Touched every few seconds while dispatchers reach Redis; `python -m gateway.worker --check` reads it.",
     )
-    log_level: str = Field("INFO", description="Python logging level.")
     root_path: str = Field(
         "",
         description="Path prefix a reverse proxy serves the gateway under (e.g. /percept), for the URLs it builds.",
@@ -302,12 +300,6 @@ class GatewaySettings(BaseSettings):
                 f"the largest upload allowed (max_image_bytes, max_video_bytes: {largest}), "
                 "or 0 for no bound"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _token_file(self) -> GatewaySettings:
-        if self.grpc_token_file and not self.grpc_token:
-            self.grpc_token = self.grpc_token_file.read_text().strip()
         return self
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from object_service.inference import ModelConfig
-from percept_runtime.settings import ServerSettings
+from percept_runtime.settings import Port, ServerSettings
 
 DEMO_MODEL = Path(__file__).resolve().parent / "models" / "shapes-yolo.pt"
 
@@ -19,7 +19,7 @@ class ObjectSettings(ServerSettings):
 
     model_config = SettingsConfigDict(env_prefix="OBJECT_", extra="ignore")
 
-    port: int = Field(50052, ge=0, le=65535, description="gRPC port (0 picks a free one).")
+    port: Port = Field(50052, description="gRPC port (0 picks a free one).")
     model: str = Field(
         "yolo11n.pt",
         description="Weights: a .pt/.onnx path, or an ultralytics name (fetched when online).",

@@ -1,30 +1,75 @@
-"""Settings every gRPC server shares; each service subclasses with its env prefix."""
+"""Settings said once: the pieces every process's settings share (logging, a
+port, a Redis URL, a value a mounted secret may give), and every gRPC server's
+settings; each service subclasses them with its env prefix."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from percept_runtime.video import VideoPolicy
 
 MiB = 1024 * 1024
+T = TypeVar("T")
+
+# A TCP port; 0 picks a free one, or turns the listener off, as each setting says.
+Port = Annotated[int, Field(ge=0, le=65535)]
 
 
-class ServerSettings(BaseSettings):
+class LoggingSettings(BaseSettings):
+    """Every process logs at <PREFIX>LOG_LEVEL."""
+
+    log_level: str = Field("INFO", description="Python logging level.")
+
+
+class SecretFiles(BaseSettings):
+    """Values a mounted secret may give instead: `secret_files` pairs a setting
+    with the setting naming its file, read when the value itself is not given
+    (or empty)."""
+
+    secret_files: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> SecretFiles:
+        for name, file_setting in self.secret_files:
+            path = getattr(self, file_setting)
+            if path is not None and (name not in self.model_fields_set or not getattr(self, name)):
+                setattr(self, name, path.read_text().strip())
+        return self
+
+
+def redis_url_field(prefix: str, description: str) -> Any:
+    """The Redis URL setting: env REDIS_URL, as every process of the stack reads
+    it, or <prefix>REDIS_URL."""
+    return Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", f"{prefix}REDIS_URL", "redis_url"),
+        description=description,
+    )
+
+
+def part_settings(settings: BaseModel, cls: type[T]) -> T:
+    """The dataclass of settings one part takes (the gallery's index, its sync
+    loop), from the settings named alike; its other fields keep their defaults."""
+    names = {f.name for f in dataclasses.fields(cls)} & set(type(settings).model_fields)
+    return cls(**{name: getattr(settings, name) for name in names})
+
+
+class ServerSettings(LoggingSettings, SecretFiles):
     """Common server settings. Env names carry the service prefix (FACE_PORT...)."""
 
     model_config = SettingsConfigDict(extra="ignore")
+    secret_files = (("auth_token", "auth_token_file"),)
 
     host: str = Field("0.0.0.0", description="Address to listen on.")
-    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
-    metrics_port: int = Field(
-        0, ge=0, le=65535, description="Prometheus /metrics HTTP port; 0 turns it off."
-    )
+    port: Port = Field(50051, description="gRPC port (0 picks a free one).")
+    metrics_port: Port = Field(0, description="Prometheus /metrics HTTP port; 0 turns it off.")
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
@@ -88,17 +133,14 @@ class ServerSettings(BaseSettings):
     auth_token_file: Path | None = Field(
         None, description="Read auth_token from this file (a mounted secret) instead."
     )
-    health_port: int = Field(
+    health_port: Port = Field(
         0,
-        ge=0,
-        le=65535,
         description="A plaintext port serving only grpc.health.v1, for probes that cannot speak TLS (0: off).",
     )
     replica_name: str = Field(
         "",
         description="How this replica names itself to clients (x-percept-replica trailing metadata); empty means host:port.",
     )
-    log_level: str = Field("INFO", description="Python logging level.")
 
     @field_validator("video_allowed_dirs", "video_allowed_schemes", mode="before")
     @classmethod
@@ -111,12 +153,6 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
         return [scheme.lower().rstrip(":/") for scheme in value]
-
-    @model_validator(mode="after")
-    def _token_file(self) -> ServerSettings:
-        if self.auth_token_file and not self.auth_token:
-            self.auth_token = self.auth_token_file.read_text().strip()
-        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:

@@ -17,10 +17,6 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
-
 SCHEMES = ("dns", "ipv4", "ipv6", "unix")
 # The system resolver's answers that mean "no such name (now)", not "resolver broken".
 _NO_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)}
@@ -152,7 +148,12 @@ async def _ask_system(host: str, port: int, deadline_s: float) -> list[str]:
 
 
 async def _ask_server(server: tuple[str, int], name: str, deadline_s: float) -> list[str]:
-    """A and AAAA records of `name` from one DNS server (a dns://server/name target)."""
+    """A and AAAA records of `name` from one DNS server (a dns://server/name target).
+    dnspython is imported here, as only such a target needs it."""
+    import dns.asyncresolver
+    import dns.exception
+    import dns.resolver
+
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [server[0]]
     resolver.port = server[1]

@@ -5,16 +5,15 @@ read through GatewaySettings so both talk to the replicas the same way."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from gateway.sources import SourcePolicy
+from percept_runtime.settings import LoggingSettings, Port, redis_url_field
 
 
-class WorkerSettings(SourcePolicy):
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        validation_alias=AliasChoices("REDIS_URL", "SOURCES_REDIS_URL", "redis_url"),
-        description="Redis holding the sources, their leases, status and events.",
+class WorkerSettings(LoggingSettings, SourcePolicy):
+    redis_url: str = redis_url_field(
+        "SOURCES_", "Redis holding the sources, their leases, status and events."
     )
     worker_id: str = Field("", description="This worker's name (default: host and pid).")
     lease_s: float = Field(
@@ -37,5 +36,4 @@ class WorkerSettings(SourcePolicy):
         "/tmp/percept-sources.alive",
         description="Touched on every poll that reached Redis; `python -m source_worker --check` reads it.",
     )
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port (0: off).")
-    log_level: str = Field("INFO", description="Python logging level.")
+    metrics_port: Port = Field(0, description="Prometheus /metrics port (0: off).")

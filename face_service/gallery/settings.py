@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from face_service.gallery.index import DEFAULT_THRESHOLD, IndexSettings
 from face_service.gallery.sync import SyncSettings
+from percept_runtime.settings import SecretFiles, part_settings
 
 DEFAULT_URL = "sqlite:///~/.local/share/percept/face-gallery.sqlite3"
 
 
-class GallerySettings(BaseSettings):
+class GallerySettings(SecretFiles):
     """Where the face gallery is kept and how replicas search and follow it."""
 
     model_config = SettingsConfigDict(env_prefix="FACE_GALLERY_", extra="ignore")
+    secret_files = (("url", "url_file"),)
 
     url: str = Field(
         DEFAULT_URL,
@@ -89,26 +91,7 @@ class GallerySettings(BaseSettings):
     )
 
     def index_settings(self) -> IndexSettings:
-        return IndexSettings(
-            approx_min_faces=self.approx_min_faces,
-            approx_connectivity=self.approx_connectivity,
-            approx_expansion_add=self.approx_expansion_add,
-            approx_expansion_search=self.approx_expansion_search,
-            approx_candidates=self.approx_candidates,
-            approx_dtype=self.approx_dtype,
-            approx_build_threads=self.approx_build_threads,
-        )
+        return part_settings(self, IndexSettings)
 
     def sync_settings(self) -> SyncSettings:
-        return SyncSettings(
-            poll_interval_s=self.poll_interval_s,
-            heartbeat_s=self.heartbeat_s,
-            max_staleness_s=self.max_staleness_s,
-            change_retention_s=self.change_retention_s,
-        )
-
-    @model_validator(mode="after")
-    def _url_from_file(self) -> GallerySettings:
-        if self.url_file is not None:
-            self.url = self.url_file.read_text().strip()
-        return self
+        return part_settings(self, SyncSettings)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from object_service.inference import ModelConfig
-from percept_runtime.settings import Port, ServerSettings
+from percept_runtime.settings import Port, ServerSettings, part_settings
 
 DEMO_MODEL = Path(__file__).resolve().parent / "models" / "shapes-yolo.pt"
 
@@ -24,10 +25,8 @@ class ObjectSettings(ServerSettings):
         "yolo11n.pt",
         description="Weights: a .pt/.onnx path, or an ultralytics name (fetched when online).",
     )
-    backend: str = Field(
-        "auto",
-        pattern="^(auto|pytorch|onnx)$",
-        description="auto: ONNX Runtime on CPU, PyTorch on CUDA.",
+    backend: Literal["auto", "pytorch", "onnx"] = Field(
+        "auto", description="auto: ONNX Runtime on CPU, PyTorch on CUDA."
     )
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu or cuda:N.")
     imgsz: int = Field(0, ge=0, description="Inference size, pixels; 0 uses the model's own.")
@@ -42,11 +41,4 @@ class ObjectSettings(ServerSettings):
 
     def engine_config(self) -> ModelConfig:
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
-        return ModelConfig(
-            model=self.model,
-            backend=self.backend,
-            device=self.device,
-            imgsz=self.imgsz,
-            threads=threads,
-            cache_dir=self.cache_dir,
-        )
+        return part_settings(self, ModelConfig, threads=threads)

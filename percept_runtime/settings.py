@@ -54,11 +54,12 @@ def redis_url_field(prefix: str, description: str) -> Any:
     )
 
 
-def part_settings(settings: BaseModel, cls: type[T]) -> T:
-    """The dataclass of settings one part takes (the gallery's index, its sync
-    loop), from the settings named alike; its other fields keep their defaults."""
+def part_settings(settings: BaseModel, cls: type[T], **overrides: Any) -> T:
+    """The dataclass of settings one part takes (the gallery's index, a model's
+    config), from the settings named alike and `overrides`; its other fields
+    keep their defaults."""
     names = {f.name for f in dataclasses.fields(cls)} & set(type(settings).model_fields)
-    return cls(**{name: getattr(settings, name) for name in names})
+    return cls(**{name: getattr(settings, name) for name in names} | overrides)
 
 
 class ServerSettings(LoggingSettings, SecretFiles):

@@ -1,7 +1,7 @@
 """One reading of a targets setting for the channels and the replica monitor
 (percept_runtime/targets.py): what each form parses to, the gRPC target a
 channel dials, and names resolved by real resolvers on loopback (the system's
-for `localhost`, a DNS server of the test's own for `dns://server/name`)."""
+for `localhost`; test_replica_monitor.py asks a DNS server of its own)."""
 
 from __future__ import annotations
 
@@ -85,18 +85,6 @@ def test_the_system_resolver_answers_for_a_name_and_not_for_an_unknown_one():
     assert {"127.0.0.1:50051", "[::1]:50051"} & set(addresses)
     # .invalid never resolves (RFC 6761): no replicas now, not an error.
     assert asyncio.run(resolve(parse_target("dns:///nothing.invalid:1"))) == []
-
-
-def test_a_named_dns_server_is_asked_and_its_changes_seen():
-    dns = TinyDNS("face.percept.test")
-    try:
-        target = parse_target(f"dns://127.0.0.1:{dns.port}/face.percept.test:50051")
-        dns.addresses = ["127.0.0.9", "127.0.0.3"]
-        assert asyncio.run(resolve(target)) == ["127.0.0.3:50051", "127.0.0.9:50051"]
-        dns.addresses = []
-        assert asyncio.run(resolve(target)) == []
-    finally:
-        dns.close()
 
 
 def test_a_silent_dns_server_is_a_timeout_not_an_empty_answer():

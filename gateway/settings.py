@@ -24,11 +24,8 @@ class GatewaySettings(LoggingSettings, SecretFiles):
     """Address the REST API listens on."""
     port: Port = 8000
     """REST port."""
-    redis_url: str = redis_url_field(
-        "GATEWAY_",
-        "Redis holding the job table and the queues: redis://[:password@]host:port/db, "
-        "or redis+sentinel://[:password@]host:port,host:port,.../master/db to follow a failover.",
-    )
+    redis_url: str = redis_url_field("GATEWAY_")
+    """Redis holding the job table and the queues: redis://[:password@]host:port/db, or redis+sentinel://[:password@]host:port,host:port,.../master/db to follow a failover."""
     redis_wait_replicas: int = Field(1, ge=0, le=16)
     """Replicas that must hold a task before it is answered 202 (Redis WAIT), so a failover loses no accepted task; only as many as are in sync are waited for (a Redis without replicas accepts at once); fewer answering within redis_wait_timeout_ms is 503. 0: never wait."""
     redis_wait_timeout_ms: int = Field(

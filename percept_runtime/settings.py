@@ -52,13 +52,12 @@ class SecretFiles(Settings):
         return self
 
 
-def redis_url_field(prefix: str, description: str) -> Any:
+def redis_url_field(prefix: str) -> Any:
     """The Redis URL setting: env REDIS_URL, as every process of the stack reads
     it, or <prefix>REDIS_URL."""
     return Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", f"{prefix}REDIS_URL", "redis_url"),
-        description=description,
     )
 
 

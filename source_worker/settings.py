@@ -12,9 +12,10 @@ from percept_runtime.settings import LoggingSettings, Port, redis_url_field
 
 
 class WorkerSettings(LoggingSettings, SourcePolicy):
-    redis_url: str = redis_url_field(
-        "SOURCES_", "Redis holding the sources, their leases, status and events."
-    )
+    """python -m source_worker. Every setting is env SOURCES_<NAME>, except REDIS_URL."""
+
+    redis_url: str = redis_url_field("SOURCES_")
+    """Redis holding the sources, their leases, status and events."""
     worker_id: str = ""
     """This worker's name (default: host and pid)."""
     lease_s: float = Field(6.0, gt=0.5, le=60)

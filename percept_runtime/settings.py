@@ -72,7 +72,6 @@ def part_settings(settings: BaseModel, cls: type[T], **overrides: Any) -> T:
 class ServerSettings(LoggingSettings, SecretFiles):
     """Common server settings. Env names carry the service prefix (FACE_PORT...)."""
 
-    model_config = SettingsConfigDict(extra="ignore")
     secret_files = (("auth_token", "auth_token_file"),)
 
     host: str = "0.0.0.0"

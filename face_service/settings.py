@@ -14,20 +14,9 @@ class FaceSettings(ServerSettings):
 
     model_config = SettingsConfigDict(env_prefix="FACE_", extra="ignore")
 
-    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
-    max_detection_pixels: int = Field(
-        40_000_000,
-        ge=0,
-        description="Most pixels one HOG detection may scan (width x height x 4^upsample, after detection_max_side); 0: no limit.",
-    )
-    min_enroll_face_px: int = Field(
-        48,
-        ge=0,
-        le=4096,
-        description="Enrollment refuses faces smaller than this many pixels on their shorter side (too little detail for a reliable encoding); 0: any size.",
-    )
-    max_cnn_pixels: int = Field(
-        4_000_000,
-        ge=0,
-        description="The same for the CNN detector (about 100x costlier a pixel); 0: no limit.",
-    )
+    max_detection_pixels: int = Field(40_000_000, ge=0)
+    """Most pixels one HOG detection may scan (width x height x 4^upsample, after detection_max_side); 0: no limit."""
+    min_enroll_face_px: int = Field(48, ge=0, le=4096)
+    """Enrollment refuses faces smaller than this many pixels on their shorter side (too little detail for a reliable encoding); 0: any size."""
+    max_cnn_pixels: int = Field(4_000_000, ge=0)
+    """The same for the CNN detector (about 100x costlier a pixel); 0: no limit."""

@@ -10,10 +10,8 @@ every call has a deadline.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,46 +27,9 @@ from gateway.errors import ApiError, grpc_api_error
 from gateway.jobs import DEFAULT_TENANT
 from gateway.kinds import FACE
 from gateway.settings import GatewaySettings
+from percept_runtime.targets import channel_target
 
 logger = logging.getLogger(__name__)
-
-
-def channel_target(spec: str) -> str:
-    """A gRPC target for a replica list ("h1:p,h2:p") or a target URI."""
-    parts = [p.strip() for p in spec.split(",") if p.strip()]
-    if not parts:
-        raise ValueError("no replica addresses given")
-    if len(parts) == 1 and (
-        ":///" in parts[0] or parts[0].split(":", 1)[0] in ("dns", "ipv4", "ipv6", "unix")
-    ):
-        return parts[0]
-    v4: list[str] = []
-    v6: list[str] = []
-    for part in parts:
-        host, _, port = part.rpartition(":")
-        host = host.strip("[]")
-        if not host or not port.isdigit():
-            raise ValueError(f"replica address {part!r} is not host:port")
-        try:
-            ips = [ipaddress.ip_address(host)]
-        except ValueError:
-            if len(parts) == 1:
-                return f"dns:///{part}"  # one name: let the channel resolve and re-resolve it
-            ips = sorted(
-                {
-                    ipaddress.ip_address(info[4][0])
-                    for info in socket.getaddrinfo(host, int(port), proto=socket.IPPROTO_TCP)
-                }
-            )
-        for ip in ips:
-            (v4 if ip.version == 4 else v6).append(
-                f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}"
-            )
-    if v4 and v6:
-        raise ValueError(
-            "mixing IPv4 and IPv6 replicas in one list is not supported; use a dns:/// target"
-        )
-    return ("ipv4:" + ",".join(v4)) if v4 else ("ipv6:" + ",".join(v6))
 
 
 def service_config(service: str) -> str:

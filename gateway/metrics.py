@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+KIND = ("kind", "media")  # every task metric's labels: the kind's `kind` and `media`
+
 HTTP_REQUESTS = Counter(
     "percept_gateway_http_requests_total",
     "HTTP requests, by route, method and status.",
@@ -19,34 +21,31 @@ HTTP_LATENCY = Histogram(
 TASKS_SUBMITTED = Counter(
     "percept_gateway_tasks_submitted_total",
     "Tasks accepted, by kind, media and mode (queued, or inline in simple mode).",
-    ["kind", "media", "mode"],
+    [*KIND, "mode"],
 )
 TASKS_FINISHED = Counter(
     "percept_gateway_tasks_finished_total",
     "Tasks ended, by kind, media and final status.",
-    ["kind", "media", "status"],
+    [*KIND, "status"],
 )
 TASK_SECONDS = Histogram(
     "percept_gateway_task_seconds",
     "Task time by phase: wait (accepted to started) and run (started to ended).",
-    ["kind", "media", "phase"],
+    [*KIND, "phase"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+
+
 # The queue gauges are set at each scrape from the task records' status (the
 # job table's live indexes, JobStore.queue_stats): the whole system's figures,
 # the same from every gateway process, and what /api/tasks?status= lists.
-QUEUE_WAITING = Gauge(
-    "percept_gateway_queue_waiting",
-    "Tasks queued (accepted, not yet started), by kind and media.",
-    ["kind", "media"],
-)
-QUEUE_RUNNING = Gauge(
-    "percept_gateway_queue_running",
-    "Tasks running (on a dispatcher, or inline in simple mode), by kind and media.",
-    ["kind", "media"],
-)
-QUEUE_OLDEST = Gauge(
-    "percept_gateway_queue_oldest_waiting_seconds",
-    "Age of the oldest queued task since it was accepted (0: none queued), by kind and media.",
-    ["kind", "media"],
+def _queue_gauge(name: str, documentation: str) -> Gauge:
+    return Gauge(f"percept_gateway_queue_{name}", f"{documentation}, by kind and media.", KIND)
+
+
+QUEUE_WAITING = _queue_gauge("waiting", "Tasks queued (accepted, not yet started)")
+QUEUE_RUNNING = _queue_gauge("running", "Tasks running (on a dispatcher, or inline in simple mode)")
+QUEUE_OLDEST = _queue_gauge(
+    "oldest_waiting_seconds",
+    "Age of the oldest queued task since it was accepted (0: none queued)",
 )

@@ -2,7 +2,8 @@
 reach, with its health and what it says about itself, kept in Redis for the console.
 
 Each backend's targets (GATEWAY_{NAME}_TARGETS, e.g. GATEWAY_FACE_TARGETS: a
-`host:port` list or one `dns:///name:port` target) are resolved again every
+`host:port` list or one `dns:///name:port` target, read as the gateway's
+channels read them: percept_runtime/targets.py) are resolved again every
 few seconds, so replicas that appear in DNS show up by themselves. Every
 address is probed about once a second with grpc.health.v1 Check and
 percept.common.v1.ReplicaService/GetReplicaInfo (short deadlines): a replica
@@ -23,16 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
-import random
 import socket
-import struct
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -45,6 +42,7 @@ from gateway.backends import call_metadata, channel_credentials
 from gateway.declare import Backend
 from gateway.jobs import PREFIX
 from gateway.settings import GatewaySettings
+from percept_runtime.targets import parse_target, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -72,140 +70,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-# --- resolving targets ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """What to resolve: a host list, or one name (optionally at a given DNS server)."""
-
-    spec: str
-    hosts: tuple[tuple[str, int], ...]  # (host or IP, port)
-    dns_server: tuple[str, int] | None = None  # dns://server:port/name: ask this server
-    unix: str | None = None
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise ValueError(f"replica address {text!r} is not host:port")
-    return host, int(port)
-
-
-def parse_target(spec: str) -> Target:
-    """A backend's targets setting, as the gateway's channels read it
-    (gateway/backends.py): `h1:p,h2:p`, `dns:///name:port`,
-    `dns://server:port/name:port`, `ipv4:a:p,b:p`, `ipv6:[a]:p` or `unix:path`."""
-    spec = spec.strip()
-    if spec.startswith("unix:"):
-        return Target(spec, (), unix=spec)
-    if spec.startswith("dns:"):
-        rest = spec[4:]
-        server = None
-        if rest.startswith("//"):
-            authority, _, rest = rest[2:].partition("/")
-            if authority:
-                host, _, port = authority.rpartition(":")
-                server = (host or authority, int(port) if port.isdigit() else 53)
-        return Target(spec, (_host_port(rest),), server)
-    for scheme in ("ipv4:", "ipv6:"):
-        if spec.startswith(scheme):
-            spec_hosts = spec[len(scheme) :]
-            return Target(spec, tuple(_host_port(p) for p in spec_hosts.split(",") if p.strip()))
-    return Target(spec, tuple(_host_port(p.strip()) for p in spec.split(",") if p.strip()))
-
-
-def _address(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ipaddress.ip_address(ip).version == 6 else f"{ip}:{port}"
-
-
-def _dns_query(name: str, txid: int) -> bytes:
-    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split("."))
-    return struct.pack(">HHHHHH", txid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + b"\0\1\0\1"
-
-
-def _dns_a_records(reply: bytes, txid: int) -> list[str]:
-    rid, flags, qdcount, ancount = struct.unpack(">HHHH", reply[:8])
-    if rid != txid:
-        raise OSError("DNS answered another query")
-    if flags & 0xF == 3:
-        return []  # NXDOMAIN: the name has no replicas now
-    if flags & 0xF:
-        raise OSError(f"DNS answered rcode {flags & 0xF}")
-    pos = 12
-    for _ in range(qdcount):  # skip the question
-        pos = _skip_name(reply, pos) + 4
-    out = []
-    for _ in range(ancount):
-        pos = _skip_name(reply, pos)
-        rtype, _cls, _ttl, length = struct.unpack(">HHIH", reply[pos : pos + 10])
-        pos += 10
-        if rtype == 1 and length == 4:
-            out.append(socket.inet_ntoa(reply[pos : pos + 4]))
-        pos += length
-    return out
-
-
-def _skip_name(data: bytes, pos: int) -> int:
-    while data[pos]:
-        if data[pos] & 0xC0 == 0xC0:
-            return pos + 2
-        pos += 1 + data[pos]
-    return pos + 1
-
-
-async def _ask_dns_server(server: tuple[str, int], name: str, deadline_s: float) -> list[str]:
-    """A records of `name` from one DNS server (a dns://server/name target)."""
-    loop = asyncio.get_running_loop()
-    txid = random.randrange(1 << 16)
-    reply: asyncio.Future[bytes] = loop.create_future()
-
-    class Protocol(asyncio.DatagramProtocol):
-        def datagram_received(self, data, addr) -> None:
-            if not reply.done():
-                reply.set_result(data)
-
-        def error_received(self, exc) -> None:
-            if not reply.done():
-                reply.set_exception(exc)
-
-    transport, _ = await loop.create_datagram_endpoint(Protocol, remote_addr=server)
-    try:
-        transport.sendto(_dns_query(name, txid))
-        return _dns_a_records(await asyncio.wait_for(reply, deadline_s), txid)
-    finally:
-        transport.close()
-
-
-async def resolve(target: Target, deadline_s: float = 2.0) -> list[str]:
-    """Every address the target names now, as `ip:port` (sorted)."""
-    if target.unix:
-        return [target.unix]
-    loop = asyncio.get_running_loop()
-    found: set[str] = set()
-    for host, port in target.hosts:
-        try:
-            found.add(_address(str(ipaddress.ip_address(host)), port))
-            continue
-        except ValueError:
-            pass
-        if target.dns_server is not None:
-            ips = await _ask_dns_server(target.dns_server, host, deadline_s)
-        else:
-            try:
-                infos = await asyncio.wait_for(
-                    loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), deadline_s
-                )
-            except socket.gaierror as exc:
-                if exc.errno not in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
-                    raise
-                infos = []  # the name has no replicas now
-            ips = [info[4][0] for info in infos]
-        found.update(_address(ip, port) for ip in ips)
-    return sorted(found)
 
 
 # --- probing --------------------------------------------------------------------------

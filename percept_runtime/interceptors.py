@@ -127,11 +127,12 @@ async def _close(responses) -> None:
         await responses.aclose()
 
 
-def _decoder(deserialize: Callable | None) -> Callable:
-    """Request bytes -> message; bytes that do not parse are the caller's
-    mistake (INVALID_ARGUMENT), not the server's (UNKNOWN)."""
+def _decoder(deserialize: Callable | None, streaming: bool) -> Callable:
+    """The request (or, for a streaming request, each message of its iterator)
+    as bytes -> message; bytes that do not parse are the caller's mistake
+    (INVALID_ARGUMENT), not the server's (UNKNOWN)."""
     if deserialize is None:
-        return lambda raw: raw
+        return lambda request: request
     message = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
     name = message.full_name if message is not None else "request"
 
@@ -144,24 +145,20 @@ def _decoder(deserialize: Callable | None) -> Callable:
                 "parse as protobuf): send the serialized message the .proto describes"
             ) from None
 
-    return decode
+    async def decode_each(requests):
+        async for raw in requests:
+            yield decode(raw)
 
-
-async def _decoded(requests, decode: Callable):
-    async for raw in requests:
-        yield decode(raw)
+    return decode_each if streaming else decode
 
 
 def _wrap_unary_response(
-    method: str, behavior: Callable, replica: Callable[[], str], decode: Callable, streaming: bool
+    method: str, behavior: Callable, replica: Callable[[], str], decode: Callable
 ) -> Callable:
     async def wrapper(request_or_iterator, context):
         call = _Call(method, context, replica())
         try:
-            request = (
-                _decoded(request_or_iterator, decode) if streaming else decode(request_or_iterator)
-            )
-            return await behavior(request, context)
+            return await behavior(decode(request_or_iterator), context)
         except BaseException as exc:  # noqa: BLE001 - the error boundary
             await call.fail(exc)
         finally:
@@ -171,14 +168,12 @@ def _wrap_unary_response(
 
 
 def _wrap_stream_response(
-    method: str, behavior: Callable, replica: Callable[[], str], decode: Callable, streaming: bool
+    method: str, behavior: Callable, replica: Callable[[], str], decode: Callable
 ) -> Callable:
     async def wrapper(request_or_iterator, context):
         call = _Call(method, context, replica())
         try:
-            request = (
-                _decoded(request_or_iterator, decode) if streaming else decode(request_or_iterator)
-            )
+            request = decode(request_or_iterator)
         except BaseException as exc:  # noqa: BLE001 - the error boundary
             try:
                 await call.fail(exc)
@@ -261,10 +256,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             return handler._replace(**{kind: refuse})
         if method.startswith(UNOBSERVED_PREFIXES):
             return handler
-        decode = _decoder(handler.request_deserializer)
+        decode = _decoder(handler.request_deserializer, handler.request_streaming)
         wrap = _wrap_stream_response if handler.response_streaming else _wrap_unary_response
         body = getattr(handler, kind)
         return handler._replace(
-            request_deserializer=None,
-            **{kind: wrap(method, body, self._replica, decode, handler.request_streaming)},
+            request_deserializer=None, **{kind: wrap(method, body, self._replica, decode)}
         )

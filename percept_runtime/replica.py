@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 
 from percept.common.v1 import replica_service_pb2 as pb
 from percept.common.v1 import replica_service_pb2_grpc
@@ -30,21 +31,15 @@ class ReplicaServicer(replica_service_pb2_grpc.ReplicaServiceServicer):
         self._started_at = time.time()
 
     async def GetReplicaInfo(self, request, context) -> pb.GetReplicaInfoResponse:
-        d = self._describe()
         return pb.GetReplicaInfoResponse(
+            **asdict(self._describe()),
             replica=self._name(),
             services=self._services,
-            model=d.model,
-            backend=d.backend,
-            device=d.device,
-            workers=d.workers,
-            workers_ready=d.workers_ready,
             calls_in_flight=max(0, STATS.in_flight),
             calls_served=STATS.served,
             calls_failed=STATS.failed,
             calls_refused=STATS.refused,
             mean_call_seconds=STATS.mean_seconds,
             started_at=self._started_at,
-            worker_restarts=d.worker_restarts,
             serving=self._serving(),
         )

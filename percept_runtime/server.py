@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from percept.common.v1 import replica_service_pb2_grpc
 
 from percept_runtime.interceptors import ObservabilityInterceptor
 from percept_runtime.metrics import serve_metrics
+from percept_runtime.process import stop_on_signals
 from percept_runtime.replica import SERVICE_NAME as REPLICA_SERVICE
 from percept_runtime.replica import Description, ReplicaServicer
 from percept_runtime.settings import ServerSettings
@@ -192,10 +192,8 @@ async def serve(
         settings.metrics_port or "off",
     )
 
-    stop = stop or asyncio.Event()
+    stop = stop_on_signals(stop)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
     started = [False]
     health_updates: set[asyncio.Task] = set()

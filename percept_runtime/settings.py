@@ -1,104 +1,123 @@
-"""Settings every gRPC server shares; each service subclasses with its env prefix."""
+"""Settings said once: the pieces every process's settings share (logging, a
+port, a Redis URL, a value a mounted secret may give), and every gRPC server's
+settings; each service subclasses them with its env prefix."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from percept_runtime.video import VideoPolicy
 
 MiB = 1024 * 1024
+T = TypeVar("T")
+
+# A TCP port; 0 picks a free one, or turns the listener off, as each setting says.
+Port = Annotated[int, Field(ge=0, le=65535)]
 
 
-class ServerSettings(BaseSettings):
+class Settings(BaseSettings):
+    """The base of every process's settings: each setting is documented by the
+    docstring under it (its description in the schema), unknown env ignored."""
+
+    model_config = SettingsConfigDict(extra="ignore", use_attribute_docstrings=True)
+
+
+class LoggingSettings(Settings):
+    """Every process logs at <PREFIX>LOG_LEVEL."""
+
+    log_level: str = "INFO"
+    """Python logging level."""
+
+
+class SecretFiles(Settings):
+    """Values a mounted secret may give instead: `secret_files` pairs a setting
+    with the setting naming its file, read when the value itself is not given
+    (or empty)."""
+
+    secret_files: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> SecretFiles:
+        for name, file_setting in self.secret_files:
+            path = getattr(self, file_setting)
+            if path is not None and (name not in self.model_fields_set or not getattr(self, name)):
+                setattr(self, name, path.read_text().strip())
+        return self
+
+
+def redis_url_field(prefix: str) -> Any:
+    """The Redis URL setting: env REDIS_URL, as every process of the stack reads
+    it, or <prefix>REDIS_URL."""
+    return Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", f"{prefix}REDIS_URL", "redis_url"),
+    )
+
+
+def part_settings(settings: BaseModel, cls: type[T], **overrides: Any) -> T:
+    """The dataclass of settings one part takes (the gallery's index, a model's
+    config), from the settings named alike and `overrides`; its other fields
+    keep their defaults."""
+    names = {f.name for f in dataclasses.fields(cls)} & set(type(settings).model_fields)
+    return cls(**{name: getattr(settings, name) for name in names} | overrides)
+
+
+class ServerSettings(LoggingSettings, SecretFiles):
     """Common server settings. Env names carry the service prefix (FACE_PORT...)."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    secret_files = (("auth_token", "auth_token_file"),)
 
-    host: str = Field("0.0.0.0", description="Address to listen on.")
-    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
-    metrics_port: int = Field(
-        0, ge=0, le=65535, description="Prometheus /metrics HTTP port; 0 turns it off."
-    )
-    workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
-        ge=1,
-        description="Inference worker processes (each loads the model once).",
-    )
-    max_message_bytes: int = Field(
-        64 * MiB, ge=1024, description="Largest request or response message, bytes."
-    )
-    max_image_pixels: int = Field(
-        40_000_000, ge=1, description="Largest image (width x height) decoded."
-    )
-    max_video_frames: int = Field(
-        100_000, ge=1, description="Most frames one video request processes."
-    )
-    video_allowed_dirs: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated directories whose files may be opened by uri.",
-    )
-    video_allowed_schemes: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated URI schemes (rtsp, http, https) that may be opened.",
-    )
-    stream_window: int = Field(
-        0, ge=0, description="Frames in flight per stream; 0 means 2 x workers."
-    )
-    grace_period_s: float = Field(
-        30.0, ge=0, description="On SIGTERM, how long in-flight calls may finish."
-    )
-    drain_delay_s: float = Field(
-        1.0,
-        ge=0,
-        description="On SIGTERM, NOT_SERVING is reported this long before the port closes.",
-    )
-    max_connection_age_s: float = Field(
-        300.0,
-        ge=0,
-        description="Clients reconnect after this long, so new replicas get traffic; 0 is forever.",
-    )
-    max_connection_age_grace_s: float = Field(
-        3600.0,
-        ge=0,
-        description="Calls still running on a connection past its age may finish within this (long videos).",
-    )
-    max_worker_rss_mb: int = Field(
-        3072,
-        ge=0,
-        description="A worker whose memory stays above this after a call is replaced (MiB; 0: never).",
-    )
-    tls_cert: Path | None = Field(
-        None, description="PEM certificate chain: serve TLS (with tls_key) instead of plaintext."
-    )
-    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
-    tls_client_ca: Path | None = Field(
-        None,
-        description="PEM CA bundle: require client certificates signed by it (mutual TLS).",
-    )
-    auth_token: str = Field(
-        "",
-        description="Shared token: every call but health checks must carry `authorization: Bearer <token>`.",
-    )
-    auth_token_file: Path | None = Field(
-        None, description="Read auth_token from this file (a mounted secret) instead."
-    )
-    health_port: int = Field(
-        0,
-        ge=0,
-        le=65535,
-        description="A plaintext port serving only grpc.health.v1, for probes that cannot speak TLS (0: off).",
-    )
-    replica_name: str = Field(
-        "",
-        description="How this replica names itself to clients (x-percept-replica trailing metadata); empty means host:port.",
-    )
-    log_level: str = Field("INFO", description="Python logging level.")
+    host: str = "0.0.0.0"
+    """Address to listen on."""
+    port: Port = 50051
+    """gRPC port (0 picks a free one)."""
+    metrics_port: Port = 0
+    """Prometheus /metrics HTTP port; 0 turns it off."""
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    """Inference worker processes (each loads the model once)."""
+    max_message_bytes: int = Field(64 * MiB, ge=1024)
+    """Largest request or response message, bytes."""
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    """Largest image (width x height) decoded."""
+    max_video_frames: int = Field(100_000, ge=1)
+    """Most frames one video request processes."""
+    video_allowed_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    """Comma-separated directories whose files may be opened by uri."""
+    video_allowed_schemes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated URI schemes (rtsp, http, https) that may be opened."""
+    stream_window: int = Field(0, ge=0)
+    """Frames in flight per stream; 0 means 2 x workers."""
+    grace_period_s: float = Field(30.0, ge=0)
+    """On SIGTERM, how long in-flight calls may finish."""
+    drain_delay_s: float = Field(1.0, ge=0)
+    """On SIGTERM, NOT_SERVING is reported this long before the port closes."""
+    max_connection_age_s: float = Field(300.0, ge=0)
+    """Clients reconnect after this long, so new replicas get traffic; 0 is forever."""
+    max_connection_age_grace_s: float = Field(3600.0, ge=0)
+    """Calls still running on a connection past its age may finish within this (long videos)."""
+    max_worker_rss_mb: int = Field(3072, ge=0)
+    """A worker whose memory stays above this after a call is replaced (MiB; 0: never)."""
+    tls_cert: Path | None = None
+    """PEM certificate chain: serve TLS (with tls_key) instead of plaintext."""
+    tls_key: Path | None = None
+    """PEM private key of tls_cert."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle: require client certificates signed by it (mutual TLS)."""
+    auth_token: str = ""
+    """Shared token: every call but health checks must carry `authorization: Bearer <token>`."""
+    auth_token_file: Path | None = None
+    """Read auth_token from this file (a mounted secret) instead."""
+    health_port: Port = 0
+    """A plaintext port serving only grpc.health.v1, for probes that cannot speak TLS (0: off)."""
+    replica_name: str = ""
+    """How this replica names itself to clients (x-percept-replica trailing metadata); empty means host:port."""
 
     @field_validator("video_allowed_dirs", "video_allowed_schemes", mode="before")
     @classmethod
@@ -111,12 +130,6 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
         return [scheme.lower().rstrip(":/") for scheme in value]
-
-    @model_validator(mode="after")
-    def _token_file(self) -> ServerSettings:
-        if self.auth_token_file and not self.auth_token:
-            self.auth_token = self.auth_token_file.read_text().strip()
-        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:

@@ -6,23 +6,15 @@ from __future__ import annotations
 
 import grpc
 
-from percept_runtime.errors import (
-    AccessDenied,
-    AlreadyExists,
-    InputTooLarge,
-    InvalidInput,
-    NotFound,
-    PerceptError,
-    Unavailable,
-)
+from percept_runtime import errors
 
-STATUS_BY_ERROR: dict[type[PerceptError], grpc.StatusCode] = {
-    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    InputTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    AccessDenied: grpc.StatusCode.PERMISSION_DENIED,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
+STATUS_BY_ERROR: dict[type[errors.PerceptError], grpc.StatusCode] = {
+    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InputTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.AccessDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 

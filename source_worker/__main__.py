@@ -8,16 +8,15 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
-import time
 
 import redis.asyncio as aioredis
 
 from gateway.backends import Backends
 from gateway.settings import GatewaySettings
 from percept_runtime.logs import configure_logging
+from percept_runtime.process import add_check_flags, check_heartbeat, stop_on_signals
 from source_worker.settings import WorkerSettings
 from source_worker.worker import SourceWorker
 
@@ -29,10 +28,7 @@ async def run(settings: WorkerSettings) -> None:
     raw = aioredis.from_url(settings.redis_url)
     backends = Backends(GatewaySettings())
     worker = SourceWorker(settings, redis, raw, backends)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -46,31 +42,15 @@ async def run(settings: WorkerSettings) -> None:
         logger.info("source worker %s stopped", worker.id)
 
 
-def check(heartbeat_file: str, max_age_s: float) -> int:
-    """Exit status for a liveness probe: 0 when the heartbeat file is fresh."""
-    try:
-        age = time.time() - os.stat(heartbeat_file).st_mtime
-    except FileNotFoundError:
-        print(f"no heartbeat at {heartbeat_file}")
-        return 1
-    print(f"heartbeat {age:.1f}s old")
-    return 0 if age <= max_age_s else 1
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m source_worker", description=__doc__)
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics here")
     parser.add_argument("--worker-id", help="this worker's name (default: host-pid)")
-    parser.add_argument(
-        "--check", action="store_true", help="exit 0 if this container's worker is alive"
-    )
-    parser.add_argument(
-        "--max-age", type=float, default=30.0, help="with --check: oldest acceptable heartbeat, s"
-    )
+    add_check_flags(parser, "worker is")
     args = parser.parse_args(argv)
     settings = WorkerSettings()
     if args.check:
-        sys.exit(check(settings.heartbeat_file, args.max_age))
+        sys.exit(check_heartbeat(settings.heartbeat_file, args.max_age))
     if args.metrics_port is not None:
         settings.metrics_port = args.metrics_port
     settings.worker_id = (

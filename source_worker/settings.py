@@ -5,37 +5,34 @@ read through GatewaySettings so both talk to the replicas the same way."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from gateway.sources import SourcePolicy
+from percept_runtime.settings import LoggingSettings, Port, redis_url_field
 
 
-class WorkerSettings(SourcePolicy):
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        validation_alias=AliasChoices("REDIS_URL", "SOURCES_REDIS_URL", "redis_url"),
-        description="Redis holding the sources, their leases, status and events.",
-    )
-    worker_id: str = Field("", description="This worker's name (default: host and pid).")
-    lease_s: float = Field(
-        6.0,
-        gt=0.5,
-        le=60,
-        description="A source whose worker has not renewed its lease this long is taken by another.",
-    )
-    poll_s: float = Field(
-        0.5, gt=0, le=10, description="How often a worker reads the sources and renews its leases."
-    )
-    open_timeout_s: float = Field(5.0, gt=0, description="Longest wait for a stream to open.")
-    read_timeout_s: float = Field(5.0, gt=0, description="Longest wait for a stream's next frame.")
-    backoff_min_s: float = Field(0.5, gt=0, description="First reconnect delay (doubles).")
-    backoff_max_s: float = Field(10.0, gt=0, description="Longest reconnect delay.")
-    track_end_s: float = Field(
-        3.0, gt=0, description="A track unseen this long has ended (track.ended)."
-    )
-    heartbeat_file: str = Field(
-        "/tmp/percept-sources.alive",
-        description="Touched on every poll that reached Redis; `python -m source_worker --check` reads it.",
-    )
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port (0: off).")
-    log_level: str = Field("INFO", description="Python logging level.")
+class WorkerSettings(LoggingSettings, SourcePolicy):
+    """python -m source_worker. Every setting is env SOURCES_<NAME>, except REDIS_URL."""
+
+    redis_url: str = redis_url_field("SOURCES_")
+    """Redis holding the sources, their leases, status and events."""
+    worker_id: str = ""
+    """This worker's name (default: host and pid)."""
+    lease_s: float = Field(6.0, gt=0.5, le=60)
+    """A source whose worker has not renewed its lease this long is taken by another."""
+    poll_s: float = Field(0.5, gt=0, le=10)
+    """How often a worker reads the sources and renews its leases."""
+    open_timeout_s: float = Field(5.0, gt=0)
+    """Longest wait for a stream to open."""
+    read_timeout_s: float = Field(5.0, gt=0)
+    """Longest wait for a stream's next frame."""
+    backoff_min_s: float = Field(0.5, gt=0)
+    """First reconnect delay (doubles)."""
+    backoff_max_s: float = Field(10.0, gt=0)
+    """Longest reconnect delay."""
+    track_end_s: float = Field(3.0, gt=0)
+    """A track unseen this long has ended (track.ended)."""
+    heartbeat_file: str = "/tmp/percept-sources.alive"
+    """Touched on every poll that reached Redis; `python -m source_worker --check` reads it."""
+    metrics_port: Port = 0
+    """Prometheus /metrics port (0: off)."""

@@ -34,7 +34,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-PREFIX = "percept:"
+from gateway.redis_client import PREFIX, prefix_for
 
 EVENT_TYPES: tuple[str, ...] = (
     "task.succeeded",
@@ -148,7 +148,7 @@ async def publish(redis, tenant: str, type: str, data: dict) -> str:
         script = _scripts[redis] = redis.register_script(_PUBLISH)
     event_id = new_id()
     await script(
-        keys=[log_key(tenant), ALL_LOG, OUTBOX],
+        keys=[stream_of(tenant, redis), stream_of(None, redis), outbox_key(prefix_for(redis))],
         args=[
             tenant,
             type,
@@ -196,9 +196,11 @@ class Filters:
         return self.task_id is None or data.get("task_id") == self.task_id
 
 
-def stream_of(tenant: str | None) -> str:
-    """The log a caller reads: its tenant's, or all tenants' (None: an admin)."""
-    return ALL_LOG if tenant is None else log_key(tenant)
+def stream_of(tenant: str | None, redis=None) -> str:
+    """The log a caller reads: its tenant's, or all tenants' (None: an admin);
+    named for `redis` (tagged on a cluster: gateway/redis_client.py)."""
+    prefix = PREFIX if redis is None else prefix_for(redis)
+    return all_log_key(prefix) if tenant is None else log_key(tenant, prefix)
 
 
 async def page(
@@ -215,7 +217,7 @@ async def page(
     `since` (Unix seconds) that match. Returns (position, envelope) pairs and
     the cursor of the next page (None: no more). At most `scan_cap` entries are
     read per call; a sparse filter then returns a short page with a cursor."""
-    key = stream_of(tenant)
+    key = stream_of(tenant, redis)
     upper = f"({cursor}" if cursor else "+"
     lower = str(int(min(since, 1e15) * 1000)) if since else "-"  # (a stream id is u64 ms)
     found: list[tuple[str, dict]] = []
@@ -240,7 +242,7 @@ async def follow(
     redis, tenant: str | None, after: str, block_ms: int, count: int = 100
 ) -> list[tuple[str, dict]]:
     """Events after position `after` ("$": only new ones), waiting up to block_ms."""
-    reply = await redis.xread({stream_of(tenant): after}, count=count, block=block_ms)
+    reply = await redis.xread({stream_of(tenant, redis): after}, count=count, block=block_ms)
     out = []
     for _stream, entries in reply or ():
         for entry_id, fields in entries:
@@ -250,5 +252,5 @@ async def follow(
 
 async def last_position(redis, tenant: str | None) -> str:
     """The newest position in a log ("0" when empty): a live stream starts after it."""
-    rows = await redis.xrevrange(stream_of(tenant), "+", "-", count=1)
+    rows = await redis.xrevrange(stream_of(tenant, redis), "+", "-", count=1)
     return _text(rows[0][0]) if rows else "0"

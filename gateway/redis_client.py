@@ -31,6 +31,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 
+PREFIX = "percept:"  # every key the gateway keeps starts with it ...
+CLUSTER_PREFIX = "{percept}:"  # ... or, on a cluster, with this hash tag (one slot)
+
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_PORT = 26379
@@ -60,6 +63,16 @@ class _Sentinel(Sentinel):
                 f"{service_name!r} (a failover in progress, the sentinels down, or another "
                 "master name)"
             ) from exc
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def prefix_for(client: Any) -> str:
+    """The prefix of the job table's keys (and of the event log its scripts
+    write) on this client: tagged on a cluster (gateway/jobs/schema.py)."""
+    return CLUSTER_PREFIX if is_cluster(client) else PREFIX
 
 
 def _scheme(url: str) -> str:

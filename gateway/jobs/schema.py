@@ -26,17 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway import events
+from gateway.redis_client import PREFIX, prefix_for
 
-PREFIX = "percept:"
-CLUSTER_PREFIX = "{percept}:"  # the hash tag: the part in braces picks the slot
 CANCEL_CHANNEL = PREFIX + "cancel"  # pub/sub (a channel, no key: the same on a cluster)
-
-
-def is_cluster(redis) -> bool:
-    """Whether a client talks to a Redis Cluster (gateway/redis_client.py)."""
-    from redis.asyncio.cluster import RedisCluster
-
-    return isinstance(redis, RedisCluster)
 
 
 @dataclass(frozen=True)
@@ -48,7 +40,7 @@ class KeySchema:
 
     @classmethod
     def for_client(cls, redis) -> KeySchema:
-        return cls(CLUSTER_PREFIX if is_cluster(redis) else PREFIX)
+        return cls(prefix_for(redis))
 
     # --- one task ---------------------------------------------------------------------
     def task(self, task_id: str) -> str:

@@ -35,7 +35,7 @@ from gateway.jobs.records import DEFAULT_TENANT, Claimed, Event, Status, Task, t
 from gateway.jobs.replication import ReplicaWait
 from gateway.jobs.schema import CANCEL_CHANNEL, PLAIN, KeySchema
 from gateway.jobs.statistics import Statistics
-from gateway.redis_client import redis_client
+from gateway.redis_client import is_cluster, redis_client
 
 if TYPE_CHECKING:
     from gateway.keys import Limits
@@ -88,7 +88,9 @@ class JobStore(Queues, Index, Statistics, Previews):
     def __post_init__(self) -> None:
         self.kind_ids = tuple(self.kind_ids)
         self.keys = KeySchema.for_client(self.redis)
-        self._replication = ReplicaWait(self.wait_replicas, self.wait_timeout_ms)
+        # (On a cluster WAIT would have to follow the slot's primary: not applied.)
+        waits = 0 if is_cluster(self.redis) else self.wait_replicas
+        self._replication = ReplicaWait(waits, self.wait_timeout_ms)
         # Big requests go to Redis a few at a time (it holds each whole in a
         # buffer until its script runs, and runs scripts one by one).
         self._big_writes = asyncio.Semaphore(BIG_WRITES)

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from gateway import events
 from gateway.jobs import GROUP, JobStore, KeySchema, Status
 from gateway.jobs.scripts import source
 from gateway.redis_client import redis_client
 from tests.redis_cluster import RedisCluster3
 from tests.redis_ha import RedisNode
+from tests.support import GatewayProcess
 
 KIND = "detect:image"
 RETENTION = [100, 3600, 1000]  # the event log's: entries per tenant, seconds, outbox entries
@@ -330,6 +332,9 @@ def test_the_job_table_runs_on_a_cluster_of_three_primaries(cluster):
         [*_, now] = (await store.stats(1))[KIND]
         assert (now["submitted"], now["succeeded"], now["cancelled"]) == (2, 1, 1)
         assert await store.preview(first) == b"one"
+        # the ends are in the event log, read as /api/events reads it
+        logged, _ = await events.page(store.redis, None, events.Filters(), limit=10)
+        assert [e["type"] for _, e in logged] == ["task.cancelled", "task.succeeded"]
         await store.prune_indexes()
         # the table's keys carry one hash tag: one node holds them all
         names = [key async for key in store.redis.scan_iter(match="*")]
@@ -338,3 +343,40 @@ def test_the_job_table_runs_on_a_cluster_of_three_primaries(cluster):
         await store.close()
 
     asyncio.run(main())
+
+
+def test_a_gateway_on_the_cluster_runs_a_task_end_to_end(cluster, face_server, object_server,
+                                                         zidane_bytes):  # fmt: skip
+    """`python -m gateway` with REDIS_URL=redis+cluster://...: a queued task is
+    dispatched, run on the object service and ends; its stream, the list and
+    the console's figures say so."""
+
+    async def empty() -> None:
+        client = redis_client(cluster.url)
+        await client.flushall()
+        await client.aclose()
+
+    asyncio.run(empty())
+    gateway = GatewayProcess(
+        "gateway",
+        env={"REDIS_URL": cluster.url, "GATEWAY_AUTH": "disabled",
+             "GATEWAY_FACE_TARGETS": face_server.address,
+             "GATEWAY_OBJECT_TARGETS": object_server.address},
+    ).start()  # fmt: skip
+    try:
+        with gateway.client(timeout=60) as http:
+            r = http.post("/api/detect/object/image",
+                          files={"file": ("z.jpg", zidane_bytes, "image/jpeg")})  # fmt: skip
+            assert r.status_code == 202, r.text
+            task_id = r.json()["task_id"]
+            with http.stream("GET", f"/api/task/{task_id}/events") as stream:
+                statuses = [json.loads(line[6:])
+                            for line in stream.iter_lines() if line.startswith("data: {\"status")]  # fmt: skip
+            assert [s["status"] for s in statuses][-1] == "succeeded"
+            assert statuses[-1]["task"]["result"]["detections"]
+            listed = http.get("/api/tasks", params={"status": "succeeded"}).json()
+            assert [t["task_id"] for t in listed["tasks"]] == [task_id]
+            kinds = {k["id"]: k for k in http.get("/api/stats").json()["kinds"]}
+            assert kinds["object_detection:image"]["last_5m"]["succeeded"] == 1
+    finally:
+        gateway.stop()

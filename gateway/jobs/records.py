@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_TENANT = "default"
 
@@ -120,13 +120,14 @@ class Task:
 
 @dataclass(frozen=True)
 class Event:
+    """One entry of a task's event stream (`status`, `progress`, `frame`)."""
+
     id: str
     type: str
     data: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Claimed:
+class Claimed(NamedTuple):
     """A queue entry a dispatcher took: which kind, which entry, which task."""
 
     kind_id: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from redis.exceptions import ResponseError
 
@@ -16,12 +15,14 @@ logger = logging.getLogger(__name__)
 REPLICAS_COUNT_S = 1.0  # how often a submitting process counts the primary's replicas
 
 
-@dataclass(eq=False)
 class ReplicaWait:
-    wanted: int = 0
-    timeout_ms: int = 500
-    _online: int = 0
-    _seen_at: float = 0.0
+    """How many replicas a submit waits for, and its refusal when fewer confirm."""
+
+    def __init__(self, wanted: int, timeout_ms: int) -> None:
+        self.wanted = wanted
+        self.timeout_ms = timeout_ms
+        self._online = 0  # replicas in sync when last counted ...
+        self._seen_at = 0.0  # ... at this time (monotonic)
 
     async def replicas(self, redis) -> int:
         """How many replicas a submit waits for: the wanted number, or fewer

@@ -24,6 +24,7 @@ existing data set stays readable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gateway import events
 from gateway.redis_client import PREFIX, prefix_for
@@ -31,10 +32,28 @@ from gateway.redis_client import PREFIX, prefix_for
 CANCEL_CHANNEL = PREFIX + "cancel"  # pub/sub (a channel, no key: the same on a cluster)
 
 
+class _Key:
+    """A key name under the schema's prefix, `<prefix><name>`, or a family of
+    them, `<prefix><name>:<part>[:<part>...]` (`keys.task(task_id)`,
+    `keys.live(status, kind_id)`). A family given one "" part names what its
+    members start with: the prefix a script appends the data it reads to."""
+
+    def __init__(self, name: str, *, family: bool = True) -> None:
+        self.name = name
+        self.family = family
+
+    def __get__(self, schema: KeySchema | None, owner: type) -> Any:
+        if schema is None:
+            return self
+        base = schema.prefix + self.name
+        if not self.family:
+            return base
+        return lambda *parts: f"{base}:{':'.join(map(str, parts))}"
+
+
 @dataclass(frozen=True)
 class KeySchema:
-    """The key names under one prefix. Builders called with "" give a key
-    family's prefix (what a script appends data to)."""
+    """The key names under one prefix: every key of the job table."""
 
     prefix: str = PREFIX
 
@@ -42,110 +61,46 @@ class KeySchema:
     def for_client(cls, redis) -> KeySchema:
         return cls(prefix_for(redis))
 
-    # --- one task ---------------------------------------------------------------------
-    def task(self, task_id: str) -> str:
-        """hash: the task record (expires after the task TTL)."""
-        return f"{self.prefix}task:{task_id}"
+    # --- one task (by its id)
+    task = _Key("task")  # hash: the task record (expires after the task TTL)
+    input = _Key("input")  # the serialized gRPC request, deleted when the task ends
+    events = _Key("events")  # stream of status / progress / frame events (SSE reads it)
+    frames = _Key("frames")  # hash frame_index -> frame result while a video runs
+    gone = _Key("gone")  # tombstone outliving the record, so an expired id is 410
+    preview = _Key("preview")  # a finished image task's request, kept for the console
+    idem = _Key("idem")  # (tenant, Idempotency-Key) -> "task id|request hash"
 
-    def input(self, task_id: str) -> str:
-        """the serialized gRPC request (upload included), deleted when the task ends."""
-        return f"{self.prefix}input:{task_id}"
+    # --- queues
+    queue = _Key("queue")  # stream per kind (`kind:media`), read through one consumer group
+    inline = _Key("inline", family=False)  # simple-mode tasks by when they must have ended
 
-    def events(self, task_id: str) -> str:
-        """stream of status / progress / frame events (SSE reads it)."""
-        return f"{self.prefix}events:{task_id}"
+    # --- list indexes: sorted sets of ids by creation time
+    index = _Key("tasks", family=False)  # all tasks
+    by_status = _Key("tasks:status")
+    by_kind = _Key("tasks:kind")
+    by_tenant = _Key("tasks:tenant")
+    live = _Key("tasks:live")  # (status, kind_id): the queued / running tasks of a kind
+    live_indexed = _Key("live-indexed", family=False)  # marker: the live indexes were filled
 
-    def frames(self, task_id: str) -> str:
-        """hash frame_index -> frame result while a video runs."""
-        return f"{self.prefix}frames:{task_id}"
+    # --- statistics and quotas
+    stats = _Key("stats")  # (kind_id, minute): counts and run/wait histograms, kept 26 h
+    usage = _Key("usage")  # hash: an API key's tasks, upload bytes and videos in flight
+    usage_all = _Key("usage:all", family=False)  # hash: upload bytes queued in all
 
-    def gone(self, task_id: str) -> str:
-        """tombstone outliving the record, so an expired id is 410."""
-        return f"{self.prefix}gone:{task_id}"
+    # --- previews
+    previews = _Key("previews", family=False)  # sorted set of kept previews' ids by when kept
+    previews_of = _Key("previews:tenant")  # the same, one tenant's
+    preview_sizes = _Key("previews:sizes", family=False)  # hash id -> "bytes|tenant"
+    preview_bytes = _Key("previews:bytes", family=False)  # hash `all`, `t:{tenant}` -> bytes
 
-    def preview(self, task_id: str) -> str:
-        """a finished image task's request, kept a while for the console."""
-        return f"{self.prefix}preview:{task_id}"
-
-    def idem(self, tenant: str, idempotency_key: str) -> str:
-        """Idempotency-Key -> "task id|request hash"."""
-        return f"{self.prefix}idem:{tenant}:{idempotency_key}"
-
-    # --- queues -----------------------------------------------------------------------
-    def queue(self, kind_id: str) -> str:
-        """stream per task kind (`kind:media`), read through one consumer group."""
-        return f"{self.prefix}queue:{kind_id}"
+    # stands for an optional key a script is not given (never written): an
+    # empty name would hash to another slot of a cluster
+    none = _Key("none", family=False)
 
     def kind_of_queue(self, queue: str) -> str:
         return queue.removeprefix(self.queue(""))
 
-    @property
-    def inline(self) -> str:
-        """sorted set of simple-mode tasks, scored by when they must have ended."""
-        return f"{self.prefix}inline"
-
-    # --- list indexes (sorted sets of ids by creation time) ---------------------------
-    @property
-    def index(self) -> str:
-        return f"{self.prefix}tasks"
-
-    def by_status(self, status: str) -> str:
-        return f"{self.index}:status:{status}"
-
-    def by_kind(self, kind: str) -> str:
-        return f"{self.index}:kind:{kind}"
-
-    def by_tenant(self, tenant: str) -> str:
-        return f"{self.index}:tenant:{tenant}"
-
-    def live(self, status: str, kind_id: str) -> str:
-        """The queued (or running) tasks of one kind, kept with the status: the queue figures."""
-        return f"{self.index}:live:{status}:{kind_id}"
-
-    @property
-    def live_indexed(self) -> str:
-        """Marker: the live indexes were filled (not under `tasks`: pruning reads those)."""
-        return f"{self.prefix}live-indexed"
-
-    # --- statistics and quotas --------------------------------------------------------
-    def stats(self, kind_id: str, minute: int) -> str:
-        """per-minute counts and run/wait histograms of one kind (kept 26 h)."""
-        return f"{self.stats_family}{kind_id}:{minute}"
-
-    @property
-    def stats_family(self) -> str:
-        """What stats() names start with (a script appends `kind:media:minute`)."""
-        return f"{self.prefix}stats:"
-
-    def usage(self, key_id: str) -> str:
-        """hash: an API key's tasks, upload bytes and videos in flight."""
-        return f"{self.prefix}usage:{key_id}"
-
-    @property
-    def usage_all(self) -> str:
-        """hash: upload bytes queued in all (GATEWAY_MAX_QUEUED_BYTES)."""
-        return self.usage("all")
-
-    # --- previews ---------------------------------------------------------------------
-    @property
-    def previews(self) -> str:
-        """sorted set of kept previews' ids by when kept."""
-        return f"{self.prefix}previews"
-
-    def previews_of(self, tenant: str) -> str:
-        return f"{self.previews}:tenant:{tenant}"
-
-    @property
-    def preview_sizes(self) -> str:
-        """hash id -> "bytes|tenant" (what Redis holds: MEMORY USAGE)."""
-        return f"{self.previews}:sizes"
-
-    @property
-    def preview_bytes(self) -> str:
-        """hash: `all` and `t:{tenant}` -> the bytes kept."""
-        return f"{self.previews}:bytes"
-
-    # --- the event log a finish publishes to (gateway/events.py) ----------------------
+    # --- the event log a finish publishes to (gateway/events.py names it)
     def evlog(self, tenant: str) -> str:
         return events.log_key(tenant, self.prefix)
 
@@ -156,13 +111,6 @@ class KeySchema:
     @property
     def outbox(self) -> str:
         return events.outbox_key(self.prefix)
-
-    # --- placeholders -------------------------------------------------------------------
-    @property
-    def none(self) -> str:
-        """Stands for an optional key a script is not given (never written):
-        an empty name would hash to another slot of a cluster."""
-        return f"{self.prefix}none"
 
 
 PLAIN = KeySchema()

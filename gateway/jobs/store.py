@@ -45,7 +45,7 @@ BIG_WRITE_BYTES = 1 << 20  # an upload this big is written to Redis ...
 BIG_WRITES = 2  # ... with at most this many others at once (per process)
 
 
-class _Key:
+class _StoreKey:
     """A key name read from the class (the plain layout: tests and tools) or
     from a store (its own schema's: tagged on a cluster)."""
 
@@ -73,17 +73,17 @@ class JobStore(Queues, Index, Statistics, Previews):
     preview_bytes: tuple[int, int] = PREVIEW_BYTES  # (per tenant, in all)
     keys: KeySchema = field(init=False)
 
-    task_key = _Key("task")
-    queue_key = _Key("queue")
-    events_key = _Key("events")
-    input_key = _Key("input")
-    frames_key = _Key("frames")
-    preview_key = _Key("preview")
-    live_key = _Key("live")
-    INLINE = _Key("inline")
-    INDEX = _Key("index")
-    PREVIEWS = _Key("previews")
-    LIVE_INDEXED = _Key("live_indexed")
+    task_key = _StoreKey("task")
+    queue_key = _StoreKey("queue")
+    events_key = _StoreKey("events")
+    input_key = _StoreKey("input")
+    frames_key = _StoreKey("frames")
+    preview_key = _StoreKey("preview")
+    live_key = _StoreKey("live")
+    INLINE = _StoreKey("inline")
+    INDEX = _StoreKey("index")
+    PREVIEWS = _StoreKey("previews")
+    LIVE_INDEXED = _StoreKey("live_indexed")
 
     def __post_init__(self) -> None:
         self.kind_ids = tuple(self.kind_ids)
@@ -349,6 +349,6 @@ class JobStore(Queues, Index, Statistics, Previews):
             k.preview(task_id), k.none,
             k.index, k.by_kind(create.kind) if create else k.none,
             k.by_tenant(create.tenant) if create else k.none,
-            *self._moves(), k.stats_family, k.usage(""), k.usage_all,
+            *self._moves(), k.stats(""), k.usage(""), k.usage_all,
             *self.preview_keys(), k.evlog(""), k.evlog_all, k.outbox,
         ]  # fmt: skip

@@ -112,7 +112,7 @@ class Table:
             k.queue(KIND) if entry_id else k.none, k.inline, k.gone(task_id),
             k.preview(task_id), k.none, k.index,
             k.by_kind("detect") if create else k.none, k.by_tenant("t1") if create else k.none,
-            *self.moves(), k.stats_family, k.usage(""), k.usage_all,
+            *self.moves(), k.stats(""), k.usage(""), k.usage_all,
             k.previews, k.preview_sizes, k.preview_bytes, k.previews_of(""), k.preview(""),
             k.task(""), k.evlog(""), k.evlog_all, k.outbox,
         ]  # fmt: skip

@@ -34,9 +34,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-PREFIX = "percept:"
-OUTBOX = PREFIX + "outbox"
-ALL_LOG = PREFIX + "evlog"
+from gateway.redis_client import PREFIX, prefix_for
 
 EVENT_TYPES: tuple[str, ...] = (
     "task.succeeded",
@@ -58,8 +56,20 @@ DEFAULT_MAX_AGE_S = 7 * 86_400
 DEFAULT_OUTBOX_MAXLEN = 200_000
 
 
-def log_key(tenant: str) -> str:
-    return f"{PREFIX}evlog:{tenant}"
+def log_key(tenant: str, prefix: str = PREFIX) -> str:
+    return f"{all_log_key(prefix)}:{tenant}"
+
+
+def all_log_key(prefix: str = PREFIX) -> str:
+    return f"{prefix}evlog"
+
+
+def outbox_key(prefix: str = PREFIX) -> str:
+    return f"{prefix}outbox"
+
+
+OUTBOX = outbox_key()
+ALL_LOG = all_log_key()
 
 
 @dataclass(frozen=True)
@@ -86,32 +96,33 @@ class Retention:
         return [self.maxlen, self.max_age_s, self.outbox_maxlen]
 
 
-# A Lua function other scripts include (gateway/jobs.py's finish publishes a
-# task's end in the same script that ends it). `data` is a JSON object's text;
-# `now` Unix seconds as text. Returns the tenant log's stream id (seq).
-LUA_PUBLISH = f"""
-local EP = '{PREFIX}'
-local function publish_event(tenant, etype, id, now, data, maxlen, max_age_s, outbox_maxlen)
+# A Lua function other scripts include (gateway/jobs' finish publishes a
+# task's end in the same script that ends it), given its keys: the tenant's
+# log, all tenants' log and the outbox. `data` is a JSON object's text; `now`
+# Unix seconds as text. Returns the tenant log's stream id (seq).
+LUA_PUBLISH = """
+local function publish_event(log, all_log, outbox, tenant, etype, id, now, data, maxlen,
+                             max_age_s, outbox_maxlen)
   maxlen = tonumber(maxlen)
   local minid = tostring(math.max(0, math.floor((tonumber(now) - tonumber(max_age_s)) * 1000)))
-  local log = EP .. 'evlog:' .. tenant
   local seq = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'id', id, 'type', etype,
                          'tenant', tenant, 'time', now, 'data', data)
   redis.call('XTRIM', log, 'MINID', '~', minid)
-  redis.call('XADD', EP .. 'evlog', 'MAXLEN', '~', maxlen * 10, '*', 'id', id, 'type', etype,
+  redis.call('XADD', all_log, 'MAXLEN', '~', maxlen * 10, '*', 'id', id, 'type', etype,
              'tenant', tenant, 'time', now, 'data', data, 'seq', seq)
-  redis.call('XTRIM', EP .. 'evlog', 'MINID', '~', minid)
-  local envelope = '{{"id": ' .. cjson.encode(id) .. ', "type": ' .. cjson.encode(etype) ..
+  redis.call('XTRIM', all_log, 'MINID', '~', minid)
+  local envelope = '{"id": ' .. cjson.encode(id) .. ', "type": ' .. cjson.encode(etype) ..
     ', "tenant": ' .. cjson.encode(tenant) .. ', "time": ' .. now .. ', "seq": "' .. seq ..
-    '", "data": ' .. data .. '}}'
-  redis.call('XADD', EP .. 'outbox', 'MAXLEN', '~', tonumber(outbox_maxlen), '*',
+    '", "data": ' .. data .. '}'
+  redis.call('XADD', outbox, 'MAXLEN', '~', tonumber(outbox_maxlen), '*',
              'tenant', tenant, 'type', etype, 'e', envelope)
   return seq
 end
 """
 
-# KEYS: none. ARGV: tenant, type, id, now, data json, maxlen, max age, outbox maxlen.
-_PUBLISH = LUA_PUBLISH + "\nreturn publish_event(unpack(ARGV))\n"
+# KEYS: the tenant's log, all tenants' log, the outbox. ARGV: tenant, type, id,
+# now, data json, maxlen, max age, outbox maxlen.
+_PUBLISH = LUA_PUBLISH + "\nreturn publish_event(KEYS[1], KEYS[2], KEYS[3], unpack(ARGV))\n"
 
 _scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -137,6 +148,7 @@ async def publish(redis, tenant: str, type: str, data: dict) -> str:
         script = _scripts[redis] = redis.register_script(_PUBLISH)
     event_id = new_id()
     await script(
+        keys=[stream_of(tenant, redis), stream_of(None, redis), outbox_key(prefix_for(redis))],
         args=[
             tenant,
             type,
@@ -144,7 +156,7 @@ async def publish(redis, tenant: str, type: str, data: dict) -> str:
             repr(time.time()),
             json.dumps(data, separators=(",", ":")),
             *Retention.from_env().args(),
-        ]
+        ],
     )
     return event_id
 
@@ -184,9 +196,11 @@ class Filters:
         return self.task_id is None or data.get("task_id") == self.task_id
 
 
-def stream_of(tenant: str | None) -> str:
-    """The log a caller reads: its tenant's, or all tenants' (None: an admin)."""
-    return ALL_LOG if tenant is None else log_key(tenant)
+def stream_of(tenant: str | None, redis=None) -> str:
+    """The log a caller reads: its tenant's, or all tenants' (None: an admin);
+    named for `redis` (tagged on a cluster: gateway/redis_client.py)."""
+    prefix = PREFIX if redis is None else prefix_for(redis)
+    return all_log_key(prefix) if tenant is None else log_key(tenant, prefix)
 
 
 async def page(
@@ -203,7 +217,7 @@ async def page(
     `since` (Unix seconds) that match. Returns (position, envelope) pairs and
     the cursor of the next page (None: no more). At most `scan_cap` entries are
     read per call; a sparse filter then returns a short page with a cursor."""
-    key = stream_of(tenant)
+    key = stream_of(tenant, redis)
     upper = f"({cursor}" if cursor else "+"
     lower = str(int(min(since, 1e15) * 1000)) if since else "-"  # (a stream id is u64 ms)
     found: list[tuple[str, dict]] = []
@@ -228,7 +242,7 @@ async def follow(
     redis, tenant: str | None, after: str, block_ms: int, count: int = 100
 ) -> list[tuple[str, dict]]:
     """Events after position `after` ("$": only new ones), waiting up to block_ms."""
-    reply = await redis.xread({stream_of(tenant): after}, count=count, block=block_ms)
+    reply = await redis.xread({stream_of(tenant, redis): after}, count=count, block=block_ms)
     out = []
     for _stream, entries in reply or ():
         for entry_id, fields in entries:
@@ -238,5 +252,5 @@ async def follow(
 
 async def last_position(redis, tenant: str | None) -> str:
     """The newest position in a log ("0" when empty): a live stream starts after it."""
-    rows = await redis.xrevrange(stream_of(tenant), "+", "-", count=1)
+    rows = await redis.xrevrange(stream_of(tenant, redis), "+", "-", count=1)
     return _text(rows[0][0]) if rows else "0"

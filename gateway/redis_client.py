@@ -1,5 +1,5 @@
-"""The one place a Redis client is made: from REDIS_URL, a plain Redis or one
-found through Redis Sentinel.
+"""The one place a Redis client is made: from REDIS_URL, a plain Redis, one
+found through Redis Sentinel, or a Redis Cluster.
 
 - `redis://[[user]:password@]host[:port][/db]` (or `rediss://`, `unix://`): one
   Redis, as redis-py's `from_url` reads it;
@@ -11,6 +11,13 @@ found through Redis Sentinel.
   primary's; `?sentinel_password=...` (and `sentinel_username`) authenticate
   to sentinels that require it.
 
+- `redis+cluster://[[user]:password@]host[:port][,host[:port]...]` (or
+  `rediss+cluster://` for TLS): a Redis Cluster, found from any of these nodes
+  (port 6379 unless given); redis-py's RedisCluster routes each command to the
+  node holding its keys' slot and follows resharding and failovers. A cluster
+  has database 0 only. The job table tags its keys so one script's keys share
+  a slot (gateway/jobs/schema.py).
+
 While no primary is known (a failover in progress) commands raise redis-py's
 ConnectionError, which the routes answer 503 with Retry-After.
 """
@@ -21,10 +28,16 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 
+PREFIX = "percept:"  # every key the gateway keeps starts with it ...
+CLUSTER_PREFIX = "{percept}:"  # ... or, on a cluster, with this hash tag (one slot)
+
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_PORT = 26379
+REDIS_PORT = 6379
 SENTINEL_TIMEOUT_S = 1.0  # a silent sentinel is skipped after this, the next one asked
 
 
@@ -52,21 +65,37 @@ class _Sentinel(Sentinel):
             ) from exc
 
 
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def prefix_for(client: Any) -> str:
+    """The prefix of the job table's keys (and of the event log its scripts
+    write) on this client: tagged on a cluster (gateway/jobs/schema.py)."""
+    return CLUSTER_PREFIX if is_cluster(client) else PREFIX
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower()
+
+
 def is_sentinel_url(url: str) -> bool:
-    return url.split("://", 1)[0].lower() in SENTINEL_SCHEMES
+    return _scheme(url) in SENTINEL_SCHEMES
 
 
-def parse_sentinel_url(url: str) -> dict[str, Any]:
-    """The parts of a redis+sentinel:// URL: sentinels [(host, port)], master,
-    db, username, password, sentinel_username, sentinel_password, ssl.
-    Raises ValueError saying what is wrong and what is accepted."""
-    form = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db]"
-    scheme, _, rest = url.partition("://")
+def is_cluster_url(url: str) -> bool:
+    return _scheme(url) in CLUSTER_SCHEMES
+
+
+def _split(url: str, default_port: int, what: str, form: str):
+    """A multi-host URL's parts: (hosts [(host, port)], path, query params,
+    username, password). Raises ValueError naming a bad address."""
+    _, _, rest = url.partition("://")
     rest, _, query = rest.partition("?")
     netloc, _, path = rest.partition("/")
     userinfo, _, hosts = netloc.rpartition("@")
     username, _, password = userinfo.partition(":")
-    sentinels = []
+    found = []
     for item in filter(None, hosts.split(",")):
         if item.startswith("["):  # [::1]:26379
             host, _, port = item[1:].partition("]")
@@ -74,27 +103,76 @@ def parse_sentinel_url(url: str) -> dict[str, Any]:
         else:
             host, _, port = item.partition(":")
         if not host or (port and not port.isdigit()):
-            raise ValueError(f"bad sentinel address {item!r} in REDIS_URL: expected {form}")
-        sentinels.append((host, int(port) if port else SENTINEL_PORT))
+            raise ValueError(f"bad {what} address {item!r} in REDIS_URL: expected {form}")
+        found.append((host, int(port) if port else default_port))
+    params = {k: v[-1] for k, v in parse_qs(query).items()}
+    return found, path, params, unquote(username) or None, unquote(password) or None
+
+
+def parse_sentinel_url(url: str) -> dict[str, Any]:
+    """The parts of a redis+sentinel:// URL: sentinels [(host, port)], master,
+    db, username, password, sentinel_username, sentinel_password, ssl.
+    Raises ValueError saying what is wrong and what is accepted."""
+    form = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db]"
+    sentinels, path, params, username, password = _split(url, SENTINEL_PORT, "sentinel", form)
     parts = [unquote(p) for p in path.split("/") if p]
     if not sentinels or not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
         raise ValueError(f"REDIS_URL must name the sentinels and the master's name: {form}")
-    params = {k: v[-1] for k, v in parse_qs(query).items()}
     return {
         "sentinels": sentinels,
         "master": parts[0],
         "db": int(parts[1]) if len(parts) == 2 else 0,
-        "username": unquote(username) or None,
-        "password": unquote(password) or None,
+        "username": username,
+        "password": password,
         "sentinel_username": params.get("sentinel_username"),
         "sentinel_password": params.get("sentinel_password"),
-        "ssl": scheme.lower() == "rediss+sentinel",
+        "ssl": _scheme(url) == "rediss+sentinel",
     }
 
 
-def redis_client(url: str, *, decode_responses: bool = True, **options: Any) -> aioredis.Redis:
-    """An asyncio Redis client for REDIS_URL (either form above); `options` are
+def parse_cluster_url(url: str) -> dict[str, Any]:
+    """The parts of a redis+cluster:// URL: nodes [(host, port)], username,
+    password, ssl. Raises ValueError saying what is wrong and what is accepted."""
+    form = "redis+cluster://[[user]:password@]host[:port][,host[:port]...]"
+    nodes, path, _params, username, password = _split(url, REDIS_PORT, "cluster node", form)
+    if not nodes or path.strip("/") not in ("", "0"):
+        raise ValueError(f"REDIS_URL must name cluster nodes (database 0 only): {form}")
+    return {
+        "nodes": nodes,
+        "username": username,
+        "password": password,
+        "ssl": _scheme(url) == "rediss+cluster",
+    }
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError for a REDIS_URL of the sentinel or cluster form that is
+    malformed (at start, not at the first request)."""
+    if is_sentinel_url(url):
+        parse_sentinel_url(url)
+    elif is_cluster_url(url):
+        parse_cluster_url(url)
+
+
+def _cluster_client(url: str, decode_responses: bool, options: dict[str, Any]) -> RedisCluster:
+    parts = parse_cluster_url(url)
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in parts["nodes"]],
+        username=parts["username"],
+        password=parts["password"],
+        ssl=parts["ssl"],
+        decode_responses=decode_responses,
+        **options,
+    )
+
+
+def redis_client(
+    url: str, *, decode_responses: bool = True, **options: Any
+) -> aioredis.Redis | RedisCluster:
+    """An asyncio Redis client for REDIS_URL (any form above); `options` are
     redis-py's connection options (timeouts, retry, health checks)."""
+    if is_cluster_url(url):
+        return _cluster_client(url, decode_responses, options)
     if not is_sentinel_url(url):
         return aioredis.from_url(url, decode_responses=decode_responses, **options)
     parts = parse_sentinel_url(url)

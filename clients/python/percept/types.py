@@ -1,8 +1,9 @@
 """The result types every client returns, whichever transport it uses.
 
-Frozen dataclasses, built from the REST API's JSON (`from_json`) or from the
-gRPC responses (in `percept.transport._proto`); `to_json()` gives back the
-API's JSON shape, so `--json` output and the API's answers are the same thing.
+Frozen dataclasses, built from the REST API's JSON (`from_json`); a gRPC
+response is read as the same JSON (`percept.transport._wire.to_json`), so
+each type has one reader. `to_json()` gives back the API's JSON shape, so
+`--json` output and the API's answers are the same thing.
 Coordinates are pixels in the source image (EXIF orientation applied), origin
 top-left.
 """
@@ -19,7 +20,9 @@ Media = Literal["image", "video"]
 
 
 class Kind(enum.StrEnum):
-    """What a task does. Values are the API's `kind`; `route` is its short name."""
+    """A built-in task kind. Values are the API's `kind`; `route` is its short
+    name. Routes and methods come from their declarations in `percept.rules`;
+    other kinds a gateway serves are plain strings (see `Client.kinds()`)."""
 
     FACE = "face_detection"
     OBJECT = "object_detection"
@@ -28,18 +31,27 @@ class Kind(enum.StrEnum):
 
     @property
     def route(self) -> str:
-        return {"face_detection": "face", "object_detection": "object"}.get(self.value, "identify")
+        from percept.rules import SHORT_NAMES
+
+        return next(short for short, name in SHORT_NAMES.items() if name == self.value)
 
     @property
     def faces(self) -> bool:
-        """Whether results hold faces (detection or identification)."""
-        return self is not Kind.OBJECT
+        """Whether results hold faces (detection or identification): the proto's
+        response has a `faces` field."""
+        from google.protobuf import descriptor_pool
+
+        from percept.rules import spec
+
+        service, method = spec(self.value, "image").rpc.split("/")
+        rpc = descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
+        return "faces" in rpc.output_type.fields_by_name
 
     def path(self, media: Media) -> str:
         """The submit route: /api/detect/face/image, /api/identify/face/video..."""
-        if self is Kind.IDENTIFY:
-            return f"/api/identify/face/{media}"
-        return f"/api/detect/{self.route}/{media}"
+        from percept.rules import spec
+
+        return spec(self.value, media).path
 
     @classmethod
     def parse(cls, value: Kind | str) -> Kind:
@@ -197,7 +209,7 @@ class Face:
             Landmarks.from_json(landmarks) if landmarks else None,
             tuple(encoding) if encoding else None,
             tuple(Match.from_json(m) for m in matches) if matches is not None else None,
-            data.get("track_id"),
+            data.get("track_id") or None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -227,11 +239,11 @@ class Detection:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Detection:
         return cls(
-            data["label"],
-            data["class_id"],
-            data["confidence"],
+            data.get("label", ""),
+            data.get("class_id", 0),
+            data.get("confidence", 0.0),
             Box.from_json(data["box"]),
-            data.get("track_id"),
+            data.get("track_id") or None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -244,6 +256,23 @@ class Detection:
         if self.track_id is not None:
             out["track_id"] = self.track_id
         return out
+
+
+class _Items:
+    """What image and frame results share: their faces' or detections' boxes."""
+
+    __slots__ = ()
+    faces: tuple[Face, ...]
+    detections: tuple[Detection, ...]
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        return tuple(item.box for item in (*self.faces, *self.detections))
+
+    @property
+    def subjects(self) -> tuple[str | None, ...]:
+        """Identification: who each face is (None: unknown), in face order."""
+        return tuple(face.subject for face in self.faces)
 
 
 def _items_from_json(
@@ -264,7 +293,7 @@ def _items_to_json(kind: Kind, faces, detections) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class ImageResult:
+class ImageResult(_Items):
     """What one image holds: `faces` for face detection and identification (each
     face with its `matches` then, and `threshold` the distance applied),
     `detections` for objects."""
@@ -275,15 +304,6 @@ class ImageResult:
     faces: tuple[Face, ...] = ()
     detections: tuple[Detection, ...] = ()
     threshold: float | None = None
-
-    @property
-    def boxes(self) -> tuple[Box, ...]:
-        return tuple(item.box for item in (*self.faces, *self.detections))
-
-    @property
-    def subjects(self) -> tuple[str | None, ...]:
-        """Identification: who each face is (None: unknown), in face order."""
-        return tuple(face.subject for face in self.faces)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], kind: Kind | None = None) -> ImageResult:
@@ -342,11 +362,11 @@ class Track:
             data["best_frame_index"],
             Box.from_json(data["best_box"]),
             data["best_score"],
-            data.get("label"),
-            data.get("class_id"),
-            data.get("subject"),
-            data.get("face_id"),
-            data.get("distance"),
+            data.get("label") or None,
+            data.get("class_id") if data.get("label") else None,
+            data.get("subject") if data.get("face_id") else None,
+            data.get("face_id") or None,
+            data.get("distance") if data.get("face_id") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -400,7 +420,7 @@ class VideoSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class FrameResult:
+class FrameResult(_Items):
     """One processed video (or live) frame.
 
     `timestamp` is seconds from the start of the video (None for live frames);
@@ -419,15 +439,6 @@ class FrameResult:
     expected_frames: int | None = None
     summary: VideoSummary | None = None
 
-    @property
-    def boxes(self) -> tuple[Box, ...]:
-        return tuple(item.box for item in (*self.faces, *self.detections))
-
-    @property
-    def subjects(self) -> tuple[str | None, ...]:
-        """Identification: who each face is (None: unknown), in face order."""
-        return tuple(face.subject for face in self.faces)
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any], kind: Kind | None = None) -> FrameResult:
         kind, faces, detections = _items_from_json(data, kind)
@@ -440,6 +451,7 @@ class FrameResult:
             faces,
             detections,
             data.get("expected_frames") or None,
+            VideoSummary.from_json(data["summary"]) if data.get("summary") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -458,7 +470,7 @@ class VideoResult:
     ended (`summary`; None from a server that does not say)."""
 
     kind: Kind
-    frames: tuple[FrameResult, ...]
+    frames: tuple[FrameResult | GenericResult, ...]
     summary: VideoSummary | None = None
 
     @property
@@ -471,7 +483,7 @@ class VideoResult:
         summary = data.get("summary")
         return cls(
             kind,
-            tuple(FrameResult.from_json(f, kind) for f in data.get("frames", ())),
+            tuple(_frame(f, kind) for f in data.get("frames", ())),
             VideoSummary.from_json(summary) if summary else None,
         )
 
@@ -480,6 +492,96 @@ class VideoResult:
         if self.summary is not None:
             out["summary"] = self.summary.to_json()
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Keypoint:
+    """One named point of an item (a pose's nose...); name and score when the model says."""
+
+    x: float
+    y: float
+    name: str | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenericItem:
+    """One thing a kind without a typed result found: any of a box, a label, a
+    score, keypoints, a mask (a polygon, in pixels) and a track."""
+
+    box: Box | None = None
+    label: str | None = None
+    score: float | None = None
+    keypoints: tuple[Keypoint, ...] = ()
+    mask: tuple[tuple[float, float], ...] | None = None
+    track_id: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GenericItem:
+        box, mask = data.get("box"), data.get("mask")
+        return cls(
+            Box.from_json(box) if box else None,
+            data.get("label"),
+            data.get("score"),
+            tuple(Keypoint(p["x"], p["y"], p.get("name"), p.get("score"))
+                  for p in data.get("keypoints") or ()),
+            tuple((x, y) for x, y in mask) if mask is not None else None,
+            data.get("track_id"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class GenericResult:
+    """The result of a kind the SDK has no type for (one the gateway declares
+    with the generic shape): an image's items, or a video frame's (with its
+    `frame_index` and `timestamp`). `raw` is the JSON as the API sent it."""
+
+    image_width: int
+    image_height: int
+    items: tuple[GenericItem, ...]
+    raw: Mapping[str, Any]
+    frame_index: int | None = None
+    timestamp: float | None = None
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        return tuple(item.box for item in self.items if item.box is not None)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GenericResult:
+        return cls(
+            data.get("image_width", 0), data.get("image_height", 0),
+            tuple(GenericItem.from_json(i) for i in data.get("items", ())), dict(data),
+            data.get("frame_index"), data.get("timestamp"),
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """A task kind a gateway serves (GET /api/kinds): its route, the gRPC method
+    behind it and its options (a JSON schema each)."""
+
+    kind: str
+    media: Media
+    path: str
+    summary: str = ""
+    backend: str = ""
+    rpc: str = ""
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    private: bool = False
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> KindInfo:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _frame(data: Mapping[str, Any], kind: Kind | None = None) -> FrameResult | GenericResult:
+    """A video frame's result: a GenericResult when it lists `items`."""
+    return GenericResult.from_json(data) if "items" in data else FrameResult.from_json(data, kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,7 +637,7 @@ class Task:
     """
 
     task_id: str
-    kind: Kind
+    kind: Kind | str  # a str for a kind beyond the built-in ones
     media: Media
     status: TaskStatus
     progress: Progress = Progress(0, None)
@@ -547,7 +649,7 @@ class Task:
     expires_at: datetime | None = None
     status_url: str | None = None
     replica: str | None = None
-    result: ImageResult | VideoResult | None = None
+    result: ImageResult | VideoResult | GenericResult | None = None
     error: TaskError | None = None
     tenant: str | None = None  # whose it is: told to admin keys only
 
@@ -571,15 +673,17 @@ class Task:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Task:
-        kind = Kind.parse(data["kind"])
+        try:
+            kind: Kind | str = Kind.parse(data["kind"])
+        except ValueError:
+            kind = data["kind"]  # a kind the gateway declares beyond the built-in ones
         raw = data.get("result")
-        result: ImageResult | VideoResult | None = None
-        if raw is not None:
-            result = (
-                VideoResult.from_json(raw, kind)
-                if data["media"] == "video"
-                else ImageResult.from_json(raw, kind)
-            )
+        result: ImageResult | VideoResult | GenericResult | None = None
+        if raw is not None and data["media"] == "video":
+            result = VideoResult.from_json(raw, kind)  # type: ignore[arg-type]
+        elif raw is not None:
+            typed = isinstance(kind, Kind) and "items" not in raw
+            result = ImageResult.from_json(raw, kind) if typed else GenericResult.from_json(raw)  # type: ignore[arg-type]
         error = data.get("error")
         return cls(
             task_id=data["task_id"],
@@ -604,7 +708,7 @@ class Task:
         """The task as the API's JSON (GET /api/task/{id})."""
         body: dict[str, Any] = {
             "task_id": self.task_id,
-            "kind": self.kind.value,
+            "kind": str(self.kind),
             "media": self.media,
             "status": self.status.value,
             "progress": self.progress.to_json(),
@@ -649,7 +753,7 @@ class FrameEvent:
     """One video frame's result, as soon as it is done."""
 
     id: str
-    frame: FrameResult
+    frame: FrameResult | GenericResult
 
 
 TaskEvent = StatusEvent | ProgressEvent | FrameEvent
@@ -669,8 +773,13 @@ def event_from_sse(event_id: str, event_type: str, data: Mapping[str, Any]) -> T
     if event_type == "progress":
         return ProgressEvent(event_id, Progress.from_json(data))
     if event_type == "frame":
-        return FrameEvent(event_id, FrameResult.from_json(data))
+        return FrameEvent(event_id, _frame(data))
     return None
+
+
+def _page(cls, body: Mapping[str, Any], item: Any, items: str, next_field="next_page_token"):
+    """One page of a listing: its items, read by `item.from_json`, and the next token."""
+    return cls(tuple(item.from_json(x) for x in body.get(items, ())), body.get(next_field) or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -679,6 +788,8 @@ class TaskPage:
 
     tasks: tuple[Task, ...]
     next_cursor: str | None
+
+    from_json = classmethod(lambda cls, body: _page(cls, body, Task, "tasks", "next_cursor"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -713,6 +824,16 @@ class Comparison:
     matches: tuple[FaceMatch, ...]
     tolerance: float
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
+        faces = lambda name: tuple(Face.from_json(f) for f in data.get(name, ()))  # noqa: E731
+        matches = tuple(
+            FaceMatch(m.get("probe_index", 0), m.get("reference_index", 0),
+                      m.get("distance", 0.0), bool(m.get("match")))
+            for m in data.get("matches", ())
+        )  # fmt: skip
+        return cls(faces("probe_faces"), faces("reference_faces"), matches, data["tolerance"])
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -725,6 +846,11 @@ class ModelInfo:
     class_names: tuple[str, ...]
     weights: str
     task: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelInfo:
+        return cls(data["model_name"], data["backend"], data["device"], data["input_size"],
+                   tuple(data.get("class_names", ())), data["weights"], data["task"])  # fmt: skip
 
 
 # --- face collections --------------------------------------------------------------------------
@@ -767,6 +893,8 @@ class CollectionPage:
     collections: tuple[Collection, ...]
     next_page_token: str | None
 
+    from_json = classmethod(lambda cls, body: _page(cls, body, Collection, "collections"))
+
 
 @dataclass(frozen=True, slots=True)
 class EnrolledFace:
@@ -805,6 +933,8 @@ class FacePage:
 
     faces: tuple[EnrolledFace, ...]
     next_page_token: str | None
+
+    from_json = classmethod(lambda cls, body: _page(cls, body, EnrolledFace, "faces"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Events and webhook subscriptions, for `percept.Client` and `percept.AsyncClient`.
+"""Events and webhook subscriptions, for `percept.Client` and `percept.AsyncClient`
+(their operations, written once: see `percept.transport._core`).
 
     sub = client.create_webhook("https://example.com/hooks", ["task.succeeded"])
     sub.secret                      # whsec_...: shown now and at rotation only
@@ -11,16 +12,15 @@ Receivers verify deliveries with the `standardwebhooks` package:
 
 from __future__ import annotations
 
-import asyncio
-import time
+import json
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from percept.errors import from_http
+from percept.errors import PerceptError
+from percept.transport._core import Close, Item, Sleep, stream
+from percept.transport._http import NextEvent, OpenEvents, answered_only, call, request
 
 EVENT_TYPES = (
     "task.succeeded",
@@ -61,6 +61,10 @@ class Event:
 class EventPage:
     events: tuple[Event, ...]
     next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, b: Mapping[str, Any]) -> EventPage:
+        return cls(tuple(Event.from_json(e) for e in b["events"]), b.get("next_cursor"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,26 +133,13 @@ class DeliveryLog:
     next_cursor: str | None
     failed: tuple[str, ...] = field(default=())  # event ids that ran out of retries
 
-
-@dataclass(frozen=True)
-class _Req:
-    """One request and how to read its answer (the clients' `_send` runs it)."""
-
-    method: str
-    path: str
-    parse: Callable[[httpx.Response], Any]
-    params: Mapping[str, str] | None = None
-    json: Any = None
-    data: Any = None
-    files: Any = None
-    answered_only: bool = False
+    @classmethod
+    def from_json(cls, b: Mapping[str, Any]) -> DeliveryLog:
+        attempts = tuple(DeliveryAttempt.from_json(a) for a in b["attempts"])
+        return cls(attempts, b.get("next_cursor"), tuple(b.get("failed") or ()))
 
 
-def _body(r: httpx.Response) -> Any:
-    try:
-        return r.json()
-    except ValueError:
-        return r.text
+Types = str | Sequence[str] | None
 
 
 def _sub_path(sub_id: str, *rest: str) -> str:
@@ -156,229 +147,121 @@ def _sub_path(sub_id: str, *rest: str) -> str:
     return "/api/webhooks/" + "/".join(parts)
 
 
-def _sub(r: httpx.Response) -> Subscription:
-    return Subscription.from_json(r.json())
-
-
-def _create(url, types, kinds, source_ids, description, tasks="all") -> _Req:
+def create_webhook(
+    c, url: str, types: Sequence[str], *, kinds: Sequence[str] = (),
+    source_ids: Sequence[str] = (), description: str = "", tasks: str = "all",
+    timeout: float | None = None,
+) -> Subscription:  # fmt: skip
+    """Subscribe `url` to event types; the answer's `secret` is shown this once.
+    `tasks="named"`: task events only of the tasks that name it (submit's `webhook=`)."""
     body = {"url": url, "types": list(types), "kinds": list(kinds),
             "source_ids": list(source_ids), "tasks": tasks, "description": description}  # fmt: skip
-    return _Req("POST", "/api/webhooks", _sub, json=body, answered_only=True)
+    return (yield from call(c, "POST", "/api/webhooks", Subscription.from_json, timeout,
+                            json=body, retry=answered_only(c.retry)))  # fmt: skip
 
 
-def _list() -> _Req:
-    return _Req("GET", "/api/webhooks", lambda r: [Subscription.from_json(s) for s in r.json()])
+def webhooks(c, *, timeout: float | None = None) -> list[Subscription]:
+    """Your tenant's subscriptions (an admin's: every tenant's)."""
+    read = lambda b: [Subscription.from_json(s) for s in b]  # noqa: E731
+    return (yield from call(c, "GET", "/api/webhooks", read, timeout))
 
 
-def _update(sub_id: str, changes: Mapping[str, Any]) -> _Req:
+def webhook(c, sub_id: str, *, timeout: float | None = None) -> Subscription:
+    return (yield from call(c, "GET", _sub_path(sub_id), Subscription.from_json, timeout))
+
+
+def update_webhook(c, sub_id: str, *, timeout: float | None = None, **changes: Any):
+    """Change url, types, kinds, source_ids, tasks, description or enabled."""
     allowed = {"url", "types", "kinds", "source_ids", "tasks", "description", "enabled"}
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"cannot change {', '.join(sorted(unknown))}; only {sorted(allowed)}")
     body = {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}
-    return _Req("PATCH", _sub_path(sub_id), _sub, json=body)
+    path = _sub_path(sub_id)
+    return (yield from call(c, "PATCH", path, Subscription.from_json, timeout, json=body))
 
 
-def _log(sub_id: str, limit: int, cursor: str | None) -> _Req:
-    def parse(r: httpx.Response) -> DeliveryLog:
-        b = r.json()
-        attempts = tuple(DeliveryAttempt.from_json(a) for a in b["attempts"])
-        return DeliveryLog(attempts, b.get("next_cursor"), tuple(b.get("failed") or ()))
+def delete_webhook(c, sub_id: str, *, timeout: float | None = None) -> None:
+    yield from request(c, "DELETE", _sub_path(sub_id), timeout=timeout)
 
+
+def rotate_webhook_secret(c, sub_id: str, *, timeout: float | None = None) -> Subscription:
+    """A new secret (returned); the old one keeps signing for the server's overlap."""
+    path = _sub_path(sub_id, "rotate")
+    return (yield from call(c, "POST", path, Subscription.from_json, timeout))
+
+
+def webhook_deliveries(
+    c, sub_id: str, *, limit: int = 50, cursor: str | None = None, timeout: float | None = None
+) -> DeliveryLog:
+    """The delivery log, newest attempt first."""
     params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
-    return _Req("GET", _sub_path(sub_id, "deliveries"), parse, params=params)
+    path = _sub_path(sub_id, "deliveries")
+    return (yield from call(c, "GET", path, DeliveryLog.from_json, timeout, params=params))
 
 
-def _events_params(types, source_id, task_id) -> dict[str, str]:
-    params: dict[str, str] = {}
-    if types:
-        params["type"] = ",".join([types] if isinstance(types, str) else types)
-    if source_id:
-        params["source_id"] = source_id
-    if task_id:
-        params["task_id"] = task_id
-    return params
+def redeliver(c, sub_id: str, event_id: str, *, timeout: float | None = None) -> None:
+    """Send a delivery again (one that failed for good, typically)."""
+    path = _sub_path(sub_id, "deliveries", event_id, "retry")
+    yield from request(c, "POST", path, timeout=timeout)
 
 
-def _events(types, source_id, task_id, since, limit, cursor) -> _Req:
-    def parse(r: httpx.Response) -> EventPage:
-        b = r.json()
-        return EventPage(tuple(Event.from_json(e) for e in b["events"]), b.get("next_cursor"))
+def send_test_webhook(c, sub_id: str, *, timeout: float | None = None) -> str:
+    """Queue a `webhook.test` delivery to this subscription; returns its event id."""
+    path = _sub_path(sub_id, "test")
+    return (yield from call(c, "POST", path, lambda b: b["event_id"], timeout))
 
+
+def _events_params(types: Types, source_id, task_id) -> dict[str, str]:
+    params = {
+        "type": ",".join([types] if isinstance(types, str) else types) if types else None,
+        "source_id": source_id,
+        "task_id": task_id,
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+def list_events(
+    c, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
+    since: float | None = None, limit: int = 100, cursor: str | None = None,
+    timeout: float | None = None,
+) -> EventPage:  # fmt: skip
+    """One page of the event log, newest first."""
     params = {**_events_params(types, source_id, task_id), "limit": str(limit)}
     if since is not None:
         params["since"] = repr(float(since))
     if cursor:
         params["cursor"] = cursor
-    return _Req("GET", "/api/events", parse, params=params)
+    return (yield from call(c, "GET", "/api/events", EventPage.from_json, timeout, params=params))
 
 
-def _sse_events(lines: Iterable[str]) -> Iterator[tuple[str, dict]]:
-    """(id, envelope) for each SSE event in a stream of lines."""
-    import json
-
-    current: dict[str, str] = {}
-    for line in lines:
-        if line == "":
-            if "data" in current:
-                yield current.get("id", ""), json.loads(current["data"])
-            current = {}
-        elif not line.startswith(":") and ":" in line:
-            name, _, value = line.partition(":")
-            current[name] = value[1:] if value.startswith(" ") else value
-
-
-Types = str | Sequence[str] | None
-
-
-class WebhookMethods:
-    """The event and webhook methods of `percept.Client`."""
-
-    def create_webhook(
-        self, url: str, types: Sequence[str], *, kinds: Sequence[str] = (),
-        source_ids: Sequence[str] = (), description: str = "", tasks: str = "all",
-        timeout: float | None = None,
-    ) -> Subscription:  # fmt: skip
-        """Subscribe `url` to event types; the answer's `secret` is shown this once.
-        `tasks="named"`: task events only of the tasks that name it (submit's `webhook=`)."""
-        return self._send(_create(url, types, kinds, source_ids, description, tasks), timeout)
-
-    def webhooks(self, *, timeout: float | None = None) -> list[Subscription]:
-        """Your tenant's subscriptions (an admin's: every tenant's)."""
-        return self._send(_list(), timeout)
-
-    def webhook(self, sub_id: str, *, timeout: float | None = None) -> Subscription:
-        return self._send(_Req("GET", _sub_path(sub_id), _sub), timeout)
-
-    def update_webhook(self, sub_id: str, *, timeout: float | None = None, **changes: Any):
-        """Change url, types, kinds, source_ids, tasks, description or enabled."""
-        return self._send(_update(sub_id, changes), timeout)
-
-    def delete_webhook(self, sub_id: str, *, timeout: float | None = None) -> None:
-        self._send(_Req("DELETE", _sub_path(sub_id), lambda r: None), timeout)
-
-    def rotate_webhook_secret(self, sub_id: str, *, timeout: float | None = None) -> Subscription:
-        """A new secret (returned); the old one keeps signing for the server's overlap."""
-        return self._send(_Req("POST", _sub_path(sub_id, "rotate"), _sub), timeout)
-
-    def webhook_deliveries(
-        self, sub_id: str, *, limit: int = 50, cursor: str | None = None,
-        timeout: float | None = None,
-    ) -> DeliveryLog:  # fmt: skip
-        """The delivery log, newest attempt first."""
-        return self._send(_log(sub_id, limit, cursor), timeout)
-
-    def redeliver(self, sub_id: str, event_id: str, *, timeout: float | None = None) -> None:
-        """Send a delivery again (one that failed for good, typically)."""
-        path = _sub_path(sub_id, "deliveries", event_id, "retry")
-        self._send(_Req("POST", path, lambda r: None), timeout)
-
-    def send_test_webhook(self, sub_id: str, *, timeout: float | None = None) -> str:
-        """Queue a `webhook.test` delivery to this subscription; returns its event id."""
-        path = _sub_path(sub_id, "test")
-        return self._send(_Req("POST", path, lambda r: r.json()["event_id"]), timeout)
-
-    def list_events(
-        self, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-        since: float | None = None, limit: int = 100, cursor: str | None = None,
-        timeout: float | None = None,
-    ) -> EventPage:  # fmt: skip
-        """One page of the event log, newest first."""
-        return self._send(_events(types, source_id, task_id, since, limit, cursor), timeout)
-
-    def follow_events(
-        self, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-        after: str | None = None,
-    ) -> Iterator[Event]:  # fmt: skip
-        """New events as they happen (after `after`, a seq, when given), for ever;
-        a dropped stream is reopened where it stopped."""
-        last = after
-        params = _events_params(types, source_id, task_id)
-        while True:
-            headers = {"Last-Event-ID": last} if last else {}
-            try:
-                with self._http.stream("GET", "/api/events/stream", params=params,
-                                       headers=headers, timeout=httpx.Timeout(30, read=60)) as r:  # fmt: skip
-                    if r.status_code >= 400:
-                        r.read()
-                        raise from_http(r.status_code, _body(r), r.headers)
-                    for position, body in _sse_events(r.iter_lines()):
-                        last = position or last
-                        yield Event.from_json(body)
-            except httpx.TransportError:
-                time.sleep(1)
+@stream
+def follow_events(
+    c, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
+    after: str | None = None,
+) -> Iterator[Event]:  # fmt: skip
+    """New events as they happen (after `after`, a seq, when given), for ever;
+    a dropped stream is reopened where it stopped."""
+    last = after
+    params = _events_params(types, source_id, task_id)
+    while True:
+        headers = {"Last-Event-ID": last} if last else {}
+        handle = None
+        try:
+            handle = yield OpenEvents("/api/events/stream", None, headers, params)
+            while (sse := (yield NextEvent(handle))) is not None:
+                if sse.data:
+                    last = sse.id or last
+                    yield Item(Event.from_json(json.loads(sse.data)))
+        except PerceptError as error:
+            if error.status is not None:  # the server's answer, not a dropped connection
+                raise
+        if handle is not None:
+            yield Close(handle)
+        yield Sleep(1)
 
 
-class AsyncWebhookMethods:
-    """The event and webhook methods of `percept.AsyncClient`."""
-
-    async def create_webhook(
-        self, url: str, types: Sequence[str], *, kinds: Sequence[str] = (),
-        source_ids: Sequence[str] = (), description: str = "", tasks: str = "all",
-        timeout: float | None = None,
-    ) -> Subscription:  # fmt: skip
-        return await self._send(_create(url, types, kinds, source_ids, description, tasks), timeout)
-
-    async def webhooks(self, *, timeout: float | None = None) -> list[Subscription]:
-        return await self._send(_list(), timeout)
-
-    async def webhook(self, sub_id: str, *, timeout: float | None = None) -> Subscription:
-        return await self._send(_Req("GET", _sub_path(sub_id), _sub), timeout)
-
-    async def update_webhook(self, sub_id: str, *, timeout: float | None = None, **changes: Any):
-        return await self._send(_update(sub_id, changes), timeout)
-
-    async def delete_webhook(self, sub_id: str, *, timeout: float | None = None) -> None:
-        await self._send(_Req("DELETE", _sub_path(sub_id), lambda r: None), timeout)
-
-    async def rotate_webhook_secret(
-        self, sub_id: str, *, timeout: float | None = None
-    ) -> Subscription:
-        return await self._send(_Req("POST", _sub_path(sub_id, "rotate"), _sub), timeout)
-
-    async def webhook_deliveries(
-        self, sub_id: str, *, limit: int = 50, cursor: str | None = None,
-        timeout: float | None = None,
-    ) -> DeliveryLog:  # fmt: skip
-        return await self._send(_log(sub_id, limit, cursor), timeout)
-
-    async def redeliver(self, sub_id: str, event_id: str, *, timeout: float | None = None) -> None:
-        path = _sub_path(sub_id, "deliveries", event_id, "retry")
-        await self._send(_Req("POST", path, lambda r: None), timeout)
-
-    async def send_test_webhook(self, sub_id: str, *, timeout: float | None = None) -> str:
-        path = _sub_path(sub_id, "test")
-        return await self._send(_Req("POST", path, lambda r: r.json()["event_id"]), timeout)
-
-    async def list_events(
-        self, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-        since: float | None = None, limit: int = 100, cursor: str | None = None,
-        timeout: float | None = None,
-    ) -> EventPage:  # fmt: skip
-        return await self._send(_events(types, source_id, task_id, since, limit, cursor), timeout)
-
-    async def follow_events(
-        self, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-        after: str | None = None,
-    ) -> AsyncIterator[Event]:  # fmt: skip
-        last = after
-        params = _events_params(types, source_id, task_id)
-        while True:
-            headers = {"Last-Event-ID": last} if last else {}
-            try:
-                async with self._http.stream("GET", "/api/events/stream", params=params,
-                                             headers=headers,
-                                             timeout=httpx.Timeout(30, read=60)) as r:  # fmt: skip
-                    if r.status_code >= 400:
-                        await r.aread()
-                        raise from_http(r.status_code, _body(r), r.headers)
-                    lines: list[str] = []
-                    async for line in r.aiter_lines():
-                        lines.append(line)
-                        if line == "":
-                            for position, body in _sse_events(lines):
-                                last = position or last
-                                yield Event.from_json(body)
-                            lines = []
-            except httpx.TransportError:
-                await asyncio.sleep(1)
+OPERATIONS = [
+    create_webhook, webhooks, webhook, update_webhook, delete_webhook, rotate_webhook_secret,
+    webhook_deliveries, redeliver, send_test_webhook, list_events, follow_events,
+]  # fmt: skip

@@ -784,8 +784,7 @@ class AsyncGrpcClient(_Base):
                 response = await effect.handle.read()
                 return None if response is grpc.aio.EOF else response
             assert isinstance(effect, Close)
-            effect.handle.cancel()
-            effect.handle.raise_failure()
+            effect.handle.cancel()  # a live call raises the frames' failure here
         except grpc.RpcError as exc:
             raise from_grpc(exc) from None
         return None
@@ -816,8 +815,6 @@ class _AsyncLive:
 
     def cancel(self) -> None:
         self.call.cancel()
-
-    def raise_failure(self) -> None:
         if self.failure:
             raise self.failure[0]
 

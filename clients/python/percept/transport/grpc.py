@@ -570,13 +570,13 @@ def identify_in_video(
 def health(c, *, timeout: float | None = 5.0) -> Health:
     """grpc.health.v1 of both services: `checks` {"face", "object"}; ready when both SERVING."""
     checks = {}
-    for backend in c.targets:
+    for kind in c.targets:
         request = health_pb2.HealthCheckRequest(service="")
         try:
-            response = yield Rpc(_HEALTH, request, Deadline(timeout), backend)
-            checks[backend] = response.status == health_pb2.HealthCheckResponse.SERVING
+            response = yield Rpc(_HEALTH, request, Deadline(timeout), _backend(_path(kind, "image")))
+            checks[kind.route] = response.status == health_pb2.HealthCheckResponse.SERVING
         except PerceptError:
-            checks[backend] = False
+            checks[kind.route] = False
     return Health(any(checks.values()), all(checks.values()), checks)
 
 
@@ -616,7 +616,7 @@ class _Base:
             )
             token = api_key if token is None else token
         face, object, token = stack.grpc_settings(face, object, token)  # noqa: A001
-        self.targets = {"face": face, "object": object}
+        self.targets = {Kind.FACE: face, Kind.OBJECT: object}
         self.timeout = timeout
         self.video_timeout = video_timeout
         self.retry = retry or RetryPolicy()
@@ -631,8 +631,9 @@ class _Base:
 
     def _channel(self, backend: str):
         if backend not in self._channels:
-            service = next(s.rpc.split("/")[0] for s in rules.BUILTIN if f".{backend}." in s.rpc)
-            target = channel_target(self.targets[backend])
+            kind = next(k for k in self.targets if _backend(_path(k, "image")) == backend)
+            service = _types(_path(kind, "image"))[2]
+            target = channel_target(self.targets[kind])
             options = _channel_options(service, self.max_message_bytes)
             self._channels[backend] = (
                 self._grpc.secure_channel(target, self._credentials, options=options)

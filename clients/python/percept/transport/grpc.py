@@ -573,7 +573,9 @@ def health(c, *, timeout: float | None = 5.0) -> Health:
     for kind in c.targets:
         request = health_pb2.HealthCheckRequest(service="")
         try:
-            response = yield Rpc(_HEALTH, request, Deadline(timeout), _backend(_path(kind, "image")))
+            response = yield Rpc(
+                _HEALTH, request, Deadline(timeout), _backend(_path(kind, "image"))
+            )
             checks[kind.route] = response.status == health_pb2.HealthCheckResponse.SERVING
         except PerceptError:
             checks[kind.route] = False

@@ -13,14 +13,15 @@ Receivers verify deliveries with the `standardwebhooks` package:
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from percept.errors import PerceptError
+from percept.options import form_value
 from percept.transport._core import Close, Item, Sleep, stream
-from percept.transport._http import NextEvent, OpenEvents, answered_only, call, request
+from percept.transport._http import NextEvent, OpenEvents
+from percept.transport._ops import Route
 
 EVENT_TYPES = (
     "task.succeeded",
@@ -140,99 +141,41 @@ class DeliveryLog:
 
 
 Types = str | Sequence[str] | None
-
-
-def _sub_path(sub_id: str, *rest: str) -> str:
-    parts = [urllib.parse.quote(str(p), safe="") for p in (sub_id, *rest)]
-    return "/api/webhooks/" + "/".join(parts)
-
-
-def create_webhook(
-    c, url: str, types: Sequence[str], *, kinds: Sequence[str] = (),
-    source_ids: Sequence[str] = (), description: str = "", tasks: str = "all",
-    timeout: float | None = None,
-) -> Subscription:  # fmt: skip
-    """Subscribe `url` to event types; the answer's `secret` is shown this once.
-    `tasks="named"`: task events only of the tasks that name it (submit's `webhook=`)."""
-    body = {"url": url, "types": list(types), "kinds": list(kinds),
-            "source_ids": list(source_ids), "tasks": tasks, "description": description}  # fmt: skip
-    return (yield from call(c, "POST", "/api/webhooks", Subscription.from_json, timeout,
-                            json=body, retry=answered_only(c.retry)))  # fmt: skip
-
-
-def webhooks(c, *, timeout: float | None = None) -> list[Subscription]:
-    """Your tenant's subscriptions (an admin's: every tenant's)."""
-    read = lambda b: [Subscription.from_json(s) for s in b]  # noqa: E731
-    return (yield from call(c, "GET", "/api/webhooks", read, timeout))
-
-
-def webhook(c, sub_id: str, *, timeout: float | None = None) -> Subscription:
-    return (yield from call(c, "GET", _sub_path(sub_id), Subscription.from_json, timeout))
+_SUB = "/api/webhooks/{sub_id}"
+ROUTES = [
+    Route("create_webhook", "POST", "/api/webhooks", Subscription.from_json,
+          "Subscribe `url` to event types; the answer's `secret` is shown this once. "
+          "`tasks='named'`: task events only of the tasks that name it (submit's `webhook=`).",
+          args=("url", "types"), stores=True,
+          options={"kinds": (), "source_ids": (), "description": "", "tasks": "all"}),
+    Route("webhooks", "GET", "/api/webhooks", lambda b: [Subscription.from_json(s) for s in b],
+          "Your tenant's subscriptions (an admin's: every tenant's)."),
+    Route("webhook", "GET", _SUB, Subscription.from_json),
+    Route("delete_webhook", "DELETE", _SUB),
+    Route("rotate_webhook_secret", "POST", _SUB + "/rotate", Subscription.from_json,
+          "A new secret (returned); the old one keeps signing for the server's overlap."),
+    Route("webhook_deliveries", "GET", _SUB + "/deliveries", DeliveryLog.from_json,
+          "The delivery log, newest attempt first.", options={"limit": 50, "cursor": None}),
+    Route("redeliver", "POST", _SUB + "/deliveries/{event_id}/retry",
+          doc="Send a delivery again (one that failed for good, typically)."),
+    Route("send_test_webhook", "POST", _SUB + "/test", lambda b: b["event_id"],
+          "Queue a `webhook.test` delivery to this subscription; returns its event id."),
+    Route("list_events", "GET", "/api/events", EventPage.from_json,
+          "One page of the event log, newest first.", rename={"types": "type"},
+          options={"types": None, "source_id": None, "task_id": None, "since": None,
+                   "limit": 100, "cursor": None}),
+]  # fmt: skip
+_CHANGES = {"url", "types", "kinds", "source_ids", "tasks", "description", "enabled"}
+_UPDATE = Route("update_webhook", "PATCH", _SUB, Subscription.from_json, fields=True)
 
 
 def update_webhook(c, sub_id: str, *, timeout: float | None = None, **changes: Any):
     """Change url, types, kinds, source_ids, tasks, description or enabled."""
-    allowed = {"url", "types", "kinds", "source_ids", "tasks", "description", "enabled"}
-    unknown = set(changes) - allowed
+    unknown = set(changes) - _CHANGES
     if unknown:
-        raise ValueError(f"cannot change {', '.join(sorted(unknown))}; only {sorted(allowed)}")
+        raise ValueError(f"cannot change {', '.join(sorted(unknown))}; only {sorted(_CHANGES)}")
     body = {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}
-    path = _sub_path(sub_id)
-    return (yield from call(c, "PATCH", path, Subscription.from_json, timeout, json=body))
-
-
-def delete_webhook(c, sub_id: str, *, timeout: float | None = None) -> None:
-    yield from request(c, "DELETE", _sub_path(sub_id), timeout=timeout)
-
-
-def rotate_webhook_secret(c, sub_id: str, *, timeout: float | None = None) -> Subscription:
-    """A new secret (returned); the old one keeps signing for the server's overlap."""
-    path = _sub_path(sub_id, "rotate")
-    return (yield from call(c, "POST", path, Subscription.from_json, timeout))
-
-
-def webhook_deliveries(
-    c, sub_id: str, *, limit: int = 50, cursor: str | None = None, timeout: float | None = None
-) -> DeliveryLog:
-    """The delivery log, newest attempt first."""
-    params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
-    path = _sub_path(sub_id, "deliveries")
-    return (yield from call(c, "GET", path, DeliveryLog.from_json, timeout, params=params))
-
-
-def redeliver(c, sub_id: str, event_id: str, *, timeout: float | None = None) -> None:
-    """Send a delivery again (one that failed for good, typically)."""
-    path = _sub_path(sub_id, "deliveries", event_id, "retry")
-    yield from request(c, "POST", path, timeout=timeout)
-
-
-def send_test_webhook(c, sub_id: str, *, timeout: float | None = None) -> str:
-    """Queue a `webhook.test` delivery to this subscription; returns its event id."""
-    path = _sub_path(sub_id, "test")
-    return (yield from call(c, "POST", path, lambda b: b["event_id"], timeout))
-
-
-def _events_params(types: Types, source_id, task_id) -> dict[str, str]:
-    params = {
-        "type": ",".join([types] if isinstance(types, str) else types) if types else None,
-        "source_id": source_id,
-        "task_id": task_id,
-    }
-    return {k: v for k, v in params.items() if v}
-
-
-def list_events(
-    c, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-    since: float | None = None, limit: int = 100, cursor: str | None = None,
-    timeout: float | None = None,
-) -> EventPage:  # fmt: skip
-    """One page of the event log, newest first."""
-    params = {**_events_params(types, source_id, task_id), "limit": str(limit)}
-    if since is not None:
-        params["since"] = repr(float(since))
-    if cursor:
-        params["cursor"] = cursor
-    return (yield from call(c, "GET", "/api/events", EventPage.from_json, timeout, params=params))
+    return (yield from c._route(_UPDATE, {"sub_id": sub_id, **body}, timeout))
 
 
 @stream
@@ -243,7 +186,9 @@ def follow_events(
     """New events as they happen (after `after`, a seq, when given), for ever;
     a dropped stream is reopened where it stopped."""
     last = after
-    params = _events_params(types, source_id, task_id)
+    params = {"type": form_value(types) if types else None, "source_id": source_id,
+              "task_id": task_id}  # fmt: skip
+    params = {k: v for k, v in params.items() if v}
     while True:
         headers = {"Last-Event-ID": last} if last else {}
         handle = None
@@ -261,7 +206,4 @@ def follow_events(
         yield Sleep(1)
 
 
-OPERATIONS = [
-    create_webhook, webhooks, webhook, update_webhook, delete_webhook, rotate_webhook_secret,
-    webhook_deliveries, redeliver, send_test_webhook, list_events, follow_events,
-]  # fmt: skip
+OPERATIONS = [update_webhook, follow_events]

@@ -16,6 +16,7 @@ import httpx
 from percept.errors import DeadlineExceeded, InvalidInput, PerceptError, Unavailable, from_http
 from percept.retry import Deadline, RetryPolicy
 from percept.transport._core import Opens, retried
+from percept.transport._ops import DEFAULT
 
 CONNECT_TIMEOUT_S = 10.0
 # The gateway sends an event or a keep-alive at least every 10 s: a stream
@@ -102,8 +103,9 @@ def network_error(url: str, exc: Exception, deadline: Deadline | None) -> Percep
     return Unavailable(f"cannot reach {url}: {exc or type(exc).__name__}", code="unreachable")
 
 
-def deadline_for(timeout: float | None, default: float | None) -> Deadline:
-    return Deadline(timeout if timeout is not None else default)
+def deadline_for(timeout: Any, default: float | None) -> Deadline:
+    """A REST call's deadline: the client's default unless a timeout is given."""
+    return Deadline(default if timeout is None or timeout is DEFAULT else timeout)
 
 
 def request(c, method: str, path: str, *, timeout=None, retry=None, conflict=False, **kw):

@@ -55,32 +55,26 @@ from grpc_health.v1 import health_pb2
 
 from percept import inputs, rules, stack
 from percept.errors import NotFound, PerceptError, from_grpc
-from percept.inputs import Color, ImageInput, VideoInput
+from percept.inputs import Color, ImageInput
 from percept.options import FaceOptions, ObjectOptions, check_media, merge, set_values
 from percept.retry import NO_RETRY, Deadline, RetryPolicy
-from percept.transport import _wire
-from percept.transport._core import Close, Item, Opens, Sleep, install, next_delay, stream, walk
+from percept.transport import _ops, _wire
+from percept.transport._core import Close, Item, Opens, Sleep, install, next_delay, stream
+from percept.transport._ops import DEFAULT as _DEFAULT
+from percept.transport._ops import Route
 from percept.types import (
-    Collection,
-    CollectionPage,
     Comparison,
-    EnrolledFace,
-    Enrollment,
-    FacePage,
     FrameResult,
     Health,
-    Identification,
     ImageResult,
     Kind,
     ModelInfo,
-    Verification,
     VideoURI,
 )
 
 DEFAULT_FACE_TARGET = stack.DEFAULT_FACE_TARGET
 DEFAULT_OBJECT_TARGET = stack.DEFAULT_OBJECT_TARGET
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_DEFAULT: Any = object()  # "the client's default timeout" (None means no deadline)
 _END: Any = object()  # the caller's frames are exhausted
 FRAME_WAIT_S = 10.0  # at a live stream's end, how long to wait for the frame being read
 _FACE = "/percept.face.v1.FaceService/"
@@ -222,7 +216,9 @@ def _path(kind: Kind, media: str) -> str:
     return "/" + rules.spec(kind.value, media).rpc
 
 
-def _identify(collection_id: str | None, top_k: int | None, threshold: float | None):
+def _identify(
+    collection_id: str | None = None, top_k: int | None = None, threshold: float | None = None
+) -> dict[str, Any]:
     """The identification fields of a face request (none when not identifying)."""
     if collection_id is None:
         if top_k is not None or threshold is not None:
@@ -267,38 +263,7 @@ def unary(c, path: str, request: Any, deadline: Deadline, retry: bool = True):
         yield Sleep(delay)
 
 
-def _face_call(c, method: str, read, timeout, *, retry=True, content=None, **values):
-    """A face-collection call: its request from `values`, its answer through `read`."""
-    request = _request(_FACE + method, {k: v for k, v in values.items() if v is not None},
-                       content)  # fmt: skip
-    response = yield from unary(c, _FACE + method, request, _deadline(timeout, c.timeout), retry)
-    return read(_wire.to_json(response))
-
-
 # --- images ---------------------------------------------------------------------------------------
-
-
-def _detect(c, kind: Kind, image, options, color, timeout, fields, extra=None) -> ImageResult:
-    request = _kind_request(kind, "image", inputs.image_bytes(image, color), options, fields, extra)
-    path = _path(kind, "image")
-    response = yield from unary(c, path, request, _deadline(timeout, c.timeout))
-    return _read(kind)(response)
-
-
-def detect_faces(
-    c, image: ImageInput, options: FaceOptions | None = None, *, color: Color | None = None,
-    timeout: float | None = _DEFAULT, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """The faces in one image (DetectFaces)."""
-    return (yield from _detect(c, Kind.FACE, image, options, color, timeout, fields))
-
-
-def detect_objects(
-    c, image: ImageInput, options: ObjectOptions | None = None, *, color: Color | None = None,
-    timeout: float | None = _DEFAULT, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """The objects in one image (DetectObjects)."""
-    return (yield from _detect(c, Kind.OBJECT, image, options, color, timeout, fields))
 
 
 def compare_faces(
@@ -333,10 +298,11 @@ def model_info(c, *, timeout: float | None = _DEFAULT) -> ModelInfo:
 # --- videos and live frames --------------------------------------------------------------------
 
 
-@stream
 def _video(c, kind: Kind, video, options, timeout, fields, identify=None):
+    """A video's frames as the service streams them; a broken stream is reopened
+    and continues after the last frame delivered."""
     source = video if isinstance(video, VideoURI) else inputs.video_bytes(video)
-    request = _kind_request(kind, "video", source, options, fields, identify)
+    request = _kind_request(kind, "video", source, options, fields, _identify(**identify or {}))
     deadline = _deadline(timeout, c.video_timeout)
     read = _read(kind, frame=True)
     attempt, last = 0, -1
@@ -357,24 +323,6 @@ def _video(c, kind: Kind, video, options, timeout, fields, identify=None):
         if handle is not None:
             yield Close(handle)
         yield Sleep(next_delay(error, max(attempt, 1), deadline, c.retry))
-
-
-@stream
-def detect_faces_in_video(
-    c, video: VideoInput, options: FaceOptions | None = None, *,
-    timeout: float | None = _DEFAULT, **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Each processed frame's faces as it is done (DetectFacesInVideo)."""
-    return (yield from _video(c, Kind.FACE, video, options, timeout, fields))
-
-
-@stream
-def detect_objects_in_video(
-    c, video: VideoInput, options: ObjectOptions | None = None, *,
-    timeout: float | None = _DEFAULT, **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Each processed frame's objects as it is done (DetectObjectsInVideo)."""
-    return (yield from _video(c, Kind.OBJECT, video, options, timeout, fields))
 
 
 @stream
@@ -418,153 +366,26 @@ def stream_objects(
     return (yield from _live(c, Kind.OBJECT, frames, options, color, timeout, fields))
 
 
-# --- face collections ------------------------------------------------------------------------
+# --- face collections: the rest are in `_ops` ----------------------------------------------
 
 
-def create_collection(
-    c, collection_id: str, description: str = "", *, exist_ok: bool = False,
-    timeout: float | None = _DEFAULT,
-) -> Collection:  # fmt: skip
-    """A new, empty face collection; Conflict when the id is taken, unless
-    `exist_ok` (then the existing collection, as it is)."""
-    from percept.errors import Conflict
-
-    try:
-        return (yield from _face_call(
-            c, "CreateCollection", lambda b: Collection.from_json(b["collection"]), timeout,
-            collection_id=collection_id, description=description,
-        ))  # fmt: skip
-    except Conflict:
-        if not exist_ok:
-            raise
-        return (yield from collection(c, collection_id, timeout=timeout))
-
-
-def collections(
-    c, *, page_size: int | None = None, page_token: str | None = None,
-    timeout: float | None = _DEFAULT,
-) -> CollectionPage:  # fmt: skip
-    return (yield from _face_call(c, "ListCollections", CollectionPage.from_json, timeout,
-                                  page_size=page_size, page_token=page_token))  # fmt: skip
-
-
-@stream
-def iter_collections(c, *, page_size: int = 100) -> Iterator[Collection]:
-    """Every collection, fetching pages as needed."""
-    fetch = lambda token: collections(c, page_size=page_size, page_token=token)  # noqa: E731
-    return (yield from walk(fetch, "collections"))
-
-
-def collection(c, collection_id: str, *, timeout: float | None = _DEFAULT) -> Collection:
-    read = lambda b: Collection.from_json(b["collection"])  # noqa: E731
-    return (yield from _face_call(c, "DescribeCollection", read, timeout,
-                                  collection_id=collection_id))  # fmt: skip
-
-
-def delete_collection(c, collection_id: str, *, timeout: float | None = _DEFAULT) -> None:
-    yield from _face_call(c, "DeleteCollection", lambda b: None, timeout,
-                          collection_id=collection_id)  # fmt: skip
-
-
-def enroll(
-    c, collection_id: str, image: ImageInput, subject: str, *, external_id: str | None = None,
-    max_faces: int | None = None, options: FaceOptions | None = None,
-    color: Color | None = None, timeout: float | None = _DEFAULT, **fields: Any,
-) -> Enrollment:  # fmt: skip
-    """Enroll the image's largest face (up to `max_faces`) under `subject`. Not
-    retried: a call cut off midway may have enrolled."""
-    opts = merge(FaceOptions, options, fields)
-    check_media(opts, "image")
-    return (yield from _face_call(
-        c, "EnrollFaces", Enrollment.from_json, timeout, retry=False,
-        content=inputs.image_bytes(image, color), collection_id=collection_id, subject=subject,
-        external_id=external_id, max_faces=max_faces, **set_values(opts),
-    ))  # fmt: skip
-
-
-def faces(
-    c, collection_id: str, *, subject: str | None = None, page_size: int | None = None,
-    page_token: str | None = None, timeout: float | None = _DEFAULT,
-) -> FacePage:  # fmt: skip
-    return (yield from _face_call(c, "ListFaces", FacePage.from_json, timeout,
-                                  collection_id=collection_id, subject=subject,
-                                  page_size=page_size, page_token=page_token))  # fmt: skip
-
-
-@stream
-def iter_faces(
-    c, collection_id: str, *, subject: str | None = None, page_size: int = 100
-) -> Iterator[EnrolledFace]:
-    """Every face of the collection (of `subject` if given), fetching pages as needed."""
-    fetch = lambda token: faces(  # noqa: E731
-        c, collection_id, subject=subject, page_size=page_size, page_token=token
-    )
-    return (yield from walk(fetch, "faces"))
+_DELETE_FACES = Route(
+    "delete_faces", "", "", lambda b: list(b.get("deleted_face_ids", ())), rpc="DeleteFaces"
+)
 
 
 def delete_faces(
     c, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
 ) -> list[str]:
     """Delete enrolled faces by id, everywhere; -> the ids that existed."""
-    read = lambda b: list(b.get("deleted_face_ids", ()))  # noqa: E731
-    return (yield from _face_call(c, "DeleteFaces", read, timeout, collection_id=collection_id,
-                                  face_ids=list(face_ids)))  # fmt: skip
+    values = {"collection_id": collection_id, "face_ids": list(face_ids)}
+    return (yield from c._route(_DELETE_FACES, values, timeout))
 
 
 def delete_face(c, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT) -> None:
     """Delete one enrolled face; NotFound when there is no such face."""
     if not (yield from delete_faces(c, collection_id, [face_id], timeout=timeout)):
         raise NotFound(f"face {face_id} is not in collection {collection_id!r}", code="not_found")
-
-
-def delete_subject(c, collection_id: str, subject: str, *, timeout: float | None = _DEFAULT) -> int:
-    return (yield from _face_call(c, "DeleteSubject", lambda b: b.get("deleted_faces", 0),
-                                  timeout, collection_id=collection_id, subject=subject))  # fmt: skip
-
-
-def search(
-    c, collection_id: str, face_id: str, *, top_k: int | None = None,
-    threshold: float | None = None, timeout: float | None = _DEFAULT,
-) -> Identification:  # fmt: skip
-    read = lambda b: Identification.from_json({**b, "face_id": face_id})  # noqa: E731
-    return (yield from _face_call(c, "SearchFaces", read, timeout, face_id=face_id,
-                                  **_identify(collection_id, top_k, threshold)))  # fmt: skip
-
-
-def verify(
-    c, collection_id: str, image: ImageInput, subject: str, *, threshold: float | None = None,
-    options: FaceOptions | None = None, color: Color | None = None,
-    timeout: float | None = _DEFAULT, **fields: Any,
-) -> Verification:  # fmt: skip
-    opts = merge(FaceOptions, options, fields)
-    check_media(opts, "image")
-    read = lambda b: Verification.from_json({**b, "subject": subject})  # noqa: E731
-    return (yield from _face_call(
-        c, "VerifyFace", read, timeout, content=inputs.image_bytes(image, color),
-        collection_id=collection_id, subject=subject, threshold=threshold, **set_values(opts),
-    ))  # fmt: skip
-
-
-def identify(
-    c, image: ImageInput, collection_id: str, *, top_k: int | None = None,
-    threshold: float | None = None, options: FaceOptions | None = None,
-    color: Color | None = None, timeout: float | None = _DEFAULT, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """Every face of an image with its matches in a collection (IdentifyFaces)."""
-    ident = _identify(collection_id, top_k, threshold)
-    return (yield from _detect(c, Kind.IDENTIFY, image, options, color, timeout, fields, ident))
-
-
-@stream
-def identify_in_video(
-    c, video: VideoInput, collection_id: str, *, top_k: int | None = None,
-    threshold: float | None = None, options: FaceOptions | None = None,
-    timeout: float | None = _DEFAULT, **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Each processed frame, every face with its matches (DetectFacesInVideo with a
-    collection)."""
-    ident = _identify(collection_id, top_k, threshold)
-    return (yield from _video(c, Kind.IDENTIFY, video, options, timeout, fields, ident))
 
 
 def health(c, *, timeout: float | None = 5.0) -> Health:
@@ -583,10 +404,8 @@ def health(c, *, timeout: float | None = 5.0) -> Health:
 
 
 OPERATIONS = [
-    detect_faces, detect_objects, compare_faces, model_info, detect_faces_in_video,
-    detect_objects_in_video, stream_faces, stream_objects, create_collection, collections,
-    iter_collections, collection, delete_collection, enroll, faces, iter_faces, delete_faces,
-    delete_face, delete_subject, search, verify, identify, identify_in_video, health,
+    compare_faces, model_info, stream_faces, stream_objects, delete_faces, delete_face, health,
+    *_ops.OPERATIONS,
 ]  # fmt: skip
 
 
@@ -643,6 +462,32 @@ class _Base:
                 else self._grpc.insecure_channel(target, options=options)
             )
         return self._channels[backend]
+
+    def _detect(self, kind, image, options, color, timeout, fields, extra=None):
+        """One image, one unary call of the kind's method."""
+        content = inputs.image_bytes(image, color)
+        extra = _identify(**extra or {})
+        request = _kind_request(kind, "image", content, options, fields, extra)
+        response = yield from unary(self, _path(kind, "image"), request,
+                                    _deadline(timeout, self.timeout))  # fmt: skip
+        return _read(kind)(response)
+
+    def _video(self, kind, video, options, timeout, fields, extra=None):
+        return _video(self, kind, video, options, timeout, fields, extra)
+
+    def _route(self, route, values: dict[str, Any], timeout, image=None):
+        """A declared route, as its FaceService method: the values fill its request."""
+        values = {k: v for k, v in values.items() if v is not None}
+        content = None
+        if image is not None:
+            image, color, options, fields = image
+            opts = merge(FaceOptions, options, fields)
+            check_media(opts, "image")
+            values, content = {**values, **set_values(opts)}, inputs.image_bytes(image, color)
+        request = _request(_FACE + route.rpc, values, content)
+        deadline = _deadline(timeout, self.timeout)
+        response = yield from unary(self, _FACE + route.rpc, request, deadline, not route.stores)
+        return route.read_answer(_wire.to_json(response), values)
 
     def _method(self, kind: str, path: str, backend: str | None = None):
         """The channel's callable for a method (`kind`: unary_unary, unary_stream...)."""

@@ -42,7 +42,7 @@ from percept.errors import Conflict, DeadlineExceeded, PerceptError
 from percept.inputs import Color, ImageInput, VideoInput
 from percept.options import FaceOptions, ObjectOptions, form_value, merge, set_values, to_form
 from percept.retry import NO_RETRY, Deadline, RetryPolicy
-from percept.transport import _wire
+from percept.transport import _ops, _wire
 from percept.transport._core import (
     SKIP,
     Close,
@@ -69,17 +69,10 @@ from percept.transport._http import (
     request,
     segment,
 )
+from percept.transport._ops import DEFAULT, Route, operation
 from percept.types import (
-    Collection,
-    CollectionPage,
-    EnrolledFace,
-    Enrollment,
-    FacePage,
     FrameEvent,
-    FrameResult,
     Health,
-    Identification,
-    ImageResult,
     Kind,
     KindInfo,
     Media,
@@ -88,7 +81,6 @@ from percept.types import (
     Task,
     TaskPage,
     TaskStatus,
-    Verification,
     VideoURI,
     event_from_sse,
 )
@@ -395,291 +387,7 @@ def iter_frames(c, task: TaskRef, *, timeout: float | None = None):
     (event.task or (yield from _task(c, task))).raise_for_status()
 
 
-# --- one call, one result ---------------------------------------------------------------------
-
-
-def _detect(c, kind, image, options, color, timeout, fields) -> ImageResult:
-    deadline = deadline_for(timeout, c.wait_timeout)
-    done = yield from submit(
-        c, kind, image, options, media="image", color=color, wait=True,
-        timeout=deadline.remaining(), **fields,
-    )  # fmt: skip
-    if not done.ended:
-        done = yield from wait(c, done, timeout=deadline.remaining())
-    done.raise_for_status()
-    return done.result
-
-
-def detect_faces(
-    c, image: ImageInput, options: FaceOptions | None = None, *, color: Color | None = None,
-    timeout: float | None = None, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """The faces in one image (submitted as a task, waited for)."""
-    return (yield from _detect(c, Kind.FACE, image, options, color, timeout, fields))
-
-
-def detect_objects(
-    c, image: ImageInput, options: ObjectOptions | None = None, *, color: Color | None = None,
-    timeout: float | None = None, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """The objects in one image (submitted as a task, waited for)."""
-    return (yield from _detect(c, Kind.OBJECT, image, options, color, timeout, fields))
-
-
-@stream
-def _video(c, kind, video, options, timeout, fields):
-    """Upload a video and yield each processed frame as it is done; stopping
-    early cancels the task."""
-    started = yield from submit(c, kind, video, options, media="video", **fields)
-    yield Defer(lambda: cancel(c, started))
-    relabel = lambda f: f if f.kind is kind else dataclasses.replace(f, kind=kind)  # noqa: E731
-    return (yield from relay(iter_frames(c, started, timeout=timeout), relabel))
-
-
-@stream
-def detect_faces_in_video(
-    c, video: VideoInput, options: FaceOptions | None = None, *, timeout: float | None = None,
-    **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Upload a video and yield each processed frame's faces as it is done."""
-    return (yield from _video(c, Kind.FACE, video, options, timeout, fields))
-
-
-@stream
-def detect_objects_in_video(
-    c, video: VideoInput, options: ObjectOptions | None = None, *, timeout: float | None = None,
-    **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Upload a video and yield each processed frame's objects as it is done."""
-    return (yield from _video(c, Kind.OBJECT, video, options, timeout, fields))
-
-
-def identify(
-    c, image: ImageInput, collection_id: str, *, top_k: int | None = None,
-    threshold: float | None = None, options: FaceOptions | None = None,
-    color: Color | None = None, timeout: float | None = None, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """Every face of an image with its matches in a collection (`face.subject`,
-    None when unknown): a face_identification task, waited for."""
-    ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
-    return (yield from _detect(c, Kind.IDENTIFY, image, options, color, timeout, fields | ident))
-
-
-@stream
-def identify_in_video(
-    c, video: VideoInput, collection_id: str, *, top_k: int | None = None,
-    threshold: float | None = None, options: FaceOptions | None = None,
-    timeout: float | None = None, **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Upload a video and yield each processed frame, every face with its matches,
-    as it is done. Stopping early cancels the task."""
-    ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
-    return (yield from _video(c, Kind.IDENTIFY, video, options, timeout, fields | ident))
-
-
-# --- face collections --------------------------------------------------------------------------
-
-
-def _collection(collection_id: str, *rest: str) -> str:
-    parts = [segment(collection_id, "collection id"), *rest]
-    return "/api/collections/" + "/".join(parts)
-
-
-def _form(image, color, options, fields, extra: Mapping[str, Any]) -> dict[str, Any]:
-    """An image and its face options as a multipart form (for enroll and verify)."""
-    opts = merge(FaceOptions, options, fields)
-    _wire.check(rules.option_rules("face", "image"), set_values(opts))
-    data = to_form(opts, "image")
-    data.update({k: form_value(v) for k, v in extra.items() if v is not None})
-    return {"files": _image_file(image, color), "data": data}
-
-
-def create_collection(
-    c, collection_id: str, description: str = "", *, exist_ok: bool = False,
-    timeout: float | None = None,
-) -> Collection:  # fmt: skip
-    """A new, empty face collection; Conflict when the id is taken (by you),
-    unless `exist_ok` (then the existing collection, as it is)."""
-    body = {"collection_id": collection_id, "description": description}
-    try:
-        return (yield from call(c, "POST", "/api/collections", Collection.from_json, timeout,
-                                json=body))  # fmt: skip
-    except Conflict:
-        if not exist_ok:
-            raise
-        return (yield from collection(c, collection_id, timeout=timeout))
-
-
-def collections(
-    c, *, page_size: int | None = None, page_token: str | None = None,
-    timeout: float | None = None,
-) -> CollectionPage:  # fmt: skip
-    """One page of your collections, by id."""
-    params = _paging(page_size, page_token)
-    return (yield from call(c, "GET", "/api/collections", CollectionPage.from_json, timeout,
-                            params=params))  # fmt: skip
-
-
-def _paging(page_size: int | None, page_token: str | None, **extra: str | None):
-    params = {k: v for k, v in extra.items() if v}
-    if page_size is not None:
-        params["page_size"] = str(page_size)
-    if page_token:
-        params["page_token"] = page_token
-    return params
-
-
-@stream
-def iter_collections(c, *, page_size: int = 100) -> Iterator[Collection]:
-    """Every collection, fetching pages as needed."""
-    fetch = lambda token: collections(c, page_size=page_size, page_token=token)  # noqa: E731
-    return (yield from walk(fetch, "collections"))
-
-
-def collection(c, collection_id: str, *, timeout: float | None = None) -> Collection:
-    """A collection with its face and subject counts; NotFound when you have none so named."""
-    return (yield from call(c, "GET", _collection(collection_id), Collection.from_json, timeout))
-
-
-def delete_collection(c, collection_id: str, *, timeout: float | None = None) -> None:
-    """Delete a collection and every face in it, everywhere."""
-    yield from request(c, "DELETE", _collection(collection_id), timeout=timeout)
-
-
-def enroll(
-    c, collection_id: str, image: ImageInput, subject: str, *, external_id: str | None = None,
-    max_faces: int | None = None, options: FaceOptions | None = None,
-    color: Color | None = None, timeout: float | None = None, **fields: Any,
-) -> Enrollment:  # fmt: skip
-    """Enroll the image's largest face (up to `max_faces`, largest first) under
-    `subject`. InvalidInput when the image has no face large enough."""
-    extra = {"subject": subject, "external_id": external_id, "max_faces": max_faces}
-    form = _form(image, color, options, fields, extra)
-    return (yield from call(c, "POST", _collection(collection_id, "faces"), Enrollment.from_json,
-                            timeout, retry=answered_only(c.retry), **form))  # fmt: skip
-
-
-def faces(
-    c, collection_id: str, *, subject: str | None = None, page_size: int | None = None,
-    page_token: str | None = None, timeout: float | None = None,
-) -> FacePage:  # fmt: skip
-    """One page of a collection's enrolled faces (of one subject, if given)."""
-    params = _paging(page_size, page_token, subject=subject)
-    return (yield from call(c, "GET", _collection(collection_id, "faces"), FacePage.from_json,
-                            timeout, params=params))  # fmt: skip
-
-
-@stream
-def iter_faces(
-    c, collection_id: str, *, subject: str | None = None, page_size: int = 100
-) -> Iterator[EnrolledFace]:
-    """Every face of the collection (of `subject` if given), fetching pages as needed."""
-    fetch = lambda token: faces(  # noqa: E731
-        c, collection_id, subject=subject, page_size=page_size, page_token=token
-    )
-    return (yield from walk(fetch, "faces"))
-
-
-def delete_face(c, collection_id: str, face_id: str, *, timeout: float | None = None) -> None:
-    """Delete an enrolled face, everywhere; NotFound when there is no such face."""
-    path = _collection(collection_id, "faces", segment(face_id, "face id"))
-    yield from request(c, "DELETE", path, timeout=timeout)
-
-
-def delete_subject(c, collection_id: str, subject: str, *, timeout: float | None = None) -> int:
-    """Delete every face of a subject, everywhere; -> how many."""
-    path = _collection(collection_id, "subjects", segment(subject, "subject"))
-    return (yield from call(c, "DELETE", path, lambda b: int(b["deleted_faces"]), timeout))
-
-
-def search(
-    c, collection_id: str, face_id: str, *, top_k: int | None = None,
-    threshold: float | None = None, timeout: float | None = None,
-) -> Identification:  # fmt: skip
-    """The enrolled faces closest to an enrolled face (itself left out)."""
-    body = {"face_id": face_id, "top_k": top_k, "threshold": threshold}
-    body = {k: v for k, v in body.items() if v is not None}
-    return (yield from call(c, "POST", _collection(collection_id, "search"),
-                            Identification.from_json, timeout, json=body))  # fmt: skip
-
-
-def verify(
-    c, collection_id: str, image: ImageInput, subject: str, *, threshold: float | None = None,
-    options: FaceOptions | None = None, color: Color | None = None,
-    timeout: float | None = None, **fields: Any,
-) -> Verification:  # fmt: skip
-    """Is the image's largest face `subject`'s? (`.match`, `.distance`)"""
-    form = _form(image, color, options, fields, {"subject": subject, "threshold": threshold})
-    return (yield from call(c, "POST", _collection(collection_id, "verify"),
-                            Verification.from_json, timeout, **form))  # fmt: skip
-
-
-# --- live sources ------------------------------------------------------------------------------
-
-
-def _source(source_id: str, action: str = "") -> str:
-    return f"/api/sources/{segment(source_id, 'source id')}{action}"
-
-
-def add_source(c, url: str, *, timeout: float | None = None, **fields: Any) -> Source:
-    """Register a camera, stream or file (rtsp://, http(s)://, file://); the
-    stack's source workers start on it at once. `fields`: name, detect
-    ('objects', 'faces', 'both'), max_fps, zones, lines, object_options, ..."""
-    body = {"url": url, **fields}
-    return (yield from call(c, "POST", "/api/sources", Source.from_json, timeout, json=body))
-
-
-def sources(c, *, timeout: float | None = None) -> list[Source]:
-    """Your sources with their state, rates and counts."""
-    read = lambda b: [Source.from_json(s) for s in b["sources"]]  # noqa: E731
-    return (yield from call(c, "GET", "/api/sources", read, timeout))
-
-
-def source(c, source_id: str, *, timeout: float | None = None) -> Source:
-    return (yield from call(c, "GET", _source(source_id), Source.from_json, timeout))
-
-
-def change_source(c, source_id: str, *, timeout: float | None = None, **fields: Any) -> Source:
-    """Change only the fields given; the worker applies it at once."""
-    path = _source(source_id)
-    return (yield from call(c, "PATCH", path, Source.from_json, timeout, json=dict(fields)))
-
-
-def pause_source(c, source_id: str, *, timeout: float | None = None) -> Source:
-    return (yield from call(c, "POST", _source(source_id, "/pause"), Source.from_json, timeout))
-
-
-def resume_source(c, source_id: str, *, timeout: float | None = None) -> Source:
-    return (yield from call(c, "POST", _source(source_id, "/resume"), Source.from_json, timeout))
-
-
-def delete_source(c, source_id: str, *, timeout: float | None = None) -> None:
-    yield from request(c, "DELETE", _source(source_id), timeout=timeout)
-
-
-def health(c, *, timeout: float | None = None) -> Health:
-    """Whether the gateway answers (/healthz) and is ready (/readyz, with its checks).
-    Tried once: an unreachable gateway raises Unavailable at once."""
-    deadline = deadline_for(timeout, c.timeout)
-    yield from request(c, "GET", "/healthz", deadline=deadline, retry=NO_RETRY)
-    ready = yield from request(c, "GET", "/readyz", deadline=deadline, retry=NO_RETRY, ok=(503,))
-    body = body_of(ready)
-    checks = body.get("checks", {}) if isinstance(body, Mapping) else {}
-    return Health(True, ready.status_code == 200, {k: bool(v) for k, v in checks.items()})
-
-
-OPERATIONS = [
-    kinds, submit, task, cancel, tasks, iter_tasks, events, wait, iter_frames,
-    detect_faces, detect_objects, detect_faces_in_video, detect_objects_in_video,
-    identify, identify_in_video,
-    create_collection, collections, iter_collections, collection, delete_collection, enroll,
-    faces, iter_faces, delete_face, delete_subject, search, verify,
-    add_source, sources, source, change_source, pause_source, resume_source, delete_source,
-    health, *webhooks.OPERATIONS,
-]  # fmt: skip
-
-
-# --- the two I/Os ------------------------------------------------------------------------------
+# --- what the shared operations (`_ops`) ask of the REST transport -----------------------
 
 
 class _Base:
@@ -700,6 +408,104 @@ class _Base:
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
         self._kinds: list[KindInfo] | None = None
+
+    def _detect(self, kind, image, options, color, timeout, fields, extra=None):
+        """One image as a task, submitted in simple mode and waited for."""
+        deadline = deadline_for(timeout, self.wait_timeout)
+        done = yield from submit(
+            self, kind, image, options, media="image", color=color, wait=True,
+            timeout=deadline.remaining(), **fields, **(extra or {}),
+        )  # fmt: skip
+        if not done.ended:
+            done = yield from wait(self, done, timeout=deadline.remaining())
+        done.raise_for_status()
+        return done.result
+
+    @stream
+    def _video(self, kind, video, options, timeout, fields, extra=None):
+        """A video as a task, its frames as they are done; stopping early cancels it."""
+        started = yield from submit(self, kind, video, options, media="video", **fields,
+                                    **(extra or {}))  # fmt: skip
+        yield Defer(lambda: cancel(self, started))
+        relabel = lambda f: f if f.kind is kind else dataclasses.replace(f, kind=kind)  # noqa: E731
+        frames = iter_frames(self, started, timeout=None if timeout is DEFAULT else timeout)
+        return (yield from relay(frames, relabel))
+
+    def _route(self, route: Route, values: dict[str, Any], timeout, image=None):
+        """A declared route: path values in the path, the others in the query of a
+        GET or DELETE, in the JSON body (or with an image, the form) otherwise."""
+        sent = {route.rename.get(k, k): v for k, v in values.items()}
+        path = route.path.format(
+            **{n: segment(sent.pop(n), n.replace("_", " ")) for n in route.in_path}
+        )
+        if image is not None:
+            kw = _form(*image, sent)
+        elif route.method in ("GET", "DELETE"):
+            kw = {"params": {k: form_value(v) for k, v in sent.items() if v is not None}}
+        else:
+            kw = {"json": sent}
+        retry = answered_only(self.retry) if route.stores else None
+        response = yield from request(self, route.method, path, timeout=timeout, retry=retry,
+                                      **kw)  # fmt: skip
+        return route.read_answer(response.json() if response.content else None, values)
+
+
+def _form(image, color, options, fields, values: Mapping[str, Any]) -> dict[str, Any]:
+    """An image and its face options as a multipart form (for enroll and verify)."""
+    opts = merge(FaceOptions, options, fields)
+    _wire.check(rules.option_rules("face", "image"), set_values(opts))
+    data = to_form(opts, "image")
+    data.update({k: form_value(v) for k, v in values.items() if v is not None})
+    return {"files": _image_file(image, color), "data": data}
+
+
+delete_face = operation(
+    Route(
+        "delete_face",
+        "DELETE",
+        "/api/collections/{collection_id}/faces/{face_id}",
+        doc="Delete an enrolled face, everywhere; NotFound when there is no such face.",
+    )
+)
+
+# --- live sources ------------------------------------------------------------------------------
+
+_SOURCE = "/api/sources/{source_id}"
+SOURCE_ROUTES = [
+    Route("add_source", "POST", "/api/sources", Source.from_json, "Register a camera, stream "
+          "or file (rtsp://, http(s)://, file://); the stack's source workers start on it at "
+          "once. `fields`: name, detect ('objects', 'faces', 'both'), max_fps, zones, lines, "
+          "object_options, ...", args=("url",), fields=True),
+    Route("sources", "GET", "/api/sources", lambda b: [Source.from_json(s) for s in b["sources"]],
+          "Your sources with their state, rates and counts."),
+    Route("source", "GET", _SOURCE, Source.from_json),
+    Route("change_source", "PATCH", _SOURCE, Source.from_json,
+          "Change only the fields given; the worker applies it at once.", fields=True),
+    Route("pause_source", "POST", _SOURCE + "/pause", Source.from_json),
+    Route("resume_source", "POST", _SOURCE + "/resume", Source.from_json),
+    Route("delete_source", "DELETE", _SOURCE),
+]  # fmt: skip
+
+
+def health(c, *, timeout: float | None = None) -> Health:
+    """Whether the gateway answers (/healthz) and is ready (/readyz, with its checks).
+    Tried once: an unreachable gateway raises Unavailable at once."""
+    deadline = deadline_for(timeout, c.timeout)
+    yield from request(c, "GET", "/healthz", deadline=deadline, retry=NO_RETRY)
+    ready = yield from request(c, "GET", "/readyz", deadline=deadline, retry=NO_RETRY, ok=(503,))
+    body = body_of(ready)
+    checks = body.get("checks", {}) if isinstance(body, Mapping) else {}
+    return Health(True, ready.status_code == 200, {k: bool(v) for k, v in checks.items()})
+
+
+OPERATIONS = [
+    kinds, submit, task, cancel, tasks, iter_tasks, events, wait, iter_frames, delete_face,
+    health, *_ops.OPERATIONS, *map(operation, SOURCE_ROUTES + webhooks.ROUTES),
+    *webhooks.OPERATIONS,
+]  # fmt: skip
+
+
+# --- the two I/Os ------------------------------------------------------------------------------
 
 
 class Client(_Base):

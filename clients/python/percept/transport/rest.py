@@ -1,24 +1,14 @@
 """REST through the gateway: `Client` (sync) and `AsyncClient` (asyncio).
 
-Both speak the routes in the repository README: submit (`POST` to the kind's
-route, multipart, with an Idempotency-Key on every submit), `GET
-/api/task/{id}`, its Server-Sent Events, `DELETE` to cancel, `GET /api/tasks`,
-`/healthz`, `/readyz`, face collections, live sources, events and webhooks.
-Each operation is written once below, as a sans-IO generator (see `_core`);
-the two classes only differ in the I/O that runs it (httpx.Client or
-httpx.AsyncClient).
-
-Kinds: the built-in ones (face, object, identify) are known from the proto
-descriptors (`percept.rules`); any other kind the gateway lists in `GET
-/api/kinds` is submitted to its route too, and its result is a GenericResult.
-
-Authentication: `api_key=` (or PERCEPT_API_KEY, or the running `make run`
-stack's admin key: see `percept.stack`) is sent as `Authorization: Bearer <key>`
-on every request.
-
-An enroll or a webhook creation is retried only when the gateway answered
-(503, 429: nothing was stored), never after a network error, so nothing is
-stored twice.
+The routes of the repository README: submit (multipart, an Idempotency-Key
+on each), tasks, their Server-Sent Events, cancel, health, and (declared in
+`_ops`, `webhooks` and below) face collections, sources, events, webhooks.
+Each operation is written once, as a sans-IO generator (see `_core`); the two
+classes differ only in the I/O that runs it. Built-in kinds are known from the
+protos (`percept.rules`); any other kind the gateway lists in GET /api/kinds
+is submitted to its route too (its result: a GenericResult). `api_key=` (or
+PERCEPT_API_KEY, or the `make run` stack's: see `percept.stack`) goes as
+`Authorization: Bearer <key>`.
 """
 
 from __future__ import annotations
@@ -28,11 +18,9 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse, connect_sse
@@ -81,7 +69,6 @@ from percept.types import (
     Task,
     TaskPage,
     TaskStatus,
-    VideoURI,
     event_from_sse,
 )
 
@@ -92,65 +79,6 @@ TaskRef = Task | str
 
 def _task_id(task: TaskRef) -> str:
     return task.task_id if isinstance(task, Task) else str(task)
-
-
-# --- uploads ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _File:
-    """The multipart file of a submit: a video on disk is opened and streamed (httpx
-    reads it in chunks) at each attempt, never read whole into memory."""
-
-    filename: str
-    content_type: str
-    data: bytes | None = None
-    path: str | os.PathLike | None = None
-    file: IO[bytes] | None = None
-    start: int = 0
-
-    def __call__(self, stack: contextlib.ExitStack) -> dict[str, Any]:
-        if self.data is not None:
-            content: Any = self.data
-        elif self.path is not None:
-            content = stack.enter_context(open(self.path, "rb"))  # noqa: SIM115
-        else:
-            assert self.file is not None
-            self.file.seek(self.start)
-            content = self.file
-        return {"file": (self.filename, content, self.content_type)}
-
-
-def _image_file(source: ImageInput, color: Color | None) -> _File:
-    data = inputs.image_bytes(source, color)
-    content_type = inputs.image_content_type(data)
-    name = (
-        os.path.basename(os.fspath(source))
-        if isinstance(source, str | os.PathLike)
-        else "image." + content_type.rsplit("/", 1)[-1].replace("octet-stream", "bin")
-    )
-    return _File(name, content_type, data=data)
-
-
-def _video_file(source: VideoInput, color: Color | None) -> _File:
-    if isinstance(source, VideoURI):
-        raise ValueError(
-            "the REST gateway takes uploads: pass the video's path, bytes or file "
-            "(a VideoURI is for GrpcClient)"
-        )
-    if color is not None:
-        raise ValueError("color= applies to numpy arrays only")
-    name = inputs.video_name(source)
-    common = (name, inputs.video_content_type(name))
-    if isinstance(source, str | os.PathLike):
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"no such video: {source}")
-        return _File(*common, path=source)
-    if isinstance(source, bytes | bytearray | memoryview):
-        return _File(*common, data=bytes(source))
-    if hasattr(source, "read") and hasattr(source, "seek"):
-        return _File(*common, file=source, start=source.tell())
-    raise TypeError(f"a video is a path, bytes or a binary file (got {type(source).__name__})")
 
 
 def _options_form(kind: Kind, media: Media, options, fields: Mapping[str, Any]) -> dict[str, str]:
@@ -241,7 +169,11 @@ def submit(
         form.update({k: form_value(v) for k, v in identify.items() if v is not None})
     if webhook is not None:
         form["webhook"] = webhook
-    file = _image_file(source, color) if media == "image" else _video_file(source, color)
+    file = (
+        inputs.image_upload(source, color)
+        if media == "image"
+        else inputs.video_upload(source, color)
+    )
     key = idempotency_key or uuid.uuid4().hex
     deadline = Deadline(timeout if timeout is not None else c.wait_timeout if wait else c.timeout)
     try:
@@ -391,22 +323,33 @@ def iter_frames(c, task: TaskRef, *, timeout: float | None = None):
 
 
 class _Base:
+    """`url` defaults to PERCEPT_URL, else the running `make run` stack's, else
+    http://127.0.0.1:8000; `api_key` to PERCEPT_API_KEY, else the stack's admin
+    key when `url` is the stack's (see `percept.stack`). `timeout` bounds each
+    plain request (retries included), `wait_timeout` how long waiting for a
+    task may take (None: no limit). `transport` is an httpx transport (for
+    proxies, tests or mounting an app)."""
+
+    _httpx: Any  # httpx.Client or httpx.AsyncClient
+
     def __init__(
         self,
-        url: str | None,
-        api_key: str | None,
-        timeout: float,
-        wait_timeout: float | None,
-        retry: RetryPolicy | None,
-        headers: Mapping[str, str] | None,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        wait_timeout: float | None = 3600.0,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url, key = stack.rest_settings(url, api_key)
-        self.timeout = timeout
-        self.wait_timeout = wait_timeout
+        self.timeout, self.wait_timeout = timeout, wait_timeout
         self.retry = retry or RetryPolicy()
-        self._headers = {"User-Agent": "percept-python/0.1", **(headers or {})}
+        headers = {"User-Agent": "percept-python/0.1", **(headers or {})}
         if key:
-            self._headers["Authorization"] = f"Bearer {key}"
+            headers["Authorization"] = f"Bearer {key}"
+        self._http = self._httpx(base_url=self.url, headers=headers, transport=transport)
         self._kinds: list[KindInfo] | None = None
 
     def _detect(self, kind, image, options, color, timeout, fields, extra=None):
@@ -456,7 +399,7 @@ def _form(image, color, options, fields, values: Mapping[str, Any]) -> dict[str,
     _wire.check(rules.option_rules("face", "image"), set_values(opts))
     data = to_form(opts, "image")
     data.update({k: form_value(v) for k, v in values.items() if v is not None})
-    return {"files": _image_file(image, color), "data": data}
+    return {"files": inputs.image_upload(image, color), "data": data}
 
 
 delete_face = operation(
@@ -509,29 +452,10 @@ OPERATIONS = [
 
 
 class Client(_Base):
-    """The REST API, synchronously. Thread-safe; use one per process and close it.
+    """The REST API, synchronously. Thread-safe; use one per process and close it."""
 
-    `url` defaults to PERCEPT_URL, else the running `make run` stack's, else
-    http://127.0.0.1:8000; `api_key` to PERCEPT_API_KEY, else the stack's admin
-    key when `url` is the stack's (see `percept.stack`). `timeout` bounds each
-    plain request (retries included), `wait_timeout` how long waiting for a
-    task may take (None: no limit). `transport` is an httpx transport (for
-    proxies, tests or mounting an app).
-    """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        wait_timeout: float | None = 3600.0,
-        retry: RetryPolicy | None = None,
-        headers: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(url, api_key, timeout, wait_timeout, retry, headers)
-        self._http = httpx.Client(base_url=self.url, headers=self._headers, transport=transport)
+    __doc__ += "\n\n    " + (_Base.__doc__ or "")
+    _httpx = httpx.Client
 
     def close(self) -> None:
         self._http.close()
@@ -598,21 +522,8 @@ class AsyncClient(_Base):
     `as_completed()` is an async iterator and `wait_all()` gathers.
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        wait_timeout: float | None = 3600.0,
-        retry: RetryPolicy | None = None,
-        headers: Mapping[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(url, api_key, timeout, wait_timeout, retry, headers)
-        self._http = httpx.AsyncClient(
-            base_url=self.url, headers=self._headers, transport=transport
-        )
+    __doc__ += "\n\n    " + (_Base.__doc__ or "")
+    _httpx = httpx.AsyncClient
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -59,7 +59,16 @@ from percept.inputs import Color, ImageInput
 from percept.options import FaceOptions, ObjectOptions, check_media, merge, set_values
 from percept.retry import NO_RETRY, Deadline, RetryPolicy
 from percept.transport import _ops, _wire
-from percept.transport._core import Close, Item, Opens, Sleep, install, next_delay, stream
+from percept.transport._core import (
+    Close,
+    Item,
+    Opens,
+    Sleep,
+    install,
+    next_delay,
+    retried,
+    stream,
+)
 from percept.transport._ops import DEFAULT as _DEFAULT
 from percept.transport._ops import Route
 from percept.types import (
@@ -252,15 +261,7 @@ def _deadline(timeout: Any, default: float | None) -> Deadline:
 
 def unary(c, path: str, request: Any, deadline: Deadline, retry: bool = True):
     """One call, retried on UNAVAILABLE (unless `retry` is False) within the deadline."""
-    policy = c.retry if retry else NO_RETRY
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return (yield Rpc(path, request, deadline))
-        except PerceptError as error:
-            delay = next_delay(error, attempt, deadline, policy)
-        yield Sleep(delay)
+    return retried(lambda: Rpc(path, request, deadline), c.retry if retry else NO_RETRY, deadline)
 
 
 # --- images ---------------------------------------------------------------------------------------

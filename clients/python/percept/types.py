@@ -10,13 +10,43 @@ top-left.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Media = Literal["image", "video"]
+
+
+class JsonType:
+    """`to_json()` for a result type: its fields by name, nested types as their
+    JSON, tuples as lists, times in ISO 8601; with `skip_none`, fields that are
+    None are left out (the API leaves them out too)."""
+
+    __slots__ = ()
+    skip_none: ClassVar[bool] = False
+
+    def to_json(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is not None or not self.skip_none:
+                out[f.name] = _plain(value)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 class Kind(enum.StrEnum):
@@ -85,7 +115,7 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
-class Box:
+class Box(JsonType):
     """An axis-aligned box in source-image pixels: width = right - left."""
 
     left: float
@@ -112,9 +142,6 @@ class Box:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Box:
         return cls(data["left"], data["top"], data["right"], data["bottom"])
-
-    def to_json(self) -> dict[str, float]:
-        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
 
 LANDMARK_PARTS = (
@@ -162,7 +189,7 @@ class Landmarks:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class Match(JsonType):
     """An enrolled face close enough to a probe face to be the same person."""
 
     face_id: str
@@ -173,15 +200,14 @@ class Match:
     def from_json(cls, data: Mapping[str, Any]) -> Match:
         return cls(data["face_id"], data["subject"], float(data["distance"]))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"face_id": self.face_id, "subject": self.subject, "distance": self.distance}
-
 
 @dataclass(frozen=True, slots=True)
-class Face:
+class Face(JsonType):
     """One face: its box, landmarks / the 128-d encoding when asked for, and
     when identifying against a collection its `matches` (closest first; empty:
     unknown). `matches` is None when the call did not identify."""
+
+    skip_none = True
 
     box: Box
     landmarks: Landmarks | None = None
@@ -213,22 +239,17 @@ class Face:
         )
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"box": self.box.to_json()}
-        if self.landmarks is not None:
-            out["landmarks"] = self.landmarks.to_json()
-        if self.encoding is not None:
-            out["encoding"] = list(self.encoding)
+        out = JsonType.to_json(self)
         if self.matches is not None:
-            out["matches"] = [m.to_json() for m in self.matches]
             out["subject"] = self.subject
-        if self.track_id is not None:
-            out["track_id"] = self.track_id
         return out
 
 
 @dataclass(frozen=True, slots=True)
-class Detection:
+class Detection(JsonType):
     """One detected object."""
+
+    skip_none = True
 
     label: str
     class_id: int
@@ -245,17 +266,6 @@ class Detection:
             Box.from_json(data["box"]),
             data.get("track_id") or None,
         )
-
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            "label": self.label,
-            "class_id": self.class_id,
-            "confidence": self.confidence,
-            "box": self.box.to_json(),
-        }
-        if self.track_id is not None:
-            out["track_id"] = self.track_id
-        return out
 
 
 class _Items:
@@ -329,11 +339,13 @@ class ImageResult(_Items):
 
 
 @dataclass(frozen=True, slots=True)
-class Track:
+class Track(JsonType):
     """One face or object over a video (or a stream so far): when it was first
     and last seen, in how many frames, its best sighting (the highest-confidence
     box, or the best face), its class by vote (objects) or who it is
     (identification; None: unknown)."""
+
+    skip_none = True
 
     track_id: int
     first_frame_index: int
@@ -369,18 +381,9 @@ class Track:
             data.get("distance") if data.get("face_id") else None,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            name: getattr(self, name)
-            for name in self.__slots__
-            if getattr(self, name) is not None and name != "best_box"
-        }
-        out["best_box"] = self.best_box.to_json()
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class VideoSummary:
+class VideoSummary(JsonType):
     """How a video ended. `partial`: it ended before its container said it would
     (truncated, corrupt from some frame on, timestamps that put frames out of
     reach); the frames before the break are still in the result, and `reason`
@@ -406,17 +409,6 @@ class VideoSummary:
             tuple(Track.from_json(t) for t in data.get("tracks") or ()),
             int(data.get("gallery_searches") or 0),
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "partial": self.partial,
-            "reason": self.reason,
-            "expected_frames": self.expected_frames,
-            "processed_frames": self.processed_frames,
-            "last_frame_index": self.last_frame_index,
-            "tracks": [t.to_json() for t in self.tracks],
-            "gallery_searches": self.gallery_searches,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,7 +577,7 @@ def _frame(data: Mapping[str, Any], kind: Kind | None = None) -> FrameResult | G
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
+class Progress(JsonType):
     """Frames done of `total` (None until the server knows); an image is one
     item: 1 of 1 once it succeeded, 0 of 1 before or when it failed."""
 
@@ -601,12 +593,9 @@ class Progress:
         data = data or {}
         return cls(int(data.get("done") or 0), data.get("total") or None)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"done": self.done, "total": self.total}
-
 
 @dataclass(frozen=True, slots=True)
-class TaskError:
+class TaskError(JsonType):
     """Why a task failed: `code` is the API's error code (e.g. invalid_argument)."""
 
     code: str
@@ -615,9 +604,6 @@ class TaskError:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskError:
         return cls(str(data.get("code", "unknown")), str(data.get("message", "")))
-
-    def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
 
 
 def _time(value: str | None) -> datetime | None:
@@ -857,7 +843,7 @@ class ModelInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Collection:
+class Collection(JsonType):
     """A collection of known faces (per tenant: another tenant's are invisible)."""
 
     collection_id: str
@@ -876,15 +862,6 @@ class Collection:
             int(data.get("subject_count") or 0),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "collection_id": self.collection_id,
-            "description": self.description,
-            "created_at": _iso(self.created_at),
-            "face_count": self.face_count,
-            "subject_count": self.subject_count,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class CollectionPage:
@@ -897,7 +874,7 @@ class CollectionPage:
 
 
 @dataclass(frozen=True, slots=True)
-class EnrolledFace:
+class EnrolledFace(JsonType):
     """An enrolled face. Its encoding never leaves the service."""
 
     face_id: str
@@ -917,15 +894,6 @@ class EnrolledFace:
             _time(data.get("created_at")),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "face_id": self.face_id,
-            "subject": self.subject,
-            "external_id": self.external_id,
-            "box": self.box.to_json() if self.box else None,
-            "created_at": _iso(self.created_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class FacePage:
@@ -938,7 +906,7 @@ class FacePage:
 
 
 @dataclass(frozen=True, slots=True)
-class Enrollment:
+class Enrollment(JsonType):
     """What enrolling an image did: the faces stored (largest first) and how many
     the image held (`faces_found`; those beyond max_faces or too small are not stored)."""
 
@@ -956,17 +924,9 @@ class Enrollment:
             data["image_height"],
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "faces": [f.to_json() for f in self.faces],
-            "faces_found": self.faces_found,
-            "image_width": self.image_width,
-            "image_height": self.image_height,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Identification:
+class Identification(JsonType):
     """Who a face is: enrolled faces within `threshold`, closest first; none: unknown.
     (What `search` returns for an enrolled face, itself left out.)"""
 
@@ -994,16 +954,9 @@ class Identification:
             data.get("face_id"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "face_id": self.face_id,
-            "matches": [m.to_json() for m in self.matches],
-            "threshold": self.threshold,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Verification:
+class Verification(JsonType):
     """Whether an image's largest face is `subject`: `match` is distance <= threshold;
     `face_id` is the subject's closest enrolled face, `face` the image's face compared."""
 
@@ -1028,18 +981,6 @@ class Verification:
             data["image_width"],
             data["image_height"],
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "match": self.match,
-            "distance": self.distance,
-            "face_id": self.face_id,
-            "threshold": self.threshold,
-            "face": self.face.to_json(),
-            "image_width": self.image_width,
-            "image_height": self.image_height,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from percept.options import form_value
 from percept.transport._core import Close, Item, Sleep, stream
 from percept.transport._http import NextEvent, OpenEvents
 from percept.transport._ops import Route
+from percept.types import JsonType
 
 EVENT_TYPES = (
     "task.succeeded",
@@ -38,7 +39,7 @@ EVENT_TYPES = (
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(JsonType):
     """One event: the same envelope the log, webhooks and MQTT carry."""
 
     id: str
@@ -53,10 +54,6 @@ class Event:
         return cls(body["id"], body["type"], body.get("tenant", ""), float(body["time"]),
                    str(body.get("seq", "")), body.get("data") or {})  # fmt: skip
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "tenant": self.tenant, "time": self.time,
-                "seq": self.seq, "data": dict(self.data)}  # fmt: skip
-
 
 @dataclass(frozen=True, slots=True)
 class EventPage:
@@ -69,8 +66,10 @@ class EventPage:
 
 
 @dataclass(frozen=True, slots=True)
-class Subscription:
+class Subscription(JsonType):
     """A webhook subscription. `secret` is set only when just created or rotated."""
+
+    skip_none = True
 
     id: str
     tenant: str
@@ -94,17 +93,6 @@ class Subscription:
             float(body.get("created_at") or 0), body.get("secret"),
             body.get("previous_secret_valid_until"), body.get("tasks") or "all",
         )  # fmt: skip
-
-    def to_json(self) -> dict[str, Any]:
-        body = {"id": self.id, "tenant": self.tenant, "url": self.url, "types": list(self.types),
-                "kinds": list(self.kinds), "source_ids": list(self.source_ids),
-                "tasks": self.tasks, "description": self.description, "enabled": self.enabled,
-                "created_at": self.created_at}  # fmt: skip
-        if self.secret:
-            body["secret"] = self.secret
-        if self.previous_secret_valid_until:
-            body["previous_secret_valid_until"] = self.previous_secret_valid_until
-        return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,38 @@ def retried(
         yield Sleep(delay)
 
 
+def resumed(
+    open_: Callable[[], Any], read: Callable[[Any], Op], deadline: Deadline, retry: RetryPolicy
+) -> Op:
+    """A stream reopened where it broke: `open_()` is the effect that (re)opens it,
+    `read(handle)` reads it (its Items pass through) and returns True once the
+    stream is done (False: open it again at once). A break is retried as `retry`
+    says, the count starting afresh whenever items came through."""
+    attempt = 0
+    while True:
+        attempt += 1
+        handle, seen = None, []
+        try:
+            handle = yield open_()
+            done = yield from relay(read(handle), functools.partial(_seen, seen))
+            yield Close(handle)
+            if done:
+                return
+            continue
+        except PerceptError as exc:
+            error = exc
+        if handle is not None:
+            yield Close(handle)
+        attempt = 1 if seen else attempt
+        yield Sleep(next_delay(error, attempt, deadline, retry))
+        attempt = 0 if seen else attempt
+
+
+def _seen(seen: list[Any], item: Any) -> Any:
+    seen.append(item)
+    return item
+
+
 @stream
 def walk(fetch: Callable[[str | None], Op], items: str, next_field: str = "next_page_token"):
     """Yield every item of every page `fetch(token)` returns, until a page has

@@ -1,40 +1,21 @@
 """gRPC straight to the face and object services: `GrpcClient` and `AsyncGrpcClient`.
 
-- Images: unary (`detect_faces`, `detect_objects`, `compare_faces`).
-- Videos: server streaming (`detect_*_in_video`), one FrameResult per processed
-  frame as soon as the service has it. The proto carries the whole file in one
-  message (`VideoSource.content`, up to the service's message limit, 64 MiB by
-  default), so a video given by path is read into memory; a `VideoURI` instead
-  lets the service open a file under its allowed directories (or a stream URL
-  whose scheme it allows) itself. Uploads of any size go through the REST
-  gateway, which streams them from disk.
-- Live frames: bidirectional (`stream_faces`, `stream_objects`): frames are
-  sent as the caller's iterator yields them, results come back in order.
-- Face collections: `create_collection`, `collections`, `collection`,
-  `delete_collection`, `enroll`, `faces`, `delete_faces` / `delete_face`,
-  `delete_subject`, `search`, `verify`, `identify` (unary), `identify_in_video`
-  and `stream_faces(..., collection_id=...)` (every face with its matches).
-  They act for `tenant=` (default "default"; the gateway passes each API
-  key's tenant).
+Images are unary calls; videos server streaming (one FrameResult per frame as
+the service has it; the proto carries the whole file, so a path is read into
+memory, or a `VideoURI` lets the service open it); live frames bidirectional
+(`stream_faces`, `stream_objects`); face collections as in `_ops`, for
+`tenant=`. Each operation is written once (see `_core`): the method it calls
+is named by its path (request and response types come from the descriptors),
+its options fill the request by field name (checked against the proto's
+rules), its answer is read as the REST JSON, by the same readers; the two
+classes differ only in the I/O (grpc or grpc.aio).
 
-Each operation is written once below (see `_core`): which method it calls
-(by its path; request and response types come from the proto descriptors),
-how its options fill the request (`_wire.fill`, checked against the proto's
-rules) and how the answer is read (as the REST JSON, by the same readers).
-The two classes only differ in the I/O that runs it (grpc or grpc.aio).
-
-Targets: "host:port", a comma-separated list of replicas ("h1:p,h2:p",
-round robin over them, skipping replicas whose health check is not SERVING), or
-a gRPC target URI ("dns:///face:50051"). Calls are retried on UNAVAILABLE with
-backoff (honouring a `retry-after` in the trailing metadata), within a deadline
-that every call has; a video stream that breaks is reopened and continues after
-the last frame it delivered. Live streams are not retried: the frames already
-sent cannot be sent again.
-
-Authentication: the services' gRPC token, `token=` (or PERCEPT_GRPC_TOKEN, or the
-running `make run` stack's: see `percept.stack`), goes as `authorization: Bearer
-<token>` metadata. It is not the gateway's REST API key (`api_key=`, deprecated,
-is taken as the token).
+Targets: "host:port", a list of replicas ("h1:p,h2:p", round robin over the
+SERVING ones) or a target URI ("dns:///face:50051"). UNAVAILABLE is retried
+with backoff (and a `retry-after` in the trailing metadata) within every
+call's deadline; a broken video stream is reopened and continues after its
+last frame; live streams are not retried. `token=` (or PERCEPT_GRPC_TOKEN, or
+the `make run` stack's) goes as `authorization: Bearer <token>` metadata.
 """
 
 from __future__ import annotations
@@ -63,9 +44,8 @@ from percept.transport._core import (
     Close,
     Item,
     Opens,
-    Sleep,
     install,
-    next_delay,
+    resumed,
     retried,
     stream,
 )
@@ -305,25 +285,17 @@ def _video(c, kind: Kind, video, options, timeout, fields, identify=None):
     source = video if isinstance(video, VideoURI) else inputs.video_bytes(video)
     request = _kind_request(kind, "video", source, options, fields, _identify(**identify or {}))
     deadline = _deadline(timeout, c.video_timeout)
-    read = _read(kind, frame=True)
-    attempt, last = 0, -1
-    while True:
-        attempt += 1
-        handle = None
-        try:
-            handle = yield OpenRpc(_path(kind, "video"), request, deadline)
-            while (response := (yield NextMessage(handle))) is not None:
-                attempt = 0
-                if response.frame_index <= last:  # already delivered before a retry
-                    continue
-                last = response.frame_index
-                yield Item(read(response))
-            return
-        except PerceptError as exc:
-            error = exc
-        if handle is not None:
-            yield Close(handle)
-        yield Sleep(next_delay(error, max(attempt, 1), deadline, c.retry))
+    frame, last = _read(kind, frame=True), [-1]
+
+    def read(handle):
+        while (response := (yield NextMessage(handle))) is not None:
+            if response.frame_index > last[0]:  # not delivered before a retry
+                last[0] = response.frame_index
+                yield Item(frame(response))
+        return True
+
+    open_ = lambda: OpenRpc(_path(kind, "video"), request, deadline)  # noqa: E731
+    return (yield from resumed(open_, read, deadline, c.retry))
 
 
 @stream

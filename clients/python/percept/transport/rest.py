@@ -36,11 +36,10 @@ from percept.transport._core import (
     Close,
     Defer,
     Item,
-    Sleep,
     Stop,
     install,
-    next_delay,
     relay,
+    resumed,
     stream,
     walk,
 )
@@ -261,37 +260,30 @@ def events(c, task: TaskRef, *, after: str | None = None, timeout: float | None 
     where it stopped (Last-Event-ID)."""
     task_id = _task_id(task)
     deadline = deadline_for(timeout, c.wait_timeout)
-    last_id, attempt = after, 0
-    while True:
-        attempt += 1
-        headers = {"Last-Event-ID": last_id} if last_id else {}
-        handle = None
-        try:
-            handle = yield OpenEvents(f"/api/task/{task_id}/events", deadline, headers)
-            while (sse := (yield NextEvent(handle))) is not None:
-                attempt = 0
-                last_id = sse.id or last_id
-                event = _event(sse)
-                if event is not None:
-                    yield Item(event)
-                    if isinstance(event, StatusEvent) and event.status.ended:
-                        return
-                if deadline.expired:
-                    raise DeadlineExceeded(f"task {task_id} did not end in time")
-            # The server closed the stream without the ended status: it has none
-            # left to send (resumed after the end) or it is going away.
-            yield Close(handle)
-            handle = None
-            current = yield from _task(c, task_id, timeout=deadline.cap(c.timeout))
-            if current.ended:
-                yield Item(StatusEvent(last_id or "", current.status, current.error, current))
-                return
-            continue
-        except PerceptError as exc:
-            error = exc
-        if handle is not None:
-            yield Close(handle)
-        yield Sleep(next_delay(error, max(attempt, 1), deadline, c.retry))
+    last = [after]
+
+    def read(handle):
+        while (sse := (yield NextEvent(handle))) is not None:
+            last[0] = sse.id or last[0]
+            event = _event(sse)
+            if event is not None:
+                yield Item(event)
+                if isinstance(event, StatusEvent) and event.status.ended:
+                    return True
+            if deadline.expired:
+                raise DeadlineExceeded(f"task {task_id} did not end in time")
+        # The server closed the stream without the ended status: it has none
+        # left to send (resumed after the end) or it is going away.
+        current = yield from _task(c, task_id, timeout=deadline.cap(c.timeout))
+        if current.ended:
+            yield Item(StatusEvent(last[0] or "", current.status, current.error, current))
+        return current.ended
+
+    def open_():
+        headers = {"Last-Event-ID": last[0]} if last[0] else {}
+        return OpenEvents(f"/api/task/{task_id}/events", deadline, headers)
+
+    return (yield from resumed(open_, read, deadline, c.retry))
 
 
 def wait(c, task: TaskRef, *, timeout: float | None = None) -> Task:

@@ -36,7 +36,15 @@ from percept.types import (
     Verification,
 )
 
-DEFAULT: Any = object()  # "the client's default timeout" (gRPC: None means no deadline)
+
+class _Default:
+    """`timeout=DEFAULT`: the client's default (over gRPC, None means no deadline)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
 _P = inspect.Parameter
 
 
@@ -52,7 +60,7 @@ class Route:
     fields: bool = False  # takes **fields (sent with the other values)
     rename: Mapping[str, str] = field(default_factory=dict)  # value -> its REST name
     rpc: str | None = None  # the FaceService method, on gRPC
-    unwrap: str | None = None  # the gRPC answer's field that holds the value
+    unwrap: str | None = None  # the gRPC answer's field that holds the REST answer
     stores: bool = False  # not retried after a network error
 
     @property
@@ -73,8 +81,6 @@ class Route:
         (a search's face_id, a verification's subject)."""
         if self.read is None:
             return None
-        if self.unwrap:
-            answer = answer[self.unwrap]
         return self.read({**values, **answer} if isinstance(answer, dict) else answer)
 
 

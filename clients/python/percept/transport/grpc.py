@@ -460,7 +460,8 @@ class _Base:
         request = _request(_FACE + route.rpc, values, content)
         deadline = _deadline(timeout, self.timeout)
         response = yield from unary(self, _FACE + route.rpc, request, deadline, not route.stores)
-        return route.read_answer(_wire.to_json(response), values)
+        answer = _wire.to_json(response)
+        return route.read_answer(answer[route.unwrap] if route.unwrap else answer, values)
 
     def _method(self, kind: str, path: str, backend: str | None = None):
         """The channel's callable for a method (`kind`: unary_unary, unary_stream...)."""

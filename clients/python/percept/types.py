@@ -27,12 +27,13 @@ class JsonType:
 
     __slots__ = ()
     skip_none: ClassVar[bool] = False
+    json_skip: ClassVar[tuple[str, ...]] = ()  # fields the JSON leaves out
 
     def to_json(self) -> dict[str, Any]:
         out = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if value is not None or not self.skip_none:
+            if f.name not in self.json_skip and (value is not None or not self.skip_none):
                 out[f.name] = _plain(value)
         return out
 
@@ -457,9 +458,11 @@ class FrameResult(_Items):
 
 
 @dataclass(frozen=True, slots=True)
-class VideoResult:
+class VideoResult(JsonType):
     """Every processed frame of a video, in frame order, and how the video
     ended (`summary`; None from a server that does not say)."""
+
+    skip_none, json_skip = True, ("kind",)
 
     kind: Kind
     frames: tuple[FrameResult | GenericResult, ...]
@@ -478,12 +481,6 @@ class VideoResult:
             tuple(_frame(f, kind) for f in data.get("frames", ())),
             VideoSummary.from_json(summary) if summary else None,
         )
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"frames": [f.to_json() for f in self.frames]}
-        if self.summary is not None:
-            out["summary"] = self.summary.to_json()
-        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,6 +291,22 @@ async def arun(op: Op, io: Any) -> Any:
     return state.value
 
 
+class Closing:
+    """`with client:` for a client with `close()`, `async with` for one with `aclose()`."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()  # type: ignore[attr-defined]
+
+
 # --- operations -> client methods ---------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ from percept.retry import NO_RETRY, Deadline, RetryPolicy
 from percept.transport import _ops, _wire
 from percept.transport._core import (
     Close,
+    Closing,
     Item,
     Opens,
     install,
@@ -385,7 +386,7 @@ OPERATIONS = [
 # --- the two I/Os ----------------------------------------------------------------------------
 
 
-class _Base:
+class _Base(Closing):
     _grpc: Any  # grpc, or grpc.aio: the module its channels come from
 
     def __init__(
@@ -496,12 +497,6 @@ class GrpcClient(_Base):
             channel.close()
         self._channels.clear()
 
-    def __enter__(self) -> GrpcClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with grpc."""
         try:
@@ -586,12 +581,6 @@ class AsyncGrpcClient(_Base):
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
-
-    async def __aenter__(self) -> AsyncGrpcClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with grpc.aio."""

@@ -34,6 +34,7 @@ from percept.transport import _ops, _wire
 from percept.transport._core import (
     SKIP,
     Close,
+    Closing,
     Defer,
     Item,
     Stop,
@@ -314,7 +315,7 @@ def iter_frames(c, task: TaskRef, *, timeout: float | None = None):
 # --- what the shared operations (`_ops`) ask of the REST transport -----------------------
 
 
-class _Base:
+class _Base(Closing):
     """`url` defaults to PERCEPT_URL, else the running `make run` stack's, else
     http://127.0.0.1:8000; `api_key` to PERCEPT_API_KEY, else the stack's admin
     key when `url` is the stack's (see `percept.stack`). `timeout` bounds each
@@ -452,12 +453,6 @@ class Client(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with httpx."""
         deadline = getattr(effect, "deadline", None)
@@ -519,12 +514,6 @@ class AsyncClient(_Base):
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with httpx, awaited."""

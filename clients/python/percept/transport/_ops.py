@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from percept import rules
 from percept.errors import Conflict
 from percept.inputs import Color, ImageInput, VideoInput
-from percept.options import FaceOptions, ObjectOptions
+from percept.options import FaceOptions, ObjectOptions, check_media, merge, set_values
+from percept.transport import _wire
 from percept.transport._core import Op, stream, walk
 from percept.types import (
     Collection,
@@ -100,6 +102,18 @@ def operation(route: Route) -> Callable[..., Op]:
     op.__doc__ = route.doc
     op.__signature__ = signature  # type: ignore[attr-defined]
     return op
+
+
+def kind_options(kind: Kind, media: str, options, fields, extra=None) -> dict[str, Any]:
+    """The options of a built-in kind that are set (an options object and/or
+    keywords, `extra` on top), checked against the proto's rules: nothing out
+    of range is sent."""
+    opts = merge(FaceOptions if kind.faces else ObjectOptions, options, fields)
+    if media == "image":
+        check_media(opts, media)
+    values = {**set_values(opts), **{k: v for k, v in (extra or {}).items() if v is not None}}
+    _wire.check(rules.option_rules(kind.value, media), values)
+    return values
 
 
 # --- detection, the same on both transports -----------------------------------------------

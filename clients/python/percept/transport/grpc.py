@@ -37,7 +37,7 @@ from grpc_health.v1 import health_pb2
 from percept import inputs, rules, stack
 from percept.errors import NotFound, PerceptError, from_grpc
 from percept.inputs import Color, ImageInput
-from percept.options import FaceOptions, ObjectOptions, check_media, merge, set_values
+from percept.options import FaceOptions, ObjectOptions, merge, set_values
 from percept.retry import NO_RETRY, Deadline, RetryPolicy
 from percept.transport import _ops, _wire
 from percept.transport._core import (
@@ -51,7 +51,7 @@ from percept.transport._core import (
     stream,
 )
 from percept.transport._ops import DEFAULT as _DEFAULT
-from percept.transport._ops import Route
+from percept.transport._ops import Route, kind_options
 from percept.types import (
     Comparison,
     FrameResult,
@@ -195,10 +195,7 @@ def _request(path: str, values: dict[str, Any], content: bytes | VideoURI | None
 
 def _kind_request(kind: Kind, media: str, content, options, fields, extra=None) -> Any:
     """The request of a built-in kind, its options checked against the proto's rules."""
-    opts = merge(FaceOptions if kind.faces else ObjectOptions, options, fields)
-    check_media(opts, media)
-    values = {**set_values(opts), **(extra or {})}
-    _wire.check(rules.option_rules(kind.value, media), values)
+    values = kind_options(kind, media, options, fields, extra)
     return _request(_path(kind, media), values, content)
 
 
@@ -301,9 +298,7 @@ def _video(c, kind: Kind, video, options, timeout, fields, identify=None):
 
 @stream
 def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None):
-    opts = merge(FaceOptions if kind.faces else ObjectOptions, options, fields)
-    values = {**set_values(opts), **(identify or {})}
-    _wire.check(rules.option_rules(kind.value, "video"), values)
+    values = kind_options(kind, "video", options, fields, identify)
     path = _FACE + "StreamFaces" if kind.faces else "/percept.object.v1.ObjectService/StreamObjects"
 
     def make(frame, first: bool):
@@ -455,9 +450,8 @@ class _Base(Closing):
         content = None
         if image is not None:
             image, color, options, fields = image
-            opts = merge(FaceOptions, options, fields)
-            check_media(opts, "image")
-            values, content = {**values, **set_values(opts)}, inputs.image_bytes(image, color)
+            values = kind_options(Kind.FACE, "image", options, fields, values)
+            content = inputs.image_bytes(image, color)
         request = _request(_FACE + route.rpc, values, content)
         deadline = _deadline(timeout, self.timeout)
         response = yield from unary(self, _FACE + route.rpc, request, deadline, not route.stores)

@@ -28,7 +28,7 @@ from httpx_sse import aconnect_sse, connect_sse
 from percept import inputs, rules, stack, webhooks
 from percept.errors import Conflict, DeadlineExceeded, PerceptError
 from percept.inputs import Color, ImageInput, VideoInput
-from percept.options import FaceOptions, ObjectOptions, form_value, merge, set_values, to_form
+from percept.options import FaceOptions, ObjectOptions, form_value
 from percept.retry import NO_RETRY, Deadline, RetryPolicy
 from percept.transport import _ops, _wire
 from percept.transport._core import (
@@ -57,7 +57,7 @@ from percept.transport._http import (
     request,
     segment,
 )
-from percept.transport._ops import DEFAULT, Route, operation
+from percept.transport._ops import DEFAULT, Route, kind_options, operation
 from percept.types import (
     FrameEvent,
     Health,
@@ -79,14 +79,6 @@ TaskRef = Task | str
 
 def _task_id(task: TaskRef) -> str:
     return task.task_id if isinstance(task, Task) else str(task)
-
-
-def _options_form(kind: Kind, media: Media, options, fields: Mapping[str, Any]) -> dict[str, str]:
-    """A built-in kind's options as form fields, checked against the proto's rules."""
-    opts = merge(FaceOptions if kind.faces else ObjectOptions, options, fields)
-    form = to_form(opts, media)
-    _wire.check(rules.option_rules(kind.value, media), set_values(opts))
-    return form
 
 
 def _identify_form(kind, collection_id, top_k, threshold) -> dict[str, Any]:
@@ -164,9 +156,8 @@ def submit(
         media = media or inputs.guess_media(source)
         path = kind.path(media)
         identify = _identify_form(kind, collection_id, top_k, threshold)
-        _wire.check(rules.option_rules(kind.value, media), identify)
-        form = {**_options_form(kind, media, options, fields)}
-        form.update({k: form_value(v) for k, v in identify.items() if v is not None})
+        values = kind_options(kind, media, options, fields, identify)
+        form = {k: form_value(v) for k, v in values.items()}
     if webhook is not None:
         form["webhook"] = webhook
     file = (
@@ -388,10 +379,8 @@ class _Base(Closing):
 
 def _form(image, color, options, fields, values: Mapping[str, Any]) -> dict[str, Any]:
     """An image and its face options as a multipart form (for enroll and verify)."""
-    opts = merge(FaceOptions, options, fields)
-    _wire.check(rules.option_rules("face", "image"), set_values(opts))
-    data = to_form(opts, "image")
-    data.update({k: form_value(v) for k, v in values.items() if v is not None})
+    values = kind_options(Kind.FACE, "image", options, fields, values)
+    data = {k: form_value(v) for k, v in values.items()}
     return {"files": inputs.image_upload(image, color), "data": data}
 
 

@@ -220,7 +220,7 @@ def tasks(
         "limit": str(limit),
         "q": id_prefix,
         "status": TaskStatus(status).value if status else None,
-        "kind": Kind.parse(kind).value if kind else None,
+        "kind": rules.SHORT_NAMES.get(str(kind), str(kind)) if kind else None,  # any kind
         "cursor": cursor,
     }
     params = {k: v for k, v in params.items() if v}

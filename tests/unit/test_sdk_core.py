@@ -156,3 +156,19 @@ def test_an_abandoned_operation_runs_its_undo_once():
     steps.close()
     assert undone == [True]
     assert list(_core.iterate(numbers(), NoIO())) == [0, 1, 2] and undone == [True]
+
+
+@pytest.mark.parametrize(
+    ("sync", "asynchronous"),
+    [(percept.Client, percept.AsyncClient), (percept.GrpcClient, percept.AsyncGrpcClient)],
+)
+def test_each_operation_is_one_method_of_both_clients(sync, asynchronous):
+    import inspect
+
+    public = lambda cls: {n for n in dir(cls) if not n.startswith("_")}  # noqa: E731
+    assert public(sync) - {"close"} == public(asynchronous) - {"aclose"}
+    own = {"close", "perform", "as_completed", "wait_all"}  # each I/O's: threads or tasks
+    for name in public(sync) - own:
+        mine, theirs = getattr(sync, name), getattr(asynchronous, name)
+        assert inspect.signature(mine) == inspect.signature(theirs), name
+        assert mine.__doc__ == theirs.__doc__, name

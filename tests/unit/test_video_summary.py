@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 from percept.face.v1 import face_service_pb2 as face_pb
-from percept.transport import _proto
-from percept.types import Kind, Task, VideoResult
+from percept.transport._wire import to_json
+from percept.types import FrameResult, Kind, Task, VideoResult
 
 from gateway import results
 from percept_runtime.errors import InvalidInput
@@ -99,7 +99,7 @@ def test_summary_reads_the_same_from_proto_and_json(clips):
     as_json = results.video_summary(response.summary)
     assert as_json["partial"] is True and as_json["reason"] == message.reason
     # SDK: the gRPC frame and the REST task carry equal summaries
-    from_grpc = _proto.frame_result(response, Kind.FACE).summary
+    from_grpc = FrameResult.from_json(to_json(response), Kind.FACE).summary
     task = Task.from_json(
         {
             "task_id": "t",
@@ -114,4 +114,5 @@ def test_summary_reads_the_same_from_proto_and_json(clips):
     assert VideoResult.from_json(task.result.to_json(), Kind.FACE) == task.result
     # an older server's result without a summary still parses
     assert not VideoResult.from_json({"frames": []}, Kind.FACE).partial
-    assert _proto.frame_result(face_pb.DetectFacesInVideoResponse(), Kind.FACE).summary is None
+    empty = to_json(face_pb.DetectFacesInVideoResponse())
+    assert FrameResult.from_json(empty, Kind.FACE).summary is None

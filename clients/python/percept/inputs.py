@@ -13,10 +13,12 @@ over gRPC a `VideoURI` lets the service open the video itself.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import mimetypes
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Union
 
@@ -184,4 +186,64 @@ def video_bytes(source: VideoInput) -> bytes:
         return Path(source).read_bytes()
     if hasattr(source, "read"):
         return source.read()
+    raise TypeError(f"a video is a path, bytes or a binary file (got {type(source).__name__})")
+
+
+# --- uploads to the REST gateway -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """The multipart file of an upload to the REST gateway: a video on disk is
+    opened and streamed (httpx reads it in chunks) at each attempt, never read
+    whole into memory."""
+
+    filename: str
+    content_type: str
+    data: bytes | None = None
+    path: str | os.PathLike | None = None
+    file: IO[bytes] | None = None
+    start: int = 0
+
+    def __call__(self, stack: contextlib.ExitStack) -> dict[str, Any]:
+        if self.data is not None:
+            content: Any = self.data
+        elif self.path is not None:
+            content = stack.enter_context(open(self.path, "rb"))  # noqa: SIM115
+        else:
+            assert self.file is not None
+            self.file.seek(self.start)
+            content = self.file
+        return {"file": (self.filename, content, self.content_type)}
+
+
+def image_upload(source: ImageInput, color: Color | None) -> Upload:
+    data = image_bytes(source, color)
+    content_type = image_content_type(data)
+    name = (
+        os.path.basename(os.fspath(source))
+        if isinstance(source, str | os.PathLike)
+        else "image." + content_type.rsplit("/", 1)[-1].replace("octet-stream", "bin")
+    )
+    return Upload(name, content_type, data=data)
+
+
+def video_upload(source: VideoInput, color: Color | None) -> Upload:
+    if isinstance(source, VideoURI):
+        raise ValueError(
+            "the REST gateway takes uploads: pass the video's path, bytes or file "
+            "(a VideoURI is for GrpcClient)"
+        )
+    if color is not None:
+        raise ValueError("color= applies to numpy arrays only")
+    name = video_name(source)
+    common = (name, video_content_type(name))
+    if isinstance(source, str | os.PathLike):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"no such video: {source}")
+        return Upload(*common, path=source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        return Upload(*common, data=bytes(source))
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        return Upload(*common, file=source, start=source.tell())
     raise TypeError(f"a video is a path, bytes or a binary file (got {type(source).__name__})")

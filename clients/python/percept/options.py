@@ -17,11 +17,29 @@ from typing import Any, Literal, TypeVar
 
 from percept.types import Media
 
-_VIDEO_ONLY = ("frame_stride", "max_frames", "tracker", "lost_track_frames", "match_threshold")
+
+@dataclass(frozen=True, slots=True)
+class _VideoOptions:
+    """The options of videos and streams, the same for faces and objects."""
+
+    frame_stride: int | None = None
+    """Videos only: process every Nth frame; default 1."""
+    max_frames: int | None = None
+    """Videos only: stop after this many processed frames; default: the server's limit."""
+    tracker: Literal["bytetrack", "botsort", "off"] | None = None
+    """Videos and streams: how faces or objects are tracked across frames (each
+    gets a track_id); default bytetrack; off: no tracks."""
+    lost_track_frames: int | None = None
+    """Videos and streams: frames a lost track is kept waiting, [1, 10000]; default 30."""
+    match_threshold: float | None = None
+    """Videos and streams: largest track-to-box matching cost, (0, 1]; default 0.8."""
+
+
+_VIDEO_ONLY = tuple(f.name for f in dataclasses.fields(_VideoOptions))
 
 
 @dataclass(frozen=True, slots=True)
-class FaceOptions:
+class FaceOptions(_VideoOptions):
     detector: Literal["hog", "cnn"] | None = None
     """hog (default; fast) or cnn (more accurate, ~100x slower on CPU)."""
     upsample: int | None = None
@@ -34,21 +52,10 @@ class FaceOptions:
     """Detect on a copy at most this long (boxes stay in source pixels); 0 = full size."""
     num_jitters: int | None = None
     """Re-samples per face when encoding, [1, 100]; default 1."""
-    frame_stride: int | None = None
-    """Videos only: process every Nth frame; default 1."""
-    max_frames: int | None = None
-    """Videos only: stop after this many processed frames; default: the server's limit."""
-    tracker: Literal["bytetrack", "botsort", "off"] | None = None
-    """Videos and streams: how faces are tracked across frames (each gets a
-    track_id); default bytetrack; off: no tracks."""
-    lost_track_frames: int | None = None
-    """Videos and streams: frames a lost track is kept waiting, [1, 10000]; default 30."""
-    match_threshold: float | None = None
-    """Videos and streams: largest track-to-box matching cost, (0, 1]; default 0.8."""
 
 
 @dataclass(frozen=True, slots=True)
-class ObjectOptions:
+class ObjectOptions(_VideoOptions):
     confidence_threshold: float | None = None
     """Smallest confidence kept, [0, 1]; default 0.25."""
     iou_threshold: float | None = None
@@ -57,17 +64,6 @@ class ObjectOptions:
     """Keep only these classes, by name or id; default: all."""
     max_detections: int | None = None
     """Most detections per image, [1, 1000]; default 300."""
-    frame_stride: int | None = None
-    """Videos only: process every Nth frame; default 1."""
-    max_frames: int | None = None
-    """Videos only: stop after this many processed frames; default: the server's limit."""
-    tracker: Literal["bytetrack", "botsort", "off"] | None = None
-    """Videos and streams: how objects are tracked across frames (each gets a
-    track_id); default bytetrack; off: no tracks."""
-    lost_track_frames: int | None = None
-    """Videos and streams: frames a lost track is kept waiting, [1, 10000]; default 30."""
-    match_threshold: float | None = None
-    """Videos and streams: largest track-to-box matching cost, (0, 1]; default 0.8."""
 
     def __post_init__(self) -> None:
         if isinstance(self.classes, str):  # "circle,star" as on the command line
@@ -103,18 +99,25 @@ def check_media(options: Options, media: Media) -> None:
             raise ValueError(f"{', '.join(set_)} apply to videos only")
 
 
+def form_value(value: Any) -> str:
+    """One option as a form field: true/false, a comma-separated list, a number."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def set_values(options: Options) -> dict[str, Any]:
+    """The options that are set, by name."""
+    return {
+        f.name: v
+        for f in dataclasses.fields(options)
+        if (v := getattr(options, f.name)) is not None
+    }
+
+
 def to_form(options: Options, media: Media) -> dict[str, str]:
     """The REST form fields for the options that are set."""
     check_media(options, media)
-    form: dict[str, str] = {}
-    for f in dataclasses.fields(options):
-        value = getattr(options, f.name)
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            form[f.name] = "true" if value else "false"
-        elif f.name == "classes":
-            form[f.name] = ",".join(str(c) for c in value)
-        else:
-            form[f.name] = str(value)
-    return form
+    return {name: form_value(value) for name, value in set_values(options).items()}

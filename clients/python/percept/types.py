@@ -1,25 +1,59 @@
 """The result types every client returns, whichever transport it uses.
 
-Frozen dataclasses, built from the REST API's JSON (`from_json`) or from the
-gRPC responses (in `percept.transport._proto`); `to_json()` gives back the
-API's JSON shape, so `--json` output and the API's answers are the same thing.
+Frozen dataclasses, built from the REST API's JSON (`from_json`); a gRPC
+response is read as the same JSON (`percept.transport._wire.to_json`), so
+each type has one reader. `to_json()` gives back the API's JSON shape, so
+`--json` output and the API's answers are the same thing.
 Coordinates are pixels in the source image (EXIF orientation applied), origin
 top-left.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Media = Literal["image", "video"]
 
 
+class JsonType:
+    """`to_json()` for a result type: its fields by name, nested types as their
+    JSON, tuples as lists, times in ISO 8601; with `skip_none`, fields that are
+    None are left out (the API leaves them out too)."""
+
+    __slots__ = ()
+    skip_none: ClassVar[bool] = False
+    json_skip: ClassVar[tuple[str, ...]] = ()  # fields the JSON leaves out
+
+    def to_json(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name not in self.json_skip and (value is not None or not self.skip_none):
+                out[f.name] = _plain(value)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
 class Kind(enum.StrEnum):
-    """What a task does. Values are the API's `kind`; `route` is its short name."""
+    """A built-in task kind. Values are the API's `kind`; `route` is its short
+    name. Routes and methods come from their declarations in `percept.rules`;
+    other kinds a gateway serves are plain strings (see `Client.kinds()`)."""
 
     FACE = "face_detection"
     OBJECT = "object_detection"
@@ -28,18 +62,27 @@ class Kind(enum.StrEnum):
 
     @property
     def route(self) -> str:
-        return {"face_detection": "face", "object_detection": "object"}.get(self.value, "identify")
+        from percept.rules import SHORT_NAMES
+
+        return next(short for short, name in SHORT_NAMES.items() if name == self.value)
 
     @property
     def faces(self) -> bool:
-        """Whether results hold faces (detection or identification)."""
-        return self is not Kind.OBJECT
+        """Whether results hold faces (detection or identification): the proto's
+        response has a `faces` field."""
+        from google.protobuf import descriptor_pool
+
+        from percept.rules import spec
+
+        service, method = spec(self.value, "image").rpc.split("/")
+        rpc = descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
+        return "faces" in rpc.output_type.fields_by_name
 
     def path(self, media: Media) -> str:
         """The submit route: /api/detect/face/image, /api/identify/face/video..."""
-        if self is Kind.IDENTIFY:
-            return f"/api/identify/face/{media}"
-        return f"/api/detect/{self.route}/{media}"
+        from percept.rules import spec
+
+        return spec(self.value, media).path
 
     @classmethod
     def parse(cls, value: Kind | str) -> Kind:
@@ -73,7 +116,7 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
-class Box:
+class Box(JsonType):
     """An axis-aligned box in source-image pixels: width = right - left."""
 
     left: float
@@ -100,9 +143,6 @@ class Box:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Box:
         return cls(data["left"], data["top"], data["right"], data["bottom"])
-
-    def to_json(self) -> dict[str, float]:
-        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
 
 LANDMARK_PARTS = (
@@ -150,7 +190,7 @@ class Landmarks:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class Match(JsonType):
     """An enrolled face close enough to a probe face to be the same person."""
 
     face_id: str
@@ -161,15 +201,14 @@ class Match:
     def from_json(cls, data: Mapping[str, Any]) -> Match:
         return cls(data["face_id"], data["subject"], float(data["distance"]))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"face_id": self.face_id, "subject": self.subject, "distance": self.distance}
-
 
 @dataclass(frozen=True, slots=True)
-class Face:
+class Face(JsonType):
     """One face: its box, landmarks / the 128-d encoding when asked for, and
     when identifying against a collection its `matches` (closest first; empty:
     unknown). `matches` is None when the call did not identify."""
+
+    skip_none = True
 
     box: Box
     landmarks: Landmarks | None = None
@@ -197,26 +236,21 @@ class Face:
             Landmarks.from_json(landmarks) if landmarks else None,
             tuple(encoding) if encoding else None,
             tuple(Match.from_json(m) for m in matches) if matches is not None else None,
-            data.get("track_id"),
+            data.get("track_id") or None,
         )
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"box": self.box.to_json()}
-        if self.landmarks is not None:
-            out["landmarks"] = self.landmarks.to_json()
-        if self.encoding is not None:
-            out["encoding"] = list(self.encoding)
+        out = JsonType.to_json(self)
         if self.matches is not None:
-            out["matches"] = [m.to_json() for m in self.matches]
             out["subject"] = self.subject
-        if self.track_id is not None:
-            out["track_id"] = self.track_id
         return out
 
 
 @dataclass(frozen=True, slots=True)
-class Detection:
+class Detection(JsonType):
     """One detected object."""
+
+    skip_none = True
 
     label: str
     class_id: int
@@ -227,23 +261,29 @@ class Detection:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Detection:
         return cls(
-            data["label"],
-            data["class_id"],
-            data["confidence"],
+            data.get("label", ""),
+            data.get("class_id", 0),
+            data.get("confidence", 0.0),
             Box.from_json(data["box"]),
-            data.get("track_id"),
+            data.get("track_id") or None,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            "label": self.label,
-            "class_id": self.class_id,
-            "confidence": self.confidence,
-            "box": self.box.to_json(),
-        }
-        if self.track_id is not None:
-            out["track_id"] = self.track_id
-        return out
+
+class _Items:
+    """What image and frame results share: their faces' or detections' boxes."""
+
+    __slots__ = ()
+    faces: tuple[Face, ...]
+    detections: tuple[Detection, ...]
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        return tuple(item.box for item in (*self.faces, *self.detections))
+
+    @property
+    def subjects(self) -> tuple[str | None, ...]:
+        """Identification: who each face is (None: unknown), in face order."""
+        return tuple(face.subject for face in self.faces)
 
 
 def _items_from_json(
@@ -264,7 +304,7 @@ def _items_to_json(kind: Kind, faces, detections) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class ImageResult:
+class ImageResult(_Items):
     """What one image holds: `faces` for face detection and identification (each
     face with its `matches` then, and `threshold` the distance applied),
     `detections` for objects."""
@@ -275,15 +315,6 @@ class ImageResult:
     faces: tuple[Face, ...] = ()
     detections: tuple[Detection, ...] = ()
     threshold: float | None = None
-
-    @property
-    def boxes(self) -> tuple[Box, ...]:
-        return tuple(item.box for item in (*self.faces, *self.detections))
-
-    @property
-    def subjects(self) -> tuple[str | None, ...]:
-        """Identification: who each face is (None: unknown), in face order."""
-        return tuple(face.subject for face in self.faces)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], kind: Kind | None = None) -> ImageResult:
@@ -309,11 +340,13 @@ class ImageResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Track:
+class Track(JsonType):
     """One face or object over a video (or a stream so far): when it was first
     and last seen, in how many frames, its best sighting (the highest-confidence
     box, or the best face), its class by vote (objects) or who it is
     (identification; None: unknown)."""
+
+    skip_none = True
 
     track_id: int
     first_frame_index: int
@@ -342,25 +375,16 @@ class Track:
             data["best_frame_index"],
             Box.from_json(data["best_box"]),
             data["best_score"],
-            data.get("label"),
-            data.get("class_id"),
-            data.get("subject"),
-            data.get("face_id"),
-            data.get("distance"),
+            data.get("label") or None,
+            data.get("class_id") if data.get("label") else None,
+            data.get("subject") if data.get("face_id") else None,
+            data.get("face_id") or None,
+            data.get("distance") if data.get("face_id") else None,
         )
-
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            name: getattr(self, name)
-            for name in self.__slots__
-            if getattr(self, name) is not None and name != "best_box"
-        }
-        out["best_box"] = self.best_box.to_json()
-        return out
 
 
 @dataclass(frozen=True, slots=True)
-class VideoSummary:
+class VideoSummary(JsonType):
     """How a video ended. `partial`: it ended before its container said it would
     (truncated, corrupt from some frame on, timestamps that put frames out of
     reach); the frames before the break are still in the result, and `reason`
@@ -387,20 +411,9 @@ class VideoSummary:
             int(data.get("gallery_searches") or 0),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "partial": self.partial,
-            "reason": self.reason,
-            "expected_frames": self.expected_frames,
-            "processed_frames": self.processed_frames,
-            "last_frame_index": self.last_frame_index,
-            "tracks": [t.to_json() for t in self.tracks],
-            "gallery_searches": self.gallery_searches,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class FrameResult:
+class FrameResult(_Items):
     """One processed video (or live) frame.
 
     `timestamp` is seconds from the start of the video (None for live frames);
@@ -419,15 +432,6 @@ class FrameResult:
     expected_frames: int | None = None
     summary: VideoSummary | None = None
 
-    @property
-    def boxes(self) -> tuple[Box, ...]:
-        return tuple(item.box for item in (*self.faces, *self.detections))
-
-    @property
-    def subjects(self) -> tuple[str | None, ...]:
-        """Identification: who each face is (None: unknown), in face order."""
-        return tuple(face.subject for face in self.faces)
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any], kind: Kind | None = None) -> FrameResult:
         kind, faces, detections = _items_from_json(data, kind)
@@ -440,6 +444,7 @@ class FrameResult:
             faces,
             detections,
             data.get("expected_frames") or None,
+            VideoSummary.from_json(data["summary"]) if data.get("summary") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -453,12 +458,14 @@ class FrameResult:
 
 
 @dataclass(frozen=True, slots=True)
-class VideoResult:
+class VideoResult(JsonType):
     """Every processed frame of a video, in frame order, and how the video
     ended (`summary`; None from a server that does not say)."""
 
+    skip_none, json_skip = True, ("kind",)
+
     kind: Kind
-    frames: tuple[FrameResult, ...]
+    frames: tuple[FrameResult | GenericResult, ...]
     summary: VideoSummary | None = None
 
     @property
@@ -471,19 +478,103 @@ class VideoResult:
         summary = data.get("summary")
         return cls(
             kind,
-            tuple(FrameResult.from_json(f, kind) for f in data.get("frames", ())),
+            tuple(_frame(f, kind) for f in data.get("frames", ())),
             VideoSummary.from_json(summary) if summary else None,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"frames": [f.to_json() for f in self.frames]}
-        if self.summary is not None:
-            out["summary"] = self.summary.to_json()
-        return out
+
+@dataclass(frozen=True, slots=True)
+class Keypoint:
+    """One named point of an item (a pose's nose...); name and score when the model says."""
+
+    x: float
+    y: float
+    name: str | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
+class GenericItem:
+    """One thing a kind without a typed result found: any of a box, a label, a
+    score, keypoints, a mask (a polygon, in pixels) and a track."""
+
+    box: Box | None = None
+    label: str | None = None
+    score: float | None = None
+    keypoints: tuple[Keypoint, ...] = ()
+    mask: tuple[tuple[float, float], ...] | None = None
+    track_id: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GenericItem:
+        box, mask = data.get("box"), data.get("mask")
+        return cls(
+            Box.from_json(box) if box else None,
+            data.get("label"),
+            data.get("score"),
+            tuple(Keypoint(p["x"], p["y"], p.get("name"), p.get("score"))
+                  for p in data.get("keypoints") or ()),
+            tuple((x, y) for x, y in mask) if mask is not None else None,
+            data.get("track_id"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class GenericResult:
+    """The result of a kind the SDK has no type for (one the gateway declares
+    with the generic shape): an image's items, or a video frame's (with its
+    `frame_index` and `timestamp`). `raw` is the JSON as the API sent it."""
+
+    image_width: int
+    image_height: int
+    items: tuple[GenericItem, ...]
+    raw: Mapping[str, Any]
+    frame_index: int | None = None
+    timestamp: float | None = None
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        return tuple(item.box for item in self.items if item.box is not None)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GenericResult:
+        return cls(
+            data.get("image_width", 0), data.get("image_height", 0),
+            tuple(GenericItem.from_json(i) for i in data.get("items", ())), dict(data),
+            data.get("frame_index"), data.get("timestamp"),
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """A task kind a gateway serves (GET /api/kinds): its route, the gRPC method
+    behind it and its options (a JSON schema each)."""
+
+    kind: str
+    media: Media
+    path: str
+    summary: str = ""
+    backend: str = ""
+    rpc: str = ""
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    private: bool = False
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> KindInfo:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _frame(data: Mapping[str, Any], kind: Kind | None = None) -> FrameResult | GenericResult:
+    """A video frame's result: a GenericResult when it lists `items`."""
+    return GenericResult.from_json(data) if "items" in data else FrameResult.from_json(data, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress(JsonType):
     """Frames done of `total` (None until the server knows); an image is one
     item: 1 of 1 once it succeeded, 0 of 1 before or when it failed."""
 
@@ -499,12 +590,9 @@ class Progress:
         data = data or {}
         return cls(int(data.get("done") or 0), data.get("total") or None)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"done": self.done, "total": self.total}
-
 
 @dataclass(frozen=True, slots=True)
-class TaskError:
+class TaskError(JsonType):
     """Why a task failed: `code` is the API's error code (e.g. invalid_argument)."""
 
     code: str
@@ -513,9 +601,6 @@ class TaskError:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskError:
         return cls(str(data.get("code", "unknown")), str(data.get("message", "")))
-
-    def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
 
 
 def _time(value: str | None) -> datetime | None:
@@ -535,7 +620,7 @@ class Task:
     """
 
     task_id: str
-    kind: Kind
+    kind: Kind | str  # a str for a kind beyond the built-in ones
     media: Media
     status: TaskStatus
     progress: Progress = Progress(0, None)
@@ -547,7 +632,7 @@ class Task:
     expires_at: datetime | None = None
     status_url: str | None = None
     replica: str | None = None
-    result: ImageResult | VideoResult | None = None
+    result: ImageResult | VideoResult | GenericResult | None = None
     error: TaskError | None = None
     tenant: str | None = None  # whose it is: told to admin keys only
 
@@ -571,15 +656,17 @@ class Task:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Task:
-        kind = Kind.parse(data["kind"])
+        try:
+            kind: Kind | str = Kind.parse(data["kind"])
+        except ValueError:
+            kind = data["kind"]  # a kind the gateway declares beyond the built-in ones
         raw = data.get("result")
-        result: ImageResult | VideoResult | None = None
-        if raw is not None:
-            result = (
-                VideoResult.from_json(raw, kind)
-                if data["media"] == "video"
-                else ImageResult.from_json(raw, kind)
-            )
+        result: ImageResult | VideoResult | GenericResult | None = None
+        if raw is not None and data["media"] == "video":
+            result = VideoResult.from_json(raw, kind)  # type: ignore[arg-type]
+        elif raw is not None:
+            typed = isinstance(kind, Kind) and "items" not in raw
+            result = ImageResult.from_json(raw, kind) if typed else GenericResult.from_json(raw)  # type: ignore[arg-type]
         error = data.get("error")
         return cls(
             task_id=data["task_id"],
@@ -604,7 +691,7 @@ class Task:
         """The task as the API's JSON (GET /api/task/{id})."""
         body: dict[str, Any] = {
             "task_id": self.task_id,
-            "kind": self.kind.value,
+            "kind": str(self.kind),
             "media": self.media,
             "status": self.status.value,
             "progress": self.progress.to_json(),
@@ -649,7 +736,7 @@ class FrameEvent:
     """One video frame's result, as soon as it is done."""
 
     id: str
-    frame: FrameResult
+    frame: FrameResult | GenericResult
 
 
 TaskEvent = StatusEvent | ProgressEvent | FrameEvent
@@ -669,8 +756,13 @@ def event_from_sse(event_id: str, event_type: str, data: Mapping[str, Any]) -> T
     if event_type == "progress":
         return ProgressEvent(event_id, Progress.from_json(data))
     if event_type == "frame":
-        return FrameEvent(event_id, FrameResult.from_json(data))
+        return FrameEvent(event_id, _frame(data))
     return None
+
+
+def _page(cls, body: Mapping[str, Any], item: Any, items: str, next_field="next_page_token"):
+    """One page of a listing: its items, read by `item.from_json`, and the next token."""
+    return cls(tuple(item.from_json(x) for x in body.get(items, ())), body.get(next_field) or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -679,6 +771,8 @@ class TaskPage:
 
     tasks: tuple[Task, ...]
     next_cursor: str | None
+
+    from_json = classmethod(lambda cls, body: _page(cls, body, Task, "tasks", "next_cursor"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -713,6 +807,16 @@ class Comparison:
     matches: tuple[FaceMatch, ...]
     tolerance: float
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
+        faces = lambda name: tuple(Face.from_json(f) for f in data.get(name, ()))  # noqa: E731
+        matches = tuple(
+            FaceMatch(m.get("probe_index", 0), m.get("reference_index", 0),
+                      m.get("distance", 0.0), bool(m.get("match")))
+            for m in data.get("matches", ())
+        )  # fmt: skip
+        return cls(faces("probe_faces"), faces("reference_faces"), matches, data["tolerance"])
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -726,12 +830,17 @@ class ModelInfo:
     weights: str
     task: str
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelInfo:
+        return cls(data["model_name"], data["backend"], data["device"], data["input_size"],
+                   tuple(data.get("class_names", ())), data["weights"], data["task"])  # fmt: skip
+
 
 # --- face collections --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Collection:
+class Collection(JsonType):
     """A collection of known faces (per tenant: another tenant's are invisible)."""
 
     collection_id: str
@@ -750,15 +859,6 @@ class Collection:
             int(data.get("subject_count") or 0),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "collection_id": self.collection_id,
-            "description": self.description,
-            "created_at": _iso(self.created_at),
-            "face_count": self.face_count,
-            "subject_count": self.subject_count,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class CollectionPage:
@@ -767,9 +867,11 @@ class CollectionPage:
     collections: tuple[Collection, ...]
     next_page_token: str | None
 
+    from_json = classmethod(lambda cls, body: _page(cls, body, Collection, "collections"))
+
 
 @dataclass(frozen=True, slots=True)
-class EnrolledFace:
+class EnrolledFace(JsonType):
     """An enrolled face. Its encoding never leaves the service."""
 
     face_id: str
@@ -789,15 +891,6 @@ class EnrolledFace:
             _time(data.get("created_at")),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "face_id": self.face_id,
-            "subject": self.subject,
-            "external_id": self.external_id,
-            "box": self.box.to_json() if self.box else None,
-            "created_at": _iso(self.created_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class FacePage:
@@ -806,9 +899,11 @@ class FacePage:
     faces: tuple[EnrolledFace, ...]
     next_page_token: str | None
 
+    from_json = classmethod(lambda cls, body: _page(cls, body, EnrolledFace, "faces"))
+
 
 @dataclass(frozen=True, slots=True)
-class Enrollment:
+class Enrollment(JsonType):
     """What enrolling an image did: the faces stored (largest first) and how many
     the image held (`faces_found`; those beyond max_faces or too small are not stored)."""
 
@@ -826,17 +921,9 @@ class Enrollment:
             data["image_height"],
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "faces": [f.to_json() for f in self.faces],
-            "faces_found": self.faces_found,
-            "image_width": self.image_width,
-            "image_height": self.image_height,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Identification:
+class Identification(JsonType):
     """Who a face is: enrolled faces within `threshold`, closest first; none: unknown.
     (What `search` returns for an enrolled face, itself left out.)"""
 
@@ -864,16 +951,9 @@ class Identification:
             data.get("face_id"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "face_id": self.face_id,
-            "matches": [m.to_json() for m in self.matches],
-            "threshold": self.threshold,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Verification:
+class Verification(JsonType):
     """Whether an image's largest face is `subject`: `match` is distance <= threshold;
     `face_id` is the subject's closest enrolled face, `face` the image's face compared."""
 
@@ -898,18 +978,6 @@ class Verification:
             data["image_width"],
             data["image_height"],
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "match": self.match,
-            "distance": self.distance,
-            "face_id": self.face_id,
-            "threshold": self.threshold,
-            "face": self.face.to_json(),
-            "image_width": self.image_width,
-            "image_height": self.image_height,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Events and webhook subscriptions, for `percept.Client` and `percept.AsyncClient`.
+"""Events and webhook subscriptions, for `percept.Client` and `percept.AsyncClient`
+(their operations, written once: see `percept.transport._core`).
 
     sub = client.create_webhook("https://example.com/hooks", ["task.succeeded"])
     sub.secret                      # whsec_...: shown now and at rotation only
@@ -11,16 +12,17 @@ Receivers verify deliveries with the `standardwebhooks` package:
 
 from __future__ import annotations
 
-import asyncio
-import time
-import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from percept.errors import from_http
+from percept.errors import PerceptError
+from percept.options import form_value
+from percept.transport._core import Close, Item, Sleep, stream
+from percept.transport._http import NextEvent, OpenEvents
+from percept.transport._ops import Route
+from percept.types import JsonType
 
 EVENT_TYPES = (
     "task.succeeded",
@@ -37,7 +39,7 @@ EVENT_TYPES = (
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(JsonType):
     """One event: the same envelope the log, webhooks and MQTT carry."""
 
     id: str
@@ -52,20 +54,22 @@ class Event:
         return cls(body["id"], body["type"], body.get("tenant", ""), float(body["time"]),
                    str(body.get("seq", "")), body.get("data") or {})  # fmt: skip
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "tenant": self.tenant, "time": self.time,
-                "seq": self.seq, "data": dict(self.data)}  # fmt: skip
-
 
 @dataclass(frozen=True, slots=True)
 class EventPage:
     events: tuple[Event, ...]
     next_cursor: str | None
 
+    @classmethod
+    def from_json(cls, b: Mapping[str, Any]) -> EventPage:
+        return cls(tuple(Event.from_json(e) for e in b["events"]), b.get("next_cursor"))
+
 
 @dataclass(frozen=True, slots=True)
-class Subscription:
+class Subscription(JsonType):
     """A webhook subscription. `secret` is set only when just created or rotated."""
+
+    skip_none = True
 
     id: str
     tenant: str
@@ -89,17 +93,6 @@ class Subscription:
             float(body.get("created_at") or 0), body.get("secret"),
             body.get("previous_secret_valid_until"), body.get("tasks") or "all",
         )  # fmt: skip
-
-    def to_json(self) -> dict[str, Any]:
-        body = {"id": self.id, "tenant": self.tenant, "url": self.url, "types": list(self.types),
-                "kinds": list(self.kinds), "source_ids": list(self.source_ids),
-                "tasks": self.tasks, "description": self.description, "enabled": self.enabled,
-                "created_at": self.created_at}  # fmt: skip
-        if self.secret:
-            body["secret"] = self.secret
-        if self.previous_secret_valid_until:
-            body["previous_secret_valid_until"] = self.previous_secret_valid_until
-        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,256 +122,76 @@ class DeliveryLog:
     next_cursor: str | None
     failed: tuple[str, ...] = field(default=())  # event ids that ran out of retries
 
-
-@dataclass(frozen=True)
-class _Req:
-    """One request and how to read its answer (the clients' `_send` runs it)."""
-
-    method: str
-    path: str
-    parse: Callable[[httpx.Response], Any]
-    params: Mapping[str, str] | None = None
-    json: Any = None
-    data: Any = None
-    files: Any = None
-    answered_only: bool = False
-
-
-def _body(r: httpx.Response) -> Any:
-    try:
-        return r.json()
-    except ValueError:
-        return r.text
-
-
-def _sub_path(sub_id: str, *rest: str) -> str:
-    parts = [urllib.parse.quote(str(p), safe="") for p in (sub_id, *rest)]
-    return "/api/webhooks/" + "/".join(parts)
-
-
-def _sub(r: httpx.Response) -> Subscription:
-    return Subscription.from_json(r.json())
-
-
-def _create(url, types, kinds, source_ids, description, tasks="all") -> _Req:
-    body = {"url": url, "types": list(types), "kinds": list(kinds),
-            "source_ids": list(source_ids), "tasks": tasks, "description": description}  # fmt: skip
-    return _Req("POST", "/api/webhooks", _sub, json=body, answered_only=True)
-
-
-def _list() -> _Req:
-    return _Req("GET", "/api/webhooks", lambda r: [Subscription.from_json(s) for s in r.json()])
-
-
-def _update(sub_id: str, changes: Mapping[str, Any]) -> _Req:
-    allowed = {"url", "types", "kinds", "source_ids", "tasks", "description", "enabled"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ValueError(f"cannot change {', '.join(sorted(unknown))}; only {sorted(allowed)}")
-    body = {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}
-    return _Req("PATCH", _sub_path(sub_id), _sub, json=body)
-
-
-def _log(sub_id: str, limit: int, cursor: str | None) -> _Req:
-    def parse(r: httpx.Response) -> DeliveryLog:
-        b = r.json()
+    @classmethod
+    def from_json(cls, b: Mapping[str, Any]) -> DeliveryLog:
         attempts = tuple(DeliveryAttempt.from_json(a) for a in b["attempts"])
-        return DeliveryLog(attempts, b.get("next_cursor"), tuple(b.get("failed") or ()))
-
-    params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
-    return _Req("GET", _sub_path(sub_id, "deliveries"), parse, params=params)
-
-
-def _events_params(types, source_id, task_id) -> dict[str, str]:
-    params: dict[str, str] = {}
-    if types:
-        params["type"] = ",".join([types] if isinstance(types, str) else types)
-    if source_id:
-        params["source_id"] = source_id
-    if task_id:
-        params["task_id"] = task_id
-    return params
-
-
-def _events(types, source_id, task_id, since, limit, cursor) -> _Req:
-    def parse(r: httpx.Response) -> EventPage:
-        b = r.json()
-        return EventPage(tuple(Event.from_json(e) for e in b["events"]), b.get("next_cursor"))
-
-    params = {**_events_params(types, source_id, task_id), "limit": str(limit)}
-    if since is not None:
-        params["since"] = repr(float(since))
-    if cursor:
-        params["cursor"] = cursor
-    return _Req("GET", "/api/events", parse, params=params)
-
-
-def _sse_events(lines: Iterable[str]) -> Iterator[tuple[str, dict]]:
-    """(id, envelope) for each SSE event in a stream of lines."""
-    import json
-
-    current: dict[str, str] = {}
-    for line in lines:
-        if line == "":
-            if "data" in current:
-                yield current.get("id", ""), json.loads(current["data"])
-            current = {}
-        elif not line.startswith(":") and ":" in line:
-            name, _, value = line.partition(":")
-            current[name] = value[1:] if value.startswith(" ") else value
+        return cls(attempts, b.get("next_cursor"), tuple(b.get("failed") or ()))
 
 
 Types = str | Sequence[str] | None
+_SUB = "/api/webhooks/{sub_id}"
+ROUTES = [
+    Route("create_webhook", "POST", "/api/webhooks", Subscription.from_json,
+          "Subscribe `url` to event types; the answer's `secret` is shown this once. "
+          "`tasks='named'`: task events only of the tasks that name it (submit's `webhook=`).",
+          args=("url", "types"), stores=True,
+          options={"kinds": (), "source_ids": (), "description": "", "tasks": "all"}),
+    Route("webhooks", "GET", "/api/webhooks", lambda b: [Subscription.from_json(s) for s in b],
+          "Your tenant's subscriptions (an admin's: every tenant's)."),
+    Route("webhook", "GET", _SUB, Subscription.from_json),
+    Route("delete_webhook", "DELETE", _SUB),
+    Route("rotate_webhook_secret", "POST", _SUB + "/rotate", Subscription.from_json,
+          "A new secret (returned); the old one keeps signing for the server's overlap."),
+    Route("webhook_deliveries", "GET", _SUB + "/deliveries", DeliveryLog.from_json,
+          "The delivery log, newest attempt first.", options={"limit": 50, "cursor": None}),
+    Route("redeliver", "POST", _SUB + "/deliveries/{event_id}/retry",
+          doc="Send a delivery again (one that failed for good, typically)."),
+    Route("send_test_webhook", "POST", _SUB + "/test", lambda b: b["event_id"],
+          "Queue a `webhook.test` delivery to this subscription; returns its event id."),
+    Route("list_events", "GET", "/api/events", EventPage.from_json,
+          "One page of the event log, newest first.", rename={"types": "type"},
+          options={"types": None, "source_id": None, "task_id": None, "since": None,
+                   "limit": 100, "cursor": None}),
+]  # fmt: skip
+_CHANGES = {"url", "types", "kinds", "source_ids", "tasks", "description", "enabled"}
+_UPDATE = Route("update_webhook", "PATCH", _SUB, Subscription.from_json, fields=True)
 
 
-class WebhookMethods:
-    """The event and webhook methods of `percept.Client`."""
-
-    def create_webhook(
-        self, url: str, types: Sequence[str], *, kinds: Sequence[str] = (),
-        source_ids: Sequence[str] = (), description: str = "", tasks: str = "all",
-        timeout: float | None = None,
-    ) -> Subscription:  # fmt: skip
-        """Subscribe `url` to event types; the answer's `secret` is shown this once.
-        `tasks="named"`: task events only of the tasks that name it (submit's `webhook=`)."""
-        return self._send(_create(url, types, kinds, source_ids, description, tasks), timeout)
-
-    def webhooks(self, *, timeout: float | None = None) -> list[Subscription]:
-        """Your tenant's subscriptions (an admin's: every tenant's)."""
-        return self._send(_list(), timeout)
-
-    def webhook(self, sub_id: str, *, timeout: float | None = None) -> Subscription:
-        return self._send(_Req("GET", _sub_path(sub_id), _sub), timeout)
-
-    def update_webhook(self, sub_id: str, *, timeout: float | None = None, **changes: Any):
-        """Change url, types, kinds, source_ids, tasks, description or enabled."""
-        return self._send(_update(sub_id, changes), timeout)
-
-    def delete_webhook(self, sub_id: str, *, timeout: float | None = None) -> None:
-        self._send(_Req("DELETE", _sub_path(sub_id), lambda r: None), timeout)
-
-    def rotate_webhook_secret(self, sub_id: str, *, timeout: float | None = None) -> Subscription:
-        """A new secret (returned); the old one keeps signing for the server's overlap."""
-        return self._send(_Req("POST", _sub_path(sub_id, "rotate"), _sub), timeout)
-
-    def webhook_deliveries(
-        self, sub_id: str, *, limit: int = 50, cursor: str | None = None,
-        timeout: float | None = None,
-    ) -> DeliveryLog:  # fmt: skip
-        """The delivery log, newest attempt first."""
-        return self._send(_log(sub_id, limit, cursor), timeout)
-
-    def redeliver(self, sub_id: str, event_id: str, *, timeout: float | None = None) -> None:
-        """Send a delivery again (one that failed for good, typically)."""
-        path = _sub_path(sub_id, "deliveries", event_id, "retry")
-        self._send(_Req("POST", path, lambda r: None), timeout)
-
-    def send_test_webhook(self, sub_id: str, *, timeout: float | None = None) -> str:
-        """Queue a `webhook.test` delivery to this subscription; returns its event id."""
-        path = _sub_path(sub_id, "test")
-        return self._send(_Req("POST", path, lambda r: r.json()["event_id"]), timeout)
-
-    def list_events(
-        self, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-        since: float | None = None, limit: int = 100, cursor: str | None = None,
-        timeout: float | None = None,
-    ) -> EventPage:  # fmt: skip
-        """One page of the event log, newest first."""
-        return self._send(_events(types, source_id, task_id, since, limit, cursor), timeout)
-
-    def follow_events(
-        self, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-        after: str | None = None,
-    ) -> Iterator[Event]:  # fmt: skip
-        """New events as they happen (after `after`, a seq, when given), for ever;
-        a dropped stream is reopened where it stopped."""
-        last = after
-        params = _events_params(types, source_id, task_id)
-        while True:
-            headers = {"Last-Event-ID": last} if last else {}
-            try:
-                with self._http.stream("GET", "/api/events/stream", params=params,
-                                       headers=headers, timeout=httpx.Timeout(30, read=60)) as r:  # fmt: skip
-                    if r.status_code >= 400:
-                        r.read()
-                        raise from_http(r.status_code, _body(r), r.headers)
-                    for position, body in _sse_events(r.iter_lines()):
-                        last = position or last
-                        yield Event.from_json(body)
-            except httpx.TransportError:
-                time.sleep(1)
+def update_webhook(c, sub_id: str, *, timeout: float | None = None, **changes: Any):
+    """Change url, types, kinds, source_ids, tasks, description or enabled."""
+    unknown = set(changes) - _CHANGES
+    if unknown:
+        raise ValueError(f"cannot change {', '.join(sorted(unknown))}; only {sorted(_CHANGES)}")
+    body = {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}
+    return (yield from c._route(_UPDATE, {"sub_id": sub_id, **body}, timeout))
 
 
-class AsyncWebhookMethods:
-    """The event and webhook methods of `percept.AsyncClient`."""
+@stream
+def follow_events(
+    c, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
+    after: str | None = None,
+) -> Iterator[Event]:  # fmt: skip
+    """New events as they happen (after `after`, a seq, when given), for ever;
+    a dropped stream is reopened where it stopped."""
+    last = after
+    params = {"type": form_value(types) if types else None, "source_id": source_id,
+              "task_id": task_id}  # fmt: skip
+    params = {k: v for k, v in params.items() if v}
+    while True:
+        headers = {"Last-Event-ID": last} if last else {}
+        handle = None
+        try:
+            handle = yield OpenEvents("/api/events/stream", None, headers, params)
+            while (sse := (yield NextEvent(handle))) is not None:
+                if sse.data:
+                    last = sse.id or last
+                    yield Item(Event.from_json(json.loads(sse.data)))
+        except PerceptError as error:
+            if error.status is not None:  # the server's answer, not a dropped connection
+                raise
+        if handle is not None:
+            yield Close(handle)
+        yield Sleep(1)
 
-    async def create_webhook(
-        self, url: str, types: Sequence[str], *, kinds: Sequence[str] = (),
-        source_ids: Sequence[str] = (), description: str = "", tasks: str = "all",
-        timeout: float | None = None,
-    ) -> Subscription:  # fmt: skip
-        return await self._send(_create(url, types, kinds, source_ids, description, tasks), timeout)
 
-    async def webhooks(self, *, timeout: float | None = None) -> list[Subscription]:
-        return await self._send(_list(), timeout)
-
-    async def webhook(self, sub_id: str, *, timeout: float | None = None) -> Subscription:
-        return await self._send(_Req("GET", _sub_path(sub_id), _sub), timeout)
-
-    async def update_webhook(self, sub_id: str, *, timeout: float | None = None, **changes: Any):
-        return await self._send(_update(sub_id, changes), timeout)
-
-    async def delete_webhook(self, sub_id: str, *, timeout: float | None = None) -> None:
-        await self._send(_Req("DELETE", _sub_path(sub_id), lambda r: None), timeout)
-
-    async def rotate_webhook_secret(
-        self, sub_id: str, *, timeout: float | None = None
-    ) -> Subscription:
-        return await self._send(_Req("POST", _sub_path(sub_id, "rotate"), _sub), timeout)
-
-    async def webhook_deliveries(
-        self, sub_id: str, *, limit: int = 50, cursor: str | None = None,
-        timeout: float | None = None,
-    ) -> DeliveryLog:  # fmt: skip
-        return await self._send(_log(sub_id, limit, cursor), timeout)
-
-    async def redeliver(self, sub_id: str, event_id: str, *, timeout: float | None = None) -> None:
-        path = _sub_path(sub_id, "deliveries", event_id, "retry")
-        await self._send(_Req("POST", path, lambda r: None), timeout)
-
-    async def send_test_webhook(self, sub_id: str, *, timeout: float | None = None) -> str:
-        path = _sub_path(sub_id, "test")
-        return await self._send(_Req("POST", path, lambda r: r.json()["event_id"]), timeout)
-
-    async def list_events(
-        self, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-        since: float | None = None, limit: int = 100, cursor: str | None = None,
-        timeout: float | None = None,
-    ) -> EventPage:  # fmt: skip
-        return await self._send(_events(types, source_id, task_id, since, limit, cursor), timeout)
-
-    async def follow_events(
-        self, *, types: Types = None, source_id: str | None = None, task_id: str | None = None,
-        after: str | None = None,
-    ) -> AsyncIterator[Event]:  # fmt: skip
-        last = after
-        params = _events_params(types, source_id, task_id)
-        while True:
-            headers = {"Last-Event-ID": last} if last else {}
-            try:
-                async with self._http.stream("GET", "/api/events/stream", params=params,
-                                             headers=headers,
-                                             timeout=httpx.Timeout(30, read=60)) as r:  # fmt: skip
-                    if r.status_code >= 400:
-                        await r.aread()
-                        raise from_http(r.status_code, _body(r), r.headers)
-                    lines: list[str] = []
-                    async for line in r.aiter_lines():
-                        lines.append(line)
-                        if line == "":
-                            for position, body in _sse_events(lines):
-                                last = position or last
-                                yield Event.from_json(body)
-                            lines = []
-            except httpx.TransportError:
-                await asyncio.sleep(1)
+OPERATIONS = [update_webhook, follow_events]

@@ -1,85 +1,74 @@
 """gRPC straight to the face and object services: `GrpcClient` and `AsyncGrpcClient`.
 
-- Images: unary (`detect_faces`, `detect_objects`, `compare_faces`).
-- Videos: server streaming (`detect_*_in_video`), one FrameResult per processed
-  frame as soon as the service has it. The proto carries the whole file in one
-  message (`VideoSource.content`, up to the service's message limit, 64 MiB by
-  default), so a video given by path is read into memory; a `VideoURI` instead
-  lets the service open a file under its allowed directories (or a stream URL
-  whose scheme it allows) itself. Uploads of any size go through the REST
-  gateway, which streams them from disk.
-- Live frames: bidirectional (`stream_faces`, `stream_objects`): frames are
-  sent as the caller's iterator yields them, results come back in order.
-- Face collections: `create_collection`, `collections`, `collection`,
-  `delete_collection`, `enroll`, `faces`, `delete_faces` / `delete_face`,
-  `delete_subject`, `search`, `verify`, `identify` (unary), `identify_in_video`
-  and `stream_faces(..., collection_id=...)` (every face with its matches).
-  They act for `tenant=` (default "default"; the gateway passes each API
-  key's tenant).
+Images are unary calls; videos server streaming (one FrameResult per frame as
+the service has it; the proto carries the whole file, so a path is read into
+memory, or a `VideoURI` lets the service open it); live frames bidirectional
+(`stream_faces`, `stream_objects`); face collections as in `_ops`, for
+`tenant=`. Each operation is written once (see `_core`): the method it calls
+is named by its path (request and response types come from the descriptors),
+its options fill the request by field name (checked against the proto's
+rules), its answer is read as the REST JSON, by the same readers; the two
+classes differ only in the I/O (grpc or grpc.aio).
 
-Targets: "host:port", a comma-separated list of replicas ("h1:p,h2:p",
-round robin over them, skipping replicas whose health check is not SERVING), or
-a gRPC target URI ("dns:///face:50051"). Calls are retried on UNAVAILABLE with
-backoff (honouring a `retry-after` in the trailing metadata), within a deadline
-that every call has; a video stream that breaks is reopened and continues after
-the last frame it delivered. Live streams are not retried: the frames already
-sent cannot be sent again.
-
-Authentication: the services' gRPC token, `token=` (or PERCEPT_GRPC_TOKEN, or the
-running `make run` stack's: see `percept.stack`), goes as `authorization: Bearer
-<token>` metadata. It is not the gateway's REST API key (`api_key=`, deprecated,
-is taken as the token).
+Targets: "host:port", a list of replicas ("h1:p,h2:p", round robin over the
+SERVING ones) or a target URI ("dns:///face:50051"). UNAVAILABLE is retried
+with backoff (and a `retry-after` in the trailing metadata) within every
+call's deadline; a broken video stream is reopened and continues after its
+last frame; live streams are not retried. `token=` (or PERCEPT_GRPC_TOKEN, or
+the `make run` stack's) goes as `authorization: Bearer <token>` metadata.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import ipaddress
 import json
 import logging
 import threading
-import time
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from google.protobuf import descriptor_pool, message_factory
+from grpc_health.v1 import health_pb2
 
-from percept import inputs, stack
-from percept.errors import Conflict, NotFound, PerceptError, from_grpc
-from percept.face.v1 import face_service_pb2 as face_pb
-from percept.face.v1 import face_service_pb2_grpc as face_grpc
-from percept.inputs import Color, ImageInput, VideoInput
-from percept.object.v1 import object_service_pb2 as object_pb
-from percept.object.v1 import object_service_pb2_grpc as object_grpc
-from percept.options import FaceOptions, ObjectOptions, merge
-from percept.retry import Deadline, RetryPolicy
-from percept.transport import _proto
-from percept.transport._paging import awalk, walk
+from percept import inputs, rules, stack
+from percept.errors import NotFound, PerceptError, from_grpc
+from percept.inputs import Color, ImageInput
+from percept.options import FaceOptions, ObjectOptions, merge, set_values
+from percept.retry import NO_RETRY, Deadline, RetryPolicy
+from percept.transport import _ops, _wire
+from percept.transport._core import (
+    Close,
+    Closing,
+    Item,
+    Opens,
+    install,
+    resumed,
+    retried,
+    stream,
+)
+from percept.transport._ops import DEFAULT as _DEFAULT
+from percept.transport._ops import Route, kind_options
 from percept.types import (
-    Collection,
-    CollectionPage,
     Comparison,
-    EnrolledFace,
-    Enrollment,
-    FacePage,
     FrameResult,
     Health,
-    Identification,
     ImageResult,
     Kind,
     ModelInfo,
-    Verification,
     VideoURI,
 )
 
 DEFAULT_FACE_TARGET = stack.DEFAULT_FACE_TARGET
 DEFAULT_OBJECT_TARGET = stack.DEFAULT_OBJECT_TARGET
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_DEFAULT: Any = object()  # "the client's default timeout" (None means no deadline)
 _END: Any = object()  # the caller's frames are exhausted
 FRAME_WAIT_S = 10.0  # at a live stream's end, how long to wait for the frame being read
+_FACE = "/percept.face.v1.FaceService/"
+_HEALTH = "/grpc.health.v1.Health/Check"
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +123,265 @@ def _channel_options(service: str, max_message_bytes: int) -> list[tuple[str, An
     ]
 
 
-class _Base:
+@functools.cache
+def _types(path: str) -> tuple[type, type, str]:
+    """(request class, response class, service) of a method, from the descriptors."""
+    service, method = path.strip("/").split("/")
+    rpc = descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
+    make = message_factory.GetMessageClass
+    return make(rpc.input_type), make(rpc.output_type), service
+
+
+def _backend(path: str) -> str:
+    """The backend a method's service belongs to: percept.<backend>.v1."""
+    return _types(path)[2].split(".")[1]
+
+
+# --- the effects the gRPC I/O runs ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """A unary call; its answer is the response (or the PerceptError it means)."""
+
+    path: str
+    request: Any
+    deadline: Deadline
+    backend: str | None = None  # the channel, when the path does not say (health)
+
+
+@dataclass(frozen=True)
+class OpenRpc(Opens):
+    """A server-streaming call; read it with NextMessage."""
+
+    path: str
+    request: Any
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
+class OpenLive(Opens):
+    """A bidirectional call fed from the caller's frames, `make(frame, first)`
+    turning each into a request; read it with NextMessage."""
+
+    path: str
+    frames: Iterable[Any] | AsyncIterable[Any]
+    make: Any
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
+class NextMessage:
+    """The stream's next response, None at its end."""
+
+    handle: Any
+
+
+# --- requests and answers ------------------------------------------------------------------------
+
+
+def _request(path: str, values: dict[str, Any], content: bytes | VideoURI | None = None) -> Any:
+    """A method's request: its upload (if any) and the values given (checked)."""
+    message = _types(path)[0]()
+    if content is not None:
+        upload = getattr(message, _wire.input_field(message.DESCRIPTOR))
+        if isinstance(content, VideoURI):
+            upload.uri = content.uri
+        else:
+            upload.content = content
+    aliases = rules.spec("face", "image").aliases if path.startswith(_FACE) else {}
+    return _wire.fill(message, values, aliases)
+
+
+def _kind_request(kind: Kind, media: str, content, options, fields, extra=None) -> Any:
+    """The request of a built-in kind, its options checked against the proto's rules."""
+    values = kind_options(kind, media, options, fields, extra)
+    return _request(_path(kind, media), values, content)
+
+
+def _path(kind: Kind, media: str) -> str:
+    return "/" + rules.spec(kind.value, media).rpc
+
+
+def _identify(
+    collection_id: str | None = None, top_k: int | None = None, threshold: float | None = None
+) -> dict[str, Any]:
+    """The identification fields of a face request (none when not identifying)."""
+    if collection_id is None:
+        if top_k is not None or threshold is not None:
+            raise ValueError("top_k and threshold need a collection_id")
+        return {}
+    if not collection_id:
+        raise ValueError("collection_id is empty")
+    return {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
+
+
+def _identified(data: dict[str, Any]) -> dict[str, Any]:
+    """An identifying call's JSON: every face has its matches, maybe none."""
+    for face in data.get("faces", ()):
+        face.setdefault("matches", [])
+    return data
+
+
+def _read(kind: Kind, frame: bool = False):
+    def read(response) -> Any:
+        data = _wire.to_json(response)
+        if kind is Kind.IDENTIFY:
+            _identified(data)
+        return FrameResult.from_json(data, kind) if frame else ImageResult.from_json(data, kind)
+
+    return read
+
+
+def _deadline(timeout: Any, default: float | None) -> Deadline:
+    return Deadline(default if timeout is _DEFAULT else timeout)
+
+
+def unary(c, path: str, request: Any, deadline: Deadline, retry: bool = True):
+    """One call, retried on UNAVAILABLE (unless `retry` is False) within the deadline."""
+    return retried(lambda: Rpc(path, request, deadline), c.retry if retry else NO_RETRY, deadline)
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+
+def compare_faces(
+    c, probe: ImageInput, reference: ImageInput | None = None, *,
+    encodings: Sequence[Sequence[float]] | None = None, tolerance: float | None = None,
+    options: FaceOptions | None = None, color: Color | None = None,
+    timeout: float | None = _DEFAULT, **fields: Any,
+) -> Comparison:  # fmt: skip
+    """The probe image's faces against a reference image's, or against known encodings."""
+    if (reference is None) == (encodings is None):
+        raise ValueError("give either a reference image or reference encodings")
+    values = {**set_values(merge(FaceOptions, options, fields)), "tolerance": tolerance}
+    request = _request(_FACE + "CompareFaces", values)
+    request.probe.content = inputs.image_bytes(probe, color)
+    if reference is not None:
+        request.reference_image.content = inputs.image_bytes(reference, color)
+    else:
+        for encoding in encodings or ():
+            request.reference_encodings.encodings.add(values=list(encoding))
+    deadline = _deadline(timeout, c.timeout)
+    response = yield from unary(c, _FACE + "CompareFaces", request, deadline)
+    return Comparison.from_json(_wire.to_json(response))
+
+
+def model_info(c, *, timeout: float | None = _DEFAULT) -> ModelInfo:
+    """The object service's model: name, backend, device, class names."""
+    path = "/percept.object.v1.ObjectService/GetModelInfo"
+    response = yield from unary(c, path, _request(path, {}), _deadline(timeout, c.timeout))
+    return ModelInfo.from_json(_wire.to_json(response))
+
+
+# --- videos and live frames --------------------------------------------------------------------
+
+
+def _video(c, kind: Kind, video, options, timeout, fields, identify=None):
+    """A video's frames as the service streams them; a broken stream is reopened
+    and continues after the last frame delivered."""
+    source = video if isinstance(video, VideoURI) else inputs.video_bytes(video)
+    request = _kind_request(kind, "video", source, options, fields, _identify(**identify or {}))
+    deadline = _deadline(timeout, c.video_timeout)
+    frame, last = _read(kind, frame=True), [-1]
+
+    def read(handle):
+        while (response := (yield NextMessage(handle))) is not None:
+            if response.frame_index > last[0]:  # not delivered before a retry
+                last[0] = response.frame_index
+                yield Item(frame(response))
+        return True
+
+    open_ = lambda: OpenRpc(_path(kind, "video"), request, deadline)  # noqa: E731
+    return (yield from resumed(open_, read, deadline, c.retry))
+
+
+@stream
+def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None):
+    values = kind_options(kind, "video", options, fields, identify)
+    path = _FACE + "StreamFaces" if kind.faces else "/percept.object.v1.ObjectService/StreamObjects"
+
+    def make(frame, first: bool):
+        """One live frame; the options only on the first (the service keeps them)."""
+        return _request(path, values if first else {}, inputs.image_bytes(frame, color))
+
+    handle = yield OpenLive(path, frames, make, _deadline(timeout, c.video_timeout))
+    read = _read(kind, frame=True)
+    while (response := (yield NextMessage(handle))) is not None:
+        yield Item(read(response))
+
+
+@stream
+def stream_faces(
+    c, frames: Iterable[ImageInput] | AsyncIterable[ImageInput],
+    options: FaceOptions | None = None, *, color: Color | None = None,
+    timeout: float | None = _DEFAULT, collection_id: str | None = None,
+    top_k: int | None = None, threshold: float | None = None, **fields: Any,
+) -> Iterator[FrameResult]:  # fmt: skip
+    """Live frames in, each frame's faces out, in order (StreamFaces). With a
+    `collection_id`, every face carries its matches (`face.subject`)."""
+    identify = _identify(collection_id, top_k, threshold)
+    kind = Kind.IDENTIFY if identify else Kind.FACE
+    return (yield from _live(c, kind, frames, options, color, timeout, fields, identify))
+
+
+@stream
+def stream_objects(
+    c, frames: Iterable[ImageInput] | AsyncIterable[ImageInput],
+    options: ObjectOptions | None = None, *, color: Color | None = None,
+    timeout: float | None = _DEFAULT, **fields: Any,
+) -> Iterator[FrameResult]:  # fmt: skip
+    """Live frames in, each frame's objects out, in order (StreamObjects)."""
+    return (yield from _live(c, Kind.OBJECT, frames, options, color, timeout, fields))
+
+
+# --- face collections: the rest are in `_ops` ----------------------------------------------
+
+
+_DELETE_FACES = Route(
+    "delete_faces", "", "", lambda b: list(b.get("deleted_face_ids", ())), rpc="DeleteFaces"
+)
+
+
+def delete_faces(
+    c, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
+) -> list[str]:
+    """Delete enrolled faces by id, everywhere; -> the ids that existed."""
+    values = {"collection_id": collection_id, "face_ids": list(face_ids)}
+    return (yield from c._route(_DELETE_FACES, values, timeout))
+
+
+def delete_face(c, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT) -> None:
+    """Delete one enrolled face; NotFound when there is no such face."""
+    if not (yield from delete_faces(c, collection_id, [face_id], timeout=timeout)):
+        raise NotFound(f"face {face_id} is not in collection {collection_id!r}", code="not_found")
+
+
+def health(c, *, timeout: float | None = 5.0) -> Health:
+    """grpc.health.v1 of both services: `checks` {"face", "object"}; ready when both SERVING."""
+    checks = {}
+    for kind in c.targets:
+        request = health_pb2.HealthCheckRequest(service="")
+        try:
+            response = yield Rpc(
+                _HEALTH, request, Deadline(timeout), _backend(_path(kind, "image"))
+            )
+            checks[kind.route] = response.status == health_pb2.HealthCheckResponse.SERVING
+        except PerceptError:
+            checks[kind.route] = False
+    return Health(any(checks.values()), all(checks.values()), checks)
+
+
+OPERATIONS = [
+    compare_faces, model_info, stream_faces, stream_objects, delete_faces, delete_face, health,
+    *_ops.OPERATIONS,
+]  # fmt: skip
+
+
+# --- the two I/Os ----------------------------------------------------------------------------
+
+
+class _Base(Closing):
     _grpc: Any  # grpc, or grpc.aio: the module its channels come from
 
     def __init__(
@@ -170,57 +417,60 @@ class _Base:
         )
         if tenant:  # whose face collections (the services trust it; "default" unless given)
             self._metadata += (("x-percept-tenant", tenant),)
-        self._channels: dict[Kind, Any] = {}
+        self._channels: dict[str, Any] = {}
 
-    def _channel(self, kind: Kind):
-        if kind not in self._channels:
-            target, options = self._args(kind)
-            self._channels[kind] = (
+    def _channel(self, backend: str):
+        if backend not in self._channels:
+            kind = next(k for k in self.targets if _backend(_path(k, "image")) == backend)
+            service = _types(_path(kind, "image"))[2]
+            target = channel_target(self.targets[kind])
+            options = _channel_options(service, self.max_message_bytes)
+            self._channels[backend] = (
                 self._grpc.secure_channel(target, self._credentials, options=options)
                 if self._credentials
                 else self._grpc.insecure_channel(target, options=options)
             )
-        return self._channels[kind]
+        return self._channels[backend]
 
-    def _face(self) -> face_grpc.FaceServiceStub:
-        return face_grpc.FaceServiceStub(self._channel(Kind.FACE))
+    def _detect(self, kind, image, options, color, timeout, fields, extra=None):
+        """One image, one unary call of the kind's method."""
+        content = inputs.image_bytes(image, color)
+        extra = _identify(**extra or {})
+        request = _kind_request(kind, "image", content, options, fields, extra)
+        response = yield from unary(self, _path(kind, "image"), request,
+                                    _deadline(timeout, self.timeout))  # fmt: skip
+        return _read(kind)(response)
 
-    def _object(self) -> object_grpc.ObjectServiceStub:
-        return object_grpc.ObjectServiceStub(self._channel(Kind.OBJECT))
+    def _video(self, kind, video, options, timeout, fields, extra=None):
+        return _video(self, kind, video, options, timeout, fields, extra)
 
-    def _args(self, kind: Kind) -> tuple[str, list[tuple[str, Any]]]:
-        service = _proto.FACE_SERVICE if kind.faces else _proto.OBJECT_SERVICE
-        return channel_target(self.targets[kind]), _channel_options(service, self.max_message_bytes)
+    def _route(self, route, values: dict[str, Any], timeout, image=None):
+        """A declared route, as its FaceService method: the values fill its request."""
+        values = {k: v for k, v in values.items() if v is not None}
+        content = None
+        if image is not None:
+            image, color, options, fields = image
+            values = kind_options(Kind.FACE, "image", options, fields, values)
+            content = inputs.image_bytes(image, color)
+        request = _request(_FACE + route.rpc, values, content)
+        deadline = _deadline(timeout, self.timeout)
+        response = yield from unary(self, _FACE + route.rpc, request, deadline, not route.stores)
+        answer = _wire.to_json(response)
+        return route.read_answer(answer[route.unwrap] if route.unwrap else answer, values)
 
-    def _deadline(self, timeout: float | None, default: float | None) -> Deadline:
-        return Deadline(default if timeout is _DEFAULT else timeout)
+    def _method(self, kind: str, path: str, backend: str | None = None):
+        """The channel's callable for a method (`kind`: unary_unary, unary_stream...)."""
+        request, response, _ = _types(path)
+        channel = self._channel(backend or _backend(path))
+        return getattr(channel, kind)(
+            path, request_serializer=request.SerializeToString,
+            response_deserializer=response.FromString,
+        )  # fmt: skip
 
-    def _next_delay(self, error: PerceptError, attempt: int, deadline: Deadline) -> float:
-        if not self.retry.retryable(error):
-            raise error
-        delay = self.retry.delay(attempt, error.retry_after)
-        if delay is None or not deadline.allows(delay):
-            raise error
-        return delay
-
-    @staticmethod
-    def _options(kind: Kind, options, fields) -> FaceOptions | ObjectOptions:
-        return merge(FaceOptions if kind.faces else ObjectOptions, options, fields)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _video_source(video: VideoInput) -> bytes | VideoURI:
-        return video if isinstance(video, VideoURI) else inputs.video_bytes(video)
-
-    @staticmethod
-    def _compare_request(probe, reference, encodings, tolerance, options, color, fields):
-        opts = merge(FaceOptions, options, fields)
-        return _proto.compare_request(
-            inputs.image_bytes(probe, color),
-            inputs.image_bytes(reference, color) if reference is not None else None,
-            encodings,
-            tolerance,
-            opts,
-        )
+    def _call(self, effect: Any, kind: str, request: Any) -> Any:
+        """Start a call of `effect`'s method with the client's metadata and deadline."""
+        method = self._method(kind, effect.path, getattr(effect, "backend", None))
+        return method(request, timeout=effect.deadline.remaining(), metadata=self._metadata)
 
 
 class GrpcClient(_Base):
@@ -241,438 +491,77 @@ class GrpcClient(_Base):
             channel.close()
         self._channels.clear()
 
-    def __enter__(self) -> GrpcClient:
+    def perform(self, effect: Any) -> Any:
+        """Run one effect of an operation (see `_core`) with grpc."""
+        try:
+            if isinstance(effect, Rpc):
+                return self._call(effect, "unary_unary", effect.request)
+            if isinstance(effect, OpenRpc):
+                return self._call(effect, "unary_stream", effect.request)
+            if isinstance(effect, OpenLive):
+                return _SyncLive(self, effect)
+            if isinstance(effect, NextMessage):
+                return next(effect.handle, None)
+            assert isinstance(effect, Close)
+            effect.handle.cancel()  # the caller stopped early: stop the service's work too
+        except grpc.RpcError as exc:
+            raise from_grpc(exc) from None
+        return None
+
+
+class _SyncLive:
+    """A live call on a grpc channel. grpc reads the caller's frames on a daemon
+    thread of its own; when the call ends (an error, the caller stopping early),
+    that thread may be inside the caller's iterator, in native code
+    (cv2.VideoCapture.read); were the process to exit then, finalization would
+    kill the thread inside C++ and abort the interpreter. So no frame is read
+    once the call has ended, and the call does not end until the frame being
+    read is done."""
+
+    def __init__(self, client: GrpcClient, effect: OpenLive) -> None:
+        self.effect = effect
+        self.failure: list[BaseException] = []
+        self.ended = threading.Event()
+        self.reading = threading.Lock()  # held while the caller's iterator makes a frame
+        self.call = client._call(effect, "stream_stream", self._requests())
+
+    def _requests(self) -> Iterator[Any]:
+        first = True
+        try:
+            with self.reading:
+                frames = iter(self.effect.frames)  # type: ignore[arg-type]
+            while True:
+                with self.reading:
+                    if self.ended.is_set():
+                        return
+                    frame = next(frames, _END)
+                    if frame is _END:
+                        return
+                    request = self.effect.make(frame, first)
+                yield request
+                first = False
+        except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
+            self.failure.append(exc)
+
+    def __next__(self) -> Any:
+        response = next(self.call)  # StopIteration at the end: the driver's None
+        return response
+
+    def __iter__(self) -> _SyncLive:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _unary(self, method, request, deadline: Deadline):
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return method(request, timeout=deadline.remaining(), metadata=self._metadata)
-            except grpc.RpcError as exc:
-                error = from_grpc(exc)
-            time.sleep(self._next_delay(error, attempt, deadline))
-
-    # --- images ---------------------------------------------------------------------------
-    def _detect(self, kind, image, options, color, timeout, fields) -> ImageResult:
-        request = _proto.detect_request(
-            kind, inputs.image_bytes(image, color), self._options(kind, options, fields)
-        )
-        method = self._face().DetectFaces if kind is Kind.FACE else self._object().DetectObjects
-        response = self._unary(method, request, self._deadline(timeout, self.timeout))
-        return _proto.image_result(response, kind)
-
-    def detect_faces(
-        self,
-        image: ImageInput,
-        options: FaceOptions | None = None,
-        *,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> ImageResult:
-        """The faces in one image (DetectFaces)."""
-        return self._detect(Kind.FACE, image, options, color, timeout, fields)
-
-    def detect_objects(
-        self,
-        image: ImageInput,
-        options: ObjectOptions | None = None,
-        *,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> ImageResult:
-        """The objects in one image (DetectObjects)."""
-        return self._detect(Kind.OBJECT, image, options, color, timeout, fields)
-
-    def compare_faces(
-        self,
-        probe: ImageInput,
-        reference: ImageInput | None = None,
-        *,
-        encodings: Sequence[Sequence[float]] | None = None,
-        tolerance: float | None = None,
-        options: FaceOptions | None = None,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Comparison:
-        """The probe image's faces against a reference image's, or against known encodings."""
-        request = self._compare_request(
-            probe, reference, encodings, tolerance, options, color, fields
-        )
-        deadline = self._deadline(timeout, self.timeout)
-        return _proto.comparison(self._unary(self._face().CompareFaces, request, deadline))
-
-    def model_info(self, *, timeout: float | None = _DEFAULT) -> ModelInfo:
-        """The object service's model: name, backend, device, class names."""
-        deadline = self._deadline(timeout, self.timeout)
-        response = self._unary(
-            self._object().GetModelInfo, object_pb.GetModelInfoRequest(), deadline
-        )
-        return _proto.model_info(response)
-
-    # --- videos ---------------------------------------------------------------------------
-    def _video(self, kind, video, options, timeout, fields, identify=None) -> Iterator[FrameResult]:
-        request = _proto.video_request(
-            kind, self._video_source(video), self._options(kind, options, fields), identify
-        )
-        method = (
-            self._face().DetectFacesInVideo if kind.faces else self._object().DetectObjectsInVideo
-        )
-        deadline = self._deadline(timeout, self.video_timeout)
-        attempt, last = 0, -1
-        while True:
-            attempt += 1
-            call = method(request, timeout=deadline.remaining(), metadata=self._metadata)
-            try:
-                for response in call:
-                    attempt = 0
-                    if response.frame_index <= last:  # already delivered before a retry
-                        continue
-                    last = response.frame_index
-                    yield _proto.frame_result(response, kind)
-                return
-            except grpc.RpcError as exc:
-                error = from_grpc(exc)
-            finally:
-                call.cancel()  # the caller stopped early: stop the service's work too
-            time.sleep(self._next_delay(error, max(attempt, 1), deadline))
-
-    def detect_faces_in_video(
-        self,
-        video: VideoInput,
-        options: FaceOptions | None = None,
-        *,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Iterator[FrameResult]:
-        """Each processed frame's faces as it is done (DetectFacesInVideo)."""
-        return self._video(Kind.FACE, video, options, timeout, fields)
-
-    def detect_objects_in_video(
-        self,
-        video: VideoInput,
-        options: ObjectOptions | None = None,
-        *,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Iterator[FrameResult]:
-        """Each processed frame's objects as it is done (DetectObjectsInVideo)."""
-        return self._video(Kind.OBJECT, video, options, timeout, fields)
-
-    # --- live frames ----------------------------------------------------------------------
-    def _live(
-        self, kind, frames, options, color, timeout, fields, identify=None
-    ) -> Iterator[FrameResult]:
-        opts = self._options(kind, options, fields)
-        failure: list[BaseException] = []
-        # grpc reads `frames` on a daemon thread of its own. When the call ends (an error,
-        # the caller stopping early), that thread may be inside the caller's iterator, in
-        # native code (cv2.VideoCapture.read); were the process to exit then, finalization
-        # would kill the thread inside C++ and abort the interpreter ("terminate called
-        # without an active exception", exit 134). So no frame is read once the call has
-        # ended, and the call does not end until the frame being read is done.
-        ended = threading.Event()
-        reading = threading.Lock()  # held while the caller's iterator makes a frame
-
-        def requests():
-            first = True
-            try:
-                with reading:
-                    it = iter(frames)
-                while True:
-                    with reading:
-                        if ended.is_set():
-                            return
-                        frame = next(it, _END)
-                        if frame is _END:
-                            return
-                        content = inputs.image_bytes(frame, color)
-                    yield _proto.stream_request(
-                        kind, content, opts if first else None, identify if first else None
-                    )
-                    first = False
-            except Exception as exc:  # noqa: BLE001 - raised to the caller below
-                failure.append(exc)
-
-        method = self._face().StreamFaces if kind.faces else self._object().StreamObjects
-        deadline = self._deadline(timeout, self.video_timeout)
-        call = method(requests(), timeout=deadline.remaining(), metadata=self._metadata)
-        try:
-            for response in call:
-                yield _proto.frame_result(response, kind)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from None
-        finally:
-            ended.set()
-            call.cancel()
-            if reading.acquire(timeout=FRAME_WAIT_S):
-                reading.release()
-            else:
-                logger.warning(
-                    "the frame iterator did not return a frame within %.0f s of the stream's end",
-                    FRAME_WAIT_S,
-                )
-        if failure:
-            raise failure[0]
-
-    def stream_faces(
-        self,
-        frames: Iterable[ImageInput],
-        options: FaceOptions | None = None,
-        *,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        collection_id: str | None = None,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        **fields: Any,
-    ) -> Iterator[FrameResult]:
-        """Live frames in, each frame's faces out, in order (StreamFaces). With a
-        `collection_id`, every face carries its matches (`face.subject`)."""
-        identify = _proto.identify_fields(collection_id, top_k, threshold)
-        kind = Kind.IDENTIFY if identify else Kind.FACE
-        return self._live(kind, frames, options, color, timeout, fields, identify)
-
-    def stream_objects(
-        self,
-        frames: Iterable[ImageInput],
-        options: ObjectOptions | None = None,
-        *,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Iterator[FrameResult]:
-        """Live frames in, each frame's objects out, in order (StreamObjects)."""
-        return self._live(Kind.OBJECT, frames, options, color, timeout, fields)
-
-    # --- face collections ---------------------------------------------------------------
-    def _collections(self, name: str, request, timeout, retry: bool = True):
-        deadline = self._deadline(timeout, self.timeout)
-        method = getattr(self._face(), name)
-        if retry:
-            return self._unary(method, request, deadline)
-        try:
-            return method(request, timeout=deadline.remaining(), metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from None
-
-    def create_collection(
-        self,
-        collection_id: str,
-        description: str = "",
-        *,
-        exist_ok: bool = False,
-        timeout: float | None = _DEFAULT,
-    ) -> Collection:
-        """A new, empty face collection; Conflict when the id is taken, unless
-        `exist_ok` (then the existing collection, as it is)."""
-        request = face_pb.CreateCollectionRequest(
-            collection_id=collection_id, description=description
-        )
-        try:
-            response = self._collections("CreateCollection", request, timeout)
-        except Conflict:
-            if not exist_ok:
-                raise
-            return self.collection(collection_id, timeout=timeout)
-        return _proto.collection(response.collection)
-
-    def collections(
-        self,
-        *,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        timeout: float | None = _DEFAULT,
-    ) -> CollectionPage:
-        request = face_pb.ListCollectionsRequest(
-            page_size=page_size or 0, page_token=page_token or ""
-        )
-        return _proto.collection_page(self._collections("ListCollections", request, timeout))
-
-    def iter_collections(self, *, page_size: int = 100) -> Iterator[Collection]:
-        """Every collection, fetching pages as needed."""
-        return walk(
-            lambda token: self.collections(page_size=page_size, page_token=token), "collections"
-        )
-
-    def collection(self, collection_id: str, *, timeout: float | None = _DEFAULT) -> Collection:
-        request = face_pb.DescribeCollectionRequest(collection_id=collection_id)
-        response = self._collections("DescribeCollection", request, timeout)
-        return _proto.collection(response.collection)
-
-    def delete_collection(self, collection_id: str, *, timeout: float | None = _DEFAULT) -> None:
-        request = face_pb.DeleteCollectionRequest(collection_id=collection_id)
-        self._collections("DeleteCollection", request, timeout)
-
-    def enroll(
-        self,
-        collection_id: str,
-        image: ImageInput,
-        subject: str,
-        *,
-        external_id: str | None = None,
-        max_faces: int | None = None,
-        options: FaceOptions | None = None,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Enrollment:
-        """Enroll the image's largest face (up to `max_faces`) under `subject`. Not
-        retried: a call cut off midway may have enrolled."""
-        request = _proto.enroll_request(
-            collection_id,
-            inputs.image_bytes(image, color),
-            subject,
-            external_id,
-            max_faces,
-            merge(FaceOptions, options, fields),
-        )
-        return _proto.enrollment(self._collections("EnrollFaces", request, timeout, retry=False))
-
-    def faces(
-        self,
-        collection_id: str,
-        *,
-        subject: str | None = None,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        timeout: float | None = _DEFAULT,
-    ) -> FacePage:
-        request = face_pb.ListFacesRequest(
-            collection_id=collection_id,
-            subject=subject or "",
-            page_size=page_size or 0,
-            page_token=page_token or "",
-        )
-        return _proto.face_page(self._collections("ListFaces", request, timeout))
-
-    def iter_faces(
-        self, collection_id: str, *, subject: str | None = None, page_size: int = 100
-    ) -> Iterator[EnrolledFace]:
-        """Every face of the collection (of `subject` if given), fetching pages as needed."""
-        return walk(
-            lambda token: self.faces(
-                collection_id, subject=subject, page_size=page_size, page_token=token
-            ),
-            "faces",
-        )
-
-    def delete_faces(
-        self, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
-    ) -> list[str]:
-        """Delete enrolled faces by id, everywhere; -> the ids that existed."""
-        request = face_pb.DeleteFacesRequest(collection_id=collection_id, face_ids=list(face_ids))
-        return list(self._collections("DeleteFaces", request, timeout).deleted_face_ids)
-
-    def delete_face(
-        self, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT
-    ) -> None:
-        """Delete one enrolled face; NotFound when there is no such face."""
-        if not self.delete_faces(collection_id, [face_id], timeout=timeout):
-            raise NotFound(
-                f"face {face_id} is not in collection {collection_id!r}", code="not_found"
+    def cancel(self) -> None:
+        self.ended.set()
+        self.call.cancel()
+        if self.reading.acquire(timeout=FRAME_WAIT_S):
+            self.reading.release()
+        else:
+            logger.warning(
+                "the frame iterator did not return a frame within %.0f s of the stream's end",
+                FRAME_WAIT_S,
             )
-
-    def delete_subject(
-        self, collection_id: str, subject: str, *, timeout: float | None = _DEFAULT
-    ) -> int:
-        request = face_pb.DeleteSubjectRequest(collection_id=collection_id, subject=subject)
-        return self._collections("DeleteSubject", request, timeout).deleted_faces
-
-    def search(
-        self,
-        collection_id: str,
-        face_id: str,
-        *,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        timeout: float | None = _DEFAULT,
-    ) -> Identification:
-        request = _proto.search_request(collection_id, face_id, top_k, threshold)
-        return _proto.identification(self._collections("SearchFaces", request, timeout), face_id)
-
-    def verify(
-        self,
-        collection_id: str,
-        image: ImageInput,
-        subject: str,
-        *,
-        threshold: float | None = None,
-        options: FaceOptions | None = None,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Verification:
-        request = _proto.verify_request(
-            collection_id,
-            subject,
-            inputs.image_bytes(image, color),
-            threshold,
-            merge(FaceOptions, options, fields),
-        )
-        return _proto.verification(self._collections("VerifyFace", request, timeout), subject)
-
-    def identify(
-        self,
-        image: ImageInput,
-        collection_id: str,
-        *,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        options: FaceOptions | None = None,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> ImageResult:
-        """Every face of an image with its matches in a collection (IdentifyFaces)."""
-        request = _proto.identify_request(
-            collection_id,
-            inputs.image_bytes(image, color),
-            top_k,
-            threshold,
-            merge(FaceOptions, options, fields),
-        )
-        response = self._collections("IdentifyFaces", request, timeout)
-        return _proto.image_result(response, Kind.IDENTIFY)
-
-    def identify_in_video(
-        self,
-        video: VideoInput,
-        collection_id: str,
-        *,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        options: FaceOptions | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Iterator[FrameResult]:
-        """Each processed frame, every face with its matches (DetectFacesInVideo with a
-        collection)."""
-        identify = _proto.identify_fields(collection_id, top_k, threshold)
-        return self._video(Kind.IDENTIFY, video, options, timeout, fields, identify)
-
-    # --- operations -----------------------------------------------------------------------
-    def health(self, *, timeout: float | None = 5.0) -> Health:
-        """grpc.health.v1 of both services: `checks` {"face", "object"}; ready when both SERVING."""
-        checks = {}
-        for kind in (Kind.FACE, Kind.OBJECT):
-            try:
-                response = health_pb2_grpc.HealthStub(self._channel(kind)).Check(
-                    health_pb2.HealthCheckRequest(service=""),
-                    timeout=timeout,
-                    metadata=self._metadata,
-                )
-                checks[kind.route] = response.status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.RpcError:
-                checks[kind.route] = False
-        return Health(any(checks.values()), all(checks.values()), checks)
+        if self.failure:
+            raise self.failure[0]
 
 
 class AsyncGrpcClient(_Base):
@@ -687,410 +576,58 @@ class AsyncGrpcClient(_Base):
             await channel.close()
         self._channels.clear()
 
-    async def __aenter__(self) -> AsyncGrpcClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def _unary(self, method, request, deadline: Deadline):
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await method(request, timeout=deadline.remaining(), metadata=self._metadata)
-            except grpc.RpcError as exc:
-                error = from_grpc(exc)
-            await asyncio.sleep(self._next_delay(error, attempt, deadline))
-
-    async def _detect(self, kind, image, options, color, timeout, fields) -> ImageResult:
-        request = _proto.detect_request(
-            kind, inputs.image_bytes(image, color), self._options(kind, options, fields)
-        )
-        method = self._face().DetectFaces if kind is Kind.FACE else self._object().DetectObjects
-        response = await self._unary(method, request, self._deadline(timeout, self.timeout))
-        return _proto.image_result(response, kind)
-
-    async def detect_faces(
-        self,
-        image: ImageInput,
-        options: FaceOptions | None = None,
-        *,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> ImageResult:
-        return await self._detect(Kind.FACE, image, options, color, timeout, fields)
-
-    async def detect_objects(
-        self,
-        image: ImageInput,
-        options: ObjectOptions | None = None,
-        *,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> ImageResult:
-        return await self._detect(Kind.OBJECT, image, options, color, timeout, fields)
-
-    async def compare_faces(
-        self,
-        probe: ImageInput,
-        reference: ImageInput | None = None,
-        *,
-        encodings: Sequence[Sequence[float]] | None = None,
-        tolerance: float | None = None,
-        options: FaceOptions | None = None,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Comparison:
-        request = self._compare_request(
-            probe, reference, encodings, tolerance, options, color, fields
-        )
-        deadline = self._deadline(timeout, self.timeout)
-        return _proto.comparison(await self._unary(self._face().CompareFaces, request, deadline))
-
-    async def model_info(self, *, timeout: float | None = _DEFAULT) -> ModelInfo:
-        deadline = self._deadline(timeout, self.timeout)
-        response = await self._unary(
-            self._object().GetModelInfo, object_pb.GetModelInfoRequest(), deadline
-        )
-        return _proto.model_info(response)
-
-    async def _video(
-        self, kind, video, options, timeout, fields, identify=None
-    ) -> AsyncIterator[FrameResult]:
-        request = _proto.video_request(
-            kind, self._video_source(video), self._options(kind, options, fields), identify
-        )
-        method = (
-            self._face().DetectFacesInVideo if kind.faces else self._object().DetectObjectsInVideo
-        )
-        deadline = self._deadline(timeout, self.video_timeout)
-        attempt, last = 0, -1
-        while True:
-            attempt += 1
-            call = method(request, timeout=deadline.remaining(), metadata=self._metadata)
-            try:
-                async for response in call:
-                    attempt = 0
-                    if response.frame_index <= last:
-                        continue
-                    last = response.frame_index
-                    yield _proto.frame_result(response, kind)
-                return
-            except grpc.RpcError as exc:
-                error = from_grpc(exc)
-            finally:
-                call.cancel()
-            await asyncio.sleep(self._next_delay(error, max(attempt, 1), deadline))
-
-    def detect_faces_in_video(
-        self,
-        video: VideoInput,
-        options: FaceOptions | None = None,
-        *,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> AsyncIterator[FrameResult]:
-        return self._video(Kind.FACE, video, options, timeout, fields)
-
-    def detect_objects_in_video(
-        self,
-        video: VideoInput,
-        options: ObjectOptions | None = None,
-        *,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> AsyncIterator[FrameResult]:
-        return self._video(Kind.OBJECT, video, options, timeout, fields)
-
-    async def _live(
-        self, kind, frames, options, color, timeout, fields, identify=None
-    ) -> AsyncIterator[FrameResult]:
-        opts = self._options(kind, options, fields)
-        failure: list[BaseException] = []
-
-        def request(frame, first: bool):
-            return _proto.stream_request(
-                kind,
-                inputs.image_bytes(frame, color),
-                opts if first else None,
-                identify if first else None,
-            )
-
-        async def requests():
-            first = True
-            try:
-                if isinstance(frames, AsyncIterable):
-                    async for frame in frames:
-                        yield request(frame, first)
-                        first = False
-                else:
-                    for frame in frames:
-                        yield request(frame, first)
-                        first = False
-            except Exception as exc:  # noqa: BLE001 - raised to the caller below
-                failure.append(exc)
-
-        method = self._face().StreamFaces if kind.faces else self._object().StreamObjects
-        deadline = self._deadline(timeout, self.video_timeout)
-        call = method(requests(), timeout=deadline.remaining(), metadata=self._metadata)
+    async def perform(self, effect: Any) -> Any:
+        """Run one effect of an operation (see `_core`) with grpc.aio."""
         try:
-            async for response in call:
-                yield _proto.frame_result(response, kind)
+            if isinstance(effect, Rpc):
+                return await self._call(effect, "unary_unary", effect.request)
+            if isinstance(effect, OpenRpc):
+                return self._call(effect, "unary_stream", effect.request)
+            if isinstance(effect, OpenLive):
+                return _AsyncLive(self, effect)
+            if isinstance(effect, NextMessage):
+                response = await effect.handle.read()
+                return None if response is grpc.aio.EOF else response
+            assert isinstance(effect, Close)
+            effect.handle.cancel()  # a live call raises the frames' failure here
         except grpc.RpcError as exc:
             raise from_grpc(exc) from None
-        finally:
-            call.cancel()
-        if failure:
-            raise failure[0]
+        return None
 
-    def stream_faces(
-        self,
-        frames: Iterable[ImageInput] | AsyncIterable[ImageInput],
-        options: FaceOptions | None = None,
-        *,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        collection_id: str | None = None,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        **fields: Any,
-    ) -> AsyncIterator[FrameResult]:
-        identify = _proto.identify_fields(collection_id, top_k, threshold)
-        kind = Kind.IDENTIFY if identify else Kind.FACE
-        return self._live(kind, frames, options, color, timeout, fields, identify)
 
-    def stream_objects(
-        self,
-        frames: Iterable[ImageInput] | AsyncIterable[ImageInput],
-        options: ObjectOptions | None = None,
-        *,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> AsyncIterator[FrameResult]:
-        return self._live(Kind.OBJECT, frames, options, color, timeout, fields)
+class _AsyncLive:
+    """A live call on a grpc.aio channel, fed from a sync or an async iterator."""
 
-    # --- face collections: the same methods as GrpcClient's, awaited ------------------------
-    async def _collections(self, name: str, request, timeout, retry: bool = True):
-        deadline = self._deadline(timeout, self.timeout)
-        method = getattr(self._face(), name)
-        if retry:
-            return await self._unary(method, request, deadline)
+    def __init__(self, client: AsyncGrpcClient, effect: OpenLive) -> None:
+        self.effect = effect
+        self.failure: list[BaseException] = []
+        self.call = client._call(effect, "stream_stream", self._requests())
+
+    async def _requests(self):
+        first = True
+        frames = self.effect.frames
         try:
-            return await method(request, timeout=deadline.remaining(), metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise from_grpc(exc) from None
+            if not isinstance(frames, AsyncIterable):
+                frames = _aiter(frames)
+            async for frame in frames:
+                yield self.effect.make(frame, first)
+                first = False
+        except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
+            self.failure.append(exc)
 
-    async def create_collection(
-        self,
-        collection_id: str,
-        description: str = "",
-        *,
-        exist_ok: bool = False,
-        timeout: float | None = _DEFAULT,
-    ) -> Collection:
-        """A new, empty face collection; Conflict when the id is taken, unless
-        `exist_ok` (then the existing collection, as it is)."""
-        request = face_pb.CreateCollectionRequest(
-            collection_id=collection_id, description=description
-        )
-        try:
-            response = await self._collections("CreateCollection", request, timeout)
-        except Conflict:
-            if not exist_ok:
-                raise
-            return await self.collection(collection_id, timeout=timeout)
-        return _proto.collection(response.collection)
+    async def read(self) -> Any:
+        return await self.call.read()
 
-    async def collections(
-        self,
-        *,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        timeout: float | None = _DEFAULT,
-    ) -> CollectionPage:
-        request = face_pb.ListCollectionsRequest(
-            page_size=page_size or 0, page_token=page_token or ""
-        )
-        return _proto.collection_page(await self._collections("ListCollections", request, timeout))
+    def cancel(self) -> None:
+        self.call.cancel()
+        if self.failure:
+            raise self.failure[0]
 
-    def iter_collections(self, *, page_size: int = 100) -> AsyncIterator[Collection]:
-        """Every collection, fetching pages as needed (`async for`)."""
-        return awalk(
-            lambda token: self.collections(page_size=page_size, page_token=token), "collections"
-        )
 
-    async def collection(
-        self, collection_id: str, *, timeout: float | None = _DEFAULT
-    ) -> Collection:
-        request = face_pb.DescribeCollectionRequest(collection_id=collection_id)
-        response = await self._collections("DescribeCollection", request, timeout)
-        return _proto.collection(response.collection)
+async def _aiter(items: Iterable[Any]):
+    for item in items:
+        yield item
 
-    async def delete_collection(
-        self, collection_id: str, *, timeout: float | None = _DEFAULT
-    ) -> None:
-        request = face_pb.DeleteCollectionRequest(collection_id=collection_id)
-        await self._collections("DeleteCollection", request, timeout)
 
-    async def enroll(
-        self,
-        collection_id: str,
-        image: ImageInput,
-        subject: str,
-        *,
-        external_id: str | None = None,
-        max_faces: int | None = None,
-        options: FaceOptions | None = None,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Enrollment:
-        request = _proto.enroll_request(
-            collection_id,
-            inputs.image_bytes(image, color),
-            subject,
-            external_id,
-            max_faces,
-            merge(FaceOptions, options, fields),
-        )
-        response = await self._collections("EnrollFaces", request, timeout, retry=False)
-        return _proto.enrollment(response)
-
-    async def faces(
-        self,
-        collection_id: str,
-        *,
-        subject: str | None = None,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        timeout: float | None = _DEFAULT,
-    ) -> FacePage:
-        request = face_pb.ListFacesRequest(
-            collection_id=collection_id,
-            subject=subject or "",
-            page_size=page_size or 0,
-            page_token=page_token or "",
-        )
-        return _proto.face_page(await self._collections("ListFaces", request, timeout))
-
-    def iter_faces(
-        self, collection_id: str, *, subject: str | None = None, page_size: int = 100
-    ) -> AsyncIterator[EnrolledFace]:
-        """Every face of the collection (of `subject` if given), fetching pages as needed."""
-        return awalk(
-            lambda token: self.faces(
-                collection_id, subject=subject, page_size=page_size, page_token=token
-            ),
-            "faces",
-        )
-
-    async def delete_faces(
-        self, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
-    ) -> list[str]:
-        request = face_pb.DeleteFacesRequest(collection_id=collection_id, face_ids=list(face_ids))
-        response = await self._collections("DeleteFaces", request, timeout)
-        return list(response.deleted_face_ids)
-
-    async def delete_face(
-        self, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT
-    ) -> None:
-        if not await self.delete_faces(collection_id, [face_id], timeout=timeout):
-            raise NotFound(
-                f"face {face_id} is not in collection {collection_id!r}", code="not_found"
-            )
-
-    async def delete_subject(
-        self, collection_id: str, subject: str, *, timeout: float | None = _DEFAULT
-    ) -> int:
-        request = face_pb.DeleteSubjectRequest(collection_id=collection_id, subject=subject)
-        return (await self._collections("DeleteSubject", request, timeout)).deleted_faces
-
-    async def search(
-        self,
-        collection_id: str,
-        face_id: str,
-        *,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        timeout: float | None = _DEFAULT,
-    ) -> Identification:
-        request = _proto.search_request(collection_id, face_id, top_k, threshold)
-        response = await self._collections("SearchFaces", request, timeout)
-        return _proto.identification(response, face_id)
-
-    async def verify(
-        self,
-        collection_id: str,
-        image: ImageInput,
-        subject: str,
-        *,
-        threshold: float | None = None,
-        options: FaceOptions | None = None,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> Verification:
-        request = _proto.verify_request(
-            collection_id,
-            subject,
-            inputs.image_bytes(image, color),
-            threshold,
-            merge(FaceOptions, options, fields),
-        )
-        response = await self._collections("VerifyFace", request, timeout)
-        return _proto.verification(response, subject)
-
-    async def identify(
-        self,
-        image: ImageInput,
-        collection_id: str,
-        *,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        options: FaceOptions | None = None,
-        color: Color | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> ImageResult:
-        request = _proto.identify_request(
-            collection_id,
-            inputs.image_bytes(image, color),
-            top_k,
-            threshold,
-            merge(FaceOptions, options, fields),
-        )
-        response = await self._collections("IdentifyFaces", request, timeout)
-        return _proto.image_result(response, Kind.IDENTIFY)
-
-    def identify_in_video(
-        self,
-        video: VideoInput,
-        collection_id: str,
-        *,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        options: FaceOptions | None = None,
-        timeout: float | None = _DEFAULT,
-        **fields: Any,
-    ) -> AsyncIterator[FrameResult]:
-        identify = _proto.identify_fields(collection_id, top_k, threshold)
-        return self._video(Kind.IDENTIFY, video, options, timeout, fields, identify)
-
-    async def health(self, *, timeout: float | None = 5.0) -> Health:
-        checks = {}
-        for kind in (Kind.FACE, Kind.OBJECT):
-            try:
-                response = await health_pb2_grpc.HealthStub(self._channel(kind)).Check(
-                    health_pb2.HealthCheckRequest(service=""),
-                    timeout=timeout,
-                    metadata=self._metadata,
-                )
-                checks[kind.route] = response.status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.RpcError:
-                checks[kind.route] = False
-        return Health(any(checks.values()), all(checks.values()), checks)
+install(GrpcClient, OPERATIONS, asynchronous=False)
+install(AsyncGrpcClient, OPERATIONS, asynchronous=True)

@@ -1,0 +1,147 @@
+"""HTTP for the REST operations: the effects they yield, and the two helpers
+every one of them uses (`request`, `call`). The I/O that runs the effects is
+`Client.perform` / `AsyncClient.perform` in `percept.transport.rest`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from percept.errors import DeadlineExceeded, InvalidInput, PerceptError, Unavailable, from_http
+from percept.retry import Deadline, RetryPolicy
+from percept.transport._core import Opens, retried
+from percept.transport._ops import DEFAULT
+
+CONNECT_TIMEOUT_S = 10.0
+# The gateway sends an event or a keep-alive at least every 10 s: a stream
+# silent for this long is dead, and is reopened where it stopped.
+SSE_READ_TIMEOUT_S = 45.0
+
+
+# --- the effects the REST I/O runs --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request; its answer is the response, or the PerceptError it means."""
+
+    method: str
+    path: str
+    deadline: Deadline
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = None
+    json: Any = None
+    data: Mapping[str, str] | None = None
+    files: Callable[[contextlib.ExitStack], dict[str, Any]] | None = None
+    ok: tuple[int, ...] = ()
+
+    def send(self, stack: contextlib.ExitStack) -> dict[str, Any]:
+        """httpx's arguments for one attempt (a file is opened afresh for each)."""
+        return dict(
+            method=self.method,
+            url=self.path,
+            params=self.params,
+            headers=self.headers,
+            json=self.json,
+            data=self.data,
+            files=self.files(stack) if self.files else None,
+            timeout=_timeout(self.deadline),
+        )
+
+
+@dataclass(frozen=True)
+class OpenEvents(Opens):
+    """A Server-Sent Events stream; its answer is a handle to read with NextEvent."""
+
+    path: str
+    deadline: Deadline | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] | None = None
+
+    def send(self) -> dict[str, Any]:
+        timeout = (
+            _timeout(self.deadline, SSE_READ_TIMEOUT_S)
+            if self.deadline
+            else httpx.Timeout(30, read=60)
+        )
+        return dict(params=self.params, headers=self.headers, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class NextEvent:
+    """The stream's next event (httpx_sse's ServerSentEvent), None at its end."""
+
+    handle: Any
+
+
+def _timeout(deadline: Deadline, read: float | None = None) -> httpx.Timeout:
+    return httpx.Timeout(deadline.cap(read), connect=deadline.cap(CONNECT_TIMEOUT_S))
+
+
+def body_of(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def checked(response: httpx.Response, ok: Iterable[int] = ()) -> httpx.Response:
+    if response.status_code < 400 or response.status_code in ok:
+        return response
+    raise from_http(response.status_code, body_of(response), response.headers)
+
+
+def network_error(url: str, exc: Exception, deadline: Deadline | None) -> PerceptError:
+    if deadline is not None and deadline.expired:
+        return DeadlineExceeded(f"no answer from {url} before the deadline ({exc})")
+    return Unavailable(f"cannot reach {url}: {exc or type(exc).__name__}", code="unreachable")
+
+
+def deadline_for(timeout: Any, default: float | None) -> Deadline:
+    """A REST call's deadline: the client's default unless a timeout is given."""
+    return Deadline(default if timeout is None or timeout is DEFAULT else timeout)
+
+
+def request(c, method: str, path: str, *, timeout=None, retry=None, conflict=False, **kw):
+    """One request, retried as the client's policy (or `retry`) says."""
+    deadline = kw.pop("deadline", None) or deadline_for(timeout, c.timeout)
+    effect = Request(method, path, deadline, **kw)
+    return (yield from retried(lambda: effect, retry or c.retry, deadline, conflict))
+
+
+def call(c, method: str, path: str, read: Callable[[Any], Any], timeout=None, **kw):
+    """A request whose JSON answer `read` turns into the method's value."""
+    response = yield from request(c, method, path, timeout=timeout, **kw)
+    return read(response.json() if response.content else None)
+
+
+def answered_only(policy: RetryPolicy) -> RetryPolicy:
+    """Retry only what the server answered (429, 502/503: nothing was done), never a
+    network error after which the request may have been carried out."""
+    return _AnsweredOnly(**{f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)})
+
+
+@dataclass(frozen=True, slots=True)
+class _AnsweredOnly(RetryPolicy):
+    def retryable(self, error: PerceptError, *, conflict: bool = False) -> bool:
+        return error.status is not None and RetryPolicy.retryable(self, error, conflict=conflict)
+
+
+def segment(value: str, what: str) -> str:
+    """One URL path segment. An all-dots value ('.', '..') cannot be one: HTTP
+    clients drop '.' or climb a level at '..', so it is refused here."""
+    text = str(value)
+    if text and text.strip(".") == "":
+        raise InvalidInput(
+            f"{what} {text!r} is only dots: a URL path cannot carry '.', '..' or '...' "
+            "as themselves",
+            code="invalid_argument",
+            fields=(what.replace(" ", "_"),),
+        )
+    return urllib.parse.quote(text, safe="")

@@ -40,10 +40,10 @@ from percept.face.v1 import face_service_pb2_grpc
 from bench.common import alternate, report
 from face_service import inference
 from face_service.inference import FaceOptions
+from harness.images import encode
+from harness.processes import ServerProcess
+from harness.videos import moving_patch_video
 from percept_runtime.imaging import decode_image
-from tests.conftest import encode
-from tests.support import ServerProcess
-from tests.videos import moving_patch_video
 
 MAX_PIXELS = 40_000_000
 

@@ -27,7 +27,7 @@ from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
 from bench.http_load import upload_request
-from tests.support import GatewayProcess, ServerProcess
+from harness.processes import GatewayProcess, ServerProcess
 
 
 def zidane() -> bytes:

@@ -29,13 +29,13 @@ from percept.object.v1 import object_service_pb2_grpc
 from ultralytics import YOLO
 
 from bench.common import report
+from harness.images import encode
+from harness.processes import ServerProcess
+from harness.videos import moving_shapes_video
 from object_service import synthetic
 from object_service.inference import DetectOptions, Detector, ModelConfig, prepare
 from object_service.settings import DEMO_MODEL
 from percept_runtime.imaging import decode_image
-from tests.conftest import encode
-from tests.support import ServerProcess
-from tests.videos import moving_shapes_video
 
 MAX_PIXELS = 40_000_000
 

@@ -17,10 +17,10 @@ import numpy as np
 import redis
 
 from bench.gateway_bench import zidane
+from harness.images import encode
+from harness.processes import GatewayProcess, ServerProcess
 from object_service import synthetic
 from object_service.settings import DEMO_MODEL
-from tests.conftest import encode
-from tests.support import GatewayProcess, ServerProcess
 
 
 async def rate(

@@ -29,8 +29,14 @@ from pathlib import Path
 import cv2
 import httpx
 
-from tests.sources_support import threads_and_rss, worker_process, write_frames
-from tests.support import GatewayProcess, ServerProcess, fresh_db
+from harness.processes import (
+    GatewayProcess,
+    ServerProcess,
+    fresh_db,
+    threads_and_rss,
+    worker_process,
+)
+from harness.videos import write_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"

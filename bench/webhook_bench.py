@@ -33,8 +33,8 @@ import redis.asyncio as aioredis
 from bench.common import alternate, report
 from gateway import events
 from gateway.webhooks import Subscription, WebhookStore
-from tests.support import GatewayProcess, ServerProcess
-from tests.webhook_receiver import Receiver
+from harness.processes import GatewayProcess, ServerProcess
+from harness.webhook_receiver import Receiver
 
 
 class DeliveryProcess(GatewayProcess):

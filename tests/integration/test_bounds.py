@@ -23,9 +23,7 @@ import redis
 
 from gateway.settings import GatewaySettings, redis_maxmemory
 from tests.conftest import encode
-from tests.integration.test_gateway import submit, wait_done
-from tests.integration.test_redis_restart import RedisServer
-from tests.support import GatewayProcess, create_key, fresh_db
+from tests.support import GatewayProcess, RedisServer, create_key, fresh_db, submit, wait_done
 
 pytestmark = pytest.mark.slow
 

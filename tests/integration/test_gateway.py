@@ -17,12 +17,12 @@ from percept.face.v1 import face_service_pb2_grpc as face_grpc
 from percept.object.v1 import object_service_pb2 as object_pb
 from percept.object.v1 import object_service_pb2_grpc as object_grpc
 
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video, moving_shapes_video
 from object_service import synthetic
 from tests.conftest import corrupt_png, encode
 from tests.integration.conftest import GATEWAY_MAX_IMAGE_BYTES
-from tests.integration.test_face_service import FACE_PATCH
-from tests.support import GatewayProcess
-from tests.videos import moving_patch_video, moving_shapes_video
+from tests.support import GatewayProcess, submit, wait_done
 
 pytestmark = pytest.mark.slow
 
@@ -31,30 +31,6 @@ pytestmark = pytest.mark.slow
 def http(gateway):
     with gateway.client(timeout=120) as client:
         yield client
-
-
-def submit(
-    http,
-    path: str,
-    content: bytes,
-    filename="upload.jpg",
-    content_type="image/jpeg",
-    data=None,
-    **params,
-):
-    return http.post(
-        path, files={"file": (filename, content, content_type)}, data=data or {}, params=params
-    )
-
-
-def wait_done(http, task_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = http.get(f"/api/task/{task_id}").json()
-        if body["status"] in ("succeeded", "failed", "cancelled"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"task {task_id} did not finish: {body}")
 
 
 def boxes(items) -> list[tuple[float, float, float, float]]:

@@ -18,8 +18,7 @@ from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
 from tests.conftest import encode
-from tests.integration.test_gateway import submit, wait_done
-from tests.support import ServerProcess, fresh_db
+from tests.support import ServerProcess, fresh_db, submit, wait_done
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,7 @@ import pytest
 import redis
 
 from tests.conftest import encode
-from tests.integration.test_gateway import submit
-from tests.support import GatewayProcess, create_key, fresh_db
+from tests.support import GatewayProcess, create_key, fresh_db, submit
 
 pytestmark = pytest.mark.slow
 

@@ -5,51 +5,15 @@ While Redis is down, submits answer 503 with Retry-After."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 
 import httpx
 import pytest
-import redis
 
-from tests.integration.test_gateway import submit, wait_done
-from tests.support import GatewayProcess, create_key, free_port
+from tests.support import GatewayProcess, RedisServer, create_key, submit, wait_done
 
 pytestmark = pytest.mark.slow
-
-
-class RedisServer:
-    """A redis-server of the test's own, restartable on the same port."""
-
-    def __init__(self, data_dir, aof: bool, args: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        self.dir = data_dir
-        self.aof = aof
-        self.args = args  # more redis-server options (--maxmemory ...)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> RedisServer:
-        argv = [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-                "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
-                *self.args]  # fmt: skip
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # a clean shutdown: with AOF, fsynced
-            self.proc.wait(30)
 
 
 def test_without_persistence_the_gateway_recovers_by_itself(

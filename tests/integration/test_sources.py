@@ -19,7 +19,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.test_console import browser  # noqa: F401 - the fixture
+from harness.processes import threads_and_rss, worker_process
+from harness.videos import write_frames
 from tests.sources_support import (
     LINE,
     ZONE,
@@ -27,10 +28,7 @@ from tests.sources_support import (
     crossing_clip,
     ensure_tool,
     events_of,
-    threads_and_rss,
     wait_status,
-    worker_process,
-    write_frames,
 )
 from tests.support import GatewayProcess, create_key, fresh_db
 
@@ -492,7 +490,7 @@ def _runs(c: httpx.Client, url: str) -> dict:
 
 
 def test_an_mjpeg_stream_over_http_works_the_same(stack, tenants, loop_clip):
-    from tests.videos import read_frames
+    from harness.videos import read_frames
 
     _Mjpeg.frames = [
         cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
@@ -584,9 +582,9 @@ def test_the_console_shows_sources_live_and_draws_rules_on_the_frame(
     stack,
     tenants,
     loop_clip,
-    browser,  # noqa: F811 - test_console's fixture
+    browser,
 ):
-    from tests.integration.test_console import Watched, screenshot, signed_in
+    from tests.console_support import Watched, screenshot, signed_in
 
     gateway = stack["gateway"]
     with client(stack, tenants["acme"]) as c:
@@ -638,7 +636,7 @@ def test_the_console_shows_sources_live_and_draws_rules_on_the_frame(
 
 
 def test_a_face_source_identifies_enrolled_people_once_per_track(stack, tenants, media_dir):
-    from tests import faces
+    from harness import faces
 
     path = media_dir / "heads.avi"
     faces.moving_heads_video(path, ("astronaut", "zidane"), n_frames=80)

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 PEOPLE = ("astronaut", "grace-hopper", "zidane")
+# The astronaut's head in skimage's astronaut(), with margin (rows, columns).
+FACE_PATCH = (slice(40, 210), slice(140, 300))
 
 
 @dataclass(frozen=True)

@@ -235,3 +235,17 @@ def tracking_shapes_video(
         truth.append(visible)
     writer.release()
     return truth
+
+
+def write_frames(path: Path, frames: int, fps: float = 10.0, size=(640, 480)) -> None:
+    """A plain clip of a square drifting slowly (for sources that only need to run)."""
+    from object_service import synthetic
+
+    width, height = size
+    base = background(width, height)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for i in range(frames):
+        frame = base.copy()
+        synthetic.draw_shape(frame, synthetic.SQUARE, 200 + 2 * i, 200, 90, (20, 20, 220))
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()

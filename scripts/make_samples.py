@@ -136,7 +136,7 @@ def ensure_samples(dest: Path) -> list[Path]:
     run never leaves a half-written sample that a later run would keep.
     """
     if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # tests.videos draws the videos
+        sys.path.insert(0, str(ROOT))  # harness.videos draws the videos
     dest.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, make in SAMPLES.items():

@@ -76,6 +76,29 @@ def submit(
     )
 
 
+def wait_until(
+    check,
+    timeout: float = 60.0,
+    what: str = "the condition",
+    step: float = 0.05,
+    errors: tuple[type[BaseException], ...] = (),
+):
+    """Poll `check()` until it returns something truthy, and return that: how a
+    test waits for an event it cannot subscribe to (never a bare sleep). An
+    exception of `errors` counts as "not yet"; `timeout` seconds fail the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = check()
+        except errors:
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(step)
+
+
 def wait_done(http, task_id: str, timeout: float = 120) -> dict:
     """The task's body once it has finished (succeeded, failed or cancelled)."""
     deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ from harness.videos import moving_patch_video, moving_shapes_video
 from object_service import synthetic
 from tests.conftest import corrupt_png, encode
 from tests.integration.conftest import GATEWAY_MAX_IMAGE_BYTES
-from tests.support import GatewayProcess, submit, wait_done
+from tests.support import GatewayProcess, submit, wait_done, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -277,8 +277,12 @@ def test_unknown_and_expired_tasks(http, face_server, object_server, redis_url, 
     ).start()  # fmt: skip
     try:
         task_id = submit(short.client(), "/api/detect/face/image", zidane_bytes).json()["task_id"]
-        time.sleep(2.5)
-        gone = httpx.get(f"{short.url}/api/task/{task_id}", headers=short.headers)
+
+        def expired() -> httpx.Response | None:  # its record goes 1 s after it finishes
+            r = httpx.get(f"{short.url}/api/task/{task_id}", headers=short.headers)
+            return r if r.status_code == 410 else None
+
+        gone = wait_until(expired, 10, "the task expired")
         assert gone.status_code == 410 and "expired" in gone.json()["error"]["message"]
         assert (
             httpx.delete(f"{short.url}/api/task/{task_id}", headers=short.headers).status_code

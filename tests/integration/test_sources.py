@@ -30,7 +30,7 @@ from tests.sources_support import (
     events_of,
     wait_status,
 )
-from tests.support import GatewayProcess, create_key, fresh_db
+from tests.support import GatewayProcess, create_key, fresh_db, wait_until
 
 LIVE = "live"
 
@@ -312,9 +312,11 @@ def test_a_killed_worker_hands_its_sources_over(stack, tenants, loop_clip):
                 time.sleep(0.5)
             shares = [r.get(store.lease_key(sid)) for sid in ids]
             assert len(set(shares)) == 2, shares
-            time.sleep(2)
-            total = sum(w.metric("percept_source_worker_sources") for w in stack["workers"])
-            assert total == len(ids)
+            wait_until(
+                lambda: all(w.metric("percept_source_worker_sources") == shares.count(w.name)
+                            for w in stack["workers"]),
+                30, "each worker running the sources it leases, and no other",
+            )  # fmt: skip
         finally:
             for sid in ids:
                 c.delete(f"/api/sources/{sid}")

@@ -36,7 +36,7 @@ from harness.processes import (
     threads_and_rss,
     worker_process,
 )
-from harness.videos import write_frames
+from harness.videos import read_frames, write_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
@@ -74,13 +74,12 @@ def ceiling(clip: Path, cache: Path, seconds: float) -> float:
     from percept_runtime.imaging import decode_image
 
     detector = Detector(prepare(ModelConfig(str(MODEL), cache_dir=cache, threads=1)))
-    cap = cv2.VideoCapture(str(clip))
-    jpegs = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        jpegs.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+    jpegs = [
+        cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[
+            1
+        ].tobytes()
+        for rgb in read_frames(clip)
+    ]
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         detector.detect([decode_image(jpegs[n % len(jpegs)], 40_000_000)], DetectOptions())

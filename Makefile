@@ -64,9 +64,10 @@ ts-check: $(TS_MODULES) ## fail when clients/typescript/src/gen is stale against
 test-ts: $(STAMP) $(TS_MODULES) ## TypeScript client: tsc, then node --test against real face and object servers
 	cd $(TS) && rm -rf build && node_modules/.bin/tsc && node --test build/test/*.test.js
 
-lint: $(STAMP) $(BUF) ## ruff + buf lint
+lint: $(STAMP) $(BUF) ## ruff, the layering contracts (lint-imports, pyproject.toml), buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 	$(BUF) lint
 
 redis: ## make sure a Redis answers on REDIS_URL (starts a local one if not)
@@ -155,6 +156,13 @@ bench-enroll: $(STAMP) ## face enrollment end to end: gRPC and REST vs detection
 	$(MAKE) --no-print-directory redis
 	$(PY) -m bench.enroll_bench
 
+BASE ?= 3f8bf07
+
+.PHONY: bench-before-after
+bench-before-after: $(STAMP) ## this tree vs BASE (default 3f8bf07), side by side: submit latency, tiny-task rate, identify latency
+	$(MAKE) --no-print-directory redis
+	YOLO_OFFLINE=1 $(PY) -m bench.before_after --base $(BASE) $(BENCH_ARGS)
+
 .PHONY: bench-webhooks
 bench-webhooks: $(STAMP) ## webhooks: deliveries/s from one process, event -> delivery delay, task rate with 3 subscriptions vs none
 	YOLO_OFFLINE=1 $(PY) -m bench.webhook_bench $(BENCH_ARGS)
@@ -187,4 +195,4 @@ certs: $(STAMP) ## make the gRPC CA, certificates and token compose and Kubernet
 	$(PY) scripts/make_certs.py
 
 clean: ## remove the venv and caches
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/build dist clients/python/build clients/python/*.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .import_linter_cache $(TS)/node_modules $(TS)/build dist clients/python/build clients/python/*.egg-info

@@ -36,7 +36,7 @@ import redis
 
 from bench.http_load import Connection, get_request, upload_request
 from gateway.settings import GatewaySettings, redis_maxmemory
-from tests.support import ROOT, GatewayProcess, ServerProcess, create_key
+from harness.processes import ROOT, GatewayProcess, ServerProcess, create_key
 
 MiB = 1024 * 1024
 DEMO_MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"

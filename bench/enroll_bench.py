@@ -35,7 +35,7 @@ from percept.common.v1 import image_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
-from tests.support import GatewayProcess, ServerProcess
+from harness.processes import GatewayProcess, ServerProcess
 
 PG_ADMIN_URL = os.environ.get(
     "PERCEPT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

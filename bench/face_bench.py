@@ -30,20 +30,19 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import grpc
 import numpy as np
 from percept.common.v1 import image_pb2, video_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
-from bench.common import alternate, report
+from bench.common import alternate, report, stream_rate, video_rate
 from face_service import inference
 from face_service.inference import FaceOptions
+from harness.images import encode
+from harness.processes import ServerProcess
+from harness.videos import moving_patch_video
 from percept_runtime.imaging import decode_image
-from tests.conftest import encode
-from tests.support import ServerProcess
-from tests.videos import moving_patch_video
 
 MAX_PIXELS = 40_000_000
 
@@ -124,25 +123,11 @@ def through_grpc(
         return len(work) / (time.perf_counter() - start)
 
 
-def video_in_process(path: Path, opts: FaceOptions) -> float:
-    cap = cv2.VideoCapture(str(path))
-    start, n = time.perf_counter(), 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        inference.detect_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), opts)
-        n += 1
-    return n / (time.perf_counter() - start)
-
-
 def video_streamed(address: str, path: Path) -> float:
     with grpc.insecure_channel(address) as channel:
         stub = face_service_pb2_grpc.FaceServiceStub(channel)
         request = pb.DetectFacesInVideoRequest(video=video_pb2.VideoSource(uri=str(path)))
-        start = time.perf_counter()
-        n = sum(1 for _ in stub.DetectFacesInVideo(request, timeout=600))
-    return n / (time.perf_counter() - start)
+        return stream_rate(lambda: stub.DetectFacesInVideo(request, timeout=600))
 
 
 def side_by_side(server: ServerProcess, work: list[bytes], video: Path, cores: int) -> None:
@@ -189,7 +174,7 @@ def side_by_side(server: ServerProcess, work: list[bytes], video: Path, cores: i
 
     ours, base = alternate(
         lambda: video_streamed(server.address, video),
-        lambda: video_in_process(video, detect_only),
+        lambda: video_rate(video, lambda rgb: inference.detect_faces(rgb, detect_only)),
     )
     report("3. video 1280x720: streamed vs in-process decode+detect", ours, base, "frames/s", 0.90)
 

@@ -20,14 +20,16 @@ import time
 from pathlib import Path
 
 import grpc
-import httpx
 import redis
 from percept.common.v1 import image_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
+from bench.common import rest_rate
 from bench.http_load import upload_request
-from tests.support import GatewayProcess, ServerProcess
+from harness.processes import GatewayProcess, ServerProcess
+
+FACE_PATH = "/api/detect/face/image"
 
 
 def zidane() -> bytes:
@@ -37,11 +39,17 @@ def zidane() -> bytes:
 
 
 async def submit_latencies(
-    host: str, port: int, content: bytes, n: int, concurrency: int, headers: dict[str, str]
+    host: str,
+    port: int,
+    content: bytes,
+    n: int,
+    concurrency: int,
+    headers: dict[str, str],
+    path: str = FACE_PATH,
 ) -> list[float]:
     """Upload latencies over `concurrency` keep-alive connections (requests built
     once, raw: the load generator must cost far less CPU than the server)."""
-    request = upload_request(host, port, "/api/detect/face/image", content, headers=headers)
+    request = upload_request(host, port, path, content, headers=headers)
     latencies: list[float] = []
     remaining = [n]
 
@@ -69,27 +77,6 @@ async def submit_latencies(
 
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     return latencies
-
-
-async def through_gateway(
-    url: str, content: bytes, n: int, concurrency: int, headers: dict[str, str]
-) -> float:
-    sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=300, headers=headers) as client:
-
-        async def one() -> None:
-            async with sem:
-                response = await client.post(
-                    "/api/detect/face/image",
-                    params={"wait": "true"},
-                    files={"file": ("z.jpg", content, "image/jpeg")},
-                )
-                assert response.status_code == 200, response.text
-
-        await asyncio.gather(*(one() for _ in range(concurrency)))  # warm
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(n)))
-        return n / (time.perf_counter() - start)
 
 
 async def direct(address: str, content: bytes, n: int, concurrency: int) -> float:
@@ -154,7 +141,9 @@ def main() -> None:
             concurrency = 2 * cores
             base_rate = asyncio.run(direct(face.address, content, args.images, concurrency))
             ours = asyncio.run(
-                through_gateway(gateway.url, content, args.images, concurrency, gateway.headers)
+                rest_rate(
+                    gateway.url, FACE_PATH, content, args.images, concurrency, gateway.headers
+                )
             )
         finally:
             gateway.stop()

@@ -20,7 +20,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import grpc
 import numpy as np
 from percept.common.v1 import image_pb2, video_pb2
@@ -28,14 +27,14 @@ from percept.object.v1 import object_service_pb2 as pb
 from percept.object.v1 import object_service_pb2_grpc
 from ultralytics import YOLO
 
-from bench.common import report
+from bench.common import report, stream_rate, video_rate
+from harness.images import encode
+from harness.processes import ServerProcess
+from harness.videos import moving_shapes_video
 from object_service import synthetic
 from object_service.inference import DetectOptions, Detector, ModelConfig, prepare
 from object_service.settings import DEMO_MODEL
 from percept_runtime.imaging import decode_image
-from tests.conftest import encode
-from tests.support import ServerProcess
-from tests.videos import moving_shapes_video
 
 MAX_PIXELS = 40_000_000
 
@@ -70,28 +69,11 @@ def grpc_images(address: str, work: list[bytes], concurrency: int) -> float:
             return per_second(len(work), lambda: list(pool.map(one, work)))
 
 
-def in_process_video(detector: Detector, path: Path) -> float:
-    def run() -> int:
-        cap, n = cv2.VideoCapture(str(path)), 0
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                return n
-            detector.detect([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)], DetectOptions())
-            n += 1
-
-    start = time.perf_counter()
-    n = run()
-    return n / (time.perf_counter() - start)
-
-
 def streamed_video(address: str, path: Path) -> float:
     with grpc.insecure_channel(address) as channel:
         stub = object_service_pb2_grpc.ObjectServiceStub(channel)
         request = pb.DetectObjectsInVideoRequest(video=video_pb2.VideoSource(uri=str(path)))
-        start = time.perf_counter()
-        n = sum(1 for _ in stub.DetectObjectsInVideo(request, timeout=600))
-    return n / (time.perf_counter() - start)
+        return stream_rate(lambda: stub.DetectObjectsInVideo(request, timeout=600))
 
 
 def main() -> None:
@@ -129,7 +111,7 @@ def main() -> None:
             0.95,
         )
 
-        base = in_process_video(onnx, video)
+        base = video_rate(video, lambda rgb: onnx.detect([rgb], DetectOptions()))
         ours = streamed_video(server.address, video)
         report("2. video: streamed vs in-process decode+predict", ours, base, "frames/s", 0.90)
     finally:

@@ -10,44 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import time
 
-import httpx
 import numpy as np
 import redis
 
+from bench.common import rest_rate
 from bench.gateway_bench import zidane
+from harness.images import encode
+from harness.processes import GatewayProcess, ServerProcess
 from object_service import synthetic
 from object_service.settings import DEMO_MODEL
-from tests.conftest import encode
-from tests.support import GatewayProcess, ServerProcess
-
-
-async def rate(
-    url: str,
-    path: str,
-    content: bytes,
-    n: int,
-    concurrency: int,
-    headers: dict[str, str],
-    **params: str,
-) -> float:
-    sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=600, headers=headers) as client:
-
-        async def one() -> None:
-            async with sem:
-                response = await client.post(
-                    path,
-                    params={"wait": "true", **params},
-                    files={"file": ("f", content, "image/jpeg")},
-                )
-                assert response.status_code == 200, response.text
-
-        await asyncio.gather(*(one() for _ in range(concurrency)))  # warm every replica
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(n)))
-        return n / (time.perf_counter() - start)
 
 
 def measure(
@@ -73,7 +45,7 @@ def measure(
         try:
             rates.append(
                 asyncio.run(
-                    rate(gateway.url, path, content, n, 4 * count, gateway.headers, **params)
+                    rest_rate(gateway.url, path, content, n, 4 * count, gateway.headers, **params)
                 )
             )
         finally:

@@ -29,8 +29,14 @@ from pathlib import Path
 import cv2
 import httpx
 
-from tests.sources_support import threads_and_rss, worker_process, write_frames
-from tests.support import GatewayProcess, ServerProcess, fresh_db
+from harness.processes import (
+    GatewayProcess,
+    ServerProcess,
+    fresh_db,
+    threads_and_rss,
+    worker_process,
+)
+from harness.videos import read_frames, write_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "object_service" / "models" / "shapes-yolo.pt"
@@ -68,13 +74,12 @@ def ceiling(clip: Path, cache: Path, seconds: float) -> float:
     from percept_runtime.imaging import decode_image
 
     detector = Detector(prepare(ModelConfig(str(MODEL), cache_dir=cache, threads=1)))
-    cap = cv2.VideoCapture(str(clip))
-    jpegs = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        jpegs.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+    jpegs = [
+        cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[
+            1
+        ].tobytes()
+        for rgb in read_frames(clip)
+    ]
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         detector.detect([decode_image(jpegs[n % len(jpegs)], 40_000_000)], DetectOptions())

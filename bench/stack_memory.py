@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.support import ROOT, free_port
+from harness.processes import ROOT, free_port
 
 MIB = 1024 * 1024
 

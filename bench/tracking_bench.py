@@ -32,11 +32,11 @@ from percept.object.v1 import object_service_pb2 as pb
 from percept.object.v1 import object_service_pb2_grpc
 
 from bench.common import alternate, report
+from harness import faces
+from harness.processes import ServerProcess
+from harness.videos import read_frames, tracking_shapes_video
 from object_service.settings import DEMO_MODEL
 from percept_runtime.tracking import Scene, TrackerConfig
-from tests import faces
-from tests.support import ServerProcess
-from tests.videos import read_frames, tracking_shapes_video
 
 OFF = video_pb2.TrackerOptions(tracker=video_pb2.TRACKER_TYPE_OFF)
 

@@ -26,15 +26,15 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import redis
 import redis.asyncio as aioredis
 
-from bench.common import alternate, report
+from bench.common import alternate, report, rest_rate
+from bench.gateway_bench import FACE_PATH, zidane
 from gateway import events
 from gateway.webhooks import Subscription, WebhookStore
-from tests.support import GatewayProcess, ServerProcess
-from tests.webhook_receiver import Receiver
+from harness.processes import GatewayProcess, ServerProcess
+from harness.webhook_receiver import Receiver
 
 
 class DeliveryProcess(GatewayProcess):
@@ -113,26 +113,8 @@ def deliveries(url: str, n: int) -> tuple[float, list[float]]:
         receiver.close()
 
 
-async def task_rate(url: str, content: bytes, n: int, concurrency: int, headers) -> float:
-    sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=300, headers=headers) as client:
-
-        async def one() -> None:
-            async with sem:
-                r = await client.post("/api/detect/face/image", params={"wait": "true"},
-                                      files={"file": ("z.jpg", content, "image/jpeg")})  # fmt: skip
-                assert r.status_code == 200, r.text
-
-        await asyncio.gather(*(one() for _ in range(concurrency)))
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(n)))
-        return n / (time.perf_counter() - start)
-
-
 def tasks_with_subscriptions(url: str, images: int, rounds: int) -> tuple[float, float, int]:
-    import ultralytics
-
-    content = (Path(ultralytics.__file__).parent / "assets" / "zidane.jpg").read_bytes()
+    content = zidane()
     cores = os.cpu_count() or 1
     face = ServerProcess("face_service", env={"FACE_WORKERS": str(cores)}).start()
     receivers = [Receiver() for _ in range(3)]
@@ -150,7 +132,7 @@ def tasks_with_subscriptions(url: str, images: int, rounds: int) -> tuple[float,
                     body = {"url": r.url, "types": ["task.succeeded"]}
                     subs.append(http.post("/api/webhooks", json=body).json()["id"])
                 try:
-                    return asyncio.run(task_rate(gateway.url, content, images, 2 * cores,
+                    return asyncio.run(rest_rate(gateway.url, FACE_PATH, content, images, 2 * cores,
                                                  gateway.headers))  # fmt: skip
                 finally:
                     while subs:
@@ -158,7 +140,7 @@ def tasks_with_subscriptions(url: str, images: int, rounds: int) -> tuple[float,
 
             def plain() -> float:
                 return asyncio.run(
-                    task_rate(gateway.url, content, images, 2 * cores, gateway.headers)
+                    rest_rate(gateway.url, FACE_PATH, content, images, 2 * cores, gateway.headers)
                 )
 
             ours, base = alternate(hooked, plain, rounds)

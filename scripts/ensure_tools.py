@@ -26,9 +26,17 @@ import tempfile
 from pathlib import Path
 
 
-def _apt(*args: str) -> subprocess.CompletedProcess:
+def _apt(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """apt-get ARGS, once more after `apt-get update` when it fails (a stale
+    package list is the usual reason); exits with apt's error the second time."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(["apt-get", *args], env=env, capture_output=True, text=True)
+    for attempt in range(2):
+        done = subprocess.run(["apt-get", *args], env=env, cwd=cwd, capture_output=True, text=True)
+        if done.returncode == 0:
+            return done
+        if attempt == 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+    sys.exit(f"apt-get {' '.join(args)} failed:\n{done.stderr}")
 
 
 def _need_root(what: str) -> None:
@@ -39,27 +47,28 @@ def _need_root(what: str) -> None:
 def _debian(packages: list[str], what: str) -> None:
     _need_root(" ".join(packages))
     print(f"installing {what} (Debian packages)", file=sys.stderr)
-    if _apt("install", "-y", "-q", "--no-install-recommends", *packages).returncode != 0:
-        _apt("update", "-q")
-        done = _apt("install", "-y", "-q", "--no-install-recommends", *packages)
-        if done.returncode != 0:
-            sys.exit(f"apt-get install {' '.join(packages)} failed:\n{done.stderr}")
+    _apt("install", "-y", "-q", "--no-install-recommends", *packages)
+
+
+def _command(names: tuple[str, ...], packages: list[str], what: str) -> str:
+    """The first of `names` found (on PATH, or a path), installed from Debian's
+    `packages` when none is."""
+
+    def found() -> str | None:
+        return next((path for name in names if (path := shutil.which(name))), None)
+
+    if path := found():
+        return path
+    _debian(packages, what)
+    return found() or sys.exit(f"{what} installed but {names[0]} not found")
 
 
 def chromium() -> str:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    _debian(["chromium"], "chromium for the browser tests")
-    return shutil.which("chromium") or sys.exit("chromium installed but not found")
+    return _command(("chromium",), ["chromium"], "chromium for the browser tests")
 
 
 def redis_sentinel() -> str:
-    found = shutil.which("redis-sentinel")
-    if found:
-        return found
-    _debian(["redis-sentinel"], "redis-sentinel for the failover test")
-    return shutil.which("redis-sentinel") or sys.exit("redis-sentinel installed but not found")
+    return _command(("redis-sentinel",), ["redis-sentinel"], "redis-sentinel for the failover test")
 
 
 def promtool_path() -> Path:
@@ -78,16 +87,7 @@ def promtool() -> str:
     print("fetching promtool from Debian's prometheus package", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)  # apt's download user must be able to write here
-        got = subprocess.run(
-            ["apt-get", "download", "prometheus"], cwd=tmp, capture_output=True, text=True
-        )
-        if got.returncode != 0:
-            _apt("update", "-q")
-            got = subprocess.run(
-                ["apt-get", "download", "prometheus"], cwd=tmp, capture_output=True, text=True
-            )
-            if got.returncode != 0:
-                sys.exit(f"apt-get download prometheus failed:\n{got.stderr}")
+        _apt("download", "prometheus", cwd=tmp)
         deb = next(Path(tmp).glob("prometheus_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), f"{tmp}/x"], check=True)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -96,11 +96,9 @@ def promtool() -> str:
 
 
 def mosquitto() -> str:
-    found = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
-    if found:
-        return found
-    _debian(["mosquitto"], "mosquitto for the MQTT test")
-    return shutil.which("/usr/sbin/mosquitto") or sys.exit("mosquitto installed but not found")
+    return _command(
+        ("mosquitto", "/usr/sbin/mosquitto"), ["mosquitto"], "mosquitto for the MQTT test"
+    )
 
 
 RTSP_PACKAGES = [
@@ -130,11 +128,7 @@ def rtsp() -> str:
 
 
 def ffmpeg() -> str:
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    _debian(["ffmpeg"], "ffmpeg")
-    return shutil.which("ffmpeg") or sys.exit("ffmpeg installed but not on PATH")
+    return _command(("ffmpeg",), ["ffmpeg"], "ffmpeg")
 
 
 TOOLS = {

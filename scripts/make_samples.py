@@ -96,20 +96,20 @@ def _visitor(path: Path) -> None:
 def _faces_video(path: Path) -> None:
     import numpy as np
 
-    from tests.videos import moving_patch_video
+    from harness.videos import moving_patch_video
 
     head = np.ascontiguousarray(_grace()[90:380, 130:410])
     moving_patch_video(path, head, n_frames=N_FRAMES, step=(20, 8))
 
 
 def _shapes_video(path: Path) -> None:
-    from tests.videos import moving_shapes_video
+    from harness.videos import moving_shapes_video
 
     moving_shapes_video(path, n_frames=N_FRAMES)
 
 
 def _shapes_image(path: Path) -> None:
-    from tests.videos import moving_shapes_video, read_frames
+    from harness.videos import moving_shapes_video, read_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "shapes.avi"
@@ -136,7 +136,7 @@ def ensure_samples(dest: Path) -> list[Path]:
     run never leaves a half-written sample that a later run would keep.
     """
     if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # tests.videos draws the videos
+        sys.path.insert(0, str(ROOT))  # harness.videos draws the videos
     dest.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, make in SAMPLES.items():

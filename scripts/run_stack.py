@@ -276,6 +276,26 @@ def stop(children: list[Child], grace: float = 40.0) -> None:
             child.proc.wait()
 
 
+def replica(python: str, service: str, i: int, token: str, workers: str, **env: str) -> Child:
+    """Replica i of the face or object service on a free loopback port, taking
+    calls only with the stack's token; `env` adds the service's own settings."""
+    port = free_port()
+    prefix = service.upper()
+    return Child(
+        f"{service}-{i + 1}",
+        [python, "-m", f"{service}_service"],
+        {
+            f"{prefix}_HOST": "127.0.0.1",
+            f"{prefix}_AUTH_TOKEN": token,
+            f"{prefix}_PORT": str(port),
+            f"{prefix}_WORKERS": os.environ.get(f"{prefix}_WORKERS") or workers,
+            f"{prefix}_METRICS_PORT": str(free_port()),
+            **env,
+        },
+        port,
+    )
+
+
 def main() -> int:
     cores = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -322,45 +342,16 @@ def main() -> int:
     model = choose_model()
     gallery_url = os.environ.get("FACE_GALLERY_URL") or f"sqlite:///{GALLERY}"
 
-    replicas: list[Child] = []
-    for i in range(args.face_replicas):
-        port = free_port()
-        replicas.append(
-            Child(
-                f"face-{i + 1}",
-                [python, "-m", "face_service"],
-                {
-                    "FACE_HOST": "127.0.0.1",
-                    "FACE_AUTH_TOKEN": token,
-                    "FACE_PORT": str(port),
-                    "FACE_WORKERS": os.environ.get("FACE_WORKERS") or workers,
-                    "FACE_METRICS_PORT": str(free_port()),
-                    "FACE_GALLERY_URL": gallery_url,
-                },
-                port,
-            )  # fmt: skip
-        )
-    for i in range(args.object_replicas):
-        port = free_port()
-        replicas.append(
-            Child(
-                f"object-{i + 1}",
-                [python, "-m", "object_service"],
-                {
-                    "OBJECT_HOST": "127.0.0.1",
-                    "OBJECT_AUTH_TOKEN": token,
-                    "OBJECT_PORT": str(port),
-                    "OBJECT_MODEL": model,
-                    "OBJECT_WORKERS": os.environ.get("OBJECT_WORKERS") or workers,
-                    "OBJECT_THREADS": os.environ.get("OBJECT_THREADS") or "1",
-                    "OBJECT_METRICS_PORT": str(free_port()),
-                },
-                port,
-            )  # fmt: skip
-        )
-    face_targets = ",".join(f"127.0.0.1:{c.port}" for c in replicas if c.name.startswith("face"))
-    object_targets = ",".join(
-        f"127.0.0.1:{c.port}" for c in replicas if c.name.startswith("object")
+    replicas = [
+        *(replica(python, "face", i, token, workers, FACE_GALLERY_URL=gallery_url)
+          for i in range(args.face_replicas)),
+        *(replica(python, "object", i, token, workers, OBJECT_MODEL=model,
+                  OBJECT_THREADS=os.environ.get("OBJECT_THREADS") or "1")
+          for i in range(args.object_replicas)),
+    ]  # fmt: skip
+    face_targets, object_targets = (
+        ",".join(f"127.0.0.1:{c.port}" for c in replicas if c.name.startswith(f"{service}-"))
+        for service in ("face", "object")
     )
     gateway_port = int(os.environ.get("GATEWAY_PORT") or 8000)
     gateway = Child(

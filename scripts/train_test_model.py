@@ -154,21 +154,22 @@ def main() -> int:
     threads = torch.get_num_threads()
     cfg = model_yaml(work / "yolov8n-shapes.yaml", len(CLASS_NAMES), DEPTH, WIDTH)
     model = YOLO(str(cfg), task="detect")
+    # What training and the held-out validation share: CPU, in-process data
+    # loading, runs under work/, no plots (plotting wants Arial.ttf, which it
+    # would download).
+    common = dict(
+        imgsz=IMGSZ, device="cpu", workers=0, plots=False, project=str(work / "runs"),
+        exist_ok=True, verbose=False,
+    )  # fmt: skip
     t_train = time.time()
     model.train(
         data=str(data),
-        imgsz=IMGSZ,
         epochs=args.epochs,
         batch=args.batch,
-        device="cpu",
-        workers=0,
         cache=False,
-        project=str(work / "runs"),
         name="train",
-        exist_ok=True,
         pretrained=False,
         amp=False,  # CPU; also skips the AMP check, which downloads yolo11n.pt
-        plots=False,  # plotting wants Arial.ttf, which it would download
         seed=SEED,
         deterministic=True,
         optimizer="AdamW",
@@ -179,7 +180,7 @@ def main() -> int:
         close_mosaic=3,
         flipud=0.5,
         patience=0,
-        verbose=False,
+        **common,
     )
     train_s = time.time() - t_train
     best = work / "runs" / "train" / "weights" / "best.pt"
@@ -187,19 +188,7 @@ def main() -> int:
 
     trained = YOLO(str(best))
     assert trained.names == dict(enumerate(CLASS_NAMES)), trained.names
-    metrics = trained.val(
-        data=str(heldout),
-        split="val",
-        imgsz=IMGSZ,
-        batch=16,
-        device="cpu",
-        workers=0,
-        plots=False,
-        project=str(work / "runs"),
-        name="heldout",
-        exist_ok=True,
-        verbose=False,
-    )
+    metrics = trained.val(data=str(heldout), split="val", batch=16, name="heldout", **common)
     box = metrics.box
     per_class = [
         (CLASS_NAMES[c], float(box.ap50[i]), float(box.ap[i]))

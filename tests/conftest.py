@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.images import encode
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
@@ -33,14 +35,6 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
-
-
-def encode(rgb: np.ndarray, fmt: str = ".png") -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(fmt, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return buf.tobytes()
 
 
 def corrupt_png(rgb: np.ndarray) -> bytes:

@@ -8,11 +8,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import redis
 
+from tests import support
 from tests.support import ROOT, free_port
 
 MASTER = "percept"
@@ -28,16 +28,8 @@ def sentinel_binary() -> str:
 
 
 def wait_until(check, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except (redis.RedisError, OSError):
-            found = None
-        if found:
-            return found
-        time.sleep(step)
-    raise AssertionError(f"{what}: not within {timeout} s")
+    """support.wait_until across a failover: a refused connection is "not yet"."""
+    return support.wait_until(check, timeout, what, step, errors=(redis.RedisError, OSError))
 
 
 class RedisNode:

@@ -11,8 +11,7 @@ import cv2
 import httpx
 import numpy as np
 
-from tests.support import ServerProcess
-from tests.videos import background
+from harness.videos import background
 
 WIDTH, HEIGHT = 640, 480
 # A vertical line down the middle (start at the top): a shape moving right
@@ -73,37 +72,6 @@ def crossing_clip(path: Path, fps: float = 10.0) -> ClipTruth:
             start = None
     # The jitter is around x=320: the centre alternates sides every frame.
     return ClipTruth(fps, len(xs), crossings_in=2, crossings_out=1, dwell_s=dwell)
-
-
-def write_frames(path: Path, frames: int, fps: float = 10.0) -> None:
-    """A plain clip of a circle drifting slowly (for sources that only need to run)."""
-    from object_service import synthetic
-
-    base = background(WIDTH, HEIGHT)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
-    for i in range(frames):
-        frame = base.copy()
-        synthetic.draw_shape(frame, synthetic.SQUARE, 200 + 2 * i, 200, 90, (20, 20, 220))
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-
-
-def worker_process(env: dict[str, str], name: str) -> ServerProcess:
-    """`python -m source_worker` (ready when its log says it started)."""
-
-    class Worker(ServerProcess):
-        def command(self):
-            import sys
-
-            return [sys.executable, "-m", "source_worker", "--worker-id", name,
-                    "--metrics-port", str(self.metrics_port)]  # fmt: skip
-
-        def ready(self) -> bool:
-            return "started" in self.log()
-
-    worker = Worker("source_worker", env=env)
-    worker.name = name
-    return worker
 
 
 def wait_status(
@@ -195,12 +163,3 @@ class RtspServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def threads_and_rss(pid: int) -> tuple[int, int]:
-    """A process's thread count and resident memory (kB), from /proc."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["Threads"]), int(fields["VmRSS"].split()[0])

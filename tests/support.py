@@ -1,29 +1,34 @@
-"""Test helpers: free ports, real server processes, health checks, metrics."""
+"""What the test modules share (they never import one another): the real
+processes of harness.processes, named here for them, and what only tests use:
+errors of gRPC calls, README sections, submitting a task and waiting for it,
+a Redis of a test's own, `make run`, the `percept` and `gateway keys` commands."""
 
 from __future__ import annotations
 
 import os
+import queue
 import re
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from harness.processes import (  # noqa: F401 - the tests import them from here
+    ROOT,
+    GatewayProcess,
+    ServerProcess,
+    create_key,
+    free_port,
+    fresh_db,
+    health_status,
+)
 
 
 def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:
@@ -33,183 +38,6 @@ def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:
         if isinstance(result, grpc.Call) and hasattr(result, "__next__"):
             list(result)
     return info.value
-
-
-def health_status(address: str, service: str = "", timeout: float = 2.0) -> int | None:
-    try:
-        with grpc.insecure_channel(address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            return stub.Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout
-            ).status
-    except grpc.RpcError:
-        return None
-
-
-@dataclass
-class ServerProcess:
-    """A real server process on a free port; stopped with SIGTERM."""
-
-    module: str
-    env: dict[str, str] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
-    log_path: Path | None = None
-
-    port: int = 0
-    host: str = "127.0.0.1"  # where it is reached (a test host's address, for netns servers)
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable, "-m", self.module, "--port", str(self.port),
-            "--metrics-port", str(self.metrics_port), *self.args,
-        ]  # fmt: skip
-
-    def ready(self) -> bool:
-        return health_status(self.address) == health_pb2.HealthCheckResponse.SERVING
-
-    def start(self, timeout: float = 180.0) -> ServerProcess:
-        """Start (or restart, on the same port) and wait until ready."""
-        self.port = self.port or free_port()
-        self.metrics_port = getattr(self, "metrics_port", None) or free_port()
-        self.address = f"{self.host}:{self.port}"
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
-            "YOLO_OFFLINE": "1",
-            **self.env,
-        }
-        self.log_path = self.log_path or Path(f"/tmp/percept-test-{self.module}-{self.port}.log")
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.command(), env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.module} exited with {self.proc.returncode}:\n{self.log()}"
-                )
-            if self.ready():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.module} not ready after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of a Prometheus sample from the server's /metrics, 0 when absent."""
-        text = (
-            urllib.request.urlopen(f"http://{self.host}:{self.metrics_port}/metrics", timeout=5)
-            .read()
-            .decode()
-        )
-        total = 0.0
-        for line in text.splitlines():
-            m = re.match(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
-            if not m:
-                continue
-            found = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-            if all(found.get(k) == v for k, v in labels.items()):
-                total += float(m.group(2))
-        return total
-
-    def signal(self, sig: int = signal.SIGTERM) -> None:
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout: float = 60.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-
-def fresh_db(redis_url: str, number: int) -> str:
-    """Database `number` of the Redis at `redis_url`, emptied: a test's own (make
-    test owns 9-15; the session gateway uses the URL's own database)."""
-    import redis
-
-    url = f"{redis_url.rsplit('/', 1)[0]}/{number}"
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
-def create_key(
-    redis_url: str, role: str = "admin", tenant: str | None = None, name: str = "tests", **limits
-) -> str:
-    """A new API key in the gateway's Redis (what `python -m gateway keys create`
-    does): without a tenant, in a tenant of its own."""
-    import asyncio
-
-    from gateway.keys import KeyStore, Limits
-    from gateway.redis_client import redis_client
-
-    async def create() -> str:
-        client = redis_client(redis_url)
-        try:
-            secret, _ = await KeyStore(client).create(name, tenant, role, Limits(**limits))
-            return secret
-        finally:
-            await client.aclose()
-
-    return asyncio.run(create())
-
-
-class GatewayProcess(ServerProcess):
-    """`python -m gateway` (or `gateway.worker`), ready when /healthz answers.
-
-    Unless GATEWAY_AUTH=disabled, an admin key is created for it first:
-    `api_key`, and `headers` to send it."""
-
-    api_key: str | None = None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-    def start(self, timeout: float = 180.0) -> GatewayProcess:
-        if (
-            self.api_key is None
-            and self.module == "gateway"
-            and self.env.get("GATEWAY_AUTH", "enabled") != "disabled"
-        ):
-            url = self.env.get("REDIS_URL") or os.environ.get(
-                "REDIS_URL", "redis://127.0.0.1:6379/0"
-            )
-            # The stack's admin key, in the tenant "default" as make run's: the
-            # tests that reach its collections with another key name it too.
-            self.api_key = create_key(url, tenant="default")
-        super().start(timeout)
-        return self
-
-    def client(self, **kwargs):
-        """An httpx client for this gateway, with its admin key."""
-        import httpx
-
-        return httpx.Client(base_url=self.url, headers=self.headers, **kwargs)
-
-    def command(self) -> list[str]:
-        if self.module == "gateway.worker":
-            return [sys.executable, "-m", self.module, *self.args]
-        return [sys.executable, "-m", self.module, "--port", str(self.port), *self.args]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def ready(self) -> bool:
-        if self.module == "gateway.worker":
-            return "dispatcher" in self.log() and "started" in self.log()
-        try:
-            return urllib.request.urlopen(f"{self.url}/healthz", timeout=2).status == 200
-        except OSError:
-            return False
 
 
 def readme_section(heading: str, text: str | None = None) -> str:
@@ -231,3 +59,170 @@ def readme_section(heading: str, text: str | None = None) -> str:
 def code_blocks(text: str, lang: str) -> list[str]:
     """The ```lang fenced blocks of a markdown text, in order."""
     return re.findall(rf"^```{lang}\n(.*?)^```", text, re.S | re.M)
+
+
+def submit(
+    http,
+    path: str,
+    content: bytes,
+    filename="upload.jpg",
+    content_type="image/jpeg",
+    data=None,
+    **params,
+):
+    """POST one file to a submit route (`params` go in the query string)."""
+    return http.post(
+        path, files={"file": (filename, content, content_type)}, data=data or {}, params=params
+    )
+
+
+def wait_until(
+    check,
+    timeout: float = 60.0,
+    what: str = "the condition",
+    step: float = 0.05,
+    errors: tuple[type[BaseException], ...] = (),
+):
+    """Poll `check()` until it returns something truthy, and return that: how a
+    test waits for an event it cannot subscribe to (never a bare sleep). An
+    exception of `errors` counts as "not yet"; `timeout` seconds fail the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = check()
+        except errors:
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(step)
+
+
+def wait_done(http, task_id: str, timeout: float = 120) -> dict:
+    """The task's body once it has finished (succeeded, failed or cancelled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = http.get(f"/api/task/{task_id}").json()
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} did not finish: {body}")
+
+
+class RedisServer:
+    """A redis-server of the test's own, restartable on the same port."""
+
+    def __init__(self, data_dir, aof: bool, args: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.dir = data_dir
+        self.aof = aof
+        self.args = args  # more redis-server options (--maxmemory ...)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        argv = [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+                "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
+                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
+                *self.args]  # fmt: skip
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # a clean shutdown: with AOF, fsynced
+            self.proc.wait(30)
+
+
+def gateway_keys(*args: str, redis_url: str) -> subprocess.CompletedProcess:
+    """`python -m gateway keys ARGS` against `redis_url`, as an operator runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERCEPT_")}
+    env.update(REDIS_URL=redis_url, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'gen'}")
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+class MakeRun:
+    """`make run` in its own session, its output read line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            ["make", "--no-print-directory", "run", "FACE_REPLICAS=1", "OBJECT_REPLICAS=1"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(
+            target=lambda: [self.lines.put(line) for line in self.proc.stdout], daemon=True
+        ).start()
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, "make run exited:\n" + "".join(self.seen)
+                continue
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r} in:\n" + "".join(self.seen))
+
+    def stop(self) -> None:
+        sid = os.getsid(self.proc.pid)
+        os.killpg(sid, signal.SIGINT)  # Ctrl-C
+        try:
+            self.proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(sid, signal.SIGKILL)
+            raise
+
+
+PERCEPT = Path(sys.executable).with_name("percept")
+
+
+def cli_env(gateway, **extra) -> dict[str, str]:
+    """The environment the `percept` command runs in against `gateway`."""
+    return {
+        **os.environ,
+        # The checkout's SDK and generated code first (an installed SDK may be another checkout's).
+        "PYTHONPATH": os.pathsep.join(
+            str(p) for p in (ROOT / "clients" / "python", ROOT, ROOT / "gen")
+        ),
+        "PERCEPT_URL": gateway.url,
+        "PERCEPT_API_KEY": gateway.api_key,
+        "COLUMNS": "160",
+        **extra,
+    }
+
+
+def run_percept(
+    gateway, *args: str, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess:
+    """The `percept` command against `gateway`, with its admin key (`env` adds to
+    or replaces cli_env's variables)."""
+    if not PERCEPT.exists():
+        pytest.fail(
+            f"{PERCEPT} is missing: `make setup` installs the SDK (clients/python) and its command"
+        )
+    return subprocess.run(
+        [str(PERCEPT), *args],
+        env=cli_env(gateway, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from percept import Kind
 
-from tests.faces import encode, photos
+from harness.faces import encode, photos
 from tests.support import ROOT, free_port
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(3600)]

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
+
 import pytest
 
-from tests.support import ROOT, GatewayProcess, ServerProcess
+from tests.support import (
+    ROOT,
+    GatewayProcess,
+    ServerProcess,
+    create_key,
+    free_port,
+    fresh_db,
+    run_percept,
+)
+from tests.webhooks_support import DELIVERY_ENV, DeliveryProcess
 
 FACE_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 FACE_MAX_IMAGE_PIXELS = 20_000_000
@@ -102,3 +115,44 @@ def gateway(face_server, object_server, redis_url):
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (the console's browser tests)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import ensure_tools
+    finally:
+        sys.path.pop(0)
+    executable = ensure_tools.chromium()
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=args)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def webhooks_stack(redis_url):
+    """An API process (subscriptions; no dispatchers, no delivery) and one
+    delivery process, sharing a fresh Redis database."""
+    url = fresh_db(redis_url, 14)
+    dead = f"127.0.0.1:{free_port()}"
+    env = {"REDIS_URL": url, "GATEWAY_FACE_TARGETS": dead, "GATEWAY_OBJECT_TARGETS": dead,
+           "GATEWAY_REPLICA_MONITOR": "false", **DELIVERY_ENV}  # fmt: skip
+    api = GatewayProcess("gateway", env={**env, "GATEWAY_DISPATCHERS": "false"}).start()
+    delivery = DeliveryProcess("gateway.webhooks_delivery", env=env).start(60)
+    api.redis_url, api.env_all = url, env
+    api.keys = {t: create_key(url, role="client", tenant=t) for t in ("acme", "globex")}
+    api.delivery = delivery
+    yield api
+    api.delivery.stop()
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def percept_cli(gateway):
+    """Runs the `percept` command against the session gateway: run(*args, timeout=, **env)."""
+    return functools.partial(run_percept, gateway)

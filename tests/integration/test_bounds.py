@@ -10,7 +10,6 @@ import select
 import shutil
 import socket
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -23,9 +22,15 @@ import redis
 
 from gateway.settings import GatewaySettings, redis_maxmemory
 from tests.conftest import encode
-from tests.integration.test_gateway import submit, wait_done
-from tests.integration.test_redis_restart import RedisServer
-from tests.support import GatewayProcess, create_key, fresh_db
+from tests.support import (
+    GatewayProcess,
+    RedisServer,
+    create_key,
+    fresh_db,
+    submit,
+    wait_done,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -89,18 +94,24 @@ def test_ten_big_videos_are_queued_within_the_cap_then_refused(
                     assert r.status_code == 503 and r.json()["error"]["code"] == "queue_full"
                     assert r.headers["retry-after"]
             assert codes == [202] * 3 + [503] * 7, codes  # 3 x 59 MiB fit under 200 MiB
-            time.sleep(2)  # Redis shrinks idle clients' query buffers within a second or so
-            info = store.info("memory")
-            queued = info["used_memory"] - redis_before
-            assert queued < QUEUE_CAP + 16 * MiB, (queued, info["used_memory_dataset"])
+
+            def held() -> int | None:  # Redis shrinks idle clients' query buffers within ~1 s
+                used = store.info("memory")["used_memory"] - redis_before
+                return used if used < QUEUE_CAP + 16 * MiB else None
+
+            queued = wait_until(held, 30, "Redis holding the queued uploads, and no more")
             for task_id in accepted:  # ending the tasks deletes their uploads
                 assert http.delete(f"/api/task/{task_id}").status_code == 200
             after_cancel = store.info("memory")["used_memory"] - redis_before
             assert after_cancel < 8 * MiB, after_cancel
             assert submit(http, "/api/detect/face/video", big_video, "v.avi",
                           "video/x-msvideo").status_code == 202  # room again  # fmt: skip
-            time.sleep(1)
-            settled = rss(gateway)
+
+            def settled_rss() -> int | None:
+                now = rss(gateway)
+                return now if now < baseline + 120 * MiB else None
+
+            settled = wait_until(settled_rss, 30, "the gateway's RSS back near its baseline")
         print(
             f"gateway RSS {baseline / MiB:.0f} MiB at rest, peak {max(peaks) / MiB:.0f} MiB, "
             f"{settled / MiB:.0f} MiB after; Redis held {queued / MiB:.0f} MiB of uploads "

@@ -8,7 +8,6 @@ import pty
 import re
 import select
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,50 +15,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video
 from object_service import synthetic
 from tests.conftest import corrupt_png, encode
-from tests.integration.test_face_service import FACE_PATCH
-from tests.support import ROOT, free_port
-from tests.videos import moving_patch_video
+from tests.support import PERCEPT, ROOT, cli_env, free_port
 
 pytestmark = pytest.mark.slow
 
-PERCEPT = Path(sys.executable).with_name("percept")
 FRAMES = 10
-
-
-def cli_env(gateway, **extra) -> dict[str, str]:
-    return {
-        **os.environ,
-        # The checkout's SDK and generated code first (an installed SDK may be another checkout's).
-        "PYTHONPATH": os.pathsep.join(
-            str(p) for p in (ROOT / "clients" / "python", ROOT, ROOT / "gen")
-        ),
-        "PERCEPT_URL": gateway.url,
-        "PERCEPT_API_KEY": gateway.api_key,
-        "COLUMNS": "160",
-        **extra,
-    }
-
-
-@pytest.fixture(scope="module")
-def percept_cli(gateway):
-    if not PERCEPT.exists():
-        pytest.fail(
-            f"{PERCEPT} is missing: `make setup` installs the SDK (clients/python) and its command"
-        )
-
-    def run(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(PERCEPT), *args],
-            env=cli_env(gateway, **env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=ROOT,
-        )
-
-    return run
 
 
 @pytest.fixture(scope="module")

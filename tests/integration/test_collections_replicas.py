@@ -17,7 +17,7 @@ from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc as face_grpc
 from psycopg.conninfo import conninfo_to_dict
 
-from tests import faces
+from harness import faces
 from tests.gallery_support import TcpProxy, pg_databases, postgres_url, within  # noqa: F401
 from tests.support import GatewayProcess, ServerProcess, fresh_db, health_status, rpc_error
 

@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from gateway import models
-from tests import faces
-from tests.integration.test_gateway import wait_done
-from tests.support import GatewayProcess, ServerProcess, create_key, fresh_db
+from harness import faces
+from tests.support import GatewayProcess, ServerProcess, create_key, fresh_db, wait_done
 
 pytestmark = pytest.mark.slow
 

@@ -5,22 +5,18 @@ mapped to the SDK's exceptions, and the CLI's tables, --json and exit codes."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import percept
 import pytest
 from percept import errors
 
-from tests import faces
-from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, fresh_db
+from harness import faces
+from tests.support import GatewayProcess, ServerProcess, create_key, fresh_db, run_percept
 
 pytestmark = pytest.mark.slow
-
-PERCEPT = Path(sys.executable).with_name("percept")
 
 
 @pytest.fixture(scope="module")
@@ -251,30 +247,7 @@ def test_grpc_clients_manage_collections_and_identify(face, photos):
 
 @pytest.fixture(scope="module")
 def cli(gateway):
-    if not PERCEPT.exists():
-        pytest.fail(f"{PERCEPT} is missing: `make setup` installs the SDK and its command")
-
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(
-                str(p) for p in (ROOT / "clients" / "python", ROOT, ROOT / "gen")
-            ),
-            "PERCEPT_URL": gateway.url,
-            "PERCEPT_API_KEY": gateway.api_key,
-            "COLUMNS": "200",
-        }
-        return subprocess.run(
-            [str(PERCEPT), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-        )
-
-    return run
+    return functools.partial(run_percept, gateway, COLUMNS="200")
 
 
 def test_cli_collections_faces_and_identify(cli, photos):

@@ -21,24 +21,22 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video
 from tests.conftest import encode
+from tests.console_support import PrefixProxy, Watched, console_url, screenshot, signed_in, started
 from tests.integration.conftest import DEMO_MODEL
-from tests.integration.test_face_service import FACE_PATCH
-from tests.integration.test_gateway import wait_done
 from tests.netlab import TinyDNS
-from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, free_port
-from tests.videos import moving_patch_video
+from tests.support import GatewayProcess, ServerProcess, create_key, free_port, wait_done
 
 pytestmark = pytest.mark.slow
 
@@ -146,62 +144,6 @@ def http(gateway):
 # --- the browser ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import ensure_tools
-    finally:
-        sys.path.pop(0)
-    executable = ensure_tools.chromium()
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=args)
-        yield browser
-        browser.close()
-
-
-class Watched:
-    """A page whose console errors and failed requests are collected."""
-
-    def __init__(self, page) -> None:
-        self.page = page
-        self.problems: list[str] = []
-        self.requests: list[str] = []
-        page.on(
-            "console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}")
-        )
-        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        # (data: and blob: URLs are the page's own: the favicon, a local upload's preview)
-        page.on(
-            "request",
-            lambda r: r.url.startswith(("data:", "blob:")) or self.requests.append(r.url),
-        )
-        page.on("requestfailed", self._failed)
-        page.on(
-            "response",
-            lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status} {r.url}"),
-        )
-
-    def _failed(self, request) -> None:
-        # The console aborts its own fetches (polls, event streams) when it
-        # leaves a page: those are not failures.
-        if "ERR_ABORTED" not in (request.failure or ""):
-            self.problems.append(f"request failed: {request.url} {request.failure}")
-
-    def check(self) -> None:
-        assert not self.problems, "\n".join(self.problems)
-
-
-def signed_in(context, url: str, key: str | None) -> None:
-    """The session cookie the console's sign-in sets (POST /api/session at `url`)."""
-    if key:
-        login = httpx.post(url.rstrip("/") + "/api/session", json={"api_key": key}, timeout=30)
-        login.raise_for_status()
-        token = login.cookies["percept_session"]
-        context.add_cookies([{"name": "percept_session", "value": token, "url": url}])
-
-
 @pytest.fixture
 def watched(browser, gateway):
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
@@ -211,24 +153,6 @@ def watched(browser, gateway):
     yield w
     context.close()
     w.check()
-
-
-def screenshot(page, name: str, full_page: bool = True) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"console-{name}.png"), full_page=full_page)
-
-
-def console_url(base: str, fragment: str = "") -> str:
-    return f"{base}/console/{fragment}"
-
-
-def started(server: GatewayProcess) -> GatewayProcess:
-    """Start a gateway while the browser runs: its admin key is made in a thread
-    of its own (Playwright's sync API holds this thread's event loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        server.api_key = pool.submit(create_key, server.env["REDIS_URL"]).result()
-    return server.start()
 
 
 # --- load -----------------------------------------------------------------------------
@@ -512,71 +436,6 @@ def test_console_apis_answer_what_their_models_document(http, face_png, tmp_path
 
 
 # --- a path prefix --------------------------------------------------------------------
-
-
-class PrefixProxy:
-    """A reverse proxy serving the gateway under /percept (it strips the prefix,
-    like nginx's `location /percept/ { proxy_pass http://gateway/; }`); any
-    request outside the prefix is a 404."""
-
-    def __init__(self, upstream: str, prefix: str = "/percept") -> None:
-        import uvicorn
-
-        self.upstream, self.prefix = upstream, prefix
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}{prefix}"
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            interface="asgi3",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    async def app(self, scope, receive, send) -> None:
-        path = scope["path"]
-        if not path.startswith(self.prefix + "/"):
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b"outside the prefix"})
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        target = self.upstream + path[len(self.prefix) :]
-        if scope["query_string"]:
-            target += "?" + scope["query_string"].decode()
-        # the Host header goes through: the gateway builds its URLs (status_url) from it
-        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-        async with httpx.AsyncClient(timeout=None) as client:
-            request = client.build_request(scope["method"], target, headers=headers, content=body)
-            response = await client.send(request, stream=True)
-            skip = {"content-length", "transfer-encoding", "connection"}
-            await send({
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": [(k.encode(), v.encode()) for k, v in response.headers.multi_items() if k.lower() not in skip],
-            })  # fmt: skip
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-            await response.aclose()
-
-    def __enter__(self) -> PrefixProxy:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def test_the_console_works_the_same_under_a_path_prefix(
@@ -866,7 +725,7 @@ def test_a_client_key_gets_its_tenants_pages_and_no_refusals(gateway, browser):
 def test_video_task_draws_each_track_in_its_colour_and_lists_the_tracks(
     gateway, http, watched, tmp_path
 ):
-    from tests.videos import tracking_shapes_video
+    from harness.videos import tracking_shapes_video
 
     video = tmp_path / "tracks.avi"
     tracking_shapes_video(video, seed=1, n_frames=24)

@@ -8,21 +8,20 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.integration.test_console import Watched, browser, signed_in  # noqa: F401 - fixture
-from tests.integration.test_webhooks import stack  # noqa: F401 - fixture
-from tests.webhook_receiver import Receiver
+from harness.webhook_receiver import Receiver
+from tests.console_support import Watched, signed_in
 
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS", "")
 
 
-def test_the_webhooks_page_subscribes_tests_and_sends_again(stack, browser):  # noqa: F811
+def test_the_webhooks_page_subscribes_tests_and_sends_again(webhooks_stack, browser):
     receiver = Receiver()
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     try:
-        signed_in(context, stack.url, stack.keys["acme"])
+        signed_in(context, webhooks_stack.url, webhooks_stack.keys["acme"])
         watched = Watched(context.new_page())
         page = watched.page
-        page.goto(f"{stack.url}/console/#/webhooks")
+        page.goto(f"{webhooks_stack.url}/console/#/webhooks")
         expect(page.locator("#webhook-table")).to_contain_text("No subscriptions yet")
         page.fill("input[name=url]", receiver.url)
         page.check("input[value='zone.entered']")

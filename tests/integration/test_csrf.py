@@ -24,9 +24,8 @@ import redis
 from gateway.app import create_app
 from gateway.csrf import SAFE_METHODS
 from gateway.settings import GatewaySettings
-from tests.integration import test_console
-from tests.integration.test_gateway import wait_done
-from tests.support import GatewayProcess, create_key, free_port, fresh_db
+from tests.console_support import console_url
+from tests.support import GatewayProcess, create_key, free_port, fresh_db, wait_done
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +36,6 @@ WINDOW_S = 10  # GATEWAY_LOGIN_WINDOW_S: short, so the test waits it out
 FAILURES = 10  # GATEWAY_LOGIN_FAILURES (the default)
 COLLECTION = "csrf-target"
 EVIL = "http://evil.example"
-
-browser = test_console.browser  # the console tests' Chromium (Debian's, through Playwright)
 
 
 @pytest.fixture(scope="module")
@@ -423,7 +420,7 @@ def test_a_page_on_another_port_changes_nothing_and_the_console_still_works(
     try:
         page = context.new_page()
         # the admin signs in to the console, in this browser, as a person would
-        page.goto(test_console.console_url(gw.url, "#/tasks"))
+        page.goto(console_url(gw.url, "#/tasks"))
         page.fill("#login-key", gw.api_key)
         page.click("#login-form button[type=submit]")
         expect(page.locator("#signout")).to_have_text("Sign out tests")
@@ -446,7 +443,7 @@ def test_a_page_on_another_port_changes_nothing_and_the_console_still_works(
         assert refused_403s(admin) - refused_before >= 9
 
         # the console itself still works: try-it submits a face task, then sign out
-        page.goto(test_console.console_url(gw.url, "#/try"))
+        page.goto(console_url(gw.url, "#/try"))
         page.select_option("select[name=kind]", "face_detection")
         (tmp_path / "z.jpg").write_bytes(zidane_bytes)
         page.set_input_files("input[name=file]", str(tmp_path / "z.jpg"))

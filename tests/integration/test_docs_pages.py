@@ -13,15 +13,13 @@ import httpx
 import pytest
 
 from gateway.kinds import KINDS
-from tests.integration.test_console import (  # the console tests' browser and helpers
+from tests.console_support import (
     PrefixProxy,
     Watched,
-    browser,  # noqa: F401 - a fixture
     signed_in,
     started,
 )
-from tests.integration.test_redis_restart import RedisServer
-from tests.support import GatewayProcess
+from tests.support import GatewayProcess, RedisServer
 
 pytestmark = pytest.mark.slow
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -79,7 +77,7 @@ def assert_operations_listed(page, base: str) -> None:
         expect(page.locator("h2", has_text=summary).first).to_be_visible()
 
 
-def test_docs_and_redoc_work_offline_with_the_console_session(browser, gateway):  # noqa: F811
+def test_docs_and_redoc_work_offline_with_the_console_session(browser, gateway):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tried = offline(context, gateway.url)
     signed_in(context, gateway.url, gateway.api_key)
@@ -94,7 +92,7 @@ def test_docs_and_redoc_work_offline_with_the_console_session(browser, gateway):
 
 
 def test_without_a_key_a_browser_is_led_to_the_sign_in_and_api_clients_get_401_json(
-    browser,  # noqa: F811
+    browser,
     gateway,
 ):
     for path in ("/docs", "/redoc"):
@@ -126,7 +124,7 @@ def test_without_a_key_a_browser_is_led_to_the_sign_in_and_api_clients_get_401_j
     assert not [p for p in watched.problems if "401" not in p], watched.problems
 
 
-def test_the_docs_work_under_a_path_prefix(browser, docs_redis):  # noqa: F811
+def test_the_docs_work_under_a_path_prefix(browser, docs_redis):
     prefixed = started(
         GatewayProcess("gateway", env=gateway_env(docs_redis, GATEWAY_ROOT_PATH="/percept"))
     )

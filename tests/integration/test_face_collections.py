@@ -15,7 +15,7 @@ from percept.common.v1 import image_pb2, video_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc as face_grpc
 
-from tests import faces
+from harness import faces
 from tests.support import ServerProcess, rpc_error
 
 pytestmark = pytest.mark.slow

@@ -16,14 +16,13 @@ from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 from PIL import Image
 
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video, read_frames
 from tests.conftest import encode
 from tests.integration.conftest import FACE_MAX_MESSAGE_BYTES
 from tests.support import rpc_error
-from tests.videos import moving_patch_video, read_frames
 
 pytestmark = pytest.mark.slow
-
-FACE_PATCH = (slice(40, 210), slice(140, 300))  # the astronaut's head, with margin
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ from percept.face.v1 import face_service_pb2_grpc as face_grpc
 from percept.object.v1 import object_service_pb2 as object_pb
 from percept.object.v1 import object_service_pb2_grpc as object_grpc
 
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video, moving_shapes_video
 from object_service import synthetic
 from tests.conftest import corrupt_png, encode
 from tests.integration.conftest import GATEWAY_MAX_IMAGE_BYTES
-from tests.integration.test_face_service import FACE_PATCH
-from tests.support import GatewayProcess
-from tests.videos import moving_patch_video, moving_shapes_video
+from tests.support import GatewayProcess, submit, wait_done, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -31,30 +31,6 @@ pytestmark = pytest.mark.slow
 def http(gateway):
     with gateway.client(timeout=120) as client:
         yield client
-
-
-def submit(
-    http,
-    path: str,
-    content: bytes,
-    filename="upload.jpg",
-    content_type="image/jpeg",
-    data=None,
-    **params,
-):
-    return http.post(
-        path, files={"file": (filename, content, content_type)}, data=data or {}, params=params
-    )
-
-
-def wait_done(http, task_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = http.get(f"/api/task/{task_id}").json()
-        if body["status"] in ("succeeded", "failed", "cancelled"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"task {task_id} did not finish: {body}")
 
 
 def boxes(items) -> list[tuple[float, float, float, float]]:
@@ -301,8 +277,12 @@ def test_unknown_and_expired_tasks(http, face_server, object_server, redis_url, 
     ).start()  # fmt: skip
     try:
         task_id = submit(short.client(), "/api/detect/face/image", zidane_bytes).json()["task_id"]
-        time.sleep(2.5)
-        gone = httpx.get(f"{short.url}/api/task/{task_id}", headers=short.headers)
+
+        def expired() -> httpx.Response | None:  # its record goes 1 s after it finishes
+            r = httpx.get(f"{short.url}/api/task/{task_id}", headers=short.headers)
+            return r if r.status_code == 410 else None
+
+        gone = wait_until(expired, 10, "the task expired")
         assert gone.status_code == 410 and "expired" in gone.json()["error"]["message"]
         assert (
             httpx.delete(f"{short.url}/api/task/{task_id}", headers=short.headers).status_code

@@ -21,8 +21,7 @@ from gateway.app import create_app
 from gateway.kinds import FACE, KINDS, TaskKind
 from gateway.results import face_image
 from gateway.settings import GatewaySettings
-from tests.integration.test_gateway import submit, wait_done
-from tests.support import create_key, free_port, fresh_db
+from tests.support import create_key, free_port, fresh_db, submit, wait_done
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.test_face_service import FACE_PATCH
-from tests.integration.test_gateway import submit, wait_done
-from tests.support import ROOT, GatewayProcess, ServerProcess, fresh_db
-from tests.videos import moving_patch_video
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video
+from tests.support import ROOT, GatewayProcess, ServerProcess, fresh_db, submit, wait_done
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from harness.videos import moving_patch_video
 from tests.support import ROOT, ServerProcess
-from tests.videos import moving_patch_video
 
 pytestmark = pytest.mark.slow
 

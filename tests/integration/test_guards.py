@@ -18,8 +18,7 @@ from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
 from tests.conftest import encode
-from tests.integration.test_gateway import submit, wait_done
-from tests.support import ServerProcess, fresh_db
+from tests.support import ServerProcess, fresh_db, submit, wait_done, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -121,22 +120,37 @@ def _info(server: ServerProcess):
         )
 
 
+def _busy_worker(server: ServerProcess) -> psutil.Process:
+    """A worker in the middle of a call: the replica has calls in flight and the
+    worker's CPU time grows between two polls (an idle worker's does not)."""
+    last: dict[int, float] = {}
+
+    def busy() -> psutil.Process | None:
+        found = None
+        for worker in _workers(server):
+            cpu = sum(worker.cpu_times()[:2])
+            if cpu - last.get(worker.pid, cpu) >= 0.02:
+                found = worker
+            last[worker.pid] = cpu
+        return found if found and _info(server).calls_in_flight else None
+
+    return wait_until(busy, 60, "a worker busy with a task")
+
+
 def test_a_killed_worker_costs_no_task(gateway, face_server, zidane_bytes):
+    restarts = _info(face_server).worker_restarts
     with gateway.client(timeout=120) as client:
         ids = [submit(client, "/api/detect/face/image", zidane_bytes).json()["task_id"]
                for _ in range(8)]  # fmt: skip
-        time.sleep(0.3)
-        victim = _workers(face_server)[0]
+        victim = _busy_worker(face_server)
         os.kill(victim.pid, signal.SIGKILL)
         tasks = [wait_done(client, task_id) for task_id in ids]
     assert [t["status"] for t in tasks] == ["succeeded"] * 8
     assert all(len(t["result"]["faces"]) == 1 for t in tasks)
-    for _ in range(100):
-        if _info(face_server).workers_ready == 2:
-            break
-        time.sleep(0.2)
-    info = _info(face_server)
-    assert info.workers_ready == 2 and info.worker_restarts >= 1  # replaced
+    info = wait_until(
+        lambda: (i := _info(face_server)).workers_ready == 2 and i, 20, "the worker replaced"
+    )
+    assert info.worker_restarts > restarts
     assert victim.pid not in [w.pid for w in _workers(face_server)]
 
 
@@ -148,11 +162,10 @@ def test_a_bloated_worker_is_recycled_after_its_call(zidane_bytes):
         first = [w.pid for w in _workers(server)]
         for _ in range(2):
             assert len(_detect(server.address, zidane_bytes).faces) == 1  # still answered
-        for _ in range(150):
-            if _info(server).worker_restarts >= 2 and _info(server).workers_ready == 1:
-                break
-            time.sleep(0.2)
-        assert _info(server).worker_restarts >= 2
+        wait_until(
+            lambda: (i := _info(server)).worker_restarts >= 2 and i.workers_ready == 1,
+            30, "the bloated worker recycled",
+        )  # fmt: skip
         assert first[0] not in [w.pid for w in _workers(server)]
     finally:
         server.stop()
@@ -193,12 +206,10 @@ def test_a_deadline_is_not_retried_and_frees_the_worker(redis_url, object_server
             assert task["status"] == "failed" and task["error"]["code"] == "deadline_exceeded"
             assert task["attempts"] == 1  # not retried as if a replica had been lost
             assert _info(face).calls_failed >= 1  # a timeout is the replica's, not the caller's
-            for _ in range(200):  # the worker stuck on it is replaced, not waited for
-                info = _info(face)
-                if info.worker_restarts >= 1 and info.workers_ready == 1:
-                    break
-                time.sleep(0.1)
-            assert info.worker_restarts >= 1 and info.workers_ready == 1
+            wait_until(  # the worker stuck on it is replaced, not waited for
+                lambda: (i := _info(face)).worker_restarts >= 1 and i.workers_ready == 1,
+                20, "the stuck worker replaced",
+            )  # fmt: skip
             quick = submit(http, "/api/detect/face/image", zidane_bytes, wait="true")
             assert quick.status_code == 200 and len(quick.json()["result"]["faces"]) == 1
     finally:

@@ -7,7 +7,6 @@ reservation is given back, also by clients that go away mid-upload."""
 from __future__ import annotations
 
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,8 +15,7 @@ import pytest
 import redis
 
 from tests.conftest import encode
-from tests.integration.test_gateway import submit
-from tests.support import GatewayProcess, create_key, fresh_db
+from tests.support import GatewayProcess, create_key, fresh_db, submit, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +28,6 @@ SMALL = MiB
 def gauge(http: httpx.Client, name: str) -> float:
     text = http.get("/metrics").text
     return float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
-
-
-def until(condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return value
 
 
 def multipart(image: bytes) -> tuple[bytes, str]:
@@ -109,7 +99,9 @@ def test_a_burst_of_uploads_stays_within_the_process_budget(redis_url, object_se
                 )
                 sock.sendall(head.encode() + body[: 100 * 1024])
                 stalled.append(sock)
-            until(lambda: gauge(admin, "percept_gateway_upload_bytes_inflight") >= 3 * len(big))
+            wait_until(
+                lambda: gauge(admin, "percept_gateway_upload_bytes_inflight") >= 3 * len(big)
+            )
             refused = submit(admin, "/api/detect/object/image", big, "n.png", "image/png")
             assert refused.status_code == 503, refused.text  # after waiting its turn in vain
             error = refused.json()["error"]
@@ -122,7 +114,7 @@ def test_a_burst_of_uploads_stays_within_the_process_budget(redis_url, object_se
             # 3. they go away mid-upload: their bytes are given back
             for sock in stalled:
                 sock.close()
-            until(lambda: gauge(admin, "percept_gateway_upload_bytes_inflight") == 0)
+            wait_until(lambda: gauge(admin, "percept_gateway_upload_bytes_inflight") == 0)
             again = submit(admin, "/api/detect/object/image", big, "n.png", "image/png")
             assert again.status_code == 202, again.text
             assert gauge(admin, "percept_gateway_upload_bytes_inflight") == 0

@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from gateway.settings import GatewaySettings, redis_maxmemory
+from harness.shapes import scene_of_reliable_size
 from tests.conftest import encode
-from tests.integration.test_object_service import scene_of_reliable_size
 from tests.support import ROOT, free_port
 
 pytestmark = pytest.mark.slow

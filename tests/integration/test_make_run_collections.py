@@ -5,59 +5,15 @@ default (.run/face-gallery.sqlite3). The test's collection is deleted at the end
 from __future__ import annotations
 
 import os
-import queue
-import re
-import signal
-import subprocess
-import threading
-import time
 import uuid
 
 import httpx
 import pytest
 
-from tests import faces
-from tests.support import ROOT, create_key, free_port, fresh_db
+from harness import faces
+from tests.support import ROOT, MakeRun, create_key, free_port, fresh_db
 
 pytestmark = pytest.mark.slow
-
-
-class MakeRun:
-    """`make run` in its own session, its output read line by line."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            ["make", "--no-print-directory", "run", "FACE_REPLICAS=1", "OBJECT_REPLICAS=1"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )  # fmt: skip
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(
-            target=lambda: [self.lines.put(line) for line in self.proc.stdout], daemon=True
-        ).start()
-
-    def wait_for(self, pattern: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                assert self.proc.poll() is None, "make run exited:\n" + "".join(self.seen)
-                continue
-            self.seen.append(line)
-            if re.search(pattern, line):
-                return line
-        raise AssertionError(f"no line matching {pattern!r} in:\n" + "".join(self.seen))
-
-    def stop(self) -> None:
-        sid = os.getsid(self.proc.pid)
-        os.killpg(sid, signal.SIGINT)  # Ctrl-C
-        try:
-            self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(sid, signal.SIGKILL)
-            raise
 
 
 def test_collections_survive_make_run_restarts(redis_url):

@@ -14,8 +14,7 @@ import textwrap
 
 import pytest
 
-from tests.integration.test_make_run_collections import MakeRun
-from tests.support import ROOT, free_port
+from tests.support import ROOT, MakeRun, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from tests.integration.test_webhooks import DeliveryProcess, publish_many
 from tests.support import free_port, fresh_db
+from tests.webhooks_support import DeliveryProcess, publish_many
 
 MOSQUITTO = "/usr/sbin/mosquitto"  # Debian's mosquitto (scripts/ensure_tools.py installs it)
 

@@ -13,9 +13,8 @@ from percept.common.v1 import image_pb2
 from percept.face.v1 import face_service_pb2 as face_pb
 from percept.face.v1 import face_service_pb2_grpc as face_grpc
 
+from harness.faces import FACE_PATCH
 from tests.conftest import encode
-from tests.integration.test_cli import percept_cli  # noqa: F401 - a fixture
-from tests.integration.test_face_service import FACE_PATCH
 
 pytestmark = pytest.mark.slow
 
@@ -193,7 +192,7 @@ def test_dot_ids_are_invalid_argument_over_grpc(stub, face_jpeg, collection, dot
 
 
 @pytest.mark.parametrize("dots", DOTS)
-def test_the_cli_says_the_same(percept_cli, dots):  # noqa: F811 - the imported fixture
+def test_the_cli_says_the_same(percept_cli, dots):
     created = percept_cli("collections", "create", dots)
     assert created.returncode == 2, created.stderr  # a usage error
     said = " ".join(created.stderr.split())

@@ -24,9 +24,7 @@ import redis
 
 from gateway.jobs import GROUP, Claimed, JobStore, Status
 from gateway.kinds import KINDS
-from tests.integration.test_gateway import submit, wait_done
-from tests.integration.test_redis_restart import RedisServer
-from tests.support import GatewayProcess
+from tests.support import GatewayProcess, RedisServer, submit, wait_done
 
 pytestmark = pytest.mark.slow
 

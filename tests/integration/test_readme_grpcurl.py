@@ -24,12 +24,12 @@ from percept.object.v1 import object_service_pb2 as object_pb
 from percept.object.v1 import object_service_pb2_grpc
 from skimage import data
 
+from harness.faces import FACE_PATCH
+from harness.shapes import HELD_OUT_SEED, scene_of_reliable_size
+from harness.videos import moving_patch_video, read_frames
 from object_service import synthetic
 from tests.conftest import encode
-from tests.integration.test_face_service import FACE_PATCH
-from tests.integration.test_object_service import HELD_OUT_SEED, scene_of_reliable_size
 from tests.support import ROOT
-from tests.videos import moving_patch_video, read_frames
 
 pytestmark = pytest.mark.slow
 

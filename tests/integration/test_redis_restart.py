@@ -5,51 +5,15 @@ While Redis is down, submits answer 503 with Retry-After."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 
 import httpx
 import pytest
-import redis
 
-from tests.integration.test_gateway import submit, wait_done
-from tests.support import GatewayProcess, create_key, free_port
+from tests.support import GatewayProcess, RedisServer, create_key, submit, wait_done, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-class RedisServer:
-    """A redis-server of the test's own, restartable on the same port."""
-
-    def __init__(self, data_dir, aof: bool, args: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        self.dir = data_dir
-        self.aof = aof
-        self.args = args  # more redis-server options (--maxmemory ...)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> RedisServer:
-        argv = [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-                "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
-                *self.args]  # fmt: skip
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # a clean shutdown: with AOF, fsynced
-            self.proc.wait(30)
 
 
 def test_without_persistence_the_gateway_recovers_by_itself(
@@ -59,7 +23,7 @@ def test_without_persistence_the_gateway_recovers_by_itself(
     env = {"REDIS_URL": store.url, "GATEWAY_FACE_TARGETS": face_server.address,
            "GATEWAY_OBJECT_TARGETS": object_server.address}  # fmt: skip
     gateway = GatewayProcess("gateway", env=env).start()
-    outcomes: list[tuple[float, int, str | None]] = []
+    outcomes: list[tuple[float, float, int, str | None]] = []  # sent, answered, status, task
     stop = threading.Event()
     key = [gateway.api_key]
 
@@ -67,24 +31,29 @@ def test_without_persistence_the_gateway_recovers_by_itself(
         with httpx.Client(base_url=gateway.url, timeout=30) as client:
             while not stop.is_set():
                 client.headers["Authorization"] = f"Bearer {key[0]}"
+                sent = time.monotonic()
                 try:
                     r = submit(client, "/api/detect/face/image", zidane_bytes)
                 except httpx.TransportError as exc:  # a reset would land here
-                    outcomes.append((time.monotonic(), -1, repr(exc)))
+                    outcomes.append((sent, time.monotonic(), -1, repr(exc)))
                     continue
                 task = r.json().get("task_id") if r.status_code == 202 else None
                 outcomes.append(
-                    (time.monotonic(), r.status_code, task or r.headers.get("retry-after"))
+                    (sent, time.monotonic(), r.status_code, task or r.headers.get("retry-after"))
                 )
                 time.sleep(0.05)
 
     thread = threading.Thread(target=load, daemon=True)
     try:
         thread.start()
-        time.sleep(2)
+        wait_until(
+            lambda: sum(code == 202 for _, _, code, _ in outcomes) >= 3, 60, "submits accepted"
+        )
         store.stop()
         down_at = time.monotonic()
-        time.sleep(2)
+        wait_until(
+            lambda: sum(sent > down_at for sent, _, _, _ in outcomes) >= 3, 60, "submits while down"
+        )
         with gateway.client(timeout=10) as http:
             assert http.get("/readyz").status_code == 503  # not ready while Redis is down
         up_at = time.monotonic()
@@ -100,16 +69,22 @@ def test_without_persistence_the_gateway_recovers_by_itself(
                     break
                 time.sleep(0.1)
             assert recovered is not None, http.get("/readyz").json()
-            time.sleep(3)
+            wait_until(
+                lambda: sum(code == 202 and sent > back_at + 0.5 for sent, _, code, _ in outcomes) >= 5,
+                60, "submits accepted again",
+            )  # fmt: skip
             stop.set()
             thread.join(30)
-            during = [o for o in outcomes if down_at < o[0] < up_at]
-            assert during and all(code == 503 for _, code, _ in during), [
-                o for o in during if o[1] != 503
+            # sent and answered while Redis was down
+            during = [o for o in outcomes if down_at < o[0] and o[1] < up_at]
+            assert during and all(code == 503 for _, _, code, _ in during), [
+                o for o in during if o[2] != 503
             ]
-            assert all(retry is not None for _, _, retry in during)  # Retry-After
-            assert all(code in (202, 503, 401) for _, code, _ in outcomes), outcomes
-            after = [task for t, code, task in outcomes if code == 202 and t > back_at + 0.5]
+            assert all(retry is not None for _, _, _, retry in during)  # Retry-After
+            assert all(code in (202, 503, 401) for _, _, code, _ in outcomes), outcomes
+            after = [
+                task for sent, _, code, task in outcomes if code == 202 and sent > back_at + 0.5
+            ]
             assert len(after) >= 5
             assert [wait_done(http, task)["status"] for task in after] == ["succeeded"] * len(after)
         print(f"ready again {recovered:.2f} s after Redis came back; {len(during)} submits refused "

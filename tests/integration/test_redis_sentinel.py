@@ -25,10 +25,9 @@ import redis
 from gateway.errors import ApiError
 from gateway.jobs import JobStore
 from gateway.kinds import KINDS
-from tests import faces
-from tests.integration.test_gateway_keys_cli import keys as gateway_keys
+from harness import faces
 from tests.redis_ha import RedisNode, SentinelSetup, wait_until
-from tests.support import GatewayProcess, free_port
+from tests.support import GatewayProcess, free_port, gateway_keys
 
 pytestmark = pytest.mark.slow
 

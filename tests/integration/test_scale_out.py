@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.test_gateway import submit, wait_done
 from tests.netlab import NetLab, TinyDNS
-from tests.support import GatewayProcess, ServerProcess
+from tests.support import GatewayProcess, ServerProcess, submit, wait_done
 
 pytestmark = [
     pytest.mark.slow,

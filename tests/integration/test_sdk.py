@@ -20,11 +20,11 @@ import pytest
 from percept import Kind, TaskStatus
 from percept.types import FrameEvent, ProgressEvent, StatusEvent
 
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video, moving_shapes_video
 from object_service import synthetic
 from tests.conftest import corrupt_png, encode
-from tests.integration.test_face_service import FACE_PATCH
 from tests.support import ServerProcess, free_port
-from tests.videos import moving_patch_video, moving_shapes_video
 
 pytestmark = pytest.mark.slow
 
@@ -280,7 +280,7 @@ def test_grpc_compare_and_model_info(grpc_client, astronaut, zidane_bytes):
 
 
 def test_grpc_live_frames_equal_the_video_stream(grpc_client, face_video, shapes_video):
-    from tests.videos import read_frames
+    from harness.videos import read_frames
 
     rgb_frames = read_frames(face_video)
     video = list(grpc_client.detect_faces_in_video(face_video))
@@ -313,7 +313,7 @@ def test_grpc_video_by_uri_and_its_errors(grpc_client, video_dir, face_video, zi
 
 
 def test_async_grpc_client(face_server, object_server, face_video, zidane_bytes, scene):
-    from tests.videos import read_frames
+    from harness.videos import read_frames
 
     rgb, _ = scene
 

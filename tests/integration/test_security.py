@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 import redis
 
-from tests.integration.test_face_service import FACE_PATCH
-from tests.integration.test_gateway import submit, wait_done
-from tests.support import ROOT, GatewayProcess, create_key, fresh_db
-from tests.videos import moving_patch_video
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video
+from tests.support import ROOT, GatewayProcess, create_key, fresh_db, submit, wait_done
 
 pytestmark = pytest.mark.slow
 

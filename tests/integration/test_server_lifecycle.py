@@ -16,9 +16,9 @@ from percept.common.v1 import video_pb2
 from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
-from tests.integration.test_face_service import FACE_PATCH
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video
 from tests.support import ServerProcess
-from tests.videos import moving_patch_video
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.test_console import browser  # noqa: F401 - the fixture
+from harness.processes import threads_and_rss, worker_process
+from harness.videos import write_frames
 from tests.sources_support import (
     LINE,
     ZONE,
@@ -27,12 +28,9 @@ from tests.sources_support import (
     crossing_clip,
     ensure_tool,
     events_of,
-    threads_and_rss,
     wait_status,
-    worker_process,
-    write_frames,
 )
-from tests.support import GatewayProcess, create_key, fresh_db
+from tests.support import GatewayProcess, create_key, fresh_db, wait_until
 
 LIVE = "live"
 
@@ -314,9 +312,11 @@ def test_a_killed_worker_hands_its_sources_over(stack, tenants, loop_clip):
                 time.sleep(0.5)
             shares = [r.get(store.lease_key(sid)) for sid in ids]
             assert len(set(shares)) == 2, shares
-            time.sleep(2)
-            total = sum(w.metric("percept_source_worker_sources") for w in stack["workers"])
-            assert total == len(ids)
+            wait_until(
+                lambda: all(w.metric("percept_source_worker_sources") == shares.count(w.name)
+                            for w in stack["workers"]),
+                30, "each worker running the sources it leases, and no other",
+            )  # fmt: skip
         finally:
             for sid in ids:
                 c.delete(f"/api/sources/{sid}")
@@ -492,7 +492,7 @@ def _runs(c: httpx.Client, url: str) -> dict:
 
 
 def test_an_mjpeg_stream_over_http_works_the_same(stack, tenants, loop_clip):
-    from tests.videos import read_frames
+    from harness.videos import read_frames
 
     _Mjpeg.frames = [
         cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
@@ -584,9 +584,9 @@ def test_the_console_shows_sources_live_and_draws_rules_on_the_frame(
     stack,
     tenants,
     loop_clip,
-    browser,  # noqa: F811 - test_console's fixture
+    browser,
 ):
-    from tests.integration.test_console import Watched, screenshot, signed_in
+    from tests.console_support import Watched, screenshot, signed_in
 
     gateway = stack["gateway"]
     with client(stack, tenants["acme"]) as c:
@@ -638,7 +638,7 @@ def test_the_console_shows_sources_live_and_draws_rules_on_the_frame(
 
 
 def test_a_face_source_identifies_enrolled_people_once_per_track(stack, tenants, media_dir):
-    from tests import faces
+    from harness import faces
 
     path = media_dir / "heads.avi"
     faces.moving_heads_video(path, ("astronaut", "zidane"), n_frames=80)

@@ -13,8 +13,7 @@ from percept.face.v1 import face_service_pb2 as pb
 from percept.face.v1 import face_service_pb2_grpc
 
 from scripts.make_certs import certificate, pem, write_pki
-from tests.integration.test_gateway import submit
-from tests.support import GatewayProcess, ServerProcess, free_port, fresh_db, health_status
+from tests.support import GatewayProcess, ServerProcess, free_port, fresh_db, health_status, submit
 
 pytestmark = pytest.mark.slow
 

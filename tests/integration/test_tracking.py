@@ -17,11 +17,11 @@ from percept.face.v1 import face_service_pb2_grpc as face_grpc
 from percept.object.v1 import object_service_pb2 as pb
 from percept.object.v1 import object_service_pb2_grpc
 
-from tests import faces
+from harness import faces
+from harness.videos import read_frames, tracking_shapes_video
 from tests.conftest import encode
 from tests.support import rpc_error
 from tests.tracking_support import accumulate, score
-from tests.videos import read_frames, tracking_shapes_video
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ from percept.common.v1 import video_pb2
 from percept.object.v1 import object_service_pb2 as pb
 from percept.object.v1 import object_service_pb2_grpc
 
+from harness.videos import tracking_shapes_video
 from tests.conftest import encode
-from tests.integration.test_gateway import submit, wait_done
-from tests.videos import tracking_shapes_video
+from tests.support import run_percept, submit, wait_done
 
 pytestmark = pytest.mark.slow
 
@@ -151,28 +151,25 @@ CLI_COLLECTION = "tracking-cli"
 
 
 def test_cli_prints_the_tracks_table_and_json_the_summary(gateway, http, clip, tmp_path):
-    from tests.integration.test_video_partial import percept_cli
-
     video = tmp_path / "shapes.avi"
     video.write_bytes(clip)
-    shown = percept_cli(gateway, "detect", "object", str(video))
+    shown = run_percept(gateway, "detect", "object", str(video))
     assert shown.returncode == 0, shown.stderr
     assert "4 tracks" in shown.stdout
     table = shown.stdout[shown.stdout.index("4 tracks") :]
     assert (table.count("circle"), table.count("square"), table.count("triangle")) == (2, 1, 1)
     assert "first frame" in table and "best frame" in table
-    as_json = percept_cli(gateway, "detect", "object", str(video), "--json")
+    as_json = run_percept(gateway, "detect", "object", str(video), "--json")
     (item,) = json.loads(as_json.stdout)
     tracks = item["result"]["summary"]["tracks"]
     assert sorted(t["label"] for t in tracks) == ["circle", "circle", "square", "triangle"]
-    off = percept_cli(gateway, "detect", "object", str(video), "--tracker", "off", "--json")
+    off = run_percept(gateway, "detect", "object", str(video), "--tracker", "off", "--json")
     (item,) = json.loads(off.stdout)
     assert item["result"]["summary"]["tracks"] == []
 
 
 def test_cli_identify_names_each_track(gateway, http, tmp_path):
-    from tests import faces
-    from tests.integration.test_video_partial import percept_cli
+    from harness import faces
 
     created = http.post("/api/collections", json={"collection_id": CLI_COLLECTION})
     assert created.status_code == 201, created.text
@@ -186,11 +183,11 @@ def test_cli_identify_names_each_track(gateway, http, tmp_path):
             assert enrolled.status_code == 201, enrolled.text
         video = tmp_path / "crossing.avi"
         faces.crossing_heads_video(video, ("astronaut", "grace-hopper"), n_frames=20)
-        shown = percept_cli(gateway, "identify", str(video), "--collection", CLI_COLLECTION)
+        shown = run_percept(gateway, "identify", str(video), "--collection", CLI_COLLECTION)
         assert shown.returncode == 0, shown.stderr
         table = shown.stdout[shown.stdout.index("2 tracks") :]
         assert "astronaut (0." in table and "grace-hopper (0." in table
-        as_json = percept_cli(
+        as_json = run_percept(
             gateway, "identify", str(video), "--collection", CLI_COLLECTION, "--json"
         )
         (item,) = json.loads(as_json.stdout)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import subprocess
 
 import grpc
 import httpx
@@ -20,10 +19,9 @@ from percept.face.v1 import face_service_pb2_grpc as face_grpc
 from percept.object.v1 import object_service_pb2 as object_pb
 from percept.object.v1 import object_service_pb2_grpc as object_grpc
 
-from tests.integration.test_cli import PERCEPT, cli_env
-from tests.integration.test_face_service import FACE_PATCH
-from tests.support import ROOT
-from tests.videos import moving_patch_video, mp4_video, stretch_mp4, truncate
+from harness.faces import FACE_PATCH
+from harness.videos import moving_patch_video, mp4_video, stretch_mp4, truncate
+from tests.support import run_percept
 
 pytestmark = pytest.mark.slow
 
@@ -230,23 +228,12 @@ def test_sdk_reads_the_summary_over_rest_and_grpc(gateway, face_server, videos):
     assert all(f.summary is None for f in frames[:-1])
 
 
-def percept_cli(gateway, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(PERCEPT), *args],
-        env=cli_env(gateway),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-
-
 def test_cli_prints_the_reason_of_a_partial_video(gateway, videos):
-    shown = percept_cli(gateway, "detect", "face", str(videos["cut-face.avi"]))
+    shown = run_percept(gateway, "detect", "face", str(videos["cut-face.avi"]))
     assert shown.returncode == 0, shown.stderr  # it succeeded: the frames it had are shown
     assert "partial video" in shown.stderr and "could not be decoded from frame" in shown.stderr
-    as_json = percept_cli(gateway, "detect", "face", str(videos["cut-face.avi"]), "--json")
+    as_json = run_percept(gateway, "detect", "face", str(videos["cut-face.avi"]), "--json")
     (item,) = json.loads(as_json.stdout)
     check_partial(item["result"]["summary"], item["result"]["frames"], "cut-face.avi")
-    intact = percept_cli(gateway, "detect", "face", str(videos["face.avi"]))
+    intact = run_percept(gateway, "detect", "face", str(videos["face.avi"]))
     assert intact.returncode == 0 and "partial" not in intact.stderr

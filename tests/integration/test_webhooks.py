@@ -3,7 +3,6 @@ on loopback verifying every delivery with the `standardwebhooks` package."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -16,71 +15,24 @@ import httpx
 import numpy as np
 import percept
 import pytest
-import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gateway import events
+from harness.webhook_receiver import Receiver, outage
 from tests.conftest import encode
-from tests.support import ROOT, GatewayProcess, create_key, free_port, fresh_db
-from tests.webhook_receiver import Receiver, outage
+from tests.support import ROOT, GatewayProcess
+from tests.webhooks_support import DeliveryProcess, publish_many
 
 # The issue's outage is 60 s while 1,000 events are produced; the suite keeps
 # the 1,000 events and shortens the outage (WEBHOOK_OUTAGE_S=60 for the full one).
 OUTAGE_S = float(os.environ.get("WEBHOOK_OUTAGE_S", "6"))
 EVENTS_IN_OUTAGE = 1000
 
-DELIVERY_ENV = {
-    "GATEWAY_WEBHOOK_ALLOW_PRIVATE": "true",  # the tests' receivers are on loopback
-    "GATEWAY_WEBHOOK_TIMEOUT_S": "3",
-    "GATEWAY_WEBHOOK_BACKOFF_S": "0.2",
-    "GATEWAY_WEBHOOK_BACKOFF_MAX_S": "2",
-}
-
-
-class DeliveryProcess(GatewayProcess):
-    """python -m gateway.webhooks_delivery: ready once its loops run."""
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "gateway.webhooks_delivery"]
-
-    def ready(self) -> bool:
-        return "webhook delivery started" in self.log()
-
-
-def publish_many(url: str, tenant: str, items: list[tuple[str, dict]]) -> list[str]:
-    async def go() -> list[str]:
-        client = aioredis.from_url(url, decode_responses=True)
-        try:
-            return [await events.publish(client, tenant, t, d) for t, d in items]
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
-
-
-@pytest.fixture(scope="module")
-def stack(redis_url):
-    """An API process (subscriptions; no dispatchers, no delivery) and one
-    delivery process, sharing a fresh Redis database."""
-    url = fresh_db(redis_url, 14)
-    dead = f"127.0.0.1:{free_port()}"
-    env = {"REDIS_URL": url, "GATEWAY_FACE_TARGETS": dead, "GATEWAY_OBJECT_TARGETS": dead,
-           "GATEWAY_REPLICA_MONITOR": "false", **DELIVERY_ENV}  # fmt: skip
-    api = GatewayProcess("gateway", env={**env, "GATEWAY_DISPATCHERS": "false"}).start()
-    delivery = DeliveryProcess("gateway.webhooks_delivery", env=env).start(60)
-    api.redis_url, api.env_all = url, env
-    api.keys = {t: create_key(url, role="client", tenant=t) for t in ("acme", "globex")}
-    api.delivery = delivery
-    yield api
-    api.delivery.stop()
-    api.stop()
-
 
 @pytest.fixture(autouse=True)
-def _unsubscribe(stack):
+def _unsubscribe(webhooks_stack):
     """Each test's subscriptions go with it (their receivers close)."""
     yield
-    with stack.client(timeout=60) as admin:
+    with webhooks_stack.client(timeout=60) as admin:
         for sub in admin.get("/api/webhooks").json():
             admin.delete(f"/api/webhooks/{sub['id']}")
 
@@ -117,14 +69,14 @@ def verified(receiver: Receiver, secret: str) -> list[dict]:
     return [hook.verify(r.body, r.headers) for r in receiver.received]
 
 
-def test_deliveries_are_signed_logged_and_tamper_evident(stack):
+def test_deliveries_are_signed_logged_and_tamper_evident(webhooks_stack):
     receiver = Receiver()
     try:
-        with as_tenant(stack, "acme") as acme:
+        with as_tenant(webhooks_stack, "acme") as acme:
             sub = subscribe(acme, receiver.url, types=("zone.entered", "task.cancelled"))
             assert "secret" not in acme.get(f"/api/webhooks/{sub['id']}").json()  # shown once
             ids = publish_many(
-                stack.redis_url,
+                webhooks_stack.redis_url,
                 "acme",
                 [("zone.entered", {"source_id": "cam1", "zone": "door", "n": i}) for i in range(20)]
                 + [("zone.left", {"source_id": "cam1"})],
@@ -164,7 +116,9 @@ def test_deliveries_are_signed_logged_and_tamper_evident(stack):
             # rotation: both secrets sign for the overlap, the new one is shown once
             rotated = acme.post(f"/api/webhooks/{sub['id']}/rotate").json()
             assert rotated["secret"] != sub["secret"] and rotated["previous_secret_valid_until"]
-            more = publish_many(stack.redis_url, "acme", [("zone.entered", {"source_id": "c"})])
+            more = publish_many(
+                webhooks_stack.redis_url, "acme", [("zone.entered", {"source_id": "c"})]
+            )
             assert receiver.wait_for(lambda r: more[0] in r.ids(), 60)
             last = next(r for r in receiver.received if r.headers["webhook-id"] == more[0])
             assert len(last.headers["webhook-signature"].split(" ")) == 2
@@ -174,14 +128,14 @@ def test_deliveries_are_signed_logged_and_tamper_evident(stack):
         receiver.close()
 
 
-def test_an_outage_loses_nothing_and_duplicates_keep_their_id(stack):
+def test_an_outage_loses_nothing_and_duplicates_keep_their_id(webhooks_stack):
     receiver = Receiver(status=outage(OUTAGE_S))
     try:
-        with as_tenant(stack, "acme") as acme:
+        with as_tenant(webhooks_stack, "acme") as acme:
             sub = subscribe(acme, receiver.url, types=("track.started",))
             items = [("track.started", {"source_id": f"cam{i % 4}", "track": i})
                      for i in range(EVENTS_IN_OUTAGE)]  # fmt: skip
-            ids = publish_many(stack.redis_url, "acme", items)
+            ids = publish_many(webhooks_stack.redis_url, "acme", items)
             delivered = receiver.wait_for(lambda r: set(ids) <= r.ok_ids(), 120 + 3 * OUTAGE_S)
             assert delivered, len(set(ids) - receiver.ok_ids())
             assert len(receiver.received) > len(ids), "the outage caused no retries"
@@ -212,22 +166,22 @@ def test_an_outage_loses_nothing_and_duplicates_keep_their_id(stack):
         receiver.close()
 
 
-def test_a_killed_delivery_process_loses_nothing(stack):
+def test_a_killed_delivery_process_loses_nothing(webhooks_stack):
     receiver = Receiver(delay_s=0.02)
     try:
-        with as_tenant(stack, "globex") as globex:
+        with as_tenant(webhooks_stack, "globex") as globex:
             sub = subscribe(globex, receiver.url, types=("line.crossed",))
-            ids = publish_many(stack.redis_url, "globex", [
+            ids = publish_many(webhooks_stack.redis_url, "globex", [
                 ("line.crossed", {"source_id": "gate", "n": i}) for i in range(400)
             ])  # fmt: skip
             assert receiver.wait_for(lambda r: len(r.received) >= 40, 60)
-            stack.delivery.proc.send_signal(signal.SIGKILL)
-            stack.delivery.proc.wait()
+            webhooks_stack.delivery.proc.send_signal(signal.SIGKILL)
+            webhooks_stack.delivery.proc.wait()
             got_before = len(receiver.ids())
             assert got_before < len(ids), "the burst ended before the kill"
-            stack.delivery = DeliveryProcess("gateway.webhooks_delivery", env=stack.env_all).start(
-                60
-            )
+            webhooks_stack.delivery = DeliveryProcess(
+                "gateway.webhooks_delivery", env=webhooks_stack.env_all
+            ).start(60)
             assert receiver.wait_for(lambda r: set(ids) <= r.ids(), 180), len(
                 set(ids) - receiver.ids()
             )
@@ -236,13 +190,13 @@ def test_a_killed_delivery_process_loses_nothing(stack):
         receiver.close()
 
 
-def test_a_slow_receiver_does_not_hold_back_another_subscription(stack):
+def test_a_slow_receiver_does_not_hold_back_another_subscription(webhooks_stack):
     slow, fast = Receiver(delay_s=10), Receiver()
     try:
-        with as_tenant(stack, "acme") as acme:
+        with as_tenant(webhooks_stack, "acme") as acme:
             subscribe(acme, slow.url, types=("face.identified",))
             subscribe(acme, fast.url, types=("face.identified",))
-            ids = publish_many(stack.redis_url, "acme", [
+            ids = publish_many(webhooks_stack.redis_url, "acme", [
                 ("face.identified", {"source_id": "lobby", "n": i}) for i in range(60)
             ])  # fmt: skip
             assert fast.wait_for(lambda r: set(ids) <= r.ids(), 60)
@@ -256,23 +210,26 @@ def test_a_slow_receiver_does_not_hold_back_another_subscription(stack):
         fast.close()
 
 
-def test_tenants_see_and_receive_only_their_own(stack):
+def test_tenants_see_and_receive_only_their_own(webhooks_stack):
     mine, theirs = Receiver(), Receiver()
     try:
-        with as_tenant(stack, "acme") as acme, as_tenant(stack, "globex") as globex:
+        with (
+            as_tenant(webhooks_stack, "acme") as acme,
+            as_tenant(webhooks_stack, "globex") as globex,
+        ):
             a = subscribe(acme, mine.url, types=("zone.left",))
             g = subscribe(globex, theirs.url, types=("zone.left",))
             assert a["id"] not in {s["id"] for s in globex.get("/api/webhooks").json()}
             assert globex.get(f"/api/webhooks/{a['id']}").status_code == 404
             assert globex.post(f"/api/webhooks/{a['id']}/rotate").status_code == 404
             assert globex.delete(f"/api/webhooks/{a['id']}").status_code == 404
-            admin = stack.client(timeout=60).get("/api/webhooks").json()
+            admin = webhooks_stack.client(timeout=60).get("/api/webhooks").json()
             assert {a["id"], g["id"]} <= {s["id"] for s in admin}
             acme_ids = publish_many(
-                stack.redis_url, "acme", [("zone.left", {"source_id": "x"})] * 5
+                webhooks_stack.redis_url, "acme", [("zone.left", {"source_id": "x"})] * 5
             )
             globex_ids = publish_many(
-                stack.redis_url, "globex", [("zone.left", {"source_id": "x"})] * 5
+                webhooks_stack.redis_url, "globex", [("zone.left", {"source_id": "x"})] * 5
             )
             assert mine.wait_for(lambda r: set(acme_ids) <= r.ids(), 60)
             assert theirs.wait_for(lambda r: set(globex_ids) <= r.ids(), 60)
@@ -283,13 +240,15 @@ def test_tenants_see_and_receive_only_their_own(stack):
         theirs.close()
 
 
-def test_redirects_are_not_followed(stack):
+def test_redirects_are_not_followed(webhooks_stack):
     elsewhere = Receiver()
     redirecting = Receiver(redirect_to=elsewhere.url)
     try:
-        with as_tenant(stack, "acme") as acme:
+        with as_tenant(webhooks_stack, "acme") as acme:
             sub = subscribe(acme, redirecting.url, types=("track.ended",))
-            ids = publish_many(stack.redis_url, "acme", [("track.ended", {"source_id": "x"})])
+            ids = publish_many(
+                webhooks_stack.redis_url, "acme", [("track.ended", {"source_id": "x"})]
+            )
             assert redirecting.wait_for(lambda r: len(r.received) >= 2, 60)  # retried
             log = eventually(
                 lambda: acme.get(f"/api/webhooks/{sub['id']}/deliveries"),
@@ -309,8 +268,8 @@ def test_redirects_are_not_followed(stack):
         elsewhere.close()
 
 
-def test_loopback_targets_are_refused_unless_allowed(stack):
-    env = {k: v for k, v in stack.env_all.items() if k != "GATEWAY_WEBHOOK_ALLOW_PRIVATE"}
+def test_loopback_targets_are_refused_unless_allowed(webhooks_stack):
+    env = {k: v for k, v in webhooks_stack.env_all.items() if k != "GATEWAY_WEBHOOK_ALLOW_PRIVATE"}
     strict = GatewayProcess("gateway", env={**env, "GATEWAY_DISPATCHERS": "false"}).start()
     try:
         with strict.client(timeout=60) as http:
@@ -330,13 +289,13 @@ def test_loopback_targets_are_refused_unless_allowed(stack):
         strict.stop()
 
 
-def test_timestamps_are_current(stack):
+def test_timestamps_are_current(webhooks_stack):
     """webhook-timestamp is the send time (receivers reject stale ones)."""
     receiver = Receiver()
     try:
-        with as_tenant(stack, "globex") as globex:
+        with as_tenant(webhooks_stack, "globex") as globex:
             sub = subscribe(globex, receiver.url, types=("source.state_changed",))
-            publish_many(stack.redis_url, "globex",
+            publish_many(webhooks_stack.redis_url, "globex",
                          [("source.state_changed", {"source_id": "cam", "state": "live"})])  # fmt: skip
             assert receiver.wait_for(lambda r: len(r.received) >= 1, 60)
             sent = int(receiver.received[0].headers["webhook-timestamp"])
@@ -346,24 +305,24 @@ def test_timestamps_are_current(stack):
         receiver.close()
 
 
-def cli(stack, tenant: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PERCEPT_URL": stack.url, "PERCEPT_API_KEY": stack.keys[tenant],
+def cli(webhooks_stack, tenant: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PERCEPT_URL": webhooks_stack.url, "PERCEPT_API_KEY": webhooks_stack.keys[tenant],
            "PYTHONPATH": f"{ROOT}/clients/python{os.pathsep}{ROOT}", "COLUMNS": "200"}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "percept", *args], env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
-def test_the_sdk_and_the_cli_manage_subscriptions_and_read_events(stack):
+def test_the_sdk_and_the_cli_manage_subscriptions_and_read_events(webhooks_stack):
     receiver = Receiver()
     try:
-        with percept.Client(stack.url, api_key=stack.keys["globex"]) as client:
+        with percept.Client(webhooks_stack.url, api_key=webhooks_stack.keys["globex"]) as client:
             sub = client.create_webhook(receiver.url, ["zone.entered"], source_ids=["cam9"])
             assert sub.secret and sub.secret.startswith("whsec_") and sub.source_ids == ("cam9",)
             assert [s.id for s in client.webhooks()] == [sub.id]
             assert client.webhook(sub.id).secret is None  # never shown again
             with pytest.raises(percept.InvalidInput, match="unknown event type"):
                 client.create_webhook(receiver.url, ["zone.exploded"])
-            ids = publish_many(stack.redis_url, "globex", [
+            ids = publish_many(webhooks_stack.redis_url, "globex", [
                 ("zone.entered", {"source_id": "cam9"}), ("zone.entered", {"source_id": "cam1"}),
             ])  # fmt: skip
             assert receiver.wait_for(lambda r: ids[0] in r.ids(), 60)
@@ -377,38 +336,45 @@ def test_the_sdk_and_the_cli_manage_subscriptions_and_read_events(stack):
             updated = client.update_webhook(sub.id, enabled=False)
             assert updated.enabled is False
 
-        listed = cli(stack, "globex", "webhooks", "list", "--json")
+        listed = cli(webhooks_stack, "globex", "webhooks", "list", "--json")
         assert listed.returncode == 0, listed.stderr
         assert [s["id"] for s in json.loads(listed.stdout)["webhooks"]] == [sub.id]
-        log = cli(stack, "globex", "webhooks", "deliveries", sub.id)
+        log = cli(webhooks_stack, "globex", "webhooks", "deliveries", sub.id)
         assert log.returncode == 0 and ids[0] in log.stdout and "200" in log.stdout
-        rotated = cli(stack, "globex", "webhooks", "rotate", sub.id, "--json")
+        rotated = cli(webhooks_stack, "globex", "webhooks", "rotate", sub.id, "--json")
         assert json.loads(rotated.stdout)["secret"] != sub.secret
-        shown = cli(stack, "globex", "events", "--type", "zone.entered", "--json", "--limit", "2")
+        shown = cli(
+            webhooks_stack, "globex", "events", "--type", "zone.entered", "--json", "--limit", "2"
+        )
         assert [json.loads(line)["id"] for line in shown.stdout.splitlines()] == ids[::-1]
-        missing = cli(stack, "acme", "webhooks", "show", sub.id)  # another tenant's
+        missing = cli(webhooks_stack, "acme", "webhooks", "show", sub.id)  # another tenant's
         assert missing.returncode == 2 and "no webhook subscription" in missing.stderr
-        created = cli(stack, "acme", "webhooks", "create", receiver.url, "--type", "task.failed")
+        created = cli(
+            webhooks_stack, "acme", "webhooks", "create", receiver.url, "--type", "task.failed"
+        )
         assert created.returncode == 0 and "whsec_" in created.stdout, created.stderr
-        assert cli(stack, "globex", "webhooks", "delete", sub.id, "--yes").returncode == 0
+        assert cli(webhooks_stack, "globex", "webhooks", "delete", sub.id, "--yes").returncode == 0
     finally:
         receiver.close()
 
 
-def test_a_task_names_its_subscription(stack, tmp_path):
+def test_a_task_names_its_subscription(webhooks_stack, tmp_path):
     """A task's `webhook` option sends its end to that subscription, even one
     that takes only the tasks naming it (and whose kinds filter excludes it);
     a subscription taking every task gets both."""
     named, every = Receiver(), Receiver()
     png = encode(np.full((32, 32, 3), 127, np.uint8), ".png")
     try:
-        with as_tenant(stack, "acme") as acme, as_tenant(stack, "globex") as globex:
+        with (
+            as_tenant(webhooks_stack, "acme") as acme,
+            as_tenant(webhooks_stack, "globex") as globex,
+        ):
             n = subscribe(acme, named.url, types=("task.cancelled",), tasks="named",
                           kinds=["object_detection"])  # fmt: skip
             assert n["tasks"] == "named" and acme.get(f"/api/webhooks/{n['id']}").json()["tasks"]
             a = subscribe(acme, every.url, types=("task.cancelled",))
             assert a["tasks"] == "all"
-            with percept.Client(stack.url, api_key=stack.keys["acme"]) as client:
+            with percept.Client(webhooks_stack.url, api_key=webhooks_stack.keys["acme"]) as client:
                 mine = client.submit("face", png, media="image", webhook=n["id"]).task_id
                 other = client.submit("face", png, media="image").task_id
             assert acme.get(f"/api/task/{mine}").json()["options"]["webhook"] == n["id"]
@@ -440,7 +406,7 @@ def test_a_task_names_its_subscription(stack, tmp_path):
             patched = acme.patch(f"/api/webhooks/{a['id']}", json={"tasks": "named"})
             assert patched.json()["tasks"] == "named"
         (tmp_path / "a.png").write_bytes(png)
-        refused = cli(stack, "acme", "detect", "face", str(tmp_path / "a.png"),
+        refused = cli(webhooks_stack, "acme", "detect", "face", str(tmp_path / "a.png"),
                       "--webhook", "sub_0123456789abcdef")  # fmt: skip
         assert refused.returncode != 0
         assert "no webhook subscription 'sub_0123456789abcdef'" in refused.stdout + refused.stderr

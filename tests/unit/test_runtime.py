@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.videos import moving_patch_video
 from percept_runtime.errors import AccessDenied, InputTooLarge, InvalidInput
 from percept_runtime.imaging import decode_image
 from percept_runtime.settings import ServerSettings
 from percept_runtime.status import status_for
 from percept_runtime.streaming import iterate_in_thread, ordered_map
 from percept_runtime.video import VideoPolicy, VideoReader, resolve_uri
-from tests.videos import moving_patch_video
 
 
 def png_header_only(width: int, height: int) -> bytes:

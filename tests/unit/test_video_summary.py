@@ -13,10 +13,10 @@ from percept.transport._wire import to_json
 from percept.types import FrameResult, Kind, Task, VideoResult
 
 from gateway import results
+from harness.videos import moving_patch_video, mp4_video, stretch_mp4, truncate
 from percept_runtime.errors import InvalidInput
 from percept_runtime.streaming import summary_message
 from percept_runtime.video import VideoPolicy, VideoReader, VideoSummary
-from tests.videos import moving_patch_video, mp4_video, stretch_mp4, truncate
 
 
 @pytest.fixture(scope="module")

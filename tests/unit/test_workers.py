@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,11 @@ from percept_runtime.workers import ProcessWorkers, WorkerCrashed
 _HOARD: list[bytes] = []
 
 
-def pid_after(seconds: float) -> int:
+def pid_after(seconds: float, started: str | None = None) -> int:
+    """This worker's pid after `seconds`; it marks the start of its call with a
+    file named after its pid in the folder `started` (when given)."""
+    if started:
+        Path(started, str(os.getpid())).touch()
     time.sleep(seconds)
     return os.getpid()
 
@@ -86,14 +91,21 @@ def test_calls_run_in_every_worker_and_errors_come_back_as_they_are():
     run(main())
 
 
-def test_a_killed_worker_is_replaced_and_its_call_runs_elsewhere():
+def test_a_killed_worker_is_replaced_and_its_call_runs_elsewhere(tmp_path):
     async def main():
         pool = ProcessWorkers(2, slow_init, ("w",))
         await pool.start()
         try:
             before = pool.pids
-            calls = [asyncio.ensure_future(pool.run(pid_after, 1.0)) for _ in range(2)]
-            await asyncio.sleep(0.3)
+            calls = [
+                asyncio.ensure_future(pool.run(pid_after, 1.0, str(tmp_path))) for _ in range(2)
+            ]
+            started = tmp_path / str(before[0])
+            for _ in range(500):  # until the victim is in the middle of its call
+                if started.exists():
+                    break
+                await asyncio.sleep(0.01)
+            assert started.exists(), "the worker never started its call"
             os.kill(before[0], signal.SIGKILL)
             results = await asyncio.gather(*calls)
             assert before[0] not in results  # the killed worker's call ran again elsewhere

@@ -17,13 +17,13 @@ import numpy as np
 import ultralytics
 from skimage import data
 
+from harness.faces import FACE_PATCH
+from harness.images import encode
+from harness.shapes import HELD_OUT_SEED, scene_of_reliable_size
+from harness.videos import moving_patch_video, moving_shapes_video, read_frames
 from object_service import synthetic
 from percept_runtime.errors import InvalidInput
 from percept_runtime.imaging import decode_image
-from tests.conftest import encode
-from tests.integration.test_face_service import FACE_PATCH
-from tests.integration.test_object_service import HELD_OUT_SEED, scene_of_reliable_size
-from tests.videos import moving_patch_video, moving_shapes_video, read_frames
 
 VIDEO_FRAMES = 6
 LIVE_FRAMES = 4

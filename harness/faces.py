@@ -12,13 +12,18 @@ the test process itself loads no model.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from harness.videos import MjpgWriter
+
 PEOPLE = ("astronaut", "grace-hopper", "zidane")
+# The astronaut's head in skimage's astronaut(), with margin (rows, columns).
+FACE_PATCH = (slice(40, 210), slice(140, 300))
 
 
 @dataclass(frozen=True)
@@ -174,32 +179,11 @@ def moving_heads_video(
     right along the top, the other right to left along the bottom) over the cat
     photo. -> each frame's heads."""
     width, height = size
-    crops = []
-    for person in people:
-        crop, _ = head(person)
-        scale = 150 / max(crop.shape[:2])
-        crops.append(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
-    base = background("cat", size)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened(), "OpenCV cannot write MJPG"
-    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
-    truth = []
-    for i in range(n_frames):
-        frame = base.copy()
-        t = i / max(1, n_frames - 1)
-        spots = [
-            (int(10 + t * (width - 170)), 10),
-            (int(width - 160 - t * (width - 170)), height - 160),
-        ]
-        placed = []
-        for person, crop, (x, y) in zip(people, crops, spots, strict=True):
-            h, w = crop.shape[:2]
-            frame[y : y + h, x : x + w] = crop
-            placed.append(Placed(person, (x, y, x + w, y + h)))
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        truth.append(placed)
-    writer.release()
-    return truth
+    return _heads_video(
+        path, people, n_frames, size, fps, "cat", 150,
+        lambda t: [(int(10 + t * (width - 170)), 10),
+                   (int(width - 160 - t * (width - 170)), height - 160)],
+    )  # fmt: skip
 
 
 def tiny_face_image(person: str = "astronaut", side: int = 36) -> np.ndarray:
@@ -227,31 +211,46 @@ def crossing_heads_video(
     top where they meet; the second is out of the picture for the frames in
     `away`. -> each frame's heads."""
     width, height = size
+    return _heads_video(
+        path, people, n_frames, size, fps, "coffee", 130,
+        lambda t: [(int(10 + t * (width - 150)), 40),
+                   (int(width - 140 - t * (width - 150)), height - 200)],
+        away,
+    )  # fmt: skip
+
+
+def _heads_video(
+    path: Path | str,
+    people: tuple[str, str],
+    n_frames: int,
+    size: tuple[int, int],
+    fps: float,
+    backdrop: str,
+    head_px: int,
+    spots: Callable[[float], list[tuple[int, int]]],
+    away: range = range(0),
+) -> list[list[Placed]]:
+    """Heads `head_px` tall pasted over a backdrop photo at spots(t) (t from 0
+    to 1 over the clip), the second head left out in the frames of `away`."""
     crops = []
     for person in people:
         crop, _ = head(person)
-        scale = 130 / max(crop.shape[:2])
+        scale = head_px / max(crop.shape[:2])
         crops.append(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
-    base = background("coffee", size)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened(), "OpenCV cannot write MJPG"
-    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+    base = background(backdrop, size)
+    writer = MjpgWriter(path, size, fps)
     truth = []
     for i in range(n_frames):
         frame = base.copy()
-        t = i / max(1, n_frames - 1)
-        spots = [
-            (int(10 + t * (width - 150)), 40),
-            (int(width - 140 - t * (width - 150)), height - 200),
-        ]
         placed = []
-        for k, (person, crop, (x, y)) in enumerate(zip(people, crops, spots, strict=True)):
+        at = spots(i / max(1, n_frames - 1))
+        for k, (person, crop, (x, y)) in enumerate(zip(people, crops, at, strict=True)):
             if k == 1 and i in away:
                 continue
             h, w = crop.shape[:2]
             frame[y : y + h, x : x + w] = crop
             placed.append(Placed(person, (x, y, x + w, y + h)))
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.write(frame)
         truth.append(placed)
     writer.release()
     return truth

@@ -9,6 +9,21 @@ import cv2
 import numpy as np
 
 
+class MjpgWriter:
+    """An MJPG AVI at quality 95, written one RGB frame at a time."""
+
+    def __init__(self, path: Path | str, size: tuple[int, int], fps: float) -> None:
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+        assert self._writer.isOpened(), "OpenCV cannot write MJPG"
+        self._writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+
+    def write(self, rgb: np.ndarray) -> None:
+        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def release(self) -> None:
+        self._writer.release()
+
+
 def background(width: int, height: int) -> np.ndarray:
     """A smooth gradient: nothing in it looks like a face or an object."""
     x = np.linspace(60, 140, width, dtype=np.float32)
@@ -32,16 +47,14 @@ def moving_patch_video(
     """
     width, height = size
     ph, pw = patch.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    assert writer.isOpened(), "OpenCV cannot write MJPG"
-    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+    writer = MjpgWriter(path, (width, height), fps)
     offsets = []
     for i in range(n_frames):
         x = min(start[0] + step[0] * i, width - pw)
         y = min(start[1] + step[1] * i, height - ph)
         frame = background(width, height)
         frame[y : y + ph, x : x + pw] = patch
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.write(frame)
         offsets.append((x, y))
     writer.release()
     return offsets
@@ -68,9 +81,7 @@ def moving_shapes_video(path: Path, n_frames: int, seed: int = 7, fps: float = 1
     rng = np.random.default_rng(seed)
     width, height = 640, 480
     base = synthetic.make_background(rng, width, height)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    assert writer.isOpened(), "OpenCV cannot write MJPG"
-    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+    writer = MjpgWriter(path, (width, height), fps)
     truth = []
     for i in range(n_frames):
         frame = base.copy()
@@ -80,7 +91,7 @@ def moving_shapes_video(path: Path, n_frames: int, seed: int = 7, fps: float = 1
                 frame, synthetic.SQUARE, 460, 80 + 8 * i, 100, (20, 20, 220), angle=10
             ),
         ]
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.write(frame)
         truth.append(shapes)
     writer.release()
     return truth
@@ -208,9 +219,7 @@ def tracking_shapes_video(
             (240, 200, 30),
         ),
     }
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    assert writer.isOpened(), "OpenCV cannot write MJPG"
-    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+    writer = MjpgWriter(path, (width, height), fps)
     truth = []
     for i in range(n_frames):
         frame = base.copy()
@@ -231,7 +240,21 @@ def tracking_shapes_video(
             inside = shape.left > 0 and shape.top > 0 and shape.right < width - 1
             if inside and shape.bottom < height - 1 and mask.sum() // 255 >= 0.6 * area:
                 visible.append((ident, shape))
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.write(frame)
         truth.append(visible)
     writer.release()
     return truth
+
+
+def write_frames(path: Path, frames: int, fps: float = 10.0, size=(640, 480)) -> None:
+    """A plain clip of a square drifting slowly (for sources that only need to run)."""
+    from object_service import synthetic
+
+    width, height = size
+    base = background(width, height)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for i in range(frames):
+        frame = base.copy()
+        synthetic.draw_shape(frame, synthetic.SQUARE, 200 + 2 * i, 200, 90, (20, 20, 220))
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()

@@ -143,3 +143,33 @@ class PrefixProxy:
 
 def console_url(base: str, fragment: str = "") -> str:
     return f"{base}/console/{fragment}"
+
+
+def assert_boxes_drawn_at(page, stage_selector: str, items: list[dict], width: int, height: int):
+    """Each item's box is an SVG rect with the API's pixel coordinates, and it
+    lands on those pixels of the picture as displayed (scaled to its size)."""
+    from playwright.sync_api import expect
+
+    stage = page.locator(stage_selector)
+    rects = stage.locator("rect.box")
+    expect(rects).to_have_count(len(items))
+    picture = stage.locator("img, video, .blank").first.bounding_box()
+    sx, sy = picture["width"] / width, picture["height"] / height
+    for i, item in enumerate(items):
+        box = item["box"]
+        rect = rects.nth(i)
+        assert float(rect.get_attribute("x")) == pytest.approx(box["left"], abs=0.01)
+        assert float(rect.get_attribute("y")) == pytest.approx(box["top"], abs=0.01)
+        assert float(rect.get_attribute("width")) == pytest.approx(
+            box["right"] - box["left"], abs=0.01
+        )
+        assert float(rect.get_attribute("height")) == pytest.approx(
+            box["bottom"] - box["top"], abs=0.01
+        )
+        drawn = rect.bounding_box()
+        # on screen: where the box's pixels are in the displayed picture (the
+        # stroke adds a pixel or two around it)
+        assert drawn["x"] == pytest.approx(picture["x"] + box["left"] * sx, abs=2.5)
+        assert drawn["y"] == pytest.approx(picture["y"] + box["top"] * sy, abs=2.5)
+        assert drawn["width"] == pytest.approx((box["right"] - box["left"]) * sx, abs=3)
+        assert drawn["height"] == pytest.approx((box["bottom"] - box["top"]) * sy, abs=3)

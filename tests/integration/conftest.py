@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.console_support import Watched, signed_in
 from tests.support import (
     ROOT,
     GatewayProcess,
@@ -156,3 +157,14 @@ def webhooks_stack(redis_url):
 def percept_cli(gateway):
     """Runs the `percept` command against the session gateway: run(*args, timeout=, **env)."""
     return functools.partial(run_percept, gateway)
+
+
+@pytest.fixture
+def watched(browser, gateway):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    signed_in(context, gateway.url, gateway.api_key)
+    page = context.new_page()
+    w = Watched(page)
+    yield w
+    context.close()
+    w.check()

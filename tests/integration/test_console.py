@@ -33,7 +33,15 @@ import pytest
 from harness.faces import FACE_PATCH
 from harness.videos import moving_patch_video
 from tests.conftest import encode
-from tests.console_support import PrefixProxy, Watched, console_url, screenshot, signed_in, started
+from tests.console_support import (
+    PrefixProxy,
+    Watched,
+    assert_boxes_drawn_at,
+    console_url,
+    screenshot,
+    signed_in,
+    started,
+)
 from tests.integration.conftest import DEMO_MODEL
 from tests.netlab import TinyDNS
 from tests.support import GatewayProcess, ServerProcess, create_key, free_port, wait_done
@@ -144,17 +152,6 @@ def http(gateway):
 # --- the browser ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def watched(browser, gateway):
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    signed_in(context, gateway.url, gateway.api_key)
-    page = context.new_page()
-    w = Watched(page)
-    yield w
-    context.close()
-    w.check()
-
-
 # --- load -----------------------------------------------------------------------------
 
 
@@ -211,34 +208,6 @@ def submit(http, path: str, data: bytes, **fields) -> dict:
 
 
 # --- drawing checks -------------------------------------------------------------------
-
-
-def assert_boxes_drawn_at(page, stage_selector: str, items: list[dict], width: int, height: int):
-    """Each item's box is an SVG rect with the API's pixel coordinates, and it
-    lands on those pixels of the picture as displayed (scaled to its size)."""
-    stage = page.locator(stage_selector)
-    rects = stage.locator("rect.box")
-    expect(rects).to_have_count(len(items))
-    picture = stage.locator("img, video, .blank").first.bounding_box()
-    sx, sy = picture["width"] / width, picture["height"] / height
-    for i, item in enumerate(items):
-        box = item["box"]
-        rect = rects.nth(i)
-        assert float(rect.get_attribute("x")) == pytest.approx(box["left"], abs=0.01)
-        assert float(rect.get_attribute("y")) == pytest.approx(box["top"], abs=0.01)
-        assert float(rect.get_attribute("width")) == pytest.approx(
-            box["right"] - box["left"], abs=0.01
-        )
-        assert float(rect.get_attribute("height")) == pytest.approx(
-            box["bottom"] - box["top"], abs=0.01
-        )
-        drawn = rect.bounding_box()
-        # on screen: where the box's pixels are in the displayed picture (the
-        # stroke adds a pixel or two around it)
-        assert drawn["x"] == pytest.approx(picture["x"] + box["left"] * sx, abs=2.5)
-        assert drawn["y"] == pytest.approx(picture["y"] + box["top"] * sy, abs=2.5)
-        assert drawn["width"] == pytest.approx((box["right"] - box["left"]) * sx, abs=3)
-        assert drawn["height"] == pytest.approx((box["bottom"] - box["top"]) * sy, abs=3)
 
 
 # --- tests ----------------------------------------------------------------------------

@@ -21,15 +21,8 @@ import percept
 import pytest
 
 from tests.conftest import encode
-from tests.integration.test_console import (  # noqa: F401 - browser, watched: fixtures
-    assert_boxes_drawn_at,
-    browser,
-    console_url,
-    screenshot,
-    watched,
-)
-from tests.integration.test_gateway import wait_done
-from tests.support import ROOT, GatewayProcess, ServerProcess, free_port, fresh_db
+from tests.console_support import assert_boxes_drawn_at, console_url, screenshot
+from tests.support import ROOT, GatewayProcess, ServerProcess, free_port, fresh_db, wait_done
 from tests.toy.build import generate
 
 pytestmark = pytest.mark.slow
@@ -196,7 +189,7 @@ def test_sse_stream_ends_with_the_result(gateway, http, picture):
     assert_toy_result(final["task"]["result"])
 
 
-def test_console_task_page_draws_boxes_keypoints_and_masks(gateway, http, watched, picture):  # noqa: F811
+def test_console_task_page_draws_boxes_keypoints_and_masks(gateway, http, watched, picture):
     task = wait_done(http, submit(http, picture).json()["task_id"])
     page = watched.page
     page.goto(console_url(gateway.url, f"#/task/{task['task_id']}"))
@@ -223,7 +216,7 @@ def test_console_task_page_draws_boxes_keypoints_and_masks(gateway, http, watche
     screenshot(page, "generic")
 
 
-def test_console_try_it_runs_the_toy_with_its_option(gateway, watched, picture, tmp_path):  # noqa: F811
+def test_console_try_it_runs_the_toy_with_its_option(gateway, watched, picture, tmp_path):
     path = tmp_path / "toy.png"
     path.write_bytes(picture)
     page = watched.page
@@ -238,7 +231,6 @@ def test_console_try_it_runs_the_toy_with_its_option(gateway, watched, picture, 
     expect(page.locator("#try-result .stage text")).to_have_text("square 93% · track 7")
 
 
-@pytest.mark.skipif(not hasattr(percept, "GenericResult"), reason="needs the SDK core")
 def test_toy_backend_through_sdk(gateway, picture, tmp_path):
     path = tmp_path / "toy.png"
     path.write_bytes(picture)

@@ -34,6 +34,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from gateway.redis_client import PREFIX, prefix_for
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -69,6 +71,19 @@ def outbox_key(prefix: str = PREFIX) -> str:
 
 
 OUTBOX = outbox_key()
+MQTT_GROUP = "mqtt"  # the MQTT publisher's consumer group on the outbox
+
+
+async def ensure_group(redis, group: str) -> None:
+    """Create the outbox's consumer group `group` (reading from the start)
+    unless it exists: the webhook fan-out's and the MQTT publisher's."""
+    try:
+        await redis.xgroup_create(OUTBOX, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
 ALL_LOG = all_log_key()
 
 

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as paho
 
 from gateway import events
-from gateway.webhooks_delivery import MQTT_GROUP as GROUP
-from gateway.webhooks_delivery import ensure_group
+
+GROUP = events.MQTT_GROUP
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class MqttPublisher:
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        await ensure_group(self.redis, GROUP)
+        await events.ensure_group(self.redis, GROUP)
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()  # paho's network thread; reconnects by itself
         self._tasks = [
@@ -92,7 +92,7 @@ class MqttPublisher:
             except Exception as exc:  # noqa: BLE001 - Redis or the broker away: go on later
                 if "NOGROUP" in str(exc):
                     with contextlib.suppress(Exception):
-                        await ensure_group(self.redis, GROUP)
+                        await events.ensure_group(self.redis, GROUP)
                 else:
                     logger.warning("MQTT publisher: %s; going on", exc)
                 await asyncio.sleep(1)

@@ -42,7 +42,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import Counter, Histogram
-from redis.exceptions import ResponseError
 
 from gateway import events, webhooks
 from gateway.webhooks import Subscription, TargetRefused, WebhookStore
@@ -51,20 +50,9 @@ from gateway.webhooks_http import HttpError, Sender
 logger = logging.getLogger(__name__)
 
 GROUP = "webhooks"
-MQTT_GROUP = "mqtt"
 FANOUT_LEASE_S = 10.0
 MAX_RESPONSE_BYTES = 4096
 POLL_S = 0.05
-
-
-async def ensure_group(redis, group: str) -> None:
-    """Create the outbox's consumer group `group` (reading from the start)
-    unless it exists: the webhook fan-out's and the MQTT publisher's."""
-    try:
-        await redis.xgroup_create(events.OUTBOX, group, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 DELIVERIES = Counter(
@@ -85,7 +73,7 @@ for i = 7, #ARGV do enqueue(ARGV[i], ARGV[3], ARGV[4], ARGV[5], ARGV[6], '0') en
 redis.call('XACK', outbox, ARGV[2], ARGV[1])
 local shared = false
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', outbox)) do
-  for j = 1, #g, 2 do if g[j] == 'name' and g[j + 1] == '{MQTT_GROUP}' then shared = true end end
+  for j = 1, #g, 2 do if g[j] == 'name' and g[j + 1] == '{events.MQTT_GROUP}' then shared = true end end
 end
 if not shared then redis.call('XDEL', outbox, ARGV[1]) end
 return #ARGV - 6
@@ -191,7 +179,7 @@ class Deliverer:
 
     async def start(self) -> None:
         with contextlib.suppress(Exception):
-            await ensure_group(self.redis, GROUP)
+            await events.ensure_group(self.redis, GROUP)
         self._tasks = [
             asyncio.create_task(self._fanout_loop(), name="webhook-fanout"),
             asyncio.create_task(self._reclaim_loop(), name="webhook-reclaim"),
@@ -224,7 +212,7 @@ class Deliverer:
             except Exception as exc:  # noqa: BLE001
                 if "NOGROUP" in str(exc):
                     with contextlib.suppress(Exception):
-                        await ensure_group(self.redis, GROUP)
+                        await events.ensure_group(self.redis, GROUP)
                 else:
                     logger.warning("webhook %s: %s; going on", what, exc, exc_info=True)
                 await asyncio.sleep(1)

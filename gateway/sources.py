@@ -33,12 +33,12 @@ from urllib.parse import urlsplit, urlunsplit
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
-from percept.face.v1 import face_service_pb2 as face_pb
-from percept.object.v1 import object_service_pb2 as object_pb
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.declare import Backend
 from gateway.jobs import PREFIX
+from gateway.kinds import FACE, OBJECT
 from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
 
@@ -317,17 +317,21 @@ class Detector:
     The API's checks and the worker's streams read this table, nothing else."""
 
     detect: str  # the `detect` value that runs it alone; "both" runs every one
-    backend: str  # the declared backend's name (gateway/kinds.py): its channel
-    rpc: MethodDescriptor
+    backend: Backend  # as declared (gateway/kinds.py): its channel, its service
+    method: str  # its live stream, a method of backend.service
     carries: tuple[str, ...] = ()  # record fields its first request carries as they are
 
     @property
     def options_field(self) -> str:
-        return f"{self.backend}_options"
+        return f"{self.backend.name}_options"
+
+    @property
+    def rpc(self) -> MethodDescriptor:
+        return self.backend.service.methods_by_name[self.method]
 
     @property
     def path(self) -> str:
-        return f"/{self.rpc.containing_service.full_name}/{self.rpc.name}"
+        return f"/{self.backend.service_name}/{self.method}"
 
     @property
     def request_class(self) -> type[Message]:
@@ -357,16 +361,9 @@ class Detector:
 
 
 DETECTORS = (
-    Detector(
-        "objects", "object",
-        object_pb.DESCRIPTOR.services_by_name["ObjectService"].methods_by_name["StreamObjects"],
-    ),
-    Detector(
-        "faces", "face",
-        face_pb.DESCRIPTOR.services_by_name["FaceService"].methods_by_name["StreamFaces"],
-        carries=("collection_id",),
-    ),
-)  # fmt: skip
+    Detector("objects", OBJECT, "StreamObjects"),
+    Detector("faces", FACE, "StreamFaces", carries=("collection_id",)),
+)
 # Every record field what runs on a source depends on.
 DETECTOR_FIELDS = ("detect", *(f for d in DETECTORS for f in (d.options_field, *d.carries)))
 

@@ -70,7 +70,7 @@ class _Stream:
     def __init__(
         self, backends: Backends, detector: sources.Detector, opening: Message, metadata
     ) -> None:
-        self.channel = backends.channels[detector.backend]
+        self.channel = backends.channels[detector.backend.name]
         self.detector = detector
         self.opening = opening
         self.boxes = _BOXES[detector.detect]

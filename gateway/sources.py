@@ -25,17 +25,20 @@ import os
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from google.protobuf import json_format
-from percept.face.v1 import face_service_pb2 as face_pb
-from percept.object.v1 import object_service_pb2 as object_pb
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.declare import Backend
 from gateway.jobs import PREFIX
+from gateway.kinds import FACE, OBJECT
 from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
 
@@ -302,23 +305,72 @@ class SourceChange(BaseModel):
     paused: bool | None = None
 
 
-def object_options(raw: dict[str, Any]) -> object_pb.DetectionOptions:
-    return _options(raw, object_pb.DetectionOptions(), "object_options")
+# --- what a source runs: one detector per backend with a live stream ---------------------
 
 
-def face_options(raw: dict[str, Any]) -> face_pb.FaceOptions:
-    return _options(raw, face_pb.FaceOptions(), "face_options")
+@dataclass(frozen=True)
+class Detector:
+    """What `detect` runs on one backend: its bidirectional live stream, whose
+    requests carry `image`, `options` and `tracker` (the options and tracker on
+    the first message, as the replica reads them), fed from the source's
+    `{backend}_options` and the record fields it `carries` (on that message too).
+    The API's checks and the worker's streams read this table, nothing else."""
+
+    detect: str  # the `detect` value that runs it alone; "both" runs every one
+    backend: Backend  # as declared (gateway/kinds.py): its channel, its service
+    method: str  # its live stream, a method of backend.service
+    carries: tuple[str, ...] = ()  # record fields its first request carries as they are
+
+    @property
+    def options_field(self) -> str:
+        return f"{self.backend.name}_options"
+
+    @property
+    def rpc(self) -> MethodDescriptor:
+        return self.backend.service.methods_by_name[self.method]
+
+    @property
+    def path(self) -> str:
+        return f"/{self.backend.service_name}/{self.method}"
+
+    @property
+    def request_class(self) -> type[Message]:
+        return message_factory.GetMessageClass(self.rpc.input_type)
+
+    @property
+    def response_class(self) -> type[Message]:
+        return message_factory.GetMessageClass(self.rpc.output_type)
+
+    def options(self, record: dict[str, Any]) -> Message:
+        """The record's options for this backend, parsed and checked against the
+        proto's rules; InvalidInput names the field."""
+        message = self.request_class().options
+        try:
+            json_format.ParseDict(record.get(self.options_field) or {}, message)
+            fields.check(message)
+        except (json_format.ParseError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"{self.options_field}: {exc}") from None
+        except InvalidInput as exc:
+            raise InvalidInput(f"{self.options_field}: {exc.message}") from None
+        return message
+
+    def opening(self, record: dict[str, Any], tracker: Message) -> Message:
+        """What the first request of a stream carries besides the image."""
+        extra = {name: record.get(name) or "" for name in self.carries}
+        return self.request_class(options=self.options(record), tracker=tracker, **extra)
 
 
-def _options(raw: dict[str, Any], message, name: str):
-    try:
-        json_format.ParseDict(raw, message, ignore_unknown_fields=False)
-        fields.check(message)
-    except (json_format.ParseError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"{name}: {exc}") from None
-    except InvalidInput as exc:
-        raise InvalidInput(f"{name}: {exc.message}") from None
-    return message
+DETECTORS = (
+    Detector("objects", OBJECT, "StreamObjects"),
+    Detector("faces", FACE, "StreamFaces", carries=("collection_id",)),
+)
+# Every record field what runs on a source depends on.
+DETECTOR_FIELDS = ("detect", *(f for d in DETECTORS for f in (d.options_field, *d.carries)))
+
+
+def detectors(detect: str) -> tuple[Detector, ...]:
+    """The detectors a source's `detect` runs."""
+    return tuple(d for d in DETECTORS if detect in (d.detect, "both"))
 
 
 def check_spec(spec: SourceFields, policy: SourcePolicy) -> None:
@@ -326,12 +378,13 @@ def check_spec(spec: SourceFields, policy: SourcePolicy) -> None:
     check_url(spec.url, policy)
     if spec.loop and not _is_file(spec.url):
         raise InvalidInput("loop is for file sources only")
-    if spec.detect in ("objects", "both"):
-        object_options(spec.object_options)
-    if spec.detect in ("faces", "both"):
-        face_options(spec.face_options)
-    if spec.collection_id and spec.detect == "objects":
-        raise InvalidInput("collection_id needs detect 'faces' or 'both'")
+    record, running = spec.model_dump(), detectors(spec.detect)
+    for detector in running:
+        detector.options(record)
+    for name in dict.fromkeys(f for d in DETECTORS for f in d.carries):
+        if record[name] and not any(name in d.carries for d in running):
+            takers = [repr(d.detect) for d in DETECTORS if name in d.carries]
+            raise InvalidInput(f"{name} needs detect {' or '.join([*takers, repr('both')])}")
 
 
 def _is_file(url: str) -> bool:
@@ -417,14 +470,7 @@ class SourceStore:
             raise InvalidInput("url cannot be null")
         merged = {**{k: record[k] for k in SourceFields.model_fields}, **updates}
         spec = SourceFields.model_validate(merged)
-        if set(updates) & {
-            "url",
-            "loop",
-            "detect",
-            "object_options",
-            "face_options",
-            "collection_id",
-        }:
+        if set(updates) & {"url", "loop", *DETECTOR_FIELDS}:
             await asyncio.to_thread(check_spec, spec, self.policy)  # DNS: off the event loop
         was_paused = record.get("paused", False)
         record = {

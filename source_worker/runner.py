@@ -21,9 +21,8 @@ from typing import Any
 import cv2
 import grpc
 import numpy as np
+from google.protobuf.message import Message
 from percept.common.v1 import video_pb2
-from percept.face.v1 import face_service_pb2 as face_pb
-from percept.object.v1 import object_service_pb2 as object_pb
 
 from gateway import sources
 from gateway.backends import TENANT_KEY, Backends
@@ -37,32 +36,60 @@ logger = logging.getLogger(__name__)
 
 LIVE_FRAME_TTL_S = 10
 # What a change must restart the run for (the rest is taken in place).
-PIPELINE_FIELDS = (
-    "url", "loop", "detect", "object_options", "face_options", "collection_id", "max_fps",
-    "paused",
-)  # fmt: skip
+PIPELINE_FIELDS = ("url", "loop", *sources.DETECTOR_FIELDS, "max_fps", "paused")
 JPEG_QUALITY = 85
 
 
-class _Stream:
-    """One bidirectional stream to a replica, opened on first use and again
-    after a failure; one request in flight."""
+def _object_boxes(reply) -> list[Box]:
+    return [
+        Box(d.track_id, d.label, d.box.left, d.box.top, d.box.right, d.box.bottom, d.confidence)
+        for d in reply.detections
+    ]
 
-    def __init__(self, backends: Backends, backend: str, method: str, response_class, metadata):
-        self.channel = backends.channels[backend]
-        self.path = method
-        self.response_class = response_class
+
+def _face_boxes(reply) -> list[Box]:
+    out = []
+    for f in reply.faces:
+        match = f.matches[0] if f.matches else None
+        out.append(
+            Box(f.track_id, "face", f.box.left, f.box.top, f.box.right, f.box.bottom, 1.0,
+                match.subject if match else "", match.distance if match else 0.0)
+        )  # fmt: skip
+    return out
+
+
+# A detector's reply (sources.DETECTORS) -> the boxes the rules track.
+_BOXES = {"objects": _object_boxes, "faces": _face_boxes}
+
+
+class _Stream:
+    """One bidirectional stream to a detector's replicas, opened on first use
+    and again after a failure; one request in flight. The first request of
+    each opening carries the options, tracker and fields of `opening`."""
+
+    def __init__(
+        self, backends: Backends, detector: sources.Detector, opening: Message, metadata
+    ) -> None:
+        self.channel = backends.channels[detector.backend.name]
+        self.detector = detector
+        self.opening = opening
+        self.boxes = _BOXES[detector.detect]
         self.metadata = metadata
         self.call = None
         self.first = True
 
-    async def ask(self, request):
+    async def ask(self, jpeg: bytes) -> list[Box]:
+        request = self.detector.request_class(image={"content": jpeg})
         if self.call is None:
             stub = self.channel.stream_stream(
-                self.path, lambda m: m.SerializeToString(), self.response_class.FromString
+                self.detector.path,
+                lambda m: m.SerializeToString(),
+                self.detector.response_class.FromString,
             )
             self.call = stub(metadata=self.metadata)
             self.first = True
+        if self.first:
+            request.MergeFrom(self.opening)
         try:
             await self.call.write(request)
             reply = await self.call.read()
@@ -74,7 +101,7 @@ class _Stream:
             self.close()
             raise ConnectionError(f"the stream ended: {error[0].name} {error[1]}")
         self.first = False
-        return reply
+        return self.boxes(reply)
 
     def close(self) -> None:
         if self.call is not None:
@@ -135,19 +162,9 @@ class SourceRunner:
         lost_frames = max(1, math.ceil(self.settings.track_end_s * self.record["max_fps"]))
         tracker = video_pb2.TrackerOptions(lost_track_frames=min(lost_frames, 10_000))
         metadata = ((TENANT_KEY, self.tenant), ("x-request-id", self.id), *self.backends.metadata)
-        if self.record["detect"] in ("objects", "both"):
-            self._object_options = sources.object_options(self.record.get("object_options") or {})
-            self._streams["objects"] = _Stream(
-                self.backends, "object", "/percept.object.v1.ObjectService/StreamObjects",
-                object_pb.StreamObjectsResponse, metadata,
-            )  # fmt: skip
-        if self.record["detect"] in ("faces", "both"):
-            self._face_options = sources.face_options(self.record.get("face_options") or {})
-            self._streams["faces"] = _Stream(
-                self.backends, "face", "/percept.face.v1.FaceService/StreamFaces",
-                face_pb.StreamFacesResponse, metadata,
-            )  # fmt: skip
-        self._tracker = tracker
+        for detector in sources.detectors(self.record["detect"]):
+            opening = detector.opening(self.record, tracker)
+            self._streams[detector.detect] = _Stream(self.backends, detector, opening, metadata)
         self._tasks = [
             asyncio.create_task(self._process(), name=f"process-{self.id}"),
             asyncio.create_task(self._report(), name=f"report-{self.id}"),
@@ -219,7 +236,7 @@ class SourceRunner:
         ok, blank = cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))
         for kind, stream in self._streams.items():
             try:
-                await asyncio.wait_for(self._ask(kind, stream, blank.tobytes()), 30.0)
+                await asyncio.wait_for(stream.ask(blank.tobytes()), 30.0)
             except (grpc.aio.AioRpcError, ConnectionError, TimeoutError) as exc:
                 stream.close()
                 logger.info("source %s: %s stream not warmed (%s)", self.id, kind, exc)
@@ -265,9 +282,7 @@ class SourceRunner:
         if not ok:
             return
         data = jpeg.tobytes()
-        replies = await asyncio.gather(
-            *(self._ask(kind, stream, data) for kind, stream in self._streams.items())
-        )
+        replies = await asyncio.gather(*(stream.ask(data) for stream in self._streams.values()))
         boxes = [b for reply in replies for b in reply]
         done = time.time()
         latency = done - frame.captured_at
@@ -297,33 +312,6 @@ class SourceRunner:
             pipe.hset(key, mapping={"jpeg": data, "meta": json.dumps(meta)})
             pipe.expire(key, LIVE_FRAME_TTL_S)
             await pipe.execute()
-
-    async def _ask(self, kind: str, stream: _Stream, jpeg: bytes) -> list[Box]:
-        if kind == "objects":
-            request = object_pb.StreamObjectsRequest(image={"content": jpeg})
-            if stream.call is None or stream.first:
-                request.options.CopyFrom(self._object_options)
-                request.tracker.CopyFrom(self._tracker)
-            reply = await stream.ask(request)
-            return [
-                Box(d.track_id, d.label, d.box.left, d.box.top, d.box.right, d.box.bottom,
-                    d.confidence)
-                for d in reply.detections
-            ]  # fmt: skip
-        request = face_pb.StreamFacesRequest(image={"content": jpeg})
-        if stream.call is None or stream.first:
-            request.options.CopyFrom(self._face_options)
-            request.tracker.CopyFrom(self._tracker)
-            request.collection_id = self.record.get("collection_id", "")
-        reply = await stream.ask(request)
-        out = []
-        for f in reply.faces:
-            match = f.matches[0] if f.matches else None
-            out.append(
-                Box(f.track_id, "face", f.box.left, f.box.top, f.box.right, f.box.bottom, 1.0,
-                    match.subject if match else "", match.distance if match else 0.0)
-            )  # fmt: skip
-        return out
 
     # --- reporting ---------------------------------------------------------------------
 

@@ -295,6 +295,12 @@ class GalleryStore:
             encoding=encoding_from_bytes(bytes(row[9])) if include_encoding else None,
         )
 
+    # A collection's row as `_collection` reads it.
+    _COLLECTION_ROW = (
+        "SELECT collection_id, description, created_at, face_count, subject_count"
+        " FROM gallery_collections"
+    )
+
     def _collection(self, row) -> Collection:
         cid, description, created, faces, subjects = row
         return Collection(cid, description, self.dialect.read_stamp(created), faces, subjects)
@@ -357,8 +363,7 @@ class GalleryStore:
         after = decode_page_token(page_token, scope, str) or ""
         with self._tx(write=False) as tx:
             rows = tx.execute(
-                "SELECT collection_id, description, created_at, face_count, subject_count"
-                " FROM gallery_collections WHERE tenant = ? AND collection_id > ?"
+                self._COLLECTION_ROW + " WHERE tenant = ? AND collection_id > ?"
                 " ORDER BY collection_id LIMIT ?",
                 (tenant, after, size + 1),
             ).fetchall()
@@ -370,8 +375,7 @@ class GalleryStore:
         check_scope(tenant, collection_id)
         with self._tx(write=False) as tx:
             row = tx.execute(
-                "SELECT collection_id, description, created_at, face_count, subject_count"
-                " FROM gallery_collections WHERE tenant = ? AND collection_id = ?",
+                self._COLLECTION_ROW + " WHERE tenant = ? AND collection_id = ?",
                 (tenant, collection_id),
             ).fetchone()
         if row is None:

@@ -12,10 +12,11 @@ ranges and defaults come from the proto. Identification is a task kind
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from google.protobuf.message import Message
 from percept.face.v1 import face_service_pb2 as pb
@@ -61,14 +62,6 @@ def _params(message_class, skip: tuple[str, ...], drop: tuple[str, ...] = ()):
     return {name: p for name, p in params.items() if name not in drop}
 
 
-# Enroll: subject, external_id, max_faces and the detection options (what the
-# service ignores for enrollment, return_landmarks/encodings, is left out).
-_ENROLL_PARAMS = _params(
-    pb.EnrollFacesRequest, ("image", "collection_id"), ("return_landmarks", "return_encodings")
-)
-_VERIFY_PARAMS = _params(pb.VerifyFaceRequest, ("image", "collection_id"))
-
-
 async def _call(request: Request, message: Message):
     """The face service's RPC named by the request (DeleteFacesRequest: DeleteFaces)."""
     method = message.DESCRIPTOR.name.removesuffix("Request")
@@ -82,48 +75,88 @@ async def _call(request: Request, message: Message):
         ) from None
 
 
-async def _upload_request(
-    request: Request, message: Message, params, aliases, required: tuple[str, ...]
-) -> Message:
-    """Parse a multipart upload (image in `file`, fields as form fields or query
-    parameters) into the proto request, checked as a task's upload is."""
-    gw = request.app.state.gateway
-    settings = gw.settings
-    upload = await read_upload(request, "image", settings.max_image_bytes)
-    size = check_image(upload.data, upload.content_type, settings.max_image_pixels)
-    raw = protoform.options_of(request.query_params.multi_items(), upload.fields)
-    message.image.content = upload.data
-    protoform.parse(message, params, raw, aliases)
-    for name in required:
-        if not raw.get(name, "").strip():
-            raise ApiError(
-                422, "invalid_option", f"{name} is required: {params[name].doc}", fields=[name]
-            )
-    try:
-        fields.check(message)
-    except InvalidInput as exc:
-        raise ApiError(422, "invalid_option", exc.message) from None
-    face_cost_guard(size, message.options, settings)  # over_limit, as on the detect routes
-    return message
+@dataclass(frozen=True)
+class _Form:
+    """An upload route's multipart form, said once for its OpenAPI and its
+    parsing: the image in `file` (`what` it is), the proto request's options
+    (`params`, also under their `aliases`) as form fields or query parameters,
+    and those `required`."""
+
+    params: dict[str, protoform.Param]
+    aliases: dict[str, str]
+    required: tuple[str, ...]
+    what: str
+
+    def openapi(self) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "file": {"type": "string", "format": "binary", "description": self.what}
+        }
+        for name, param in self.params.items():
+            properties[name] = protoform.openapi_schema(param)
+        for alias, target in self.aliases.items():
+            if target in self.params:
+                properties[alias] = {
+                    **protoform.openapi_schema(self.params[target]),
+                    "description": f"Same as {target}.",
+                }
+        return {"requestBody": multipart_body(properties, ["file", *self.required])}
+
+    async def parse(self, request: Request, message: Message) -> Message:
+        """The upload into the proto request, checked as a task's upload is."""
+        settings = request.app.state.gateway.settings
+        upload = await read_upload(request, "image", settings.max_image_bytes)
+        size = check_image(upload.data, upload.content_type, settings.max_image_pixels)
+        raw = protoform.options_of(request.query_params.multi_items(), upload.fields)
+        message.image.content = upload.data
+        protoform.parse(message, self.params, raw, self.aliases)
+        for name in self.required:
+            if not raw.get(name, "").strip():
+                doc = self.params[name].doc
+                raise ApiError(422, "invalid_option", f"{name} is required: {doc}", fields=[name])
+        try:
+            fields.check(message)
+        except InvalidInput as exc:
+            raise ApiError(422, "invalid_option", exc.message) from None
+        face_cost_guard(size, message.options, settings)  # over_limit, as on the detect routes
+        return message
 
 
-def _multipart_doc(params, aliases, required: tuple[str, ...], what: str) -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        "file": {"type": "string", "format": "binary", "description": what}
-    }
-    for name, param in params.items():
-        properties[name] = protoform.openapi_schema(param)
-    for alias, target in aliases.items():
-        if target in params:
-            properties[alias] = {
-                **protoform.openapi_schema(params[target]),
-                "description": f"Same as {target}.",
-            }
-    return {"requestBody": multipart_body(properties, ["file", *required])}
+# Enroll: subject, external_id, max_faces and the detection options (what the
+# service ignores for enrollment, return_landmarks/encodings, is left out).
+_ENROLL = _Form(
+    _params(
+        pb.EnrollFacesRequest, ("image", "collection_id"), ("return_landmarks", "return_encodings")
+    ),
+    {},
+    ("subject",),
+    "A photo of the subject.",
+)
+_VERIFY = _Form(
+    _params(pb.VerifyFaceRequest, ("image", "collection_id")),
+    FACE_ALIASES,
+    ("subject",),
+    "The face to verify.",
+)
 
 
 def _collection_url(request: Request, collection_id: str) -> str:
     return f"{request.base_url}api/collections/{collection_id}"
+
+
+@dataclass
+class _Paging:
+    """A listing's paging, as query parameters and as its proto request takes them."""
+
+    page_size: Annotated[ascii_int(ge=1, le=1000) | None, Query(description="Default 100.")] = None
+    page_token: Annotated[
+        str | None, Query(description="next_page_token of the previous page.")
+    ] = None
+
+    def request(self) -> dict[str, Any]:
+        return {"page_size": self.page_size or 0, "page_token": self.page_token or ""}
+
+
+Paging = Annotated[_Paging, Depends()]
 
 
 def _page(name: str, items: list[dict[str, Any]], next_page_token: str) -> JSONResponse:
@@ -157,15 +190,8 @@ async def create_collection(body: models.NewCollection, request: Request) -> JSO
     summary="List your face collections, by id",
     response_model=models.CollectionPage,
 )
-async def list_collections(
-    request: Request,
-    page_size: Annotated[ascii_int(ge=1, le=1000) | None, Query(description="Default 100.")] = None,
-    page_token: str | None = Query(None, description="next_page_token of the previous page."),
-) -> JSONResponse:
-    response = await _call(
-        request,
-        pb.ListCollectionsRequest(page_size=page_size or 0, page_token=page_token or ""),
-    )
+async def list_collections(request: Request, paging: Paging) -> JSONResponse:
+    response = await _call(request, pb.ListCollectionsRequest(**paging.request()))
     collections = [results.collection(c) for c in response.collections]
     return _page("collections", collections, response.next_page_token)
 
@@ -205,16 +231,10 @@ async def delete_collection(request: Request, collection_id: str = CollectionId)
     status_code=201,
     response_model=models.Enrollment,
     responses=_errors(400, 404, 413, 415),
-    openapi_extra=_multipart_doc(_ENROLL_PARAMS, {}, ("subject",), "A photo of the subject."),
+    openapi_extra=_ENROLL.openapi(),
 )
 async def enroll(request: Request, collection_id: str = CollectionId) -> JSONResponse:
-    message = await _upload_request(
-        request,
-        pb.EnrollFacesRequest(collection_id=collection_id),
-        _ENROLL_PARAMS,
-        {},
-        ("subject",),
-    )
+    message = await _ENROLL.parse(request, pb.EnrollFacesRequest(collection_id=collection_id))
     problem = ids.subject_problem(message.subject)
     if problem is not None:  # the face service says the same; no detection paid for
         raise ApiError(422, "invalid_option", problem, fields=["subject"])
@@ -238,19 +258,13 @@ async def enroll(request: Request, collection_id: str = CollectionId) -> JSONRes
 )
 async def list_faces(
     request: Request,
+    paging: Paging,
     collection_id: str = CollectionId,
     subject: str | None = Query(None, description="Only this subject's faces."),
-    page_size: Annotated[ascii_int(ge=1, le=1000) | None, Query(description="Default 100.")] = None,
-    page_token: str | None = Query(None, description="next_page_token of the previous page."),
 ) -> JSONResponse:
     response = await _call(
         request,
-        pb.ListFacesRequest(
-            collection_id=collection_id,
-            subject=subject or "",
-            page_size=page_size or 0,
-            page_token=page_token or "",
-        ),
+        pb.ListFacesRequest(collection_id=collection_id, subject=subject or "", **paging.request()),
     )
     faces = [results.enrolled_face(f) for f in response.faces]
     return _page("faces", faces, response.next_page_token)
@@ -327,16 +341,10 @@ async def search(
     summary="Is the image's largest face this subject?",
     response_model=models.Verification,
     responses=_errors(400, 404, 413, 415),
-    openapi_extra=_multipart_doc(_VERIFY_PARAMS, FACE_ALIASES, ("subject",), "The face to verify."),
+    openapi_extra=_VERIFY.openapi(),
 )
 async def verify(request: Request, collection_id: str = CollectionId) -> JSONResponse:
-    message = await _upload_request(
-        request,
-        pb.VerifyFaceRequest(collection_id=collection_id),
-        _VERIFY_PARAMS,
-        FACE_ALIASES,
-        ("subject",),
-    )
+    message = await _VERIFY.parse(request, pb.VerifyFaceRequest(collection_id=collection_id))
     response = await _call(request, message)
     return JSONResponse(
         {

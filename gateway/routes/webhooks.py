@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -255,8 +256,6 @@ async def send_again(sub_id: str, event_id: str, request: Request) -> JSONRespon
     responses=SUB,
 )
 async def send_test(sub_id: str, request: Request) -> JSONResponse:
-    import time
-
     sub = await _get(request, sub_id)
     event = test_event(sub)
     await _store(request).enqueue(sub, event, time.time())

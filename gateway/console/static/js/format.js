@@ -101,6 +101,14 @@ export function between(a, b) {
   return (new Date(b) - new Date(a)) / 1000;
 }
 
+/** A stat tile: a label, a big value, a line under it; `key` (data-stat) finds it again. */
+export function statTile(label, value, sub = "", key = undefined) {
+  return el("div", { class: "stat", "data-stat": key },
+    el("div", { class: "label", text: label }),
+    el("div", { class: "value" }, value),
+    el("div", { class: "sub", text: sub }));
+}
+
 export function stateBadge(state, text = state) {
   return el("span", { class: `state ${state}`, text: text.replace("_", " ") });
 }

@@ -4,17 +4,35 @@
 
 import { api, query } from "../api.js";
 import { drawChart } from "../chart.js";
-import { el, int, kindLabel, ms, msParts, num, pct } from "../format.js";
+import { el, int, kindLabel, ms, msParts, num, pct, statTile } from "../format.js";
 
 const STATS_EVERY_MS = 2000;
 const REPLICAS_EVERY_MS = 1000;
 const COLORS = { succeeded: "var(--ok)", failed: "var(--bad)", cancelled: "var(--idle)", p50: "var(--accent)", p95: "var(--accent-2)" };
 
-function tile(key, label, sub = "") {
-  return el("div", { class: "stat", "data-stat": key },
-    el("div", { class: "label", text: label }),
-    el("div", { class: "value", text: "–" }),
-    el("div", { class: "sub", text: sub }));
+// The tiles, [key, label, line under]: the totals, then each kind's.
+const TOTALS = [
+  ["queued", "Queued", "all kinds, now"],
+  ["running", "Running", "all kinds, now"],
+  ["succeeded", "Succeeded", "tasks kept (24 h)"],
+  ["failed", "Failed", "tasks kept (24 h)"],
+  ["cancelled", "Cancelled", "tasks kept (24 h)"],
+  ["replicas", "Replicas serving", ""],
+];
+const PER_KIND = [
+  ["queued", "Queued", "waiting now"],
+  ["running", "Running", "now"],
+  ["oldest", "Oldest waiting", "age of the oldest queued"],
+  ["rate", "Tasks / min", "last 5 min"],
+  ["success", "Success", "last 5 min"],
+  ["failure", "Failure", "last 5 min"],
+  ["p50", "Run time p50", "last 5 min"],
+  ["p95", "Run time p95", "last 5 min"],
+  ["p95h", "Run time p95", "last 60 min"],
+];
+
+function tileRow(rows, attrs = {}) {
+  return el("div", { class: "stats", ...attrs }, rows.map(([key, label, sub]) => statTile(label, "–", sub, key)));
 }
 
 function set(root, key, value, unit = "", sub = null, state = "") {
@@ -35,13 +53,7 @@ export function mount(view, { params }, ctx) {
   let minutes = Number(params.get("minutes")) || 60;
   const timers = [];
   const controller = new AbortController();
-  const totals = el("div", { class: "stats", id: "totals" },
-    tile("queued", "Queued", "all kinds, now"),
-    tile("running", "Running", "all kinds, now"),
-    tile("succeeded", "Succeeded", "tasks kept (24 h)"),
-    tile("failed", "Failed", "tasks kept (24 h)"),
-    tile("cancelled", "Cancelled", "tasks kept (24 h)"),
-    tile("replicas", "Replicas serving", ""));
+  const totals = tileRow(TOTALS, { id: "totals" });
   const range = el("div", { class: "range", role: "group", "aria-label": "Chart range" },
     ...[[60, "1 h"], [360, "6 h"], [1440, "24 h"]].map(([m, label]) =>
       el("button", { "data-minutes": m, class: m === minutes ? "on" : "", text: label,
@@ -56,16 +68,7 @@ export function mount(view, { params }, ctx) {
   function section(k) {
     let s = sections.get(k.id);
     if (s) return s;
-    const tiles = el("div", { class: "stats" },
-      tile("queued", "Queued", "waiting now"),
-      tile("running", "Running", "now"),
-      tile("oldest", "Oldest waiting", "age of the oldest queued"),
-      tile("rate", "Tasks / min", "last 5 min"),
-      tile("success", "Success", "last 5 min"),
-      tile("failure", "Failure", "last 5 min"),
-      tile("p50", "Run time p50", "last 5 min"),
-      tile("p95", "Run time p95", "last 5 min"),
-      tile("p95h", "Run time p95", "last 60 min"));
+    const tiles = tileRow(PER_KIND);
     const throughput = el("div", { class: "chart", "data-chart": "throughput" });
     const runtime = el("div", { class: "chart", "data-chart": "runtime" });
     const root = el("section", { class: "kind", "data-kind": k.id },

@@ -5,7 +5,7 @@
 // events, and an editor that draws zones and lines on the frame.
 
 import { api, query } from "../api.js";
-import { el, int, num, stateBadge } from "../format.js";
+import { el, int, num, stateBadge, statTile } from "../format.js";
 
 const LIST_EVERY_MS = 1000;
 const FRAME_EVERY_MS = 200;
@@ -211,10 +211,6 @@ function detail(view, id, ctx) {
     }
   }
 
-  function tile(label, value, sub = "") {
-    return el("div", { class: "stat" }, el("div", { class: "label", text: label }), el("div", { class: "value" }, value), el("div", { class: "sub", text: sub }));
-  }
-
   function showHead() {
     const st = source.status;
     head.replaceChildren(
@@ -224,12 +220,12 @@ function detail(view, id, ctx) {
       source.paused ? button("Resume", () => act("resume")) : button("Pause", () => act("pause")),
       button("Delete", () => act("delete"), "danger"));
     tiles.replaceChildren(
-      tile("Frames in", num(st.fps_in), "per second"),
-      tile("Processed", num(st.fps_processed), "per second"),
-      tile("Dropped", int(st.frames_dropped), "while the model was busy"),
-      tile("Reconnects", int(st.reconnects), st.state),
-      tile("Latency", st.latency_ms ? `${num(st.latency_ms, 0)}` : "–", "ms, capture to counted"),
-      tile("Last frame", ago(st.last_frame_at).replace(" ago", ""), st.worker ? `ago, on ${st.worker}` : "ago"));
+      statTile("Frames in", num(st.fps_in), "per second"),
+      statTile("Processed", num(st.fps_processed), "per second"),
+      statTile("Dropped", int(st.frames_dropped), "while the model was busy"),
+      statTile("Reconnects", int(st.reconnects), st.state),
+      statTile("Latency", st.latency_ms ? `${num(st.latency_ms, 0)}` : "–", "ms, capture to counted"),
+      statTile("Last frame", ago(st.last_frame_at).replace(" ago", ""), st.worker ? `ago, on ${st.worker}` : "ago"));
     const rows = [];
     for (const z of source.zones) {
       const c = source.counts[z.id] || {};

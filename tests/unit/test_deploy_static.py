@@ -55,7 +55,18 @@ HEALTH_SERVICE = {
     "face": "percept.face.v1.FaceService",
     "object": "percept.object.v1.ObjectService",
 }
-GRPC_PORT = {"face": 50051, "object": 50052}
+
+
+def _declared_ports() -> dict[str, int]:
+    """Every declared backend and the gRPC port its default target names: the
+    deploy files must serve each (a new backend's entries are checked here too)."""
+    from gateway import declare
+
+    declare.load("")
+    return {b.name: int(b.targets.rsplit(":", 1)[1]) for b in declare.backends()}
+
+
+GRPC_PORT = _declared_ports()
 MODEL_LIBRARIES = {
     "torch",
     "torchvision",
@@ -232,18 +243,21 @@ def test_scaled_services_publish_no_host_port_and_have_no_container_name(service
 
 
 def test_gateway_and_worker_reach_every_replica_by_service_dns_name(services):
-    face_port = env_dict(services["face"]["environment"])["FACE_PORT"]
-    object_port = env_dict(services["object"]["environment"])["OBJECT_PORT"]
-    assert face_port in [str(p) for p in services["face"]["expose"]]
-    assert object_port in [str(p) for p in services["object"]["expose"]]
+    """Each declared backend is a compose service on its declared port, and the
+    gateway and the worker reach it by its service name (GATEWAY_{NAME}_TARGETS)."""
+    for backend, port in GRPC_PORT.items():
+        assert str(port) == env_dict(services[backend]["environment"])[f"{backend.upper()}_PORT"]
+        assert port in [int(p) for p in services[backend]["expose"]], backend
+        for name in ("gateway", "worker"):
+            env = env_dict(services[name]["environment"])
+            assert env[f"GATEWAY_{backend.upper()}_TARGETS"] == f"dns:///{backend}:{port}", name
     for name in ("gateway", "worker"):
         env = env_dict(services[name]["environment"])
-        assert env["GATEWAY_FACE_TARGETS"] == f"dns:///face:{face_port}", name
-        assert env["GATEWAY_OBJECT_TARGETS"] == f"dns:///object:{object_port}", name
         assert compose_default(env["REDIS_URL"]).startswith("redis://redis:6379/"), name
+    object_port = GRPC_PORT["object"]
     # The GPU replicas answer to the same name.
     assert "object" in services["object-gpu"]["networks"]["default"]["aliases"]
-    assert env_dict(services["object-gpu"]["environment"])["OBJECT_PORT"] == object_port
+    assert env_dict(services["object-gpu"]["environment"])["OBJECT_PORT"] == str(object_port)
     # The API is published; the worker serves nothing.
     assert any(str(p).endswith(":8000") for p in services["gateway"]["ports"])
     assert services["worker"]["command"] == ["python", "-m", "gateway.worker"]
@@ -679,8 +693,10 @@ def test_kubernetes_schema_check_rejects_an_unknown_field(k8s_docs):
         kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
 
 
-def test_face_and_object_services_are_headless_and_select_their_pods(k8s_docs):
+def test_every_declared_backend_is_a_headless_service_the_gateway_targets(k8s_docs):
+    gateway_config = config_data(k8s_docs, "percept-gateway")
     for name, port in GRPC_PORT.items():
+        assert gateway_config[f"GATEWAY_{name.upper()}_TARGETS"] == f"dns:///{name}:{port}"
         service = k8s(k8s_docs, "Service", name)
         assert service["spec"]["clusterIP"] == "None", f"{name} must be headless"
         deployment = k8s(k8s_docs, "Deployment", name)

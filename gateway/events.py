@@ -68,10 +68,6 @@ def outbox_key(prefix: str = PREFIX) -> str:
     return f"{prefix}outbox"
 
 
-OUTBOX = outbox_key()
-ALL_LOG = all_log_key()
-
-
 @dataclass(frozen=True)
 class Retention:
     """How much of the log is kept: entries per tenant, seconds, outbox entries."""

@@ -34,6 +34,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from gateway.redis_client import PREFIX, prefix_for
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -66,6 +68,26 @@ def all_log_key(prefix: str = PREFIX) -> str:
 
 def outbox_key(prefix: str = PREFIX) -> str:
     return f"{prefix}outbox"
+
+
+# --- the outbox's readers ----------------------------------------------------------------
+
+WEBHOOK_GROUP, MQTT_GROUP = "webhooks", "mqtt"  # its consumer groups
+
+
+def outbox_of(redis) -> str:
+    """The outbox's name on this client (tagged on a cluster)."""
+    return outbox_key(prefix_for(redis))
+
+
+async def ensure_group(redis, group: str) -> None:
+    """Create the outbox's consumer group `group` (reading from the start)
+    unless it exists: the webhook fan-out's and the MQTT publisher's."""
+    try:
+        await redis.xgroup_create(outbox_of(redis), group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
 
 
 @dataclass(frozen=True)
@@ -144,7 +166,7 @@ async def publish(redis, tenant: str, type: str, data: dict) -> str:
         script = _scripts[redis] = redis.register_script(_PUBLISH)
     event_id = new_id()
     await script(
-        keys=[stream_of(tenant, redis), stream_of(None, redis), outbox_key(prefix_for(redis))],
+        keys=[stream_of(tenant, redis), stream_of(None, redis), outbox_of(redis)],
         args=[
             tenant,
             type,

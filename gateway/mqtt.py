@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 
-from gateway.webhooks_delivery import MQTT_GROUP as GROUP
-from gateway.webhooks_delivery import ensure_group, outbox_of
+from gateway.events import MQTT_GROUP as GROUP
+from gateway.events import ensure_group, outbox_of
 
 logger = logging.getLogger(__name__)
 

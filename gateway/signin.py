@@ -100,7 +100,7 @@ class SignInThrottle:
         if not self.failures:
             return
         window_ms = max(1, math.ceil(self.window_s * 1000))
-        wait_ms = int(await self._take(keys=self._keys(names), args=[self.failures, window_ms]))
+        wait_ms = int(await self._take(keys=self.keys_of(names), args=[self.failures, window_ms]))
         if wait_ms > 0:
             raise ApiError(
                 429,
@@ -113,7 +113,8 @@ class SignInThrottle:
 
     async def succeeded(self, names: list[str]) -> None:
         if self.failures:
-            await self._give_back(keys=self._keys(names))
+            await self._give_back(keys=self.keys_of(names))
 
-    def _keys(self, names: list[str]) -> list[str]:
+    def keys_of(self, names: list[str]) -> list[str]:
+        """The keys of the counters `counters()` named, on this client."""
         return [self.prefix + name.removeprefix(PREFIX) for name in names]

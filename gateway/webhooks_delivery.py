@@ -42,35 +42,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import Counter, Histogram
-from redis.exceptions import ResponseError
 
 from gateway import events, webhooks
-from gateway.redis_client import prefix_for, redis_client
+from gateway.redis_client import redis_client
 from gateway.webhooks import Subscription, TargetRefused, WebhookStore
 from gateway.webhooks_http import HttpError, Sender
 
 logger = logging.getLogger(__name__)
 
-GROUP = "webhooks"
-MQTT_GROUP = "mqtt"
+GROUP = events.WEBHOOK_GROUP
 FANOUT_LEASE_S = 10.0
 MAX_RESPONSE_BYTES = 4096
 POLL_S = 0.05
-
-
-def outbox_of(redis) -> str:
-    """The outbox's name on this client (tagged on a cluster)."""
-    return events.outbox_key(prefix_for(redis))
-
-
-async def ensure_group(redis, group: str) -> None:
-    """Create the outbox's consumer group `group` (reading from the start)
-    unless it exists: the webhook fan-out's and the MQTT publisher's."""
-    try:
-        await redis.xgroup_create(outbox_of(redis), group, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 DELIVERIES = Counter(
@@ -97,7 +80,9 @@ end
 redis.call('XACK', outbox, ARGV[2], ARGV[1])
 local shared = false
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', outbox)) do
-  for j = 1, #g, 2 do if g[j] == 'name' and g[j + 1] == '{MQTT_GROUP}' then shared = true end end
+  for j = 1, #g, 2 do
+    if g[j] == 'name' and g[j + 1] == '{events.MQTT_GROUP}' then shared = true end
+  end
 end
 if not shared then redis.call('XDEL', outbox, ARGV[1]) end
 return #ARGV - 6
@@ -187,7 +172,7 @@ class Deliverer:
         self.settings = settings
         self.store = WebhookStore(redis, retention_s=settings.events_max_age_s)
         self.keys = self.store.keys
-        self.outbox = outbox_of(redis)
+        self.outbox = events.outbox_of(redis)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lease_s = 2 * settings.webhook_timeout_s + 5
         self.inflight: dict[str, int] = {}
@@ -205,7 +190,7 @@ class Deliverer:
 
     async def start(self) -> None:
         with contextlib.suppress(Exception):
-            await ensure_group(self.redis, GROUP)
+            await events.ensure_group(self.redis, GROUP)
         self._tasks = [
             asyncio.create_task(self._fanout_loop(), name="webhook-fanout"),
             asyncio.create_task(self._reclaim_loop(), name="webhook-reclaim"),
@@ -238,7 +223,7 @@ class Deliverer:
             except Exception as exc:  # noqa: BLE001
                 if "NOGROUP" in str(exc):
                     with contextlib.suppress(Exception):
-                        await ensure_group(self.redis, GROUP)
+                        await events.ensure_group(self.redis, GROUP)
                 else:
                     logger.warning("webhook %s: %s; going on", what, exc, exc_info=True)
                 await asyncio.sleep(1)

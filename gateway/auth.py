@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from gateway import csrf
 from gateway.errors import ApiError
-from gateway.jobs import DEFAULT_TENANT, PREFIX
+from gateway.jobs import DEFAULT_TENANT
 from gateway.keys import KeyStore, Limits
 
 COOKIE = "percept_session"
@@ -140,7 +140,7 @@ class Auth:
         burst = limits.burst or max(1, math.ceil(2 * limits.rps))
         wait = float(
             await self._take(
-                keys=[f"{PREFIX}bucket:{principal.key_id}"],
+                keys=[self.keys.names.bucket(principal.key_id)],
                 args=[repr(time.time()), repr(limits.rps), burst],
             )
         )

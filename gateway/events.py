@@ -70,21 +70,24 @@ def outbox_key(prefix: str = PREFIX) -> str:
     return f"{prefix}outbox"
 
 
-OUTBOX = outbox_key()
-MQTT_GROUP = "mqtt"  # the MQTT publisher's consumer group on the outbox
+# --- the outbox's readers ----------------------------------------------------------------
+
+WEBHOOK_GROUP, MQTT_GROUP = "webhooks", "mqtt"  # its consumer groups
+
+
+def outbox_of(redis) -> str:
+    """The outbox's name on this client (tagged on a cluster)."""
+    return outbox_key(prefix_for(redis))
 
 
 async def ensure_group(redis, group: str) -> None:
     """Create the outbox's consumer group `group` (reading from the start)
     unless it exists: the webhook fan-out's and the MQTT publisher's."""
     try:
-        await redis.xgroup_create(OUTBOX, group, id="0", mkstream=True)
+        await redis.xgroup_create(outbox_of(redis), group, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-
-
-ALL_LOG = all_log_key()
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ async def publish(redis, tenant: str, type: str, data: dict) -> str:
         script = _scripts[redis] = redis.register_script(_PUBLISH)
     event_id = new_id()
     await script(
-        keys=[stream_of(tenant, redis), stream_of(None, redis), outbox_key(prefix_for(redis))],
+        keys=[stream_of(tenant, redis), stream_of(None, redis), outbox_of(redis)],
         args=[
             tenant,
             type,

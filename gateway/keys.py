@@ -1,10 +1,14 @@
 """API keys: stored hashed in Redis, each with a name, a tenant, a role and
 limits; shared by every gateway process.
 
+Layout (prefix `percept:`; `{percept}:` on a cluster, where creating a key
+writes its record and the index in one transaction):
 - `percept:key:{sha256(key)}`  hash: the key's record (never the key itself);
 - `percept:keys`               hash: key id -> sha256, for listing and revoking;
-- `percept:keys:changed`       pub/sub channel: a revoked (or changed) key is
-                               dropped from every process's cache at once;
+- `percept:keys:changed`       pub/sub channel (not a key: never tagged): a
+                               revoked (or changed) key is dropped from every
+                               process's cache at once;
+- `percept:bucket:{key id}`    the key's token bucket (its `rps` limit);
 - `percept:session:{sha256(token)}`  string with a TTL: a console sign-in, the
                                sha256 of the key it was opened with. The
                                cookie holds the random token, never the key,
@@ -30,12 +34,11 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.jobs import DEFAULT_TENANT, PREFIX
+from gateway.redis_client import Key, Names
 
 logger = logging.getLogger(__name__)
 
-KEYS_INDEX = PREFIX + "keys"
 CHANGED_CHANNEL = PREFIX + "keys:changed"
-SESSION_PREFIX = PREFIX + "session:"
 ROLES = ("admin", "client")
 CACHE_S = 30.0  # a cached key is re-read at least this often, changes or not
 TENANT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -159,11 +162,21 @@ def _from_record(raw: dict[str, str]) -> ApiKey:
     )
 
 
+class KeyNames(Names):
+    """The keys of the layout above, under one prefix."""
+
+    record = Key("key")  # (sha256 of the key)
+    index = Key("keys", family=False)
+    session = Key("session")  # (sha256 of the token)
+    bucket = Key("bucket")  # (key id): its requests-per-second token bucket (gateway/auth.py)
+
+
 class KeyStore:
     """Create, list, revoke and look up API keys (cached per process)."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis  # decode_responses=True
+        self.names = KeyNames.for_client(redis)  # (API keys are `keys`: these are names)
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def create(
@@ -188,29 +201,29 @@ class KeyStore:
         record = ApiKey(key_id, name, tenant, role, limits or Limits(), time.time())
         sha = digest(secret)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{PREFIX}key:{sha}", mapping=_record(record))
-            pipe.hset(KEYS_INDEX, key_id, sha)
+            pipe.hset(self.names.record(sha), mapping=_record(record))
+            pipe.hset(self.names.index, key_id, sha)
             await pipe.execute()
         return secret, record
 
     async def list(self) -> list[ApiKey]:
-        index = await self.redis.hgetall(KEYS_INDEX)
+        index = await self.redis.hgetall(self.names.index)
         async with self.redis.pipeline(transaction=False) as pipe:
             for sha in index.values():
-                pipe.hgetall(f"{PREFIX}key:{sha}")
+                pipe.hgetall(self.names.record(sha))
             records = await pipe.execute()
         keys = [_from_record(r) for r in records if r]
         return sorted(keys, key=lambda k: k.created_at)
 
     async def revoke(self, key_id: str) -> ApiKey | None:
         """Revoke a key at once on every gateway process; None if unknown."""
-        sha = await self.redis.hget(KEYS_INDEX, key_id)
+        sha = await self.redis.hget(self.names.index, key_id)
         if sha is None:
             return None
         now = repr(time.time())
-        await self.redis.hset(f"{PREFIX}key:{sha}", "revoked_at", now)
+        await self.redis.hset(self.names.record(sha), "revoked_at", now)
         await self.redis.publish(CHANGED_CHANNEL, sha)
-        raw = await self.redis.hgetall(f"{PREFIX}key:{sha}")
+        raw = await self.redis.hgetall(self.names.record(sha))
         return _from_record(raw) if raw else None
 
     async def lookup(self, key: str) -> ApiKey | None:
@@ -224,22 +237,22 @@ class KeyStore:
         if record is None:
             return None
         token = f"ps_{secrets.token_urlsafe(32)}"
-        await self.redis.set(SESSION_PREFIX + digest(token), digest(key), px=int(ttl_s * 1000))
+        await self.redis.set(self.names.session(digest(token)), digest(key), px=int(ttl_s * 1000))
         return token, record
 
     async def session(self, token: str) -> ApiKey | None:
         """The live record of the key a session was opened with, or None."""
-        sha = await self.redis.get(SESSION_PREFIX + digest(token))
+        sha = await self.redis.get(self.names.session(digest(token)))
         return None if sha is None else await self._live(sha)
 
     async def close_session(self, token: str) -> None:
-        await self.redis.delete(SESSION_PREFIX + digest(token))
+        await self.redis.delete(self.names.session(digest(token)))
 
     async def _live(self, sha: str) -> ApiKey | None:
         cached = self._cache.get(sha)
         if cached is not None and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
-        raw = await self.redis.hgetall(f"{PREFIX}key:{sha}")
+        raw = await self.redis.hgetall(self.names.record(sha))
         found = _from_record(raw) if raw else None
         if found is not None and found.revoked_at:
             found = None

@@ -22,9 +22,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 
-from gateway import events
-
-GROUP = events.MQTT_GROUP
+from gateway.events import MQTT_GROUP as GROUP
+from gateway.events import ensure_group, outbox_of
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +44,7 @@ def topics(prefix: str, envelope: dict) -> list[tuple[str, bool]]:
 class MqttPublisher:
     def __init__(self, redis, settings, consumer: str) -> None:
         self.redis = redis
+        self.outbox = outbox_of(redis)
         self.prefix = settings.mqtt_topic_prefix.strip("/")
         self.consumer = consumer
         parts = urlsplit(settings.mqtt_url)
@@ -60,7 +60,7 @@ class MqttPublisher:
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        await events.ensure_group(self.redis, GROUP)
+        await ensure_group(self.redis, GROUP)
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()  # paho's network thread; reconnects by itself
         self._tasks = [
@@ -83,7 +83,7 @@ class MqttPublisher:
         while True:
             try:
                 reply = await self.redis.xreadgroup(
-                    GROUP, self.consumer, {events.OUTBOX: start}, count=200, block=2000
+                    GROUP, self.consumer, {self.outbox: start}, count=200, block=2000
                 )
                 for _stream, entries in reply or ():
                     await self._publish(entries)
@@ -92,7 +92,7 @@ class MqttPublisher:
             except Exception as exc:  # noqa: BLE001 - Redis or the broker away: go on later
                 if "NOGROUP" in str(exc):
                     with contextlib.suppress(Exception):
-                        await events.ensure_group(self.redis, GROUP)
+                        await ensure_group(self.redis, GROUP)
                 else:
                     logger.warning("MQTT publisher: %s; going on", exc)
                 await asyncio.sleep(1)
@@ -102,7 +102,7 @@ class MqttPublisher:
             await asyncio.sleep(LEASE_S / 2)
             with contextlib.suppress(Exception):
                 _next, claimed, *_ = await self.redis.xautoclaim(
-                    events.OUTBOX, GROUP, self.consumer, int(LEASE_S * 1000), "0-0", count=200
+                    self.outbox, GROUP, self.consumer, int(LEASE_S * 1000), "0-0", count=200
                 )
                 entries = [(i, f) for i, f in claimed if f]
                 if entries:
@@ -127,4 +127,4 @@ class MqttPublisher:
 
         if not await asyncio.to_thread(wait):
             raise ConnectionError(f"broker {self.host}:{self.port} did not acknowledge publishes")
-        await self.redis.xack(events.OUTBOX, GROUP, *[entry_id for entry_id, _ in entries])
+        await self.redis.xack(self.outbox, GROUP, *[entry_id for entry_id, _ in entries])

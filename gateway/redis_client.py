@@ -15,8 +15,10 @@ found through Redis Sentinel, or a Redis Cluster.
   `rediss+cluster://` for TLS): a Redis Cluster, found from any of these nodes
   (port 6379 unless given); redis-py's RedisCluster routes each command to the
   node holding its keys' slot and follows resharding and failovers. A cluster
-  has database 0 only. The job table tags its keys so one script's keys share
-  a slot (gateway/jobs/schema.py).
+  has database 0 only. Every key Percept keeps is then named under one hash
+  tag, `{percept}:` (`Names` below): a script or transaction touches several
+  keys at once (a task's submit, a webhook fan-out, an API key's creation),
+  which a cluster allows only within one slot.
 
 While no primary is known (a failover in progress) commands raise redis-py's
 ConnectionError, which the routes answer 503 with Retry-After.
@@ -24,6 +26,7 @@ ConnectionError, which the routes answer 503 with Retry-After.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -70,9 +73,40 @@ def is_cluster(client: Any) -> bool:
 
 
 def prefix_for(client: Any) -> str:
-    """The prefix of the job table's keys (and of the event log its scripts
-    write) on this client: tagged on a cluster (gateway/jobs/schema.py)."""
+    """The prefix of every key Percept keeps on this client: tagged on a cluster."""
     return CLUSTER_PREFIX if is_cluster(client) else PREFIX
+
+
+class Key:
+    """A key name under a `Names`' prefix, `<prefix><name>`, or a family of
+    them, `<prefix><name>:<part>[:<part>...]` (`keys.task(task_id)`,
+    `keys.live(status, kind_id)`). A family given one "" part names what its
+    members start with: the prefix a script appends the data it reads to."""
+
+    def __init__(self, name: str, *, family: bool = True) -> None:
+        self.name = name
+        self.family = family
+
+    def __get__(self, names: Names | None, owner: type) -> Any:
+        if names is None:
+            return self
+        base = names.prefix + self.name
+        if not self.family:
+            return base
+        return lambda *parts: f"{base}:{':'.join(map(str, parts))}"
+
+
+@dataclass(frozen=True)
+class Names:
+    """The key names of one store (a subclass declares them as `Key`s), under
+    one prefix: `percept:` on a single Redis or behind Sentinel, as they always
+    were, so an existing data set stays readable; `{percept}:` on a cluster."""
+
+    prefix: str = PREFIX
+
+    @classmethod
+    def for_client(cls, client: Any):
+        return cls(prefix_for(client))
 
 
 def _scheme(url: str) -> str:

@@ -9,7 +9,7 @@ address is probed about once a second with grpc.health.v1 Check and
 percept.common.v1.ReplicaService/GetReplicaInfo (short deadlines): a replica
 that stops answering is `unreachable` within a probe or two.
 
-Layout (prefix `percept:`):
+Layout (prefix `percept:`; `{percept}:` on a cluster, as every key Percept keeps):
 - `replicas`       hash "{backend}|{address}" -> the replica's record (JSON);
 - `replicas:lease` which gateway process probes now: only one does at a time,
                    every process (and a restarted one) reads the same records.
@@ -40,14 +40,19 @@ from percept.common.v1 import replica_service_pb2_grpc as replica_grpc
 from gateway import declare
 from gateway.backends import call_metadata, channel_credentials
 from gateway.declare import Backend
-from gateway.jobs import PREFIX
+from gateway.redis_client import Key, Names
 from gateway.settings import GatewaySettings
 from percept_runtime.targets import parse_target, resolve
 
 logger = logging.getLogger(__name__)
 
-RECORDS = PREFIX + "replicas"
-LEASE = PREFIX + "replicas:lease"
+
+class ReplicaKeys(Names):
+    """The keys of the layout above, under one prefix."""
+
+    records = Key("replicas", family=False)
+    lease = Key("replicas:lease", family=False)
+
 
 SERVING, NOT_SERVING, UNREACHABLE, GONE = "serving", "not_serving", "unreachable", "gone"
 
@@ -150,6 +155,7 @@ class ReplicaMonitor:
     ) -> None:
         backends = tuple(backends or declare.backends())
         self.redis = redis  # decode_responses=True
+        self.keys = ReplicaKeys.for_client(redis)
         self.interval = settings.replica_probe_s
         self.timeout = min(settings.replica_probe_timeout_s, max(0.2, self.interval))
         self.resolve_every = settings.replica_resolve_s
@@ -179,7 +185,7 @@ class ReplicaMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            await self._release(keys=[LEASE], args=[self.holder])
+            await self._release(keys=[self.keys.lease], args=[self.holder])
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
@@ -188,7 +194,7 @@ class ReplicaMonitor:
         while True:
             started = time.monotonic()
             try:
-                if await self._lease(keys=[LEASE], args=[self.holder, self.lease_ms]):
+                if await self._lease(keys=[self.keys.lease], args=[self.holder, self.lease_ms]):
                     await self.probe_all()
             except asyncio.CancelledError:
                 raise
@@ -234,7 +240,7 @@ class ReplicaMonitor:
         ]  # fmt: skip
         results = await asyncio.gather(*probes, return_exceptions=True)
         previous = {
-            k: json.loads(v) for k, v in (await self.redis.hgetall(RECORDS)).items()
+            k: json.loads(v) for k, v in (await self.redis.hgetall(self.keys.records)).items()
         }  # fmt: skip
         updates: dict[str, str] = {}
         for (name, address), result in zip(sorted(live), results, strict=True):
@@ -264,9 +270,9 @@ class ReplicaMonitor:
                 updates[key] = json.dumps(record)
         async with self.redis.pipeline(transaction=True) as pipe:
             if updates:
-                pipe.hset(RECORDS, mapping=updates)
+                pipe.hset(self.keys.records, mapping=updates)
             if forget:
-                pipe.hdel(RECORDS, *forget)
+                pipe.hdel(self.keys.records, *forget)
             await pipe.execute()
         for address in set(self._channels) - {a for _, a in live}:
             await self._channels.pop(address).close()
@@ -328,7 +334,7 @@ async def read_replicas(redis, stale_after: float) -> list[dict[str, Any]]:
     backend and address; `stale` when no monitor probed it lately."""
     now = time.time()
     out = []
-    for raw in (await redis.hgetall(RECORDS)).values():
+    for raw in (await redis.hgetall(ReplicaKeys.for_client(redis).records)).values():
         record = json.loads(raw)
         record["stale"] = now - record.get("last_probe", 0) > stale_after
         record.pop("info_at", None)
@@ -337,4 +343,4 @@ async def read_replicas(redis, stale_after: float) -> list[dict[str, Any]]:
 
 
 async def lease_holder(redis) -> str | None:
-    return await redis.get(LEASE)
+    return await redis.get(ReplicaKeys.for_client(redis).lease)

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from gateway.redis_client import is_sentinel_url, parse_sentinel_url
+from gateway.redis_client import check_url
 from percept_runtime.settings import LoggingSettings, Port, SecretFiles, redis_url_field
 
 MiB = 1024 * 1024
@@ -46,7 +46,7 @@ class GatewaySettings(LoggingSettings, SecretFiles):
     port: Port = 8000
     """REST port."""
     redis_url: str = redis_url_field("GATEWAY_")
-    """Redis holding the job table and the queues: redis://[:password@]host:port/db, or redis+sentinel://[:password@]host:port,host:port,.../master/db to follow a failover."""
+    """Redis holding the job table and the queues: redis://[:password@]host:port/db, redis+sentinel://[:password@]host:port,host:port,.../master/db to follow a failover, or redis+cluster://[:password@]host:port,host:port,... for a Redis Cluster (database 0)."""
     redis_wait_replicas: int = Field(1, ge=0, le=16)
     """Replicas that must hold a task before it is answered 202 (Redis WAIT), so a failover loses no accepted task; only as many as are in sync are waited for (a Redis without replicas accepts at once); fewer answering within redis_wait_timeout_ms is 503. 0: never wait."""
     redis_wait_timeout_ms: int = Field(
@@ -210,8 +210,7 @@ class GatewaySettings(LoggingSettings, SecretFiles):
 
     @model_validator(mode="after")
     def _redis_url(self) -> GatewaySettings:
-        if is_sentinel_url(self.redis_url):
-            parse_sentinel_url(self.redis_url)  # ValueError: what is wrong, the form expected
+        check_url(self.redis_url)  # ValueError: what is wrong, the form expected
         return self
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ import re
 import redis.asyncio as aioredis
 
 from gateway.errors import ApiError
-from gateway.jobs import PREFIX
+from gateway.redis_client import PREFIX, prefix_for
 
 _PREFIX = PREFIX + "signin:"
 _KEY_ID = re.compile(r"pk_([0-9a-f]{8})_")
@@ -85,11 +85,14 @@ def counters(host: str | None, key: str) -> list[str]:
 
 class SignInThrottle:
     """`attempt()` before checking a key (429 when over), `succeeded()` after a
-    right one."""
+    right one, each given the names `counters()` returns: a single Redis'
+    names, taken under the client's prefix (on a cluster, the `{percept}` tag,
+    so that one script counts in both)."""
 
     def __init__(self, redis: aioredis.Redis, failures: int, window_s: float) -> None:
         self.failures = failures  # 0: no limit
         self.window_s = window_s
+        self.prefix = prefix_for(redis)
         self._take = redis.register_script(_TAKE)
         self._give_back = redis.register_script(_GIVE_BACK)
 
@@ -97,7 +100,7 @@ class SignInThrottle:
         if not self.failures:
             return
         window_ms = max(1, math.ceil(self.window_s * 1000))
-        wait_ms = int(await self._take(keys=names, args=[self.failures, window_ms]))
+        wait_ms = int(await self._take(keys=self.keys_of(names), args=[self.failures, window_ms]))
         if wait_ms > 0:
             raise ApiError(
                 429,
@@ -110,4 +113,8 @@ class SignInThrottle:
 
     async def succeeded(self, names: list[str]) -> None:
         if self.failures:
-            await self._give_back(keys=names)
+            await self._give_back(keys=self.keys_of(names))
+
+    def keys_of(self, names: list[str]) -> list[str]:
+        """The keys of the counters `counters()` named, on this client."""
+        return [self.prefix + name.removeprefix(PREFIX) for name in names]

@@ -39,6 +39,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gateway.declare import Backend
 from gateway.jobs import PREFIX
 from gateway.kinds import FACE, OBJECT
+from gateway.redis_client import Key, Names
 from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
 
@@ -393,20 +394,40 @@ def _is_file(url: str) -> bool:
 
 # --- the store -----------------------------------------------------------------------------
 
-ALL = f"{PREFIX}sources"  # set of every source id (the workers' list)
-WORKERS = f"{PREFIX}source-workers"  # zset worker id -> last heartbeat (unix s)
-CHANGED = f"{PREFIX}sources:changed"  # pub/sub: a source id whose spec changed
+CHANGED = f"{PREFIX}sources:changed"  # pub/sub: a source id whose spec changed (not a key)
 
 
-# Key builders, each given the source's id: status_key("src_1").
-source_key = (PREFIX + "source:{}").format
+class SourceKeys(Names):
+    """The sources' keys under one prefix (`{percept}:` on a cluster, where a
+    source's creation writes its record and two indexes in one transaction,
+    and a list reads many records in one MGET)."""
+
+    source = Key("source")  # (id): the JSON record
+    all = Key("sources", family=False)  # set of every source id (the workers' list)
+    workers = Key("source-workers", family=False)  # zset worker id -> last heartbeat (unix s)
+    tenant = Key("sources:tenant")  # (tenant): zset of its source ids by creation
+
+    def status(self, source_id: str) -> str:
+        return self.source(source_id, "status")
+
+    def counts(self, source_id: str) -> str:
+        return self.source(source_id, "counts")
+
+    def lease(self, source_id: str) -> str:
+        return self.source(source_id, "lease")
+
+    def frame(self, source_id: str) -> str:
+        return self.source(source_id, "frame")
+
+
+# The names on a single Redis (or behind Sentinel), where the source workers'
+# plain clients find them: source_key("src_1"), status_key("src_1"), ...
+_PLAIN = SourceKeys()
+ALL, WORKERS = _PLAIN.all, _PLAIN.workers
+source_key, tenant_key = _PLAIN.source, _PLAIN.tenant
 status_key, counts_key, lease_key, frame_key = (
-    (PREFIX + "source:{}:" + part).format for part in ("status", "counts", "lease", "frame")
-)
-
-
-def tenant_key(tenant: str) -> str:
-    return f"{PREFIX}sources:tenant:{tenant}"
+    _PLAIN.status, _PLAIN.counts, _PLAIN.lease, _PLAIN.frame
+)  # fmt: skip
 
 
 class SourceStore:
@@ -417,10 +438,12 @@ class SourceStore:
     def __init__(self, redis, policy: SourcePolicy | None = None) -> None:
         self.redis = redis
         self.policy = policy or SourcePolicy()
+        self.keys = SourceKeys.for_client(redis)
 
     async def create(self, tenant: str, spec: NewSource) -> dict[str, Any]:
         await asyncio.to_thread(check_spec, spec, self.policy)  # DNS: off the event loop
-        if await self.redis.zcard(tenant_key(tenant)) >= self.policy.max_per_tenant:
+        k = self.keys
+        if await self.redis.zcard(k.tenant(tenant)) >= self.policy.max_per_tenant:
             raise InvalidInput(
                 f"tenant has {self.policy.max_per_tenant} sources, the most allowed "
                 "(SOURCES_MAX_PER_TENANT): delete one first"
@@ -435,18 +458,23 @@ class SourceStore:
             **spec.model_dump(),
         }
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(source_key(record["id"]), json.dumps(record))
-            pipe.zadd(tenant_key(tenant), {record["id"]: now})
-            pipe.sadd(ALL, record["id"])
+            pipe.set(k.source(record["id"]), json.dumps(record))
+            pipe.zadd(k.tenant(tenant), {record["id"]: now})
+            pipe.sadd(k.all, record["id"])
             if spec.paused:
-                pipe.hset(status_key(record["id"]), mapping={"state": "paused", "reason": ""})
-            pipe.publish(CHANGED, record["id"])
+                pipe.hset(k.status(record["id"]), mapping={"state": "paused", "reason": ""})
             await pipe.execute()
+        await self._changed(record["id"])
         return record
+
+    async def _changed(self, source_id: str) -> None:
+        """Tell the workers, once the change is written (a cluster refuses
+        PUBLISH inside a transaction)."""
+        await self.redis.publish(CHANGED, source_id)
 
     async def get(self, source_id: str, scope: str | None) -> dict[str, Any] | None:
         """The record, when the scope (a tenant; None: any) may see it."""
-        raw = await self.redis.get(source_key(source_id))
+        raw = await self.redis.get(self.keys.source(source_id))
         if raw is None:
             return None
         record = json.loads(raw)
@@ -456,12 +484,12 @@ class SourceStore:
 
     async def list(self, scope: str | None) -> list[dict[str, Any]]:
         if scope is None:
-            source_ids = sorted(await self.redis.smembers(ALL))
+            source_ids = sorted(await self.redis.smembers(self.keys.all))
         else:
-            source_ids = await self.redis.zrange(tenant_key(scope), 0, -1)
+            source_ids = await self.redis.zrange(self.keys.tenant(scope), 0, -1)
         if not source_ids:
             return []
-        raws = await self.redis.mget([source_key(s) for s in source_ids])
+        raws = await self.redis.mget([self.keys.source(s) for s in source_ids])
         return [json.loads(r) for r in raws if r is not None]
 
     async def change(self, record: dict[str, Any], change: SourceChange) -> dict[str, Any]:
@@ -479,32 +507,34 @@ class SourceStore:
             "updated_at": time.time(),
             "revision": record["revision"] + 1,
         }
+        k = self.keys
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(source_key(record["id"]), json.dumps(record))
+            pipe.set(k.source(record["id"]), json.dumps(record))
             if spec.paused:
-                pipe.hset(status_key(record["id"]), mapping={"state": "paused", "reason": ""})
+                pipe.hset(k.status(record["id"]), mapping={"state": "paused", "reason": ""})
             elif was_paused:
-                pipe.hset(status_key(record["id"]), mapping={"state": "connecting", "reason": ""})
-            pipe.publish(CHANGED, record["id"])
+                pipe.hset(k.status(record["id"]), mapping={"state": "connecting", "reason": ""})
             await pipe.execute()
+        await self._changed(record["id"])
         return record
 
     async def delete(self, record: dict[str, Any]) -> None:
         source_id = record["id"]
+        k = self.keys
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(source_key(source_id), status_key(source_id), counts_key(source_id))
-            pipe.delete(frame_key(source_id))
-            pipe.zrem(tenant_key(record["tenant"]), source_id)
-            pipe.srem(ALL, source_id)
-            pipe.publish(CHANGED, source_id)
+            pipe.delete(k.source(source_id), k.status(source_id), k.counts(source_id))
+            pipe.delete(k.frame(source_id))
+            pipe.zrem(k.tenant(record["tenant"]), source_id)
+            pipe.srem(k.all, source_id)
             await pipe.execute()
+        await self._changed(source_id)
 
     async def status(self, source_id: str) -> dict[str, Any]:
-        raw = await self.redis.hgetall(status_key(source_id))
+        raw = await self.redis.hgetall(self.keys.status(source_id))
         return decode_status(raw)
 
     async def counts(self, source_id: str) -> dict[str, Any]:
-        raw = await self.redis.hgetall(counts_key(source_id))
+        raw = await self.redis.hgetall(self.keys.counts(source_id))
         out: dict[str, dict[str, int]] = {}
         for field, value in raw.items():
             rule, _, what = _text(field).rpartition(":")

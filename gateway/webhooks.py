@@ -2,7 +2,8 @@
 signing, the target check (no loopback, private or link-local addresses), and
 the deliveries each subscription has (its log, "send again", "send a test").
 
-Layout (prefix `percept:wh:`):
+Layout (prefix `percept:wh:`; `{percept}:wh:` on a cluster, the outbox's slot:
+the fan-out creates deliveries in the script that takes the event):
 - `sub:{id}`           hash: a subscription (tenant, url, filters, secrets);
 - `subs`               sorted set of every subscription id by creation time;
 - `tenant:{tenant}`    set of a tenant's subscription ids (the fan-out reads it);
@@ -40,25 +41,30 @@ from urllib.parse import urlsplit
 from standardwebhooks.webhooks import Webhook
 
 from gateway import events
+from gateway.redis_client import Key, Names
 
-P = events.PREFIX + "wh:"
-SUBS = P + "subs"
-READY = P + "ready"
-VERSION = P + "version"  # bumped at every change: the fan-out's cache reloads
 LOG_MAXLEN = 1000
 TEST_EVENT = "webhook.test"
 DELIVERY_TYPES = (*events.EVENT_TYPES, TEST_EVENT)
 TASKS_ALL, TASKS_NAMED = "all", "named"  # a subscription's `tasks` setting
 
 
-# Key builders, each given the one id it names: sub_key("sub_1").
-sub_key, tenant_key, due_key, log_key, failed_key = (
-    (P + part + ":{}").format for part in ("sub", "tenant", "due", "log", "failed")
-)
+class WebhookKeys(Names):
+    """The keys of the layout above, under one prefix."""
 
+    sub = Key("wh:sub")  # (sub id)
+    subs = Key("wh:subs", family=False)
+    tenant = Key("wh:tenant")  # (tenant)
+    delivery = Key("wh:dlv")  # (sub id, event id)
+    due = Key("wh:due")  # (sub id)
+    ready = Key("wh:ready", family=False)
+    log = Key("wh:log")  # (sub id)
+    failed = Key("wh:failed")  # (sub id)
+    version = Key("wh:version", family=False)  # bumped at every change: the fan-out reloads
 
-def delivery_key(sub_id: str, event_id: str) -> str:
-    return f"{P}dlv:{sub_id}:{event_id}"
+    def enqueue(self, sub_id: str, event_id: str) -> list[str]:
+        """The KEYS of LUA_ENQUEUE's `enqueue` for one delivery (ready last)."""
+        return [self.delivery(sub_id, event_id), self.due(sub_id), self.failed(sub_id), self.ready]
 
 
 def new_secret() -> str:
@@ -264,55 +270,58 @@ class WebhookStore:
     def __init__(self, redis, *, retention_s: float = 7 * 86_400) -> None:
         self.redis = redis
         self.retention_s = retention_s
+        self.keys = WebhookKeys.for_client(redis)
 
     async def create(self, sub: Subscription) -> Subscription:
         sub.id = sub.id or "sub_" + secrets.token_hex(8)
         sub.created_at = sub.created_at or time.time()
         sub.secret = sub.secret or new_secret()
+        k = self.keys
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(sub_key(sub.id), mapping=sub.to_hash())
-            pipe.zadd(SUBS, {sub.id: sub.created_at})
-            pipe.sadd(tenant_key(sub.tenant), sub.id)
-            pipe.incr(VERSION)
+            pipe.hset(k.sub(sub.id), mapping=sub.to_hash())
+            pipe.zadd(k.subs, {sub.id: sub.created_at})
+            pipe.sadd(k.tenant(sub.tenant), sub.id)
+            pipe.incr(k.version)
             await pipe.execute()
         return sub
 
     async def get(self, sub_id: str, tenant: str | None = None) -> Subscription:
         """A subscription; another tenant's is not found (None: any, for admins)."""
-        raw = await self.redis.hgetall(sub_key(sub_id))
+        raw = await self.redis.hgetall(self.keys.sub(sub_id))
         if not raw or (tenant is not None and raw.get("tenant") != tenant):
             raise SubscriptionNotFound(sub_id)
         return Subscription.from_hash(raw)
 
     async def save(self, sub: Subscription) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(sub_key(sub.id), mapping=sub.to_hash())
-            pipe.incr(VERSION)
+            pipe.hset(self.keys.sub(sub.id), mapping=sub.to_hash())
+            pipe.incr(self.keys.version)
             await pipe.execute()
 
     async def delete(self, sub: Subscription) -> None:
+        k = self.keys
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(sub_key(sub.id), due_key(sub.id), failed_key(sub.id), log_key(sub.id))
-            pipe.zrem(SUBS, sub.id)
-            pipe.zrem(READY, sub.id)
-            pipe.srem(tenant_key(sub.tenant), sub.id)
-            pipe.incr(VERSION)
+            pipe.delete(k.sub(sub.id), k.due(sub.id), k.failed(sub.id), k.log(sub.id))
+            pipe.zrem(k.subs, sub.id)
+            pipe.zrem(k.ready, sub.id)
+            pipe.srem(k.tenant(sub.tenant), sub.id)
+            pipe.incr(k.version)
             await pipe.execute()
 
     async def list(self, tenant: str | None) -> list[Subscription]:
         if tenant is None:
-            ids = await self.redis.zrange(SUBS, 0, -1)
+            ids = await self.redis.zrange(self.keys.subs, 0, -1)
         else:
-            ids = sorted(await self.redis.smembers(tenant_key(tenant)))
+            ids = sorted(await self.redis.smembers(self.keys.tenant(tenant)))
         return await self.records(ids)
 
     async def of_tenant(self, tenant: str) -> list[Subscription]:
-        return await self.records(await self.redis.smembers(tenant_key(tenant)))
+        return await self.records(await self.redis.smembers(self.keys.tenant(tenant)))
 
     async def records(self, ids) -> list[Subscription]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for sub_id in ids:
-                pipe.hgetall(sub_key(sub_id))
+                pipe.hgetall(self.keys.sub(sub_id))
             raws = await pipe.execute()
         subs = [Subscription.from_hash(raw) for raw in raws if raw]
         return sorted(subs, key=lambda s: s.created_at)
@@ -329,23 +338,27 @@ class WebhookStore:
         """A delivery of `envelope` to `sub`, due now (False: it already exists)."""
         body = json.dumps(envelope, separators=(",", ":"))
         args = (sub.id, envelope["id"], body, repr(now), int(self.retention_s), "0")
-        return bool(await self.redis.eval(_ENQUEUE, 0, *args))
+        return bool(await self._enqueue(sub.id, envelope["id"], args))
 
     async def redeliver(self, sub: Subscription, event_id: str) -> bool:
         """Send a delivery again (a failed one, or one that succeeded): due now."""
-        raw = await self.redis.hget(delivery_key(sub.id, event_id), "event")
+        raw = await self.redis.hget(self.keys.delivery(sub.id, event_id), "event")
         if raw is None:
             return False
         args = (sub.id, event_id, raw, repr(time.time()), int(self.retention_s), "1")
-        await self.redis.eval(_ENQUEUE, 0, *args)
+        await self._enqueue(sub.id, event_id, args)
         return True
+
+    async def _enqueue(self, sub_id: str, event_id: str, args: tuple) -> Any:
+        keys = self.keys.enqueue(sub_id, event_id)
+        return await self.redis.eval(_ENQUEUE, len(keys), *keys, *args)
 
     async def deliveries(
         self, sub: Subscription, *, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """The attempts log, newest first (event, attempt, status code, latency, next try)."""
         upper = f"({cursor}" if cursor else "+"
-        rows = await self.redis.xrevrange(log_key(sub.id), upper, "-", count=limit)
+        rows = await self.redis.xrevrange(self.keys.log(sub.id), upper, "-", count=limit)
         out = []
         for entry_id, f in rows:
             out.append(
@@ -365,7 +378,7 @@ class WebhookStore:
         return out, (rows[-1][0] if len(rows) == limit else None)
 
     async def delivery(self, sub: Subscription, event_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hgetall(delivery_key(sub.id, event_id))
+        raw = await self.redis.hgetall(self.keys.delivery(sub.id, event_id))
         if not raw:
             return None
         return {
@@ -379,29 +392,28 @@ class WebhookStore:
         }
 
     async def failed(self, sub: Subscription, limit: int = 100) -> list[str]:
-        return await self.redis.zrevrange(failed_key(sub.id), 0, limit - 1)
+        return await self.redis.zrevrange(self.keys.failed(sub.id), 0, limit - 1)
 
 
 # A Lua function (the fan-out script includes it): a delivery of one event to
-# one subscription, due now; `again` ("1") sends one that exists again.
-# Returns 1 when queued, 0 when it existed.
-LUA_ENQUEUE = f"""
-local WH = '{P}'
-local function enqueue(sub, event_id, envelope, now, retention, again)
-  local dlv = WH .. 'dlv:' .. sub .. ':' .. event_id
+# one subscription, due now; `again` ("1") sends one that exists again. Its
+# keys: the delivery, the subscription's due and failed sets, and `ready`
+# (WebhookKeys.enqueue). Returns 1 when queued, 0 when it existed.
+LUA_ENQUEUE = """
+local function enqueue(dlv, due, failed, ready, sub, event_id, envelope, now, retention, again)
   local exists = redis.call('EXISTS', dlv) == 1
   if exists and again ~= '1' then return 0 end
   redis.call('HSET', dlv, 'sub', sub, 'event_id', event_id, 'event', envelope,
              'status', 'pending', 'first_at', now, 'next_at', now)
   if not exists then redis.call('HSET', dlv, 'attempts', 0, 'created_at', now) end
   redis.call('EXPIRE', dlv, retention)
-  redis.call('ZREM', WH .. 'failed:' .. sub, event_id)
-  redis.call('ZADD', WH .. 'due:' .. sub, now, event_id)
-  local first = redis.call('ZRANGE', WH .. 'due:' .. sub, 0, 0, 'WITHSCORES')
-  redis.call('ZADD', WH .. 'ready', first[2], sub)
+  redis.call('ZREM', failed, event_id)
+  redis.call('ZADD', due, now, event_id)
+  local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  redis.call('ZADD', ready, first[2], sub)
   return 1
 end
 """
 
-# ARGV: sub id, event id, envelope, now, retention s, again.
-_ENQUEUE = LUA_ENQUEUE + "\nreturn enqueue(unpack(ARGV))\n"
+# KEYS: as enqueue's. ARGV: sub id, event id, envelope, now, retention s, again.
+_ENQUEUE = LUA_ENQUEUE + "\nreturn enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV))\n"

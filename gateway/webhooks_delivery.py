@@ -5,7 +5,7 @@ Two loops per process (API processes with dispatchers, `python -m
 gateway.worker`, or this module's own process kind: `python -m
 gateway.webhooks_delivery`), any number of processes:
 
-- fan-out: reads `percept:outbox` through the consumer group `webhooks`; for
+- fan-out: reads the outbox (gateway/events.py) through the consumer group `webhooks`; for
   each event, one script creates a delivery per matching subscription and
   acknowledges the entry (a process killed before that leaves the entry
   pending: another claims it after FANOUT_LEASE_S and fans it out again; a
@@ -44,12 +44,13 @@ from urllib.parse import urlsplit
 from prometheus_client import Counter, Histogram
 
 from gateway import events, webhooks
+from gateway.redis_client import redis_client
 from gateway.webhooks import Subscription, TargetRefused, WebhookStore
 from gateway.webhooks_http import HttpError, Sender
 
 logger = logging.getLogger(__name__)
 
-GROUP = "webhooks"
+GROUP = events.WEBHOOK_GROUP
 FANOUT_LEASE_S = 10.0
 MAX_RESPONSE_BYTES = 4096
 POLL_S = 0.05
@@ -62,26 +63,34 @@ DELIVERY_SECONDS = Histogram(
     "percept_webhook_attempt_seconds", "Time a receiver took to answer one delivery"
 )
 
-# ARGV: outbox entry id, group, event id, envelope, now, retention s, then the
-# subscription ids it goes to. Creates the deliveries and acknowledges the
-# entry in one step; deletes the entry unless an MQTT group also reads it.
+# KEYS: the outbox, then enqueue's keys for each subscription it goes to
+# (WebhookKeys.enqueue: 4 each). ARGV: outbox entry id, group, event id,
+# envelope, now, retention s, then those subscriptions' ids. Creates the
+# deliveries and acknowledges the entry in one step; deletes the entry unless
+# an MQTT group also reads it.
 _FANOUT = (
     webhooks.LUA_ENQUEUE
     + f"""
-local outbox = '{events.OUTBOX}'
-for i = 7, #ARGV do enqueue(ARGV[i], ARGV[3], ARGV[4], ARGV[5], ARGV[6], '0') end
+local outbox = KEYS[1]
+for i = 7, #ARGV do
+  local k = 2 + (i - 7) * 4
+  enqueue(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[i], ARGV[3], ARGV[4], ARGV[5],
+          ARGV[6], '0')
+end
 redis.call('XACK', outbox, ARGV[2], ARGV[1])
 local shared = false
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', outbox)) do
-  for j = 1, #g, 2 do if g[j] == 'name' and g[j + 1] == '{events.MQTT_GROUP}' then shared = true end end
+  for j = 1, #g, 2 do
+    if g[j] == 'name' and g[j + 1] == '{events.MQTT_GROUP}' then shared = true end
+  end
 end
 if not shared then redis.call('XDEL', outbox, ARGV[1]) end
 return #ARGV - 6
 """
 )
 
-# KEYS: due, ready, subscription. ARGV: sub id, now, lease until, most to
-# take, delivery key prefix. Takes due deliveries (their due time pushed a
+# KEYS: due, ready, subscription, what its deliveries' keys start with.
+# ARGV: sub id, now, lease until, most to take. Takes due deliveries (their due time pushed a
 # lease ahead), counts their attempt, and returns what sending needs in the
 # same round trip: {subscription fields, id, envelope, attempt, first try, ...}
 # ({} when the subscription is gone: its deliveries are dropped).
@@ -90,7 +99,7 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, to
 local sub = redis.call('HGETALL', KEYS[3])
 local out = {sub}
 for _, id in ipairs(ids) do
-  local key = ARGV[5] .. id
+  local key = KEYS[4] .. id
   local d = redis.call('HMGET', key, 'event', 'status', 'first_at')
   if #sub == 0 or not d[1] or d[2] ~= 'pending' then
     redis.call('ZREM', KEYS[1], id)
@@ -162,6 +171,8 @@ class Deliverer:
         self.redis = redis  # decoded
         self.settings = settings
         self.store = WebhookStore(redis, retention_s=settings.events_max_age_s)
+        self.keys = self.store.keys
+        self.outbox = events.outbox_of(redis)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lease_s = 2 * settings.webhook_timeout_s + 5
         self.inflight: dict[str, int] = {}
@@ -222,7 +233,7 @@ class Deliverer:
     async def _fanout_loop(self) -> None:
         async def once() -> None:
             reply = await self.redis.xreadgroup(
-                GROUP, self.consumer, {events.OUTBOX: ">"}, count=200, block=2000
+                GROUP, self.consumer, {self.outbox: ">"}, count=200, block=2000
             )
             for _stream, entries in reply or ():
                 await self._fan_out(entries)
@@ -233,7 +244,7 @@ class Deliverer:
         async def once() -> None:
             await asyncio.sleep(FANOUT_LEASE_S / 2)
             _next, claimed, *_ = await self.redis.xautoclaim(
-                events.OUTBOX, GROUP, self.consumer, int(FANOUT_LEASE_S * 1000), "0-0", count=200
+                self.outbox, GROUP, self.consumer, int(FANOUT_LEASE_S * 1000), "0-0", count=200
             )
             entries = [(i, f) for i, f in claimed if f]
             if entries:
@@ -251,7 +262,7 @@ class Deliverer:
     async def _fan_out(self, entries) -> None:
         now = repr(time.time())
         queued = 0
-        version = await self.redis.get(webhooks.VERSION)  # a change since: read them again
+        version = await self.redis.get(self.keys.version)  # a change since: read them again
         if version != self._subs_version:
             self._subs, self._subs_version = {}, version
         for entry_id, fields in entries:
@@ -259,7 +270,9 @@ class Deliverer:
             targets = [
                 s.id for s in await self._subscriptions(fields["tenant"]) if s.wants(envelope)
             ]
+            keys = [self.keys.enqueue(sub_id, envelope["id"]) for sub_id in targets]
             await self._fanout(
+                keys=[self.outbox, *(name for four in keys for name in four)],
                 args=[entry_id, GROUP, envelope["id"], fields["e"], now,
                       int(self.settings.events_max_age_s), *targets],
             )  # fmt: skip
@@ -285,7 +298,8 @@ class Deliverer:
         if self._free <= 0:
             return 0
         now = time.time()
-        ready = await self.redis.zrangebyscore(webhooks.READY, "-inf", now, start=0, num=500)
+        k = self.keys
+        ready = await self.redis.zrangebyscore(k.ready, "-inf", now, start=0, num=500)
         taken = 0
         per_sub = self.settings.webhook_per_subscription
         for sub_id in ready:
@@ -293,9 +307,8 @@ class Deliverer:
             if room <= 0:
                 continue
             reply = await self._claim(
-                keys=[webhooks.due_key(sub_id), webhooks.READY, webhooks.sub_key(sub_id)],
-                args=[sub_id, repr(now), repr(now + self.lease_s), room,
-                      webhooks.delivery_key(sub_id, "")],
+                keys=[k.due(sub_id), k.ready, k.sub(sub_id), k.delivery(sub_id, "")],
+                args=[sub_id, repr(now), repr(now + self.lease_s), room],
             )  # fmt: skip
             if len(reply) < 2:
                 continue
@@ -338,7 +351,6 @@ class Deliverer:
         self, sub: Subscription, event_id: str, raw_body: str, attempt: int, first_at: float
     ) -> None:
         sub_id = sub.id
-        key = webhooks.delivery_key(sub_id, event_id)
         event_type = json.loads(raw_body)["type"]
         code, latency_ms, error, wait = await self.send(sub, event_id, raw_body.encode())
         now = time.time()
@@ -355,8 +367,8 @@ class Deliverer:
                 outcome, next_try = "retry", repr(now + delay)
         DELIVERIES.labels(outcome).inc()
         await self._settle(
-            keys=[key, webhooks.due_key(sub_id), webhooks.READY, webhooks.failed_key(sub_id),
-                  webhooks.log_key(sub_id)],
+            keys=[self.keys.delivery(sub_id, event_id), self.keys.due(sub_id), self.keys.ready,
+                  self.keys.failed(sub_id), self.keys.log(sub_id)],
             args=[sub_id, event_id, outcome, next_try, repr(now), "" if code is None else code,
                   "" if latency_ms is None else f"{latency_ms:.1f}", error, attempt, event_type,
                   int(s.events_max_age_s), webhooks.LOG_MAXLEN],
@@ -414,9 +426,7 @@ def test_event(sub: Subscription) -> dict[str, Any]:
 
 
 async def run(settings) -> None:
-    import redis.asyncio as aioredis
-
-    redis = aioredis.from_url(settings.redis_url, decode_responses=True, socket_timeout=30)
+    redis = redis_client(settings.redis_url, decode_responses=True, socket_timeout=30)
     deliverer = Deliverer(redis, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

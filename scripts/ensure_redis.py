@@ -1,7 +1,9 @@
 """Make sure a Redis answers on the given URL; start a local one when none does.
 
-Used by `make test` and `make run`. When nothing answers and the URL points at
-this machine, starts `redis-server` (installing Debian's package when it is
+Used by `make test` and `make run`. A Sentinel or Cluster URL
+(`redis+sentinel://`, `redis+cluster://`, with or without TLS) names nodes
+run elsewhere: one of them must answer, none is started. When nothing answers
+on a plain URL that points at this machine, starts `redis-server` (installing Debian's package when it is
 missing and we are root) with its data under `.run/redis/`, daemonized, and
 waits until it answers PING.
 """
@@ -37,15 +39,36 @@ def install_redis() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env)
 
 
-def main(url: str) -> None:
-    if "+sentinel://" in url:  # Redis Sentinel: never started here; one sentinel must answer
-        sys.path.insert(0, str(ROOT))
-        from gateway.redis_client import parse_sentinel_url
+def named_nodes(url: str) -> tuple[str, list[tuple[str, int]]] | None:
+    """(what they are, [(host, port)]) of a Sentinel or Cluster URL, which names
+    several nodes; None for a plain Redis URL. Exits on a malformed one."""
+    if "+" not in url.partition("://")[0]:
+        return None  # (a plain URL: no need for the gateway's imports)
+    sys.path.insert(0, str(ROOT))
+    from gateway.redis_client import (
+        is_cluster_url,
+        is_sentinel_url,
+        parse_cluster_url,
+        parse_sentinel_url,
+    )
 
-        sentinels = parse_sentinel_url(url)["sentinels"]
-        if not any(ping(host, port) for host, port in sentinels):
-            sys.exit(f"redis: none of the sentinels {sentinels} answers")
-        print(f"redis: sentinels answering ({len(sentinels)} named)")
+    try:
+        if is_sentinel_url(url):
+            return "sentinels", parse_sentinel_url(url)["sentinels"]
+        if is_cluster_url(url):
+            return "cluster nodes", parse_cluster_url(url)["nodes"]
+    except ValueError as exc:
+        sys.exit(f"redis: {exc}")
+    sys.exit(f"redis: unknown scheme in {url.partition('://')[0]}://")
+
+
+def main(url: str) -> None:
+    named = named_nodes(url)
+    if named is not None:  # Sentinel or Cluster: never started here; one node must answer
+        what, nodes = named
+        if not any(ping(host, port) for host, port in nodes):
+            sys.exit(f"redis: none of the {what} {nodes} answers")
+        print(f"redis: {what} answering ({len(nodes)} named)")
         return
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379

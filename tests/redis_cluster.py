@@ -1,6 +1,7 @@
 """A Redis Cluster of three primaries on loopback, for tests: real
 `redis-server` processes in cluster mode (Debian's package), joined with
-`redis-cli --cluster create`, no replicas, no persistence."""
+`redis-cli --cluster create`, no replicas, no persistence; the module-scoped
+fixture `cluster` (a test module imports `cluster_fixture` to use it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.redis_ha import wait_until
@@ -72,6 +74,20 @@ class RedisCluster3:
         with redis.Redis(port=port, decode_responses=True) as client:
             return client.cluster("info").get("cluster_state") == "ok"
 
+    def flush(self) -> None:
+        """Empty every primary: a test starts from an empty cluster."""
+        for port in self.ports:
+            with redis.Redis(port=port) as client:
+                client.flushall()
+
+    def keys(self) -> list[str]:
+        """Every key on every primary."""
+        found = []
+        for port in self.ports:
+            with redis.Redis(port=port, decode_responses=True) as client:
+                found += client.keys("*")
+        return found
+
     def node_of(self, key: str) -> int:
         """The port of the primary that holds `key`'s slot."""
         with redis.Redis(port=self.ports[0], decode_responses=True) as client:
@@ -86,3 +102,10 @@ class RedisCluster3:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(30)
+
+
+@pytest.fixture(scope="module", name="cluster")
+def cluster_fixture(tmp_path_factory):
+    nodes = RedisCluster3(tmp_path_factory.mktemp("cluster")).start()
+    yield nodes
+    nodes.stop()

@@ -2,7 +2,8 @@
 against a real Redis, a single server and a Redis Cluster of three primaries
 (started here on loopback ports): the records, queues, indexes, statistics,
 quotas, previews and event log they leave. Then the whole table through
-JobStore on the cluster: submit, claim, finish, list, search and figures."""
+JobStore on the cluster: submit, claim, finish, list, search and figures
+(tests/integration/test_cluster.py runs a whole gateway on one)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ from gateway import events
 from gateway.jobs import GROUP, JobStore, KeySchema, Status
 from gateway.jobs.scripts import source
 from gateway.redis_client import redis_client
-from tests.redis_cluster import RedisCluster3
+from tests.redis_cluster import cluster_fixture  # noqa: F401 - the fixture `cluster`
 from tests.redis_ha import RedisNode
-from tests.support import GatewayProcess
 
 KIND = "detect:image"
 RETENTION = [100, 3600, 1000]  # the event log's: entries per tenant, seconds, outbox entries
@@ -31,13 +31,6 @@ def single(tmp_path_factory):
     node = RedisNode(tmp_path_factory.mktemp("single")).start()
     yield f"redis://127.0.0.1:{node.port}/0"
     node.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    nodes = RedisCluster3(tmp_path_factory.mktemp("cluster")).start()
-    yield nodes
-    nodes.stop()
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -343,40 +336,3 @@ def test_the_job_table_runs_on_a_cluster_of_three_primaries(cluster):
         await store.close()
 
     asyncio.run(main())
-
-
-def test_a_gateway_on_the_cluster_runs_a_task_end_to_end(cluster, face_server, object_server,
-                                                         zidane_bytes):  # fmt: skip
-    """`python -m gateway` with REDIS_URL=redis+cluster://...: a queued task is
-    dispatched, run on the object service and ends; its stream, the list and
-    the console's figures say so."""
-
-    async def empty() -> None:
-        client = redis_client(cluster.url)
-        await client.flushall()
-        await client.aclose()
-
-    asyncio.run(empty())
-    gateway = GatewayProcess(
-        "gateway",
-        env={"REDIS_URL": cluster.url, "GATEWAY_AUTH": "disabled",
-             "GATEWAY_FACE_TARGETS": face_server.address,
-             "GATEWAY_OBJECT_TARGETS": object_server.address},
-    ).start()  # fmt: skip
-    try:
-        with gateway.client(timeout=60) as http:
-            r = http.post("/api/detect/object/image",
-                          files={"file": ("z.jpg", zidane_bytes, "image/jpeg")})  # fmt: skip
-            assert r.status_code == 202, r.text
-            task_id = r.json()["task_id"]
-            with http.stream("GET", f"/api/task/{task_id}/events") as stream:
-                statuses = [json.loads(line[6:])
-                            for line in stream.iter_lines() if line.startswith("data: {\"status")]  # fmt: skip
-            assert [s["status"] for s in statuses][-1] == "succeeded"
-            assert statuses[-1]["task"]["result"]["detections"]
-            listed = http.get("/api/tasks", params={"status": "succeeded"}).json()
-            assert [t["task_id"] for t in listed["tasks"]] == [task_id]
-            kinds = {k["id"]: k for k in http.get("/api/stats").json()["kinds"]}
-            assert kinds["object_detection:image"]["last_5m"]["succeeded"] == 1
-    finally:
-        gateway.stop()

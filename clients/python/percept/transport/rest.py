@@ -57,7 +57,7 @@ from percept.transport._http import (
     request,
     segment,
 )
-from percept.transport._ops import DEFAULT, Route, kind_options, operation
+from percept.transport._ops import DEFAULT, Route, identification, kind_options, operation
 from percept.types import (
     FrameEvent,
     Health,
@@ -79,17 +79,6 @@ TaskRef = Task | str
 
 def _task_id(task: TaskRef) -> str:
     return task.task_id if isinstance(task, Task) else str(task)
-
-
-def _identify_form(kind, collection_id, top_k, threshold) -> dict[str, Any]:
-    """The identification fields of a submit (kind "identify" only, which needs a collection)."""
-    if kind is not Kind.IDENTIFY:
-        if collection_id is not None or top_k is not None or threshold is not None:
-            raise ValueError("collection_id, top_k and threshold are for kind 'identify'")
-        return {}
-    if not collection_id:
-        raise ValueError("identify needs a collection_id")
-    return {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
 
 
 # --- tasks -----------------------------------------------------------------------------------
@@ -155,7 +144,7 @@ def submit(
     else:
         media = media or inputs.guess_media(source)
         path = kind.path(media)
-        identify = _identify_form(kind, collection_id, top_k, threshold)
+        identify = identification(kind, collection_id, top_k, threshold)
         values = kind_options(kind, media, options, fields, identify)
         form = {k: form_value(v) for k, v in values.items()}
     if webhook is not None:
@@ -348,11 +337,10 @@ class _Base(Closing):
         done.raise_for_status()
         return done.result
 
-    @stream
-    def _video(self, kind, video, options, timeout, fields, extra=None):
+    def _video(self, kind, video, options, color, timeout, fields, extra=None):
         """A video as a task, its frames as they are done; stopping early cancels it."""
-        started = yield from submit(self, kind, video, options, media="video", **fields,
-                                    **(extra or {}))  # fmt: skip
+        started = yield from submit(self, kind, video, options, media="video", color=color,
+                                    **fields, **(extra or {}))  # fmt: skip
         yield Defer(lambda: cancel(self, started))
         relabel = lambda f: f if f.kind is kind else dataclasses.replace(f, kind=kind)  # noqa: E731
         frames = iter_frames(self, started, timeout=None if timeout is DEFAULT else timeout)
@@ -365,8 +353,11 @@ class _Base(Closing):
         path = route.path.format(
             **{n: segment(sent.pop(n), n.replace("_", " ")) for n in route.in_path}
         )
-        if image is not None:
-            kw = _form(*image, sent)
+        if image is not None:  # with its face options, as a multipart form
+            image, color, options, fields = image
+            form = kind_options(Kind.FACE, "image", options, fields, sent)
+            kw = {"files": inputs.image_upload(image, color),
+                  "data": {k: form_value(v) for k, v in form.items()}}  # fmt: skip
         elif route.method in ("GET", "DELETE"):
             kw = {"params": {k: form_value(v) for k, v in sent.items() if v is not None}}
         else:
@@ -375,13 +366,6 @@ class _Base(Closing):
         response = yield from request(self, route.method, path, timeout=timeout, retry=retry,
                                       **kw)  # fmt: skip
         return route.read_answer(response.json() if response.content else None, values)
-
-
-def _form(image, color, options, fields, values: Mapping[str, Any]) -> dict[str, Any]:
-    """An image and its face options as a multipart form (for enroll and verify)."""
-    values = kind_options(Kind.FACE, "image", options, fields, values)
-    data = {k: form_value(v) for k, v in values.items()}
-    return {"files": inputs.image_upload(image, color), "data": data}
 
 
 delete_face = operation(

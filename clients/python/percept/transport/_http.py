@@ -34,25 +34,15 @@ class Request:
     method: str
     path: str
     deadline: Deadline
-    params: Mapping[str, str] | None = None
-    headers: Mapping[str, str] | None = None
-    json: Any = None
-    data: Mapping[str, str] | None = None
     files: Callable[[contextlib.ExitStack], dict[str, Any]] | None = None
-    ok: tuple[int, ...] = ()
+    ok: tuple[int, ...] = ()  # error statuses that are answers too
+    options: Mapping[str, Any] = field(default_factory=dict)  # httpx's params, headers, json, data
 
     def send(self, stack: contextlib.ExitStack) -> dict[str, Any]:
         """httpx's arguments for one attempt (a file is opened afresh for each)."""
-        return dict(
-            method=self.method,
-            url=self.path,
-            params=self.params,
-            headers=self.headers,
-            json=self.json,
-            data=self.data,
-            files=self.files(stack) if self.files else None,
-            timeout=_timeout(self.deadline),
-        )
+        files = self.files(stack) if self.files else None
+        return dict(method=self.method, url=self.path, files=files,
+                    timeout=_timeout(self.deadline), **self.options)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -111,7 +101,7 @@ def deadline_for(timeout: Any, default: float | None) -> Deadline:
 def request(c, method: str, path: str, *, timeout=None, retry=None, conflict=False, **kw):
     """One request, retried as the client's policy (or `retry`) says."""
     deadline = kw.pop("deadline", None) or deadline_for(timeout, c.timeout)
-    effect = Request(method, path, deadline, **kw)
+    effect = Request(method, path, deadline, kw.pop("files", None), kw.pop("ok", ()), kw)
     return (yield from retried(lambda: effect, retry or c.retry, deadline, conflict))
 
 

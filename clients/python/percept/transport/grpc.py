@@ -40,27 +40,10 @@ from percept.inputs import Color, ImageInput
 from percept.options import FaceOptions, ObjectOptions, merge, set_values
 from percept.retry import NO_RETRY, Deadline, RetryPolicy
 from percept.transport import _ops, _wire
-from percept.transport._core import (
-    Close,
-    Closing,
-    Item,
-    Opens,
-    install,
-    resumed,
-    retried,
-    stream,
-)
+from percept.transport._core import Close, Closing, Item, Opens, install, resumed, retried, stream
 from percept.transport._ops import DEFAULT as _DEFAULT
 from percept.transport._ops import Route, identification, kind_options
-from percept.types import (
-    Comparison,
-    FrameResult,
-    Health,
-    ImageResult,
-    Kind,
-    ModelInfo,
-    VideoURI,
-)
+from percept.types import Comparison, FrameResult, Health, ImageResult, Kind, ModelInfo, VideoURI
 
 DEFAULT_FACE_TARGET = stack.DEFAULT_FACE_TARGET
 DEFAULT_OBJECT_TARGET = stack.DEFAULT_OBJECT_TARGET

@@ -81,6 +81,11 @@ def _task_id(task: TaskRef) -> str:
     return task.task_id if isinstance(task, Task) else str(task)
 
 
+def _in_order(tasks: list[TaskRef], ended: Iterable[Task]) -> list[Task]:
+    done = {t.task_id: t for t in ended}
+    return [done[_task_id(t)] for t in tasks]
+
+
 # --- tasks -----------------------------------------------------------------------------------
 
 
@@ -470,9 +475,7 @@ class Client(_Base):
     ) -> list[Task]:
         """Every task once it has ended, in the order given."""
         tasks = list(tasks)
-        done = {t.task_id: t for t in self.as_completed(tasks, timeout=timeout,
-                                                        concurrency=concurrency)}  # fmt: skip
-        return [done[_task_id(t)] for t in tasks]
+        return _in_order(tasks, self.as_completed(tasks, timeout=timeout, concurrency=concurrency))
 
 
 class AsyncClient(_Base):
@@ -534,10 +537,8 @@ class AsyncClient(_Base):
     ) -> list[Task]:
         """Every task once it has ended, in the order given."""
         tasks = list(tasks)
-        ended = [t async for t in self.as_completed(tasks, timeout=timeout,
-                                                    concurrency=concurrency)]  # fmt: skip
-        done = {t.task_id: t for t in ended}
-        return [done[_task_id(t)] for t in tasks]
+        ended = self.as_completed(tasks, timeout=timeout, concurrency=concurrency)
+        return _in_order(tasks, [t async for t in ended])
 
 
 install(Client, OPERATIONS, asynchronous=False)

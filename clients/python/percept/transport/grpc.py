@@ -5,10 +5,11 @@ the service has it; the proto carries the whole file, so a path is read into
 memory, or a `VideoURI` lets the service open it); live frames bidirectional
 (`stream_faces`, `stream_objects`); face collections as in `_ops`, for
 `tenant=`. Each operation is written once (see `_core`): the method it calls
-is named by its path (request and response types come from the descriptors),
-its options fill the request by field name (checked against the proto's
-rules), its answer is read as the REST JSON, by the same readers; the two
-classes differ only in the I/O (grpc or grpc.aio).
+is named by its path, and the descriptors say the rest (request and response
+types, which side streams, a service's live method); its options fill the
+request by field name (checked against the proto's rules), its answer is
+read as the REST JSON, by the same readers; the two classes differ only in
+the I/O (grpc or grpc.aio).
 
 Targets: "host:port", a list of replicas ("h1:p,h2:p", round robin over the
 SERVING ones) or a target URI ("dns:///face:50051"). UNAVAILABLE is retried
@@ -184,15 +185,8 @@ def _request(path: str, values: dict[str, Any], content: bytes | VideoURI | None
 
 def _read(kind: Kind, frame: bool = False):
     """A detection's response -> its result, read as the REST JSON."""
-
-    def read(response) -> Any:
-        data = _wire.to_json(response)
-        if kind is Kind.IDENTIFY:  # every face has its matches, maybe none
-            for face in data.get("faces", ()):
-                face.setdefault("matches", [])
-        return FrameResult.from_json(data, kind) if frame else ImageResult.from_json(data, kind)
-
-    return read
+    result = FrameResult if frame else ImageResult
+    return lambda response: result.from_json(_wire.to_json(response), kind)
 
 
 def _deadline(timeout: Any, default: float | None) -> Deadline:

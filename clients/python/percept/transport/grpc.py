@@ -149,7 +149,6 @@ class Open(Opens):
     path: str
     request: Any  # a request, or the caller's frames for a live call (Live)
     deadline: Deadline
-    service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -500,7 +499,7 @@ class _Base(Closing):
         rpc, make = _rpc(effect.path), message_factory.GetMessageClass
         shape = ("stream" if rpc.client_streaming else "unary") + (
             "_stream" if rpc.server_streaming else "_unary")  # fmt: skip
-        channel = self._channel(effect.service or _service(effect.path))
+        channel = self._channel(getattr(effect, "service", None) or _service(effect.path))
         method = getattr(channel, shape)(
             effect.path, request_serializer=make(rpc.input_type).SerializeToString,
             response_deserializer=make(rpc.output_type).FromString,

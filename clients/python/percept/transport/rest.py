@@ -142,29 +142,25 @@ def submit(
     except ValueError:
         info = yield from _kind_info(c, str(kind), media, source)
         media, path = info.media, info.path
-        form = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold, **fields}
-        form = {k: v for k, v in form.items() if v is not None}
-        _wire.check(rules.rules_from_schema(info.options), form)
-        form = {k: form_value(v) for k, v in form.items()}
+        values = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold, **fields}
+        values = {k: v for k, v in values.items() if v is not None}
+        _wire.check(rules.rules_from_schema(info.options), values)
     else:
         media = media or inputs.guess_media(source)
         path = kind.path(media)
         identify = identification(kind, collection_id, top_k, threshold)
         values = kind_options(kind, media, options, fields, identify)
-        form = {k: form_value(v) for k, v in values.items()}
+    form = {k: form_value(v) for k, v in values.items()}
     if webhook is not None:
         form["webhook"] = webhook
-    file = (
-        inputs.image_upload(source, color)
-        if media == "image"
-        else inputs.video_upload(source, color)
-    )
+    upload = inputs.image_upload if media == "image" else inputs.video_upload
     key = idempotency_key or uuid.uuid4().hex
     deadline = Deadline(timeout if timeout is not None else c.wait_timeout if wait else c.timeout)
     try:
         response = yield from request(
             c, "POST", path, deadline=deadline, params={"wait": "true"} if wait else None,
-            headers={"Idempotency-Key": key}, files=file, data=form, conflict=True,
+            headers={"Idempotency-Key": key}, files=upload(source, color), data=form,
+            conflict=True,
         )  # fmt: skip
     except PerceptError as error:
         if error.task_id:  # simple mode: the task ran and failed

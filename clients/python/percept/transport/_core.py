@@ -226,11 +226,11 @@ class _Run:
         return [] if self.finished else self.deferred
 
 
-def iterate(op: Op, io: Any, state: _Run | None = None) -> Iterator[Any]:
+def iterate(op: Op, io: Any) -> Iterator[Any]:
     """Run an operation synchronously: its Items are yielded, its value returned.
     `io.perform(effect)` runs a transport's effects (`Close(handle)` too, for
     the streams an operation left open)."""
-    state = state or _Run(op)
+    state = _Run(op)
     try:
         while (effect := state.next()) is not None:
             if isinstance(effect, Item):
@@ -253,10 +253,12 @@ def iterate(op: Op, io: Any, state: _Run | None = None) -> Iterator[Any]:
 
 def run(op: Op, io: Any) -> Any:
     """Run an operation synchronously to its value."""
-    state = _Run(op)
-    for _ in iterate(op, io, state):
-        pass
-    return state.value
+    steps = iterate(op, io)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
 
 
 async def aiterate(op: Op, io: Any, state: _Run | None = None) -> AsyncIterator[Any]:

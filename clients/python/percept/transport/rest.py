@@ -48,7 +48,6 @@ from percept.transport._http import (
     NextEvent,
     OpenEvents,
     Request,
-    answered_only,
     body_of,
     call,
     checked,
@@ -363,9 +362,8 @@ class _Base(Closing):
             kw = {"params": {k: form_value(v) for k, v in sent.items() if v is not None}}
         else:
             kw = {"json": sent}
-        retry = answered_only(self.retry) if route.stores else None
-        response = yield from request(self, route.method, path, timeout=timeout, retry=retry,
-                                      **kw)  # fmt: skip
+        response = yield from request(self, route.method, path, timeout=timeout,
+                                      stores=route.stores, **kw)  # fmt: skip
         return route.read_answer(response.json() if response.content else None, values)
 
 

@@ -39,7 +39,7 @@ from percept import inputs, rules, stack
 from percept.errors import NotFound, PerceptError, from_grpc
 from percept.inputs import Color, ImageInput
 from percept.options import FaceOptions, ObjectOptions, merge, set_values
-from percept.retry import NO_RETRY, Deadline, RetryPolicy
+from percept.retry import Deadline, RetryPolicy
 from percept.transport import _ops, _wire
 from percept.transport._core import Close, Closing, Item, Opens, install, resumed, retried, stream
 from percept.transport._ops import DEFAULT as _DEFAULT
@@ -192,11 +192,12 @@ def _deadline(timeout: Any, default: float | None) -> Deadline:
     return Deadline(default if timeout is _DEFAULT else timeout)
 
 
-def unary(c, path: str, request: Any, timeout: Any, retry: bool = True):
-    """One call, retried on UNAVAILABLE (unless `retry` is False) within the deadline."""
+def unary(c, path: str, request: Any, timeout: Any, stores: bool = False):
+    """One call, retried on UNAVAILABLE within the deadline; one that `stores`
+    something is not (gRPC does not say whether the service had it)."""
     deadline = _deadline(timeout, c.timeout)
     effect = Rpc(path, request, deadline)
-    return (yield from retried(lambda: effect, c.retry if retry else NO_RETRY, deadline))
+    return (yield from retried(lambda: effect, c.retry, deadline, answered=stores))
 
 
 # --- the transport's primitives: what `_ops` asks of it -----------------------------------
@@ -238,8 +239,7 @@ def _route(c, route: Route, values: dict[str, Any], timeout, image=None):
         values = kind_options(Kind.FACE, "image", options, fields, values)
         content = inputs.image_bytes(image, color)
     path = _FACE + route.rpc
-    response = yield from unary(c, path, _request(path, values, content), timeout,
-                                not route.stores)  # fmt: skip
+    response = yield from unary(c, path, _request(path, values, content), timeout, route.stores)
     answer = _wire.to_json(response)
     return route.read_answer(answer[route.unwrap] if route.unwrap else answer, values)
 

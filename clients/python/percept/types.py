@@ -289,8 +289,9 @@ class _Items:
 def _items_from_json(
     data: Mapping[str, Any], kind: Kind | None = None
 ) -> tuple[Kind, tuple[Face, ...], tuple[Detection, ...]]:
-    if "faces" in data:
-        faces = tuple(Face.from_json(f) for f in data["faces"])
+    if "faces" in data:  # identified: every face has its matches, maybe none
+        seed = {"matches": ()} if kind is Kind.IDENTIFY else {}
+        faces = tuple(Face.from_json({**seed, **f}) for f in data["faces"])
         if kind is None:
             kind = Kind.IDENTIFY if any(f.matches is not None for f in faces) else Kind.FACE
         return kind, faces, ()

@@ -83,16 +83,21 @@ def next_delay(
 
 
 def retried(
-    effect: Callable[[], Any], retry: RetryPolicy, deadline: Deadline, conflict: bool = False
-) -> Op:
+    effect: Callable[[], Any], retry: RetryPolicy, deadline: Deadline, conflict: bool = False,
+    answered: bool = False,
+) -> Op:  # fmt: skip
     """Perform `effect()` until it answers, retrying what `retry` says is worth it
-    (with backoff and the server's Retry-After) within `deadline`."""
+    (with backoff and the server's Retry-After) within `deadline`. `answered`:
+    retry only what the server answered (429, 502/503: nothing was done), never
+    a network error, after which a request that stores something may be done."""
     attempt = 0
     while True:
         attempt += 1
         try:
             return (yield effect())
         except PerceptError as error:
+            if answered and error.status is None:
+                raise
             delay = next_delay(error, attempt, deadline, retry, conflict)
         yield Sleep(delay)
 

@@ -5,7 +5,6 @@ every one of them uses (`request`, `call`). The I/O that runs the effects is
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 
 from percept.errors import DeadlineExceeded, InvalidInput, PerceptError, Unavailable, from_http
-from percept.retry import Deadline, RetryPolicy
+from percept.retry import Deadline
 from percept.transport._core import Opens, retried
 from percept.transport._ops import DEFAULT
 
@@ -34,25 +33,15 @@ class Request:
     method: str
     path: str
     deadline: Deadline
-    params: Mapping[str, str] | None = None
-    headers: Mapping[str, str] | None = None
-    json: Any = None
-    data: Mapping[str, str] | None = None
     files: Callable[[contextlib.ExitStack], dict[str, Any]] | None = None
-    ok: tuple[int, ...] = ()
+    ok: tuple[int, ...] = ()  # error statuses that are answers too
+    options: Mapping[str, Any] = field(default_factory=dict)  # httpx's params, headers, json, data
 
     def send(self, stack: contextlib.ExitStack) -> dict[str, Any]:
         """httpx's arguments for one attempt (a file is opened afresh for each)."""
-        return dict(
-            method=self.method,
-            url=self.path,
-            params=self.params,
-            headers=self.headers,
-            json=self.json,
-            data=self.data,
-            files=self.files(stack) if self.files else None,
-            timeout=_timeout(self.deadline),
-        )
+        files = self.files(stack) if self.files else None
+        return dict(method=self.method, url=self.path, files=files,
+                    timeout=_timeout(self.deadline), **self.options)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,29 +97,19 @@ def deadline_for(timeout: Any, default: float | None) -> Deadline:
     return Deadline(default if timeout is None or timeout is DEFAULT else timeout)
 
 
-def request(c, method: str, path: str, *, timeout=None, retry=None, conflict=False, **kw):
-    """One request, retried as the client's policy (or `retry`) says."""
+def request(c, method: str, path: str, *, timeout=None, retry=None, conflict=False,
+            stores=False, **kw):  # fmt: skip
+    """One request, retried as the client's policy (or `retry`) says; one that
+    `stores` something not after a network error (see `_core.retried`)."""
     deadline = kw.pop("deadline", None) or deadline_for(timeout, c.timeout)
-    effect = Request(method, path, deadline, **kw)
-    return (yield from retried(lambda: effect, retry or c.retry, deadline, conflict))
+    effect = Request(method, path, deadline, kw.pop("files", None), kw.pop("ok", ()), kw)
+    return (yield from retried(lambda: effect, retry or c.retry, deadline, conflict, stores))
 
 
 def call(c, method: str, path: str, read: Callable[[Any], Any], timeout=None, **kw):
     """A request whose JSON answer `read` turns into the method's value."""
     response = yield from request(c, method, path, timeout=timeout, **kw)
     return read(response.json() if response.content else None)
-
-
-def answered_only(policy: RetryPolicy) -> RetryPolicy:
-    """Retry only what the server answered (429, 502/503: nothing was done), never a
-    network error after which the request may have been carried out."""
-    return _AnsweredOnly(**{f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)})
-
-
-@dataclass(frozen=True, slots=True)
-class _AnsweredOnly(RetryPolicy):
-    def retryable(self, error: PerceptError, *, conflict: bool = False) -> bool:
-        return error.status is not None and RetryPolicy.retryable(self, error, conflict=conflict)
 
 
 def segment(value: str, what: str) -> str:

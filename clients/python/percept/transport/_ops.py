@@ -8,8 +8,9 @@ something (then it is not retried after a network error: it may have been
 done). `operation(route)` makes it a method with the signature the route
 implies; the transports run it with their `_route` primitive.
 
-The detection and face-collection methods below are the same on both
-transports too: they call the transport's `_detect`, `_video` and `_route`.
+The detection methods are one table too (`detection`: a kind on a media),
+run by the transport's `_detect` and `_video`; the face-collection methods
+below are the same on both transports.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from percept import rules
 from percept.errors import Conflict
-from percept.inputs import Color, ImageInput, VideoInput
+from percept.inputs import Color, ImageInput
 from percept.options import FaceOptions, ObjectOptions, check_media, merge, set_values
 from percept.transport import _wire
 from percept.transport._core import Op, stream, walk
@@ -31,9 +32,7 @@ from percept.types import (
     EnrolledFace,
     Enrollment,
     FacePage,
-    FrameResult,
     Identification,
-    ImageResult,
     Kind,
     Verification,
 )
@@ -48,6 +47,14 @@ class _Default:
 
 DEFAULT: Any = _Default()
 _P = inspect.Parameter
+
+
+def _pos(name: str, annotation: Any = _P.empty, default: Any = _P.empty) -> inspect.Parameter:
+    return _P(name, _P.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+
+
+def _kw(name: str, annotation: Any = _P.empty, default: Any = None) -> inspect.Parameter:
+    return _P(name, _P.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
 @dataclass(frozen=True)
@@ -70,10 +77,9 @@ class Route:
         return [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
 
     def signature(self) -> inspect.Signature:
-        params = [_P("c", _P.POSITIONAL_OR_KEYWORD)]
-        params += [_P(n, _P.POSITIONAL_OR_KEYWORD) for n in (*self.in_path, *self.args)]
-        params += [_P(n, _P.KEYWORD_ONLY, default=d) for n, d in self.options.items()]
-        params.append(_P("timeout", _P.KEYWORD_ONLY, default=DEFAULT))
+        params = [_pos(n) for n in ("c", *self.in_path, *self.args)]
+        params += [_kw(n, default=d) for n, d in self.options.items()]
+        params.append(_kw("timeout", default=DEFAULT))
         if self.fields:
             params.append(_P("fields", _P.VAR_KEYWORD))
         return inspect.Signature(params)
@@ -86,22 +92,30 @@ class Route:
         return self.read({**values, **answer} if isinstance(answer, dict) else answer)
 
 
-def operation(route: Route) -> Callable[..., Op]:
-    """The operation a route declares, with the signature it implies."""
-    signature = route.signature()
+def _named(name: str, doc: str, signature: inspect.Signature, run: Callable[..., Op]):
+    """An operation with `name`, `doc` and `signature`: `run(arguments)`, every
+    argument bound by name (defaults applied)."""
 
     def op(*args: Any, **kwargs: Any) -> Op:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        values = dict(bound.arguments)
+        return run(dict(bound.arguments))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    op.__signature__ = signature  # type: ignore[attr-defined]
+    return op
+
+
+def operation(route: Route) -> Callable[..., Op]:
+    """The operation a route declares, with the signature it implies."""
+
+    def run(values: dict[str, Any]) -> Op:
         c, timeout, fields = values.pop("c"), values.pop("timeout"), values.pop("fields", {})
         values = {k: v for k, v in values.items() if v is not None} | fields
         return c._route(route, values, timeout)
 
-    op.__name__ = op.__qualname__ = route.name
-    op.__doc__ = route.doc
-    op.__signature__ = signature  # type: ignore[attr-defined]
-    return op
+    return _named(route.name, route.doc, route.signature(), run)
 
 
 def kind_options(kind: Kind, media: str, options, fields, extra=None) -> dict[str, Any]:
@@ -116,151 +130,93 @@ def kind_options(kind: Kind, media: str, options, fields, extra=None) -> dict[st
     return values
 
 
-# --- detection, the same on both transports -----------------------------------------------
+def identification(kind: Kind, collection_id=None, top_k=None, threshold=None) -> dict[str, Any]:
+    """The identification values of a kind: "identify" needs a collection, the
+    other kinds take none."""
+    if kind is not Kind.IDENTIFY:
+        if (collection_id, top_k, threshold) != (None, None, None):
+            raise ValueError("collection_id, top_k and threshold are for identification")
+        return {}
+    if not collection_id:
+        raise ValueError("identification needs a collection_id")
+    return {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
 
 
-def detect_faces(
-    c, image: ImageInput, options: FaceOptions | None = None, *, color: Color | None = None,
-    timeout: float | None = DEFAULT, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """The faces in one image."""
-    return (yield from c._detect(Kind.FACE, image, options, color, timeout, fields))
+# --- detection, the same on both transports: one table ------------------------------------
 
 
-def detect_objects(
-    c, image: ImageInput, options: ObjectOptions | None = None, *, color: Color | None = None,
-    timeout: float | None = DEFAULT, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """The objects in one image."""
-    return (yield from c._detect(Kind.OBJECT, image, options, color, timeout, fields))
+def detection(name: str, kind: Kind, media: str, doc: str) -> Callable[..., Op]:
+    """The operation that runs a built-in kind on one image (the transport's
+    `_detect`) or on a video, its frames as they are done (`_video`)."""
+    identifies, image = kind is Kind.IDENTIFY, media == "image"
+    params = [_pos("c"), _pos(media, f"{media.title()}Input")]
+    if identifies:
+        params += [
+            _pos("collection_id", "str"),
+            _kw("top_k", "int | None"),
+            _kw("threshold", "float | None"),
+        ]
+    options = ("Face" if kind.faces else "Object") + "Options | None"
+    params.append((_kw if identifies else _pos)("options", options, None))
+    params += [_kw("color", "Color | None")] if image else []
+    params += [
+        _kw("timeout", "float | None", DEFAULT),
+        _P("fields", _P.VAR_KEYWORD, annotation="Any"),
+    ]
+    returns = "ImageResult" if image else "Iterator[FrameResult]"
+
+    def run(a: dict[str, Any]) -> Op:
+        ident = identification(kind, *(a[k] for k in _IDENTIFY)) if identifies else None
+        start = a["c"]._detect if image else a["c"]._video
+        return start(kind, a[media], a["options"], a.get("color"), a["timeout"], a["fields"], ident)
+
+    op = _named(name, doc, inspect.Signature(params, return_annotation=returns), run)
+    return op if image else stream(op)
 
 
-def identify(
-    c, image: ImageInput, collection_id: str, *, top_k: int | None = None,
-    threshold: float | None = None, options: FaceOptions | None = None,
-    color: Color | None = None, timeout: float | None = DEFAULT, **fields: Any,
-) -> ImageResult:  # fmt: skip
-    """Every face of an image with its matches in a collection (`face.subject`,
-    None when unknown)."""
-    ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
-    return (yield from c._detect(Kind.IDENTIFY, image, options, color, timeout, fields, ident))
-
-
-@stream
-def detect_faces_in_video(
-    c, video: VideoInput, options: FaceOptions | None = None, *,
-    timeout: float | None = DEFAULT, **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Each processed frame's faces, as soon as it is done."""
-    return (yield from c._video(Kind.FACE, video, options, timeout, fields))
-
-
-@stream
-def detect_objects_in_video(
-    c, video: VideoInput, options: ObjectOptions | None = None, *,
-    timeout: float | None = DEFAULT, **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Each processed frame's objects, as soon as it is done."""
-    return (yield from c._video(Kind.OBJECT, video, options, timeout, fields))
-
-
-@stream
-def identify_in_video(
-    c, video: VideoInput, collection_id: str, *, top_k: int | None = None,
-    threshold: float | None = None, options: FaceOptions | None = None,
-    timeout: float | None = DEFAULT, **fields: Any,
-) -> Iterator[FrameResult]:  # fmt: skip
-    """Each processed frame, every face with its matches, as it is done."""
-    ident = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
-    return (yield from c._video(Kind.IDENTIFY, video, options, timeout, fields, ident))
+_IDENTIFY = ("collection_id", "top_k", "threshold")
+DETECTIONS = [
+    detection("detect_faces", Kind.FACE, "image", "The faces in one image."),
+    detection("detect_objects", Kind.OBJECT, "image", "The objects in one image."),
+    detection("identify", Kind.IDENTIFY, "image", "Every face of an image with its matches in "
+              "a collection (`face.subject`,\n    None when unknown)."),
+    detection("detect_faces_in_video", Kind.FACE, "video",
+              "Each processed frame's faces, as soon as it is done."),
+    detection("detect_objects_in_video", Kind.OBJECT, "video",
+              "Each processed frame's objects, as soon as it is done."),
+    detection("identify_in_video", Kind.IDENTIFY, "video",
+              "Each processed frame, every face with its matches, as it is done."),
+]  # fmt: skip
 
 
 # --- face collections ---------------------------------------------------------------------------
 
 _PAGE = {"page_size": None, "page_token": None}
-CREATE = Route(
-    "create_collection",
-    "POST",
-    "/api/collections",
-    Collection.from_json,
-    args=("collection_id", "description"),
-    rpc="CreateCollection",
-    unwrap="collection",
-)
-collection = operation(
-    Route(
-        "collection",
-        "GET",
-        "/api/collections/{collection_id}",
-        Collection.from_json,
-        "A collection with its face and subject counts; NotFound when you have none so named.",
-        rpc="DescribeCollection",
-        unwrap="collection",
-    )
-)
-collections = operation(
-    Route(
-        "collections",
-        "GET",
-        "/api/collections",
-        CollectionPage.from_json,
-        "One page of your collections, by id.",
-        options=_PAGE,
-        rpc="ListCollections",
-    )
-)
-delete_collection = operation(
-    Route(
-        "delete_collection",
-        "DELETE",
-        "/api/collections/{collection_id}",
-        doc="Delete a collection and every face in it, everywhere.",
-        rpc="DeleteCollection",
-    )
-)
-faces = operation(
-    Route(
-        "faces",
-        "GET",
-        "/api/collections/{collection_id}/faces",
-        FacePage.from_json,
-        "One page of a collection's enrolled faces (of one subject, if given).",
-        options={"subject": None, **_PAGE},
-        rpc="ListFaces",
-    )
-)
-delete_subject = operation(
-    Route(
-        "delete_subject",
-        "DELETE",
-        "/api/collections/{collection_id}/subjects/{subject}",
-        lambda b: int(b.get("deleted_faces", 0)),
-        "Delete every face of a subject, everywhere; -> how many.",
-        rpc="DeleteSubject",
-    )
-)
-search = operation(
-    Route(
-        "search",
-        "POST",
-        "/api/collections/{collection_id}/search",
-        Identification.from_json,
-        "The enrolled faces closest to an enrolled face (itself left out).",
-        args=("face_id",),
-        options={"top_k": None, "threshold": None},
-        rpc="SearchFaces",
-    )
-)
-ENROLL = Route(
-    "enroll",
-    "POST",
-    "/api/collections/{collection_id}/faces",
-    Enrollment.from_json,
-    rpc="EnrollFaces",
-    stores=True,
-)
-VERIFY = Route("verify", "POST", "/api/collections/{collection_id}/verify",
-               Verification.from_json, rpc="VerifyFace")  # fmt: skip
+_ONE = "/api/collections/{collection_id}"
+collection, collections, delete_collection, faces, delete_subject, search = map(operation, [
+    Route("collection", "GET", _ONE, Collection.from_json, "A collection with its face and "
+          "subject counts; NotFound when you have none so named.", rpc="DescribeCollection",
+          unwrap="collection"),
+    Route("collections", "GET", "/api/collections", CollectionPage.from_json,
+          "One page of your collections, by id.", options=_PAGE, rpc="ListCollections"),
+    Route("delete_collection", "DELETE", _ONE,
+          doc="Delete a collection and every face in it, everywhere.", rpc="DeleteCollection"),
+    Route("faces", "GET", _ONE + "/faces", FacePage.from_json, "One page of a collection's "
+          "enrolled faces (of one subject, if given).", options={"subject": None, **_PAGE},
+          rpc="ListFaces"),
+    Route("delete_subject", "DELETE", _ONE + "/subjects/{subject}",
+          lambda b: int(b.get("deleted_faces", 0)),
+          "Delete every face of a subject, everywhere; -> how many.", rpc="DeleteSubject"),
+    Route("search", "POST", _ONE + "/search", Identification.from_json, "The enrolled faces "
+          "closest to an enrolled face (itself left out).", args=("face_id",),
+          options={"top_k": None, "threshold": None}, rpc="SearchFaces"),
+])  # fmt: skip
+CREATE = Route("create_collection", "POST", "/api/collections", Collection.from_json,
+               args=("collection_id", "description"), rpc="CreateCollection",
+               unwrap="collection")  # fmt: skip
+ENROLL = Route("enroll", "POST", _ONE + "/faces", Enrollment.from_json, rpc="EnrollFaces",
+               stores=True)  # fmt: skip
+VERIFY = Route("verify", "POST", _ONE + "/verify", Verification.from_json, rpc="VerifyFace")
 
 
 def create_collection(
@@ -320,7 +276,6 @@ def verify(
 
 
 OPERATIONS = [
-    detect_faces, detect_objects, identify, detect_faces_in_video, detect_objects_in_video,
-    identify_in_video, create_collection, collections, iter_collections, collection,
-    delete_collection, enroll, faces, iter_faces, delete_subject, search, verify,
+    *DETECTIONS, create_collection, collections, iter_collections, collection, delete_collection,
+    enroll, faces, iter_faces, delete_subject, search, verify,
 ]  # fmt: skip

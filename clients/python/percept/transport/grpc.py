@@ -5,10 +5,11 @@ the service has it; the proto carries the whole file, so a path is read into
 memory, or a `VideoURI` lets the service open it); live frames bidirectional
 (`stream_faces`, `stream_objects`); face collections as in `_ops`, for
 `tenant=`. Each operation is written once (see `_core`): the method it calls
-is named by its path (request and response types come from the descriptors),
-its options fill the request by field name (checked against the proto's
-rules), its answer is read as the REST JSON, by the same readers; the two
-classes differ only in the I/O (grpc or grpc.aio).
+is named by its path, and the descriptors say the rest (request and response
+types, which side streams, a service's live method); its options fill the
+request by field name (checked against the proto's rules), its answer is
+read as the REST JSON, by the same readers; the two classes differ only in
+the I/O (grpc or grpc.aio).
 
 Targets: "host:port", a list of replicas ("h1:p,h2:p", round robin over the
 SERVING ones) or a target URI ("dns:///face:50051"). UNAVAILABLE is retried
@@ -38,29 +39,12 @@ from percept import inputs, rules, stack
 from percept.errors import NotFound, PerceptError, from_grpc
 from percept.inputs import Color, ImageInput
 from percept.options import FaceOptions, ObjectOptions, merge, set_values
-from percept.retry import NO_RETRY, Deadline, RetryPolicy
+from percept.retry import Deadline, RetryPolicy
 from percept.transport import _ops, _wire
-from percept.transport._core import (
-    Close,
-    Closing,
-    Item,
-    Opens,
-    install,
-    resumed,
-    retried,
-    stream,
-)
+from percept.transport._core import Close, Closing, Item, Opens, install, resumed, retried, stream
 from percept.transport._ops import DEFAULT as _DEFAULT
-from percept.transport._ops import Route, kind_options
-from percept.types import (
-    Comparison,
-    FrameResult,
-    Health,
-    ImageResult,
-    Kind,
-    ModelInfo,
-    VideoURI,
-)
+from percept.transport._ops import Route, identification, kind_options
+from percept.types import Comparison, FrameResult, Health, ImageResult, Kind, ModelInfo, VideoURI
 
 DEFAULT_FACE_TARGET = stack.DEFAULT_FACE_TARGET
 DEFAULT_OBJECT_TARGET = stack.DEFAULT_OBJECT_TARGET
@@ -124,17 +108,25 @@ def _channel_options(service: str, max_message_bytes: int) -> list[tuple[str, An
 
 
 @functools.cache
-def _types(path: str) -> tuple[type, type, str]:
-    """(request class, response class, service) of a method, from the descriptors."""
+def _rpc(path: str) -> Any:
+    """A method's descriptor, from its path ("/package.Service/Method")."""
     service, method = path.strip("/").split("/")
-    rpc = descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
-    make = message_factory.GetMessageClass
-    return make(rpc.input_type), make(rpc.output_type), service
+    return descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
 
 
-def _backend(path: str) -> str:
-    """The backend a method's service belongs to: percept.<backend>.v1."""
-    return _types(path)[2].split(".")[1]
+@functools.cache
+def _path(kind: Kind, media: str) -> str:
+    """A built-in kind's method: the declared one, or on "live" its service's
+    bidirectional one."""
+    if media != "live":
+        return "/" + rules.spec(kind.value, media).rpc
+    service = _rpc(_path(kind, "image")).containing_service
+    live = next(m for m in service.methods if m.client_streaming and m.server_streaming)
+    return f"/{service.full_name}/{live.name}"
+
+
+def _service(path: str) -> str:
+    return path.strip("/").split("/")[0]
 
 
 # --- the effects the gRPC I/O runs ----------------------------------------------------------
@@ -147,27 +139,24 @@ class Rpc:
     path: str
     request: Any
     deadline: Deadline
-    backend: str | None = None  # the channel, when the path does not say (health)
+    service: str | None = None  # the channel's, when the path does not say (health)
 
 
 @dataclass(frozen=True)
-class OpenRpc(Opens):
-    """A server-streaming call; read it with NextMessage."""
+class Open(Opens):
+    """A streaming call (the descriptors say which kind); read it with NextMessage."""
 
     path: str
-    request: Any
+    request: Any  # a request, or the caller's frames for a live call (Live)
     deadline: Deadline
 
 
 @dataclass(frozen=True)
-class OpenLive(Opens):
-    """A bidirectional call fed from the caller's frames, `make(frame, first)`
-    turning each into a request; read it with NextMessage."""
+class Live:
+    """A live call's requests: the caller's frames, `make(frame, first)` each."""
 
-    path: str
     frames: Iterable[Any] | AsyncIterable[Any]
     make: Any
-    deadline: Deadline
 
 
 @dataclass(frozen=True)
@@ -182,7 +171,7 @@ class NextMessage:
 
 def _request(path: str, values: dict[str, Any], content: bytes | VideoURI | None = None) -> Any:
     """A method's request: its upload (if any) and the values given (checked)."""
-    message = _types(path)[0]()
+    message = message_factory.GetMessageClass(_rpc(path).input_type)()
     if content is not None:
         upload = getattr(message, _wire.input_field(message.DESCRIPTOR))
         if isinstance(content, VideoURI):
@@ -193,56 +182,69 @@ def _request(path: str, values: dict[str, Any], content: bytes | VideoURI | None
     return _wire.fill(message, values, aliases)
 
 
-def _kind_request(kind: Kind, media: str, content, options, fields, extra=None) -> Any:
-    """The request of a built-in kind, its options checked against the proto's rules."""
-    values = kind_options(kind, media, options, fields, extra)
-    return _request(_path(kind, media), values, content)
-
-
-def _path(kind: Kind, media: str) -> str:
-    return "/" + rules.spec(kind.value, media).rpc
-
-
-def _identify(
-    collection_id: str | None = None, top_k: int | None = None, threshold: float | None = None
-) -> dict[str, Any]:
-    """The identification fields of a face request (none when not identifying)."""
-    if collection_id is None:
-        if top_k is not None or threshold is not None:
-            raise ValueError("top_k and threshold need a collection_id")
-        return {}
-    if not collection_id:
-        raise ValueError("collection_id is empty")
-    return {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
-
-
-def _identified(data: dict[str, Any]) -> dict[str, Any]:
-    """An identifying call's JSON: every face has its matches, maybe none."""
-    for face in data.get("faces", ()):
-        face.setdefault("matches", [])
-    return data
-
-
 def _read(kind: Kind, frame: bool = False):
-    def read(response) -> Any:
-        data = _wire.to_json(response)
-        if kind is Kind.IDENTIFY:
-            _identified(data)
-        return FrameResult.from_json(data, kind) if frame else ImageResult.from_json(data, kind)
-
-    return read
+    """A detection's response -> its result, read as the REST JSON."""
+    result = FrameResult if frame else ImageResult
+    return lambda response: result.from_json(_wire.to_json(response), kind)
 
 
 def _deadline(timeout: Any, default: float | None) -> Deadline:
     return Deadline(default if timeout is _DEFAULT else timeout)
 
 
-def unary(c, path: str, request: Any, deadline: Deadline, retry: bool = True):
-    """One call, retried on UNAVAILABLE (unless `retry` is False) within the deadline."""
-    return retried(lambda: Rpc(path, request, deadline), c.retry if retry else NO_RETRY, deadline)
+def unary(c, path: str, request: Any, timeout: Any, stores: bool = False):
+    """One call, retried on UNAVAILABLE within the deadline; one that `stores`
+    something is not (gRPC does not say whether the service had it)."""
+    deadline = _deadline(timeout, c.timeout)
+    effect = Rpc(path, request, deadline)
+    return (yield from retried(lambda: effect, c.retry, deadline, answered=stores))
 
 
-# --- images ---------------------------------------------------------------------------------------
+# --- the transport's primitives: what `_ops` asks of it -----------------------------------
+
+
+def _detect(c, kind, image, options, color, timeout, fields, identify=None):
+    """One image, one unary call of the kind's method."""
+    values = kind_options(kind, "image", options, fields, identify)
+    request = _request(_path(kind, "image"), values, inputs.image_bytes(image, color))
+    return _read(kind)((yield from unary(c, _path(kind, "image"), request, timeout)))
+
+
+def _video(c, kind, video, options, color, timeout, fields, identify=None):
+    """A video's frames as the service streams them; a broken stream is reopened
+    and continues after the last frame delivered."""
+    source = video if isinstance(video, VideoURI) else inputs.video_bytes(video)
+    values = kind_options(kind, "video", options, fields, identify)
+    request = _request(_path(kind, "video"), values, source)
+    deadline = _deadline(timeout, c.video_timeout)
+    frame, last = _read(kind, frame=True), [-1]
+
+    def read(handle):
+        while (response := (yield NextMessage(handle))) is not None:
+            if response.frame_index > last[0]:  # not delivered before a retry
+                last[0] = response.frame_index
+                yield Item(frame(response))
+        return True
+
+    open_ = lambda: Open(_path(kind, "video"), request, deadline)  # noqa: E731
+    return (yield from resumed(open_, read, deadline, c.retry))
+
+
+def _route(c, route: Route, values: dict[str, Any], timeout, image=None):
+    """A declared route, as its FaceService method: the values fill its request."""
+    values = {k: v for k, v in values.items() if v is not None}
+    content = None
+    if image is not None:
+        image, color, options, fields = image
+        values = kind_options(Kind.FACE, "image", options, fields, values)
+        content = inputs.image_bytes(image, color)
+    path = _FACE + route.rpc
+    response = yield from unary(c, path, _request(path, values, content), timeout, route.stores)
+    answer = _wire.to_json(response)
+    return route.read_answer(answer[route.unwrap] if route.unwrap else answer, values)
+
+
+# --- the gRPC-only operations --------------------------------------------------------------
 
 
 def compare_faces(
@@ -262,50 +264,26 @@ def compare_faces(
     else:
         for encoding in encodings or ():
             request.reference_encodings.encodings.add(values=list(encoding))
-    deadline = _deadline(timeout, c.timeout)
-    response = yield from unary(c, _FACE + "CompareFaces", request, deadline)
+    response = yield from unary(c, _FACE + "CompareFaces", request, timeout)
     return Comparison.from_json(_wire.to_json(response))
 
 
 def model_info(c, *, timeout: float | None = _DEFAULT) -> ModelInfo:
     """The object service's model: name, backend, device, class names."""
     path = "/percept.object.v1.ObjectService/GetModelInfo"
-    response = yield from unary(c, path, _request(path, {}), _deadline(timeout, c.timeout))
+    response = yield from unary(c, path, _request(path, {}), timeout)
     return ModelInfo.from_json(_wire.to_json(response))
-
-
-# --- videos and live frames --------------------------------------------------------------------
-
-
-def _video(c, kind: Kind, video, options, timeout, fields, identify=None):
-    """A video's frames as the service streams them; a broken stream is reopened
-    and continues after the last frame delivered."""
-    source = video if isinstance(video, VideoURI) else inputs.video_bytes(video)
-    request = _kind_request(kind, "video", source, options, fields, _identify(**identify or {}))
-    deadline = _deadline(timeout, c.video_timeout)
-    frame, last = _read(kind, frame=True), [-1]
-
-    def read(handle):
-        while (response := (yield NextMessage(handle))) is not None:
-            if response.frame_index > last[0]:  # not delivered before a retry
-                last[0] = response.frame_index
-                yield Item(frame(response))
-        return True
-
-    open_ = lambda: OpenRpc(_path(kind, "video"), request, deadline)  # noqa: E731
-    return (yield from resumed(open_, read, deadline, c.retry))
 
 
 @stream
 def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None):
-    values = kind_options(kind, "video", options, fields, identify)
-    path = _FACE + "StreamFaces" if kind.faces else "/percept.object.v1.ObjectService/StreamObjects"
-
-    def make(frame, first: bool):
-        """One live frame; the options only on the first (the service keeps them)."""
-        return _request(path, values if first else {}, inputs.image_bytes(frame, color))
-
-    handle = yield OpenLive(path, frames, make, _deadline(timeout, c.video_timeout))
+    """Live frames in, each frame's result out; the options go with the first
+    frame only (the service keeps them)."""
+    values, path = kind_options(kind, "video", options, fields, identify), _path(kind, "live")
+    make = lambda frame, first: _request(  # noqa: E731
+        path, values if first else {}, inputs.image_bytes(frame, color)
+    )
+    handle = yield Open(path, Live(frames, make), _deadline(timeout, c.video_timeout))
     read = _read(kind, frame=True)
     while (response := (yield NextMessage(handle))) is not None:
         yield Item(read(response))
@@ -320,8 +298,8 @@ def stream_faces(
 ) -> Iterator[FrameResult]:  # fmt: skip
     """Live frames in, each frame's faces out, in order (StreamFaces). With a
     `collection_id`, every face carries its matches (`face.subject`)."""
-    identify = _identify(collection_id, top_k, threshold)
-    kind = Kind.IDENTIFY if identify else Kind.FACE
+    kind = Kind.FACE if collection_id is None else Kind.IDENTIFY
+    identify = identification(kind, collection_id, top_k, threshold)
     return (yield from _live(c, kind, frames, options, color, timeout, fields, identify))
 
 
@@ -335,9 +313,6 @@ def stream_objects(
     return (yield from _live(c, Kind.OBJECT, frames, options, color, timeout, fields))
 
 
-# --- face collections: the rest are in `_ops` ----------------------------------------------
-
-
 _DELETE_FACES = Route(
     "delete_faces", "", "", lambda b: list(b.get("deleted_face_ids", ())), rpc="DeleteFaces"
 )
@@ -348,7 +323,7 @@ def delete_faces(
 ) -> list[str]:
     """Delete enrolled faces by id, everywhere; -> the ids that existed."""
     values = {"collection_id": collection_id, "face_ids": list(face_ids)}
-    return (yield from c._route(_DELETE_FACES, values, timeout))
+    return (yield from _route(c, _DELETE_FACES, values, timeout))
 
 
 def delete_face(c, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT) -> None:
@@ -363,9 +338,8 @@ def health(c, *, timeout: float | None = 5.0) -> Health:
     for kind in c.targets:
         request = health_pb2.HealthCheckRequest(service="")
         try:
-            response = yield Rpc(
-                _HEALTH, request, Deadline(timeout), _backend(_path(kind, "image"))
-            )
+            service = _service(_path(kind, "image"))
+            response = yield Rpc(_HEALTH, request, Deadline(timeout), service)
             checks[kind.route] = response.status == health_pb2.HealthCheckResponse.SERVING
         except PerceptError:
             checks[kind.route] = False
@@ -381,8 +355,90 @@ OPERATIONS = [
 # --- the two I/Os ----------------------------------------------------------------------------
 
 
+class _SyncLive:
+    """A live call on a grpc channel. grpc reads the caller's frames on a daemon
+    thread of its own; when the call ends (an error, the caller stopping early),
+    that thread may be inside the caller's iterator, in native code
+    (cv2.VideoCapture.read); were the process to exit then, finalization would
+    kill the thread inside C++ and abort the interpreter. So no frame is read
+    once the call has ended, and the call does not end until the frame being
+    read is done."""
+
+    def __init__(self, client: _Base, effect: Open) -> None:
+        self.live: Live = effect.request
+        self.failure: list[BaseException] = []
+        self.ended = threading.Event()
+        self.reading = threading.Lock()  # held while the caller's iterator makes a frame
+        self.call = client._call(effect, self._requests())
+
+    def _requests(self) -> Iterator[Any]:
+        first = True
+        try:
+            with self.reading:
+                frames = iter(self.live.frames)  # type: ignore[arg-type]
+            while True:
+                with self.reading:
+                    frame = _END if self.ended.is_set() else next(frames, _END)
+                    if frame is _END:
+                        return
+                    request = self.live.make(frame, first)
+                yield request
+                first = False
+        except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
+            self.failure.append(exc)
+
+    def __next__(self) -> Any:
+        return next(self.call)  # StopIteration at the end: the driver's None
+
+    def cancel(self) -> None:
+        self.ended.set()
+        self.call.cancel()
+        if self.reading.acquire(timeout=FRAME_WAIT_S):
+            self.reading.release()
+        else:
+            logger.warning(
+                "the frame iterator did not return a frame within %.0f s of the stream's end",
+                FRAME_WAIT_S,
+            )
+        if self.failure:
+            raise self.failure[0]
+
+
+class _AsyncLive:
+    """A live call on a grpc.aio channel, fed from a sync or an async iterator."""
+
+    def __init__(self, client: _Base, effect: Open) -> None:
+        self.live: Live = effect.request
+        self.failure: list[BaseException] = []
+        self.call = client._call(effect, self._requests())
+        self.read = self.call.read
+
+    async def _requests(self):
+        first = True
+        frames = self.live.frames
+        try:
+            if not isinstance(frames, AsyncIterable):
+                frames = _aiter(frames)
+            async for frame in frames:
+                yield self.live.make(frame, first)
+                first = False
+        except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
+            self.failure.append(exc)
+
+    def cancel(self) -> None:
+        self.call.cancel()
+        if self.failure:
+            raise self.failure[0]
+
+
+async def _aiter(items: Iterable[Any]):
+    for item in items:
+        yield item
+
+
 class _Base(Closing):
     _grpc: Any  # grpc, or grpc.aio: the module its channels come from
+    _detect, _video, _route = _detect, _video, _route  # what `_ops` calls
 
     def __init__(
         self,
@@ -417,59 +473,37 @@ class _Base(Closing):
         )
         if tenant:  # whose face collections (the services trust it; "default" unless given)
             self._metadata += (("x-percept-tenant", tenant),)
-        self._channels: dict[str, Any] = {}
+        self._channels: dict[str, Any] = {}  # by service
 
-    def _channel(self, backend: str):
-        if backend not in self._channels:
-            kind = next(k for k in self.targets if _backend(_path(k, "image")) == backend)
-            service = _types(_path(kind, "image"))[2]
+    def _channel(self, service: str):
+        if service not in self._channels:
+            kind = next(k for k in self.targets if _service(_path(k, "image")) == service)
             target = channel_target(self.targets[kind])
             options = _channel_options(service, self.max_message_bytes)
-            self._channels[backend] = (
+            self._channels[service] = (
                 self._grpc.secure_channel(target, self._credentials, options=options)
                 if self._credentials
                 else self._grpc.insecure_channel(target, options=options)
             )
-        return self._channels[backend]
+        return self._channels[service]
 
-    def _detect(self, kind, image, options, color, timeout, fields, extra=None):
-        """One image, one unary call of the kind's method."""
-        content = inputs.image_bytes(image, color)
-        extra = _identify(**extra or {})
-        request = _kind_request(kind, "image", content, options, fields, extra)
-        response = yield from unary(self, _path(kind, "image"), request,
-                                    _deadline(timeout, self.timeout))  # fmt: skip
-        return _read(kind)(response)
+    def _start(self, effect: Rpc | Open) -> Any:
+        """Start the call of an Rpc or an Open."""
+        if isinstance(effect.request, Live):
+            return self._live(self, effect)
+        return self._call(effect, effect.request)
 
-    def _video(self, kind, video, options, timeout, fields, extra=None):
-        return _video(self, kind, video, options, timeout, fields, extra)
-
-    def _route(self, route, values: dict[str, Any], timeout, image=None):
-        """A declared route, as its FaceService method: the values fill its request."""
-        values = {k: v for k, v in values.items() if v is not None}
-        content = None
-        if image is not None:
-            image, color, options, fields = image
-            values = kind_options(Kind.FACE, "image", options, fields, values)
-            content = inputs.image_bytes(image, color)
-        request = _request(_FACE + route.rpc, values, content)
-        deadline = _deadline(timeout, self.timeout)
-        response = yield from unary(self, _FACE + route.rpc, request, deadline, not route.stores)
-        answer = _wire.to_json(response)
-        return route.read_answer(answer[route.unwrap] if route.unwrap else answer, values)
-
-    def _method(self, kind: str, path: str, backend: str | None = None):
-        """The channel's callable for a method (`kind`: unary_unary, unary_stream...)."""
-        request, response, _ = _types(path)
-        channel = self._channel(backend or _backend(path))
-        return getattr(channel, kind)(
-            path, request_serializer=request.SerializeToString,
-            response_deserializer=response.FromString,
+    def _call(self, effect: Rpc | Open, request: Any) -> Any:
+        """Call `effect`'s method with `request` (an iterator of them for a live
+        call): the descriptors say whether requests and responses stream."""
+        rpc, make = _rpc(effect.path), message_factory.GetMessageClass
+        shape = ("stream" if rpc.client_streaming else "unary") + (
+            "_stream" if rpc.server_streaming else "_unary")  # fmt: skip
+        channel = self._channel(getattr(effect, "service", None) or _service(effect.path))
+        method = getattr(channel, shape)(
+            effect.path, request_serializer=make(rpc.input_type).SerializeToString,
+            response_deserializer=make(rpc.output_type).FromString,
         )  # fmt: skip
-
-    def _call(self, effect: Any, kind: str, request: Any) -> Any:
-        """Start a call of `effect`'s method with the client's metadata and deadline."""
-        method = self._method(kind, effect.path, getattr(effect, "backend", None))
         return method(request, timeout=effect.deadline.remaining(), metadata=self._metadata)
 
 
@@ -484,7 +518,7 @@ class GrpcClient(_Base):
     method takes `timeout=` too (None: no deadline).
     """
 
-    _grpc = grpc
+    _grpc, _live = grpc, _SyncLive
 
     def close(self) -> None:
         for channel in self._channels.values():
@@ -494,74 +528,13 @@ class GrpcClient(_Base):
     def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with grpc."""
         try:
-            if isinstance(effect, Rpc):
-                return self._call(effect, "unary_unary", effect.request)
-            if isinstance(effect, OpenRpc):
-                return self._call(effect, "unary_stream", effect.request)
-            if isinstance(effect, OpenLive):
-                return _SyncLive(self, effect)
             if isinstance(effect, NextMessage):
                 return next(effect.handle, None)
-            assert isinstance(effect, Close)
-            effect.handle.cancel()  # the caller stopped early: stop the service's work too
+            if isinstance(effect, Close):
+                return effect.handle.cancel()  # the caller stopped early: stop the service too
+            return self._start(effect)
         except grpc.RpcError as exc:
             raise from_grpc(exc) from None
-        return None
-
-
-class _SyncLive:
-    """A live call on a grpc channel. grpc reads the caller's frames on a daemon
-    thread of its own; when the call ends (an error, the caller stopping early),
-    that thread may be inside the caller's iterator, in native code
-    (cv2.VideoCapture.read); were the process to exit then, finalization would
-    kill the thread inside C++ and abort the interpreter. So no frame is read
-    once the call has ended, and the call does not end until the frame being
-    read is done."""
-
-    def __init__(self, client: GrpcClient, effect: OpenLive) -> None:
-        self.effect = effect
-        self.failure: list[BaseException] = []
-        self.ended = threading.Event()
-        self.reading = threading.Lock()  # held while the caller's iterator makes a frame
-        self.call = client._call(effect, "stream_stream", self._requests())
-
-    def _requests(self) -> Iterator[Any]:
-        first = True
-        try:
-            with self.reading:
-                frames = iter(self.effect.frames)  # type: ignore[arg-type]
-            while True:
-                with self.reading:
-                    if self.ended.is_set():
-                        return
-                    frame = next(frames, _END)
-                    if frame is _END:
-                        return
-                    request = self.effect.make(frame, first)
-                yield request
-                first = False
-        except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
-            self.failure.append(exc)
-
-    def __next__(self) -> Any:
-        response = next(self.call)  # StopIteration at the end: the driver's None
-        return response
-
-    def __iter__(self) -> _SyncLive:
-        return self
-
-    def cancel(self) -> None:
-        self.ended.set()
-        self.call.cancel()
-        if self.reading.acquire(timeout=FRAME_WAIT_S):
-            self.reading.release()
-        else:
-            logger.warning(
-                "the frame iterator did not return a frame within %.0f s of the stream's end",
-                FRAME_WAIT_S,
-            )
-        if self.failure:
-            raise self.failure[0]
 
 
 class AsyncGrpcClient(_Base):
@@ -569,7 +542,7 @@ class AsyncGrpcClient(_Base):
     video and live streams are async iterators, and live frames may come from
     an async iterator too."""
 
-    _grpc = grpc.aio
+    _grpc, _live = grpc.aio, _AsyncLive
 
     async def aclose(self) -> None:
         for channel in self._channels.values():
@@ -579,54 +552,15 @@ class AsyncGrpcClient(_Base):
     async def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with grpc.aio."""
         try:
-            if isinstance(effect, Rpc):
-                return await self._call(effect, "unary_unary", effect.request)
-            if isinstance(effect, OpenRpc):
-                return self._call(effect, "unary_stream", effect.request)
-            if isinstance(effect, OpenLive):
-                return _AsyncLive(self, effect)
             if isinstance(effect, NextMessage):
                 response = await effect.handle.read()
                 return None if response is grpc.aio.EOF else response
-            assert isinstance(effect, Close)
-            effect.handle.cancel()  # a live call raises the frames' failure here
+            if isinstance(effect, Close):
+                return effect.handle.cancel()  # a live call raises the frames' failure here
+            call = self._start(effect)
+            return await call if isinstance(effect, Rpc) else call
         except grpc.RpcError as exc:
             raise from_grpc(exc) from None
-        return None
-
-
-class _AsyncLive:
-    """A live call on a grpc.aio channel, fed from a sync or an async iterator."""
-
-    def __init__(self, client: AsyncGrpcClient, effect: OpenLive) -> None:
-        self.effect = effect
-        self.failure: list[BaseException] = []
-        self.call = client._call(effect, "stream_stream", self._requests())
-
-    async def _requests(self):
-        first = True
-        frames = self.effect.frames
-        try:
-            if not isinstance(frames, AsyncIterable):
-                frames = _aiter(frames)
-            async for frame in frames:
-                yield self.effect.make(frame, first)
-                first = False
-        except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
-            self.failure.append(exc)
-
-    async def read(self) -> Any:
-        return await self.call.read()
-
-    def cancel(self) -> None:
-        self.call.cancel()
-        if self.failure:
-            raise self.failure[0]
-
-
-async def _aiter(items: Iterable[Any]):
-    for item in items:
-        yield item
 
 
 install(GrpcClient, OPERATIONS, asynchronous=False)

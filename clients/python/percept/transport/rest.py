@@ -48,7 +48,6 @@ from percept.transport._http import (
     NextEvent,
     OpenEvents,
     Request,
-    answered_only,
     body_of,
     call,
     checked,
@@ -57,7 +56,7 @@ from percept.transport._http import (
     request,
     segment,
 )
-from percept.transport._ops import DEFAULT, Route, kind_options, operation
+from percept.transport._ops import DEFAULT, Route, identification, kind_options, operation
 from percept.types import (
     FrameEvent,
     Health,
@@ -81,15 +80,9 @@ def _task_id(task: TaskRef) -> str:
     return task.task_id if isinstance(task, Task) else str(task)
 
 
-def _identify_form(kind, collection_id, top_k, threshold) -> dict[str, Any]:
-    """The identification fields of a submit (kind "identify" only, which needs a collection)."""
-    if kind is not Kind.IDENTIFY:
-        if collection_id is not None or top_k is not None or threshold is not None:
-            raise ValueError("collection_id, top_k and threshold are for kind 'identify'")
-        return {}
-    if not collection_id:
-        raise ValueError("identify needs a collection_id")
-    return {"collection_id": collection_id, "top_k": top_k, "threshold": threshold}
+def _in_order(tasks: list[TaskRef], ended: Iterable[Task]) -> list[Task]:
+    done = {t.task_id: t for t in ended}
+    return [done[_task_id(t)] for t in tasks]
 
 
 # --- tasks -----------------------------------------------------------------------------------
@@ -148,29 +141,25 @@ def submit(
     except ValueError:
         info = yield from _kind_info(c, str(kind), media, source)
         media, path = info.media, info.path
-        form = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold, **fields}
-        form = {k: v for k, v in form.items() if v is not None}
-        _wire.check(rules.rules_from_schema(info.options), form)
-        form = {k: form_value(v) for k, v in form.items()}
+        values = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold, **fields}
+        values = {k: v for k, v in values.items() if v is not None}
+        _wire.check(rules.rules_from_schema(info.options), values)
     else:
         media = media or inputs.guess_media(source)
         path = kind.path(media)
-        identify = _identify_form(kind, collection_id, top_k, threshold)
+        identify = identification(kind, collection_id, top_k, threshold)
         values = kind_options(kind, media, options, fields, identify)
-        form = {k: form_value(v) for k, v in values.items()}
+    form = {k: form_value(v) for k, v in values.items()}
     if webhook is not None:
         form["webhook"] = webhook
-    file = (
-        inputs.image_upload(source, color)
-        if media == "image"
-        else inputs.video_upload(source, color)
-    )
+    upload = inputs.image_upload if media == "image" else inputs.video_upload
     key = idempotency_key or uuid.uuid4().hex
     deadline = Deadline(timeout if timeout is not None else c.wait_timeout if wait else c.timeout)
     try:
         response = yield from request(
             c, "POST", path, deadline=deadline, params={"wait": "true"} if wait else None,
-            headers={"Idempotency-Key": key}, files=file, data=form, conflict=True,
+            headers={"Idempotency-Key": key}, files=upload(source, color), data=form,
+            conflict=True,
         )  # fmt: skip
     except PerceptError as error:
         if error.task_id:  # simple mode: the task ran and failed
@@ -348,11 +337,10 @@ class _Base(Closing):
         done.raise_for_status()
         return done.result
 
-    @stream
-    def _video(self, kind, video, options, timeout, fields, extra=None):
+    def _video(self, kind, video, options, color, timeout, fields, extra=None):
         """A video as a task, its frames as they are done; stopping early cancels it."""
-        started = yield from submit(self, kind, video, options, media="video", **fields,
-                                    **(extra or {}))  # fmt: skip
+        started = yield from submit(self, kind, video, options, media="video", color=color,
+                                    **fields, **(extra or {}))  # fmt: skip
         yield Defer(lambda: cancel(self, started))
         relabel = lambda f: f if f.kind is kind else dataclasses.replace(f, kind=kind)  # noqa: E731
         frames = iter_frames(self, started, timeout=None if timeout is DEFAULT else timeout)
@@ -365,23 +353,18 @@ class _Base(Closing):
         path = route.path.format(
             **{n: segment(sent.pop(n), n.replace("_", " ")) for n in route.in_path}
         )
-        if image is not None:
-            kw = _form(*image, sent)
+        if image is not None:  # with its face options, as a multipart form
+            image, color, options, fields = image
+            form = kind_options(Kind.FACE, "image", options, fields, sent)
+            kw = {"files": inputs.image_upload(image, color),
+                  "data": {k: form_value(v) for k, v in form.items()}}  # fmt: skip
         elif route.method in ("GET", "DELETE"):
             kw = {"params": {k: form_value(v) for k, v in sent.items() if v is not None}}
         else:
             kw = {"json": sent}
-        retry = answered_only(self.retry) if route.stores else None
-        response = yield from request(self, route.method, path, timeout=timeout, retry=retry,
-                                      **kw)  # fmt: skip
+        response = yield from request(self, route.method, path, timeout=timeout,
+                                      stores=route.stores, **kw)  # fmt: skip
         return route.read_answer(response.json() if response.content else None, values)
-
-
-def _form(image, color, options, fields, values: Mapping[str, Any]) -> dict[str, Any]:
-    """An image and its face options as a multipart form (for enroll and verify)."""
-    values = kind_options(Kind.FACE, "image", options, fields, values)
-    data = {k: form_value(v) for k, v in values.items()}
-    return {"files": inputs.image_upload(image, color), "data": data}
 
 
 delete_face = operation(
@@ -486,9 +469,7 @@ class Client(_Base):
     ) -> list[Task]:
         """Every task once it has ended, in the order given."""
         tasks = list(tasks)
-        done = {t.task_id: t for t in self.as_completed(tasks, timeout=timeout,
-                                                        concurrency=concurrency)}  # fmt: skip
-        return [done[_task_id(t)] for t in tasks]
+        return _in_order(tasks, self.as_completed(tasks, timeout=timeout, concurrency=concurrency))
 
 
 class AsyncClient(_Base):
@@ -550,10 +531,8 @@ class AsyncClient(_Base):
     ) -> list[Task]:
         """Every task once it has ended, in the order given."""
         tasks = list(tasks)
-        ended = [t async for t in self.as_completed(tasks, timeout=timeout,
-                                                    concurrency=concurrency)]  # fmt: skip
-        done = {t.task_id: t for t in ended}
-        return [done[_task_id(t)] for t in tasks]
+        ended = self.as_completed(tasks, timeout=timeout, concurrency=concurrency)
+        return _in_order(tasks, [t async for t in ended])
 
 
 install(Client, OPERATIONS, asynchronous=False)

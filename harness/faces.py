@@ -138,34 +138,31 @@ def scene(
     return image, placed
 
 
+# Each scene: its photo background (also its name), the image size, and each
+# (person, scale, (x, y), light gain) placed on it.
+SCENES: dict[str, tuple[tuple[int, int], list[tuple[str, float, tuple[int, int], float]]]] = {
+    "coffee": (
+        (1100, 700),
+        [
+            ("astronaut", 1.4, (30, 60), 1.15),
+            ("grace-hopper", 0.55, (420, 300), 0.85),
+            ("zidane", 0.75, (760, 120), 1.0),
+        ],
+    ),
+    "rocket": (
+        (900, 600),
+        [
+            ("zidane", 1.3, (20, 40), 0.8),
+            ("astronaut", 0.95, (470, 320), 1.0),
+            ("grace-hopper", 0.4, (650, 40), 1.2),
+        ],
+    ),
+}
+
+
 def scenes() -> list[tuple[str, np.ndarray, list[Placed]]]:
     """New images of every enrolled person at other sizes, on other backgrounds."""
-    return [
-        (
-            "coffee",
-            *scene(
-                "coffee",
-                (1100, 700),
-                [
-                    ("astronaut", 1.4, (30, 60), 1.15),
-                    ("grace-hopper", 0.55, (420, 300), 0.85),
-                    ("zidane", 0.75, (760, 120), 1.0),
-                ],
-            ),
-        ),
-        (
-            "rocket",
-            *scene(
-                "rocket",
-                (900, 600),
-                [
-                    ("zidane", 1.3, (20, 40), 0.8),
-                    ("astronaut", 0.95, (470, 320), 1.0),
-                    ("grace-hopper", 0.4, (650, 40), 1.2),
-                ],
-            ),
-        ),
-    ]
+    return [(name, *scene(name, size, people)) for name, (size, people) in SCENES.items()]
 
 
 def moving_heads_video(

@@ -24,19 +24,6 @@ from percept.transport._http import NextEvent, OpenEvents
 from percept.transport._ops import Route
 from percept.types import JsonType
 
-EVENT_TYPES = (
-    "task.succeeded",
-    "task.failed",
-    "task.cancelled",
-    "source.state_changed",
-    "track.started",
-    "track.ended",
-    "zone.entered",
-    "zone.left",
-    "line.crossed",
-    "face.identified",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Event(JsonType):

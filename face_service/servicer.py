@@ -31,6 +31,7 @@ from face_service.inference import (
 from percept_runtime.errors import InvalidInput, Unavailable
 from percept_runtime.fields import check, value
 from percept_runtime.streaming import (
+    FirstMessage,
     live_results,
     stream_summary,
     summary_message,
@@ -164,6 +165,18 @@ def _run_options(opts: FaceOptions, scene: Scene, search: Search | None) -> Face
         quality=scene.enabled,
         encodings=opts.encodings or search is not None,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _LiveFaces:
+    """A StreamFaces call's tracker and whom it identifies against, from its first message."""
+
+    scene: Scene
+    search: Search | None
+    identities: TrackIdentities | None
+
+    def close(self) -> None:
+        self.scene.close()
 
 
 def _track_faces(scene: Scene, index: int, timestamp: float, image: ImageFaces) -> list[int]:
@@ -302,37 +315,27 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
     async def StreamFaces(
         self, request_iterator: AsyncIterator[pb.StreamFacesRequest], context
     ) -> AsyncIterator[pb.StreamFacesResponse]:
-        # From the first message: the call's tracker, and whom to identify against.
-        scenes: list[Scene] = []
-        searches: list[Search | None] = []
-        per_track: list[TrackIdentities | None] = []
+        async def live_call(first: pb.StreamFacesRequest) -> _LiveFaces:
+            check(first)
+            wanted = identities = None
+            if first.collection_id:
+                tenant, wanted = tenant_of(context), search_from_proto(first)
+                await self.collections.require(tenant, wanted.collection_id)
+            scene = Scene(tracker_config(first.tracker))
+            if wanted:
+                identities = TrackIdentities(self.collections, tenant, wanted, scene)
+            return _LiveFaces(scene, wanted, identities)
 
-        async def requests():
-            async for request in request_iterator:
-                if not scenes:
-                    check(request)
-                    wanted = None
-                    if request.collection_id:
-                        tenant, wanted = tenant_of(context), search_from_proto(request)
-                        await self.collections.require(tenant, wanted.collection_id)
-                    scenes.append(Scene(tracker_config(request.tracker)))
-                    searches.append(wanted)
-                    per_track.append(
-                        TrackIdentities(self.collections, tenant, wanted, scenes[0])
-                        if wanted
-                        else None
-                    )
-                yield request
+        with FirstMessage(request_iterator, live_call) as call:
 
-        async def infer(content: bytes, opts: FaceOptions):
-            run_opts = _run_options(opts, scenes[0], searches[0])
-            return await self.engine.detect_image(content, run_opts), opts
+            async def infer(content: bytes, opts: FaceOptions):
+                run_opts = _run_options(opts, call.state.scene, call.state.search)
+                return await self.engine.detect_image(content, run_opts), opts
 
-        try:
             async for index, (result, opts), request in live_results(
-                requests(), infer, options_from_proto, window=self.window, method="StreamFaces"
+                call.requests(), infer, options_from_proto, window=self.window, method="StreamFaces"
             ):
-                scene, identities = scenes[0], per_track[0]
+                scene, identities = call.state.scene, call.state.identities
                 ids = _track_faces(scene, index, 0.0, result)
                 faces = await _tracked_faces(result, ids, identities, opts)
                 yield pb.StreamFacesResponse(
@@ -348,9 +351,6 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
                         else None
                     ),
                 )
-        finally:
-            for scene in scenes:
-                scene.close()
 
     # --- collections ------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from object_service.inference import (
 from percept_runtime.errors import Unavailable
 from percept_runtime.fields import check, value
 from percept_runtime.streaming import (
+    FirstMessage,
     live_results,
     stream_summary,
     summary_message,
@@ -135,38 +136,29 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
     async def StreamObjects(
         self, request_iterator: AsyncIterator[pb.StreamObjectsRequest], context
     ) -> AsyncIterator[pb.StreamObjectsResponse]:
-        scenes: list[Scene] = []  # the call's tracker, from the first message's options
+        def scene_of(first: pb.StreamObjectsRequest) -> Scene:
+            return Scene(tracker_config(first.tracker))  # the call's tracker
 
-        async def requests():
-            async for request in request_iterator:
-                if not scenes:
-                    scenes.append(Scene(tracker_config(request.tracker)))
-                yield request
-
-        try:
+        with FirstMessage(request_iterator, scene_of) as call:
             async for index, result, request in live_results(
-                requests(),
+                call.requests(),
                 self.engine.detect_image,
                 self.options_from_proto,
                 window=self.window,
                 method="StreamObjects",
             ):
-                scene = scenes[0]
-                ids = _track(scene, index, 0.0, result)
+                ids = _track(call.state, index, 0.0, result)
                 yield pb.StreamObjectsResponse(
                     frame_index=index,
                     detections=_detections(result, ids),
                     image_width=result.width,
                     image_height=result.height,
                     summary=(
-                        stream_summary(scene, self._info().class_names)
+                        stream_summary(call.state, self._info().class_names)
                         if request.summarize
                         else None
                     ),
                 )
-        finally:
-            for scene in scenes:
-                scene.close()
 
     async def GetModelInfo(
         self, request: pb.GetModelInfoRequest, context

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from percept.common.v1 import image_pb2, video_pb2
@@ -298,3 +299,45 @@ async def live_results(
 
     async for pair in ordered_map(numbered(), run, window):
         yield pair
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closeable)
+
+
+class FirstMessage(Generic[C]):
+    """What a live call keeps from its first message (its tracker, whom it
+    identifies against): made by `make` when that message arrives, before any
+    frame is run, and closed when the call ends, however it ends.
+
+        with FirstMessage(request_iterator, make) as call:
+            async for ... in live_results(call.requests(), ...):
+                call.state ...
+    """
+
+    def __init__(self, requests: AsyncIterator, make: Callable[[Any], C | Awaitable[C]]) -> None:
+        self._source = requests
+        self._make = make
+        self._made: list[C] = []
+
+    async def requests(self) -> AsyncIterator:
+        """The call's requests, unchanged, making the state on the first."""
+        async for request in self._source:
+            if not self._made:
+                made = self._make(request)
+                self._made.append(await made if inspect.isawaitable(made) else made)
+            yield request
+
+    @property
+    def state(self) -> C:
+        return self._made[0]
+
+    def __enter__(self) -> FirstMessage[C]:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for made in self._made:
+            made.close()

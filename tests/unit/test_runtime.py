@@ -18,7 +18,7 @@ from percept_runtime.errors import AccessDenied, InputTooLarge, InvalidInput
 from percept_runtime.imaging import decode_image
 from percept_runtime.settings import ServerSettings
 from percept_runtime.status import status_for
-from percept_runtime.streaming import iterate_in_thread, ordered_map
+from percept_runtime.streaming import FirstMessage, iterate_in_thread, ordered_map
 from percept_runtime.video import VideoPolicy, VideoReader, resolve_uri
 
 
@@ -202,6 +202,39 @@ def test_ordered_map_leaves_no_call_running_when_the_consumer_stops():
 
     asyncio.run(main())
     assert finished == [0]
+
+
+def test_first_message_state_is_made_once_and_closed_when_the_call_stops():
+    """A live call's state (its tracker) comes from the first message, before
+    that message is handed on, and is closed however the call ends."""
+    made: list[str] = []
+
+    class State:
+        def __init__(self, first: str) -> None:
+            made.append(first)
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    async def make(first: str) -> State:
+        return State(first)
+
+    async def requests():
+        for r in ("a", "b", "c"):
+            yield r
+
+    async def main():
+        seen = []
+        with pytest.raises(InvalidInput), FirstMessage(requests(), make) as call:
+            async for request in call.requests():
+                seen.append((request, made[:]))
+                if request == "b":
+                    raise InvalidInput("frame 1: bad")
+        return seen, call.state
+
+    seen, state = asyncio.run(main())
+    assert seen == [("a", ["a"]), ("b", ["a"])] and state.closed
 
 
 def test_iterate_in_thread_closes_early():

@@ -5,6 +5,7 @@ a Redis of a test's own, `make run`, the `percept` and `gateway keys` commands."
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -14,9 +15,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 import redis
 
@@ -108,6 +111,20 @@ def wait_done(http, task_id: str, timeout: float = 120) -> dict:
             return body
         time.sleep(0.1)
     raise AssertionError(f"task {task_id} did not finish: {body}")
+
+
+def task_events(gateway, task_id: str, timeout: float = 120) -> Iterator[tuple[str, dict]]:
+    """The task's event stream (GET /api/task/{id}/events), each event as
+    (name, data) as it arrives; the stream ends after the task's final status."""
+    url = f"{gateway.url}/api/task/{task_id}/events"
+    with httpx.stream("GET", url, headers=gateway.headers, timeout=timeout) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                yield name, json.loads(line.removeprefix("data: "))
 
 
 class RedisServer:

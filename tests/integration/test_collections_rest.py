@@ -6,14 +6,19 @@ service (real models, the SQLite store), a real gateway, a real Redis."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
 from gateway import models
 from harness import faces
-from tests.support import GatewayProcess, ServerProcess, create_key, fresh_db, wait_done
+from tests.support import (
+    GatewayProcess,
+    ServerProcess,
+    create_key,
+    fresh_db,
+    task_events,
+    wait_done,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -311,19 +316,11 @@ def test_identify_video_streams_named_frames(http, gateway, enrolled, tmp_path):
     assert response.status_code == 202
     task_id = response.json()["task_id"]
     frames, final = [], None
-    with httpx.stream(
-        "GET", f"{gateway.url}/api/task/{task_id}/events", headers=gateway.headers, timeout=300
-    ) as stream:
-        name = None
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
-                if name == "frame":
-                    frames.append(data)
-                elif name == "status" and "task" in data:
-                    final = data["task"]
+    for name, data in task_events(gateway, task_id, timeout=300):
+        if name == "frame":
+            frames.append(data)
+        elif name == "status" and "task" in data:
+            final = data["task"]
     assert [f["frame_index"] for f in frames] == list(range(10))
     for frame in frames:
         models.IdentifiedFrame.model_validate(frame)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -22,7 +21,7 @@ from harness.videos import moving_patch_video, moving_shapes_video
 from object_service import synthetic
 from tests.conftest import corrupt_png, encode
 from tests.integration.conftest import GATEWAY_MAX_IMAGE_BYTES
-from tests.support import GatewayProcess, submit, wait_done, wait_until
+from tests.support import GatewayProcess, submit, task_events, wait_done, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -140,19 +139,11 @@ def test_face_video_task_streams_progress_and_frames(http, gateway, face_video):
     task_id = response.json()["task_id"]
     events = []
     frame_before_finish = None
-    with httpx.stream(
-        "GET", f"{gateway.url}/api/task/{task_id}/events", headers=gateway.headers, timeout=120
-    ) as stream:
-        name = None
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
-                events.append((name, data))
-                if name == "frame" and frame_before_finish is None:
-                    # a frame arrived: the task is still running at that moment
-                    frame_before_finish = http.get(f"/api/task/{task_id}").json()["status"]
+    for name, data in task_events(gateway, task_id):
+        events.append((name, data))
+        if name == "frame" and frame_before_finish is None:
+            # a frame arrived: the task is still running at that moment
+            frame_before_finish = http.get(f"/api/task/{task_id}").json()["status"]
     frames = [d for n, d in events if n == "frame"]
     progress = [d["done"] for n, d in events if n == "progress"]
     statuses = [d["status"] for n, d in events if n == "status"]

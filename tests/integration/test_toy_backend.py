@@ -9,7 +9,6 @@ two keypoints and a mask (a diamond); the first is on track 7."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -22,7 +21,15 @@ import pytest
 
 from tests.conftest import encode
 from tests.console_support import assert_boxes_drawn_at, console_url, screenshot
-from tests.support import ROOT, GatewayProcess, ServerProcess, free_port, fresh_db, wait_done
+from tests.support import (
+    ROOT,
+    GatewayProcess,
+    ServerProcess,
+    free_port,
+    fresh_db,
+    task_events,
+    wait_done,
+)
 from tests.toy.build import generate
 
 pytestmark = pytest.mark.slow
@@ -106,20 +113,6 @@ def assert_toy_result(result: dict) -> None:
     assert square["track_id"] == 7 and "track_id" not in circle
 
 
-def sse(gateway, task_id: str) -> list[tuple[str, dict]]:
-    """The task's event stream, read to its end (the stream ends after the final status)."""
-    events, name = [], None
-    url = f"{gateway.url}/api/task/{task_id}/events"
-    with httpx.stream("GET", url, headers=gateway.headers, timeout=60) as stream:
-        assert stream.headers["content-type"].startswith("text/event-stream")
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line.removeprefix("data: "))))
-    return events
-
-
 def test_the_toy_is_declared_and_documented(http):
     kinds = {k["kind"]: k for k in http.get("/api/kinds").json()["kinds"]}
     toy = kinds[KIND]
@@ -183,7 +176,7 @@ def test_webhooks_filter_on_the_toys_kind(http):
 
 def test_sse_stream_ends_with_the_result(gateway, http, picture):
     task_id = submit(http, picture).json()["task_id"]
-    events = sse(gateway, task_id)
+    events = list(task_events(gateway, task_id))
     name, final = events[-1]
     assert name == "status" and final["status"] == "succeeded"
     assert_toy_result(final["task"]["result"])

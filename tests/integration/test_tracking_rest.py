@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import grpc
-import httpx
 import numpy as np
 import percept
 import pytest
@@ -17,7 +16,7 @@ from percept.object.v1 import object_service_pb2_grpc
 
 from harness.videos import tracking_shapes_video
 from tests.conftest import encode
-from tests.support import run_percept, submit, wait_done
+from tests.support import run_percept, submit, task_events, wait_done
 
 pytestmark = pytest.mark.slow
 
@@ -53,16 +52,7 @@ def test_rest_sse_and_sdk_carry_the_ids_grpc_gives(gateway, object_server, http,
     response = submit(http, "/api/detect/object/video", clip, "shapes.avi", "video/x-msvideo")
     assert response.status_code == 202, response.text
     task_id = response.json()["task_id"]
-    sse_frames = []
-    with httpx.stream(
-        "GET", f"{gateway.url}/api/task/{task_id}/events", headers=gateway.headers, timeout=120
-    ) as stream:
-        name = None
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: ") and name == "frame":
-                sse_frames.append(json.loads(line[6:]))
+    sse_frames = [data for name, data in task_events(gateway, task_id) if name == "frame"]
     task = wait_done(http, task_id)
     assert task["status"] == "succeeded"
     result = task["result"]

@@ -10,7 +10,6 @@ import json
 import shutil
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 from percept.common.v1 import video_pb2
@@ -21,7 +20,7 @@ from percept.object.v1 import object_service_pb2_grpc as object_grpc
 
 from harness.faces import FACE_PATCH
 from harness.videos import moving_patch_video, mp4_video, stretch_mp4, truncate
-from tests.support import run_percept
+from tests.support import run_percept, task_events
 
 pytestmark = pytest.mark.slow
 
@@ -134,19 +133,6 @@ def http(gateway):
         yield client
 
 
-def sse_events(gateway, task_id: str) -> list[tuple[str, dict]]:
-    events, name = [], None
-    with httpx.stream(
-        "GET", f"{gateway.url}/api/task/{task_id}/events", headers=gateway.headers, timeout=180
-    ) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line[6:])))
-    return events
-
-
 MEDIA_TYPES = {".avi": "video/x-msvideo", ".mp4": "video/mp4"}
 
 
@@ -159,7 +145,7 @@ def test_rest_partial_video_succeeds_marked_partial(http, gateway, videos, name)
     )
     assert response.status_code == 202, response.text
     task_id = response.json()["task_id"]
-    events = sse_events(gateway, task_id)
+    events = list(task_events(gateway, task_id, timeout=180))
     final_name, final = events[-1]
     assert final_name == "status" and final["status"] == "succeeded"
     streamed = [d for n, d in events if n == "frame"]

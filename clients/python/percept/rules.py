@@ -234,6 +234,7 @@ def field_rule(field: FieldDescriptor) -> Rule:
     )
 
 
+@functools.cache
 def enum_choices(field: FieldDescriptor) -> tuple[str, ...]:
     """REST spellings of an enum: DETECTOR_CNN -> 'cnn' (UNSPECIFIED left out)."""
     name = field.enum_type.name

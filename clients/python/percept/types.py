@@ -93,13 +93,9 @@ class Kind(enum.StrEnum):
 @functools.cache
 def _holds_faces(kind: str) -> bool:
     """`Kind.faces`, looked up in the descriptors once per kind (results ask it per frame)."""
-    from google.protobuf import descriptor_pool
+    from percept.rules import method, spec
 
-    from percept.rules import spec
-
-    service, method = spec(kind, "image").rpc.split("/")
-    rpc = descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
-    return "faces" in rpc.output_type.fields_by_name
+    return "faces" in method(spec(kind, "image").rpc).output_type.fields_by_name
 
 
 class TaskStatus(enum.StrEnum):

@@ -69,6 +69,7 @@ from percept.types import (
     Health,
     ImageResult,
     Kind,
+    Media,
     ProgressEvent,
     StatusEvent,
     Task,
@@ -313,6 +314,7 @@ async def _follow(client, task: Task, progress: Progress, bar, unit_total: bool)
 async def _detect(
     kind: Kind,
     paths: Sequence[Path],
+    media: dict[Path, Media],  # each path's, guessed by the command
     options: FaceOptions | ObjectOptions,
     image_options: FaceOptions | ObjectOptions,
     server: str | None,
@@ -321,7 +323,6 @@ async def _detect(
     concurrency: int,
     extra: dict[str, Any] | None = None,
 ) -> list[Outcome]:
-    media = {p: guess_media(p) for p in paths}
     images = [p for p in paths if media[p] == "image"]
     limit = asyncio.Semaphore(concurrency)
     async with connect(server, api_key, timeout) as client:
@@ -420,15 +421,14 @@ def detect_command(group: typer.Typer, name: str, kind: Kind, options_class, hel
     videos_only = {n: None for n in video_only(kind.value) if n in fields}
 
     def command(inputs, webhook, as_json, draw, server, api_key, timeout, concurrency, **chosen):
-        for path in inputs:
-            guess_media(path)  # unreadable files fail here, before anything is sent
+        media = {p: guess_media(p) for p in inputs}  # unreadable files fail here, unsent
         values = given_options(chosen)
         extra = {n: values.pop(n) for n in list(values) if n not in fields}
         if webhook:
             extra["webhook"] = webhook
         options = options_class(**values)
         image_options = dataclasses.replace(options, **videos_only)
-        work = _detect(kind, inputs, options, image_options, server, api_key, timeout,
+        work = _detect(kind, inputs, media, options, image_options, server, api_key, timeout,
                        concurrency, extra)  # fmt: skip
         _report(run_command(work), as_json, draw)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 
 from percept.common.v1 import field_rules_pb2
 from percept.face.v1 import face_service_pb2  # noqa: F401 - registers the descriptors
@@ -57,9 +57,15 @@ class KindSpec:
 
     @property
     def request(self) -> Descriptor:
-        service, method = self.rpc.split("/")
-        pool = descriptor_pool.Default()
-        return pool.FindServiceByName(service).methods_by_name[method].input_type
+        return method(self.rpc).input_type
+
+
+@functools.cache
+def method(rpc: str) -> MethodDescriptor:
+    """A method's descriptor from its name, "package.Service/Method" (a gRPC
+    path's leading slash allowed)."""
+    service, name = rpc.strip("/").split("/")
+    return descriptor_pool.Default().FindServiceByName(service).methods_by_name[name]
 
 
 _FACE = "percept.face.v1.FaceService"
@@ -234,6 +240,7 @@ def field_rule(field: FieldDescriptor) -> Rule:
     )
 
 
+@functools.cache
 def enum_choices(field: FieldDescriptor) -> tuple[str, ...]:
     """REST spellings of an enum: DETECTOR_CNN -> 'cnn' (UNSPECIFIED left out)."""
     name = field.enum_type.name

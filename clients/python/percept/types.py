@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,13 +71,7 @@ class Kind(enum.StrEnum):
     def faces(self) -> bool:
         """Whether results hold faces (detection or identification): the proto's
         response has a `faces` field."""
-        from google.protobuf import descriptor_pool
-
-        from percept.rules import spec
-
-        service, method = spec(self.value, "image").rpc.split("/")
-        rpc = descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
-        return "faces" in rpc.output_type.fields_by_name
+        return _holds_faces(self.value)
 
     def path(self, media: Media) -> str:
         """The submit route: /api/detect/face/image, /api/identify/face/video..."""
@@ -93,6 +88,14 @@ class Kind(enum.StrEnum):
             if value in (kind.value, kind.route):
                 return kind
         raise ValueError(f"unknown kind {value!r}: use 'face', 'object' or 'identify'")
+
+
+@functools.cache
+def _holds_faces(kind: str) -> bool:
+    """`Kind.faces`, looked up in the descriptors once per kind (results ask it per frame)."""
+    from percept.rules import method, spec
+
+    return "faces" in method(spec(kind, "image").rpc).output_type.fields_by_name
 
 
 class TaskStatus(enum.StrEnum):

@@ -9,6 +9,7 @@ so one reader per type (`Face.from_json`...) serves both transports.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
@@ -38,8 +39,10 @@ def check(option_rules: Mapping[str, rules.Rule], values: Mapping[str, Any]) -> 
             raise InvalidInput(str(exc), code="invalid_option", fields=(name,)) from None
 
 
+@functools.cache
 def _fields(descriptor: Descriptor) -> dict[str, tuple[tuple[str, ...], FieldDescriptor]]:
-    """Option name -> (path from the request, field), flattened as the gateway does."""
+    """Option name -> (path from the request, field), flattened as the gateway does
+    (once per message type: a live stream fills a request per frame)."""
     out: dict[str, tuple[tuple[str, ...], FieldDescriptor]] = {}
     for field in descriptor.fields:
         if field.message_type is None:
@@ -85,11 +88,13 @@ def fill(message: Message, values: Mapping[str, Any], aliases: Mapping[str, str]
     return message
 
 
-def _numbers(field: FieldDescriptor) -> list[int]:
+@functools.cache
+def _numbers(field: FieldDescriptor) -> tuple[int, ...]:
     """The numbers of an enum's values, in the order of `rules.enum_choices`."""
-    return [v.number for v in field.enum_type.values if not v.name.endswith("_UNSPECIFIED")]
+    return tuple(v.number for v in field.enum_type.values if not v.name.endswith("_UNSPECIFIED"))
 
 
+@functools.cache
 def input_field(descriptor: Descriptor) -> str:
     """The request field that carries the upload (an Image or a VideoSource)."""
     for field in descriptor.fields:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pool, message_factory
+from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2
 
 from percept import inputs, rules, stack
@@ -108,19 +108,12 @@ def _channel_options(service: str, max_message_bytes: int) -> list[tuple[str, An
 
 
 @functools.cache
-def _rpc(path: str) -> Any:
-    """A method's descriptor, from its path ("/package.Service/Method")."""
-    service, method = path.strip("/").split("/")
-    return descriptor_pool.Default().FindServiceByName(service).methods_by_name[method]
-
-
-@functools.cache
 def _path(kind: Kind, media: str) -> str:
     """A built-in kind's method: the declared one, or on "live" its service's
     bidirectional one."""
     if media != "live":
         return "/" + rules.spec(kind.value, media).rpc
-    service = _rpc(_path(kind, "image")).containing_service
+    service = rules.method(_path(kind, "image")).containing_service
     live = next(m for m in service.methods if m.client_streaming and m.server_streaming)
     return f"/{service.full_name}/{live.name}"
 
@@ -171,7 +164,7 @@ class NextMessage:
 
 def _request(path: str, values: dict[str, Any], content: bytes | VideoURI | None = None) -> Any:
     """A method's request: its upload (if any) and the values given (checked)."""
-    message = message_factory.GetMessageClass(_rpc(path).input_type)()
+    message = message_factory.GetMessageClass(rules.method(path).input_type)()
     if content is not None:
         upload = getattr(message, _wire.input_field(message.DESCRIPTOR))
         if isinstance(content, VideoURI):
@@ -496,7 +489,7 @@ class _Base(Closing):
     def _call(self, effect: Rpc | Open, request: Any) -> Any:
         """Call `effect`'s method with `request` (an iterator of them for a live
         call): the descriptors say whether requests and responses stream."""
-        rpc, make = _rpc(effect.path), message_factory.GetMessageClass
+        rpc, make = rules.method(effect.path), message_factory.GetMessageClass
         shape = ("stream" if rpc.client_streaming else "unary") + (
             "_stream" if rpc.server_streaming else "_unary")  # fmt: skip
         channel = self._channel(getattr(effect, "service", None) or _service(effect.path))

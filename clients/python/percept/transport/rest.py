@@ -29,7 +29,7 @@ from percept import inputs, rules, stack, webhooks
 from percept.errors import Conflict, DeadlineExceeded, PerceptError
 from percept.inputs import Color, ImageInput, VideoInput
 from percept.options import FaceOptions, ObjectOptions, form_value
-from percept.retry import NO_RETRY, Deadline, RetryPolicy
+from percept.retry import NO_RETRY, RetryPolicy
 from percept.transport import _ops, _wire
 from percept.transport._core import (
     SKIP,
@@ -154,7 +154,7 @@ def submit(
         form["webhook"] = webhook
     upload = inputs.image_upload if media == "image" else inputs.video_upload
     key = idempotency_key or uuid.uuid4().hex
-    deadline = Deadline(timeout if timeout is not None else c.wait_timeout if wait else c.timeout)
+    deadline = deadline_for(timeout, c.wait_timeout if wait else c.timeout)
     try:
         response = yield from request(
             c, "POST", path, deadline=deadline, params={"wait": "true"} if wait else None,
@@ -362,9 +362,8 @@ class _Base(Closing):
             kw = {"params": {k: form_value(v) for k, v in sent.items() if v is not None}}
         else:
             kw = {"json": sent}
-        response = yield from request(self, route.method, path, timeout=timeout,
-                                      stores=route.stores, **kw)  # fmt: skip
-        return route.read_answer(response.json() if response.content else None, values)
+        read = lambda answer: route.read_answer(answer, values)  # noqa: E731
+        return (yield from call(self, route.method, path, read, timeout, stores=route.stores, **kw))
 
 
 delete_face = operation(

@@ -74,15 +74,8 @@ class JobStore(Queues, Index, Statistics, Previews):
     keys: KeySchema = field(init=False)
 
     task_key = _StoreKey("task")
-    queue_key = _StoreKey("queue")
     events_key = _StoreKey("events")
-    input_key = _StoreKey("input")
-    frames_key = _StoreKey("frames")
     preview_key = _StoreKey("preview")
-    live_key = _StoreKey("live")
-    INLINE = _StoreKey("inline")
-    INDEX = _StoreKey("index")
-    PREVIEWS = _StoreKey("previews")
     LIVE_INDEXED = _StoreKey("live_indexed")
 
     def __post_init__(self) -> None:

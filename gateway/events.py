@@ -36,7 +36,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from gateway.redis_client import PREFIX, prefix_for
+from gateway.redis_client import PREFIX, prefix_for, text
 
 EVENT_TYPES: tuple[str, ...] = (
     "task.succeeded",
@@ -182,19 +182,15 @@ async def publish(redis, tenant: str, type: str, data: dict) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def envelope(entry_id: Any, fields: dict) -> dict[str, Any]:
     """A log entry as the API shows it (the outbox's envelope, seq included)."""
-    f = {_text(k): _text(v) for k, v in fields.items()}
+    f = {text(k): text(v) for k, v in fields.items()}
     return {
         "id": f["id"],
         "type": f["type"],
         "tenant": f["tenant"],
         "time": float(f["time"]),
-        "seq": f.get("seq") or _text(entry_id),
+        "seq": f.get("seq") or text(entry_id),
         "data": json.loads(f["data"]),
     }
 
@@ -245,7 +241,7 @@ async def page(
         if not rows:
             return found, None
         for entry_id, fields in rows:
-            entry_id = _text(entry_id)
+            entry_id = text(entry_id)
             upper = f"({entry_id}"
             scanned += 1
             event = envelope(entry_id, fields)
@@ -264,11 +260,11 @@ async def follow(
     out = []
     for _stream, entries in reply or ():
         for entry_id, fields in entries:
-            out.append((_text(entry_id), envelope(entry_id, fields)))
+            out.append((text(entry_id), envelope(entry_id, fields)))
     return out
 
 
 async def last_position(redis, tenant: str | None) -> str:
     """The newest position in a log ("0" when empty): a live stream starts after it."""
     rows = await redis.xrevrange(stream_of(tenant, redis), "+", "-", count=1)
-    return _text(rows[0][0]) if rows else "0"
+    return text(rows[0][0]) if rows else "0"

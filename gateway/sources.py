@@ -39,7 +39,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gateway.declare import Backend
 from gateway.jobs import PREFIX
 from gateway.kinds import FACE, OBJECT
-from gateway.redis_client import Key, Names
+from gateway.redis_client import Key, Names, text
 from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
 
@@ -537,13 +537,9 @@ class SourceStore:
         raw = await self.redis.hgetall(self.keys.counts(source_id))
         out: dict[str, dict[str, int]] = {}
         for field, value in raw.items():
-            rule, _, what = _text(field).rpartition(":")
+            rule, _, what = text(field).rpartition(":")
             out.setdefault(rule, {})[what] = int(value)
         return out
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 _NUMBERS = {
@@ -564,7 +560,7 @@ _NUMBERS = {
 def decode_status(raw: dict) -> dict[str, Any]:
     status: dict[str, Any] = {"state": "connecting", "reason": ""}
     for key, value in raw.items():
-        key, value = _text(key), _text(value)
+        key, value = text(key), text(value)
         cast = _NUMBERS.get(key)
         status[key] = cast(value) if cast else value
     return status

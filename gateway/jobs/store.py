@@ -31,11 +31,11 @@ from gateway.jobs import quotas, scripts
 from gateway.jobs.index import Index
 from gateway.jobs.previews import PREVIEW_BYTES, Previews
 from gateway.jobs.queue import GROUP, MAX_BLOCK_MS, Queues
-from gateway.jobs.records import DEFAULT_TENANT, Claimed, Event, Status, Task, text
+from gateway.jobs.records import DEFAULT_TENANT, Claimed, Event, Status, Task
 from gateway.jobs.replication import ReplicaWait
 from gateway.jobs.schema import CANCEL_CHANNEL, PLAIN, KeySchema
 from gateway.jobs.statistics import Statistics
-from gateway.redis_client import is_cluster, redis_client
+from gateway.redis_client import is_cluster, redis_client, text
 
 if TYPE_CHECKING:
     from gateway.keys import Limits

@@ -19,6 +19,7 @@ Plain Python + redis; no FastAPI here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import os
@@ -326,7 +327,8 @@ class Detector:
     def options_field(self) -> str:
         return f"{self.backend.name}_options"
 
-    @property
+    # Looked up once (a source worker builds a request per frame), as TaskKind's are.
+    @functools.cached_property
     def rpc(self) -> MethodDescriptor:
         return self.backend.service.methods_by_name[self.method]
 
@@ -334,11 +336,11 @@ class Detector:
     def path(self) -> str:
         return f"/{self.backend.service_name}/{self.method}"
 
-    @property
+    @functools.cached_property
     def request_class(self) -> type[Message]:
         return message_factory.GetMessageClass(self.rpc.input_type)
 
-    @property
+    @functools.cached_property
     def response_class(self) -> type[Message]:
         return message_factory.GetMessageClass(self.rpc.output_type)
 

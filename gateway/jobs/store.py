@@ -71,6 +71,8 @@ class JobStore(Queues, Index, Statistics, Previews):
     wait_replicas: int = 0  # a submit is accepted once on this many replicas
     wait_timeout_ms: int = 500
     preview_bytes: tuple[int, int] = PREVIEW_BYTES  # (per tenant, in all)
+    # the event log's bounds a finish publishes with: read once, not at every finish
+    retention: Retention = field(default_factory=Retention.from_env)
     keys: KeySchema = field(init=False)
 
     task_key = _StoreKey("task")
@@ -329,7 +331,7 @@ class JobStore(Queues, Index, Statistics, Previews):
             args += ["error", json.dumps(error)]
         if replica:
             args += ["replica", replica]
-        args += Retention.from_env().args()
+        args += self.retention.args()
         previous = await self._finish(keys=self._finish_keys(task_id, claimed, create), args=args)
         return previous is not None
 

@@ -38,8 +38,6 @@ _PROBES_PER_SEARCH = 100
 class Engine(Protocol):
     async def detect_image(self, data: bytes, opts: FaceOptions) -> ImageFaces: ...
 
-    async def detect_frame(self, rgb: np.ndarray, opts: FaceOptions) -> ImageFaces: ...
-
     async def largest_faces(
         self, data: bytes, opts: FaceOptions, max_faces: int, min_side: int, purpose: str
     ) -> ChosenFaces: ...
@@ -186,17 +184,6 @@ class FaceCollections:
         self, tenant: str, search: Search, data: bytes, opts: FaceOptions
     ) -> IdentifiedFaces:
         await self.require(tenant, search.collection_id)
-        return await self.identify_encoded_frame(tenant, search, data, opts)
-
-    async def identify_frame(
-        self, tenant: str, search: Search, rgb: np.ndarray, opts: FaceOptions
-    ) -> IdentifiedFaces:
-        image = await self.engine.detect_frame(rgb, _with_encodings(opts))
-        return _strip(await self.identify(tenant, search, image), opts)
-
-    async def identify_encoded_frame(
-        self, tenant: str, search: Search, data: bytes, opts: FaceOptions
-    ) -> IdentifiedFaces:
         image = await self.engine.detect_image(data, _with_encodings(opts))
         return _strip(await self.identify(tenant, search, image), opts)
 

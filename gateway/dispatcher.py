@@ -25,8 +25,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.backends import Backends
+from gateway.declare import TaskKind
 from gateway.jobs import Claimed, JobStore, Status
-from gateway.kinds import TaskKind
 from gateway.runner import RETRY, TaskRunner, record_end
 from gateway.settings import GatewaySettings
 from percept_runtime.logs import REQUEST_ID

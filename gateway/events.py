@@ -36,7 +36,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from gateway.redis_client import PREFIX, prefix_for
+from gateway.redis_client import Key, Names, text
 
 EVENT_TYPES: tuple[str, ...] = (
     "task.succeeded",
@@ -58,16 +58,13 @@ DEFAULT_MAX_AGE_S = 7 * 86_400
 DEFAULT_OUTBOX_MAXLEN = 200_000
 
 
-def log_key(tenant: str, prefix: str = PREFIX) -> str:
-    return f"{all_log_key(prefix)}:{tenant}"
+class EventKeys(Names):
+    """The log's keys under one prefix (the job table's KeySchema has them too:
+    its finish publishes a task's end)."""
 
-
-def all_log_key(prefix: str = PREFIX) -> str:
-    return f"{prefix}evlog"
-
-
-def outbox_key(prefix: str = PREFIX) -> str:
-    return f"{prefix}outbox"
+    evlog = Key("evlog")  # (tenant): one tenant's log
+    evlog_all = Key("evlog", family=False)  # every tenant's log (admins read it)
+    outbox = Key("outbox", family=False)  # what the webhooks and MQTT read
 
 
 # --- the outbox's readers ----------------------------------------------------------------
@@ -77,7 +74,7 @@ WEBHOOK_GROUP, MQTT_GROUP = "webhooks", "mqtt"  # its consumer groups
 
 def outbox_of(redis) -> str:
     """The outbox's name on this client (tagged on a cluster)."""
-    return outbox_key(prefix_for(redis))
+    return EventKeys.for_client(redis).outbox
 
 
 async def ensure_group(redis, group: str) -> None:
@@ -182,19 +179,15 @@ async def publish(redis, tenant: str, type: str, data: dict) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def envelope(entry_id: Any, fields: dict) -> dict[str, Any]:
     """A log entry as the API shows it (the outbox's envelope, seq included)."""
-    f = {_text(k): _text(v) for k, v in fields.items()}
+    f = {text(k): text(v) for k, v in fields.items()}
     return {
         "id": f["id"],
         "type": f["type"],
         "tenant": f["tenant"],
         "time": float(f["time"]),
-        "seq": f.get("seq") or _text(entry_id),
+        "seq": f.get("seq") or text(entry_id),
         "data": json.loads(f["data"]),
     }
 
@@ -217,8 +210,8 @@ class Filters:
 def stream_of(tenant: str | None, redis=None) -> str:
     """The log a caller reads: its tenant's, or all tenants' (None: an admin);
     named for `redis` (tagged on a cluster: gateway/redis_client.py)."""
-    prefix = PREFIX if redis is None else prefix_for(redis)
-    return all_log_key(prefix) if tenant is None else log_key(tenant, prefix)
+    keys = EventKeys() if redis is None else EventKeys.for_client(redis)
+    return keys.evlog_all if tenant is None else keys.evlog(tenant)
 
 
 async def page(
@@ -245,7 +238,7 @@ async def page(
         if not rows:
             return found, None
         for entry_id, fields in rows:
-            entry_id = _text(entry_id)
+            entry_id = text(entry_id)
             upper = f"({entry_id}"
             scanned += 1
             event = envelope(entry_id, fields)
@@ -264,11 +257,11 @@ async def follow(
     out = []
     for _stream, entries in reply or ():
         for entry_id, fields in entries:
-            out.append((_text(entry_id), envelope(entry_id, fields)))
+            out.append((text(entry_id), envelope(entry_id, fields)))
     return out
 
 
 async def last_position(redis, tenant: str | None) -> str:
     """The newest position in a log ("0" when empty): a live stream starts after it."""
     rows = await redis.xrevrange(stream_of(tenant, redis), "+", "-", count=1)
-    return _text(rows[0][0]) if rows else "0"
+    return text(rows[0][0]) if rows else "0"

@@ -9,13 +9,13 @@ from percept.face.v1 import face_service_pb2 as face_pb
 from percept.object.v1 import object_service_pb2 as object_pb
 
 from gateway import models, results
-from gateway.declare import Backend, CheckContext, TaskKind, backend, backends_of, kind
+from gateway.declare import CheckContext, TaskKind, backend, kind
 from gateway.errors import ApiError
 from percept_runtime import fields
 from percept_runtime.cost import check_face_cost
 from percept_runtime.errors import InvalidInput
 
-__all__ = ["FACE", "KINDS", "OBJECT", "Backend", "CheckContext", "TaskKind", "backends_of"]
+__all__ = ["FACE", "KINDS", "OBJECT"]
 
 # --- the backends ---------------------------------------------------------------------
 

@@ -68,6 +68,11 @@ class _Sentinel(Sentinel):
             ) from exc
 
 
+def text(value: Any) -> str:
+    """A reply's value as text, from a client decoding replies or one that does not."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
 

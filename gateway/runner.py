@@ -18,9 +18,9 @@ from typing import Any
 import grpc
 
 from gateway.backends import Backends, failed_on
+from gateway.declare import TaskKind
 from gateway.errors import RETRYABLE, task_error
 from gateway.jobs import CANCEL_CHANNEL, DEFAULT_TENANT, Claimed, JobStore, Status, Task
-from gateway.kinds import TaskKind
 from gateway.metrics import TASK_SECONDS, TASKS_FINISHED
 
 logger = logging.getLogger(__name__)

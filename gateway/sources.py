@@ -19,6 +19,7 @@ Plain Python + redis; no FastAPI here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import os
@@ -39,7 +40,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gateway.declare import Backend
 from gateway.jobs import PREFIX
 from gateway.kinds import FACE, OBJECT
-from gateway.redis_client import Key, Names
+from gateway.redis_client import Key, Names, text
 from percept_runtime import fields, ids
 from percept_runtime.errors import InvalidInput
 
@@ -326,7 +327,8 @@ class Detector:
     def options_field(self) -> str:
         return f"{self.backend.name}_options"
 
-    @property
+    # Looked up once (a source worker builds a request per frame), as TaskKind's are.
+    @functools.cached_property
     def rpc(self) -> MethodDescriptor:
         return self.backend.service.methods_by_name[self.method]
 
@@ -334,11 +336,11 @@ class Detector:
     def path(self) -> str:
         return f"/{self.backend.service_name}/{self.method}"
 
-    @property
+    @functools.cached_property
     def request_class(self) -> type[Message]:
         return message_factory.GetMessageClass(self.rpc.input_type)
 
-    @property
+    @functools.cached_property
     def response_class(self) -> type[Message]:
         return message_factory.GetMessageClass(self.rpc.output_type)
 
@@ -537,13 +539,9 @@ class SourceStore:
         raw = await self.redis.hgetall(self.keys.counts(source_id))
         out: dict[str, dict[str, int]] = {}
         for field, value in raw.items():
-            rule, _, what = _text(field).rpartition(":")
+            rule, _, what = text(field).rpartition(":")
             out.setdefault(rule, {})[what] = int(value)
         return out
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 _NUMBERS = {
@@ -564,7 +562,7 @@ _NUMBERS = {
 def decode_status(raw: dict) -> dict[str, Any]:
     status: dict[str, Any] = {"state": "connecting", "reason": ""}
     for key, value in raw.items():
-        key, value = _text(key), _text(value)
+        key, value = text(key), text(value)
         cast = _NUMBERS.get(key)
         status[key] = cast(value) if cast else value
     return status

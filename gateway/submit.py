@@ -21,8 +21,8 @@ import uuid
 
 from gateway.auth import ANONYMOUS_ADMIN, Principal
 from gateway.backends import Backends
+from gateway.declare import TaskKind
 from gateway.jobs import TERMINAL, JobStore, Status, Task
-from gateway.kinds import TaskKind
 from gateway.metrics import TASKS_SUBMITTED
 from gateway.runner import TaskRunner
 from gateway.settings import GatewaySettings

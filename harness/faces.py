@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from harness import images
 from harness.videos import MjpgWriter
 
 PEOPLE = ("astronaut", "grace-hopper", "zidane")
@@ -61,11 +62,8 @@ def strangers() -> np.ndarray:
 
 
 def encode(rgb: np.ndarray, fmt: str = ".jpg") -> bytes:
-    ok, buf = cv2.imencode(
-        fmt, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
-    )
-    assert ok
-    return buf.tobytes()
+    """A photo as a client uploads it: a JPEG at quality 92."""
+    return images.encode(rgb, fmt, jpeg_quality=92)
 
 
 def relight(rgb: np.ndarray, gain: float, offset: float = 0.0) -> np.ndarray:

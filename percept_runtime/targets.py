@@ -99,7 +99,8 @@ def channel_target(spec: str) -> str:
         return f"dns:///{host}:{port}"
     ips: list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]] = []
     for host, port in target.hosts:
-        found = {_ip(host)} if _ip(host) else _system_lookup(host, port)
+        ip = _ip(host)
+        found = {ip} if ip else _system_lookup(host, port)
         ips += [(ip, port) for ip in sorted(map(ipaddress.ip_address, found))]
     versions = {ip.version for ip, _ in ips}
     if len(versions) > 1:

@@ -10,8 +10,9 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from gateway.jobs.records import DEFAULT_TENANT, Claimed, Started, Status, text
+from gateway.jobs.records import DEFAULT_TENANT, Claimed, Started, Status
 from gateway.jobs.schema import KeySchema
+from gateway.redis_client import text
 
 GROUP = "dispatchers"
 MAX_BLOCK_MS = 10_000  # every blocking read stays well under the socket timeout

@@ -27,10 +27,6 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
 
 
-def text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 @dataclass
 class Task:
     id: str

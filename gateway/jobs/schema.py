@@ -24,14 +24,15 @@ way (gateway/redis_client.py's `Names`), under the same tag on a cluster.
 
 from __future__ import annotations
 
-from gateway import events
-from gateway.redis_client import PREFIX, Key, Names
+from gateway.events import EventKeys
+from gateway.redis_client import PREFIX, Key
 
 CANCEL_CHANNEL = PREFIX + "cancel"  # pub/sub (a channel, no key: the same on a cluster)
 
 
-class KeySchema(Names):
-    """The key names under one prefix: every key of the job table."""
+class KeySchema(EventKeys):
+    """The key names under one prefix: every key of the job table, and (from
+    EventKeys) the event log a finish publishes to."""
 
     # --- one task (by its id)
     task = Key("task")  # hash: the task record (expires after the task TTL)
@@ -71,18 +72,6 @@ class KeySchema(Names):
 
     def kind_of_queue(self, queue: str) -> str:
         return queue.removeprefix(self.queue(""))
-
-    # --- the event log a finish publishes to (gateway/events.py names it)
-    def evlog(self, tenant: str) -> str:
-        return events.log_key(tenant, self.prefix)
-
-    @property
-    def evlog_all(self) -> str:
-        return events.all_log_key(self.prefix)
-
-    @property
-    def outbox(self) -> str:
-        return events.outbox_key(self.prefix)
 
 
 PLAIN = KeySchema()

@@ -35,6 +35,3 @@ def source(name: str) -> str:
         "finish": [_BOUNDS, _read("lib"), _read("previews"), LUA_PUBLISH],
     }.get(name, [])
     return "\n".join([*parts, _read(name)])
-
-
-NAMES = ("submit", "start", "requeue", "finish", "index_live", "frame")

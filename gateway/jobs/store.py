@@ -31,11 +31,11 @@ from gateway.jobs import quotas, scripts
 from gateway.jobs.index import Index
 from gateway.jobs.previews import PREVIEW_BYTES, Previews
 from gateway.jobs.queue import GROUP, MAX_BLOCK_MS, Queues
-from gateway.jobs.records import DEFAULT_TENANT, Claimed, Event, Status, Task, text
+from gateway.jobs.records import DEFAULT_TENANT, Claimed, Event, Status, Task
 from gateway.jobs.replication import ReplicaWait
 from gateway.jobs.schema import CANCEL_CHANNEL, PLAIN, KeySchema
 from gateway.jobs.statistics import Statistics
-from gateway.redis_client import is_cluster, redis_client
+from gateway.redis_client import is_cluster, redis_client, text
 
 if TYPE_CHECKING:
     from gateway.keys import Limits
@@ -71,18 +71,13 @@ class JobStore(Queues, Index, Statistics, Previews):
     wait_replicas: int = 0  # a submit is accepted once on this many replicas
     wait_timeout_ms: int = 500
     preview_bytes: tuple[int, int] = PREVIEW_BYTES  # (per tenant, in all)
+    # the event log's bounds a finish publishes with: read once, not at every finish
+    retention: Retention = field(default_factory=Retention.from_env)
     keys: KeySchema = field(init=False)
 
     task_key = _StoreKey("task")
-    queue_key = _StoreKey("queue")
     events_key = _StoreKey("events")
-    input_key = _StoreKey("input")
-    frames_key = _StoreKey("frames")
     preview_key = _StoreKey("preview")
-    live_key = _StoreKey("live")
-    INLINE = _StoreKey("inline")
-    INDEX = _StoreKey("index")
-    PREVIEWS = _StoreKey("previews")
     LIVE_INDEXED = _StoreKey("live_indexed")
 
     def __post_init__(self) -> None:
@@ -336,7 +331,7 @@ class JobStore(Queues, Index, Statistics, Previews):
             args += ["error", json.dumps(error)]
         if replica:
             args += ["replica", replica]
-        args += Retention.from_env().args()
+        args += self.retention.args()
         previous = await self._finish(keys=self._finish_keys(task_id, claimed, create), args=args)
         return previous is not None
 

@@ -128,7 +128,7 @@ async def task_input(task_id: str, request: Request) -> Response:
             404, "input_not_kept", f"task {task_id}'s upload is personal data: it is never kept"
         )
     store = gw.store
-    data = await store.preview(task_id) or await store.raw.get(store.input_key(task_id))
+    data = await store.preview(task_id) or await store.raw.get(store.keys.input(task_id))
     if not data:
         settings = gw.settings
         if await store.preview_dropped(task_id):

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway import protoform, webhooks
+from gateway.declare import CheckContext, TaskKind
 from gateway.errors import ApiError, error_response, http_status_for_task_error
 from gateway.inputs import check_image, check_video
-from gateway.kinds import CheckContext, TaskKind
 from gateway.models import Accepted, error_responses, task_url
 from gateway.upload import read_upload
 

@@ -1,0 +1,177 @@
+"""A hostile user against a gateway with the toy backend declared (tests/toy/):
+odd uploads and options on the declared kind's route, another tenant's ids."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import percept
+import pytest
+
+from tests.conftest import encode
+from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, free_port, fresh_db
+from tests.toy.build import generate
+
+pytestmark = pytest.mark.slow
+
+PATH = "/api/detect/shape/image"
+MAX = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def toy_path(tmp_path_factory) -> str:
+    generated = generate(tmp_path_factory.mktemp("toy-gen"))
+    return os.pathsep.join((str(ROOT), str(ROOT / "gen"), str(generated)))
+
+
+@pytest.fixture(scope="module")
+def toy(toy_path):
+    server = ServerProcess("tests.toy.server", env={"PYTHONPATH": toy_path}).start(timeout=60)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_db(redis_url):
+    return fresh_db(redis_url, 11)
+
+
+@pytest.fixture(scope="module")
+def gateway(toy, toy_path, redis_db):
+    nowhere = f"127.0.0.1:{free_port()}"
+    server = GatewayProcess(
+        "gateway",
+        env={
+            "PYTHONPATH": toy_path,
+            "REDIS_URL": redis_db,
+            "GATEWAY_DECLARATIONS": "tests.toy.declaration",
+            "GATEWAY_TOY_TARGETS": toy.address,
+            "GATEWAY_FACE_TARGETS": nowhere,
+            "GATEWAY_OBJECT_TARGETS": nowhere,
+            "GATEWAY_MAX_IMAGE_BYTES": str(MAX),
+            "GATEWAY_WEBHOOK_ALLOW_PRIVATE": "true",
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def http(gateway):
+    with gateway.client(timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def picture() -> bytes:
+    return encode(np.full((300, 400, 3), 200, np.uint8), ".png")
+
+
+def post(http, content, headers=None, **params):
+    return http.post(
+        PATH, files={"file": ("x.png", content, "image/png")}, params=params, headers=headers
+    )
+
+
+@pytest.mark.parametrize(("content", "status", "says"), [
+    (b"", 422, "empty"),
+    (b"hello world" * 10, 422, "not a recognised image"),
+    ("truncated", 422, "truncated"),
+])  # fmt: skip
+def test_a_bad_upload_to_the_declared_route_is_refused_at_once(
+    http, picture, content, status, says
+):
+    content = picture[:60] if content == "truncated" else content
+    started = time.monotonic()
+    refused = post(http, content)
+    assert (refused.status_code, time.monotonic() - started < 2) == (status, True)
+    assert says in refused.json()["error"]["message"]
+    assert post(http, picture, wait="true").status_code == 200  # and it goes on serving
+
+
+@pytest.mark.parametrize("length", [False, True])
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(http, picture, length):
+    head = (
+        b'--xx\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + picture[:100]
+    )
+    tail, block, blocks = b"\r\n--xx--\r\n", b"\0" * 65536, 50 * 16  # 50 MiB, never in memory
+
+    def body():
+        yield head
+        yield from (block for _ in range(blocks))
+        yield tail
+
+    headers = {"Content-Type": "multipart/form-data; boundary=xx"}
+    if length:
+        headers["Content-Length"] = str(len(head) + blocks * len(block) + len(tail))
+    started = time.monotonic()
+    refused = http.post(PATH, content=body(), headers=headers)
+    assert (refused.status_code, time.monotonic() - started < 5) == (413, True)
+    assert post(http, picture, wait="true").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["3", "-1", "abc", "1.5", "", "99999999999999999999"])
+def test_an_out_of_range_option_of_the_declared_kind_is_a_422_naming_it(http, picture, value):
+    refused = post(http, picture, max_shapes=value)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["fields"] == ["max_shapes"]
+
+
+def test_another_tenants_task_is_not_there(http, gateway, picture, redis_db):
+    mine = {"Authorization": f"Bearer {create_key(redis_db, role='client', tenant='ta')}"}
+    theirs = {"Authorization": f"Bearer {create_key(redis_db, role='client', tenant='tb')}"}
+    task_id = post(http, picture, headers=mine).json()["task_id"]
+    for method, url in [
+        ("GET", f"/api/task/{task_id}"),
+        ("DELETE", f"/api/task/{task_id}"),
+        ("GET", f"/api/task/{task_id}/events"),
+        ("GET", f"/api/task/{task_id}/input"),
+    ]:
+        assert http.request(method, url, headers=theirs).status_code == 404, (method, url)
+    assert http.get("/api/tasks", headers=theirs).json()["tasks"] == []
+    assert (
+        http.get("/api/events", headers=theirs, params={"task_id": task_id}).json()["events"] == []
+    )
+    assert http.get(f"/api/task/{task_id}", headers=mine).status_code == 200
+
+
+def test_another_tenants_webhook_is_not_there(http, redis_db):
+    mine = {"Authorization": f"Bearer {create_key(redis_db, role='client', tenant='wa')}"}
+    theirs = {"Authorization": f"Bearer {create_key(redis_db, role='client', tenant='wb')}"}
+    made = http.post(
+        "/api/webhooks",
+        json={"url": "http://127.0.0.1:9/h", "types": ["task.succeeded"]},
+        headers=mine,
+    )
+    sub = made.json()["id"]
+    for method, url in [
+        ("GET", f"/api/webhooks/{sub}"),
+        ("POST", f"/api/webhooks/{sub}/rotate"),
+        ("GET", f"/api/webhooks/{sub}/deliveries"),
+        ("POST", f"/api/webhooks/{sub}/test"),
+        ("DELETE", f"/api/webhooks/{sub}"),
+    ]:
+        assert http.request(method, url, headers=theirs).status_code == 404, (method, url)
+    assert http.get("/api/webhooks", headers=theirs).json() == []
+    assert http.get(f"/api/webhooks/{sub}", headers=mine).status_code == 200
+
+
+def test_the_sdk_takes_what_the_gateway_takes_for_a_declared_kind(gateway, picture):
+    """0 means "the default" for max_shapes (zero_means_unset): the gateway takes
+    it over REST, so the SDK's local check must not refuse it."""
+    with percept.Client(gateway.url, api_key=gateway.api_key) as client:
+        task = client.wait(client.submit("shape_detection", picture, max_shapes=0))
+        assert task.status == "succeeded" and len(task.result.items) == 2
+        with pytest.raises(percept.InvalidInput, match=r"max_shapes is 3: it must be in \[1, 2\]"):
+            client.submit("shape_detection", picture, max_shapes=3)
+
+
+def test_an_unknown_kind_names_the_kinds_there_are(gateway, picture):
+    client = percept.Client(gateway.url, api_key=gateway.api_key)
+    with client, pytest.raises(ValueError) as refused:
+        client.submit("nope_kind", picture)
+    message = str(refused.value)
+    assert "shape_detection" in message and "KindInfo(" not in message, message

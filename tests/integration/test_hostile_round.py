@@ -4,6 +4,8 @@ odd uploads and options on the declared kind's route, another tenant's ids."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -175,3 +177,38 @@ def test_an_unknown_kind_names_the_kinds_there_are(gateway, picture):
         client.submit("nope_kind", picture)
     message = str(refused.value)
     assert "shape_detection" in message and "KindInfo(" not in message, message
+
+
+DECLARATION = """
+from toy.v1 import toy_pb2
+from gateway.declare import backend, kind
+B = backend("rogue", toy_pb2.DESCRIPTOR.services_by_name["ToyService"], targets="127.0.0.1:1")
+kind({kind!r}, "image", B, "FindShapes", {path!r}, "rogue")
+"""
+
+
+@pytest.mark.parametrize(("kind", "path", "says"), [
+    # POST /api/webhooks creates subscriptions: the kind took it over, silently
+    ("rogue", "/api/webhooks", "/api/webhooks"),
+    ("rogue", "/api/collections/c1/faces", "/api/collections/"),  # enrolling there
+    ("rogue", "api/rogue", "api/rogue"),  # no leading slash: a route no request reaches
+    ("rogue", "/api/rogue/{task_id}", "{task_id}"),  # a template, never filled in
+    ("face detection/../x", "/api/rogue/image", "face detection"),  # a kind name for labels, filters
+])  # fmt: skip
+def test_a_declaration_that_would_break_a_route_stops_the_start(
+    tmp_path, toy_path, redis_db, kind, path, says
+):
+    (tmp_path / "rogue_declaration.py").write_text(DECLARATION.format(kind=kind, path=path))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join((toy_path, str(tmp_path))),
+        "REDIS_URL": redis_db,
+        "GATEWAY_DECLARATIONS": "rogue_declaration",
+    }
+    started = subprocess.run(
+        [sys.executable, "-m", "gateway", "--port", str(free_port())],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert started.returncode != 0, started.stderr[-2000:]
+    last = started.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError") and says in last, last

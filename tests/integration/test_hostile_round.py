@@ -13,6 +13,7 @@ import percept
 import pytest
 
 from tests.conftest import encode
+from tests.redis_cluster import RedisCluster3
 from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, free_port, fresh_db
 from tests.toy.build import generate
 
@@ -212,3 +213,32 @@ def test_a_declaration_that_would_break_a_route_stops_the_start(
     assert started.returncode != 0, started.stderr[-2000:]
     last = started.stderr.strip().splitlines()[-1]
     assert last.startswith("ValueError") and says in last, last
+
+
+def test_a_gateway_whose_cluster_is_down_answers_503_as_with_one_redis(tmp_path):
+    """With redis+cluster://, every node gone: the routes said 500 internal
+    (and /api/events dropped the connection), where a plain Redis down is a
+    503 store_unavailable with Retry-After that clients retry."""
+    cluster = RedisCluster3(tmp_path).start()
+    nowhere = f"127.0.0.1:{free_port()}"
+    gateway = GatewayProcess(
+        "gateway",
+        env={
+            "REDIS_URL": cluster.url,
+            "GATEWAY_AUTH": "disabled",
+            "GATEWAY_FACE_TARGETS": nowhere,
+            "GATEWAY_OBJECT_TARGETS": nowhere,
+        },
+    ).start()
+    try:
+        with gateway.client(timeout=30) as http:
+            assert http.get("/api/tasks").status_code == 200
+            cluster.stop()
+            for url in ("/api/tasks", "/api/events", "/api/task/abc"):
+                answer = http.get(url)
+                assert answer.status_code == 503, (url, answer.text)
+                assert answer.json()["error"]["code"] == "store_unavailable"
+                assert answer.headers["Retry-After"]
+    finally:
+        gateway.stop()
+        cluster.stop()

@@ -3,11 +3,13 @@ odd uploads and options on the declared kind's route, another tenant's ids."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 
+import httpx
 import numpy as np
 import percept
 import pytest
@@ -242,3 +244,30 @@ def test_a_gateway_whose_cluster_is_down_answers_503_as_with_one_redis(tmp_path)
     finally:
         gateway.stop()
         cluster.stop()
+
+
+def test_an_idempotency_key_is_the_tenants_own(http, picture, redis_db):
+    """Another tenant sending the same Idempotency-Key gets a task of its own,
+    never the first tenant's task (nor a 409 that tells the key is taken)."""
+    mine = {"Authorization": f"Bearer {create_key(redis_db, role='client', tenant='ia')}"}
+    theirs = {"Authorization": f"Bearer {create_key(redis_db, role='client', tenant='ib')}"}
+    first = post(http, picture, headers={**mine, "Idempotency-Key": "same-key-1"})
+    again = post(http, picture, headers={**theirs, "Idempotency-Key": "same-key-1"})
+    assert (first.status_code, again.status_code) == (202, 202), again.text
+    assert again.json()["task_id"] != first.json()["task_id"]
+    assert http.get(f"/api/task/{again.json()['task_id']}", headers=theirs).status_code == 200
+
+
+def test_the_event_stream_carries_no_other_tenants_tasks(gateway, picture, redis_db):
+    mine = {"Authorization": f"Bearer {create_key(redis_db, role='client', tenant='sa')}"}
+    theirs = {"Authorization": f"Bearer {create_key(redis_db, role='client', tenant='sb')}"}
+    seen: list[str] = []
+    with (
+        gateway.client(timeout=httpx.Timeout(5, read=3)) as http,
+        http.stream("GET", "/api/events/stream", headers=theirs) as stream,
+    ):
+        task_id = post(http, picture, headers=mine, wait="true").json()["task_id"]
+        with contextlib.suppress(httpx.ReadTimeout):
+            for line in stream.iter_lines():
+                seen.append(line)
+    assert not any(task_id in line for line in seen), seen

@@ -17,6 +17,7 @@ from pydantic import Field, create_model
 from redis.exceptions import ResponseError as RedisResponseError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gateway import console, declare, docs, models, protoform
 from gateway.auth import Auth
@@ -188,6 +189,29 @@ def _query_once_each(request: Request) -> None:
     protoform.options_of(request.query_params.multi_items(), {})
 
 
+def _refuse_taken_routes(app: FastAPI, kinds: tuple[TaskKind, ...], submits) -> None:
+    """ValueError when a kind's route is one the gateway answers POST on itself
+    (the kind's fast path would take its requests over, silently)."""
+    own = {route.endpoint for route in submits.routes}
+    others = [r for r in _routes(app.routes) if getattr(r, "endpoint", None) not in own]
+    for kind in kinds:
+        scope = {"type": "http", "method": "POST", "path": kind.path, "root_path": ""}
+        taken = next((r for r in others if r.matches(scope)[0] == Match.FULL), None)
+        if taken is not None:
+            path = getattr(taken, "path", kind.path)
+            raise ValueError(f"kind {kind.id}: POST {path} is the gateway's own route")
+
+
+def _routes(routes):
+    """Every route, those of included routers too."""
+    for route in routes:
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner is None:
+            yield route
+        else:
+            yield from _routes(inner)
+
+
 def fast_route(path: str, handler):
     """An ASGI app running a submit handler, with the same error answers and
     metrics as the full stack."""
@@ -321,7 +345,8 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi
-    app.include_router(submit.router_for(kinds, model))
+    submits = submit.router_for(kinds, model)
+    app.include_router(submits)
     app.fast = {k.path: fast_route(k.path, submit.make_handler(k)) for k in kinds}
     app.include_router(tasks.router_for(kinds, model))
     app.include_router(ops.router)
@@ -332,6 +357,7 @@ def create_app(
     app.include_router(webhook_routes.router)
     console.install(app)
     docs.install(app)
+    _refuse_taken_routes(app, kinds, submits)
     app.add_middleware(ObserveMiddleware)
 
     async def handled(request: Request, exc: Exception):

@@ -174,6 +174,7 @@ def backends_of(kinds) -> list[Backend]:
 # --- the registry ---------------------------------------------------------------------
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+_ROUTE = re.compile(r"(/[A-Za-z0-9._~-]+)+")  # a plain path: no template, no query
 
 
 class Registry:
@@ -224,6 +225,12 @@ class Registry:
         keypoints, masks), which the console draws and the SDK reads as a
         GenericResult. `more`: any other TaskKind field (aliases, checks...)."""
         name = f"{kind}:{media}"
+        if not _NAME.fullmatch(kind):
+            raise ValueError(f"kind name {kind!r}: lower-case letters, digits and _ only")
+        if not _ROUTE.fullmatch(path):
+            raise ValueError(
+                f"kind {name}: route {path!r} is not a plain path such as /api/x/image"
+            )
         if self._backends.get(backend.name) != backend:
             raise ValueError(f"kind {name}: declare its backend {backend.name!r} first")
         if method not in backend.service.methods_by_name:

@@ -315,6 +315,8 @@ def openapi_schema(param: Param) -> dict[str, Any]:
             schema["maximum"] = _num(field, r.max)
         if r.HasField("default"):
             schema["default"] = _num(field, r.default)
+        if r.zero_means_unset:
+            schema["x-zero-means-unset"] = True  # 0 is taken too: it means the default
     schema["description"] = doc
     return schema
 

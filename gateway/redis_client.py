@@ -20,8 +20,9 @@ found through Redis Sentinel, or a Redis Cluster.
   keys at once (a task's submit, a webhook fan-out, an API key's creation),
   which a cluster allows only within one slot.
 
-While no primary is known (a failover in progress) commands raise redis-py's
-ConnectionError, which the routes answer 503 with Retry-After.
+While no primary is known (a failover in progress), or no cluster node
+answers, commands raise redis-py's ConnectionError, which the routes answer 503
+with Retry-After.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from urllib.parse import parse_qs, unquote
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 PREFIX = "percept:"  # every key the gateway keeps starts with it ...
 CLUSTER_PREFIX = "{percept}:"  # ... or, on a cluster, with this hash tag (one slot)
@@ -193,9 +197,23 @@ def check_url(url: str) -> None:
         parse_cluster_url(url)
 
 
+class _Cluster(RedisCluster):
+    """RedisCluster whose "no node reachable" is redis-py's ConnectionError, as
+    one Redis's is: the routes answer it 503 store_unavailable and the loops
+    wait it out, instead of a 500 (redis-py raises RedisClusterException)."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            if isinstance(exc.__cause__, RedisConnectionError | RedisTimeoutError | OSError):
+                raise RedisConnectionError(str(exc)) from exc
+            raise  # not a cluster, refused credentials...: a mistake, said as such
+
+
 def _cluster_client(url: str, decode_responses: bool, options: dict[str, Any]) -> RedisCluster:
     parts = parse_cluster_url(url)
-    return RedisCluster(
+    return _Cluster(
         startup_nodes=[ClusterNode(host, port) for host, port in parts["nodes"]],
         username=parts["username"],
         password=parts["password"],

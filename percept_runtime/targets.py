@@ -38,11 +38,11 @@ class Target:
         return self.spec.split(":", 1)[0] in SCHEMES
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def _host_port(text: str, what: str = "replica address") -> tuple[str, int]:
     host, _, port = text.strip().rpartition(":")
     host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise ValueError(f"replica address {text.strip()!r} is not host:port")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{what} {text.strip()!r} is not host:port (port 1-65535)")
     return host, int(port)
 
 
@@ -59,14 +59,20 @@ def parse_target(spec: str) -> Target:
     spec = spec.strip()
     scheme, _, rest = spec.partition(":")
     if scheme == "unix":
+        if not rest.strip():
+            raise ValueError(f"target {spec!r} names no socket path")
         return Target(spec, (), unix=spec)
     if scheme == "dns":
         server = None
         if rest.startswith("//"):
             authority, _, rest = rest[2:].partition("/")
             if authority:
-                host, _, port = authority.rpartition(":")
-                server = (host or authority, int(port) if port.isdigit() else 53)
+                # "server[:port]", "[v6][:port]" or a bare v6 address; port 53 unless given
+                if authority.count(":") > 1 and not authority.startswith("["):
+                    authority = f"[{authority}]"
+                if authority.endswith("]") or ":" not in authority:
+                    authority += ":53"
+                server = _host_port(authority, "DNS server")
         return Target(spec, (_host_port(rest),), server)
     if scheme in ("ipv4", "ipv6"):
         return Target(spec, _host_list(rest))

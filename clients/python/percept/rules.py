@@ -269,6 +269,7 @@ def rules_from_schema(options: Mapping[str, Mapping[str, Any]]) -> dict[str, Rul
             choices=tuple(choices) if choices else None,
             default=schema.get("default"),
             description=schema.get("description", ""),
+            zero_means_unset=bool(schema.get("x-zero-means-unset")),
         )
     return out
 

@@ -103,7 +103,8 @@ def _kind_info(c, name: str, media: Media | None, source) -> Any:
     for info in (yield from kinds(c)):
         if info.kind == name and info.media == media:
             return info
-    raise ValueError(f"unknown kind {name!r} on {media}: this gateway serves {c._kinds}")
+    served = ", ".join(dict.fromkeys(k.kind for k in c._kinds if k.media == media)) or "none"
+    raise ValueError(f"unknown kind {name!r} on {media}: this gateway serves {served}")
 
 
 def submit(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from google.protobuf import message_factory
-from google.protobuf.descriptor import Descriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from pydantic import BaseModel
 
@@ -78,8 +78,33 @@ class CheckContext:
 Check = Callable[[Message, CheckContext], Awaitable[None]]
 
 
+class BackendMethod:
+    """One gRPC method of a declared backend (`backend`, `method`), its
+    descriptor and message classes looked up once: what a task kind and a live
+    source's detector call."""
+
+    backend: Backend
+    method: str
+
+    @functools.cached_property
+    def rpc(self) -> MethodDescriptor:
+        return self.backend.service.methods_by_name[self.method]
+
+    @property
+    def rpc_path(self) -> str:
+        return f"/{self.backend.service_name}/{self.method}"
+
+    @functools.cached_property
+    def request_class(self) -> type[Message]:
+        return message_factory.GetMessageClass(self.rpc.input_type)
+
+    @functools.cached_property
+    def response_class(self) -> type[Message]:
+        return message_factory.GetMessageClass(self.rpc.output_type)
+
+
 @dataclass(frozen=True)
-class TaskKind:
+class TaskKind(BackendMethod):
     """One kind of task, declared once."""
 
     kind: str  # what the task does, as clients see it ("face_detection")
@@ -102,25 +127,9 @@ class TaskKind:
     def id(self) -> str:
         return f"{self.kind}:{self.media}"
 
-    @functools.cached_property
-    def rpc(self):
-        return self.backend.service.methods_by_name[self.method]
-
-    @property
-    def rpc_path(self) -> str:
-        return f"/{self.backend.service_name}/{self.method}"
-
     @property
     def streaming(self) -> bool:
         return self.rpc.server_streaming
-
-    @functools.cached_property
-    def request_class(self) -> type[Message]:
-        return message_factory.GetMessageClass(self.rpc.input_type)
-
-    @functools.cached_property
-    def response_class(self) -> type[Message]:
-        return message_factory.GetMessageClass(self.rpc.output_type)
 
     @functools.cached_property
     def input_field(self) -> str:

@@ -19,7 +19,6 @@ Plain Python + redis; no FastAPI here.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import json
 import os
@@ -31,13 +30,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from google.protobuf import json_format, message_factory
-from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf import json_format
 from google.protobuf.message import Message
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gateway.declare import Backend
+from gateway.declare import Backend, BackendMethod
 from gateway.jobs import PREFIX
 from gateway.kinds import FACE, OBJECT
 from gateway.redis_client import Key, Names, text
@@ -311,7 +309,7 @@ class SourceChange(BaseModel):
 
 
 @dataclass(frozen=True)
-class Detector:
+class Detector(BackendMethod):
     """What `detect` runs on one backend: its bidirectional live stream, whose
     requests carry `image`, `options` and `tracker` (the options and tracker on
     the first message, as the replica reads them), fed from the source's
@@ -326,23 +324,6 @@ class Detector:
     @property
     def options_field(self) -> str:
         return f"{self.backend.name}_options"
-
-    # Looked up once (a source worker builds a request per frame), as TaskKind's are.
-    @functools.cached_property
-    def rpc(self) -> MethodDescriptor:
-        return self.backend.service.methods_by_name[self.method]
-
-    @property
-    def path(self) -> str:
-        return f"/{self.backend.service_name}/{self.method}"
-
-    @functools.cached_property
-    def request_class(self) -> type[Message]:
-        return message_factory.GetMessageClass(self.rpc.input_type)
-
-    @functools.cached_property
-    def response_class(self) -> type[Message]:
-        return message_factory.GetMessageClass(self.rpc.output_type)
 
     def options(self, record: dict[str, Any]) -> Message:
         """The record's options for this backend, parsed and checked against the

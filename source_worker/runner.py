@@ -82,7 +82,7 @@ class _Stream:
         request = self.detector.request_class(image={"content": jpeg})
         if self.call is None:
             stub = self.channel.stream_stream(
-                self.detector.path,
+                self.detector.rpc_path,
                 lambda m: m.SerializeToString(),
                 self.detector.response_class.FromString,
             )

@@ -403,16 +403,6 @@ class SourceKeys(Names):
         return self.source(source_id, "frame")
 
 
-# The names on a single Redis (or behind Sentinel), where the source workers'
-# plain clients find them: source_key("src_1"), status_key("src_1"), ...
-_PLAIN = SourceKeys()
-ALL, WORKERS = _PLAIN.all, _PLAIN.workers
-source_key, tenant_key = _PLAIN.source, _PLAIN.tenant
-status_key, counts_key, lease_key, frame_key = (
-    _PLAIN.status, _PLAIN.counts, _PLAIN.lease, _PLAIN.frame
-)  # fmt: skip
-
-
 class SourceStore:
     """Sources in Redis: one JSON record per source (with its tenant and a
     revision the workers compare), an index per tenant, and the status and

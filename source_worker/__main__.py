@@ -11,9 +11,8 @@ import os
 import socket
 import sys
 
-import redis.asyncio as aioredis
-
 from gateway.backends import Backends
+from gateway.redis_client import redis_client
 from gateway.settings import GatewaySettings
 from percept_runtime.logs import configure_logging
 from percept_runtime.process import add_check_flags, check_heartbeat, stop_on_signals
@@ -24,8 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 async def run(settings: WorkerSettings) -> None:
-    redis = aioredis.from_url(settings.redis_url, decode_responses=True)
-    raw = aioredis.from_url(settings.redis_url)
+    redis = redis_client(settings.redis_url)  # any REDIS_URL form: Sentinel, Cluster...
+    raw = redis_client(settings.redis_url, decode_responses=False)
     backends = Backends(GatewaySettings())
     worker = SourceWorker(settings, redis, raw, backends)
     stop = stop_on_signals()

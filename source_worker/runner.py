@@ -126,6 +126,7 @@ class SourceRunner:
         self.settings = settings
         self.redis = redis
         self.raw = raw
+        self.keys = sources.SourceKeys.for_client(redis)
         self.backends = backends
         self.worker_id = worker_id
         self.period = 1.0 / record["max_fps"]
@@ -307,7 +308,7 @@ class SourceRunner:
             ],
             "counts": self.rules.counts,
         }  # fmt: skip
-        key = sources.frame_key(self.id)
+        key = self.keys.frame(self.id)
         async with self.raw.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping={"jpeg": data, "meta": json.dumps(meta)})
             pipe.expire(key, LIVE_FRAME_TTL_S)
@@ -334,7 +335,7 @@ class SourceRunner:
     async def _count(self, type_: str, data: dict) -> None:
         """The counts per zone and line, in Redis: totals incremented per event
         (so they carry on across restarts and handovers), and who is inside now."""
-        key = sources.counts_key(self.id)
+        key = self.keys.counts(self.id)
         if type_ == "line.crossed":
             await self.redis.hincrby(key, f"{data['line_id']}:{data['direction']}", 1)
         elif type_ in ("zone.entered", "zone.left"):
@@ -347,10 +348,10 @@ class SourceRunner:
                 await pipe.execute()
 
     async def _write_status(self, **fields: Any) -> None:
-        if not await self.redis.exists(sources.source_key(self.id)):
+        if not await self.redis.exists(self.keys.source(self.id)):
             return  # deleted meanwhile: leave nothing behind
         await self.redis.hset(
-            sources.status_key(self.id),
+            self.keys.status(self.id),
             mapping={**fields, "worker": self.worker_id, "updated_at": repr(time.time())},
         )
 

@@ -57,6 +57,7 @@ class SourceWorker:
         self.settings = settings
         self.redis = redis
         self.raw = raw
+        self.keys = sources.SourceKeys.for_client(redis)  # tagged on a cluster
         self.backends = backends
         self.id = settings.worker_id
         self.running: dict[str, SourceRunner] = {}
@@ -87,17 +88,19 @@ class SourceWorker:
             await self._stop(source_id, release=True)
         await asyncio.gather(*self._stopping, return_exceptions=True)
         with contextlib.suppress(Exception):  # Redis gone: the heartbeat expires
-            await self.redis.zrem(sources.WORKERS, self.id)
+            await self.redis.zrem(self.keys.workers, self.id)
 
     async def tick(self) -> None:
         now = time.time()
-        await self.redis.zadd(sources.WORKERS, {self.id: now})
-        await self.redis.zremrangebyscore(sources.WORKERS, 0, now - 10 * self.settings.lease_s)
-        live = await self.redis.zrangebyscore(sources.WORKERS, now - self.settings.lease_s, "+inf")
-        ids = sorted(await self.redis.smembers(sources.ALL))
+        await self.redis.zadd(self.keys.workers, {self.id: now})
+        await self.redis.zremrangebyscore(self.keys.workers, 0, now - 10 * self.settings.lease_s)
+        live = await self.redis.zrangebyscore(
+            self.keys.workers, now - self.settings.lease_s, "+inf"
+        )
+        ids = sorted(await self.redis.smembers(self.keys.all))
         records: dict[str, dict[str, Any]] = {}
         if ids:
-            for raw in await self.redis.mget([sources.source_key(s) for s in ids]):
+            for raw in await self.redis.mget([self.keys.source(s) for s in ids]):
                 if raw is not None:
                     record = json.loads(raw)
                     records[record["id"]] = record
@@ -108,7 +111,7 @@ class SourceWorker:
                 await self._stop(source_id, release=True)
                 continue
             if not await self._renew(
-                keys=[sources.lease_key(source_id)], args=[self.id, self.ttl_ms]
+                keys=[self.keys.lease(source_id)], args=[self.id, self.ttl_ms]
             ):
                 logger.warning("source %s: lease lost, stopping it here", source_id)
                 await self._stop(source_id, release=False)
@@ -129,7 +132,7 @@ class SourceWorker:
         ]
         if not candidates:
             return
-        holders = await self.redis.mget([sources.lease_key(s) for s in candidates])
+        holders = await self.redis.mget([self.keys.lease(s) for s in candidates])
         for source_id, holder in zip(candidates, holders, strict=True):
             if holder is not None:
                 self._free_since.pop(source_id, None)
@@ -138,7 +141,7 @@ class SourceWorker:
             mine = preferred(source_id, live) == self.id
             if not mine and now - free_since < 2 * self.settings.poll_s + 0.5:
                 continue  # leave it to its worker a moment
-            if await self.redis.set(sources.lease_key(source_id), self.id, nx=True, px=self.ttl_ms):
+            if await self.redis.set(self.keys.lease(source_id), self.id, nx=True, px=self.ttl_ms):
                 self._free_since.pop(source_id, None)
                 await self._start(records[source_id])
 
@@ -151,7 +154,7 @@ class SourceWorker:
         except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
             logger.exception("source %s cannot start", record["id"])
             await self.redis.hset(
-                sources.status_key(record["id"]),
+                self.keys.status(record["id"]),
                 mapping={"state": "failed", "reason": f"cannot start: {exc}", "worker": self.id},
             )
 
@@ -173,7 +176,7 @@ class SourceWorker:
         finally:
             if release:
                 with contextlib.suppress(Exception):  # Redis gone: the lease expires
-                    await self._release(keys=[sources.lease_key(source_id)], args=[self.id])
+                    await self._release(keys=[self.keys.lease(source_id)], args=[self.id])
 
 
 def _touch(path: str) -> None:

@@ -148,8 +148,8 @@ _pause_route(False, "Watch a paused source again")
 )
 async def source_live(source_id: str, request: Request) -> JSONResponse:
     await _record(request, source_id)
-    raw = request.app.state.gateway.store.raw
-    frame = await raw.hgetall(sources.frame_key(source_id))
+    gw = request.app.state.gateway
+    frame = await gw.store.raw.hgetall(gw.sources.keys.frame(source_id))
     if not frame:
         raise ApiError(404, "no_frame", f"source {source_id!r} has no recent frame")
     meta = json.loads(frame[b"meta"])

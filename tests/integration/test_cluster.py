@@ -2,7 +2,8 @@
 (tests/redis_cluster.py): first each store's several-key steps (transactions,
 scripts) called directly, then a whole gateway with auth on: its admin key
 made on the cluster, a task end to end, a webhook delivered to a receiver on
-loopback, a key revoked, wrong sign-ins throttled. Every key written is under
+loopback, a key revoked, wrong sign-ins throttled; and a source worker
+watching a file. Every key written is under
 the `{percept}` tag, on one node: a cluster refuses a script or transaction
 whose keys span slots."""
 
@@ -22,8 +23,10 @@ from gateway.redis_client import redis_client
 from gateway.signin import SignInThrottle
 from gateway.sources import CHANGED, NewSource, SourceChange, SourcePolicy, SourceStore
 from gateway.webhooks import Subscription, WebhookStore
+from harness.processes import worker_process
 from harness.webhook_receiver import Receiver
 from tests.redis_cluster import cluster_fixture  # noqa: F401 - the fixture `cluster`
+from tests.sources_support import LINE, crossing_clip, events_of, wait_status
 from tests.support import GatewayProcess, wait_until
 from tests.webhooks_support import DELIVERY_ENV
 
@@ -194,3 +197,46 @@ def test_a_gateway_with_auth_on_the_cluster(cluster, face_server, object_server,
     finally:
         gateway.stop()
         receiver.close()
+
+
+def test_a_source_worker_on_the_cluster(cluster, face_server, object_server, tmp_path):
+    """`python -m source_worker` on REDIS_URL=redis+cluster://...: it leases the
+    file source the gateway registered there, counts the clip's line crossings
+    into the event log, and keeps the source's status, counts and newest frame
+    (the console's live view) under the tag."""
+    cluster.flush()
+    path = tmp_path / "crossings.avi"
+    truth = crossing_clip(path)
+    env = {"REDIS_URL": cluster.url, "GATEWAY_FACE_TARGETS": face_server.address,
+           "GATEWAY_OBJECT_TARGETS": object_server.address, "SOURCES_FILE_DIRS": str(tmp_path)}  # fmt: skip
+    gateway = GatewayProcess(
+        "gateway", env={**env, "GATEWAY_DISPATCHERS": "false", "GATEWAY_REPLICA_MONITOR": "false"}
+    ).start()
+    worker = worker_process(env, "w1").start()
+    try:
+        with gateway.client(timeout=60) as admin:
+            r = admin.post("/api/sources",
+                           json={"url": str(path), "max_fps": truth.fps, "lines": [LINE]})  # fmt: skip
+            assert r.status_code == 201, r.text
+            source_id = r.json()["id"]
+            live = wait_until(
+                lambda: (f := admin.get(f"/api/sources/{source_id}/live")).status_code == 200 and f,
+                60, "the source's newest frame",
+            )  # fmt: skip
+            assert live.json()["jpeg"] and live.json()["width"] == 640
+            ended = wait_status(
+                admin, source_id, lambda s: s["status"]["state"] == "ended", 120, "ended"
+            )
+            assert ended["status"]["frames_processed"] > 0
+            events = wait_until(  # the last event a source writes is its end
+                lambda: (e := events_of(admin, source_id)) and e[-1].get("state") == "ended" and e,
+                30, "the source's end in the event log",
+            )  # fmt: skip
+            crossings = [e["direction"] for e in events if e["type"] == "line.crossed"]
+            assert crossings == ["in", "out", "in"]
+        names = assert_all_in_one_slot(cluster)
+        for key in (f"source:{source_id}:status", f"source:{source_id}:counts", "source-workers"):
+            assert "{percept}:" + key in names, key
+    finally:
+        worker.stop()
+        gateway.stop()

@@ -274,7 +274,9 @@ def test_a_killed_worker_hands_its_sources_over(stack, tenants, loop_clip):
     redis_url = stack["redis_url"]
     import redis
 
-    from gateway import sources as store
+    from gateway.sources import SourceKeys
+
+    keys = SourceKeys()  # a single Redis's names
 
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     with client(stack, tenants["acme"]) as c:
@@ -282,7 +284,7 @@ def test_a_killed_worker_hands_its_sources_over(stack, tenants, loop_clip):
         try:
             for sid in ids:
                 wait_status(c, sid, lambda s: s["status"]["state"] == LIVE, 60, "live")
-            holders = {sid: r.get(store.lease_key(sid)) for sid in ids}
+            holders = {sid: r.get(keys.lease(sid)) for sid in ids}
             victim_name = holders[ids[0]]
             victim = next(w for w in stack["workers"] if w.name == victim_name)
             moved = [sid for sid, h in holders.items() if h == victim_name]
@@ -300,17 +302,17 @@ def test_a_killed_worker_hands_its_sources_over(stack, tenants, loop_clip):
                       f"{time.monotonic() - killed_at:.1f}s after the kill")  # fmt: skip
             # One lease per source, all on the survivor; no source runs twice.
             survivor = next(w for w in stack["workers"] if w is not victim)
-            assert {r.get(store.lease_key(sid)) for sid in ids} == {survivor.name}
+            assert {r.get(keys.lease(sid)) for sid in ids} == {survivor.name}
             assert survivor.metric("percept_source_worker_sources") == len(ids)
             # The killed worker comes back and takes its share again.
             victim.metrics_port = 0
             victim.start()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                if len({r.get(store.lease_key(sid)) for sid in ids}) == 2:
+                if len({r.get(keys.lease(sid)) for sid in ids}) == 2:
                     break
                 time.sleep(0.5)
-            shares = [r.get(store.lease_key(sid)) for sid in ids]
+            shares = [r.get(keys.lease(sid)) for sid in ids]
             assert len(set(shares)) == 2, shares
             wait_until(
                 lambda: all(w.metric("percept_source_worker_sources") == shares.count(w.name)

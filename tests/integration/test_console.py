@@ -278,6 +278,11 @@ def test_try_it_draws_the_boxes_at_the_pixels_the_api_returned(
         page.goto(console_url(gateway.url, "#/try"))
         page.select_option("select[name=kind]", f"{backend}_detection")
         page.set_input_files("input[name=file]", str(path))
+        if backend == "object":  # out of the proto's range: the form says so, and sends nothing
+            assert_refused_in_the_form(page, "iou_threshold", "0", "more than 0")
+            assert_refused_in_the_form(page, "max_detections", "1001", "less than or equal to")
+            page.fill("#try-options input[name=max_detections]", "0")  # 0: the default
+            page.fill("#try-options input[name=iou_threshold]", "0.5")
         for name in options:
             page.check(f"#try-options input[name={name}]")
         page.click("#try-form button[type=submit]")
@@ -300,6 +305,14 @@ def test_try_it_draws_the_boxes_at_the_pixels_the_api_returned(
             labels = page.locator("#try-result .stage text").all_text_contents()
             assert labels[0] == f"{items[0]['label']} {round(items[0]['confidence'] * 100)}%"
             screenshot(page, "try")
+
+
+def assert_refused_in_the_form(page, name: str, value: str, message: str) -> None:
+    field = page.locator(f"#try-options input[name={name}]")
+    field.fill(value)
+    page.click("#try-form button[type=submit]")
+    assert message in field.evaluate("f => f.validationMessage")
+    assert page.locator("#try-form").evaluate("f => f.checkValidity()") is False  # not sent
 
 
 def test_task_page_shows_timings_replica_and_the_uploaded_image_with_boxes(

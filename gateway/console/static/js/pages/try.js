@@ -15,12 +15,26 @@ function input(name, schema) {
   if (schema.enum) {
     field = el("select", { name }, el("option", { value: "", text: "default" }), ...schema.enum.map((v) => el("option", { value: v, text: v })));
   } else if (schema.type === "integer" || schema.type === "number") {
-    field = el("input", { type: "number", name, min: schema.minimum ?? schema.exclusiveMinimum, max: schema.maximum,
+    // 0 may mean "unset" below a minimum, so the browser's min is not set then.
+    field = el("input", { type: "number", name, max: schema.maximum,
+      min: schema["x-zero-means-unset"] ? undefined : schema.minimum ?? schema.exclusiveMinimum,
       step: schema.type === "integer" ? 1 : "any", placeholder: schema.default !== undefined ? `default ${schema.default}` : "" });
+    field.addEventListener("input", () => field.setCustomValidity(outOfRange(schema, field.value)));
   } else {
     field = el("input", { type: "text", name, placeholder: schema.default ?? "" });
   }
   return el("label", { title: hint }, name.replace(/_/g, " "), field, el("span", { class: "hint", text: hint }));
+}
+
+// What the browser's min and max cannot say: an exclusive minimum, and 0 as
+// "unset" (x-zero-means-unset); "" when the value is in range. The server
+// checks again, so this only saves a round trip.
+function outOfRange(schema, text) {
+  const value = Number(text);
+  if (text === "" || (value === 0 && schema["x-zero-means-unset"])) return "";
+  if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) return `Must be more than ${schema.exclusiveMinimum}.`;
+  if (schema.minimum !== undefined && value < schema.minimum) return `Must be at least ${schema.minimum}${schema["x-zero-means-unset"] ? " (or 0 for the default)" : ""}.`;
+  return "";
 }
 
 // How each kind of work reads in the picker; a kind not listed shows its name.

@@ -28,16 +28,9 @@ from face_service.inference import (
     check_encoding,
     compare_encodings,
 )
+from percept_runtime import streaming
 from percept_runtime.errors import InvalidInput, Unavailable
 from percept_runtime.fields import check, value
-from percept_runtime.streaming import (
-    FirstMessage,
-    live_results,
-    stream_summary,
-    summary_message,
-    tracker_config,
-    video_results,
-)
 from percept_runtime.tracking import Scene
 from percept_runtime.video import VideoPolicy
 
@@ -281,7 +274,7 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
     ) -> AsyncIterator[pb.DetectFacesInVideoResponse]:
         check(request)
         opts = options_from_proto(request.options)
-        config = tracker_config(request.tracker)
+        config = streaming.tracker_config(request.tracker)
         search = None
         if request.collection_id:
             tenant, search = tenant_of(context), search_from_proto(request)
@@ -293,7 +286,7 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
             async def infer(frames: list[np.ndarray]) -> list[ImageFaces]:
                 return [await self.engine.detect_frame(frame, run_opts) for frame in frames]
 
-            async for frame, result, expected in video_results(
+            async for frame, result, expected in streaming.video_results(
                 request, self.video_policy, infer, window=self.window,
                 method="DetectFacesInVideo",
             ):  # fmt: skip
@@ -305,7 +298,7 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
                     image_width=result.width,
                     image_height=result.height,
                     expected_frames=expected,
-                    summary=summary_message(
+                    summary=streaming.summary_message(
                         frame,
                         scene if scene.enabled else None,
                         gallery_searches=per_track.searches if per_track else 0,
@@ -321,18 +314,18 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
             if first.collection_id:
                 tenant, wanted = tenant_of(context), search_from_proto(first)
                 await self.collections.require(tenant, wanted.collection_id)
-            scene = Scene(tracker_config(first.tracker))
+            scene = Scene(streaming.tracker_config(first.tracker))
             if wanted:
                 identities = TrackIdentities(self.collections, tenant, wanted, scene)
             return _LiveFaces(scene, wanted, identities)
 
-        with FirstMessage(request_iterator, live_call) as call:
+        with streaming.FirstMessage(request_iterator, live_call) as call:
 
             async def infer(content: bytes, opts: FaceOptions):
                 run_opts = _run_options(opts, call.state.scene, call.state.search)
                 return await self.engine.detect_image(content, run_opts), opts
 
-            async for index, (result, opts), request in live_results(
+            async for index, (result, opts), request in streaming.live_results(
                 call.requests(), infer, options_from_proto, window=self.window, method="StreamFaces"
             ):
                 scene, identities = call.state.scene, call.state.identities
@@ -344,7 +337,7 @@ class FaceServicer(face_service_pb2_grpc.FaceServiceServicer):
                     image_width=result.width,
                     image_height=result.height,
                     summary=(
-                        stream_summary(
+                        streaming.stream_summary(
                             scene, gallery_searches=identities.searches if identities else 0
                         )
                         if request.summarize

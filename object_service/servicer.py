@@ -16,16 +16,9 @@ from object_service.inference import (
     ImageDetections,
     ModelInfo,
 )
+from percept_runtime import streaming
 from percept_runtime.errors import Unavailable
 from percept_runtime.fields import check, value
-from percept_runtime.streaming import (
-    FirstMessage,
-    live_results,
-    stream_summary,
-    summary_message,
-    tracker_config,
-    video_results,
-)
 from percept_runtime.tracking import Scene
 from percept_runtime.video import VideoPolicy
 
@@ -107,14 +100,14 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
     ) -> AsyncIterator[pb.DetectObjectsInVideoResponse]:
         check(request)
         opts = self.options_from_proto(request.options)
-        config = tracker_config(request.tracker)
+        config = streaming.tracker_config(request.tracker)
         labels = self._info().class_names
 
         async def infer(frames: list[np.ndarray]) -> list[ImageDetections]:
             return await self.engine.detect_frames(frames, opts)
 
         with Scene(config) as scene:
-            async for frame, result, expected in video_results(
+            async for frame, result, expected in streaming.video_results(
                 request,
                 self.video_policy,
                 infer,
@@ -130,17 +123,19 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
                     image_width=result.width,
                     image_height=result.height,
                     expected_frames=expected,
-                    summary=summary_message(frame, scene if scene.enabled else None, labels),
+                    summary=streaming.summary_message(
+                        frame, scene if scene.enabled else None, labels
+                    ),
                 )
 
     async def StreamObjects(
         self, request_iterator: AsyncIterator[pb.StreamObjectsRequest], context
     ) -> AsyncIterator[pb.StreamObjectsResponse]:
         def scene_of(first: pb.StreamObjectsRequest) -> Scene:
-            return Scene(tracker_config(first.tracker))  # the call's tracker
+            return Scene(streaming.tracker_config(first.tracker))  # the call's tracker
 
-        with FirstMessage(request_iterator, scene_of) as call:
-            async for index, result, request in live_results(
+        with streaming.FirstMessage(request_iterator, scene_of) as call:
+            async for index, result, request in streaming.live_results(
                 call.requests(),
                 self.engine.detect_image,
                 self.options_from_proto,
@@ -154,7 +149,7 @@ class ObjectServicer(object_service_pb2_grpc.ObjectServiceServicer):
                     image_width=result.width,
                     image_height=result.height,
                     summary=(
-                        stream_summary(call.state, self._info().class_names)
+                        streaming.stream_summary(call.state, self._info().class_names)
                         if request.summarize
                         else None
                     ),

@@ -50,18 +50,6 @@ class Shape:
     def name(self) -> str:
         return CLASS_NAMES[self.class_id]
 
-    @property
-    def center(self) -> tuple[float, float]:
-        return (self.left + self.right) / 2, (self.top + self.bottom) / 2
-
-    @property
-    def width(self) -> float:
-        return self.right - self.left
-
-    @property
-    def height(self) -> float:
-        return self.bottom - self.top
-
 
 # --------------------------------------------------------------------- shapes
 

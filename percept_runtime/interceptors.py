@@ -105,6 +105,18 @@ class _Call:
             return grpc.StatusCode.DEADLINE_EXCEEDED
         return grpc.StatusCode.CANCELLED
 
+    async def __aenter__(self) -> _Call:
+        return self
+
+    async def __aexit__(self, kind, exc: BaseException | None, traceback) -> None:
+        """The error boundary around a handler: what it raised becomes the
+        call's status (`fail`), and the call is recorded however it ended."""
+        try:
+            if exc is not None:
+                await self.fail(exc)
+        finally:
+            self.finish()
+
     async def fail(self, exc: BaseException) -> None:
         """Turn an exception into the call's status; always raises."""
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
@@ -156,13 +168,8 @@ def _wrap_unary_response(
     method: str, behavior: Callable, replica: Callable[[], str], decode: Callable
 ) -> Callable:
     async def wrapper(request_or_iterator, context):
-        call = _Call(method, context, replica())
-        try:
+        async with _Call(method, context, replica()):
             return await behavior(decode(request_or_iterator), context)
-        except BaseException as exc:  # noqa: BLE001 - the error boundary
-            await call.fail(exc)
-        finally:
-            call.finish()
 
     return wrapper
 
@@ -171,33 +178,21 @@ def _wrap_stream_response(
     method: str, behavior: Callable, replica: Callable[[], str], decode: Callable
 ) -> Callable:
     async def wrapper(request_or_iterator, context):
-        call = _Call(method, context, replica())
-        try:
-            request = decode(request_or_iterator)
-        except BaseException as exc:  # noqa: BLE001 - the error boundary
-            try:
-                await call.fail(exc)
-            finally:
-                call.finish()
-        responses = behavior(request, context)
+        async with _Call(method, context, replica()) as call:
+            responses = behavior(decode(request_or_iterator), context)
 
-        def on_done(_context) -> None:
-            # A cancelled stream may leave this generator suspended at `yield`;
-            # close the handler now so its work (queued frames, the decoder)
-            # stops at once instead of whenever it is garbage-collected.
-            if not call.finished:
-                call.code = call.cancelled_code()
-                call.finish()
-                asyncio.ensure_future(_close(responses))
+            def on_done(_context) -> None:
+                # A cancelled stream may leave this generator suspended at `yield`;
+                # close the handler now so its work (queued frames, the decoder)
+                # stops at once instead of whenever it is garbage-collected.
+                if not call.finished:
+                    call.code = call.cancelled_code()
+                    call.finish()
+                    asyncio.ensure_future(_close(responses))
 
-        context.add_done_callback(on_done)
-        try:
+            context.add_done_callback(on_done)
             async for response in responses:
                 yield response
-        except BaseException as exc:  # noqa: BLE001 - the error boundary
-            await call.fail(exc)
-        finally:
-            call.finish()
 
     return wrapper
 

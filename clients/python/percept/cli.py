@@ -45,6 +45,7 @@ from percept.cli_common import (
     ApiKey,
     AsJson,
     ExitCode,
+    Resource,
     Server,
     app,
     connect,
@@ -56,7 +57,6 @@ from percept.cli_common import (
     param,
     print_json,
     run_command,
-    sdk_command,
     with_params,
 )
 from percept.cli_options import given as given_options
@@ -481,10 +481,10 @@ def _show_whole(task: Task, **_: Any) -> None:
         show_task(task)
 
 
-@sdk_command(task_app, "get", shows=_show_whole)
-async def task_get(client, task_id: TaskId) -> Task:
-    """Show a task: its status, progress and result."""
-    return await client.task(await _task_id(client, task_id))
+task_by_id = Resource(task_app, "task_id", TaskId, resolve=_task_id)
+task_by_id.command(
+    "get", "task", "Show a task: its status, progress and result.", shows=_show_whole
+)
 
 
 @task_app.command("watch")
@@ -512,10 +512,10 @@ def task_watch(
     raise typer.Exit(ExitCode.OK if task.succeeded else ExitCode.FAILED)
 
 
-@sdk_command(task_app, "cancel", shows=lambda task, **_: out.print(task_summary(task)))
-async def task_cancel(client, task_id: TaskId) -> Task:
-    """Cancel a queued or running task (exit 1 when it had already ended)."""
-    return await client.cancel(await _task_id(client, task_id))
+task_by_id.command(
+    "cancel", "cancel", "Cancel a queued or running task (exit 1 when it had already ended).",
+    shows=lambda task, **_: out.print(task_summary(task)),
+)  # fmt: skip
 
 
 # The kinds by the short names the SDK takes (face, object, identify).

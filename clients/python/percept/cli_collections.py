@@ -23,6 +23,7 @@ from percept.cli_common import (
     ApiKey,
     AsJson,
     ExitCode,
+    Resource,
     Server,
     app,
     call,
@@ -143,16 +144,16 @@ def collections_list(
     return first(client.iter_collections(page_size=min(limit, 1000)), limit)
 
 
-@sdk_command(collections_app, "show", shows=one(collections_table, "collection_id"))
-def collections_show(client, collection_id: CollectionId):
-    """Show a collection: its face and subject counts."""
-    return client.collection(collection_id)
-
-
-@sdk_command(collections_app, "delete", deletes="collection {collection_id} and every face in it")
-def collections_delete(client, collection_id: CollectionId):
-    """Delete a collection and every face in it, everywhere (asks first unless --yes)."""
-    return client.delete_collection(collection_id)
+collection = Resource(collections_app, "collection_id", CollectionId)
+collection.command(
+    "show", "collection", "Show a collection: its face and subject counts.",
+    shows=one(collections_table, "collection_id"),
+)  # fmt: skip
+collection.command(
+    "delete", "delete_collection",
+    "Delete a collection and every face in it, everywhere (asks first unless --yes).",
+    deletes="collection {collection_id} and every face in it",
+)  # fmt: skip
 
 
 @faces_app.command("enroll")

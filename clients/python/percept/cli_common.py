@@ -216,35 +216,100 @@ def sdk_command(
 
     def register(work: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         own = list(inspect.signature(work, eval_str=True).parameters.values())[1:]
-        params = [param(p.name, p.annotation, p.default) for p in own]
-        if deletes is not None:
-            params.append(param("yes", Yes, False))
-        if shows is not None:
-            params.append(param("as_json", AsJson, False))
-        params += [param("server", Server, DEFAULT_SERVER), param("api_key", ApiKey, None)]
-
-        def command(**kwargs: Any) -> None:
-            server, api_key = kwargs.pop("server"), kwargs.pop("api_key")
-            as_json = kwargs.pop("as_json", False)
-            what = deletes.format(**kwargs) if deletes is not None else ""
-            if deletes is not None and not kwargs.pop("yes"):
-                confirm(what)
-            result = call(server, api_key, timeout, lambda c: work(c, **kwargs))
-            if as_json:
-                print_json(
-                    {listing: [r.to_json() for r in result]} if listing else result.to_json()
-                )
-            elif shows is not None:
-                shows(result, **kwargs)
-            if says is not None:
-                says(result, **kwargs)
-            if deletes is not None:
-                err.print(f"deleted {what}")
-            raise typer.Exit(ExitCode.OK)
-
-        command.__name__, command.__doc__ = work.__name__, work.__doc__
-        with_params(command, params)
-        group.command(name)(command)
+        add_sdk_command(
+            group, name, work, [param(p.name, p.annotation, p.default) for p in own],
+            shows=shows, listing=listing, says=says, deletes=deletes, timeout=timeout,
+        )  # fmt: skip
         return work
 
     return register
+
+
+def add_sdk_command(
+    group: typer.Typer,
+    name: str,
+    work: Callable[..., Awaitable[Any]],
+    own: list[inspect.Parameter],
+    *,
+    shows: Callable[..., None] | None = None,
+    listing: str | None = None,
+    says: Callable[..., None] | None = None,
+    deletes: str | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """`sdk_command` with the parameters of `work` (after the client) given as `own`."""
+    params = list(own)
+    if deletes is not None:
+        params.append(param("yes", Yes, False))
+    if shows is not None:
+        params.append(param("as_json", AsJson, False))
+    params += [param("server", Server, DEFAULT_SERVER), param("api_key", ApiKey, None)]
+
+    def command(**kwargs: Any) -> None:
+        server, api_key = kwargs.pop("server"), kwargs.pop("api_key")
+        as_json = kwargs.pop("as_json", False)
+        what = deletes.format(**kwargs) if deletes is not None else ""
+        if deletes is not None and not kwargs.pop("yes"):
+            confirm(what)
+        result = call(server, api_key, timeout, lambda c: work(c, **kwargs))
+        if as_json:
+            print_json({listing: [r.to_json() for r in result]} if listing else result.to_json())
+        elif shows is not None:
+            shows(result, **kwargs)
+        if says is not None:
+            says(result, **kwargs)
+        if deletes is not None:
+            err.print(f"deleted {what}")
+        raise typer.Exit(ExitCode.OK)
+
+    command.__name__, command.__doc__ = work.__name__, work.__doc__
+    with_params(command, params)
+    group.command(name)(command)
+
+
+class Resource:
+    """The standard commands of one kind of thing the gateway keeps by id (a
+    collection, a webhook subscription, a source, a task): `list`, and commands
+    such as show, delete, pause that are each one client method called with the
+    id. For example:
+
+        source = Resource(sources_app, "source_id", SourceId)
+        source.list("sources", "Your sources.", shows=titled(table, "{n} sources"))
+        source.command("show", "source", "One source.", shows=one(table, "source_id"))
+        source.command("delete", "delete_source", "Forget it.", deletes="source {source_id}")
+
+    `id_name` is the id argument's name (its metavar, and the name `deletes`
+    and `shows`/`says` know it by); `id_type` its Annotated typer.Argument;
+    `resolve(client, given)`, when given, turns what was typed into the id
+    (a task's id from its first digits)."""
+
+    def __init__(
+        self,
+        group: typer.Typer,
+        id_name: str,
+        id_type: Any,
+        resolve: Callable[[Any, str], Awaitable[str]] | None = None,
+    ) -> None:
+        self.group, self.id_name, self.id_type, self.resolve = group, id_name, id_type, resolve
+
+    def list(self, method: str, help: str, **how: Any) -> None:
+        """`list`: client.<method>(), its items under the JSON key `method`."""
+
+        async def work(client) -> Any:
+            return await getattr(client, method)()
+
+        work.__name__, work.__doc__ = method, help
+        add_sdk_command(self.group, "list", work, [], listing=method, **how)
+
+    def command(self, name: str, method: str, help: str, **how: Any) -> None:
+        """`name ID`: client.<method>(id), registered as `sdk_command` does with
+        `how` (shows, says, deletes, timeout) and `help` as its help."""
+
+        async def work(client, **kwargs: Any) -> Any:
+            given = kwargs[self.id_name]
+            found = given if self.resolve is None else await self.resolve(client, given)
+            return await getattr(client, method)(found)
+
+        work.__name__, work.__doc__ = method, help
+        own = [param(self.id_name, self.id_type)]
+        add_sdk_command(self.group, name, work, own, **how)

@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from percept import Source
-from percept.cli_common import app, out, sdk_command, titled
+from percept.cli_common import Resource, app, out, sdk_command, titled
 
 sources_app = typer.Typer(
     help="Register cameras and streams the stack watches itself; list, pause, remove them.",
@@ -104,31 +104,16 @@ def sources_add(
     return client.add_source(url, **fields)
 
 
-@sdk_command(sources_app, "list", listing="sources", shows=titled(_table, "{n} sources"))
-def sources_list(client):
-    """Your sources with their state and rates."""
-    return client.sources()
-
-
-@sdk_command(sources_app, "show", shows=_show)
-def sources_show(client, source_id: SourceId):
-    """One source: state, rates and the counts per zone and line."""
-    return client.source(source_id)
-
-
-@sdk_command(sources_app, "pause", shows=_show)
-def sources_pause(client, source_id: SourceId):
-    """Stop watching a source, keeping it."""
-    return client.pause_source(source_id)
-
-
-@sdk_command(sources_app, "resume", shows=_show)
-def sources_resume(client, source_id: SourceId):
-    """Watch a paused source again."""
-    return client.resume_source(source_id)
-
-
-@sdk_command(sources_app, "rm", says=lambda _, source_id: out.print(f"removed {source_id}"))
-def sources_rm(client, source_id: SourceId):
-    """Stop watching a source and forget it."""
-    return client.delete_source(source_id)
+source = Resource(sources_app, "source_id", SourceId)
+source.list(
+    "sources", "Your sources with their state and rates.", shows=titled(_table, "{n} sources")
+)
+source.command(
+    "show", "source", "One source: state, rates and the counts per zone and line.", shows=_show
+)
+source.command("pause", "pause_source", "Stop watching a source, keeping it.", shows=_show)
+source.command("resume", "resume_source", "Watch a paused source again.", shows=_show)
+source.command(
+    "rm", "delete_source", "Stop watching a source and forget it.",
+    says=lambda _, source_id: out.print(f"removed {source_id}"),
+)  # fmt: skip

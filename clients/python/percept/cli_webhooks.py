@@ -25,6 +25,7 @@ from percept.cli_common import (
     ApiKey,
     AsJson,
     ExitCode,
+    Resource,
     Server,
     app,
     call,
@@ -112,30 +113,22 @@ def webhooks_create(
     )  # fmt: skip
 
 
-@sdk_command(
-    webhooks_app, "list", listing="webhooks", shows=titled(_subs_table, "{n} subscriptions")
-)
-def webhooks_list(client):
-    """Your subscriptions (an admin's: every tenant's)."""
-    return client.webhooks()
-
-
-@sdk_command(webhooks_app, "show", shows=one(_subs_table, "id"))
-def webhooks_show(client, sub_id: SubId):
-    """One subscription."""
-    return client.webhook(sub_id)
-
-
-@sdk_command(webhooks_app, "delete", deletes="subscription {sub_id}")
-def webhooks_delete(client, sub_id: SubId):
-    """Delete a subscription and its pending deliveries (asks first unless --yes)."""
-    return client.delete_webhook(sub_id)
-
-
-@sdk_command(webhooks_app, "rotate", shows=_show_rotated)
-def webhooks_rotate(client, sub_id: SubId):
-    """A new signing secret; the old one keeps signing for the server's overlap."""
-    return client.rotate_webhook_secret(sub_id)
+subscription = Resource(webhooks_app, "sub_id", SubId)
+subscription.list(
+    "webhooks", "Your subscriptions (an admin's: every tenant's).",
+    shows=titled(_subs_table, "{n} subscriptions"),
+)  # fmt: skip
+subscription.command("show", "webhook", "One subscription.", shows=one(_subs_table, "id"))
+subscription.command(
+    "delete", "delete_webhook",
+    "Delete a subscription and its pending deliveries (asks first unless --yes).",
+    deletes="subscription {sub_id}",
+)  # fmt: skip
+subscription.command(
+    "rotate", "rotate_webhook_secret",
+    "A new signing secret; the old one keeps signing for the server's overlap.",
+    shows=_show_rotated,
+)  # fmt: skip
 
 
 @webhooks_app.command("deliveries")
@@ -182,10 +175,10 @@ def webhooks_redeliver(
     return client.redeliver(sub_id, event_id)
 
 
-@sdk_command(webhooks_app, "test", says=lambda event_id, **_: out.print(event_id))
-def webhooks_test(client, sub_id: SubId):
-    """Send a test event (type webhook.test) to the subscription."""
-    return client.send_test_webhook(sub_id)
+subscription.command(
+    "test", "send_test_webhook", "Send a test event (type webhook.test) to the subscription.",
+    says=lambda event_id, **_: out.print(event_id),
+)  # fmt: skip
 
 
 def _event_line(e: Event) -> str:

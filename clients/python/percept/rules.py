@@ -30,13 +30,17 @@ from percept.face.v1 import face_service_pb2  # noqa: F401 - registers the descr
 from percept.object.v1 import object_service_pb2  # noqa: F401 - registers the descriptors
 
 _INPUTS = ("percept.common.v1.Image", "percept.common.v1.VideoSource")
-_INTEGERS = {
-    FieldDescriptor.CPPTYPE_INT32,
-    FieldDescriptor.CPPTYPE_INT64,
-    FieldDescriptor.CPPTYPE_UINT32,
-    FieldDescriptor.CPPTYPE_UINT64,
+# A scalar field's Python type by its protobuf C++ type (strings, bytes and
+# enums, by their names, are str). bool is no integer here.
+_PYTHON_TYPES = {
+    FieldDescriptor.CPPTYPE_INT32: int,
+    FieldDescriptor.CPPTYPE_INT64: int,
+    FieldDescriptor.CPPTYPE_UINT32: int,
+    FieldDescriptor.CPPTYPE_UINT64: int,
+    FieldDescriptor.CPPTYPE_FLOAT: float,
+    FieldDescriptor.CPPTYPE_DOUBLE: float,
+    FieldDescriptor.CPPTYPE_BOOL: bool,
 }
-_FLOATS = {FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE}
 _SCHEMA_TYPES = {"integer": int, "number": float, "boolean": bool, "string": str}
 # The SDK's and the gateway's names for some request fields.
 _FACE_ALIASES = {"return_landmarks": "landmarks", "return_encodings": "encodings"}
@@ -208,16 +212,8 @@ def _scalars(descriptor: Descriptor) -> list[FieldDescriptor]:
 
 def field_rule(field: FieldDescriptor) -> Rule:
     """One proto field's Rule: its type, enum values and `rules` option."""
-    if field.enum_type is not None:
-        type_, choices = str, enum_choices(field)
-    elif field.cpp_type in _INTEGERS:
-        type_, choices = int, None
-    elif field.cpp_type in _FLOATS:
-        type_, choices = float, None
-    elif field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
-        type_, choices = bool, None
-    else:
-        type_, choices = str, None
+    choices = enum_choices(field) if field.enum_type is not None else None
+    type_ = str if choices is not None else _PYTHON_TYPES.get(field.cpp_type, str)
     kw: dict[str, Any] = {}
     options = field.GetOptions()
     if options.HasExtension(field_rules_pb2.rules):

@@ -3,11 +3,24 @@
  * transport), the options every call takes, and the health check both
  * clients share.
  */
-import { type Client, type Interceptor, createClient } from "@connectrpc/connect";
+import {
+  type Client,
+  type CallOptions as ConnectCallOptions,
+  type Interceptor,
+  createClient,
+} from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
-import { unary } from "./errors.js";
+import { streaming, unary } from "./errors.js";
 import { Health, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb.js";
+import {
+  type FrameRequest,
+  type Frames,
+  frameRequests,
+  type VideoInput,
+  type VideoRequest,
+  videoRequest,
+} from "./media.js";
 
 /** PEM text or bytes. */
 export type Pem = string | Uint8Array;
@@ -155,6 +168,33 @@ export abstract class Connection {
   /** Closes the connection; calls still running fail. The client cannot be used afterwards. */
   close(): void {
     this.sessions.abort();
+  }
+
+  /**
+   * A whole-video call (`method`, a generated server-streaming method): the
+   * video as the request's `VideoSource` beside `fields`, under the video
+   * deadline, its responses yielded as they come.
+   */
+  protected videoCall<Fields extends object, Response>(
+    method: (request: VideoRequest<Fields>, options: ConnectCallOptions) => AsyncIterable<Response>,
+    video: VideoInput,
+    fields: Fields,
+    call: CallOptions,
+  ): AsyncGenerator<Response, void, undefined> {
+    return streaming(method(videoRequest(video, fields), this.callOptions(call, this.videoTimeoutMs)));
+  }
+
+  /**
+   * A live call (`method`, a generated bidi-streaming method): each frame a
+   * request, `options` on the first; no deadline unless `call.timeoutMs`.
+   */
+  protected liveCall<Options, Response>(
+    method: (requests: AsyncIterable<FrameRequest<Options>>, options: ConnectCallOptions) => AsyncIterable<Response>,
+    frames: Frames,
+    options: Options | undefined,
+    call: CallOptions,
+  ): AsyncGenerator<Response, void, undefined> {
+    return streaming(method(frameRequests(frames, options), this.callOptions(call, undefined)));
   }
 
   /** Connect call options from ours, with `defaultTimeoutMs` when the call gives none. */

@@ -2,7 +2,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { type CallOptions, Connection, type ConnectionOptions } from "./connection.js";
-import { streaming, unary } from "./errors.js";
+import { unary } from "./errors.js";
 import {
   type CompareFacesRequestSchema,
   type CompareFacesResponse,
@@ -14,7 +14,7 @@ import {
   FaceService,
   type StreamFacesResponse,
 } from "./gen/percept/face/v1/face_service_pb.js";
-import { type Frames, frameRequests, type VideoInput, videoRequest } from "./media.js";
+import type { Frames, VideoInput } from "./media.js";
 
 /** What to detect and return for each face (`percept.face.v1.FaceOptions`); unset fields take the server's defaults. */
 export type FaceOptionsInit = MessageInitShape<typeof FaceOptionsSchema>;
@@ -90,9 +90,7 @@ export class PerceptFaceClient extends Connection {
     options: FaceVideoOptions = {},
     call: CallOptions = {},
   ): AsyncGenerator<DetectFacesInVideoResponse, void, undefined> {
-    return streaming(
-      this.raw.detectFacesInVideo(videoRequest(video, options), this.callOptions(call, this.videoTimeoutMs)),
-    );
+    return this.videoCall(this.raw.detectFacesInVideo, video, options, call);
   }
 
   /**
@@ -104,6 +102,6 @@ export class PerceptFaceClient extends Connection {
     options?: FaceOptionsInit,
     call: CallOptions = {},
   ): AsyncGenerator<StreamFacesResponse, void, undefined> {
-    return streaming(this.raw.streamFaces(frameRequests(frames, options), this.callOptions(call, undefined)));
+    return this.liveCall(this.raw.streamFaces, frames, options, call);
   }
 }

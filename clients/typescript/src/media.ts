@@ -15,8 +15,16 @@ export function videoSource(video: VideoInput): MessageInitShape<typeof VideoSou
 }
 
 /** A video call's request: the caller's other fields, and the video as a `VideoSource`. */
-export function videoRequest<Fields extends object>(video: VideoInput, fields: Fields) {
+export type VideoRequest<Fields extends object> = Fields & { video: MessageInitShape<typeof VideoSourceSchema> };
+
+export function videoRequest<Fields extends object>(video: VideoInput, fields: Fields): VideoRequest<Fields> {
   return { ...fields, video: videoSource(video) };
+}
+
+/** One message of a live stream: a frame's image, and the call's options on the first. */
+export interface FrameRequest<Options> {
+  image: { content: Uint8Array };
+  options: Options | undefined;
 }
 
 /**
@@ -26,7 +34,7 @@ export function videoRequest<Fields extends object>(video: VideoInput, fields: F
 export async function* frameRequests<Options>(
   frames: Frames,
   options: Options | undefined,
-): AsyncGenerator<{ image: { content: Uint8Array }; options: Options | undefined }> {
+): AsyncGenerator<FrameRequest<Options>> {
   let first = true;
   for await (const image of frames) {
     yield { image: { content: image }, options: first ? options : undefined };

@@ -2,7 +2,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { type CallOptions, Connection, type ConnectionOptions } from "./connection.js";
-import { streaming, unary } from "./errors.js";
+import { unary } from "./errors.js";
 import {
   type DetectObjectsInVideoRequest,
   type DetectObjectsInVideoRequestSchema,
@@ -13,7 +13,7 @@ import {
   ObjectService,
   type StreamObjectsResponse,
 } from "./gen/percept/object/v1/object_service_pb.js";
-import { type Frames, frameRequests, type VideoInput, videoRequest } from "./media.js";
+import type { Frames, VideoInput } from "./media.js";
 
 /** Thresholds and class filters (`percept.object.v1.DetectionOptions`); unset fields take the server's defaults. */
 export type DetectionOptionsInit = MessageInitShape<typeof DetectionOptionsSchema>;
@@ -66,9 +66,7 @@ export class PerceptObjectClient extends Connection {
     options: ObjectVideoOptions = {},
     call: CallOptions = {},
   ): AsyncGenerator<DetectObjectsInVideoResponse, void, undefined> {
-    return streaming(
-      this.raw.detectObjectsInVideo(videoRequest(video, options), this.callOptions(call, this.videoTimeoutMs)),
-    );
+    return this.videoCall(this.raw.detectObjectsInVideo, video, options, call);
   }
 
   /**
@@ -80,6 +78,6 @@ export class PerceptObjectClient extends Connection {
     options?: DetectionOptionsInit,
     call: CallOptions = {},
   ): AsyncGenerator<StreamObjectsResponse, void, undefined> {
-    return streaming(this.raw.streamObjects(frameRequests(frames, options), this.callOptions(call, undefined)));
+    return this.liveCall(this.raw.streamObjects, frames, options, call);
   }
 }

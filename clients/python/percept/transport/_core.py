@@ -47,9 +47,11 @@ class Defer:
     op: Callable[[], Op]
 
 
-class Opens:
-    """Base of the effects that open a stream: its handle is closed when the
-    operation ends, however it ends, unless the operation closed it itself."""
+@dataclass(frozen=True, slots=True)
+class Next:
+    """The next item of an opened stream (its handle), None at its end."""
+
+    handle: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,7 @@ class _Run:
 
     def got(self, effect: Any, answer: Any) -> None:
         self.answer = answer
-        if isinstance(effect, Opens):
+        if getattr(effect, "opens", False):  # a stream: closed when the operation ends
             self.streams.append(answer)
         elif isinstance(effect, Close):
             self.streams.remove(effect.handle)

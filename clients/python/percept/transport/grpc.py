@@ -41,7 +41,7 @@ from percept.inputs import Color, ImageInput
 from percept.options import FaceOptions, ObjectOptions, merge, set_values
 from percept.retry import Deadline, RetryPolicy
 from percept.transport import _ops, _wire
-from percept.transport._core import Close, Closing, Item, Opens, install, resumed, retried, stream
+from percept.transport._core import Close, Closing, Item, Next, install, resumed, retried, stream
 from percept.transport._ops import DEFAULT as _DEFAULT
 from percept.transport._ops import Route, identification, kind_options
 from percept.types import Comparison, FrameResult, Health, ImageResult, Kind, ModelInfo, VideoURI
@@ -127,21 +127,18 @@ def _service(path: str) -> str:
 
 @dataclass(frozen=True)
 class Rpc:
-    """A unary call; its answer is the response (or the PerceptError it means)."""
-
-    path: str
-    request: Any
-    deadline: Deadline
-    service: str | None = None  # the channel's, when the path does not say (health)
-
-
-@dataclass(frozen=True)
-class Open(Opens):
-    """A streaming call (the descriptors say which kind); read it with NextMessage."""
+    """A call of the method at `path`: its answer is the response (or the
+    PerceptError it means); a streaming method's (the descriptors say which)
+    `opens` a stream, its answer a handle whose `Next` is a response."""
 
     path: str
     request: Any  # a request, or the caller's frames for a live call (Live)
     deadline: Deadline
+    service: str | None = None  # the channel's, when the path does not say (health)
+
+    @property
+    def opens(self) -> bool:
+        return rules.method(self.path).server_streaming
 
 
 @dataclass(frozen=True)
@@ -150,13 +147,6 @@ class Live:
 
     frames: Iterable[Any] | AsyncIterable[Any]
     make: Any
-
-
-@dataclass(frozen=True)
-class NextMessage:
-    """The stream's next response, None at its end."""
-
-    handle: Any
 
 
 # --- requests and answers ------------------------------------------------------------------------
@@ -213,13 +203,13 @@ def _video(c, kind, video, options, color, timeout, fields, identify=None):
     frame, last = _read(kind, frame=True), [-1]
 
     def read(handle):
-        while (response := (yield NextMessage(handle))) is not None:
+        while (response := (yield Next(handle))) is not None:
             if response.frame_index > last[0]:  # not delivered before a retry
                 last[0] = response.frame_index
                 yield Item(frame(response))
         return True
 
-    open_ = lambda: Open(_path(kind, "video"), request, deadline)  # noqa: E731
+    open_ = lambda: Rpc(_path(kind, "video"), request, deadline)  # noqa: E731
     return (yield from resumed(open_, read, deadline, c.retry))
 
 
@@ -276,9 +266,9 @@ def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None)
     make = lambda frame, first: _request(  # noqa: E731
         path, values if first else {}, inputs.image_bytes(frame, color)
     )
-    handle = yield Open(path, Live(frames, make), _deadline(timeout, c.video_timeout))
+    handle = yield Rpc(path, Live(frames, make), _deadline(timeout, c.video_timeout))
     read = _read(kind, frame=True)
-    while (response := (yield NextMessage(handle))) is not None:
+    while (response := (yield Next(handle))) is not None:
         yield Item(read(response))
 
 
@@ -357,7 +347,7 @@ class _SyncLive:
     once the call has ended, and the call does not end until the frame being
     read is done."""
 
-    def __init__(self, client: _Base, effect: Open) -> None:
+    def __init__(self, client: _Base, effect: Rpc) -> None:
         self.live: Live = effect.request
         self.failure: list[BaseException] = []
         self.ended = threading.Event()
@@ -400,7 +390,7 @@ class _SyncLive:
 class _AsyncLive:
     """A live call on a grpc.aio channel, fed from a sync or an async iterator."""
 
-    def __init__(self, client: _Base, effect: Open) -> None:
+    def __init__(self, client: _Base, effect: Rpc) -> None:
         self.live: Live = effect.request
         self.failure: list[BaseException] = []
         self.call = client._call(effect, self._requests())
@@ -480,13 +470,12 @@ class _Base(Closing):
             )
         return self._channels[service]
 
-    def _start(self, effect: Rpc | Open) -> Any:
-        """Start the call of an Rpc or an Open."""
+    def _start(self, effect: Rpc) -> Any:
         if isinstance(effect.request, Live):
             return self._live(self, effect)
         return self._call(effect, effect.request)
 
-    def _call(self, effect: Rpc | Open, request: Any) -> Any:
+    def _call(self, effect: Rpc, request: Any) -> Any:
         """Call `effect`'s method with `request` (an iterator of them for a live
         call): the descriptors say whether requests and responses stream."""
         rpc, make = rules.method(effect.path), message_factory.GetMessageClass
@@ -521,7 +510,7 @@ class GrpcClient(_Base):
     def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with grpc."""
         try:
-            if isinstance(effect, NextMessage):
+            if isinstance(effect, Next):
                 return next(effect.handle, None)
             if isinstance(effect, Close):
                 return effect.handle.cancel()  # the caller stopped early: stop the service too
@@ -545,13 +534,13 @@ class AsyncGrpcClient(_Base):
     async def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with grpc.aio."""
         try:
-            if isinstance(effect, NextMessage):
+            if isinstance(effect, Next):
                 response = await effect.handle.read()
                 return None if response is grpc.aio.EOF else response
             if isinstance(effect, Close):
                 return effect.handle.cancel()  # a live call raises the frames' failure here
             call = self._start(effect)
-            return await call if isinstance(effect, Rpc) else call
+            return call if effect.opens else await call
         except grpc.RpcError as exc:
             raise from_grpc(exc) from None
 

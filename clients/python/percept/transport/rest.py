@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
-from httpx_sse import aconnect_sse, connect_sse
+from httpx_sse import EventSource
 
 from percept import inputs, rules, stack, webhooks
 from percept.errors import Conflict, DeadlineExceeded, PerceptError
@@ -37,6 +37,7 @@ from percept.transport._core import (
     Closing,
     Defer,
     Item,
+    Next,
     Stop,
     install,
     relay,
@@ -45,14 +46,12 @@ from percept.transport._core import (
     walk,
 )
 from percept.transport._http import (
-    NextEvent,
-    OpenEvents,
-    Request,
     body_of,
     call,
     checked,
     deadline_for,
     network_error,
+    open_events,
     request,
     segment,
 )
@@ -245,7 +244,7 @@ def events(c, task: TaskRef, *, after: str | None = None, timeout: float | None 
     last = [after]
 
     def read(handle):
-        while (sse := (yield NextEvent(handle))) is not None:
+        while (sse := (yield Next(handle))) is not None:
             last[0] = sse.id or last[0]
             event = _event(sse)
             if event is not None:
@@ -263,7 +262,7 @@ def events(c, task: TaskRef, *, after: str | None = None, timeout: float | None 
 
     def open_():
         headers = {"Last-Event-ID": last[0]} if last[0] else {}
-        return OpenEvents(f"/api/task/{task_id}/events", deadline, headers)
+        return open_events(f"/api/task/{task_id}/events", deadline, headers)
 
     return (yield from resumed(open_, read, deadline, c.retry))
 
@@ -427,26 +426,21 @@ class Client(_Base):
 
     def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with httpx."""
-        deadline = getattr(effect, "deadline", None)
         try:
-            if isinstance(effect, Request):
-                with contextlib.ExitStack() as files:
-                    return checked(self._http.request(**effect.send(files)), effect.ok)
-            if isinstance(effect, OpenEvents):
-                opened = connect_sse(self._http, "GET", effect.path, **effect.send())
-                source = opened.__enter__()
-                if source.response.status_code >= 400:
-                    source.response.read()
-                    opened.__exit__(None, None, None)
-                    checked(source.response)
-                return opened, source.iter_sse()
-            if isinstance(effect, NextEvent):
+            if isinstance(effect, Next):
                 return next(effect.handle[1], None)
-            assert isinstance(effect, Close)
-            effect.handle[0].__exit__(None, None, None)
+            if isinstance(effect, Close):
+                return effect.handle[0].close()
+            with contextlib.ExitStack() as files:
+                sent = self._http.build_request(**effect.send(files))
+                response = self._http.send(sent, stream=effect.opens)
+            if not effect.opens:
+                return checked(response, effect.ok)
+            if response.is_error:
+                response.read()  # the error's body; the stream is closed
+            return checked(response), EventSource(response).iter_sse()
         except httpx.TransportError as exc:
-            raise network_error(self.url, exc, deadline) from None
-        return None
+            raise network_error(self.url, exc, getattr(effect, "deadline", None)) from None
 
     def as_completed(
         self, tasks: Iterable[TaskRef], *, timeout: float | None = None, concurrency: int = 8
@@ -487,26 +481,21 @@ class AsyncClient(_Base):
 
     async def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with httpx, awaited."""
-        deadline = getattr(effect, "deadline", None)
         try:
-            if isinstance(effect, Request):
-                with contextlib.ExitStack() as files:
-                    return checked(await self._http.request(**effect.send(files)), effect.ok)
-            if isinstance(effect, OpenEvents):
-                opened = aconnect_sse(self._http, "GET", effect.path, **effect.send())
-                source = await opened.__aenter__()
-                if source.response.status_code >= 400:
-                    await source.response.aread()
-                    await opened.__aexit__(None, None, None)
-                    checked(source.response)
-                return opened, source.aiter_sse()
-            if isinstance(effect, NextEvent):
+            if isinstance(effect, Next):
                 return await anext(effect.handle[1], None)
-            assert isinstance(effect, Close)
-            await effect.handle[0].__aexit__(None, None, None)
+            if isinstance(effect, Close):
+                return await effect.handle[0].aclose()
+            with contextlib.ExitStack() as files:
+                sent = self._http.build_request(**effect.send(files))
+                response = await self._http.send(sent, stream=effect.opens)
+            if not effect.opens:
+                return checked(response, effect.ok)
+            if response.is_error:
+                await response.aread()  # the error's body; the stream is closed
+            return checked(response), EventSource(response).aiter_sse()
         except httpx.TransportError as exc:
-            raise network_error(self.url, exc, deadline) from None
-        return None
+            raise network_error(self.url, exc, getattr(effect, "deadline", None)) from None
 
     async def as_completed(
         self, tasks: Iterable[TaskRef], *, timeout: float | None = None, concurrency: int = 32

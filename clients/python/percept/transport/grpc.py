@@ -21,6 +21,7 @@ the `make run` stack's) goes as `authorization: Bearer <token>` metadata.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import json
@@ -62,34 +63,28 @@ def channel_target(spec: str) -> str:
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
         raise ValueError("no address given")
+    scheme = parts[0].split(":", 1)[0] in ("dns", "ipv4", "ipv6", "unix")
+    if len(parts) == 1 and (":///" in parts[0] or scheme):
+        return parts[0]
+    ips = [_ip(part) for part in parts]
     if len(parts) == 1:
-        if ":///" in parts[0] or parts[0].split(":", 1)[0] in ("dns", "ipv4", "ipv6", "unix"):
-            return parts[0]
-        return parts[0] if _is_ip(parts[0]) else f"dns:///{parts[0]}"
-    addresses = []
-    for part in parts:
-        host, _, port = part.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"replica address {part!r} is not host:port")
-        if not _is_ip(part):
+        return parts[0] if ips[0] else f"dns:///{parts[0]}"
+    for part, ip in zip(parts, ips, strict=True):
+        if ip is None or not part.rpartition(":")[2].isdigit():
             raise ValueError(
-                f"a replica list takes IP addresses ({part!r} is a name): give one name as "
-                "dns:///name:port to round-robin over every address it resolves to"
+                f"a replica list takes ip:port addresses ({part!r} is not one): give a name "
+                "alone, as dns:///name:port, to round-robin over every address it resolves to"
             )
-        addresses.append(part)
-    v6 = [a for a in addresses if a.startswith("[")]
-    if v6 and len(v6) != len(addresses):
+    if len({ip.version for ip in ips}) > 1:
         raise ValueError("mixing IPv4 and IPv6 replicas in one list is not supported")
-    return ("ipv6:" if v6 else "ipv4:") + ",".join(addresses)
+    return f"ipv{ips[0].version}:" + ",".join(parts)
 
 
-def _is_ip(address: str) -> bool:
-    host = address.rpartition(":")[0].strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+def _ip(address: str) -> Any:
+    """The IP address of "ip:port" ("[ip]:port" for IPv6); None for a name."""
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(address.rpartition(":")[0].strip("[]"))
+    return None
 
 
 def _channel_options(service: str, max_message_bytes: int) -> list[tuple[str, Any]]:

@@ -366,19 +366,12 @@ class _Base(Closing):
         return (yield from call(self, route.method, path, read, timeout, stores=route.stores, **kw))
 
 
-delete_face = operation(
-    Route(
-        "delete_face",
-        "DELETE",
-        "/api/collections/{collection_id}/faces/{face_id}",
-        doc="Delete an enrolled face, everywhere; NotFound when there is no such face.",
-    )
-)
-
-# --- live sources ------------------------------------------------------------------------------
+# --- the REST-only routes: deleting a face by id, live sources ------------------------------
 
 _SOURCE = "/api/sources/{source_id}"
-SOURCE_ROUTES = [
+ROUTES = [
+    Route("delete_face", "DELETE", "/api/collections/{collection_id}/faces/{face_id}",
+          doc="Delete an enrolled face, everywhere; NotFound when there is no such face."),
     Route("add_source", "POST", "/api/sources", Source.from_json, "Register a camera, stream "
           "or file (rtsp://, http(s)://, file://); the stack's source workers start on it at "
           "once. `fields`: name, detect ('objects', 'faces', 'both'), max_fps, zones, lines, "
@@ -406,8 +399,8 @@ def health(c, *, timeout: float | None = None) -> Health:
 
 
 OPERATIONS = [
-    kinds, submit, task, cancel, tasks, iter_tasks, events, wait, iter_frames, delete_face,
-    health, *_ops.OPERATIONS, *map(operation, SOURCE_ROUTES + webhooks.ROUTES),
+    kinds, submit, task, cancel, tasks, iter_tasks, events, wait, iter_frames, health,
+    *_ops.OPERATIONS, *map(operation, ROUTES + webhooks.ROUTES),
     *webhooks.OPERATIONS,
 ]  # fmt: skip
 

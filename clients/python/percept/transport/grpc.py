@@ -24,11 +24,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import itertools
 import json
 import logging
 import threading
 import warnings
-from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,10 +139,10 @@ class Rpc:
 
 @dataclass(frozen=True)
 class Live:
-    """A live call's requests: the caller's frames, `make(frame, first)` each."""
+    """A live call's requests: `make(frame)` of each of the caller's frames."""
 
     frames: Iterable[Any] | AsyncIterable[Any]
-    make: Any
+    make: Callable[[Any], Any]
 
 
 # --- requests and answers ------------------------------------------------------------------------
@@ -258,9 +259,8 @@ def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None)
     """Live frames in, each frame's result out; the options go with the first
     frame only (the service keeps them)."""
     values, path = kind_options(kind, "video", options, fields, identify), _path(kind, "live")
-    make = lambda frame, first: _request(  # noqa: E731
-        path, values if first else {}, inputs.image_bytes(frame, color)
-    )
+    sent = itertools.chain([values], itertools.repeat({}))  # each request's options
+    make = lambda frame: _request(path, next(sent), inputs.image_bytes(frame, color))  # noqa: E731
     handle = yield Rpc(path, Live(frames, make), _deadline(timeout, c.video_timeout))
     read = _read(kind, frame=True)
     while (response := (yield Next(handle))) is not None:
@@ -350,7 +350,6 @@ class _SyncLive:
         self.call = client._call(effect, self._requests())
 
     def _requests(self) -> Iterator[Any]:
-        first = True
         try:
             with self.reading:
                 frames = iter(self.live.frames)  # type: ignore[arg-type]
@@ -359,9 +358,8 @@ class _SyncLive:
                     frame = _END if self.ended.is_set() else next(frames, _END)
                     if frame is _END:
                         return
-                    request = self.live.make(frame, first)
+                    request = self.live.make(frame)
                 yield request
-                first = False
         except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
             self.failure.append(exc)
 
@@ -392,14 +390,14 @@ class _AsyncLive:
         self.read = self.call.read
 
     async def _requests(self):
-        first = True
         frames = self.live.frames
         try:
-            if not isinstance(frames, AsyncIterable):
-                frames = _aiter(frames)
-            async for frame in frames:
-                yield self.live.make(frame, first)
-                first = False
+            if isinstance(frames, AsyncIterable):
+                async for frame in frames:
+                    yield self.live.make(frame)
+            else:
+                for frame in frames:
+                    yield self.live.make(frame)
         except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
             self.failure.append(exc)
 
@@ -407,11 +405,6 @@ class _AsyncLive:
         self.call.cancel()
         if self.failure:
             raise self.failure[0]
-
-
-async def _aiter(items: Iterable[Any]):
-    for item in items:
-        yield item
 
 
 class _Base(Closing):

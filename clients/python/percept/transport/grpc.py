@@ -291,17 +291,14 @@ def stream_objects(
     return (yield from _live(c, Kind.OBJECT, frames, options, color, timeout, fields))
 
 
-_DELETE_FACES = Route(
-    "delete_faces", "", "", lambda b: list(b.get("deleted_face_ids", ())), rpc="DeleteFaces"
-)
-
-
 def delete_faces(
     c, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
 ) -> list[str]:
     """Delete enrolled faces by id, everywhere; -> the ids that existed."""
-    values = {"collection_id": collection_id, "face_ids": list(face_ids)}
-    return (yield from _route(c, _DELETE_FACES, values, timeout))
+    path = _FACE + "DeleteFaces"
+    request = _request(path, {"collection_id": collection_id, "face_ids": list(face_ids)})
+    response = yield from unary(c, path, request, timeout)
+    return list(response.deleted_face_ids)
 
 
 def delete_face(c, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT) -> None:

@@ -427,11 +427,10 @@ class Client(_Base):
             with contextlib.ExitStack() as files:
                 sent = self._http.build_request(**effect.send(files))
                 response = self._http.send(sent, stream=effect.opens)
-            if not effect.opens:
-                return checked(response, effect.ok)
-            if response.is_error:
+            if effect.opens and response.is_error:
                 response.read()  # the error's body; the stream is closed
-            return checked(response), EventSource(response).iter_sse()
+            checked(response, effect.ok)
+            return (response, EventSource(response).iter_sse()) if effect.opens else response
         except httpx.TransportError as exc:
             raise network_error(self.url, exc, getattr(effect, "deadline", None)) from None
 
@@ -439,17 +438,13 @@ class Client(_Base):
         self, tasks: Iterable[TaskRef], *, timeout: float | None = None, concurrency: int = 8
     ) -> Iterator[Task]:
         """The tasks as each one ends, in the order they end."""
-        tasks = list(tasks)
-        if not tasks:
-            return
-        with concurrent.futures.ThreadPoolExecutor(min(concurrency, len(tasks))) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(concurrency)  # a thread per task at most
+        try:
             futures = [pool.submit(self.wait, t, timeout=timeout) for t in tasks]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    yield future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        finally:
+            pool.shutdown(cancel_futures=True)  # the waits not started; the others end
 
     def wait_all(
         self, tasks: Iterable[TaskRef], *, timeout: float | None = None, concurrency: int = 8
@@ -482,11 +477,10 @@ class AsyncClient(_Base):
             with contextlib.ExitStack() as files:
                 sent = self._http.build_request(**effect.send(files))
                 response = await self._http.send(sent, stream=effect.opens)
-            if not effect.opens:
-                return checked(response, effect.ok)
-            if response.is_error:
+            if effect.opens and response.is_error:
                 await response.aread()  # the error's body; the stream is closed
-            return checked(response), EventSource(response).aiter_sse()
+            checked(response, effect.ok)
+            return (response, EventSource(response).aiter_sse()) if effect.opens else response
         except httpx.TransportError as exc:
             raise network_error(self.url, exc, getattr(effect, "deadline", None)) from None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -84,18 +85,16 @@ def next_delay(
 
 
 def retried(
-    effect: Callable[[], Any], retry: RetryPolicy, deadline: Deadline, conflict: bool = False,
+    effect: Any, retry: RetryPolicy, deadline: Deadline, conflict: bool = False,
     answered: bool = False,
 ) -> Op:  # fmt: skip
-    """Perform `effect()` until it answers, retrying what `retry` says is worth it
+    """Perform `effect` until it answers, retrying what `retry` says is worth it
     (with backoff and the server's Retry-After) within `deadline`. `answered`:
     retry only what the server answered (429, 502/503: nothing was done), never
     a network error, after which a request that stores something may be done."""
-    attempt = 0
-    while True:
-        attempt += 1
+    for attempt in itertools.count(1):
         try:
-            return (yield effect())
+            return (yield effect)
         except PerceptError as error:
             if answered and error.status is None:
                 raise

@@ -94,7 +94,7 @@ def request(c, method: str, path: str, *, timeout=None, retry=None, conflict=Fal
     `stores` something not after a network error (see `_core.retried`)."""
     deadline = kw.pop("deadline", None) or deadline_for(timeout, c.timeout)
     effect = Request(method, path, deadline, kw.pop("files", None), kw.pop("ok", ()), kw)
-    return (yield from retried(lambda: effect, retry or c.retry, deadline, conflict, stores))
+    return (yield from retried(effect, retry or c.retry, deadline, conflict, stores))
 
 
 def call(c, method: str, path: str, read: Callable[[Any], Any], timeout=None, **kw):

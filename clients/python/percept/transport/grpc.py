@@ -175,8 +175,7 @@ def unary(c, path: str, request: Any, timeout: Any, stores: bool = False):
     """One call, retried on UNAVAILABLE within the deadline; one that `stores`
     something is not (gRPC does not say whether the service had it)."""
     deadline = _deadline(timeout, c.timeout)
-    effect = Rpc(path, request, deadline)
-    return (yield from retried(lambda: effect, c.retry, deadline, answered=stores))
+    return (yield from retried(Rpc(path, request, deadline), c.retry, deadline, answered=stores))
 
 
 # --- the transport's primitives: what `_ops` asks of it -----------------------------------

@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 import warnings
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ from percept.types import Comparison, FrameResult, Health, ImageResult, Kind, Mo
 DEFAULT_FACE_TARGET = stack.DEFAULT_FACE_TARGET
 DEFAULT_OBJECT_TARGET = stack.DEFAULT_OBJECT_TARGET
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_END: Any = object()  # the caller's frames are exhausted
+_END: Any = object()  # a live call's requests are exhausted
 FRAME_WAIT_S = 10.0  # at a live stream's end, how long to wait for the frame being read
 _FACE = "/percept.face.v1.FaceService/"
 _HEALTH = "/grpc.health.v1.Health/Check"
@@ -128,21 +128,13 @@ class Rpc:
     `opens` a stream, its answer a handle whose `Next` is a response."""
 
     path: str
-    request: Any  # a request, or the caller's frames for a live call (Live)
+    request: Any  # an iterator of them for a live call (one made of each frame as it comes)
     deadline: Deadline
     service: str | None = None  # the channel's, when the path does not say (health)
 
     @property
     def opens(self) -> bool:
         return rules.method(self.path).server_streaming
-
-
-@dataclass(frozen=True)
-class Live:
-    """A live call's requests: `make(frame)` of each of the caller's frames."""
-
-    frames: Iterable[Any] | AsyncIterable[Any]
-    make: Callable[[Any], Any]
 
 
 # --- requests and answers ------------------------------------------------------------------------
@@ -260,7 +252,11 @@ def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None)
     values, path = kind_options(kind, "video", options, fields, identify), _path(kind, "live")
     sent = itertools.chain([values], itertools.repeat({}))  # each request's options
     make = lambda frame: _request(path, next(sent), inputs.image_bytes(frame, color))  # noqa: E731
-    handle = yield Rpc(path, Live(frames, make), _deadline(timeout, c.video_timeout))
+    if isinstance(frames, AsyncIterable):
+        requests: Any = (make(frame) async for frame in frames)
+    else:
+        requests = map(make, frames)
+    handle = yield Rpc(path, requests, _deadline(timeout, c.video_timeout))
     read = _read(kind, frame=True)
     while (response := (yield Next(handle))) is not None:
         yield Item(read(response))
@@ -339,7 +335,7 @@ class _SyncLive:
     read is done."""
 
     def __init__(self, client: _Base, effect: Rpc) -> None:
-        self.live: Live = effect.request
+        self.requests: Iterator[Any] = effect.request
         self.failure: list[BaseException] = []
         self.ended = threading.Event()
         self.reading = threading.Lock()  # held while the caller's iterator makes a frame
@@ -347,14 +343,11 @@ class _SyncLive:
 
     def _requests(self) -> Iterator[Any]:
         try:
-            with self.reading:
-                frames = iter(self.live.frames)  # type: ignore[arg-type]
             while True:
                 with self.reading:
-                    frame = _END if self.ended.is_set() else next(frames, _END)
-                    if frame is _END:
-                        return
-                    request = self.live.make(frame)
+                    request = _END if self.ended.is_set() else next(self.requests, _END)
+                if request is _END:
+                    return
                 yield request
         except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
             self.failure.append(exc)
@@ -380,20 +373,19 @@ class _AsyncLive:
     """A live call on a grpc.aio channel, fed from a sync or an async iterator."""
 
     def __init__(self, client: _Base, effect: Rpc) -> None:
-        self.live: Live = effect.request
+        self.requests = effect.request
         self.failure: list[BaseException] = []
         self.call = client._call(effect, self._requests())
         self.read = self.call.read
 
     async def _requests(self):
-        frames = self.live.frames
         try:
-            if isinstance(frames, AsyncIterable):
-                async for frame in frames:
-                    yield self.live.make(frame)
+            if isinstance(self.requests, AsyncIterable):
+                async for request in self.requests:
+                    yield request
             else:
-                for frame in frames:
-                    yield self.live.make(frame)
+                for request in self.requests:
+                    yield request
         except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
             self.failure.append(exc)
 
@@ -455,7 +447,7 @@ class _Base(Closing):
         return self._channels[service]
 
     def _start(self, effect: Rpc) -> Any:
-        if isinstance(effect.request, Live):
+        if rules.method(effect.path).client_streaming:
             return self._live(self, effect)
         return self._call(effect, effect.request)
 

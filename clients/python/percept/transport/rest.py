@@ -96,9 +96,8 @@ def kinds(c, *, timeout: float | None = None) -> list[KindInfo]:
     return c._kinds
 
 
-def _kind_info(c, name: str, media: Media | None, source) -> Any:
-    """A kind the gateway lists (fetched once per client), on the media asked or guessed."""
-    media = media or inputs.guess_media(source)
+def _kind_info(c, name: str, media: Media) -> Any:
+    """A kind the gateway lists (fetched once per client), on `media`."""
     for info in (yield from kinds(c)):
         if info.kind == name and info.media == media:
             return info
@@ -136,16 +135,16 @@ def submit(
     (required), `top_k` and `threshold` too. `webhook` names a webhook
     subscription (its id) that the task's end event goes to.
     """
+    media = media or inputs.guess_media(source)
     try:
         kind = Kind.parse(kind)
     except ValueError:
-        info = yield from _kind_info(c, str(kind), media, source)
-        media, path = info.media, info.path
+        info = yield from _kind_info(c, str(kind), media)
+        path = info.path
         values = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold, **fields}
         values = {k: v for k, v in values.items() if v is not None}
         _wire.check(rules.rules_from_schema(info.options), values)
     else:
-        media = media or inputs.guess_media(source)
         path = kind.path(media)
         identify = identification(kind, collection_id, top_k, threshold)
         values = kind_options(kind, media, options, fields, identify)

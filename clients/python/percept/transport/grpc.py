@@ -153,10 +153,9 @@ def _request(path: str, values: dict[str, Any], content: bytes | VideoURI | None
     return _wire.fill(message, values, aliases)
 
 
-def _read(kind: Kind, frame: bool = False):
+def _result(kind: Kind, response: Any, frame: bool = False) -> Any:
     """A detection's response -> its result, read as the REST JSON."""
-    result = FrameResult if frame else ImageResult
-    return lambda response: result.from_json(_wire.to_json(response), kind)
+    return (FrameResult if frame else ImageResult).from_json(_wire.to_json(response), kind)
 
 
 def _deadline(timeout: Any, default: float | None) -> Deadline:
@@ -177,7 +176,7 @@ def _detect(c, kind, image, options, color, timeout, fields, identify=None):
     """One image, one unary call of the kind's method."""
     values = kind_options(kind, "image", options, fields, identify)
     request = _request(_path(kind, "image"), values, inputs.image_bytes(image, color))
-    return _read(kind)((yield from unary(c, _path(kind, "image"), request, timeout)))
+    return _result(kind, (yield from unary(c, _path(kind, "image"), request, timeout)))
 
 
 def _video(c, kind, video, options, color, timeout, fields, identify=None):
@@ -187,13 +186,13 @@ def _video(c, kind, video, options, color, timeout, fields, identify=None):
     values = kind_options(kind, "video", options, fields, identify)
     request = _request(_path(kind, "video"), values, source)
     deadline = _deadline(timeout, c.video_timeout)
-    frame, last = _read(kind, frame=True), [-1]
+    last = [-1]
 
     def read(handle):
         while (response := (yield Next(handle))) is not None:
             if response.frame_index > last[0]:  # not delivered before a retry
                 last[0] = response.frame_index
-                yield Item(frame(response))
+                yield Item(_result(kind, response, frame=True))
         return True
 
     open_ = lambda: Rpc(_path(kind, "video"), request, deadline)  # noqa: E731
@@ -203,11 +202,7 @@ def _video(c, kind, video, options, color, timeout, fields, identify=None):
 def _route(c, route: Route, values: dict[str, Any], timeout, image=None):
     """A declared route, as its FaceService method: the values fill its request."""
     values = {k: v for k, v in values.items() if v is not None}
-    content = None
-    if image is not None:
-        image, color, options, fields = image
-        values = kind_options(Kind.FACE, "image", options, fields, values)
-        content = inputs.image_bytes(image, color)
+    content = None if image is None else inputs.image_bytes(*image)  # (image, color)
     path = _FACE + route.rpc
     response = yield from unary(c, path, _request(path, values, content), timeout, route.stores)
     answer = _wire.to_json(response)
@@ -257,9 +252,8 @@ def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None)
     else:
         requests = map(make, frames)
     handle = yield Rpc(path, requests, _deadline(timeout, c.video_timeout))
-    read = _read(kind, frame=True)
     while (response := (yield Next(handle))) is not None:
-        yield Item(read(response))
+        yield Item(_result(kind, response, frame=True))
 
 
 @stream

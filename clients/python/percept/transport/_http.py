@@ -103,15 +103,16 @@ def call(c, method: str, path: str, read: Callable[[Any], Any], timeout=None, **
     return read(response.json() if response.content else None)
 
 
-def segment(value: str, what: str) -> str:
-    """One URL path segment. An all-dots value ('.', '..') cannot be one: HTTP
-    clients drop '.' or climb a level at '..', so it is refused here."""
+def segment(value: str, name: str) -> str:
+    """The path parameter `name` as one URL path segment. An all-dots value ('.',
+    '..') cannot be one: HTTP clients drop '.' or climb a level at '..', so it
+    is refused here."""
     text = str(value)
     if text and text.strip(".") == "":
         raise InvalidInput(
-            f"{what} {text!r} is only dots: a URL path cannot carry '.', '..' or '...' "
-            "as themselves",
+            f"{name.replace('_', ' ')} {text!r} is only dots: a URL path cannot carry '.', "
+            "'..' or '...' as themselves",
             code="invalid_argument",
-            fields=(what.replace(" ", "_"),),
+            fields=(name,),
         )
     return urllib.parse.quote(text, safe="")

@@ -349,14 +349,10 @@ class _Base(Closing):
         """A declared route: path values in the path, the others in the query of a
         GET or DELETE, in the JSON body (or with an image, the form) otherwise."""
         sent = {route.rename.get(k, k): v for k, v in values.items()}
-        path = route.path.format(
-            **{n: segment(sent.pop(n), n.replace("_", " ")) for n in route.in_path}
-        )
-        if image is not None:  # with its face options, as a multipart form
-            image, color, options, fields = image
-            form = kind_options(Kind.FACE, "image", options, fields, sent)
-            kw = {"files": inputs.image_upload(image, color),
-                  "data": {k: form_value(v) for k, v in form.items()}}  # fmt: skip
+        path = route.path.format(**{n: segment(sent.pop(n), n) for n in route.in_path})
+        if image is not None:  # (image, color), the values as a multipart form
+            kw = {"files": inputs.image_upload(*image),
+                  "data": {k: form_value(v) for k, v in sent.items()}}  # fmt: skip
         elif route.method in ("GET", "DELETE"):
             kw = {"params": {k: form_value(v) for k, v in sent.items() if v is not None}}
         else:

@@ -421,11 +421,9 @@ class _Base(Closing):
         self.retry = retry or RetryPolicy()
         self.max_message_bytes = max_message_bytes
         self._credentials = credentials
-        self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
-        )
-        if tenant:  # whose face collections (the services trust it; "default" unless given)
-            self._metadata += (("x-percept-tenant", tenant),)
+        # the tenant: whose face collections (the services trust it; "default" unless given)
+        metadata = {"authorization": f"Bearer {token}" if token else "", "x-percept-tenant": tenant}
+        self._metadata = tuple((k, v) for k, v in metadata.items() if v)
         self._channels: dict[str, Any] = {}  # by service
 
     def _channel(self, service: str):
@@ -451,7 +449,7 @@ class _Base(Closing):
         rpc, make = rules.method(effect.path), message_factory.GetMessageClass
         shape = ("stream" if rpc.client_streaming else "unary") + (
             "_stream" if rpc.server_streaming else "_unary")  # fmt: skip
-        channel = self._channel(getattr(effect, "service", None) or _service(effect.path))
+        channel = self._channel(effect.service or _service(effect.path))
         method = getattr(channel, shape)(
             effect.path, request_serializer=make(rpc.input_type).SerializeToString,
             response_deserializer=make(rpc.output_type).FromString,

@@ -42,10 +42,10 @@ class Request:
     def send(self, stack: contextlib.ExitStack) -> dict[str, Any]:
         """httpx's arguments for one attempt (a file is opened afresh for each)."""
         files = self.files(stack) if self.files else None
-        if self.deadline is None:
-            timeout = httpx.Timeout(30, read=60)
-        else:
-            timeout = _timeout(self.deadline, SSE_READ_TIMEOUT_S if self.opens else None)
+        timeout = httpx.Timeout(30, read=60)  # a stream that is never done
+        if self.deadline is not None:
+            read = self.deadline.cap(SSE_READ_TIMEOUT_S if self.opens else None)
+            timeout = httpx.Timeout(read, connect=self.deadline.cap(CONNECT_TIMEOUT_S))
         return dict(method=self.method, url=self.path, files=files, timeout=timeout,
                     **self.options)  # fmt: skip
 
@@ -58,10 +58,6 @@ def open_events(
     headers = {"Accept": "text/event-stream", "Cache-Control": "no-store", **headers}
     options = {"headers": headers, "params": params}
     return Request("GET", path, deadline, options=options, opens=True)
-
-
-def _timeout(deadline: Deadline, read: float | None = None) -> httpx.Timeout:
-    return httpx.Timeout(deadline.cap(read), connect=deadline.cap(CONNECT_TIMEOUT_S))
 
 
 def body_of(response: httpx.Response) -> Any:

@@ -1,9 +1,11 @@
 """The one engine under every client: operations are written once, sans-IO.
 
 An operation is a generator: it yields effects and gets their answers back -
-a transport's request (run by that transport's I/O), `Sleep`, `Item` (a value
-for the caller of a streaming operation) or `Defer` (an operation to run if
-the caller abandons this one, such as cancelling a task whose frames nobody
+a transport's request (run by that transport's I/O; one that `opens` a
+stream answers a handle to read with `Next` and end with `Close`, which the
+driver does if the operation did not), `Sleep`, `Item` (a value for the
+caller of a streaming operation) or `Defer` (an operation to run if the
+caller abandons this one, such as cancelling a task whose frames nobody
 reads any more) - and returns its result. `run`/`iterate` drive an operation
 synchronously, `arun`/`aiterate` under asyncio; `install` turns a list of
 operations into the methods of a client class, sync or async. So retries,
@@ -49,7 +51,7 @@ class Defer:
 
 @dataclass(frozen=True, slots=True)
 class Next:
-    """The next item of an opened stream (its handle), None at its end."""
+    """The stream's next item, None at its end."""
 
     handle: Any
 
@@ -192,7 +194,7 @@ class _Run:
 
     def got(self, effect: Any, answer: Any) -> None:
         self.answer = answer
-        if getattr(effect, "opens", False):  # a stream: closed when the operation ends
+        if getattr(effect, "opens", False):
             self.streams.append(answer)
         elif isinstance(effect, Close):
             self.streams.remove(effect.handle)

@@ -33,7 +33,7 @@ class Request:
 
     method: str
     path: str
-    deadline: Deadline | None  # None: a stream that is never done (`follow_events`)
+    deadline: Deadline | None  # None: a stream that is never done (follow_events)
     files: Callable[[contextlib.ExitStack], dict[str, Any]] | None = None
     ok: tuple[int, ...] = ()  # error statuses that are answers too
     options: Mapping[str, Any] = field(default_factory=dict)  # httpx's params, headers, json, data
@@ -42,7 +42,7 @@ class Request:
     def send(self, stack: contextlib.ExitStack) -> dict[str, Any]:
         """httpx's arguments for one attempt (a file is opened afresh for each)."""
         files = self.files(stack) if self.files else None
-        timeout = httpx.Timeout(30, read=60)  # a stream that is never done
+        timeout = httpx.Timeout(30, read=60)
         if self.deadline is not None:
             read = self.deadline.cap(SSE_READ_TIMEOUT_S if self.opens else None)
             timeout = httpx.Timeout(read, connect=self.deadline.cap(CONNECT_TIMEOUT_S))

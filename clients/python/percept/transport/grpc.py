@@ -15,8 +15,8 @@ Targets: "host:port", a list of replicas ("h1:p,h2:p", round robin over the
 SERVING ones) or a target URI ("dns:///face:50051"). UNAVAILABLE is retried
 with backoff (and a `retry-after` in the trailing metadata) within every
 call's deadline; a broken video stream is reopened and continues after its
-last frame; live streams are not retried. `token=` (or PERCEPT_GRPC_TOKEN, or
-the `make run` stack's) goes as `authorization: Bearer <token>` metadata.
+last frame; live streams are not retried. The token goes as
+`authorization: Bearer <token>` metadata.
 """
 
 from __future__ import annotations

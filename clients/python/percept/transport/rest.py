@@ -6,9 +6,8 @@ on each), tasks, their Server-Sent Events, cancel, health, and (declared in
 Each operation is written once, as a sans-IO generator (see `_core`); the two
 classes differ only in the I/O that runs it. Built-in kinds are known from the
 protos (`percept.rules`); any other kind the gateway lists in GET /api/kinds
-is submitted to its route too (its result: a GenericResult). `api_key=` (or
-PERCEPT_API_KEY, or the `make run` stack's: see `percept.stack`) goes as
-`Authorization: Bearer <key>`.
+is submitted to its route too (its result: a GenericResult). The API key
+goes as `Authorization: Bearer <key>`.
 """
 
 from __future__ import annotations
@@ -473,7 +472,7 @@ class AsyncClient(_Base):
                 sent = self._http.build_request(**effect.send(files))
                 response = await self._http.send(sent, stream=effect.opens)
             if effect.opens and response.is_error:
-                await response.aread()  # the error's body; the stream is closed
+                await response.aread()
             checked(response, effect.ok)
             return (response, EventSource(response).aiter_sse()) if effect.opens else response
         except httpx.TransportError as exc:

@@ -126,8 +126,7 @@ def resumed(
             error = exc
         if handle is not None:
             yield Close(handle)
-        attempt = 1 if seen else attempt
-        yield Sleep(next_delay(error, attempt, deadline, retry))
+        yield Sleep(next_delay(error, 1 if seen else attempt, deadline, retry))
         attempt = 0 if seen else attempt
 
 
@@ -145,8 +144,7 @@ def walk(fetch: Callable[[str | None], Op], items: str, next_field: str = "next_
         page = yield from fetch(token)
         for item in getattr(page, items):
             yield Item(item)
-        token = getattr(page, next_field)
-        if not token:
+        if not (token := getattr(page, next_field)):
             return
 
 

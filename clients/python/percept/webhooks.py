@@ -19,8 +19,8 @@ from typing import Any
 
 from percept.errors import PerceptError
 from percept.options import form_value
-from percept.transport._core import Close, Item, Sleep, stream
-from percept.transport._http import NextEvent, OpenEvents
+from percept.transport._core import Close, Item, Next, Sleep, stream
+from percept.transport._http import open_events
 from percept.transport._ops import Route
 from percept.types import JsonType
 
@@ -168,8 +168,8 @@ def follow_events(
         headers = {"Last-Event-ID": last} if last else {}
         handle = None
         try:
-            handle = yield OpenEvents("/api/events/stream", None, headers, params)
-            while (sse := (yield NextEvent(handle))) is not None:
+            handle = yield open_events("/api/events/stream", None, headers, params)
+            while (sse := (yield Next(handle))) is not None:
                 if sse.data:
                     last = sse.id or last
                     yield Item(Event.from_json(json.loads(sse.data)))

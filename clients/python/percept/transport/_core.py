@@ -1,9 +1,11 @@
 """The one engine under every client: operations are written once, sans-IO.
 
 An operation is a generator: it yields effects and gets their answers back -
-a transport's request (run by that transport's I/O), `Sleep`, `Item` (a value
-for the caller of a streaming operation) or `Defer` (an operation to run if
-the caller abandons this one, such as cancelling a task whose frames nobody
+a transport's request (run by that transport's I/O; one that `opens` a
+stream answers a handle to read with `Next` and end with `Close`, which the
+driver does if the operation did not), `Sleep`, `Item` (a value for the
+caller of a streaming operation) or `Defer` (an operation to run if the
+caller abandons this one, such as cancelling a task whose frames nobody
 reads any more) - and returns its result. `run`/`iterate` drive an operation
 synchronously, `arun`/`aiterate` under asyncio; `install` turns a list of
 operations into the methods of a client class, sync or async. So retries,
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -47,9 +49,11 @@ class Defer:
     op: Callable[[], Op]
 
 
-class Opens:
-    """Base of the effects that open a stream: its handle is closed when the
-    operation ends, however it ends, unless the operation closed it itself."""
+@dataclass(frozen=True, slots=True)
+class Next:
+    """The stream's next item, None at its end."""
+
+    handle: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +87,16 @@ def next_delay(
 
 
 def retried(
-    effect: Callable[[], Any], retry: RetryPolicy, deadline: Deadline, conflict: bool = False,
+    effect: Any, retry: RetryPolicy, deadline: Deadline, conflict: bool = False,
     answered: bool = False,
 ) -> Op:  # fmt: skip
-    """Perform `effect()` until it answers, retrying what `retry` says is worth it
+    """Perform `effect` until it answers, retrying what `retry` says is worth it
     (with backoff and the server's Retry-After) within `deadline`. `answered`:
     retry only what the server answered (429, 502/503: nothing was done), never
     a network error, after which a request that stores something may be done."""
-    attempt = 0
-    while True:
-        attempt += 1
+    for attempt in itertools.count(1):
         try:
-            return (yield effect())
+            return (yield effect)
         except PerceptError as error:
             if answered and error.status is None:
                 raise
@@ -124,8 +126,7 @@ def resumed(
             error = exc
         if handle is not None:
             yield Close(handle)
-        attempt = 1 if seen else attempt
-        yield Sleep(next_delay(error, attempt, deadline, retry))
+        yield Sleep(next_delay(error, 1 if seen else attempt, deadline, retry))
         attempt = 0 if seen else attempt
 
 
@@ -143,55 +144,24 @@ def walk(fetch: Callable[[str | None], Op], items: str, next_field: str = "next_
         page = yield from fetch(token)
         for item in getattr(page, items):
             yield Item(item)
-        token = getattr(page, next_field)
-        if not token:
+        if not (token := getattr(page, next_field)):
             return
 
 
+@dataclass(frozen=True, slots=True)
 class Stop:
     """What a `relay` callback returns to end the relay with `value`."""
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    value: Any
 
 
 SKIP: Any = object()  # what a `relay` callback returns to pass an item over
 
 
-def relay(op: Op, on_item: Callable[[Any], Any]) -> Op:
-    """Run `op` inside another operation: its effects pass through; each of its
-    Items goes to `on_item`, whose answer is yielded as an Item instead (SKIP:
-    none), or ends the relay when it is a Stop."""
-    answer: Any = None
-    error: PerceptError | None = None
-    try:
-        while True:
-            try:
-                effect = op.throw(error) if error is not None else op.send(answer)
-            except StopIteration as stop:
-                return stop.value
-            answer, error = None, None
-            if isinstance(effect, Item):
-                out = on_item(effect.value)
-                if isinstance(out, Stop):
-                    return out.value
-                if out is not SKIP:
-                    yield Item(out)
-                continue
-            try:
-                answer = yield effect
-            except PerceptError as exc:
-                error = exc
-    finally:
-        op.close()
-
-
-# --- the drivers ------------------------------------------------------------------------
-
-
 class _Run:
-    """One operation in progress: steps it to its next effect, keeps what it
-    asked to undo, and whether it ended on its own (a value or an API error)."""
+    """One operation in progress: steps it to its next effect (it gets `answer`
+    back, or `error` thrown in), keeps the streams it opened, what it asked to
+    undo, and whether it ended on its own (a value or an API error)."""
 
     def __init__(self, op: Op) -> None:
         self.op = op
@@ -202,28 +172,30 @@ class _Run:
         self.error: PerceptError | None = None
         self.streams: list[Any] = []
 
+    def step(self) -> Any:
+        """The operation's next effect; None once it has its value."""
+        answer, error, self.answer, self.error = self.answer, self.error, None, None
+        try:
+            return self.op.throw(error) if error is not None else self.op.send(answer)
+        except StopIteration as stop:
+            self.finished, self.value = True, stop.value
+            return None
+        except PerceptError:
+            self.finished = True  # the server's answer: nothing to undo
+            raise
+
+    def next(self) -> Any:
+        """The next effect for the driver, keeping what it defers."""
+        while isinstance(effect := self.step(), Defer):
+            self.deferred.append(effect.op)
+        return effect
+
     def got(self, effect: Any, answer: Any) -> None:
         self.answer = answer
-        if isinstance(effect, Opens):
+        if getattr(effect, "opens", False):
             self.streams.append(answer)
         elif isinstance(effect, Close):
             self.streams.remove(effect.handle)
-
-    def next(self) -> Any:
-        """The next effect for the driver; None once the operation has its value."""
-        while True:
-            answer, error, self.answer, self.error = self.answer, self.error, None, None
-            try:
-                effect = self.op.throw(error) if error is not None else self.op.send(answer)
-            except StopIteration as stop:
-                self.finished, self.value = True, stop.value
-                return None
-            except PerceptError:
-                self.finished = True  # the server's answer: nothing to undo
-                raise
-            if not isinstance(effect, Defer):
-                return effect
-            self.deferred.append(effect.op)
 
     def undo(self) -> list[Callable[[], Op]]:
         """What to run now that the caller left: nothing when it ended on its own."""
@@ -231,11 +203,35 @@ class _Run:
         return [] if self.finished else self.deferred
 
 
-def iterate(op: Op, io: Any) -> Iterator[Any]:
-    """Run an operation synchronously: its Items are yielded, its value returned.
+def relay(op: Op, on_item: Callable[[Any], Any]) -> Op:
+    """Run `op` inside another operation: its effects pass through; each of its
+    Items goes to `on_item`, whose answer is yielded as an Item instead (SKIP:
+    none), or ends the relay when it is a Stop."""
+    inner = _Run(op)
+    try:
+        while (effect := inner.step()) is not None:
+            if not isinstance(effect, Item):
+                try:
+                    inner.answer = yield effect
+                except PerceptError as exc:
+                    inner.error = exc
+            elif isinstance(out := on_item(effect.value), Stop):
+                return out.value
+            elif out is not SKIP:
+                yield Item(out)
+        return inner.value
+    finally:
+        op.close()
+
+
+# --- the drivers ------------------------------------------------------------------------
+
+
+def iterate(op: Op, io: Any, state: _Run | None = None) -> Iterator[Any]:
+    """Run an operation synchronously, yielding its Items (its value: `state`'s).
     `io.perform(effect)` runs a transport's effects (`Close(handle)` too, for
     the streams an operation left open)."""
-    state = _Run(op)
+    state = state or _Run(op)
     try:
         while (effect := state.next()) is not None:
             if isinstance(effect, Item):
@@ -247,7 +243,6 @@ def iterate(op: Op, io: Any) -> Iterator[Any]:
                     state.got(effect, io.perform(effect))
                 except PerceptError as exc:
                     state.error = exc
-        return state.value
     finally:
         for handle in state.streams:
             io.perform(Close(handle))
@@ -258,12 +253,10 @@ def iterate(op: Op, io: Any) -> Iterator[Any]:
 
 def run(op: Op, io: Any) -> Any:
     """Run an operation synchronously to its value."""
-    steps = iterate(op, io)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
+    state = _Run(op)
+    for _ in iterate(op, io, state):
+        pass
+    return state.value
 
 
 async def aiterate(op: Op, io: Any, state: _Run | None = None) -> AsyncIterator[Any]:
@@ -315,40 +308,27 @@ class Closing:
 # --- operations -> client methods ---------------------------------------------------------
 
 
-def _sync_method(fn: Callable[..., Op]) -> Callable[..., Any]:
-    if getattr(fn, "streams", False):
-
-        def method(self, *args, **kwargs):
-            return iterate(fn(self, *args, **kwargs), self)
-
-    else:
-
-        def method(self, *args, **kwargs):
-            return run(fn(self, *args, **kwargs), self)
-
-    return functools.wraps(fn)(method)
+def install(cls: type, ops: list[Callable[..., Op]], asynchronous: bool) -> type:
+    """Give `cls` a method per operation (named as the operation), run by the
+    sync or the asyncio driver with the instance as its I/O."""
+    for fn in ops:
+        setattr(cls, fn.__name__, _method(fn, asynchronous))
+    return cls
 
 
-def _async_method(fn: Callable[..., Op]) -> Callable[..., Any]:
-    if getattr(fn, "streams", False):
-
-        def method(self, *args, **kwargs):
-            return aiterate(fn(self, *args, **kwargs), self)
-
-    else:
+def _method(fn: Callable[..., Op], asynchronous: bool) -> Callable[..., Any]:
+    """A streaming operation's method returns an iterator (an async one under
+    asyncio) of its Items; any other's its value (a coroutine under asyncio)."""
+    streams = getattr(fn, "streams", False)
+    if asynchronous and not streams:
 
         async def method(self, *args, **kwargs):
             return await arun(fn(self, *args, **kwargs), self)
 
-    wrapped = functools.wraps(fn)(method)
-    wrapped.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-    return wrapped
+    else:
+        drive = (aiterate if asynchronous else iterate) if streams else run
 
+        def method(self, *args, **kwargs):
+            return drive(fn(self, *args, **kwargs), self)
 
-def install(cls: type, ops: list[Callable[..., Op]], asynchronous: bool) -> type:
-    """Give `cls` a method per operation (named as the operation), run by the
-    sync or the asyncio driver with the instance as its I/O."""
-    make = _async_method if asynchronous else _sync_method
-    for fn in ops:
-        setattr(cls, fn.__name__, make(fn))
-    return cls
+    return functools.wraps(fn)(method)

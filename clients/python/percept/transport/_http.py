@@ -14,7 +14,7 @@ import httpx
 
 from percept.errors import DeadlineExceeded, InvalidInput, PerceptError, Unavailable, from_http
 from percept.retry import Deadline
-from percept.transport._core import Opens, retried
+from percept.transport._core import retried
 from percept.transport._ops import DEFAULT
 
 CONNECT_TIMEOUT_S = 10.0
@@ -28,49 +28,36 @@ SSE_READ_TIMEOUT_S = 45.0
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request; its answer is the response, or the PerceptError it means."""
+    """One HTTP request; its answer is the response, or the PerceptError it means.
+    One that `opens` a stream answers a handle instead (see `open_events`)."""
 
     method: str
     path: str
-    deadline: Deadline
+    deadline: Deadline | None  # None: a stream that is never done (follow_events)
     files: Callable[[contextlib.ExitStack], dict[str, Any]] | None = None
     ok: tuple[int, ...] = ()  # error statuses that are answers too
     options: Mapping[str, Any] = field(default_factory=dict)  # httpx's params, headers, json, data
+    opens: bool = False
 
     def send(self, stack: contextlib.ExitStack) -> dict[str, Any]:
         """httpx's arguments for one attempt (a file is opened afresh for each)."""
         files = self.files(stack) if self.files else None
-        return dict(method=self.method, url=self.path, files=files,
-                    timeout=_timeout(self.deadline), **self.options)  # fmt: skip
+        timeout = httpx.Timeout(30, read=60)
+        if self.deadline is not None:
+            read = self.deadline.cap(SSE_READ_TIMEOUT_S if self.opens else None)
+            timeout = httpx.Timeout(read, connect=self.deadline.cap(CONNECT_TIMEOUT_S))
+        return dict(method=self.method, url=self.path, files=files, timeout=timeout,
+                    **self.options)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class OpenEvents(Opens):
-    """A Server-Sent Events stream; its answer is a handle to read with NextEvent."""
-
-    path: str
-    deadline: Deadline | None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    params: Mapping[str, str] | None = None
-
-    def send(self) -> dict[str, Any]:
-        timeout = (
-            _timeout(self.deadline, SSE_READ_TIMEOUT_S)
-            if self.deadline
-            else httpx.Timeout(30, read=60)
-        )
-        return dict(params=self.params, headers=self.headers, timeout=timeout)
-
-
-@dataclass(frozen=True)
-class NextEvent:
-    """The stream's next event (httpx_sse's ServerSentEvent), None at its end."""
-
-    handle: Any
-
-
-def _timeout(deadline: Deadline, read: float | None = None) -> httpx.Timeout:
-    return httpx.Timeout(deadline.cap(read), connect=deadline.cap(CONNECT_TIMEOUT_S))
+def open_events(
+    path: str, deadline: Deadline | None, headers: Mapping[str, str], params: Any = None
+) -> Request:
+    """A Server-Sent Events stream: its handle's `Next` is an event (httpx_sse's
+    ServerSentEvent)."""
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-store", **headers}
+    options = {"headers": headers, "params": params}
+    return Request("GET", path, deadline, options=options, opens=True)
 
 
 def body_of(response: httpx.Response) -> Any:
@@ -103,7 +90,7 @@ def request(c, method: str, path: str, *, timeout=None, retry=None, conflict=Fal
     `stores` something not after a network error (see `_core.retried`)."""
     deadline = kw.pop("deadline", None) or deadline_for(timeout, c.timeout)
     effect = Request(method, path, deadline, kw.pop("files", None), kw.pop("ok", ()), kw)
-    return (yield from retried(lambda: effect, retry or c.retry, deadline, conflict, stores))
+    return (yield from retried(effect, retry or c.retry, deadline, conflict, stores))
 
 
 def call(c, method: str, path: str, read: Callable[[Any], Any], timeout=None, **kw):
@@ -112,15 +99,16 @@ def call(c, method: str, path: str, read: Callable[[Any], Any], timeout=None, **
     return read(response.json() if response.content else None)
 
 
-def segment(value: str, what: str) -> str:
-    """One URL path segment. An all-dots value ('.', '..') cannot be one: HTTP
-    clients drop '.' or climb a level at '..', so it is refused here."""
+def segment(value: str, name: str) -> str:
+    """The path parameter `name` as one URL path segment. An all-dots value ('.',
+    '..') cannot be one: HTTP clients drop '.' or climb a level at '..', so it
+    is refused here."""
     text = str(value)
     if text and text.strip(".") == "":
         raise InvalidInput(
-            f"{what} {text!r} is only dots: a URL path cannot carry '.', '..' or '...' "
-            "as themselves",
+            f"{name.replace('_', ' ')} {text!r} is only dots: a URL path cannot carry '.', "
+            "'..' or '...' as themselves",
             code="invalid_argument",
-            fields=(what.replace(" ", "_"),),
+            fields=(name,),
         )
     return urllib.parse.quote(text, safe="")

@@ -262,7 +262,8 @@ def enroll(
     retried after a network error: a call cut off midway may have enrolled."""
     values = {"collection_id": collection_id, "subject": subject, "external_id": external_id,
               "max_faces": max_faces}  # fmt: skip
-    return (yield from c._route(ENROLL, values, timeout, (image, color, options, fields)))
+    values = kind_options(Kind.FACE, "image", options, fields, values)
+    return (yield from c._route(ENROLL, values, timeout, (image, color)))
 
 
 def verify(
@@ -272,7 +273,8 @@ def verify(
 ) -> Verification:  # fmt: skip
     """Is the image's largest face `subject`'s? (`.match`, `.distance`)"""
     values = {"collection_id": collection_id, "subject": subject, "threshold": threshold}
-    return (yield from c._route(VERIFY, values, timeout, (image, color, options, fields)))
+    values = kind_options(Kind.FACE, "image", options, fields, values)
+    return (yield from c._route(VERIFY, values, timeout, (image, color)))
 
 
 OPERATIONS = [

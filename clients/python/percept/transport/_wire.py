@@ -40,17 +40,18 @@ def check(option_rules: Mapping[str, rules.Rule], values: Mapping[str, Any]) -> 
 
 
 @functools.cache
-def _fields(descriptor: Descriptor) -> dict[str, tuple[tuple[str, ...], FieldDescriptor]]:
-    """Option name -> (path from the request, field), flattened as the gateway does
-    (once per message type: a live stream fills a request per frame)."""
-    out: dict[str, tuple[tuple[str, ...], FieldDescriptor]] = {}
+def _fields(descriptor: Descriptor) -> dict[str, tuple[str | None, FieldDescriptor]]:
+    """Option name -> (the request's message field that holds it, None: the
+    request itself; the field), flattened as the gateway does (once per message
+    type: a live stream fills a request per frame)."""
+    out: dict[str, tuple[str | None, FieldDescriptor]] = {}
     for field in descriptor.fields:
         if field.message_type is None:
-            out[field.name] = ((field.name,), field)
+            out[field.name] = (None, field)
         elif not field.is_repeated:
             for sub in field.message_type.fields:
                 if sub.message_type is None:
-                    out.setdefault(sub.name, ((field.name, sub.name), sub))
+                    out.setdefault(sub.name, (field.name, sub))
     return out
 
 
@@ -72,26 +73,25 @@ def fill(message: Message, values: Mapping[str, Any], aliases: Mapping[str, str]
         found = fields.get(names.get(name, name))
         if found is None:
             continue
-        path, field = found
-        target = message
-        for part in path[:-1]:
-            target = getattr(target, part)
+        parent, field = found
+        target = getattr(message, parent) if parent else message
         if field.is_repeated:
             getattr(target, field.name).extend(value)
         elif field.enum_type is not None:
-            choices = rules.enum_choices(field)
-            if str(value).lower() not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
-            setattr(target, field.name, _numbers(field)[choices.index(str(value).lower())])
+            number = _enum(field).get(str(value).lower())
+            if number is None:
+                raise ValueError(f"{name} must be one of {', '.join(_enum(field))} (got {value!r})")
+            setattr(target, field.name, number)
         else:
             setattr(target, field.name, value)
     return message
 
 
 @functools.cache
-def _numbers(field: FieldDescriptor) -> tuple[int, ...]:
-    """The numbers of an enum's values, in the order of `rules.enum_choices`."""
-    return tuple(v.number for v in field.enum_type.values if not v.name.endswith("_UNSPECIFIED"))
+def _enum(field: FieldDescriptor) -> dict[str, int]:
+    """An enum's numbers by their REST spellings (`rules.enum_choices`)."""
+    numbers = [v.number for v in field.enum_type.values if not v.name.endswith("_UNSPECIFIED")]
+    return dict(zip(rules.enum_choices(field), numbers, strict=True))
 
 
 @functools.cache
@@ -126,10 +126,7 @@ def _value(field: FieldDescriptor, value: Any) -> Any:
             return value.ToDatetime(tzinfo=UTC).isoformat() if value.seconds else None
         return to_json(value)
     if field.enum_type is not None:
-        numbers = _numbers(field)
-        return (
-            rules.enum_choices(field)[numbers.index(value)] if value in numbers else "unspecified"
-        )
+        return next((name for name, n in _enum(field).items() if n == value), "unspecified")
     if field.name in _ROUNDED:
         return round(value, 6)
     return value

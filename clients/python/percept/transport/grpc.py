@@ -15,14 +15,16 @@ Targets: "host:port", a list of replicas ("h1:p,h2:p", round robin over the
 SERVING ones) or a target URI ("dns:///face:50051"). UNAVAILABLE is retried
 with backoff (and a `retry-after` in the trailing metadata) within every
 call's deadline; a broken video stream is reopened and continues after its
-last frame; live streams are not retried. `token=` (or PERCEPT_GRPC_TOKEN, or
-the `make run` stack's) goes as `authorization: Bearer <token>` metadata.
+last frame; live streams are not retried. The token goes as
+`authorization: Bearer <token>` metadata.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
+import itertools
 import json
 import logging
 import threading
@@ -41,7 +43,7 @@ from percept.inputs import Color, ImageInput
 from percept.options import FaceOptions, ObjectOptions, merge, set_values
 from percept.retry import Deadline, RetryPolicy
 from percept.transport import _ops, _wire
-from percept.transport._core import Close, Closing, Item, Opens, install, resumed, retried, stream
+from percept.transport._core import Close, Closing, Item, Next, install, resumed, retried, stream
 from percept.transport._ops import DEFAULT as _DEFAULT
 from percept.transport._ops import Route, identification, kind_options
 from percept.types import Comparison, FrameResult, Health, ImageResult, Kind, ModelInfo, VideoURI
@@ -49,7 +51,7 @@ from percept.types import Comparison, FrameResult, Health, ImageResult, Kind, Mo
 DEFAULT_FACE_TARGET = stack.DEFAULT_FACE_TARGET
 DEFAULT_OBJECT_TARGET = stack.DEFAULT_OBJECT_TARGET
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_END: Any = object()  # the caller's frames are exhausted
+_END: Any = object()  # a live call's requests are exhausted
 FRAME_WAIT_S = 10.0  # at a live stream's end, how long to wait for the frame being read
 _FACE = "/percept.face.v1.FaceService/"
 _HEALTH = "/grpc.health.v1.Health/Check"
@@ -62,34 +64,28 @@ def channel_target(spec: str) -> str:
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
         raise ValueError("no address given")
+    scheme = parts[0].split(":", 1)[0] in ("dns", "ipv4", "ipv6", "unix")
+    if len(parts) == 1 and (":///" in parts[0] or scheme):
+        return parts[0]
+    ips = [_ip(part) for part in parts]
     if len(parts) == 1:
-        if ":///" in parts[0] or parts[0].split(":", 1)[0] in ("dns", "ipv4", "ipv6", "unix"):
-            return parts[0]
-        return parts[0] if _is_ip(parts[0]) else f"dns:///{parts[0]}"
-    addresses = []
-    for part in parts:
-        host, _, port = part.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"replica address {part!r} is not host:port")
-        if not _is_ip(part):
+        return parts[0] if ips[0] else f"dns:///{parts[0]}"
+    for part, ip in zip(parts, ips, strict=True):
+        if ip is None or not part.rpartition(":")[2].isdigit():
             raise ValueError(
-                f"a replica list takes IP addresses ({part!r} is a name): give one name as "
-                "dns:///name:port to round-robin over every address it resolves to"
+                f"a replica list takes ip:port addresses ({part!r} is not one): give a name "
+                "alone, as dns:///name:port, to round-robin over every address it resolves to"
             )
-        addresses.append(part)
-    v6 = [a for a in addresses if a.startswith("[")]
-    if v6 and len(v6) != len(addresses):
+    if len({ip.version for ip in ips}) > 1:
         raise ValueError("mixing IPv4 and IPv6 replicas in one list is not supported")
-    return ("ipv6:" if v6 else "ipv4:") + ",".join(addresses)
+    return f"ipv{ips[0].version}:" + ",".join(parts)
 
 
-def _is_ip(address: str) -> bool:
-    host = address.rpartition(":")[0].strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+def _ip(address: str) -> Any:
+    """The IP address of "ip:port" ("[ip]:port" for IPv6); None for a name."""
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(address.rpartition(":")[0].strip("[]"))
+    return None
 
 
 def _channel_options(service: str, max_message_bytes: int) -> list[tuple[str, Any]]:
@@ -127,36 +123,18 @@ def _service(path: str) -> str:
 
 @dataclass(frozen=True)
 class Rpc:
-    """A unary call; its answer is the response (or the PerceptError it means)."""
+    """A call of the method at `path`: its answer is the response (or the
+    PerceptError it means); a streaming method's (the descriptors say which)
+    `opens` a stream, its answer a handle whose `Next` is a response."""
 
     path: str
-    request: Any
+    request: Any  # an iterator of them for a live call (one made of each frame as it comes)
     deadline: Deadline
     service: str | None = None  # the channel's, when the path does not say (health)
 
-
-@dataclass(frozen=True)
-class Open(Opens):
-    """A streaming call (the descriptors say which kind); read it with NextMessage."""
-
-    path: str
-    request: Any  # a request, or the caller's frames for a live call (Live)
-    deadline: Deadline
-
-
-@dataclass(frozen=True)
-class Live:
-    """A live call's requests: the caller's frames, `make(frame, first)` each."""
-
-    frames: Iterable[Any] | AsyncIterable[Any]
-    make: Any
-
-
-@dataclass(frozen=True)
-class NextMessage:
-    """The stream's next response, None at its end."""
-
-    handle: Any
+    @property
+    def opens(self) -> bool:
+        return rules.method(self.path).server_streaming
 
 
 # --- requests and answers ------------------------------------------------------------------------
@@ -175,10 +153,9 @@ def _request(path: str, values: dict[str, Any], content: bytes | VideoURI | None
     return _wire.fill(message, values, aliases)
 
 
-def _read(kind: Kind, frame: bool = False):
+def _result(kind: Kind, response: Any, frame: bool = False) -> Any:
     """A detection's response -> its result, read as the REST JSON."""
-    result = FrameResult if frame else ImageResult
-    return lambda response: result.from_json(_wire.to_json(response), kind)
+    return (FrameResult if frame else ImageResult).from_json(_wire.to_json(response), kind)
 
 
 def _deadline(timeout: Any, default: float | None) -> Deadline:
@@ -189,8 +166,7 @@ def unary(c, path: str, request: Any, timeout: Any, stores: bool = False):
     """One call, retried on UNAVAILABLE within the deadline; one that `stores`
     something is not (gRPC does not say whether the service had it)."""
     deadline = _deadline(timeout, c.timeout)
-    effect = Rpc(path, request, deadline)
-    return (yield from retried(lambda: effect, c.retry, deadline, answered=stores))
+    return (yield from retried(Rpc(path, request, deadline), c.retry, deadline, answered=stores))
 
 
 # --- the transport's primitives: what `_ops` asks of it -----------------------------------
@@ -200,7 +176,7 @@ def _detect(c, kind, image, options, color, timeout, fields, identify=None):
     """One image, one unary call of the kind's method."""
     values = kind_options(kind, "image", options, fields, identify)
     request = _request(_path(kind, "image"), values, inputs.image_bytes(image, color))
-    return _read(kind)((yield from unary(c, _path(kind, "image"), request, timeout)))
+    return _result(kind, (yield from unary(c, _path(kind, "image"), request, timeout)))
 
 
 def _video(c, kind, video, options, color, timeout, fields, identify=None):
@@ -210,27 +186,23 @@ def _video(c, kind, video, options, color, timeout, fields, identify=None):
     values = kind_options(kind, "video", options, fields, identify)
     request = _request(_path(kind, "video"), values, source)
     deadline = _deadline(timeout, c.video_timeout)
-    frame, last = _read(kind, frame=True), [-1]
+    last = [-1]
 
     def read(handle):
-        while (response := (yield NextMessage(handle))) is not None:
+        while (response := (yield Next(handle))) is not None:
             if response.frame_index > last[0]:  # not delivered before a retry
                 last[0] = response.frame_index
-                yield Item(frame(response))
+                yield Item(_result(kind, response, frame=True))
         return True
 
-    open_ = lambda: Open(_path(kind, "video"), request, deadline)  # noqa: E731
+    open_ = lambda: Rpc(_path(kind, "video"), request, deadline)  # noqa: E731
     return (yield from resumed(open_, read, deadline, c.retry))
 
 
 def _route(c, route: Route, values: dict[str, Any], timeout, image=None):
     """A declared route, as its FaceService method: the values fill its request."""
     values = {k: v for k, v in values.items() if v is not None}
-    content = None
-    if image is not None:
-        image, color, options, fields = image
-        values = kind_options(Kind.FACE, "image", options, fields, values)
-        content = inputs.image_bytes(image, color)
+    content = None if image is None else inputs.image_bytes(*image)  # (image, color)
     path = _FACE + route.rpc
     response = yield from unary(c, path, _request(path, values, content), timeout, route.stores)
     answer = _wire.to_json(response)
@@ -273,13 +245,15 @@ def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None)
     """Live frames in, each frame's result out; the options go with the first
     frame only (the service keeps them)."""
     values, path = kind_options(kind, "video", options, fields, identify), _path(kind, "live")
-    make = lambda frame, first: _request(  # noqa: E731
-        path, values if first else {}, inputs.image_bytes(frame, color)
-    )
-    handle = yield Open(path, Live(frames, make), _deadline(timeout, c.video_timeout))
-    read = _read(kind, frame=True)
-    while (response := (yield NextMessage(handle))) is not None:
-        yield Item(read(response))
+    sent = itertools.chain([values], itertools.repeat({}))  # each request's options
+    make = lambda frame: _request(path, next(sent), inputs.image_bytes(frame, color))  # noqa: E731
+    if isinstance(frames, AsyncIterable):
+        requests: Any = (make(frame) async for frame in frames)
+    else:
+        requests = map(make, frames)
+    handle = yield Rpc(path, requests, _deadline(timeout, c.video_timeout))
+    while (response := (yield Next(handle))) is not None:
+        yield Item(_result(kind, response, frame=True))
 
 
 @stream
@@ -306,17 +280,14 @@ def stream_objects(
     return (yield from _live(c, Kind.OBJECT, frames, options, color, timeout, fields))
 
 
-_DELETE_FACES = Route(
-    "delete_faces", "", "", lambda b: list(b.get("deleted_face_ids", ())), rpc="DeleteFaces"
-)
-
-
 def delete_faces(
     c, collection_id: str, face_ids: Sequence[str], *, timeout: float | None = _DEFAULT
 ) -> list[str]:
     """Delete enrolled faces by id, everywhere; -> the ids that existed."""
-    values = {"collection_id": collection_id, "face_ids": list(face_ids)}
-    return (yield from _route(c, _DELETE_FACES, values, timeout))
+    path = _FACE + "DeleteFaces"
+    request = _request(path, {"collection_id": collection_id, "face_ids": list(face_ids)})
+    response = yield from unary(c, path, request, timeout)
+    return list(response.deleted_face_ids)
 
 
 def delete_face(c, collection_id: str, face_id: str, *, timeout: float | None = _DEFAULT) -> None:
@@ -357,26 +328,21 @@ class _SyncLive:
     once the call has ended, and the call does not end until the frame being
     read is done."""
 
-    def __init__(self, client: _Base, effect: Open) -> None:
-        self.live: Live = effect.request
+    def __init__(self, client: _Base, effect: Rpc) -> None:
+        self.requests: Iterator[Any] = effect.request
         self.failure: list[BaseException] = []
         self.ended = threading.Event()
         self.reading = threading.Lock()  # held while the caller's iterator makes a frame
         self.call = client._call(effect, self._requests())
 
     def _requests(self) -> Iterator[Any]:
-        first = True
         try:
-            with self.reading:
-                frames = iter(self.live.frames)  # type: ignore[arg-type]
             while True:
                 with self.reading:
-                    frame = _END if self.ended.is_set() else next(frames, _END)
-                    if frame is _END:
-                        return
-                    request = self.live.make(frame, first)
+                    request = _END if self.ended.is_set() else next(self.requests, _END)
+                if request is _END:
+                    return
                 yield request
-                first = False
         except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
             self.failure.append(exc)
 
@@ -400,21 +366,20 @@ class _SyncLive:
 class _AsyncLive:
     """A live call on a grpc.aio channel, fed from a sync or an async iterator."""
 
-    def __init__(self, client: _Base, effect: Open) -> None:
-        self.live: Live = effect.request
+    def __init__(self, client: _Base, effect: Rpc) -> None:
+        self.requests = effect.request
         self.failure: list[BaseException] = []
         self.call = client._call(effect, self._requests())
         self.read = self.call.read
 
     async def _requests(self):
-        first = True
-        frames = self.live.frames
         try:
-            if not isinstance(frames, AsyncIterable):
-                frames = _aiter(frames)
-            async for frame in frames:
-                yield self.live.make(frame, first)
-                first = False
+            if isinstance(self.requests, AsyncIterable):
+                async for request in self.requests:
+                    yield request
+            else:
+                for request in self.requests:
+                    yield request
         except Exception as exc:  # noqa: BLE001 - raised to the caller at the end
             self.failure.append(exc)
 
@@ -422,11 +387,6 @@ class _AsyncLive:
         self.call.cancel()
         if self.failure:
             raise self.failure[0]
-
-
-async def _aiter(items: Iterable[Any]):
-    for item in items:
-        yield item
 
 
 class _Base(Closing):
@@ -461,11 +421,9 @@ class _Base(Closing):
         self.retry = retry or RetryPolicy()
         self.max_message_bytes = max_message_bytes
         self._credentials = credentials
-        self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
-        )
-        if tenant:  # whose face collections (the services trust it; "default" unless given)
-            self._metadata += (("x-percept-tenant", tenant),)
+        # the tenant: whose face collections (the services trust it; "default" unless given)
+        metadata = {"authorization": f"Bearer {token}" if token else "", "x-percept-tenant": tenant}
+        self._metadata = tuple((k, v) for k, v in metadata.items() if v)
         self._channels: dict[str, Any] = {}  # by service
 
     def _channel(self, service: str):
@@ -480,19 +438,18 @@ class _Base(Closing):
             )
         return self._channels[service]
 
-    def _start(self, effect: Rpc | Open) -> Any:
-        """Start the call of an Rpc or an Open."""
-        if isinstance(effect.request, Live):
+    def _start(self, effect: Rpc) -> Any:
+        if rules.method(effect.path).client_streaming:
             return self._live(self, effect)
         return self._call(effect, effect.request)
 
-    def _call(self, effect: Rpc | Open, request: Any) -> Any:
+    def _call(self, effect: Rpc, request: Any) -> Any:
         """Call `effect`'s method with `request` (an iterator of them for a live
         call): the descriptors say whether requests and responses stream."""
         rpc, make = rules.method(effect.path), message_factory.GetMessageClass
         shape = ("stream" if rpc.client_streaming else "unary") + (
             "_stream" if rpc.server_streaming else "_unary")  # fmt: skip
-        channel = self._channel(getattr(effect, "service", None) or _service(effect.path))
+        channel = self._channel(effect.service or _service(effect.path))
         method = getattr(channel, shape)(
             effect.path, request_serializer=make(rpc.input_type).SerializeToString,
             response_deserializer=make(rpc.output_type).FromString,
@@ -521,7 +478,7 @@ class GrpcClient(_Base):
     def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with grpc."""
         try:
-            if isinstance(effect, NextMessage):
+            if isinstance(effect, Next):
                 return next(effect.handle, None)
             if isinstance(effect, Close):
                 return effect.handle.cancel()  # the caller stopped early: stop the service too
@@ -545,13 +502,13 @@ class AsyncGrpcClient(_Base):
     async def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with grpc.aio."""
         try:
-            if isinstance(effect, NextMessage):
+            if isinstance(effect, Next):
                 response = await effect.handle.read()
                 return None if response is grpc.aio.EOF else response
             if isinstance(effect, Close):
                 return effect.handle.cancel()  # a live call raises the frames' failure here
             call = self._start(effect)
-            return await call if isinstance(effect, Rpc) else call
+            return call if effect.opens else await call
         except grpc.RpcError as exc:
             raise from_grpc(exc) from None
 

@@ -6,9 +6,8 @@ on each), tasks, their Server-Sent Events, cancel, health, and (declared in
 Each operation is written once, as a sans-IO generator (see `_core`); the two
 classes differ only in the I/O that runs it. Built-in kinds are known from the
 protos (`percept.rules`); any other kind the gateway lists in GET /api/kinds
-is submitted to its route too (its result: a GenericResult). `api_key=` (or
-PERCEPT_API_KEY, or the `make run` stack's: see `percept.stack`) goes as
-`Authorization: Bearer <key>`.
+is submitted to its route too (its result: a GenericResult). The API key
+goes as `Authorization: Bearer <key>`.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
-from httpx_sse import aconnect_sse, connect_sse
+from httpx_sse import EventSource
 
 from percept import inputs, rules, stack, webhooks
 from percept.errors import Conflict, DeadlineExceeded, PerceptError
@@ -37,6 +36,7 @@ from percept.transport._core import (
     Closing,
     Defer,
     Item,
+    Next,
     Stop,
     install,
     relay,
@@ -45,14 +45,12 @@ from percept.transport._core import (
     walk,
 )
 from percept.transport._http import (
-    NextEvent,
-    OpenEvents,
-    Request,
     body_of,
     call,
     checked,
     deadline_for,
     network_error,
+    open_events,
     request,
     segment,
 )
@@ -97,9 +95,8 @@ def kinds(c, *, timeout: float | None = None) -> list[KindInfo]:
     return c._kinds
 
 
-def _kind_info(c, name: str, media: Media | None, source) -> Any:
-    """A kind the gateway lists (fetched once per client), on the media asked or guessed."""
-    media = media or inputs.guess_media(source)
+def _kind_info(c, name: str, media: Media) -> Any:
+    """A kind the gateway lists (fetched once per client), on `media`."""
     for info in (yield from kinds(c)):
         if info.kind == name and info.media == media:
             return info
@@ -137,16 +134,16 @@ def submit(
     (required), `top_k` and `threshold` too. `webhook` names a webhook
     subscription (its id) that the task's end event goes to.
     """
+    media = media or inputs.guess_media(source)
     try:
         kind = Kind.parse(kind)
     except ValueError:
-        info = yield from _kind_info(c, str(kind), media, source)
-        media, path = info.media, info.path
+        info = yield from _kind_info(c, str(kind), media)
+        path = info.path
         values = {"collection_id": collection_id, "top_k": top_k, "threshold": threshold, **fields}
         values = {k: v for k, v in values.items() if v is not None}
         _wire.check(rules.rules_from_schema(info.options), values)
     else:
-        media = media or inputs.guess_media(source)
         path = kind.path(media)
         identify = identification(kind, collection_id, top_k, threshold)
         values = kind_options(kind, media, options, fields, identify)
@@ -245,7 +242,7 @@ def events(c, task: TaskRef, *, after: str | None = None, timeout: float | None 
     last = [after]
 
     def read(handle):
-        while (sse := (yield NextEvent(handle))) is not None:
+        while (sse := (yield Next(handle))) is not None:
             last[0] = sse.id or last[0]
             event = _event(sse)
             if event is not None:
@@ -263,7 +260,7 @@ def events(c, task: TaskRef, *, after: str | None = None, timeout: float | None 
 
     def open_():
         headers = {"Last-Event-ID": last[0]} if last[0] else {}
-        return OpenEvents(f"/api/task/{task_id}/events", deadline, headers)
+        return open_events(f"/api/task/{task_id}/events", deadline, headers)
 
     return (yield from resumed(open_, read, deadline, c.retry))
 
@@ -351,14 +348,10 @@ class _Base(Closing):
         """A declared route: path values in the path, the others in the query of a
         GET or DELETE, in the JSON body (or with an image, the form) otherwise."""
         sent = {route.rename.get(k, k): v for k, v in values.items()}
-        path = route.path.format(
-            **{n: segment(sent.pop(n), n.replace("_", " ")) for n in route.in_path}
-        )
-        if image is not None:  # with its face options, as a multipart form
-            image, color, options, fields = image
-            form = kind_options(Kind.FACE, "image", options, fields, sent)
-            kw = {"files": inputs.image_upload(image, color),
-                  "data": {k: form_value(v) for k, v in form.items()}}  # fmt: skip
+        path = route.path.format(**{n: segment(sent.pop(n), n) for n in route.in_path})
+        if image is not None:  # (image, color), the values as a multipart form
+            kw = {"files": inputs.image_upload(*image),
+                  "data": {k: form_value(v) for k, v in sent.items()}}  # fmt: skip
         elif route.method in ("GET", "DELETE"):
             kw = {"params": {k: form_value(v) for k, v in sent.items() if v is not None}}
         else:
@@ -367,19 +360,12 @@ class _Base(Closing):
         return (yield from call(self, route.method, path, read, timeout, stores=route.stores, **kw))
 
 
-delete_face = operation(
-    Route(
-        "delete_face",
-        "DELETE",
-        "/api/collections/{collection_id}/faces/{face_id}",
-        doc="Delete an enrolled face, everywhere; NotFound when there is no such face.",
-    )
-)
-
-# --- live sources ------------------------------------------------------------------------------
+# --- the REST-only routes: deleting a face by id, live sources ------------------------------
 
 _SOURCE = "/api/sources/{source_id}"
-SOURCE_ROUTES = [
+ROUTES = [
+    Route("delete_face", "DELETE", "/api/collections/{collection_id}/faces/{face_id}",
+          doc="Delete an enrolled face, everywhere; NotFound when there is no such face."),
     Route("add_source", "POST", "/api/sources", Source.from_json, "Register a camera, stream "
           "or file (rtsp://, http(s)://, file://); the stack's source workers start on it at "
           "once. `fields`: name, detect ('objects', 'faces', 'both'), max_fps, zones, lines, "
@@ -407,8 +393,8 @@ def health(c, *, timeout: float | None = None) -> Health:
 
 
 OPERATIONS = [
-    kinds, submit, task, cancel, tasks, iter_tasks, events, wait, iter_frames, delete_face,
-    health, *_ops.OPERATIONS, *map(operation, SOURCE_ROUTES + webhooks.ROUTES),
+    kinds, submit, task, cancel, tasks, iter_tasks, events, wait, iter_frames, health,
+    *_ops.OPERATIONS, *map(operation, ROUTES + webhooks.ROUTES),
     *webhooks.OPERATIONS,
 ]  # fmt: skip
 
@@ -427,42 +413,32 @@ class Client(_Base):
 
     def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with httpx."""
-        deadline = getattr(effect, "deadline", None)
         try:
-            if isinstance(effect, Request):
-                with contextlib.ExitStack() as files:
-                    return checked(self._http.request(**effect.send(files)), effect.ok)
-            if isinstance(effect, OpenEvents):
-                opened = connect_sse(self._http, "GET", effect.path, **effect.send())
-                source = opened.__enter__()
-                if source.response.status_code >= 400:
-                    source.response.read()
-                    opened.__exit__(None, None, None)
-                    checked(source.response)
-                return opened, source.iter_sse()
-            if isinstance(effect, NextEvent):
+            if isinstance(effect, Next):
                 return next(effect.handle[1], None)
-            assert isinstance(effect, Close)
-            effect.handle[0].__exit__(None, None, None)
+            if isinstance(effect, Close):
+                return effect.handle[0].close()
+            with contextlib.ExitStack() as files:
+                sent = self._http.build_request(**effect.send(files))
+                response = self._http.send(sent, stream=effect.opens)
+            if effect.opens and response.is_error:
+                response.read()  # the error's body; the stream is closed
+            checked(response, effect.ok)
+            return (response, EventSource(response).iter_sse()) if effect.opens else response
         except httpx.TransportError as exc:
-            raise network_error(self.url, exc, deadline) from None
-        return None
+            raise network_error(self.url, exc, getattr(effect, "deadline", None)) from None
 
     def as_completed(
         self, tasks: Iterable[TaskRef], *, timeout: float | None = None, concurrency: int = 8
     ) -> Iterator[Task]:
         """The tasks as each one ends, in the order they end."""
-        tasks = list(tasks)
-        if not tasks:
-            return
-        with concurrent.futures.ThreadPoolExecutor(min(concurrency, len(tasks))) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(concurrency)  # a thread per task at most
+        try:
             futures = [pool.submit(self.wait, t, timeout=timeout) for t in tasks]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    yield future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        finally:
+            pool.shutdown(cancel_futures=True)  # the waits not started; the others end
 
     def wait_all(
         self, tasks: Iterable[TaskRef], *, timeout: float | None = None, concurrency: int = 8
@@ -487,26 +463,20 @@ class AsyncClient(_Base):
 
     async def perform(self, effect: Any) -> Any:
         """Run one effect of an operation (see `_core`) with httpx, awaited."""
-        deadline = getattr(effect, "deadline", None)
         try:
-            if isinstance(effect, Request):
-                with contextlib.ExitStack() as files:
-                    return checked(await self._http.request(**effect.send(files)), effect.ok)
-            if isinstance(effect, OpenEvents):
-                opened = aconnect_sse(self._http, "GET", effect.path, **effect.send())
-                source = await opened.__aenter__()
-                if source.response.status_code >= 400:
-                    await source.response.aread()
-                    await opened.__aexit__(None, None, None)
-                    checked(source.response)
-                return opened, source.aiter_sse()
-            if isinstance(effect, NextEvent):
+            if isinstance(effect, Next):
                 return await anext(effect.handle[1], None)
-            assert isinstance(effect, Close)
-            await effect.handle[0].__aexit__(None, None, None)
+            if isinstance(effect, Close):
+                return await effect.handle[0].aclose()
+            with contextlib.ExitStack() as files:
+                sent = self._http.build_request(**effect.send(files))
+                response = await self._http.send(sent, stream=effect.opens)
+            if effect.opens and response.is_error:
+                await response.aread()
+            checked(response, effect.ok)
+            return (response, EventSource(response).aiter_sse()) if effect.opens else response
         except httpx.TransportError as exc:
-            raise network_error(self.url, exc, deadline) from None
-        return None
+            raise network_error(self.url, exc, getattr(effect, "deadline", None)) from None
 
     async def as_completed(
         self, tasks: Iterable[TaskRef], *, timeout: float | None = None, concurrency: int = 32

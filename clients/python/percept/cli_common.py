@@ -136,27 +136,6 @@ class Gateway:
             fail(error)
 
 
-def connect(server: str | None, api_key: str | None, timeout: float):
-    import percept
-
-    return percept.AsyncClient(
-        server, api_key=api_key, timeout=min(30.0, timeout), wait_timeout=timeout
-    )
-
-
-def run_command(coro) -> Any:
-    """Run the command's coroutine; an SDK error or a bad argument becomes its exit code."""
-    try:
-        return asyncio.run(coro)
-    except (errors.PerceptError, ValueError, TypeError, OSError) as error:
-        fail(error)
-
-
-def call(server: str | None, api_key: str | None, timeout: float, fn):
-    """Run fn(client) against the gateway; errors become exit codes."""
-    return Gateway(server, api_key).call(fn, timeout)
-
-
 async def first(items: AsyncIterator[Any], limit: int) -> list[Any]:
     """The first `limit` items of a paged listing (the SDK's iter_*)."""
     found: list[Any] = []
@@ -202,15 +181,8 @@ def confirm(what: str) -> None:
 # --- a command that talks to the gateway ------------------------------------------------------
 
 
-def with_params(fn: Callable[..., Any], params: Sequence[inspect.Parameter]) -> None:
-    """Give `fn` the signature Typer reads its options from (the commands
-    below take **kwargs and are told their parameters here)."""
-    fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    fn.__annotations__ = {p.name: p.annotation for p in params}
-
-
 def param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
-    """One command parameter, for `with_params` (Typer calls commands with keywords)."""
+    """One command parameter (Typer calls commands with keywords)."""
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                              default=default)  # fmt: skip
 
@@ -253,8 +225,11 @@ def add_gateway_command(
     def command(**kwargs: Any) -> None:
         body(gateway=Gateway(kwargs.pop("server"), kwargs.pop("api_key")), **kwargs)
 
+    # The signature Typer reads the options from.
+    typed = [each for p in params for each in shared.get(p.name, [p])]
+    command.__signature__ = inspect.Signature(typed)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in typed}
     command.__name__, command.__doc__ = body.__name__, body.__doc__
-    with_params(command, [each for p in params for each in shared.get(p.name, [p])])
     group.command(name)(command)
 
 

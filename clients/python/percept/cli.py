@@ -40,24 +40,20 @@ from rich.text import Text
 
 from percept import FaceOptions, ObjectOptions, errors
 from percept.cli_common import (
-    DEFAULT_SERVER,
     USAGE_ERRORS,
-    ApiKey,
-    AsJson,
     ExitCode,
+    Gateway,
     Resource,
-    Server,
+    add_gateway_command,
     app,
-    connect,
     err,
     exit_code_for,
     fail,
     files_argument,
+    gateway_command,
     out,
     param,
     print_json,
-    run_command,
-    with_params,
 )
 from percept.cli_options import given as given_options
 from percept.cli_options import kind_rules, parameters, video_only
@@ -312,52 +308,49 @@ async def _follow(client, task: Task, progress: Progress, bar, unit_total: bool)
 
 
 async def _detect(
+    client,
     kind: Kind,
     paths: Sequence[Path],
     media: dict[Path, Media],  # each path's, guessed by the command
     options: FaceOptions | ObjectOptions,
     image_options: FaceOptions | ObjectOptions,
-    server: str | None,
-    api_key: str | None,
-    timeout: float,
     concurrency: int,
     extra: dict[str, Any] | None = None,
 ) -> list[Outcome]:
     images = [p for p in paths if media[p] == "image"]
     limit = asyncio.Semaphore(concurrency)
-    async with connect(server, api_key, timeout) as client:
-        with progress_bar() as progress:
-            batch = (
-                progress.add_task(f"{len(images)} images", total=len(images))
-                if len(images) > 1
-                else None
-            )
+    with progress_bar() as progress:
+        batch = (
+            progress.add_task(f"{len(images)} images", total=len(images))
+            if len(images) > 1
+            else None
+        )
 
-            async def one(path: Path) -> Outcome:
-                try:
-                    async with limit:
-                        task = await client.submit(
-                            kind,
-                            path,
-                            options if media[path] == "video" else image_options,
-                            media=media[path],
-                            **(extra or {}),
-                        )
-                    if media[path] == "video":
-                        bar = progress.add_task(path.name, total=None)
-                        return Outcome(path, await _follow(client, task, progress, bar, True))
-                    if batch is None:
-                        bar = progress.add_task(path.name, total=1)
-                        final = await client.wait(task)
-                        progress.update(bar, completed=1)
-                    else:
-                        final = await client.wait(task)
-                        progress.advance(batch)
-                    return Outcome(path, final)
-                except (errors.PerceptError, ValueError, OSError) as error:
-                    return Outcome(path, error=error)
+        async def one(path: Path) -> Outcome:
+            try:
+                async with limit:
+                    task = await client.submit(
+                        kind,
+                        path,
+                        options if media[path] == "video" else image_options,
+                        media=media[path],
+                        **(extra or {}),
+                    )
+                if media[path] == "video":
+                    bar = progress.add_task(path.name, total=None)
+                    return Outcome(path, await _follow(client, task, progress, bar, True))
+                if batch is None:
+                    bar = progress.add_task(path.name, total=1)
+                    final = await client.wait(task)
+                    progress.update(bar, completed=1)
+                else:
+                    final = await client.wait(task)
+                    progress.advance(batch)
+                return Outcome(path, final)
+            except (errors.PerceptError, ValueError, OSError) as error:
+                return Outcome(path, error=error)
 
-            return list(await asyncio.gather(*(one(p) for p in paths)))
+        return list(await asyncio.gather(*(one(p) for p in paths)))
 
 
 def _draw(outcomes: list[Outcome], target: Path) -> None:
@@ -420,7 +413,7 @@ def detect_command(group: typer.Typer, name: str, kind: Kind, options_class, hel
     names = [n for n in rules if n in fields or n in IDENTIFY_OPTIONS]
     videos_only = {n: None for n in video_only(kind.value) if n in fields}
 
-    def command(inputs, webhook, as_json, draw, server, api_key, timeout, concurrency, **chosen):
+    def command(inputs, webhook, as_json, draw, gateway, timeout, concurrency, **chosen):
         media = {p: guess_media(p) for p in inputs}  # unreadable files fail here, unsent
         values = given_options(chosen)
         extra = {n: values.pop(n) for n in list(values) if n not in fields}
@@ -428,19 +421,21 @@ def detect_command(group: typer.Typer, name: str, kind: Kind, options_class, hel
             extra["webhook"] = webhook
         options = options_class(**values)
         image_options = dataclasses.replace(options, **videos_only)
-        work = _detect(kind, inputs, media, options, image_options, server, api_key, timeout,
-                       concurrency, extra)  # fmt: skip
-        _report(run_command(work), as_json, draw)
+        outcomes = gateway.call(
+            lambda client: _detect(
+                client, kind, inputs, media, options, image_options, concurrency, extra
+            ),
+            timeout,
+        )
+        _report(outcomes, as_json, draw)
 
     command.__name__, command.__doc__ = f"{name}_command", help
-    with_params(command, [
+    add_gateway_command(group, name, command, [
         param("inputs", Inputs), *leading, *parameters(rules, names),
-        param("webhook", WebhookOpt, None), param("as_json", AsJson, False),
-        param("draw", Draw, None), param("server", Server, DEFAULT_SERVER),
-        param("api_key", ApiKey, None), param("timeout", Timeout, 3600.0),
+        param("webhook", WebhookOpt, None), param("as_json", bool), param("draw", Draw, None),
+        param("gateway", Gateway), param("timeout", Timeout, 3600.0),
         param("concurrency", Concurrency, 4),
     ])  # fmt: skip
-    group.command(name)(command)
 
 
 # The identification's own options (sent beside the face options).
@@ -487,24 +482,19 @@ task_by_id.command(
 )
 
 
-@task_app.command("watch")
+@gateway_command(task_app, "watch")
 def task_watch(
-    task_id: TaskId,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
-    timeout: Timeout = 3600.0,
+    *, task_id: TaskId, as_json: bool, gateway: Gateway, timeout: Timeout = 3600.0
 ) -> None:
     """Follow a task until it ends, with a progress bar; exit 1 unless it succeeds."""
 
-    async def run() -> Task:
-        async with connect(server, api_key, timeout) as client:
-            task = await client.task(await _task_id(client, task_id))
-            with progress_bar() as progress:
-                bar = progress.add_task(task.task_id[:12], total=None)
-                return await _follow(client, task, progress, bar, True)
+    async def run(client) -> Task:
+        task = await client.task(await _task_id(client, task_id))
+        with progress_bar() as progress:
+            bar = progress.add_task(task.task_id[:12], total=None)
+            return await _follow(client, task, progress, bar, True)
 
-    task = run_command(run())
+    task = gateway.call(run, timeout)
     if as_json:
         print_json(task.to_json())
     else:
@@ -522,8 +512,9 @@ task_by_id.command(
 KindChoice = enum.StrEnum("KindChoice", {name: name for name in SHORT_NAMES})
 
 
-@task_app.command("list")
+@gateway_command(task_app, "list")
 def task_list(
+    *,
     status: Annotated[
         TaskStatus | None, typer.Option(help="Only tasks in this status.", show_default=False)
     ] = None,
@@ -531,21 +522,17 @@ def task_list(
         KindChoice | None, typer.Option(help="Only tasks of this kind.", show_default=False)
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 20,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
+    as_json: bool,
+    gateway: Gateway,
 ) -> None:
     """List tasks, newest first."""
-
-    async def run():
-        async with connect(server, api_key, 30.0) as client:
-            return await client.tasks(
-                status=status.value if status else None,
-                kind=kind.value if kind else None,
-                limit=limit,
-            )
-
-    page = run_command(run())
+    page = gateway.call(
+        lambda client: client.tasks(
+            status=status.value if status else None,
+            kind=kind.value if kind else None,
+            limit=limit,
+        )
+    )
     if as_json:
         print_json({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
         raise typer.Exit(ExitCode.OK)
@@ -570,20 +557,19 @@ def task_list(
 # --- health ------------------------------------------------------------------------------------
 
 
-@app.command("health")
+@gateway_command(app, "health")
 def health(
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
+    *,
+    as_json: bool,
+    gateway: Gateway,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
 ) -> None:
     """Is the gateway up and ready? Exit 0 ready, 1 up but not ready, 3 unreachable."""
 
-    async def run() -> tuple[str, Health]:
-        async with connect(server, api_key, timeout) as client:
-            return client.url, await client.health(timeout=timeout)
+    async def run(client) -> tuple[str, Health]:
+        return client.url, await client.health(timeout=timeout)
 
-    server, result = run_command(run())  # the URL found when none was given
+    server, result = gateway.call(run, timeout)  # the URL found when none was given
     if as_json:
         print_json(
             {

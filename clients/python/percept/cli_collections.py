@@ -19,19 +19,16 @@ from rich.text import Text
 
 from percept import Collection, EnrolledFace, errors
 from percept.cli_common import (
-    DEFAULT_SERVER,
-    ApiKey,
-    AsJson,
     ExitCode,
+    Gateway,
     Resource,
-    Server,
     app,
-    call,
     err,
     exit_code_for,
     fail,
     files_argument,
     first,
+    gateway_command,
     one,
     out,
     print_json,
@@ -97,16 +94,16 @@ def faces_table(title: str, faces: Sequence[EnrolledFace]) -> Table:
     return table
 
 
-@collections_app.command("create")
+@gateway_command(collections_app, "create")
 def collections_create(
+    *,
     collection_id: CollectionId,
     description: Annotated[str, typer.Option(help="What the collection is for.")] = "",
     exist_ok: Annotated[
         bool, typer.Option("--exist-ok", help="Succeed when it exists already (left as it is).")
     ] = False,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
+    as_json: bool,
+    gateway: Gateway,
 ) -> None:
     """Create an empty face collection (exit 1 when it exists already, unless --exist-ok)."""
 
@@ -118,7 +115,7 @@ def collections_create(
                 raise
             return await client.collection(collection_id), False
 
-    collection, created = call(server, api_key, 30.0, create)
+    collection, created = gateway.call(create)
     if as_json:
         print_json(collection.to_json())
     elif created:
@@ -156,8 +153,9 @@ collection.command(
 )  # fmt: skip
 
 
-@faces_app.command("enroll")
+@gateway_command(faces_app, "enroll")
 def faces_enroll(
+    *,
     collection_id: CollectionId,
     images: Photos,
     subject: Annotated[str, typer.Option(help="Whose face it is.", show_default=False)],
@@ -166,9 +164,8 @@ def faces_enroll(
     ] = None,
     max_faces: MaxFaces = None,
     upsample: Upsample = None,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
+    as_json: bool,
+    gateway: Gateway,
 ) -> None:
     """Enroll the face in each image under a subject. An image without a usable face
     is refused with the reason (exit 2); the others are still enrolled."""
@@ -188,7 +185,7 @@ def faces_enroll(
                 done.append((path, error))
         return done
 
-    results = call(server, api_key, 120.0, enroll_all)
+    results = gateway.call(enroll_all, 120.0)
     failed = [(p, e) for p, e in results if isinstance(e, BaseException)]
     enrolled = [(p, r) for p, r in results if not isinstance(r, BaseException)]
     if as_json:
@@ -226,8 +223,9 @@ def faces_list(
     return first(faces, limit)
 
 
-@faces_app.command("delete")
+@gateway_command(faces_app, "delete")
 def faces_delete(
+    *,
     collection_id: CollectionId,
     face_ids: Annotated[
         list[str] | None,
@@ -237,9 +235,8 @@ def faces_delete(
         str | None,
         typer.Option(help="Delete every face of this subject instead.", show_default=False),
     ] = None,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
+    as_json: bool,
+    gateway: Gateway,
 ) -> None:
     """Delete faces by id, or every face of a subject (--subject), everywhere."""
     if bool(face_ids) == bool(subject):
@@ -260,7 +257,7 @@ def faces_delete(
                 missing.append(face_id)
         return {"deleted_face_ids": deleted, "not_found": missing}
 
-    outcome = call(server, api_key, 60.0, delete)
+    outcome = gateway.call(delete, 60.0)
     if as_json:
         print_json(outcome)
     elif subject:

@@ -1,6 +1,7 @@
 """What every `percept` command shares: the app, the consoles, the exit codes,
-the connection options, and `sdk_command`, the one shape of a command whose
-work is one SDK call (list, show, add, rm, ...).
+the connection options (`gateway_command`, for every command that talks to the
+gateway), and `sdk_command`, the one shape of a command whose work is one SDK
+call (list, show, add, rm, ...).
 
 Exit codes: 0 ok; 1 the work failed (a task failed or was cancelled, the server
 failed, a collection to create exists already); 2 usage (bad arguments, a file
@@ -12,6 +13,7 @@ key); 3 the server cannot be reached (or has no replica to serve).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import inspect
 import json
@@ -110,30 +112,28 @@ def fail(error: BaseException) -> NoReturn:
 # --- talking to the gateway -------------------------------------------------------------------
 
 
-def connect(server: str | None, api_key: str | None, timeout: float):
-    import percept
+@dataclasses.dataclass(frozen=True)
+class Gateway:
+    """The gateway a command talks to, as its --server and --api-key name it."""
 
-    return percept.AsyncClient(
-        server, api_key=api_key, timeout=min(30.0, timeout), wait_timeout=timeout
-    )
+    server: str | None
+    api_key: str | None
 
+    def call(self, fn: Callable[[Any], Awaitable[Any]], timeout: float = 30.0) -> Any:
+        """Run fn(client) against the gateway, waiting `timeout` seconds at the
+        most; an SDK error or a bad argument becomes its exit code."""
+        import percept
 
-def run_command(coro) -> Any:
-    """Run the command's coroutine; an SDK error or a bad argument becomes its exit code."""
-    try:
-        return asyncio.run(coro)
-    except (errors.PerceptError, ValueError, TypeError, OSError) as error:
-        fail(error)
+        async def go():
+            async with percept.AsyncClient(
+                self.server, api_key=self.api_key, timeout=min(30.0, timeout), wait_timeout=timeout
+            ) as client:
+                return await fn(client)
 
-
-def call(server: str | None, api_key: str | None, timeout: float, fn):
-    """Run fn(client) against the gateway; errors become exit codes."""
-
-    async def go():
-        async with connect(server, api_key, timeout) as client:
-            return await fn(client)
-
-    return run_command(go())
+        try:
+            return asyncio.run(go())
+        except (errors.PerceptError, ValueError, TypeError, OSError) as error:
+            fail(error)
 
 
 async def first(items: AsyncIterator[Any], limit: int) -> list[Any]:
@@ -178,20 +178,62 @@ def confirm(what: str) -> None:
     typer.confirm(f"Delete {what}?", abort=True, err=True)
 
 
-# --- one command, one SDK call ------------------------------------------------------------------
-
-
-def with_params(fn: Callable[..., Any], params: Sequence[inspect.Parameter]) -> None:
-    """Give `fn` the signature Typer reads its options from (the commands
-    below take **kwargs and are told their parameters here)."""
-    fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    fn.__annotations__ = {p.name: p.annotation for p in params}
+# --- a command that talks to the gateway ------------------------------------------------------
 
 
 def param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
-    """One command parameter, for `with_params` (Typer calls commands with keywords)."""
+    """One command parameter (Typer calls commands with keywords)."""
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                              default=default)  # fmt: skip
+
+
+def params_of(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+    """The parameters of `fn` as `param`s, their annotations evaluated."""
+    own = inspect.signature(fn, eval_str=True).parameters.values()
+    return [param(p.name, p.annotation, p.default) for p in own]
+
+
+def gateway_command(group: typer.Typer, name: str):
+    """Register `body` as the command `name` of `group`: a command that does
+    its own work and printing, with the options every such command shares.
+    Its parameters are the command's arguments and options in the order
+    `--help` lists them, two of them standing for shared ones:
+
+    - `gateway`: --server and --api-key; the body gets the `Gateway` they name,
+      whose `call` runs its work with a client and turns errors into exit codes;
+    - `as_json`, for a command that prints results: --json; the body gets it.
+
+    Typer passes every parameter by name (a body may take them after a bare
+    `*`). The docstring of `body` is the command's help."""
+
+    def register(body: Callable[..., None]) -> Callable[..., None]:
+        add_gateway_command(group, name, body, params_of(body))
+        return body
+
+    return register
+
+
+def add_gateway_command(
+    group: typer.Typer, name: str, body: Callable[..., None], params: Sequence[inspect.Parameter]
+) -> None:
+    """`gateway_command` with the parameters of `body` given as `params`."""
+    shared = {
+        "as_json": [param("as_json", AsJson, False)],
+        "gateway": [param("server", Server, DEFAULT_SERVER), param("api_key", ApiKey, None)],
+    }
+
+    def command(**kwargs: Any) -> None:
+        body(gateway=Gateway(kwargs.pop("server"), kwargs.pop("api_key")), **kwargs)
+
+    # The signature Typer reads the options from.
+    typed = [each for p in params for each in shared.get(p.name, [p])]
+    command.__signature__ = inspect.Signature(typed)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in typed}
+    command.__name__, command.__doc__ = body.__name__, body.__doc__
+    group.command(name)(command)
+
+
+# --- one command, one SDK call ------------------------------------------------------------------
 
 
 def sdk_command(
@@ -215,9 +257,8 @@ def sdk_command(
     The docstring of `work` is the command's help."""
 
     def register(work: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        own = list(inspect.signature(work, eval_str=True).parameters.values())[1:]
         add_sdk_command(
-            group, name, work, [param(p.name, p.annotation, p.default) for p in own],
+            group, name, work, params_of(work)[1:],
             shows=shows, listing=listing, says=says, deletes=deletes, timeout=timeout,
         )  # fmt: skip
         return work
@@ -242,16 +283,14 @@ def add_sdk_command(
     if deletes is not None:
         params.append(param("yes", Yes, False))
     if shows is not None:
-        params.append(param("as_json", AsJson, False))
-    params += [param("server", Server, DEFAULT_SERVER), param("api_key", ApiKey, None)]
+        params.append(param("as_json", bool))
+    params.append(param("gateway", Gateway))
 
-    def command(**kwargs: Any) -> None:
-        server, api_key = kwargs.pop("server"), kwargs.pop("api_key")
-        as_json = kwargs.pop("as_json", False)
+    def command(gateway: Gateway, as_json: bool = False, **kwargs: Any) -> None:
         what = deletes.format(**kwargs) if deletes is not None else ""
         if deletes is not None and not kwargs.pop("yes"):
             confirm(what)
-        result = call(server, api_key, timeout, lambda c: work(c, **kwargs))
+        result = gateway.call(lambda c: work(c, **kwargs), timeout)
         if as_json:
             print_json({listing: [r.to_json() for r in result]} if listing else result.to_json())
         elif shows is not None:
@@ -263,8 +302,7 @@ def add_sdk_command(
         raise typer.Exit(ExitCode.OK)
 
     command.__name__, command.__doc__ = work.__name__, work.__doc__
-    with_params(command, params)
-    group.command(name)(command)
+    add_gateway_command(group, name, command, params)
 
 
 class Resource:

@@ -21,20 +21,15 @@ from rich.table import Table
 from rich.text import Text
 
 from percept.cli_common import (
-    DEFAULT_SERVER,
-    ApiKey,
-    AsJson,
     ExitCode,
+    Gateway,
     Resource,
-    Server,
     app,
-    call,
-    connect,
     err,
+    gateway_command,
     one,
     out,
     print_json,
-    run_command,
     sdk_command,
     titled,
 )
@@ -131,16 +126,16 @@ subscription.command(
 )  # fmt: skip
 
 
-@webhooks_app.command("deliveries")
+@gateway_command(webhooks_app, "deliveries")
 def webhooks_deliveries(
+    *,
     sub_id: SubId,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Attempts shown, newest first.")] = 50,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
+    as_json: bool,
+    gateway: Gateway,
 ) -> None:
     """The delivery log: event, attempt, status code, latency, next try."""
-    log = call(server, api_key, 30.0, lambda c: c.webhook_deliveries(sub_id, limit=limit))
+    log = gateway.call(lambda c: c.webhook_deliveries(sub_id, limit=limit))
     if as_json:
         attempts = [dataclasses.asdict(a) for a in log.attempts]
         print_json({"attempts": attempts, "failed": list(log.failed),
@@ -186,8 +181,9 @@ def _event_line(e: Event) -> str:
     return f"{_when(e.time)}  {e.type:<20} {e.id}  {data}"
 
 
-@app.command("events")
+@gateway_command(app, "events")
 def events_command(
+    *,
     types: TypesOpt = None,
     source: Annotated[str | None, typer.Option(help="Only this source's.")] = None,
     task: Annotated[str | None, typer.Option(help="Only this task's.")] = None,
@@ -197,25 +193,23 @@ def events_command(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Print new events as they come.")
     ] = False,
-    as_json: AsJson = False,
-    server: Server = DEFAULT_SERVER,
-    api_key: ApiKey = None,
+    as_json: bool,
+    gateway: Gateway,
 ) -> None:
     """The event log, newest first; --follow prints new ones as they happen (Ctrl-C stops)."""
     if not follow:
-        page = call(server, api_key, 30.0, lambda c: c.list_events(
+        page = gateway.call(lambda c: c.list_events(
             types=types, source_id=source, task_id=task, limit=limit))  # fmt: skip
         for e in page.events:
             out.print(json.dumps(e.to_json()) if as_json else Text(_event_line(e)))
         raise typer.Exit(ExitCode.OK)
 
-    async def run() -> None:
-        async with connect(server, api_key, 3600.0) as client:
-            async for e in client.follow_events(types=types, source_id=source, task_id=task):
-                line = json.dumps(e.to_json()) if as_json else _event_line(e)
-                sys.stdout.write(line + "\n")
-                sys.stdout.flush()
+    async def run(client) -> None:
+        async for e in client.follow_events(types=types, source_id=source, task_id=task):
+            line = json.dumps(e.to_json()) if as_json else _event_line(e)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     with contextlib.suppress(KeyboardInterrupt):
-        run_command(run())
+        gateway.call(run, 3600.0)
     raise typer.Exit(ExitCode.OK)

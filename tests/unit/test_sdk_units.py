@@ -435,3 +435,34 @@ def test_stopping_a_video_iteration_early_cancels_its_task(tmp_path):
         ("GET", "/api/task/v1/events"),
         ("DELETE", "/api/task/v1"),
     ]
+
+
+def test_a_sync_live_stream_iterates_a_frame_source_that_is_also_async_iterable(monkeypatch):
+    """GrpcClient.stream_faces reads frames with iter(), even from an object
+    that has __aiter__ too (a camera wrapper offering both, a MagicMock):
+    every frame is sent and answered in order."""
+    from unittest import mock
+
+    from google.protobuf import message_factory
+    from percept import rules
+    from percept.transport import grpc as transport
+
+    def drain(self, effect, requests):  # a channel's call: reads every request, as grpc does
+        answer = message_factory.GetMessageClass(rules.method(effect.path).output_type)
+        responses = iter([answer(frame_index=i) for i, _ in enumerate(requests)])
+        return mock.Mock(__next__=lambda self: next(responses))
+
+    monkeypatch.setattr(transport._Base, "_call", drain)
+
+    class Camera:
+        def __iter__(self):
+            yield from (b"\xff\xd8one", b"\xff\xd8two")
+
+        async def __aiter__(self):
+            yield b"\xff\xd8one"
+
+    both = mock.MagicMock()
+    both.__iter__.return_value = iter([b"\xff\xd8one", b"\xff\xd8two"])
+    with percept.GrpcClient("127.0.0.1:1", "127.0.0.1:2") as client:
+        for frames in (Camera(), both):
+            assert [r.frame_index for r in client.stream_faces(frames)] == [0, 1]

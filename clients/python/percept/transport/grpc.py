@@ -247,7 +247,7 @@ def _live(c, kind: Kind, frames, options, color, timeout, fields, identify=None)
     values, path = kind_options(kind, "video", options, fields, identify), _path(kind, "live")
     sent = itertools.chain([values], itertools.repeat({}))  # each request's options
     make = lambda frame: _request(path, next(sent), inputs.image_bytes(frame, color))  # noqa: E731
-    if isinstance(frames, AsyncIterable):
+    if c._live is _AsyncLive and isinstance(frames, AsyncIterable):  # grpc.aio reads them
         requests: Any = (make(frame) async for frame in frames)
     else:
         requests = map(make, frames)

@@ -3,6 +3,7 @@ types, retries and the REST request loop against httpx's MockTransport."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import io
 import json
@@ -466,3 +467,55 @@ def test_a_sync_live_stream_iterates_a_frame_source_that_is_also_async_iterable(
     with percept.GrpcClient("127.0.0.1:1", "127.0.0.1:2") as client:
         for frames in (Camera(), both):
             assert [r.frame_index for r in client.stream_faces(frames)] == [0, 1]
+
+
+class _BrokenBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """An error answer's body that breaks off after its first bytes; counts closes."""
+
+    closed = 0
+
+    def __iter__(self):
+        yield b'{"error": {"code": "unavail'
+        raise httpx.ReadError("connection reset")
+
+    async def __aiter__(self):
+        yield b'{"error": {"code": "unavail'
+        raise httpx.ReadError("connection reset")
+
+    def close(self) -> None:
+        type(self).closed += 1
+
+    async def aclose(self) -> None:
+        type(self).closed += 1
+
+
+def test_an_event_stream_whose_error_body_breaks_off_is_closed_each_time():
+    """Opening a task's events gets a 503 whose body is cut off: the SDK retries
+    as for any network error, gives up with Unavailable, and every response it
+    opened is closed (no connection left to the pool's garbage collector)."""
+    opened = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        opened.append(request.url.path)
+        return httpx.Response(503, stream=_BrokenBody())
+
+    _BrokenBody.closed = 0
+    transport = httpx.MockTransport(gateway)
+    with (
+        percept.Client("http://gw", transport=transport, retry=FAST) as c,
+        pytest.raises(errors.Unavailable),
+    ):
+        list(c.events("t1", timeout=5))
+    assert len(opened) == FAST.attempts and _BrokenBody.closed == len(opened)
+
+    async def main() -> None:
+        transport = httpx.MockTransport(gateway)
+        client = percept.AsyncClient("http://gw", transport=transport, retry=FAST)
+        async with client as c:
+            with pytest.raises(errors.Unavailable):
+                [e async for e in c.events("t1", timeout=5)]
+
+    opened.clear()
+    _BrokenBody.closed = 0
+    asyncio.run(main())
+    assert len(opened) == FAST.attempts and _BrokenBody.closed == len(opened)

@@ -422,7 +422,8 @@ class Client(_Base):
                 sent = self._http.build_request(**effect.send(files))
                 response = self._http.send(sent, stream=effect.opens)
             if effect.opens and response.is_error:
-                response.read()  # the error's body; the stream is closed
+                with contextlib.closing(response):  # closed even if its body breaks off
+                    response.read()  # the error's body
             checked(response, effect.ok)
             return (response, EventSource(response).iter_sse()) if effect.opens else response
         except httpx.TransportError as exc:
@@ -472,7 +473,8 @@ class AsyncClient(_Base):
                 sent = self._http.build_request(**effect.send(files))
                 response = await self._http.send(sent, stream=effect.opens)
             if effect.opens and response.is_error:
-                await response.aread()
+                async with contextlib.aclosing(response):  # closed even if its body breaks off
+                    await response.aread()  # the error's body
             checked(response, effect.ok)
             return (response, EventSource(response).aiter_sse()) if effect.opens else response
         except httpx.TransportError as exc:

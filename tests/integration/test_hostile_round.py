@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import encode
 from tests.redis_cluster import RedisCluster3
-from tests.support import ROOT, GatewayProcess, ServerProcess, create_key, free_port, fresh_db
-from tests.toy.build import generate
+from tests.support import ROOT, GatewayProcess, create_key, free_port, fresh_db
+from tests.toy import stack as toy_stack
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +27,12 @@ MAX = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def toy_path(tmp_path_factory) -> str:
-    generated = generate(tmp_path_factory.mktemp("toy-gen"))
-    return os.pathsep.join((str(ROOT), str(ROOT / "gen"), str(generated)))
+    return toy_stack.pythonpath(tmp_path_factory.mktemp("toy-gen"))
 
 
 @pytest.fixture(scope="module")
 def toy(toy_path):
-    server = ServerProcess("tests.toy.server", env={"PYTHONPATH": toy_path}).start(timeout=60)
+    server = toy_stack.server(toy_path)
     yield server
     server.stop()
 
@@ -45,20 +44,8 @@ def redis_db(redis_url):
 
 @pytest.fixture(scope="module")
 def gateway(toy, toy_path, redis_db):
-    nowhere = f"127.0.0.1:{free_port()}"
-    server = GatewayProcess(
-        "gateway",
-        env={
-            "PYTHONPATH": toy_path,
-            "REDIS_URL": redis_db,
-            "GATEWAY_DECLARATIONS": "tests.toy.declaration",
-            "GATEWAY_TOY_TARGETS": toy.address,
-            "GATEWAY_FACE_TARGETS": nowhere,
-            "GATEWAY_OBJECT_TARGETS": nowhere,
-            "GATEWAY_MAX_IMAGE_BYTES": str(MAX),
-            "GATEWAY_WEBHOOK_ALLOW_PRIVATE": "true",
-        },
-    ).start()
+    env = toy_stack.gateway_env(toy, toy_path, redis_db, GATEWAY_MAX_IMAGE_BYTES=str(MAX))
+    server = GatewayProcess("gateway", env=env).start()
     yield server
     server.stop()
 

@@ -9,7 +9,6 @@ two keypoints and a mask (a diamond); the first is on track 7."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -24,13 +23,11 @@ from tests.console_support import assert_boxes_drawn_at, console_url, screenshot
 from tests.support import (
     ROOT,
     GatewayProcess,
-    ServerProcess,
-    free_port,
     fresh_db,
     task_events,
     wait_done,
 )
-from tests.toy.build import generate
+from tests.toy import stack as toy_stack
 
 pytestmark = pytest.mark.slow
 
@@ -46,35 +43,20 @@ CIRCLE = {"left": 220.0, "top": 90.0, "right": 360.0, "bottom": 255.0}
 
 @pytest.fixture(scope="module")
 def toy_path(tmp_path_factory) -> str:
-    """PYTHONPATH for the toy's processes: the tree, gen/, and the toy's Python
-    generated from its proto now."""
-    generated = generate(tmp_path_factory.mktemp("toy-gen"))
-    return os.pathsep.join((str(ROOT), str(ROOT / "gen"), str(generated)))
+    return toy_stack.pythonpath(tmp_path_factory.mktemp("toy-gen"))
 
 
 @pytest.fixture(scope="module")
 def toy(toy_path):
-    server = ServerProcess("tests.toy.server", env={"PYTHONPATH": toy_path}).start(timeout=60)
+    server = toy_stack.server(toy_path)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def gateway(toy, toy_path, redis_url):
-    nowhere = f"127.0.0.1:{free_port()}"  # face and object: declared, not used here
-    server = GatewayProcess(
-        "gateway",
-        env={
-            "PYTHONPATH": toy_path,
-            "REDIS_URL": fresh_db(redis_url, 10),
-            "GATEWAY_DECLARATIONS": "tests.toy.declaration",
-            "GATEWAY_TOY_TARGETS": toy.address,
-            "GATEWAY_TOY_CONCURRENCY": "2",
-            "GATEWAY_FACE_TARGETS": nowhere,
-            "GATEWAY_OBJECT_TARGETS": nowhere,
-            "GATEWAY_WEBHOOK_ALLOW_PRIVATE": "true",  # a subscription on loopback
-        },
-    ).start()
+    env = toy_stack.gateway_env(toy, toy_path, fresh_db(redis_url, 10), GATEWAY_TOY_CONCURRENCY="2")
+    server = GatewayProcess("gateway", env=env).start()
     yield server
     server.stop()
 

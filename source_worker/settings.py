@@ -5,8 +5,9 @@ read through GatewaySettings so both talk to the replicas the same way."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from gateway.redis_client import check_url
 from gateway.sources import SourcePolicy
 from percept_runtime.settings import LoggingSettings, Port, redis_url_field
 
@@ -36,3 +37,8 @@ class WorkerSettings(LoggingSettings, SourcePolicy):
     """Touched on every poll that reached Redis; `python -m source_worker --check` reads it."""
     metrics_port: Port = 0
     """Prometheus /metrics port (0: off)."""
+
+    @model_validator(mode="after")
+    def _redis_url(self) -> WorkerSettings:
+        check_url(self.redis_url)  # at start, as the gateway does: what is wrong, the form
+        return self

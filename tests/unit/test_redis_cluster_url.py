@@ -18,6 +18,7 @@ from gateway.signin import SignInThrottle
 from gateway.sources import SourceStore
 from gateway.webhooks import WebhookStore
 from scripts import ensure_redis
+from source_worker.settings import WorkerSettings
 from tests.support import free_port
 
 
@@ -29,9 +30,14 @@ def test_a_cluster_url_names_its_nodes():
 
 
 @pytest.mark.parametrize("url", ["redis+cluster://", "redis+cluster://h/1", "redis+cluster://h:x"])
-def test_a_bad_cluster_url_says_the_form_expected(url):
-    with pytest.raises(ValueError, match=r"redis\+cluster://\[\[user\]:password@\]host"):
+def test_a_bad_cluster_url_says_the_form_expected(url, monkeypatch):
+    form = r"redis\+cluster://\[\[user\]:password@\]host"
+    with pytest.raises(ValueError, match=form):
         check_url(url)
+    monkeypatch.setenv("REDIS_URL", url)  # the gateway and the source workers refuse it at start
+    for settings in (GatewaySettings, WorkerSettings):
+        with pytest.raises(ValueError, match=form):
+            settings()
 
 
 def test_a_cluster_client_and_its_tagged_key_names():

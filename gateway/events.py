@@ -139,7 +139,19 @@ end
 # now, data json, maxlen, max age, outbox maxlen.
 _PUBLISH = LUA_PUBLISH + "\nreturn publish_event(KEYS[1], KEYS[2], KEYS[3], unpack(ARGV))\n"
 
-_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+@dataclass(frozen=True)
+class _Publisher:
+    """What `publish` needs of one client, made at its first event: the script,
+    the key names (tagged on a cluster) and the retention (read from the
+    environment once: the source worker publishes an event per crossing)."""
+
+    script: Any
+    keys: EventKeys
+    retention: list[int]
+
+
+_publishers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def new_id() -> str:
@@ -158,19 +170,24 @@ async def publish(redis, tenant: str, type: str, data: dict) -> str:
     check_type(type)
     if type in SOURCE_EVENT_TYPES and "source_id" not in data:
         raise ValueError(f"a {type} event's data must carry source_id")
-    script = _scripts.get(redis)
-    if script is None:
-        script = _scripts[redis] = redis.register_script(_PUBLISH)
+    made = _publishers.get(redis)
+    if made is None:
+        made = _publishers[redis] = _Publisher(
+            redis.register_script(_PUBLISH),
+            EventKeys.for_client(redis),
+            Retention.from_env().args(),
+        )
     event_id = new_id()
-    await script(
-        keys=[stream_of(tenant, redis), stream_of(None, redis), outbox_of(redis)],
+    keys = made.keys
+    await made.script(
+        keys=[keys.evlog(tenant), keys.evlog_all, keys.outbox],
         args=[
             tenant,
             type,
             event_id,
             repr(time.time()),
             json.dumps(data, separators=(",", ":")),
-            *Retention.from_env().args(),
+            *made.retention,
         ],
     )
     return event_id

@@ -271,6 +271,7 @@ class WebhookStore:
         self.redis = redis
         self.retention_s = retention_s
         self.keys = WebhookKeys.for_client(redis)
+        self._enqueue_script = redis.register_script(_ENQUEUE)  # sent by hash, as the others
 
     async def create(self, sub: Subscription) -> Subscription:
         sub.id = sub.id or "sub_" + secrets.token_hex(8)
@@ -351,7 +352,7 @@ class WebhookStore:
 
     async def _enqueue(self, sub_id: str, event_id: str, args: tuple) -> Any:
         keys = self.keys.enqueue(sub_id, event_id)
-        return await self.redis.eval(_ENQUEUE, len(keys), *keys, *args)
+        return await self._enqueue_script(keys=keys, args=args)
 
     async def deliveries(
         self, sub: Subscription, *, limit: int = 50, cursor: str | None = None
